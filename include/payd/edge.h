@@ -1,0 +1,98 @@
+/*
+ * The network edge: TLS listeners, event-loop threads, request pipeline, graceful
+ * drain and reload.
+ *
+ * Pipeline per request: limits (431/413/415) -> route match (404/405) -> filters in
+ * the order added (WAF, auth, usage plans; a filter that responds stops the chain)
+ * -> the route's handler.
+ */
+#ifndef PAYD_EDGE_H
+#define PAYD_EDGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "payd/config.h"
+#include "payd/http.h"
+
+typedef struct {
+    int64_t threads;           /* 0: one per core */
+    char *listen;              /* API listener host:port (HTTPS) */
+    char *tls_cert;            /* PEM: certificate + chain */
+    char *tls_key;             /* PEM: private key */
+    char *tls_client_ca;       /* if set, clients must present a certificate signed by it (mTLS) */
+    int64_t max_header_bytes;  /* sum of header names + values -> 431 */
+    int64_t max_headers;       /* header count -> 431 */
+    int64_t max_body_bytes;    /* -> 413 */
+    int64_t request_timeout_ms;/* time to receive a whole request (slowloris) */
+    int64_t idle_timeout_ms;   /* HTTP/2 idle connection timeout */
+    int64_t handshake_timeout_ms;
+    int64_t drain_timeout_ms;  /* SIGTERM: time allowed for in-flight requests */
+    bool hsts;
+} pd_edge_api_config_t;
+
+typedef struct {
+    char *listen;      /* admin listener (plain HTTP, loopback) */
+    bool allow_public; /* permit a non-loopback admin address */
+} pd_edge_admin_config_t;
+
+/* Registers [api] and [admin] in cfg (defaults applied). */
+int pd_edge_config_register(pd_config_t *cfg, pd_edge_api_config_t *api, pd_edge_admin_config_t *admin) PD_WUR;
+
+typedef struct pd_server pd_server_t;
+
+/* A filter returns 0 to pass the request on, or 1 after it responded. */
+typedef int (*pd_filter_fn)(pd_req_t *r, void *arg);
+/* A readiness probe: true when ready; else writes a short reason into why. */
+typedef bool (*pd_ready_fn)(void *arg, char *why, size_t cap);
+
+int pd_server_new(pd_server_t **out, const pd_edge_api_config_t *api, const pd_edge_admin_config_t *admin,
+                  pd_router_t *router) PD_WUR;
+/* Filters and probes must be added before pd_server_start. */
+int pd_server_add_filter(pd_server_t *s, pd_filter_fn fn, void *arg) PD_WUR;
+int pd_server_add_probe(pd_server_t *s, const char *name, pd_ready_fn fn, void *arg) PD_WUR;
+/* Called when a request is finished (response written or client gone), on its loop
+ * thread, before its memory is released: for access logs and metrics. */
+typedef void (*pd_finish_fn)(pd_req_t *r, void *arg);
+int pd_server_on_finish(pd_server_t *s, pd_finish_fn fn, void *arg) PD_WUR;
+
+/* Binds the listeners (refusing a public admin address unless allowed), loads TLS,
+ * starts the loops. Errors are logged with the reason. */
+int pd_server_start(pd_server_t *s) PD_WUR;
+/* Bound ports (useful with port 0). */
+uint16_t pd_server_api_port(const pd_server_t *s);
+uint16_t pd_server_admin_port(const pd_server_t *s);
+/* Reloads the certificate and key; new connections use them, open ones keep theirs.
+ * On failure the old certificate stays in use. */
+int pd_server_reload_tls(pd_server_t *s) PD_WUR;
+/* Stops accepting, asks clients to go away (GOAWAY / Connection: close), waits for
+ * in-flight requests up to drain_timeout_ms. Returns the number of requests that were
+ * still in flight at the deadline (0 for a clean drain). */
+int pd_server_drain(pd_server_t *s);
+void pd_server_free(pd_server_t *s);
+
+int pd_server_nloops(const pd_server_t *s);
+pd_loop_t *pd_server_loop(pd_server_t *s, int i);
+pd_server_t *pd_loop_server(pd_loop_t *loop);
+/* True until draining starts and every probe passes; why explains a false. */
+bool pd_server_ready(pd_server_t *s, char *why, size_t cap);
+bool pd_server_draining(const pd_server_t *s);
+
+/* The routes of the edge itself (/healthz, /readyz on both listeners). */
+extern const pd_route_t pd_health_routes[];
+extern const size_t pd_health_routes_n;
+
+/* TLS: a server context with the policy (TLS 1.2+, AEAD + forward secrecy suites,
+ * server preference, ALPN h2 + http/1.1). err receives the reason on failure. */
+struct ssl_ctx_st;
+int pd_tls_server_ctx(struct ssl_ctx_st **out, const char *cert, const char *key, const char *client_ca, char *err,
+                      size_t errcap) PD_WUR;
+
+/*
+ * Dev mode certificates: ensures dir/ca.pem + ca-key.pem (a local CA) and
+ * dir/server.pem + server-key.pem (signed by it, SANs localhost, 127.0.0.1, ::1)
+ * exist, creating what is missing. Keys are written 0600.
+ */
+int pd_devcert_ensure(const char *dir, char *err, size_t errcap) PD_WUR;
+
+#endif

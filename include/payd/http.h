@@ -1,0 +1,150 @@
+/*
+ * The request as handlers see it, the response helpers, and the router.
+ *
+ * Threading: every request belongs to one event-loop thread. Handlers run on it and
+ * every pd_resp_* / pd_req_* call must happen on it. Work done on other threads
+ * (storage, vault) comes back with pd_loop_post().
+ *
+ * Lifetime: a handler responds exactly once, either before it returns or later.
+ * To respond later it calls pd_req_hold() first; the request then stays valid until
+ * the response call, even if the client disconnects in between (pd_req_alive()
+ * tells; the response is then dropped).
+ */
+#ifndef PAYD_HTTP_H
+#define PAYD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "payd/arena.h"
+#include "payd/buf.h"
+#include "payd/id.h"
+
+#define PD_ROUTE_MAX_PARAMS 4
+
+struct st_h2o_req_t;
+typedef struct pd_loop pd_loop_t;
+typedef struct pd_req pd_req_t;
+typedef struct pd_route pd_route_t;
+
+typedef void (*pd_handler_fn)(pd_req_t *r);
+
+typedef enum {
+    PD_M_GET = 1 << 0,
+    PD_M_POST = 1 << 1,
+    PD_M_DELETE = 1 << 2,
+    PD_M_PUT = 1 << 3,
+    PD_M_PATCH = 1 << 4,
+    PD_M_HEAD = 1 << 5,
+    PD_M_OPTIONS = 1 << 6,
+} pd_method_t;
+
+/* Which listener a route is served on. */
+typedef enum { PD_L_API = 1 << 0, PD_L_ADMIN = 1 << 1 } pd_listener_kind_t;
+
+enum {
+    PD_ROUTE_PUBLIC = 1 << 0, /* no API key needed (health checks) */
+    PD_ROUTE_BODY = 1 << 1,   /* takes a form or JSON body (content type enforced: 415) */
+};
+
+struct pd_route {
+    pd_method_t method;
+    const char *pattern; /* "/v1/payment_intents/:id/capture"; also the template in access logs */
+    pd_handler_fn handler;
+    unsigned listeners; /* PD_L_* */
+    unsigned flags;     /* PD_ROUTE_* */
+    const void *schema; /* the route's parameter model (WAF positive model / API validation), or NULL */
+    const char *resource; /* for scopes of restricted keys, e.g. "payment_intents"; NULL if none */
+};
+
+struct pd_req {
+    struct st_h2o_req_t *h2o; /* NULL once the client is gone */
+    pd_loop_t *loop;
+    pd_arena_t arena; /* request-scoped memory; freed with the request */
+    pd_listener_kind_t listener;
+    pd_view_t method;
+    pd_view_t path;  /* normalized, without the query */
+    pd_view_t query; /* after '?', without it; empty if none */
+    pd_view_t body;
+    pd_view_t content_type; /* media type only, lower-cased, parameters stripped */
+    const pd_route_t *route;
+    pd_view_t params[PD_ROUTE_MAX_PARAMS];
+    size_t nparams;
+    char id[PD_ID_MAX]; /* request id, also sent as Request-Id */
+    char peer[64];      /* client address (text) */
+    uint64_t start_ns;
+    int http_version;   /* 0x0101, 0x0200 */
+    void *auth;         /* set by the authentication filter */
+    void *ext;          /* per-request state of later filters (WAF) */
+    /* response bookkeeping */
+    int status;
+    size_t resp_bytes;
+    bool responded;
+    int holds;
+    const char *error_code; /* set by pd_resp_error, for logs */
+};
+
+/* --- request accessors --- */
+/* The value of the first header with this (lower-case) name, or an empty view with p == NULL. */
+pd_view_t pd_req_header(pd_req_t *r, const char *lname);
+/* The path parameter with this name (":id" -> "id"), or PD_VIEW_NULL. */
+pd_view_t pd_req_param(pd_req_t *r, const char *name);
+void pd_req_hold(pd_req_t *r);
+bool pd_req_alive(const pd_req_t *r);
+
+/* --- responses (each releases a hold) --- */
+/* Adds a response header; name and value are copied. */
+void pd_resp_header(pd_req_t *r, const char *name, const char *value);
+/* Sends a JSON body (copied). */
+void pd_resp_json(pd_req_t *r, int status, pd_view_t body);
+/*
+ * Sends a Stripe-shaped error: {"error":{"type","code","message","param","request_log_url"?}}.
+ * code and param may be NULL (omitted). extra_json, if not NULL, is a string of
+ * additional members appended inside "error" (e.g. "\"decline_code\":\"...\"").
+ */
+void pd_resp_error_x(pd_req_t *r, int status, const char *type, const char *code, const char *message,
+                     const char *param, const char *extra_json);
+static inline void
+pd_resp_error(pd_req_t *r, int status, const char *type, const char *code, const char *message, const char *param)
+{
+    pd_resp_error_x(r, status, type, code, message, param, NULL);
+}
+/* 400 invalid_request_error with a parameter. */
+void pd_resp_invalid(pd_req_t *r, const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* --- cross-thread completion --- */
+typedef struct pd_task pd_task_t;
+struct pd_task {
+    void *_link[2]; /* h2o_linklist_t */
+    void (*fn)(pd_task_t *t);
+};
+/* Runs t->fn(t) on the loop's thread. Thread-safe; t must stay valid until it runs. */
+void pd_loop_post(pd_loop_t *loop, pd_task_t *t);
+/* Index of the loop (0..threads-1). */
+int pd_loop_index(const pd_loop_t *loop);
+
+/* --- router --- */
+typedef struct pd_router pd_router_t;
+
+int pd_router_new(pd_router_t **out) PD_WUR;
+void pd_router_free(pd_router_t *rt);
+/* Adds routes (the array must outlive the router). Rejects malformed patterns and
+ * duplicate method+pattern pairs. */
+int pd_router_add(pd_router_t *rt, const pd_route_t *routes, size_t n) PD_WUR;
+typedef enum { PD_MATCH_OK, PD_MATCH_NOT_FOUND, PD_MATCH_METHOD } pd_match_result_t;
+/*
+ * Matches method+path for a listener. On OK fills *route, params and *nparams. On
+ * METHOD (the path exists with other methods) *allowed gets the PD_M_* mask.
+ */
+pd_match_result_t pd_router_match(const pd_router_t *rt, unsigned listener, pd_view_t method, pd_view_t path,
+                                  const pd_route_t **route, pd_view_t *params, size_t *nparams, unsigned *allowed);
+/* Parses a method name; 0 if unknown. */
+pd_method_t pd_method_parse(pd_view_t m);
+/* Writes "GET, POST" for a mask. */
+void pd_method_list(unsigned mask, char *out, size_t cap);
+/* Iterates routes: returns the i-th route or NULL past the end. */
+const pd_route_t *pd_router_at(const pd_router_t *rt, size_t i);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * Object identifiers: "<prefix>_" followed by PD_ID_RAND_LEN base62 characters from
+ * the CSPRNG (e.g. pi_3MtwBwLkdIwHu7ix28a3tqPa). ~143 bits of randomness.
+ */
+#ifndef PAYD_ID_H
+#define PAYD_ID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "payd/buf.h"
+#include "payd/error.h"
+
+#define PD_ID_RAND_LEN 24
+#define PD_ID_MAX 48 /* longest id including NUL */
+
+/* Writes prefix "_" random into out. Returns PD_ERR_TOOBIG if cap is too small. */
+int pd_id_new(const char *prefix, char *out, size_t cap) PD_WUR;
+/* Fills out[0..n) with uniform base62 characters (no NUL added). */
+int pd_rand_base62(char *out, size_t n) PD_WUR;
+/* True when v looks like an id with this prefix: prefix "_" [0-9A-Za-z]{8,64}. */
+bool pd_id_valid(pd_view_t v, const char *prefix);
+
+#endif

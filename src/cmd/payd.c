@@ -1,0 +1,339 @@
+/*
+ * payd: the network-facing payment service. This file parses the command line and
+ * wires the components; the logic lives in src/<component>.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "payd/config.h"
+#include "payd/edge.h"
+#include "payd/log.h"
+#include "payd/service.h"
+
+extern char **environ;
+
+typedef struct {
+    pd_config_t *cfg;
+    pd_service_config_t svc;
+    pd_edge_api_config_t api;
+    pd_edge_admin_config_t admin;
+    const char *config_path;
+    bool dev;
+    bool check_only;
+    bool print_config;
+    bool print_reference;
+} app_t;
+
+/* kept reachable until exit: a started server is not torn down (see pd_server_free) */
+static pd_server_t *g_server;
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: payd [--config FILE] [--dev] [--data-dir DIR] [--listen ADDR:PORT]\n"
+               "            [--admin-listen ADDR:PORT] [--set section.key=value]... [--check-config]\n"
+               "            [--print-config] [--config-reference] [--version]\n"
+               "\n"
+               "  --config FILE        INI configuration (see docs/configuration.md)\n"
+               "  --dev                development mode: creates DIR/tls with a local CA and server\n"
+               "                       certificate on first start, and uses them\n"
+               "  --data-dir DIR       same as --set server.data_dir=DIR\n"
+               "  --listen ADDR:PORT   same as --set api.listen=ADDR:PORT\n"
+               "  --admin-listen A:P   same as --set admin.listen=A:P\n"
+               "  --set S.K=V          set any configuration key (after file and environment)\n"
+               "  --check-config       validate the configuration and exit (0 when valid)\n"
+               "  --print-config       print the effective configuration and exit\n"
+               "  --config-reference   print every key as a Markdown table and exit\n");
+}
+
+static int
+register_config(app_t *app)
+{
+    int r;
+    if ((r = pd_config_new(&app->cfg)) != 0 || (r = pd_service_config_register(app->cfg, &app->svc)) != 0 ||
+        (r = pd_edge_config_register(app->cfg, &app->api, &app->admin)) != 0) {
+        fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
+        return r;
+    }
+    return 0;
+}
+
+/* Applies file, environment, then flags. Returns 0 or prints every error and returns < 0. */
+static int
+load_config(app_t *app, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"dev", no_argument, NULL, 'd'},
+        {"data-dir", required_argument, NULL, 'D'}, {"listen", required_argument, NULL, 'l'},
+        {"admin-listen", required_argument, NULL, 'a'}, {"set", required_argument, NULL, 's'},
+        {"check-config", no_argument, NULL, 'C'},   {"print-config", no_argument, NULL, 'P'},
+        {"config-reference", no_argument, NULL, 'R'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    int c, r = 0;
+    char arg[4200];
+
+    /* first pass: find the file and the mode flags */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': app->config_path = optarg; break;
+        case 'd': app->dev = true; break;
+        case 'C': app->check_only = true; break;
+        case 'P': app->print_config = true; break;
+        case 'R': app->print_reference = true; break;
+        case 'V': printf("payd %s\n", PAYD_VERSION); exit(0);
+        case 'h': usage(stdout); exit(0);
+        case '?':
+            fprintf(stderr, "payd: unknown or incomplete option \"%s\"\n", argv[optind - 1]);
+            usage(stderr);
+            return PD_ERR_CONFIG;
+        default: break;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "payd: unexpected argument \"%s\"\n", argv[optind]);
+        return PD_ERR_CONFIG;
+    }
+    if (app->config_path != NULL && pd_config_load_file(app->cfg, app->config_path) != 0)
+        r = PD_ERR_CONFIG;
+    if (pd_config_load_env(app->cfg, environ) != 0)
+        r = PD_ERR_CONFIG;
+    /* second pass: flags that set keys, in order */
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (c) {
+        case 'D': key = "server.data_dir"; break;
+        case 'l': key = "api.listen"; break;
+        case 'a': key = "admin.listen"; break;
+        case 's':
+            if (pd_config_set_arg(app->cfg, optarg, "--set") != 0)
+                r = PD_ERR_CONFIG;
+            continue;
+        default: continue;
+        }
+        snprintf(arg, sizeof(arg), "%s=%s", key, optarg);
+        if (pd_config_set_arg(app->cfg, arg, argv[optind - 2]) != 0)
+            r = PD_ERR_CONFIG;
+    }
+    if (r != 0)
+        fprintf(stderr, "payd: configuration error:\n%s\n", pd_config_error(app->cfg));
+    return r;
+}
+
+static int
+mkdir_p(const char *dir, mode_t mode)
+{
+    char tmp[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(tmp))
+        return PD_ERR_INVALID;
+    memcpy(tmp, dir, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* dev mode: data dir, TLS material */
+static int
+prepare_dev(app_t *app)
+{
+    char tls_dir[4096], path[4200], err[512];
+    int r;
+
+    if ((r = mkdir_p(app->svc.data_dir, 0700)) != 0) {
+        fprintf(stderr, "payd: cannot create data dir %s: %s\n", app->svc.data_dir, pd_strerror(r));
+        return r;
+    }
+    snprintf(tls_dir, sizeof(tls_dir), "%s/tls", app->svc.data_dir);
+    if ((r = pd_devcert_ensure(tls_dir, err, sizeof(err))) != 0) {
+        fprintf(stderr, "payd: %s\n", err);
+        return r;
+    }
+    if (app->api.tls_cert == NULL || app->api.tls_cert[0] == '\0') {
+        snprintf(path, sizeof(path), "api.tls_cert=%s/server.pem", tls_dir);
+        if ((r = pd_config_set_arg(app->cfg, path, "--dev")) != 0)
+            return r;
+        snprintf(path, sizeof(path), "api.tls_key=%s/server-key.pem", tls_dir);
+        if ((r = pd_config_set_arg(app->cfg, path, "--dev")) != 0)
+            return r;
+    }
+    return 0;
+}
+
+static void
+print_banner(app_t *app)
+{
+    char host[256];
+    uint16_t port;
+    if (pd_config_parse_addr(app->api.listen, host, sizeof(host), &port) != 0)
+        return;
+    const char *h = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ? "127.0.0.1" : host;
+    bool v6 = strchr(h, ':') != NULL;
+    char url[300];
+    snprintf(url, sizeof(url), "https://%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", pd_server_api_port(g_server));
+    printf("\npayd is running (%s mode)\n", app->dev ? "dev" : "production");
+    printf("  API:    %s\n", url);
+    if (app->admin.listen[0] != '\0')
+        printf("  admin:  http://%s\n", app->admin.listen);
+    if (app->dev) {
+        printf("  CA:     %s/tls/ca.pem\n", app->svc.data_dir);
+        printf("  try:    curl --cacert %s/tls/ca.pem %s/healthz\n", app->svc.data_dir, url);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+static int
+apply_logging(app_t *app)
+{
+    pd_log_level = (pd_log_level_t)app->svc.log_level;
+    if (strcmp(app->svc.log_file, "stderr") == 0)
+        return 0;
+    pd_log_sink_t *sink;
+    int r = pd_log_sink_open(&sink, app->svc.log_file, (uint64_t)app->svc.log_max_bytes, (unsigned)app->svc.log_keep);
+    if (r != 0) {
+        fprintf(stderr, "payd: cannot open log file %s: %s\n", app->svc.log_file, pd_strerror(r));
+        return r;
+    }
+    pd_log_set_sink(sink);
+    return 0;
+}
+
+/* SIGHUP: re-read the file and apply what can change without a restart */
+static void
+reload(app_t *app)
+{
+    pd_config_t *fresh = NULL;
+    pd_service_config_t svc;
+    pd_edge_api_config_t api;
+    pd_edge_admin_config_t admin;
+
+    pd_log_info("SIGHUP: reloading");
+    if (app->config_path != NULL) {
+        if (pd_config_new(&fresh) != 0 || pd_service_config_register(fresh, &svc) != 0 ||
+            pd_edge_config_register(fresh, &api, &admin) != 0 || pd_config_load_file(fresh, app->config_path) != 0 ||
+            pd_config_load_env(fresh, environ) != 0) {
+            pd_log_error("reload: configuration invalid; keeping the running one",
+                         PD_LS("reason", fresh ? pd_config_error(fresh) : "out of memory"));
+            pd_config_free(fresh);
+            return;
+        }
+        pd_log_level = (pd_log_level_t)svc.log_level;
+        app->svc.log_level = svc.log_level;
+        pd_config_free(fresh);
+    }
+    /* certificate files may have been replaced in place */
+    if (pd_server_reload_tls(g_server) != 0)
+        return; /* logged; the old certificate stays in use */
+}
+
+static int
+run(app_t *app)
+{
+    pd_router_t *router = NULL;
+    sigset_t set;
+    int r, sig;
+
+    if ((r = pd_router_new(&router)) != 0 || (r = pd_router_add(router, pd_health_routes, pd_health_routes_n)) != 0)
+        return r;
+    if ((r = pd_server_new(&g_server, &app->api, &app->admin, router)) != 0)
+        return r;
+
+    /* signals are taken synchronously by this thread; loops inherit the mask */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((r = pd_server_start(g_server)) != 0)
+        return r;
+    print_banner(app);
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(app);
+        } else if (sig == SIGUSR1) {
+            pd_log_sink_t *cur = pd_log_set_sink(NULL);
+            if (pd_log_sink_reopen(cur) != 0)
+                fprintf(stderr, "payd: cannot reopen log file\n");
+            pd_log_set_sink(cur);
+            pd_log_info("SIGUSR1: log files reopened");
+        } else {
+            pd_log_info("shutting down: draining in-flight requests", PD_LS("signal", strsignal(sig)),
+                        PD_LI("drain_timeout_ms", app->api.drain_timeout_ms));
+            int left = pd_server_drain(g_server);
+            if (left > 0)
+                pd_log_warn("drain deadline passed with requests in flight", PD_LI("requests", left));
+            pd_log_info("stopped");
+            return 0;
+        }
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    app_t app = {0};
+    int r;
+
+    if (register_config(&app) != 0)
+        return 2;
+    if (load_config(&app, argc, argv) != 0)
+        return 2;
+    if (app.print_reference) {
+        pd_config_reference(app.cfg, stdout);
+        return 0;
+    }
+    if (app.dev && prepare_dev(&app) != 0)
+        return 1;
+    if (!app.dev && (app.api.tls_cert[0] == '\0' || app.api.tls_key[0] == '\0')) {
+        fprintf(stderr, "payd: configuration error:\n[api] tls_cert and tls_key are required (or run with --dev)\n");
+        return 2;
+    }
+    if (app.print_config) {
+        pd_config_dump(app.cfg, stdout);
+        return 0;
+    }
+    if (app.check_only) {
+        char err[512];
+        SSL_CTX *ctx;
+        if (pd_tls_server_ctx(&ctx, app.api.tls_cert, app.api.tls_key, app.api.tls_client_ca, err, sizeof(err)) != 0) {
+            fprintf(stderr, "payd: configuration error:\n%s\n", err);
+            return 2;
+        }
+        SSL_CTX_free(ctx);
+        printf("configuration ok\n");
+        pd_config_free(app.cfg);
+        return 0;
+    }
+    if (apply_logging(&app) != 0)
+        return 1;
+    r = run(&app);
+    if (r != 0) {
+        pd_log_error("payd failed to start", PD_LERR(r));
+        return 1;
+    }
+    return 0;
+}

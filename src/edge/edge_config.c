@@ -1,0 +1,45 @@
+#include <stddef.h>
+
+#include "payd/edge.h"
+
+#define A(f) offsetof(pd_edge_api_config_t, f)
+static const pd_config_key_t api_keys[] = {
+    {"listen", PD_CT_ADDR, A(listen), "127.0.0.1:8443", .help = "address of the HTTPS API listener"},
+    {"threads", PD_CT_INT, A(threads), "0", 0, 256, .help = "event-loop threads; 0 = one per CPU core"},
+    {"tls_cert", PD_CT_PATH, A(tls_cert), "", .reloadable = true,
+     .help = "PEM certificate chain (dev mode: DATA_DIR/tls/server.pem)"},
+    {"tls_key", PD_CT_PATH, A(tls_key), "", .reloadable = true, .help = "PEM private key"},
+    {"tls_client_ca", PD_CT_PATH, A(tls_client_ca), "", .reloadable = true,
+     .help = "if set, require client certificates signed by this CA (mutual TLS)"},
+    {"max_header_bytes", PD_CT_SIZE, A(max_header_bytes), "16k", 1024, 256 * 1024,
+     .help = "total size of request header names and values; larger -> 431"},
+    {"max_headers", PD_CT_INT, A(max_headers), "64", 8, 96, .help = "number of request headers; more -> 431"},
+    {"max_body_bytes", PD_CT_SIZE, A(max_body_bytes), "1m", 1024, 64 * 1024 * 1024,
+     .help = "request body size; larger -> 413"},
+    {"request_timeout_ms", PD_CT_MS, A(request_timeout_ms), "10s", 100, 300000,
+     .help = "time a client has to send a complete request (slow clients are cut off)"},
+    {"idle_timeout_ms", PD_CT_MS, A(idle_timeout_ms), "60s", 100, 3600000, .help = "idle HTTP/2 connection timeout"},
+    {"handshake_timeout_ms", PD_CT_MS, A(handshake_timeout_ms), "5s", 100, 60000, .help = "TLS handshake timeout"},
+    {"drain_timeout_ms", PD_CT_MS, A(drain_timeout_ms), "10s", 0, 600000,
+     .help = "on SIGTERM, how long in-flight requests may take before exit"},
+    {"hsts", PD_CT_BOOL, A(hsts), "true", .help = "send Strict-Transport-Security on API responses"},
+};
+#undef A
+
+#define D(f) offsetof(pd_edge_admin_config_t, f)
+static const pd_config_key_t admin_keys[] = {
+    {"listen", PD_CT_ADDR, D(listen), "127.0.0.1:9090",
+     .help = "address of the admin listener (health, metrics, dashboard); plain HTTP"},
+    {"allow_public", PD_CT_BOOL, D(allow_public), "false",
+     .help = "allow a non-loopback admin address (the private-subnet rule is refused otherwise)"},
+};
+#undef D
+
+int
+pd_edge_config_register(pd_config_t *cfg, pd_edge_api_config_t *api, pd_edge_admin_config_t *admin)
+{
+    int r = pd_config_add(cfg, "api", api_keys, sizeof(api_keys) / sizeof(api_keys[0]), api);
+    if (r == 0)
+        r = pd_config_add(cfg, "admin", admin_keys, sizeof(admin_keys) / sizeof(admin_keys[0]), admin);
+    return r;
+}

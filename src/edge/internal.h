@@ -1,0 +1,70 @@
+/* Edge internals shared by server.c, request.c and conn.c. Not a public interface. */
+#ifndef PAYD_EDGE_INTERNAL_H
+#define PAYD_EDGE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <h2o.h>
+
+#include "payd/edge.h"
+
+#define PD_EDGE_MAX_FILTERS 16
+#define PD_EDGE_MAX_PROBES 16
+
+struct pd_loop {
+    pd_server_t *srv;
+    int index;
+    pthread_t tid;
+    bool started;
+    _Atomic bool stop;   /* leave the loop now */
+    _Atomic bool exited;
+    bool drain_started;  /* loop thread only */
+    h2o_evloop_t *evloop;
+    h2o_context_t ctx;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    h2o_accept_ctx_t api_accept, admin_accept;
+    h2o_socket_t *api_sock, *admin_sock;
+    int api_fd, admin_fd;
+    unsigned tls_gen;
+    size_t inflight;                 /* requests not yet disposed (loop thread only) */
+    _Atomic size_t inflight_shared;  /* the same, readable from the main thread */
+};
+
+struct pd_server {
+    const pd_edge_api_config_t *api;
+    const pd_edge_admin_config_t *admin;
+    pd_router_t *router;
+    h2o_globalconf_t gconf;
+    h2o_hostconf_t *api_host, *admin_host;
+    h2o_hostconf_t *api_hosts[2], *admin_hosts[2];
+    pd_loop_t *loops;
+    int nloops;
+    uint16_t api_port, admin_port;
+    pthread_mutex_t tls_mu;
+    SSL_CTX *tls_ctx; /* current; guarded by tls_mu */
+    _Atomic unsigned tls_gen;
+    _Atomic bool draining;
+    struct {
+        pd_filter_fn fn;
+        void *arg;
+    } filters[PD_EDGE_MAX_FILTERS];
+    size_t nfilters;
+    struct {
+        pd_finish_fn fn;
+        void *arg;
+    } finish[PD_EDGE_MAX_FILTERS];
+    size_t nfinish;
+    struct {
+        const char *name;
+        pd_ready_fn fn;
+        void *arg;
+    } probes[PD_EDGE_MAX_PROBES];
+    size_t nprobes;
+};
+
+/* request.c: installs the request handler on a host */
+void pd_edge_register_handler(pd_server_t *s, h2o_hostconf_t *host, pd_listener_kind_t kind);
+
+#endif

@@ -1,0 +1,367 @@
+/*
+ * The request pipeline: turns an h2o request into a pd_req_t, enforces the limits,
+ * routes, runs the filters and the handler, and sends responses.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "edge/internal.h"
+#include "payd/json.h"
+#include "payd/log.h"
+#include "payd/time.h"
+
+#define REQ_ARENA_MAX (4u * 1024 * 1024)
+#define ERROR_BODY_MAX (16u * 1024)
+
+typedef struct {
+    h2o_handler_t super;
+    pd_server_t *srv;
+    pd_listener_kind_t kind;
+} handler_t;
+
+/* lives in the h2o pool next to the pd_req_t; disposed first when the h2o request
+ * goes away, so a held pd_req_t learns that its client is gone */
+typedef struct {
+    pd_req_t *r;
+} sentinel_t;
+
+static void
+req_dispose(void *p)
+{
+    pd_req_t *r = p;
+    pd_server_t *s = r->loop->srv;
+    for (size_t i = 0; i < s->nfinish; i++)
+        s->finish[i].fn(r, s->finish[i].arg);
+    pd_arena_free(&r->arena);
+    r->loop->inflight--;
+    atomic_store(&r->loop->inflight_shared, r->loop->inflight);
+}
+
+static void
+sentinel_dispose(void *p)
+{
+    sentinel_t *st = p;
+    st->r->h2o = NULL;
+}
+
+void
+pd_req_hold(pd_req_t *r)
+{
+    r->holds++;
+    h2o_mem_addref_shared(r);
+}
+
+bool
+pd_req_alive(const pd_req_t *r)
+{
+    return r->h2o != NULL;
+}
+
+static void
+req_release(pd_req_t *r)
+{
+    if (r->holds > 0) {
+        r->holds--;
+        h2o_mem_release_shared(r);
+    }
+}
+
+pd_view_t
+pd_req_header(pd_req_t *r, const char *lname)
+{
+    if (r->h2o == NULL)
+        return PD_VIEW_NULL;
+    ssize_t i = h2o_find_header_by_str(&r->h2o->headers, lname, strlen(lname), -1);
+    if (i < 0)
+        return PD_VIEW_NULL;
+    h2o_iovec_t v = r->h2o->headers.entries[i].value;
+    return pd_view(v.base, v.len);
+}
+
+pd_view_t
+pd_req_param(pd_req_t *r, const char *name)
+{
+    if (r->route == NULL)
+        return PD_VIEW_NULL;
+    const char *p = r->route->pattern;
+    size_t idx = 0, nl = strlen(name);
+    while ((p = strchr(p, ':')) != NULL) {
+        const char *e = p + 1;
+        while (*e != '\0' && *e != '/')
+            e++;
+        if ((size_t)(e - p - 1) == nl && memcmp(p + 1, name, nl) == 0)
+            return idx < r->nparams ? r->params[idx] : PD_VIEW_NULL;
+        idx++;
+        p = e;
+    }
+    return PD_VIEW_NULL;
+}
+
+void
+pd_resp_header(pd_req_t *r, const char *name, const char *value)
+{
+    if (r->h2o == NULL || r->responded)
+        return;
+    h2o_mem_pool_t *pool = &r->h2o->pool;
+    size_t nl = strlen(name);
+    char *n = h2o_mem_alloc_pool(pool, nl);
+    for (size_t i = 0; i < nl; i++)
+        n[i] = (char)tolower((unsigned char)name[i]);
+    h2o_iovec_t v = h2o_strdup(pool, value, strlen(value));
+    h2o_add_header_by_str(pool, &r->h2o->res.headers, n, nl, 1, NULL, v.base, v.len);
+}
+
+static const char *
+reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "OK";
+    }
+}
+
+void
+pd_resp_json(pd_req_t *r, int status, pd_view_t body)
+{
+    if (r->responded) {
+        pd_log_error("BUG: second response to a request", PD_LS("request_id", r->id));
+        return;
+    }
+    r->responded = true;
+    r->status = status;
+    r->resp_bytes = body.len;
+    if (r->h2o != NULL) {
+        h2o_req_t *req = r->h2o;
+        h2o_mem_pool_t *pool = &req->pool;
+        req->res.status = status;
+        req->res.reason = reason_of(status);
+        req->res.content_length = body.len;
+        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, r->id, strlen(r->id));
+        if (r->listener == PD_L_API && r->loop->srv->api->hsts)
+            h2o_add_header(pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
+                           H2O_STRLIT("max-age=63072000; includeSubDomains"));
+        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, no-store"));
+        if (atomic_load(&r->loop->srv->draining))
+            req->http1_is_persistent = 0;
+        h2o_send_inline(req, (const char *)body.p, body.len);
+    }
+    req_release(r);
+}
+
+void
+pd_resp_error_x(pd_req_t *r, int status, const char *type, const char *code, const char *message, const char *param,
+                const char *extra_json)
+{
+    pd_buf_t b;
+    pd_jw_t w;
+
+    pd_buf_init(&b, ERROR_BODY_MAX);
+    pd_jw_init(&w, &b);
+    pd_jw_obj_begin(&w);
+    pd_jw_key(&w, "error");
+    pd_jw_obj_begin(&w);
+    pd_jw_kstr(&w, "type", type);
+    if (code != NULL)
+        pd_jw_kstr(&w, "code", code);
+    pd_jw_kstr(&w, "message", message);
+    if (param != NULL)
+        pd_jw_kstr(&w, "param", param);
+    if (extra_json != NULL && extra_json[0] != '\0') {
+        /* members written by the caller as trusted JSON text */
+        if (w.err == 0)
+            w.err = pd_buf_put_byte(&b, ',');
+        if (w.err == 0)
+            w.err = pd_buf_put_cstr(&b, extra_json);
+    }
+    pd_jw_kstr(&w, "request_id", r->id);
+    pd_jw_obj_end(&w);
+    pd_jw_obj_end(&w);
+    r->error_code = code != NULL ? code : type;
+    if (pd_jw_finish(&w) != 0) {
+        pd_buf_reset(&b);
+        if (pd_buf_put_cstr(&b, "{\"error\":{\"type\":\"api_error\",\"message\":\"error too large\"}}") != 0)
+            b.len = 0;
+    }
+    pd_resp_json(r, status, pd_buf_view(&b));
+    pd_buf_free(&b);
+}
+
+void
+pd_resp_invalid(pd_req_t *r, const char *code, const char *param, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pd_resp_error(r, 400, "invalid_request_error", code, msg, param);
+}
+
+static void
+peer_text(h2o_req_t *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    out[0] = '\0';
+    if (sl == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+}
+
+/* media type, lower-cased, without parameters ("application/json; charset=utf-8" -> "application/json") */
+static pd_view_t
+media_type(pd_req_t *r)
+{
+    pd_view_t v = pd_req_header(r, "content-type");
+    size_t n = 0;
+    while (n < v.len && v.p[n] != ';' && v.p[n] != ' ' && v.p[n] != '\t')
+        n++;
+    char *lc = pd_arena_alloc(&r->arena, n + 1);
+    if (lc == NULL)
+        return PD_VIEW_NULL;
+    for (size_t i = 0; i < n; i++)
+        lc[i] = (char)tolower(v.p[i]);
+    lc[n] = '\0';
+    return pd_view(lc, n);
+}
+
+/* 431 when the header block is larger than allowed */
+static bool
+headers_too_large(pd_req_t *r, h2o_req_t *req)
+{
+    const pd_edge_api_config_t *c = r->loop->srv->api;
+    size_t total = 0;
+    if (req->headers.size > (size_t)c->max_headers)
+        return true;
+    for (size_t i = 0; i < req->headers.size; i++)
+        total += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    return total > (size_t)c->max_header_bytes;
+}
+
+static void
+route_request(pd_req_t *r)
+{
+    pd_server_t *s = r->loop->srv;
+    const pd_route_t *route = NULL;
+    unsigned allowed = 0;
+    char msg[600];
+
+    if (headers_too_large(r, r->h2o)) {
+        pd_resp_error(r, 431, "invalid_request_error", "request_header_fields_too_large",
+                      "The request headers are too large.", NULL);
+        return;
+    }
+    switch (pd_router_match(s->router, r->listener, r->method, r->path, &route, r->params, &r->nparams, &allowed)) {
+    case PD_MATCH_NOT_FOUND:
+        snprintf(msg, sizeof(msg), "Unrecognized request URL (%.*s: %.*s).", (int)r->method.len,
+                 (const char *)r->method.p, (int)(r->path.len > 200 ? 200 : r->path.len), (const char *)r->path.p);
+        pd_resp_error(r, 404, "invalid_request_error", "resource_missing", msg, NULL);
+        return;
+    case PD_MATCH_METHOD: {
+        char list[128];
+        pd_method_list(allowed, list, sizeof(list));
+        pd_resp_header(r, "Allow", list);
+        snprintf(msg, sizeof(msg), "Method %.*s is not allowed for %.*s (allowed: %s).", (int)r->method.len,
+                 (const char *)r->method.p, (int)(r->path.len > 200 ? 200 : r->path.len), (const char *)r->path.p,
+                 list);
+        pd_resp_error(r, 405, "invalid_request_error", "method_not_allowed", msg, NULL);
+        return;
+    }
+    case PD_MATCH_OK:
+        break;
+    }
+    r->route = route;
+    if (r->body.len > (size_t)s->api->max_body_bytes) {
+        snprintf(msg, sizeof(msg), "The request body is larger than %lld bytes.", (long long)s->api->max_body_bytes);
+        pd_resp_error(r, 413, "invalid_request_error", "request_too_large", msg, NULL);
+        return;
+    }
+    if (r->body.len > 0) {
+        if ((route->flags & PD_ROUTE_BODY) == 0) {
+            pd_resp_error(r, 400, "invalid_request_error", "body_not_allowed", "This endpoint does not take a body.",
+                          NULL);
+            return;
+        }
+        if (!pd_view_eq_cstr(r->content_type, "application/x-www-form-urlencoded") &&
+            !pd_view_eq_cstr(r->content_type, "application/json")) {
+            pd_resp_error(r, 415, "invalid_request_error", "unsupported_media_type",
+                          "Content-Type must be application/x-www-form-urlencoded or application/json.", NULL);
+            return;
+        }
+    }
+    for (size_t i = 0; i < s->nfilters; i++)
+        if (s->filters[i].fn(r, s->filters[i].arg) != 0)
+            return;
+    route->handler(r);
+    if (!r->responded && r->holds == 0) {
+        pd_log_error("BUG: handler returned without responding", PD_LS("route", route->pattern));
+        pd_resp_error(r, 500, "api_error", NULL, "An internal error occurred.", NULL);
+    }
+}
+
+static int
+on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    handler_t *h = (handler_t *)self;
+    /* every context is embedded in its loop */
+    pd_loop_t *loop = (pd_loop_t *)(void *)((char *)req->conn->ctx - offsetof(pd_loop_t, ctx));
+
+    pd_req_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), req_dispose);
+    memset(r, 0, sizeof(*r));
+    r->h2o = req;
+    r->loop = loop;
+    r->listener = h->kind;
+    r->start_ns = pd_mono_ns();
+    r->http_version = req->version;
+    pd_arena_init(&r->arena, REQ_ARENA_MAX);
+    loop->inflight++;
+    atomic_store(&loop->inflight_shared, loop->inflight);
+    sentinel_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), sentinel_dispose);
+    st->r = r;
+
+    if (pd_id_new("req", r->id, sizeof(r->id)) != 0)
+        snprintf(r->id, sizeof(r->id), "req_unavailable");
+    r->method = pd_view(req->method.base, req->method.len);
+    r->path = pd_view(req->path_normalized.base, req->path_normalized.len);
+    if (req->query_at != SIZE_MAX && req->query_at + 1 <= req->path.len)
+        r->query = pd_view(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
+    if (req->entity.base != NULL)
+        r->body = pd_view(req->entity.base, req->entity.len);
+    peer_text(req, r->peer, sizeof(r->peer));
+    r->content_type = media_type(r);
+    route_request(r);
+    return 0;
+}
+
+void
+pd_edge_register_handler(pd_server_t *s, h2o_hostconf_t *host, pd_listener_kind_t kind)
+{
+    h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
+    handler_t *h = (handler_t *)h2o_create_handler(pc, sizeof(*h));
+    h->super.on_req = on_req;
+    h->srv = s;
+    h->kind = kind;
+}
