@@ -34,6 +34,7 @@ typedef struct {
 typedef struct {
     char *listen;      /* admin listener (plain HTTP, loopback) */
     bool allow_public; /* permit a non-loopback admin address */
+    bool test_endpoints; /* GET /debug/sleep?ms=N on the admin listener (tests of draining) */
 } pd_edge_admin_config_t;
 
 /* Registers [api] and [admin] in cfg (defaults applied). */
@@ -81,6 +82,9 @@ bool pd_server_draining(const pd_server_t *s);
 /* The routes of the edge itself (/healthz, /readyz on both listeners). */
 extern const pd_route_t pd_health_routes[];
 extern const size_t pd_health_routes_n;
+/* Admin-only test routes, added only when [admin] test_endpoints is on. */
+extern const pd_route_t pd_debug_routes[];
+extern const size_t pd_debug_routes_n;
 
 /* TLS: a server context with the policy (TLS 1.2+, AEAD + forward secrecy suites,
  * server preference, ALPN h2 + http/1.1). err receives the reason on failure. */

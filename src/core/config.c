@@ -573,7 +573,7 @@ pd_config_reference(const pd_config_t *c, void *file)
 bool
 pd_config_env_ignored(const char *name)
 {
-    static const char *const ignored[] = {"PAYD_VAULT_PASSPHRASE", "PAYD_TEST_", NULL};
+    static const char *const ignored[] = {"PAYD_VAULT_PASSPHRASE", NULL};
     for (size_t i = 0; ignored[i] != NULL; i++)
         if (strncmp(name, ignored[i], strlen(ignored[i])) == 0)
             return true;

@@ -32,6 +32,8 @@ static const pd_config_key_t admin_keys[] = {
      .help = "address of the admin listener (health, metrics, dashboard); plain HTTP"},
     {"allow_public", PD_CT_BOOL, D(allow_public), "false",
      .help = "allow a non-loopback admin address (the private-subnet rule is refused otherwise)"},
+    {"test_endpoints", PD_CT_BOOL, D(test_endpoints), "false",
+     .help = "serve GET /debug/sleep?ms=N on the admin listener (for tests of graceful shutdown only)"},
 };
 #undef D
 

@@ -274,6 +274,17 @@ route_request(pd_req_t *r)
                       "The request headers are too large.", NULL);
         return;
     }
+    if (r->body.len > (size_t)s->api->max_body_bytes) {
+        snprintf(msg, sizeof(msg), "The request body is larger than %lld bytes.", (long long)s->api->max_body_bytes);
+        pd_resp_error(r, 413, "invalid_request_error", "request_too_large", msg, NULL);
+        return;
+    }
+    if (r->body.len > 0 && !pd_view_eq_cstr(r->content_type, "application/x-www-form-urlencoded") &&
+        !pd_view_eq_cstr(r->content_type, "application/json")) {
+        pd_resp_error(r, 415, "invalid_request_error", "unsupported_media_type",
+                      "Content-Type must be application/x-www-form-urlencoded or application/json.", NULL);
+        return;
+    }
     switch (pd_router_match(s->router, r->listener, r->method, r->path, &route, r->params, &r->nparams, &allowed)) {
     case PD_MATCH_NOT_FOUND:
         snprintf(msg, sizeof(msg), "Unrecognized request URL (%.*s: %.*s).", (int)r->method.len,
@@ -294,23 +305,9 @@ route_request(pd_req_t *r)
         break;
     }
     r->route = route;
-    if (r->body.len > (size_t)s->api->max_body_bytes) {
-        snprintf(msg, sizeof(msg), "The request body is larger than %lld bytes.", (long long)s->api->max_body_bytes);
-        pd_resp_error(r, 413, "invalid_request_error", "request_too_large", msg, NULL);
+    if (r->body.len > 0 && (route->flags & PD_ROUTE_BODY) == 0) {
+        pd_resp_error(r, 400, "invalid_request_error", "body_not_allowed", "This endpoint does not take a body.", NULL);
         return;
-    }
-    if (r->body.len > 0) {
-        if ((route->flags & PD_ROUTE_BODY) == 0) {
-            pd_resp_error(r, 400, "invalid_request_error", "body_not_allowed", "This endpoint does not take a body.",
-                          NULL);
-            return;
-        }
-        if (!pd_view_eq_cstr(r->content_type, "application/x-www-form-urlencoded") &&
-            !pd_view_eq_cstr(r->content_type, "application/json")) {
-            pd_resp_error(r, 415, "invalid_request_error", "unsupported_media_type",
-                          "Content-Type must be application/x-www-form-urlencoded or application/json.", NULL);
-            return;
-        }
     }
     for (size_t i = 0; i < s->nfilters; i++)
         if (s->filters[i].fn(r, s->filters[i].arg) != 0)

@@ -1,0 +1,40 @@
+# payd — top-level entry points. CMake does the building; this file wires the
+# commands people type: make, make run, make test, make bench, make fuzz, make clean.
+
+BUILD      ?= build
+TEST_BUILD ?= build-test
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+DATA_DIR   ?= .dev
+CMAKE_FLAGS ?=
+
+.PHONY: all deps run test bench fuzz clean
+
+all:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAYD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@scripts/deps.sh
+
+run: deps all
+	@$(BUILD)/src/cmd/payd --dev --data-dir $(DATA_DIR)
+
+# The test build has ASan + UBSan on; every test runs under CTest, which prints the summary.
+test: deps
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPAYD_SANITIZE=ON -DPAYD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(TEST_BUILD) -j $(JOBS)
+	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+bench:
+	@scripts/deps.sh --bench
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh $(BENCH_ARGS)
+
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPAYD_FUZZ=ON -DPAYD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@echo "fuzz targets are in $(FUZZ_BUILD)/fuzz/; run e.g. $(FUZZ_BUILD)/fuzz/fuzz_config fuzz/config/corpus -max_total_time=60"
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,83 @@
+/*
+ * Integration test harness: starts the real payd on free loopback ports, waits
+ * until it is ready, and talks to it over HTTPS with libcurl (or raw OpenSSL for
+ * TLS policy checks). Every later test suite builds on this.
+ */
+#ifndef PAYD_TEST_HARNESS_H
+#define PAYD_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct {
+    pid_t pid;
+    char dir[256];      /* data dir (a fresh temp dir unless reused) */
+    char log_path[300]; /* payd's stdout+stderr */
+    char ca_path[300];
+    uint16_t api_port, admin_port;
+} pd_h_payd_t;
+
+typedef struct {
+    const char *const *args; /* extra arguments (NULL-terminated) */
+    const char *const *env;  /* extra NAME=value (NULL-terminated) */
+    const char *reuse_dir;   /* start on an existing data dir (restart tests) */
+    bool no_wait;            /* do not wait for /readyz */
+} pd_h_opts_t;
+
+/* Starts payd --dev; returns 0 when /readyz answered 200 within 15 s. */
+int pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts);
+/* Sends sig and waits up to timeout_ms; returns the exit code, 128+signal if killed, or -1 on timeout (then SIGKILLs). */
+int pd_h_stop(pd_h_payd_t *p, int sig, int timeout_ms);
+/* Removes the data dir. */
+void pd_h_cleanup(pd_h_payd_t *p);
+/* Returns the whole log file content (malloc'd). */
+char *pd_h_log(const pd_h_payd_t *p);
+
+typedef struct {
+    long status;
+    char *body;
+    size_t body_len;
+    char *headers; /* raw response headers, lower-cased names */
+    long http_version; /* 11 or 2 */
+    long connects;     /* new connections made for this request (0 = reused) */
+    int curl_code;
+} pd_h_resp_t;
+
+typedef struct {
+    bool admin;     /* plain HTTP on the admin port */
+    bool http2;     /* negotiate HTTP/2 via ALPN (default HTTP/1.1) */
+    const char *const *headers; /* "Name: value" (NULL-terminated) */
+    const char *body;
+    size_t body_len; /* 0: strlen(body) */
+    const char *user; /* basic auth "user:" */
+    long timeout_ms;
+} pd_h_req_t;
+
+/* A reusable client (keeps connections alive between calls). */
+typedef struct pd_h_client pd_h_client_t;
+pd_h_client_t *pd_h_client_new(const pd_h_payd_t *p);
+void pd_h_client_free(pd_h_client_t *c);
+int pd_h_do(pd_h_client_t *c, const char *method, const char *path, const pd_h_req_t *req, pd_h_resp_t *out);
+/* One-shot request on a fresh client. */
+int pd_h_request(const pd_h_payd_t *p, const char *method, const char *path, const pd_h_req_t *req, pd_h_resp_t *out);
+void pd_h_resp_free(pd_h_resp_t *r);
+/* Copies the value of a response header (lower-case name) into out; false if absent. */
+bool pd_h_resp_header(const pd_h_resp_t *r, const char *name, char *out, size_t cap);
+
+/* Raw TLS handshake against the API port. Returns 0 if it succeeded; fills the
+ * negotiated protocol version name, cipher, ALPN and the peer certificate's CN. */
+typedef struct {
+    char version[32], cipher[64], alpn[16], subject_cn[128];
+} pd_h_tls_info_t;
+int pd_h_tls_probe(uint16_t port, int min_version, int max_version, const char *tls12_ciphers, pd_h_tls_info_t *info);
+
+/* Runs argv, captures stdout+stderr (malloc'd into *out), returns the exit status or -1. */
+int pd_h_run(const char *const *argv, char **out);
+/* A currently free loopback TCP port. */
+uint16_t pd_h_free_port(void);
+/* Writes text to path (0644); returns 0 on success. */
+int pd_h_write_file(const char *path, const char *text);
+
+#endif
