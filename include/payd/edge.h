@@ -2,9 +2,13 @@
  * The network edge: TLS listeners, event-loop threads, request pipeline, graceful
  * drain and reload.
  *
- * Pipeline per request: limits (431/413/415) -> route match (404/405) -> filters in
- * the order added (WAF, auth, usage plans; a filter that responds stops the chain)
- * -> the route's handler.
+ * Pipeline per request:
+ *   limits (431/413/415) -> route match (404/405)
+ *   -> PD_STAGE_EARLY filters (WAF protocol + rate rules, authentication, usage plans)
+ *   -> parameter decoding (400) -> the route's schema, i.e. the positive model (400)
+ *   -> PD_STAGE_PARSED filters (WAF signatures over decoded values)
+ *   -> the route's handler.
+ * Filters run in the order added within a stage; a filter that responds stops the chain.
  */
 #ifndef PAYD_EDGE_H
 #define PAYD_EDGE_H
@@ -44,13 +48,14 @@ typedef struct pd_server pd_server_t;
 
 /* A filter returns 0 to pass the request on, or 1 after it responded. */
 typedef int (*pd_filter_fn)(pd_req_t *r, void *arg);
+typedef enum { PD_STAGE_EARLY, PD_STAGE_PARSED } pd_stage_t;
 /* A readiness probe: true when ready; else writes a short reason into why. */
 typedef bool (*pd_ready_fn)(void *arg, char *why, size_t cap);
 
 int pd_server_new(pd_server_t **out, const pd_edge_api_config_t *api, const pd_edge_admin_config_t *admin,
                   pd_router_t *router) PD_WUR;
 /* Filters and probes must be added before pd_server_start. */
-int pd_server_add_filter(pd_server_t *s, pd_filter_fn fn, void *arg) PD_WUR;
+int pd_server_add_filter(pd_server_t *s, pd_stage_t stage, pd_filter_fn fn, void *arg) PD_WUR;
 int pd_server_add_probe(pd_server_t *s, const char *name, pd_ready_fn fn, void *arg) PD_WUR;
 /* Called when a request is finished (response written or client gone), on its loop
  * thread, before its memory is released: for access logs and metrics. */

@@ -20,6 +20,7 @@
 #include "payd/arena.h"
 #include "payd/buf.h"
 #include "payd/id.h"
+#include "payd/params.h"
 
 #define PD_ROUTE_MAX_PARAMS 4
 
@@ -54,7 +55,8 @@ struct pd_route {
     pd_handler_fn handler;
     unsigned listeners; /* PD_L_* */
     unsigned flags;     /* PD_ROUTE_* */
-    const void *schema; /* the route's parameter model (WAF positive model / API validation), or NULL */
+    const struct pd_schema_s *schema; /* parameter model (payd/schema.h): WAF positive model and API
+                                       * validation; NULL: the route takes no parameters */
     const char *resource; /* for scopes of restricted keys, e.g. "payment_intents"; NULL if none */
 };
 
@@ -68,9 +70,10 @@ struct pd_req {
     pd_view_t query; /* after '?', without it; empty if none */
     pd_view_t body;
     pd_view_t content_type; /* media type only, lower-cased, parameters stripped */
+    pd_params_t params;     /* query + body parameters, decoded (filled before PD_STAGE_PARSED filters) */
     const pd_route_t *route;
-    pd_view_t params[PD_ROUTE_MAX_PARAMS];
-    size_t nparams;
+    pd_view_t path_params[PD_ROUTE_MAX_PARAMS]; /* values of the pattern's :names, in order */
+    size_t npath_params;
     char id[PD_ID_MAX]; /* request id, also sent as Request-Id */
     char peer[64];      /* client address (text) */
     uint64_t start_ns;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "payd/edge.h"
+#include "payd/schema.h"
 
 typedef struct {
     pd_task_t task;
@@ -38,10 +39,9 @@ static void
 debug_sleep(pd_req_t *r)
 {
     int64_t ms = 0;
-    pd_view_t q = r->query;
-    if (!pd_view_starts_with(q, "ms=") || pd_view_to_i64(pd_view(q.p + 3, q.len - 3), &ms) != 0 || ms < 0 ||
-        ms > 30000) {
-        pd_resp_invalid(r, "parameter_invalid_integer", "ms", "ms must be an integer from 0 to 30000");
+    /* the schema guarantees a present, in-range integer */
+    if (pd_view_to_i64(pd_params_get(&r->params, "ms")->value, &ms) != 0) {
+        pd_resp_invalid(r, "parameter_invalid_integer", "ms", "ms must be an integer");
         return;
     }
     sleeper_t *s = calloc(1, sizeof(*s));
@@ -62,7 +62,10 @@ debug_sleep(pd_req_t *r)
     pthread_detach(tid);
 }
 
+static const pd_field_t sleep_fields[] = {{"ms", PD_FT_INT, PD_FF_REQUIRED, 0, 30000}};
+static const pd_schema_t sleep_schema = PD_SCHEMA(sleep_fields);
+
 const pd_route_t pd_debug_routes[] = {
-    {PD_M_GET, "/debug/sleep", debug_sleep, PD_L_ADMIN, PD_ROUTE_PUBLIC, NULL, NULL},
+    {PD_M_GET, "/debug/sleep", debug_sleep, PD_L_ADMIN, PD_ROUTE_PUBLIC, &sleep_schema, NULL},
 };
 const size_t pd_debug_routes_n = sizeof(pd_debug_routes) / sizeof(pd_debug_routes[0]);

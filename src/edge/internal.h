@@ -49,8 +49,8 @@ struct pd_server {
     struct {
         pd_filter_fn fn;
         void *arg;
-    } filters[PD_EDGE_MAX_FILTERS];
-    size_t nfilters;
+    } filters[2][PD_EDGE_MAX_FILTERS]; /* by pd_stage_t */
+    size_t nfilters[2];
     struct {
         pd_finish_fn fn;
         void *arg;

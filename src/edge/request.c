@@ -11,6 +11,7 @@
 #include "edge/internal.h"
 #include "payd/json.h"
 #include "payd/log.h"
+#include "payd/schema.h"
 #include "payd/time.h"
 
 #define REQ_ARENA_MAX (4u * 1024 * 1024)
@@ -93,7 +94,7 @@ pd_req_param(pd_req_t *r, const char *name)
         while (*e != '\0' && *e != '/')
             e++;
         if ((size_t)(e - p - 1) == nl && memcmp(p + 1, name, nl) == 0)
-            return idx < r->nparams ? r->params[idx] : PD_VIEW_NULL;
+            return idx < r->npath_params ? r->path_params[idx] : PD_VIEW_NULL;
         idx++;
         p = e;
     }
@@ -261,6 +262,60 @@ headers_too_large(pd_req_t *r, h2o_req_t *req)
     return total > (size_t)c->max_header_bytes;
 }
 
+/* decodes query + body into r->params and checks them against the route's schema */
+static int
+parse_params(pd_req_t *r)
+{
+    pd_params_t q = {0}, b = {0};
+    pd_params_error_t pe;
+    pd_schema_error_t se;
+
+    if (r->query.len > 0 && pd_params_parse_form(&r->arena, r->query, &q, &pe) != 0)
+        goto bad;
+    if (r->body.len > 0) {
+        int rc = pd_view_eq_cstr(r->content_type, "application/json")
+                     ? pd_params_parse_json(&r->arena, r->body, &b, &pe)
+                     : pd_params_parse_form(&r->arena, r->body, &b, &pe);
+        if (rc != 0)
+            goto bad;
+    }
+    /* one list: query first, then body; a key given in both places is a duplicate */
+    r->params.n = q.n + b.n;
+    r->params.v = r->params.n ? pd_arena_alloc(&r->arena, r->params.n * sizeof(pd_param_t)) : NULL;
+    if (r->params.n > 0 && r->params.v == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return -1;
+    }
+    for (size_t i = 0; i < q.n; i++) {
+        for (size_t j = 0; j < b.n; j++) {
+            if (pd_view_eq(q.v[i].key, b.v[j].key)) {
+                pd_resp_invalid(r, "parameter_duplicate", (const char *)q.v[i].key.p,
+                                "Parameter %s was given in both the query string and the body.",
+                                (const char *)q.v[i].key.p);
+                return -1;
+            }
+        }
+    }
+    if (q.n)
+        memcpy(r->params.v, q.v, q.n * sizeof(pd_param_t));
+    if (b.n)
+        memcpy(r->params.v + q.n, b.v, b.n * sizeof(pd_param_t));
+    if (r->route->schema != NULL) {
+        if (pd_schema_check(r->route->schema, &r->params, &se) != 0) {
+            pd_resp_error(r, 400, "invalid_request_error", se.code, se.message, se.param[0] ? se.param : NULL);
+            return -1;
+        }
+    } else if (r->params.n > 0) {
+        pd_resp_invalid(r, "parameter_unknown", (const char *)r->params.v[0].key.p, "Received unknown parameter: %s",
+                        (const char *)r->params.v[0].key.p);
+        return -1;
+    }
+    return 0;
+bad:
+    pd_resp_error(r, 400, "invalid_request_error", "parameter_invalid", pe.message, pe.param[0] ? pe.param : NULL);
+    return -1;
+}
+
 static void
 route_request(pd_req_t *r)
 {
@@ -285,7 +340,7 @@ route_request(pd_req_t *r)
                       "Content-Type must be application/x-www-form-urlencoded or application/json.", NULL);
         return;
     }
-    switch (pd_router_match(s->router, r->listener, r->method, r->path, &route, r->params, &r->nparams, &allowed)) {
+    switch (pd_router_match(s->router, r->listener, r->method, r->path, &route, r->path_params, &r->npath_params, &allowed)) {
     case PD_MATCH_NOT_FOUND:
         snprintf(msg, sizeof(msg), "Unrecognized request URL (%.*s: %.*s).", (int)r->method.len,
                  (const char *)r->method.p, (int)(r->path.len > 200 ? 200 : r->path.len), (const char *)r->path.p);
@@ -309,8 +364,13 @@ route_request(pd_req_t *r)
         pd_resp_error(r, 400, "invalid_request_error", "body_not_allowed", "This endpoint does not take a body.", NULL);
         return;
     }
-    for (size_t i = 0; i < s->nfilters; i++)
-        if (s->filters[i].fn(r, s->filters[i].arg) != 0)
+    for (size_t i = 0; i < s->nfilters[PD_STAGE_EARLY]; i++)
+        if (s->filters[PD_STAGE_EARLY][i].fn(r, s->filters[PD_STAGE_EARLY][i].arg) != 0)
+            return;
+    if (parse_params(r) != 0)
+        return;
+    for (size_t i = 0; i < s->nfilters[PD_STAGE_PARSED]; i++)
+        if (s->filters[PD_STAGE_PARSED][i].fn(r, s->filters[PD_STAGE_PARSED][i].arg) != 0)
             return;
     route->handler(r);
     if (!r->responded && r->holds == 0) {

@@ -185,12 +185,12 @@ pd_server_new(pd_server_t **out, const pd_edge_api_config_t *api, const pd_edge_
 }
 
 int
-pd_server_add_filter(pd_server_t *s, pd_filter_fn fn, void *arg)
+pd_server_add_filter(pd_server_t *s, pd_stage_t stage, pd_filter_fn fn, void *arg)
 {
-    if (s->nfilters == PD_EDGE_MAX_FILTERS)
+    if ((unsigned)stage > PD_STAGE_PARSED || s->nfilters[stage] == PD_EDGE_MAX_FILTERS)
         return PD_ERR_TOOBIG;
-    s->filters[s->nfilters].fn = fn;
-    s->filters[s->nfilters++].arg = arg;
+    s->filters[stage][s->nfilters[stage]].fn = fn;
+    s->filters[stage][s->nfilters[stage]++].arg = arg;
     return 0;
 }
 
