@@ -309,44 +309,50 @@ int
 main(int argc, char **argv)
 {
     app_t app = {0};
-    int r;
+    int rc = 2; /* exit code: 0 ok, 1 runtime failure, 2 configuration error */
 
-    if (register_config(&app) != 0)
-        return 2;
-    if (load_config(&app, argc, argv) != 0)
-        return 2;
+    if (register_config(&app) != 0 || load_config(&app, argc, argv) != 0)
+        goto out;
     if (app.print_reference) {
         pd_config_reference(app.cfg, stdout);
-        return 0;
+        rc = 0;
+        goto out;
     }
-    if (app.dev && prepare_dev(&app) != 0)
-        return 1;
+    if (app.dev && prepare_dev(&app) != 0) {
+        rc = 1;
+        goto out;
+    }
     if (!app.dev && (app.api.tls_cert[0] == '\0' || app.api.tls_key[0] == '\0')) {
         fprintf(stderr, "payd: configuration error:\n[api] tls_cert and tls_key are required (or run with --dev)\n");
-        return 2;
+        goto out;
     }
     if (app.print_config) {
         pd_config_dump(app.cfg, stdout);
-        return 0;
+        rc = 0;
+        goto out;
     }
     if (app.check_only) {
         char err[512];
         SSL_CTX *ctx;
         if (pd_tls_server_ctx(&ctx, app.api.tls_cert, app.api.tls_key, app.api.tls_client_ca, err, sizeof(err)) != 0) {
             fprintf(stderr, "payd: configuration error:\n%s\n", err);
-            return 2;
+            goto out;
         }
         SSL_CTX_free(ctx);
         printf("configuration ok\n");
-        pd_config_free(app.cfg);
-        return 0;
+        rc = 0;
+        goto out;
     }
+    rc = 1;
     if (apply_logging(&app) != 0)
-        return 1;
-    r = run(&app);
+        goto out;
+    int r = run(&app);
     if (r != 0)
         pd_log_error("payd failed to start", PD_LERR(r));
+    else
+        rc = 0;
+out:
     /* the loops have stopped; nothing reads the configuration any more */
     pd_config_free(app.cfg);
-    return r != 0 ? 1 : 0;
+    return rc;
 }
