@@ -34,7 +34,8 @@ bench:
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPAYD_FUZZ=ON -DPAYD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	@echo "fuzz targets are in $(FUZZ_BUILD)/fuzz/; run e.g. $(FUZZ_BUILD)/fuzz/fuzz_config fuzz/config/corpus -max_total_time=60"
+	@echo "fuzz targets: $$(ls $(FUZZ_BUILD)/fuzz/*/fuzz_* | tr '\n' ' ')"
+	@echo "run one: $(FUZZ_BUILD)/fuzz/config/fuzz_config -max_total_time=60 fuzz/config/corpus"
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)

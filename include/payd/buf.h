@@ -53,7 +53,7 @@ int pd_buf_put(pd_buf_t *b, const void *p, size_t len) PD_WUR;
 int pd_buf_put_cstr(pd_buf_t *b, const char *s) PD_WUR;
 int pd_buf_put_byte(pd_buf_t *b, uint8_t c) PD_WUR;
 int pd_buf_printf(pd_buf_t *b, const char *fmt, ...) PD_WUR __attribute__((format(printf, 2, 3)));
-int pd_buf_vprintf(pd_buf_t *b, const char *fmt, va_list ap) PD_WUR;
+int pd_buf_vprintf(pd_buf_t *b, const char *fmt, va_list ap) PD_WUR __attribute__((format(printf, 2, 0)));
 /* Ensures p[len] == 0 (not counted in len) so the content can be used as a C string. */
 int pd_buf_cstr(pd_buf_t *b, const char **out) PD_WUR;
 static inline pd_view_t pd_buf_view(const pd_buf_t *b) { return (pd_view_t){b->p, b->len}; }
