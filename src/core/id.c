@@ -6,19 +6,37 @@
 
 static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/* Per-thread pool of CSPRNG output: one RAND_bytes call per ~40 ids instead of
+ * one per id (the call takes a lock). Identifiers are public, so a pool that
+ * lives in memory until used is fine; keys never come from here. */
+static _Thread_local struct {
+    unsigned char bytes[1024];
+    size_t pos;
+    bool filled;
+} pool;
+
+static int
+next_byte(unsigned char *c)
+{
+    if (!pool.filled || pool.pos == sizeof(pool.bytes)) {
+        if (RAND_bytes(pool.bytes, sizeof(pool.bytes)) != 1)
+            return PD_ERR_CRYPTO;
+        pool.pos = 0;
+        pool.filled = true;
+    }
+    *c = pool.bytes[pool.pos++];
+    return 0;
+}
+
 int
 pd_rand_base62(char *out, size_t n)
 {
-    unsigned char rnd[64];
-    size_t have = 0, pos = sizeof(rnd);
+    size_t have = 0;
 
     while (have < n) {
-        if (pos == sizeof(rnd)) {
-            if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-                return PD_ERR_CRYPTO;
-            pos = 0;
-        }
-        unsigned char c = rnd[pos++];
+        unsigned char c;
+        if (next_byte(&c) != 0)
+            return PD_ERR_CRYPTO;
         /* rejection sampling keeps the distribution uniform: 248 = 62 * 4 */
         if (c < 248)
             out[have++] = b62[c % 62];

@@ -197,7 +197,7 @@ pd_params_parse_form(pd_arena_t *a, pd_view_t in, pd_params_t *out, pd_params_er
                 return fail(err, kbuf, "The value of %s contains a NUL byte.", kbuf);
             if (!pd_utf8_valid((const uint8_t *)vbuf, (size_t)dv))
                 return fail(err, kbuf, "The value of %s is not valid UTF-8.", kbuf);
-            size_t nl;
+            size_t nl = 0;
             if ((r = normalize_form_key(&b, kbuf, (size_t)dk, nkey, sizeof(nkey), &nl)) != 0)
                 return r;
             if ((r = push(&b, nkey, nl, vbuf, (size_t)dv, PD_P_STR)) != 0)

@@ -240,6 +240,8 @@ media_type(pd_req_t *r)
     size_t n = 0;
     while (n < v.len && v.p[n] != ';' && v.p[n] != ' ' && v.p[n] != '\t')
         n++;
+    if (n == 0)
+        return PD_VIEW_NULL;
     char *lc = pd_arena_alloc(&r->arena, n + 1);
     if (lc == NULL)
         return PD_VIEW_NULL;
