@@ -1,0 +1,93 @@
+/*
+ * Payment processor connectors. A connector authorizes, captures, voids and refunds
+ * card payments at an acquirer/processor and can be asked after a crash what became
+ * of an authorization (recovery worker).
+ *
+ * Calls are asynchronous: the callback runs exactly once, either before the call
+ * returns or later on a connector thread; callers must handle both (payd's handlers
+ * hop back to their event loop with pd_loop_post). Request fields are borrowed for
+ * the duration of the call only: the connector copies what it keeps and never
+ * stores or logs the PAN or CVC.
+ */
+#ifndef PAYD_PROCESSOR_H
+#define PAYD_PROCESSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "payd/config.h"
+#include "payd/error.h"
+
+typedef struct {
+    const char *merchant_id;
+    const char *charge_id;  /* our id, the idempotency reference at the processor */
+    const char *pan;        /* digits only; secret */
+    size_t pan_len;
+    int exp_month, exp_year;
+    const char *cvc;        /* NULL when none was collected; secret */
+    int64_t amount;         /* minor units */
+    const char *currency;   /* ISO 4217, lower case */
+    bool capture;           /* authorize and capture in one step */
+} pd_proc_auth_t;
+
+typedef enum {
+    PD_PROC_APPROVED = 0,
+    PD_PROC_DECLINED,  /* a definite decline: error_code/decline_code say why */
+    PD_PROC_UNKNOWN,   /* no answer (timeout, connection lost): resolve with query() */
+    PD_PROC_NOT_FOUND, /* query: the processor has no such authorization */
+} pd_proc_outcome_t;
+
+typedef struct {
+    pd_proc_outcome_t outcome;
+    char reference[64];      /* processor's authorization id */
+    char error_code[40];     /* Stripe error code: card_declined, expired_card, incorrect_cvc, processing_error */
+    char decline_code[40];   /* Stripe decline_code: generic_decline, insufficient_funds, lost_card, ... */
+    char message[160];
+    char network_status[32]; /* approved_by_network, declined_by_network, not_sent_to_network */
+    char cvc_check[16];      /* pass, fail, unavailable, unchecked */
+    char risk_level[16];     /* normal, elevated, highest */
+    int risk_score;
+    int64_t amount_authorized, amount_captured, amount_refunded; /* query results */
+    bool captured;
+} pd_proc_result_t;
+
+typedef void (*pd_proc_cb)(void *arg, const pd_proc_result_t *res);
+
+typedef struct pd_processor pd_processor_t;
+struct pd_processor {
+    const char *name;
+    void (*authorize)(pd_processor_t *p, const pd_proc_auth_t *req, pd_proc_cb cb, void *arg);
+    /* capture amount (<= authorized) of an authorization; the rest is released */
+    void (*capture)(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_cb cb, void *arg);
+    /* void an uncaptured authorization */
+    void (*cancel)(pd_processor_t *p, const char *reference, pd_proc_cb cb, void *arg);
+    /* refund part or all of a captured amount; refund_id makes it idempotent */
+    void (*refund)(pd_processor_t *p, const char *reference, int64_t amount, const char *refund_id, pd_proc_cb cb,
+                   void *arg);
+    /* what happened to the authorization made for this charge id */
+    void (*query)(pd_processor_t *p, const char *charge_id, pd_proc_cb cb, void *arg);
+    void (*free)(pd_processor_t *p);
+};
+
+/* [processor] configuration */
+typedef struct {
+    int64_t simulator_latency_ms; /* added to every simulator call */
+    char *simulator_db;           /* the simulator's own record of authorizations ("" = DATA_DIR/simulator.db) */
+} pd_processor_config_t;
+
+int pd_processor_config_register(pd_config_t *cfg, pd_processor_config_t *c) PD_WUR;
+
+/*
+ * The test-mode simulator: implements Stripe's documented test card numbers and
+ * their outcomes (4242 4242 4242 4242 approves, 4000 0000 0000 0002 declines, ...).
+ * It keeps its authorizations in its own SQLite file, like a real processor that
+ * outlives payd, so query() answers after a payd crash.
+ */
+int pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms) PD_WUR;
+
+/* The outcome the simulator gives a card (exposed for tests and docs). */
+void pd_simulator_decide(const char *pan, size_t pan_len, const char *cvc, int exp_month, int exp_year,
+                         pd_proc_result_t *res);
+
+#endif

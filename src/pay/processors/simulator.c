@@ -1,0 +1,473 @@
+/*
+ * The test-mode processor simulator.
+ *
+ * Outcomes follow Stripe's documented test cards; every other valid card approves.
+ * Authorizations are recorded in the simulator's own SQLite file (WAL,
+ * synchronous=NORMAL: it plays an external system that survives payd's crashes,
+ * not power loss), keyed by our charge id, so authorize is idempotent and query
+ * answers after a restart. Latency, when configured, is applied on a timer thread.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "payd/id.h"
+#include "payd/log.h"
+#include "payd/processor.h"
+#include "payd/time.h"
+
+typedef struct delayed {
+    struct delayed *next;
+    uint64_t due_ns;
+    pd_proc_cb cb;
+    void *arg;
+    pd_proc_result_t res;
+} delayed_t;
+
+typedef struct {
+    pd_processor_t super;
+    sqlite3 *db;
+    pthread_mutex_t db_mu;
+    int64_t latency_ms;
+    /* timer thread (only with latency) */
+    pthread_t timer;
+    bool timer_started, stopping;
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    delayed_t *queue; /* sorted by due_ns; equal latency keeps FIFO order */
+    delayed_t *tail;
+} sim_t;
+
+/* Stripe test cards with a fixed outcome */
+static const struct {
+    const char *pan;
+    const char *error_code, *decline_code, *message, *risk;
+} special[] = {
+    {"4000000000000002", "card_declined", "generic_decline", "Your card was declined.", "normal"},
+    {"4000000000009995", "card_declined", "insufficient_funds", "Your card has insufficient funds.", "normal"},
+    {"4000000000009987", "card_declined", "lost_card", "Your card was declined.", "normal"},
+    {"4000000000009979", "card_declined", "stolen_card", "Your card was declined.", "normal"},
+    {"4000000000000069", "expired_card", "expired_card", "Your card has expired.", "normal"},
+    {"4000000000000127", "incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect.", "normal"},
+    {"4000000000000119", "processing_error", "processing_error",
+     "An error occurred while processing your card. Try again in a little bit.", "normal"},
+    {"4000000000000341", "card_declined", "generic_decline", "Your card was declined.", "normal"},
+    {"4100000000000019", "card_declined", "fraudulent", "Your card was declined.", "highest"},
+    {"4000000000004954", "card_declined", "fraudulent", "Your card was declined.", "highest"},
+};
+
+static void
+set_str(char *dst, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+void
+pd_simulator_decide(const char *pan, size_t pan_len, const char *cvc, int exp_month, int exp_year,
+                    pd_proc_result_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    set_str(res->risk_level, sizeof(res->risk_level), "normal");
+    res->risk_score = 20;
+    set_str(res->cvc_check, sizeof(res->cvc_check), cvc != NULL && cvc[0] != '\0' ? "pass" : "unchecked");
+
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        if (strlen(special[i].pan) == pan_len && memcmp(special[i].pan, pan, pan_len) == 0) {
+            res->outcome = PD_PROC_DECLINED;
+            set_str(res->error_code, sizeof(res->error_code), special[i].error_code);
+            set_str(res->decline_code, sizeof(res->decline_code), special[i].decline_code);
+            set_str(res->message, sizeof(res->message), special[i].message);
+            set_str(res->risk_level, sizeof(res->risk_level), special[i].risk);
+            res->risk_score = strcmp(special[i].risk, "highest") == 0 ? 95 : 20;
+            set_str(res->network_status, sizeof(res->network_status),
+                    strcmp(special[i].risk, "highest") == 0 ? "not_sent_to_network" : "declined_by_network");
+            if (strcmp(special[i].decline_code, "incorrect_cvc") == 0)
+                set_str(res->cvc_check, sizeof(res->cvc_check), "fail");
+            return;
+        }
+    }
+    /* 4000 0000 0000 0101: the CVC check fails when a CVC is given */
+    if (pan_len == 16 && memcmp(pan, "4000000000000101", 16) == 0 && cvc != NULL && cvc[0] != '\0') {
+        res->outcome = PD_PROC_DECLINED;
+        set_str(res->error_code, sizeof(res->error_code), "incorrect_cvc");
+        set_str(res->decline_code, sizeof(res->decline_code), "incorrect_cvc");
+        set_str(res->message, sizeof(res->message), "Your card's security code is incorrect.");
+        set_str(res->cvc_check, sizeof(res->cvc_check), "fail");
+        set_str(res->network_status, sizeof(res->network_status), "declined_by_network");
+        return;
+    }
+    /* any card past its expiry month is declined as expired */
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    if (exp_year < tm.tm_year + 1900 || (exp_year == tm.tm_year + 1900 && exp_month < tm.tm_mon + 1)) {
+        res->outcome = PD_PROC_DECLINED;
+        set_str(res->error_code, sizeof(res->error_code), "expired_card");
+        set_str(res->decline_code, sizeof(res->decline_code), "expired_card");
+        set_str(res->message, sizeof(res->message), "Your card has expired.");
+        set_str(res->network_status, sizeof(res->network_status), "declined_by_network");
+        return;
+    }
+    res->outcome = PD_PROC_APPROVED;
+    set_str(res->network_status, sizeof(res->network_status), "approved_by_network");
+}
+
+/* --- timer thread --- */
+
+static void *
+timer_main(void *arg)
+{
+    sim_t *s = arg;
+    pthread_setname_np(pthread_self(), "payd-simulator");
+    pthread_mutex_lock(&s->q_mu);
+    for (;;) {
+        while (s->queue == NULL && !s->stopping)
+            pthread_cond_wait(&s->q_cv, &s->q_mu);
+        if (s->queue == NULL && s->stopping)
+            break;
+        uint64_t now = pd_mono_ns();
+        delayed_t *d = s->queue;
+        if (d->due_ns > now) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wait = d->due_ns - now;
+            ts.tv_sec += (time_t)(wait / 1000000000u);
+            ts.tv_nsec += (long)(wait % 1000000000u);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->q_cv, &s->q_mu, &ts);
+            continue;
+        }
+        s->queue = d->next;
+        if (s->queue == NULL)
+            s->tail = NULL;
+        pthread_mutex_unlock(&s->q_mu);
+        d->cb(d->arg, &d->res);
+        free(d);
+        pthread_mutex_lock(&s->q_mu);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return NULL;
+}
+
+/* answers now, or after the configured latency */
+static void
+reply(sim_t *s, pd_proc_cb cb, void *arg, const pd_proc_result_t *res)
+{
+    if (s->latency_ms <= 0) {
+        cb(arg, res);
+        return;
+    }
+    delayed_t *d = malloc(sizeof(*d));
+    if (d == NULL) {
+        cb(arg, res); /* better early than never */
+        return;
+    }
+    d->next = NULL;
+    d->due_ns = pd_mono_ns() + (uint64_t)s->latency_ms * 1000000u;
+    d->cb = cb;
+    d->arg = arg;
+    d->res = *res;
+    pthread_mutex_lock(&s->q_mu);
+    /* constant latency: appending keeps the queue sorted */
+    if (s->tail != NULL)
+        s->tail->next = d;
+    else
+        s->queue = d;
+    s->tail = d;
+    pthread_cond_signal(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+}
+
+static void
+fail_result(pd_proc_result_t *res, const char *msg)
+{
+    memset(res, 0, sizeof(*res));
+    res->outcome = PD_PROC_UNKNOWN;
+    set_str(res->error_code, sizeof(res->error_code), "processing_error");
+    set_str(res->message, sizeof(res->message), msg);
+}
+
+/* --- records --- */
+
+static int
+exec_sql(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        pd_log_error("simulator database error", PD_LS("error", err ? err : "?"));
+        sqlite3_free(err);
+        return PD_ERR_IO;
+    }
+    return 0;
+}
+
+/* loads the record of a charge into res; returns PD_ERR_NOTFOUND if none (caller holds db_mu) */
+static int
+load(sim_t *s, const char *charge_id, const char *reference, pd_proc_result_t *res)
+{
+    sqlite3_stmt *st = NULL;
+    int r = PD_ERR_NOTFOUND;
+    const char *sql = charge_id != NULL
+                          ? "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
+                            "risk_level, amount, amount_captured, amount_refunded FROM auths WHERE charge_id = ?"
+                          : "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
+                            "risk_level, amount, amount_captured, amount_refunded FROM auths WHERE reference = ?";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return PD_ERR_IO;
+    sqlite3_bind_text(st, 1, charge_id != NULL ? charge_id : reference, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        memset(res, 0, sizeof(*res));
+        set_str(res->reference, sizeof(res->reference), (const char *)sqlite3_column_text(st, 0));
+        const char *status = (const char *)sqlite3_column_text(st, 1);
+        res->outcome = strcmp(status, "declined") == 0 ? PD_PROC_DECLINED : PD_PROC_APPROVED;
+        res->captured = strcmp(status, "captured") == 0;
+        set_str(res->error_code, sizeof(res->error_code), (const char *)sqlite3_column_text(st, 2));
+        set_str(res->decline_code, sizeof(res->decline_code), (const char *)sqlite3_column_text(st, 3));
+        set_str(res->message, sizeof(res->message), (const char *)sqlite3_column_text(st, 4));
+        set_str(res->network_status, sizeof(res->network_status), (const char *)sqlite3_column_text(st, 5));
+        set_str(res->cvc_check, sizeof(res->cvc_check), (const char *)sqlite3_column_text(st, 6));
+        set_str(res->risk_level, sizeof(res->risk_level), (const char *)sqlite3_column_text(st, 7));
+        res->amount_authorized = sqlite3_column_int64(st, 8);
+        res->amount_captured = sqlite3_column_int64(st, 9);
+        res->amount_refunded = sqlite3_column_int64(st, 10);
+        if (strcmp(status, "voided") == 0)
+            res->amount_authorized = 0;
+        r = 0;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+static void
+sim_authorize(pd_processor_t *p, const pd_proc_auth_t *req, pd_proc_cb cb, void *arg)
+{
+    sim_t *s = (sim_t *)p;
+    pd_proc_result_t res;
+    sqlite3_stmt *st = NULL;
+
+    pthread_mutex_lock(&s->db_mu);
+    if (load(s, req->charge_id, NULL, &res) == 0) {
+        /* idempotent: the same charge gets the same answer */
+        pthread_mutex_unlock(&s->db_mu);
+        reply(s, cb, arg, &res);
+        return;
+    }
+    pd_simulator_decide(req->pan, req->pan_len, req->cvc, req->exp_month, req->exp_year, &res);
+    if (pd_id_new("sim", res.reference, sizeof(res.reference)) != 0) {
+        pthread_mutex_unlock(&s->db_mu);
+        fail_result(&res, "cannot create a reference");
+        reply(s, cb, arg, &res);
+        return;
+    }
+    bool approved = res.outcome == PD_PROC_APPROVED;
+    res.amount_authorized = approved ? req->amount : 0;
+    res.captured = approved && req->capture;
+    res.amount_captured = res.captured ? req->amount : 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO auths (charge_id, reference, merchant_id, amount, currency, status, error_code, "
+                           "decline_code, message, network_status, cvc_check, risk_level, amount_captured, "
+                           "amount_refunded, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&s->db_mu);
+        fail_result(&res, "simulator database unavailable");
+        reply(s, cb, arg, &res);
+        return;
+    }
+    sqlite3_bind_text(st, 1, req->charge_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, res.reference, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, req->merchant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, req->amount);
+    sqlite3_bind_text(st, 5, req->currency, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, !approved ? "declined" : res.captured ? "captured" : "authorized", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, res.error_code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, res.decline_code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, res.message, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, res.network_status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, res.cvc_check, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, res.risk_level, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 13, res.amount_captured);
+    sqlite3_bind_int64(st, 14, pd_unix_now());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->db_mu);
+    if (rc != SQLITE_DONE)
+        fail_result(&res, "simulator database write failed");
+    reply(s, cb, arg, &res);
+}
+
+/* runs an UPDATE with (amount, reference) or (reference) and reports the new state */
+static void
+update_and_reply(sim_t *s, const char *reference, const char *sql, int64_t amount, bool with_amount, pd_proc_cb cb,
+                 void *arg)
+{
+    pd_proc_result_t res;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&s->db_mu);
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        int i = 1;
+        if (with_amount)
+            sqlite3_bind_int64(st, i++, amount);
+        sqlite3_bind_text(st, i, reference, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    int changed = sqlite3_changes(s->db);
+    sqlite3_finalize(st);
+    int lr = load(s, NULL, reference, &res);
+    pthread_mutex_unlock(&s->db_mu);
+    if (rc != SQLITE_DONE || lr != 0) {
+        fail_result(&res, "simulator database error");
+        if (lr == PD_ERR_NOTFOUND)
+            res.outcome = PD_PROC_NOT_FOUND;
+    } else if (changed == 0) {
+        /* the state did not allow it (already captured, over-refund, voided) */
+        res.outcome = PD_PROC_DECLINED;
+        set_str(res.error_code, sizeof(res.error_code), "processing_error");
+        set_str(res.message, sizeof(res.message), "The processor refused the operation in the current state.");
+    } else {
+        res.outcome = PD_PROC_APPROVED;
+    }
+    reply(s, cb, arg, &res);
+}
+
+static void
+sim_capture(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_cb cb, void *arg)
+{
+    update_and_reply((sim_t *)p, reference,
+                     "UPDATE auths SET status = 'captured', amount_captured = ?1 "
+                     "WHERE reference = ?2 AND status = 'authorized' AND ?1 > 0 AND ?1 <= amount",
+                     amount, true, cb, arg);
+}
+
+static void
+sim_cancel(pd_processor_t *p, const char *reference, pd_proc_cb cb, void *arg)
+{
+    update_and_reply((sim_t *)p, reference, "UPDATE auths SET status = 'voided' WHERE reference = ?1 AND status = 'authorized'",
+                     0, false, cb, arg);
+}
+
+static void
+sim_refund(pd_processor_t *p, const char *reference, int64_t amount, const char *refund_id, pd_proc_cb cb, void *arg)
+{
+    sim_t *s = (sim_t *)p;
+    sqlite3_stmt *st = NULL;
+    /* idempotent by refund id: a repeated refund id is acknowledged without moving money */
+    pthread_mutex_lock(&s->db_mu);
+    bool seen = false;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM refunds WHERE refund_id = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, refund_id, -1, SQLITE_STATIC);
+        seen = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->db_mu);
+    if (seen) {
+        pd_proc_result_t res;
+        pthread_mutex_lock(&s->db_mu);
+        int lr = load(s, NULL, reference, &res);
+        pthread_mutex_unlock(&s->db_mu);
+        if (lr != 0)
+            fail_result(&res, "unknown reference");
+        else
+            res.outcome = PD_PROC_APPROVED;
+        reply(s, cb, arg, &res);
+        return;
+    }
+    pthread_mutex_lock(&s->db_mu);
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO refunds (refund_id, reference, amount) VALUES (?,?,?)", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, refund_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, reference, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, amount);
+        (void)sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->db_mu);
+    update_and_reply(s, reference,
+                     "UPDATE auths SET amount_refunded = amount_refunded + ?1 "
+                     "WHERE reference = ?2 AND status = 'captured' AND ?1 > 0 AND amount_refunded + ?1 <= amount_captured",
+                     amount, true, cb, arg);
+}
+
+static void
+sim_query(pd_processor_t *p, const char *charge_id, pd_proc_cb cb, void *arg)
+{
+    sim_t *s = (sim_t *)p;
+    pd_proc_result_t res;
+    pthread_mutex_lock(&s->db_mu);
+    int r = load(s, charge_id, NULL, &res);
+    pthread_mutex_unlock(&s->db_mu);
+    if (r == PD_ERR_NOTFOUND) {
+        memset(&res, 0, sizeof(res));
+        res.outcome = PD_PROC_NOT_FOUND;
+    } else if (r != 0) {
+        fail_result(&res, "simulator database error");
+    }
+    reply(s, cb, arg, &res);
+}
+
+static void
+sim_free(pd_processor_t *p)
+{
+    sim_t *s = (sim_t *)p;
+    if (s == NULL)
+        return;
+    if (s->timer_started) {
+        pthread_mutex_lock(&s->q_mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->q_cv);
+        pthread_mutex_unlock(&s->q_mu);
+        pthread_join(s->timer, NULL);
+    }
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->db_mu);
+    pthread_mutex_destroy(&s->q_mu);
+    pthread_cond_destroy(&s->q_cv);
+    free(s);
+}
+
+int
+pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
+{
+    sim_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return PD_ERR_NOMEM;
+    s->super = (pd_processor_t){"simulator", sim_authorize, sim_capture, sim_cancel, sim_refund, sim_query, sim_free};
+    s->latency_ms = latency_ms;
+    pthread_mutex_init(&s->db_mu, NULL);
+    pthread_mutex_init(&s->q_mu, NULL);
+    pthread_cond_init(&s->q_cv, NULL);
+    if (sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+            SQLITE_OK ||
+        exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
+                        "CREATE TABLE IF NOT EXISTS auths (charge_id TEXT PRIMARY KEY, reference TEXT UNIQUE NOT NULL,"
+                        " merchant_id TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,"
+                        " status TEXT NOT NULL, error_code TEXT NOT NULL, decline_code TEXT NOT NULL,"
+                        " message TEXT NOT NULL, network_status TEXT NOT NULL, cvc_check TEXT NOT NULL,"
+                        " risk_level TEXT NOT NULL, amount_captured INTEGER NOT NULL,"
+                        " amount_refunded INTEGER NOT NULL, created INTEGER NOT NULL);"
+                        "CREATE TABLE IF NOT EXISTS refunds (refund_id TEXT PRIMARY KEY, reference TEXT NOT NULL,"
+                        " amount INTEGER NOT NULL);") != 0) {
+        pd_log_error("cannot open the simulator database", PD_LS("path", db_path));
+        sim_free(&s->super);
+        return PD_ERR_IO;
+    }
+    if (latency_ms > 0) {
+        if (pthread_create(&s->timer, NULL, timer_main, s) != 0) {
+            sim_free(&s->super);
+            return PD_ERR_INTERNAL;
+        }
+        s->timer_started = true;
+    }
+    *out = &s->super;
+    return 0;
+}

@@ -1,0 +1,161 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "payd/processor.h"
+
+static char db_path[64];
+
+static int
+setup(void **state)
+{
+    (void)state;
+    snprintf(db_path, sizeof(db_path), "/tmp/payd-sim-%d.db", (int)getpid());
+    unlink(db_path);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    char p[96];
+    unlink(db_path);
+    snprintf(p, sizeof(p), "%s-wal", db_path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", db_path);
+    unlink(p);
+    return 0;
+}
+
+static void
+decide(const char *pan, const char *cvc, pd_proc_result_t *r)
+{
+    pd_simulator_decide(pan, strlen(pan), cvc, 12, 2040, r);
+}
+
+static void
+stripe_test_cards_have_their_documented_outcomes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pan, *cvc;
+        pd_proc_outcome_t outcome;
+        const char *error, *decline;
+    } cases[] = {
+        {"4242424242424242", "123", PD_PROC_APPROVED, "", ""},
+        {"5555555555554444", NULL, PD_PROC_APPROVED, "", ""},
+        {"378282246310005", "1234", PD_PROC_APPROVED, "", ""},
+        {"4000000000000002", NULL, PD_PROC_DECLINED, "card_declined", "generic_decline"},
+        {"4000000000009995", NULL, PD_PROC_DECLINED, "card_declined", "insufficient_funds"},
+        {"4000000000000069", NULL, PD_PROC_DECLINED, "expired_card", "expired_card"},
+        {"4000000000000127", "123", PD_PROC_DECLINED, "incorrect_cvc", "incorrect_cvc"},
+        {"4000000000000119", NULL, PD_PROC_DECLINED, "processing_error", "processing_error"},
+        {"4000000000000341", NULL, PD_PROC_DECLINED, "card_declined", "generic_decline"},
+        {"4100000000000019", NULL, PD_PROC_DECLINED, "card_declined", "fraudulent"},
+        {"4000000000000101", "123", PD_PROC_DECLINED, "incorrect_cvc", "incorrect_cvc"},
+        {"4000000000000101", NULL, PD_PROC_APPROVED, "", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pd_proc_result_t r;
+        decide(cases[i].pan, cases[i].cvc, &r);
+        if (r.outcome != cases[i].outcome || strcmp(r.error_code, cases[i].error) != 0 ||
+            strcmp(r.decline_code, cases[i].decline) != 0)
+            fail_msg("%s: outcome %d %s/%s", cases[i].pan, r.outcome, r.error_code, r.decline_code);
+    }
+    pd_proc_result_t r;
+    pd_simulator_decide("4242424242424242", 16, NULL, 1, 2020, &r);
+    assert_int_equal(r.outcome, PD_PROC_DECLINED);
+    assert_string_equal(r.error_code, "expired_card");
+}
+
+typedef struct {
+    int calls;
+    pd_proc_result_t res;
+} got_t;
+
+static void
+got(void *arg, const pd_proc_result_t *res)
+{
+    got_t *g = arg;
+    g->calls++;
+    g->res = *res;
+}
+
+static void
+authorize_capture_refund_and_query_survive_reopening(void **state)
+{
+    (void)state;
+    pd_processor_t *p;
+    got_t g = {0};
+    assert_int_equal(pd_simulator_new(&p, db_path, 0), 0);
+    pd_proc_auth_t a = {.merchant_id = "acct_1", .charge_id = "ch_1", .pan = "4242424242424242", .pan_len = 16,
+                        .exp_month = 12, .exp_year = 2040, .cvc = "123", .amount = 1000, .currency = "usd"};
+    p->authorize(p, &a, got, &g);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
+    char ref[64];
+    snprintf(ref, sizeof(ref), "%s", g.res.reference);
+    /* idempotent: same charge id, same reference */
+    p->authorize(p, &a, got, &g);
+    assert_string_equal(g.res.reference, ref);
+    /* capture more than authorized is refused, then a partial capture works */
+    p->capture(p, ref, 1001, got, &g);
+    assert_int_equal(g.res.outcome, PD_PROC_DECLINED);
+    p->capture(p, ref, 600, got, &g);
+    assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
+    assert_int_equal(g.res.amount_captured, 600);
+    p->refund(p, ref, 400, "re_1", got, &g);
+    assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
+    p->refund(p, ref, 400, "re_1", got, &g); /* same refund id: no double refund */
+    assert_int_equal(g.res.amount_refunded, 400);
+    p->refund(p, ref, 201, "re_2", got, &g); /* over the captured amount */
+    assert_int_equal(g.res.outcome, PD_PROC_DECLINED);
+    p->free(p);
+
+    assert_int_equal(pd_simulator_new(&p, db_path, 0), 0);
+    p->query(p, "ch_1", got, &g);
+    assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
+    assert_true(g.res.captured);
+    assert_int_equal(g.res.amount_captured, 600);
+    assert_int_equal(g.res.amount_refunded, 400);
+    p->query(p, "ch_unknown", got, &g);
+    assert_int_equal(g.res.outcome, PD_PROC_NOT_FOUND);
+    p->free(p);
+}
+
+static void
+latency_delivers_later_on_another_thread(void **state)
+{
+    (void)state;
+    pd_processor_t *p;
+    got_t g = {0};
+    assert_int_equal(pd_simulator_new(&p, db_path, 50), 0);
+    pd_proc_auth_t a = {.merchant_id = "acct_1", .charge_id = "ch_2", .pan = "4000000000000002", .pan_len = 16,
+                        .exp_month = 12, .exp_year = 2040, .amount = 1000, .currency = "usd"};
+    p->authorize(p, &a, got, &g);
+    assert_int_equal(g.calls, 0); /* not yet */
+    for (int i = 0; i < 200 && __atomic_load_n(&g.calls, __ATOMIC_SEQ_CST) == 0; i++)
+        usleep(5000);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.res.outcome, PD_PROC_DECLINED);
+    p->free(p);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stripe_test_cards_have_their_documented_outcomes),
+        cmocka_unit_test_setup_teardown(authorize_capture_refund_and_query_survive_reopening, setup, teardown),
+        cmocka_unit_test_setup_teardown(latency_delivers_later_on_another_thread, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
