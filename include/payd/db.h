@@ -1,0 +1,94 @@
+/*
+ * Backend-neutral SQL execution. The store's repositories (merchants, keys,
+ * payment intents, ...) are written against this interface with portable SQL
+ * ("?" placeholders, INTEGER/TEXT/BLOB, no backend-specific functions), so the
+ * SQLite backend and the PostgreSQL backend run the same statements.
+ *
+ * A pd_db_t is one connection. The store hands out the writer's connection inside a
+ * write function (see store.h) and a per-thread reader connection for reads.
+ * SQL strings must be string literals (the backend caches prepared statements by
+ * their address).
+ */
+#ifndef PAYD_DB_H
+#define PAYD_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "payd/buf.h"
+#include "payd/error.h"
+
+typedef enum { PD_SQL_NULL, PD_SQL_INT, PD_SQL_TEXT, PD_SQL_BLOB } pd_sqltype_t;
+
+typedef struct {
+    pd_sqltype_t t;
+    int64_t i;
+    const void *p;
+    size_t len;
+} pd_sqlval_t;
+
+static inline pd_sqlval_t
+pd_sql_text(const char *s)
+{
+    return s != NULL ? (pd_sqlval_t){.t = PD_SQL_TEXT, .p = s, .len = strlen(s)} : (pd_sqlval_t){.t = PD_SQL_NULL};
+}
+
+#define PD_SQL_I(x) ((pd_sqlval_t){.t = PD_SQL_INT, .i = (int64_t)(x)})
+/* text from a C string; NULL binds SQL NULL */
+#define PD_SQL_S(s) pd_sql_text(s)
+#define PD_SQL_V(v) ((pd_sqlval_t){.t = PD_SQL_TEXT, .p = (v).p, .len = (v).len})
+#define PD_SQL_B(ptr, n) ((pd_sqlval_t){.t = PD_SQL_BLOB, .p = (ptr), .len = (n)})
+#define PD_SQL_NIL ((pd_sqlval_t){.t = PD_SQL_NULL})
+#define PD_SQL_ARGS(...) (const pd_sqlval_t[]){__VA_ARGS__}, sizeof((const pd_sqlval_t[]){__VA_ARGS__}) / sizeof(pd_sqlval_t)
+
+typedef struct pd_db pd_db_t;
+typedef struct pd_row pd_row_t;
+
+/* Row accessors (valid only inside the row callback). Text is NUL-terminated. */
+int64_t pd_row_int(const pd_row_t *r, int col);
+bool pd_row_is_null(const pd_row_t *r, int col);
+pd_view_t pd_row_text(const pd_row_t *r, int col);
+/* Copies a text column into dst (cap incl. NUL), truncating never: PD_ERR_TOOBIG if it does not fit. */
+int pd_row_copy(const pd_row_t *r, int col, char *dst, size_t cap) PD_WUR;
+
+/* Return 0 to continue, 1 to stop early, < 0 to abort with that error. */
+typedef int (*pd_row_fn)(const pd_row_t *row, void *arg);
+
+/* Executes a statement; *changes (may be NULL) gets the number of rows changed. */
+int pd_db_exec(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *changes) PD_WUR;
+/* Runs a query, calling fn per row. Returns 0, the callback's error, or a db error. */
+int pd_db_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_row_fn fn, void *arg) PD_WUR;
+/* Convenience: the first column of the first row as an integer; PD_ERR_NOTFOUND if no row. */
+int pd_db_query_int(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *out) PD_WUR;
+
+/* Backend interface (implemented by sqlite.c and, next, postgres.c). */
+typedef struct {
+    const char *name;
+    int (*exec)(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *changes);
+    int (*query)(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_row_fn fn, void *arg);
+    int64_t (*row_int)(const pd_row_t *r, int col);
+    bool (*row_is_null)(const pd_row_t *r, int col);
+    pd_view_t (*row_text)(const pd_row_t *r, int col);
+    /* transaction control on the writer connection */
+    int (*begin)(pd_db_t *db);
+    int (*commit)(pd_db_t *db);
+    int (*rollback)(pd_db_t *db);
+    int (*savepoint)(pd_db_t *db);
+    int (*release)(pd_db_t *db);
+    int (*rollback_to)(pd_db_t *db);
+    /* runs a multi-statement script without parameters (migrations) */
+    int (*script)(pd_db_t *db, const char *sql);
+    void (*close)(pd_db_t *db);
+} pd_db_ops_t;
+
+struct pd_db {
+    const pd_db_ops_t *ops;
+};
+
+struct pd_row {
+    const pd_db_ops_t *ops;
+};
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * The store: durable state of payd with group commit.
+ *
+ * Writes: callers from any thread submit a write function. One writer thread takes
+ * every write that is queued, runs each inside its own savepoint of one
+ * transaction (a write that returns an error is rolled back alone), commits once
+ * (one fsync for the whole batch), and only then calls each write's done callback
+ * with its result. Nobody is told "ok" before their write is durable.
+ *
+ * Reads: pd_store_reader() returns the calling thread's own read connection
+ * (WAL snapshot reads that never wait for the writer).
+ */
+#ifndef PAYD_STORE_H
+#define PAYD_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "payd/config.h"
+#include "payd/db.h"
+
+typedef struct pd_store pd_store_t;
+
+enum { PD_STORE_SQLITE = 0 };
+
+typedef struct {
+    int backend;          /* PD_STORE_SQLITE (PostgreSQL arrives with its backend) */
+    char *path;           /* SQLite file ("" = DATA_DIR/payd.db) */
+    int64_t max_batch;    /* most writes per transaction */
+    int64_t max_queue;    /* writes waiting before submit refuses with PD_ERR_AGAIN */
+} pd_store_config_t;
+
+int pd_store_config_register(pd_config_t *cfg, pd_store_config_t *c) PD_WUR;
+
+/* Opens (creating if needed), applies pending migrations, starts the writer. */
+int pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir) PD_WUR;
+/* Finishes queued writes, stops the writer, closes every connection. */
+void pd_store_close(pd_store_t *s);
+
+/* Runs on the writer thread inside a savepoint; return 0 to keep the changes, < 0 to
+ * roll back this write only (the error goes to done). */
+typedef int (*pd_write_fn)(pd_db_t *tx, void *arg);
+/* Runs on the writer thread after the batch is durable (rc 0) or failed. */
+typedef void (*pd_done_fn)(void *arg, int rc);
+
+/* Queues a write. PD_ERR_AGAIN when the queue is full (backpressure), PD_ERR_CLOSED
+ * after close. On error done is not called. */
+int pd_store_submit(pd_store_t *s, pd_write_fn fn, pd_done_fn done, void *arg) PD_WUR;
+/* Submits and waits (for tools, tests and start-up; never from an event loop). */
+int pd_store_write_sync(pd_store_t *s, pd_write_fn fn, void *arg) PD_WUR;
+
+/* The calling thread's read connection (opened on first use). */
+pd_db_t *pd_store_reader(pd_store_t *s);
+
+/* Statistics: batches committed, writes committed, largest batch. */
+typedef struct {
+    uint64_t batches, writes, max_batch, queue_full;
+} pd_store_stats_t;
+void pd_store_stats(pd_store_t *s, pd_store_stats_t *out);
+
+/* Schema version after migrations. */
+int pd_store_schema_version(pd_store_t *s);
+
+#endif

@@ -1,0 +1,14 @@
+/* Store internals. Not a public interface. */
+#ifndef PAYD_STORE_INTERNAL_H
+#define PAYD_STORE_INTERNAL_H
+
+#include "payd/db.h"
+#include "payd/store.h"
+
+/* SQLite connection: the writer (read-write, creates, WAL, synchronous=FULL) or a reader. */
+int pd_sqlite_open(pd_db_t **out, const char *path, bool writer);
+
+/* Applies pending migrations on the writer connection; returns the resulting version. */
+int pd_store_migrate(pd_db_t *db, int *version);
+
+#endif

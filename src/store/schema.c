@@ -1,0 +1,137 @@
+/*
+ * Versioned migrations. Each runs in one transaction together with the update of
+ * schema_version, so a crash leaves either the old or the new version. Applied in
+ * order at start; applying is idempotent. SQL stays within what SQLite and
+ * PostgreSQL both accept (TEXT, INTEGER, BLOB-as-BYTEA is avoided: hashes are hex).
+ *
+ * Conventions: ids are prefixed random strings; money is INTEGER minor units +
+ * lower-case ISO currency; times are unix seconds; `seq` is a store-wide monotonic
+ * number used for newest-first lists; metadata and snapshots are JSON text.
+ */
+#include <stdio.h>
+
+#include "payd/log.h"
+#include "store/internal.h"
+
+static const char *const migrations[] = {
+    /* 1: merchants, keys, payments */
+    "CREATE TABLE merchants ("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL REFERENCES merchants(id),"
+    "  kind TEXT NOT NULL, livemode INTEGER NOT NULL, prefix TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,"
+    "  last4 TEXT NOT NULL, scopes TEXT NOT NULL DEFAULT '', name TEXT NOT NULL DEFAULT '',"
+    "  created INTEGER NOT NULL, expires_at INTEGER, revoked_at INTEGER,"
+    "  rate_per_s INTEGER, burst INTEGER, monthly_quota INTEGER);"
+    "CREATE INDEX api_keys_merchant ON api_keys(merchant_id);"
+    "CREATE TABLE payment_methods ("
+    "  id TEXT PRIMARY KEY, object TEXT NOT NULL, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL,"
+    "  vault_token TEXT NOT NULL, brand TEXT NOT NULL, last4 TEXT NOT NULL, exp_month INTEGER NOT NULL,"
+    "  exp_year INTEGER NOT NULL, fingerprint TEXT NOT NULL, funding TEXT NOT NULL, country TEXT,"
+    "  cvc_check TEXT, billing_name TEXT, metadata TEXT NOT NULL DEFAULT '{}', used INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE INDEX payment_methods_list ON payment_methods(merchant_id, livemode, seq);"
+    "CREATE TABLE payment_intents ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL,"
+    "  amount INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL, capture_method TEXT NOT NULL,"
+    "  payment_method TEXT, description TEXT, metadata TEXT NOT NULL DEFAULT '{}', statement_descriptor TEXT,"
+    "  receipt_email TEXT, amount_capturable INTEGER NOT NULL DEFAULT 0, amount_received INTEGER NOT NULL DEFAULT 0,"
+    "  latest_charge TEXT, last_payment_error TEXT, cancellation_reason TEXT, canceled_at INTEGER,"
+    "  created INTEGER NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL);"
+    "CREATE INDEX payment_intents_list ON payment_intents(merchant_id, livemode, seq);"
+    "CREATE TABLE charges ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, payment_intent TEXT NOT NULL,"
+    "  payment_method TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL,"
+    "  captured INTEGER NOT NULL DEFAULT 0, amount_captured INTEGER NOT NULL DEFAULT 0,"
+    "  amount_refunded INTEGER NOT NULL DEFAULT 0, processing INTEGER NOT NULL DEFAULT 0, capture_requested INTEGER NOT NULL DEFAULT 0,"
+    "  processor_ref TEXT, failure_code TEXT, failure_message TEXT, decline_code TEXT, outcome TEXT,"
+    "  description TEXT, created INTEGER NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL);"
+    "CREATE INDEX charges_list ON charges(merchant_id, livemode, seq);"
+    "CREATE INDEX charges_intent ON charges(payment_intent);"
+    "CREATE INDEX charges_processing ON charges(processing);"
+    "CREATE TABLE refunds ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, charge TEXT NOT NULL,"
+    "  payment_intent TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL,"
+    "  reason TEXT, metadata TEXT NOT NULL DEFAULT '{}', failure_reason TEXT, created INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL);"
+    "CREATE INDEX refunds_list ON refunds(merchant_id, livemode, seq);"
+    "CREATE INDEX refunds_charge ON refunds(charge);"
+    "CREATE TABLE ledger_entries ("
+    "  id TEXT PRIMARY KEY, txn_id TEXT NOT NULL, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL,"
+    "  account TEXT NOT NULL, currency TEXT NOT NULL, amount INTEGER NOT NULL, source TEXT NOT NULL,"
+    "  kind TEXT NOT NULL, created INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE INDEX ledger_account ON ledger_entries(merchant_id, livemode, account, currency);"
+    "CREATE INDEX ledger_txn ON ledger_entries(txn_id);"
+    "CREATE TABLE balance_transactions ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, amount INTEGER NOT NULL,"
+    "  fee INTEGER NOT NULL, net INTEGER NOT NULL, currency TEXT NOT NULL, type TEXT NOT NULL,"
+    "  source TEXT NOT NULL, status TEXT NOT NULL, available_on INTEGER NOT NULL, description TEXT,"
+    "  created INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE INDEX balance_transactions_list ON balance_transactions(merchant_id, livemode, seq);"
+    "CREATE TABLE events ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, type TEXT NOT NULL,"
+    "  data TEXT NOT NULL, request_id TEXT, idempotency_key TEXT, created INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL, published INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX events_list ON events(merchant_id, livemode, seq);"
+    "CREATE INDEX events_type ON events(merchant_id, livemode, type, seq);"
+    "CREATE INDEX events_unpublished ON events(published, seq);"
+    "CREATE TABLE webhook_endpoints ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, url TEXT NOT NULL,"
+    "  enabled_events TEXT NOT NULL, secret TEXT NOT NULL, status TEXT NOT NULL, description TEXT,"
+    "  metadata TEXT NOT NULL DEFAULT '{}', created INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX webhook_endpoints_list ON webhook_endpoints(merchant_id, livemode, seq);"
+    "CREATE TABLE webhook_deliveries ("
+    "  id TEXT PRIMARY KEY, event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, merchant_id TEXT NOT NULL,"
+    "  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, first_at INTEGER NOT NULL,"
+    "  next_at INTEGER NOT NULL, last_status INTEGER, last_error TEXT, updated INTEGER NOT NULL);"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_at);"
+    "CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);"
+    "CREATE TABLE idempotency_keys ("
+    "  merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    "  state TEXT NOT NULL, status INTEGER, body TEXT, created INTEGER NOT NULL,"
+    "  PRIMARY KEY (merchant_id, livemode, key));"
+    "CREATE INDEX idempotency_created ON idempotency_keys(created);"
+    "CREATE TABLE audit_log ("
+    "  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    "  resource TEXT NOT NULL, outcome TEXT NOT NULL, origin TEXT NOT NULL, detail TEXT NOT NULL,"
+    "  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+};
+
+int
+pd_store_migrate(pd_db_t *db, int *version)
+{
+    int64_t v = 0;
+    int r;
+
+    if ((r = pd_db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", NULL, 0, NULL)) != 0)
+        return r;
+    r = pd_db_query_int(db, "SELECT version FROM schema_version", NULL, 0, &v);
+    if (r == PD_ERR_NOTFOUND) {
+        if ((r = pd_db_exec(db, "INSERT INTO schema_version (version) VALUES (0)", NULL, 0, NULL)) != 0)
+            return r;
+        v = 0;
+    } else if (r != 0) {
+        return r;
+    }
+    size_t n = sizeof(migrations) / sizeof(migrations[0]);
+    if (v > (int64_t)n) {
+        pd_log_error("database schema is newer than this payd", PD_LI("schema", v), PD_LI("known", (int64_t)n));
+        return PD_ERR_STATE;
+    }
+    for (size_t i = (size_t)v; i < n; i++) {
+        if ((r = db->ops->begin(db)) != 0)
+            return r;
+        /* a migration is a script of several statements: run it through the backend's simple executor */
+        if ((r = db->ops->script(db, migrations[i])) != 0 ||
+            (r = pd_db_exec(db, "UPDATE schema_version SET version = ?", PD_SQL_ARGS(PD_SQL_I(i + 1)), NULL)) != 0 ||
+            (r = db->ops->commit(db)) != 0) {
+            (void)db->ops->rollback(db);
+            pd_log_error("migration failed", PD_LI("version", (int64_t)(i + 1)), PD_LERR(r));
+            return r;
+        }
+        pd_log_info("database migrated", PD_LI("version", (int64_t)(i + 1)));
+    }
+    *version = (int)n;
+    return 0;
+}

@@ -1,0 +1,219 @@
+/*
+ * SQLite backend of pd_db_t: WAL, synchronous=FULL on the writer, a per-connection
+ * cache of prepared statements keyed by the SQL literal's address.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "payd/log.h"
+#include "store/internal.h"
+
+#define CACHE_SLOTS 256
+
+typedef struct {
+    pd_db_t super;
+    sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[CACHE_SLOTS];
+} sqlite_db_t;
+
+typedef struct {
+    pd_row_t super;
+    sqlite3_stmt *st;
+} sqlite_row_t;
+
+static int
+map_error(sqlite_db_t *d, int rc, const char *sql)
+{
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+        return PD_ERR_EXISTS;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return PD_ERR_AGAIN;
+    case SQLITE_FULL:
+        pd_log_error("database full", PD_LS("error", sqlite3_errmsg(d->db)));
+        return -28; /* -ENOSPC */
+    default:
+        pd_log_error("database error", PD_LS("error", sqlite3_errmsg(d->db)), PD_LI("code", rc),
+                     PD_LV("sql", pd_view(sql, strlen(sql) > 120 ? 120 : strlen(sql))));
+        return PD_ERR_IO;
+    }
+}
+
+static sqlite3_stmt *
+stmt_get(sqlite_db_t *d, const char *sql, int *rc)
+{
+    size_t h = ((uintptr_t)sql >> 3) % CACHE_SLOTS;
+    for (size_t i = 0; i < 8; i++) {
+        size_t k = (h + i) % CACHE_SLOTS;
+        if (d->cache[k].sql == sql)
+            return d->cache[k].st;
+        if (d->cache[k].sql == NULL) {
+            sqlite3_stmt *st = NULL;
+            if ((*rc = sqlite3_prepare_v3(d->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL)) != SQLITE_OK)
+                return NULL;
+            d->cache[k].sql = sql;
+            d->cache[k].st = st;
+            return st;
+        }
+    }
+    *rc = SQLITE_FULL; /* cache full: a bug (too many distinct statements), reported as such */
+    return NULL;
+}
+
+static int
+bind_all(sqlite3_stmt *st, const pd_sqlval_t *args, size_t n)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    for (size_t i = 0; i < n; i++) {
+        int idx = (int)i + 1, rc;
+        switch (args[i].t) {
+        case PD_SQL_NULL: rc = sqlite3_bind_null(st, idx); break;
+        case PD_SQL_INT: rc = sqlite3_bind_int64(st, idx, args[i].i); break;
+        case PD_SQL_TEXT: rc = sqlite3_bind_text64(st, idx, args[i].p, args[i].len, SQLITE_STATIC, SQLITE_UTF8); break;
+        case PD_SQL_BLOB: rc = sqlite3_bind_blob64(st, idx, args[i].p, args[i].len, SQLITE_STATIC); break;
+        default: rc = SQLITE_MISUSE;
+        }
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+static int
+s_exec(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *changes)
+{
+    sqlite_db_t *d = (sqlite_db_t *)db;
+    int rc = SQLITE_OK;
+    sqlite3_stmt *st = stmt_get(d, sql, &rc);
+    if (st == NULL)
+        return map_error(d, rc, sql);
+    if ((rc = bind_all(st, args, nargs)) != SQLITE_OK)
+        return map_error(d, rc, sql);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    int r = rc == SQLITE_DONE ? 0 : map_error(d, rc, sql);
+    if (changes != NULL)
+        *changes = r == 0 ? sqlite3_changes64(d->db) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+static int
+s_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_row_fn fn, void *arg)
+{
+    sqlite_db_t *d = (sqlite_db_t *)db;
+    int rc = SQLITE_OK, r = 0;
+    sqlite3_stmt *st = stmt_get(d, sql, &rc);
+    if (st == NULL)
+        return map_error(d, rc, sql);
+    if ((rc = bind_all(st, args, nargs)) != SQLITE_OK)
+        return map_error(d, rc, sql);
+    sqlite_row_t row = {{db->ops}, st};
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int cr = fn(&row.super, arg);
+        if (cr != 0) {
+            r = cr < 0 ? cr : 0;
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        r = map_error(d, rc, sql);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+static int64_t
+s_row_int(const pd_row_t *r, int col)
+{
+    return sqlite3_column_int64(((const sqlite_row_t *)r)->st, col);
+}
+
+static bool
+s_row_is_null(const pd_row_t *r, int col)
+{
+    return sqlite3_column_type(((const sqlite_row_t *)r)->st, col) == SQLITE_NULL;
+}
+
+static pd_view_t
+s_row_text(const pd_row_t *r, int col)
+{
+    sqlite3_stmt *st = ((const sqlite_row_t *)r)->st;
+    const unsigned char *p = sqlite3_column_text(st, col);
+    if (p == NULL)
+        return pd_view("", 0);
+    return pd_view(p, (size_t)sqlite3_column_bytes(st, col));
+}
+
+static int
+s_simple(pd_db_t *db, const char *sql)
+{
+    sqlite_db_t *d = (sqlite_db_t *)db;
+    char *err = NULL;
+    int rc = sqlite3_exec(d->db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        pd_log_error("database error", PD_LS("sql", sql), PD_LS("error", err ? err : sqlite3_errmsg(d->db)));
+        sqlite3_free(err);
+        return (rc & 0xff) == SQLITE_FULL ? -28 : PD_ERR_IO;
+    }
+    return 0;
+}
+
+static int s_begin(pd_db_t *db) { return s_simple(db, "BEGIN IMMEDIATE"); }
+static int s_commit(pd_db_t *db) { return s_simple(db, "COMMIT"); }
+static int s_rollback(pd_db_t *db) { return s_simple(db, "ROLLBACK"); }
+static int s_savepoint(pd_db_t *db) { return s_simple(db, "SAVEPOINT w"); }
+static int s_release(pd_db_t *db) { return s_simple(db, "RELEASE w"); }
+static int s_rollback_to(pd_db_t *db) { return s_simple(db, "ROLLBACK TO w; RELEASE w"); }
+
+static void
+s_close(pd_db_t *db)
+{
+    sqlite_db_t *d = (sqlite_db_t *)db;
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        if (d->cache[i].st != NULL)
+            sqlite3_finalize(d->cache[i].st);
+    sqlite3_close(d->db);
+    free(d);
+}
+
+static const pd_db_ops_t sqlite_ops = {
+    "sqlite", s_exec, s_query, s_row_int, s_row_is_null, s_row_text, s_begin, s_commit, s_rollback, s_savepoint,
+    s_release, s_rollback_to, s_simple, s_close,
+};
+
+int
+pd_sqlite_open(pd_db_t **out, const char *path, bool writer)
+{
+    sqlite_db_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return PD_ERR_NOMEM;
+    d->super.ops = &sqlite_ops;
+    int flags = SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
+    if (sqlite3_open_v2(path, &d->db, flags, NULL) != SQLITE_OK) {
+        pd_log_error("cannot open database", PD_LS("path", path), PD_LS("error", d->db ? sqlite3_errmsg(d->db) : "?"));
+        s_close(&d->super);
+        return PD_ERR_IO;
+    }
+    sqlite3_busy_timeout(d->db, 10000);
+    const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                                   "PRAGMA wal_autocheckpoint=4000; PRAGMA cache_size=-65536;"
+                                 : "PRAGMA query_only=ON; PRAGMA cache_size=-16384;";
+    if (s_simple(&d->super, pragmas) != 0) {
+        s_close(&d->super);
+        return PD_ERR_IO;
+    }
+    *out = &d->super;
+    return 0;
+}

@@ -1,0 +1,295 @@
+/*
+ * The store's writer thread and group commit, and per-thread readers.
+ * See include/payd/store.h for the contract.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payd/log.h"
+#include "payd/time.h"
+#include "store/internal.h"
+
+typedef struct job {
+    struct job *next;
+    pd_write_fn fn;
+    pd_done_fn done;
+    void *arg;
+    int rc;
+} job_t;
+
+typedef struct reader {
+    struct reader *next;
+    pthread_t thread;
+    pd_db_t *db;
+} reader_t;
+
+struct pd_store {
+    char path[4096];
+    pd_db_t *writer;
+    int version;
+    int64_t max_batch, max_queue;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job_t *head, *tail;
+    int64_t queued;
+    bool closing, started;
+    pthread_key_t reader_key;
+    reader_t *readers; /* all reader connections, for close */
+    pthread_mutex_t readers_mu;
+    pd_store_stats_t stats;
+};
+
+static void
+run_batch(pd_store_t *s, job_t *batch, size_t n)
+{
+    int r = s->writer->ops->begin(s->writer);
+    for (job_t *j = batch; r == 0 && j != NULL; j = j->next) {
+        if ((j->rc = s->writer->ops->savepoint(s->writer)) != 0)
+            break;
+        j->rc = j->fn(s->writer, j->arg);
+        int e = j->rc == 0 ? s->writer->ops->release(s->writer) : s->writer->ops->rollback_to(s->writer);
+        if (e != 0) {
+            r = e;
+            break;
+        }
+    }
+    if (r == 0)
+        r = s->writer->ops->commit(s->writer);
+    if (r != 0) {
+        /* nothing of this batch is durable: every write learns it */
+        (void)s->writer->ops->rollback(s->writer);
+        for (job_t *j = batch; j != NULL; j = j->next)
+            j->rc = r;
+        pd_log_error("store batch failed", PD_LERR(r), PD_LI("writes", (int64_t)n));
+    } else {
+        s->stats.batches++;
+        s->stats.writes += n;
+        if (n > s->stats.max_batch)
+            s->stats.max_batch = n;
+    }
+    while (batch != NULL) {
+        job_t *next = batch->next;
+        if (batch->done != NULL)
+            batch->done(batch->arg, batch->rc);
+        free(batch);
+        batch = next;
+    }
+}
+
+static void *
+writer_main(void *arg)
+{
+    pd_store_t *s = arg;
+    pthread_setname_np(pthread_self(), "payd-store");
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->head == NULL && !s->closing)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->head == NULL && s->closing)
+            break;
+        /* take up to max_batch queued writes */
+        job_t *batch = s->head, *last = s->head;
+        size_t n = 1;
+        while (last->next != NULL && (int64_t)n < s->max_batch) {
+            last = last->next;
+            n++;
+        }
+        s->head = last->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        last->next = NULL;
+        s->queued -= (int64_t)n;
+        pthread_mutex_unlock(&s->mu);
+        run_batch(s, batch, n);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int
+pd_store_submit(pd_store_t *s, pd_write_fn fn, pd_done_fn done, void *arg)
+{
+    job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return PD_ERR_NOMEM;
+    j->fn = fn;
+    j->done = done;
+    j->arg = arg;
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->mu);
+        free(j);
+        return PD_ERR_CLOSED;
+    }
+    if (s->queued >= s->max_queue) {
+        s->stats.queue_full++;
+        pthread_mutex_unlock(&s->mu);
+        free(j);
+        return PD_ERR_AGAIN;
+    }
+    if (s->tail != NULL)
+        s->tail->next = j;
+    else
+        s->head = j;
+    s->tail = j;
+    s->queued++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+} waiter_t;
+
+static void
+wake(void *arg, int rc)
+{
+    waiter_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->rc = rc;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+typedef struct {
+    pd_write_fn fn;
+    void *arg;
+    waiter_t w;
+} sync_job_t;
+
+static int
+sync_fn(pd_db_t *tx, void *arg)
+{
+    sync_job_t *sj = arg;
+    return sj->fn(tx, sj->arg);
+}
+
+static void
+sync_done(void *arg, int rc)
+{
+    wake(&((sync_job_t *)arg)->w, rc);
+}
+
+int
+pd_store_write_sync(pd_store_t *s, pd_write_fn fn, void *arg)
+{
+    sync_job_t sj = {fn, arg, {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0}};
+    int r;
+    for (int tries = 0; (r = pd_store_submit(s, sync_fn, sync_done, &sj)) == PD_ERR_AGAIN && tries < 1000; tries++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (r != 0)
+        return r;
+    pthread_mutex_lock(&sj.w.mu);
+    while (!sj.w.done)
+        pthread_cond_wait(&sj.w.cv, &sj.w.mu);
+    pthread_mutex_unlock(&sj.w.mu);
+    return sj.w.rc;
+}
+
+pd_db_t *
+pd_store_reader(pd_store_t *s)
+{
+    reader_t *rd = pthread_getspecific(s->reader_key);
+    if (rd != NULL)
+        return rd->db;
+    if ((rd = calloc(1, sizeof(*rd))) == NULL)
+        return NULL;
+    if (pd_sqlite_open(&rd->db, s->path, false) != 0) {
+        free(rd);
+        return NULL;
+    }
+    rd->thread = pthread_self();
+    pthread_setspecific(s->reader_key, rd);
+    pthread_mutex_lock(&s->readers_mu);
+    rd->next = s->readers;
+    s->readers = rd;
+    pthread_mutex_unlock(&s->readers_mu);
+    return rd->db;
+}
+
+void
+pd_store_stats(pd_store_t *s, pd_store_stats_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int
+pd_store_schema_version(pd_store_t *s)
+{
+    return s->version;
+}
+
+int
+pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir)
+{
+    pd_store_t *s;
+    int r;
+
+    if (c->backend != PD_STORE_SQLITE)
+        return PD_ERR_CONFIG;
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return PD_ERR_NOMEM;
+    if (c->path != NULL && c->path[0] != '\0')
+        snprintf(s->path, sizeof(s->path), "%s", c->path);
+    else
+        snprintf(s->path, sizeof(s->path), "%s/payd.db", data_dir);
+    s->max_batch = c->max_batch;
+    s->max_queue = c->max_queue;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->readers_mu, NULL);
+    pthread_key_create(&s->reader_key, NULL);
+    if ((r = pd_sqlite_open(&s->writer, s->path, true)) != 0 || (r = pd_store_migrate(s->writer, &s->version)) != 0) {
+        pd_store_close(s);
+        return r;
+    }
+    if ((r = pthread_create(&s->thread, NULL, writer_main, s)) != 0) {
+        pd_store_close(s);
+        return -r;
+    }
+    s->started = true;
+    *out = s;
+    return 0;
+}
+
+void
+pd_store_close(pd_store_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        s->closing = true;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    if (s->writer != NULL)
+        s->writer->ops->close(s->writer);
+    reader_t *rd = s->readers;
+    while (rd != NULL) {
+        reader_t *n = rd->next;
+        rd->db->ops->close(rd->db);
+        free(rd);
+        rd = n;
+    }
+    pthread_key_delete(s->reader_key);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->readers_mu);
+    free(s);
+}

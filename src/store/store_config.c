@@ -1,0 +1,21 @@
+#include <stddef.h>
+
+#include "payd/store.h"
+
+#define S(f) offsetof(pd_store_config_t, f)
+static const char *const backends[] = {"sqlite", NULL};
+static const pd_config_key_t keys[] = {
+    {"backend", PD_CT_ENUM, S(backend), "sqlite", .choices = backends, .help = "storage backend"},
+    {"path", PD_CT_PATH, S(path), "", .help = "SQLite database file (default DATA_DIR/payd.db)"},
+    {"max_batch", PD_CT_INT, S(max_batch), "512", 1, 100000,
+     .help = "most writes committed together in one transaction (group commit)"},
+    {"max_queue", PD_CT_INT, S(max_queue), "100000", 16, 10000000,
+     .help = "writes waiting for the writer before new ones are refused (503)"},
+};
+#undef S
+
+int
+pd_store_config_register(pd_config_t *cfg, pd_store_config_t *c)
+{
+    return pd_config_add(cfg, "store", keys, sizeof(keys) / sizeof(keys[0]), c);
+}

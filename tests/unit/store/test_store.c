@@ -1,0 +1,217 @@
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "payd/store.h"
+
+static char dir[64];
+
+static int
+setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/payd-store-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static pd_store_t *
+open_store(void)
+{
+    pd_store_config_t c = {.backend = PD_STORE_SQLITE, .path = "", .max_batch = 512, .max_queue = 100000};
+    pd_store_t *s;
+    assert_int_equal(pd_store_open(&s, &c, dir), 0);
+    return s;
+}
+
+typedef struct {
+    const char *id;
+    int fail;
+} merchant_w_t;
+
+static int
+insert_merchant(pd_db_t *tx, void *arg)
+{
+    merchant_w_t *m = arg;
+    int r = pd_db_exec(tx, "INSERT INTO merchants (id, name, created) VALUES (?, ?, 1)",
+                       PD_SQL_ARGS(PD_SQL_S(m->id), PD_SQL_S("n")), NULL);
+    return r != 0 ? r : m->fail;
+}
+
+static int64_t
+count_merchants(pd_store_t *s)
+{
+    int64_t n = -1;
+    assert_int_equal(pd_db_query_int(pd_store_reader(s), "SELECT COUNT(*) FROM merchants", NULL, 0, &n), 0);
+    return n;
+}
+
+static void
+migrations_apply_once_and_reopen_cleanly(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    int v = pd_store_schema_version(s);
+    assert_true(v >= 1);
+    merchant_w_t m = {"acct_1", 0};
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &m), 0);
+    pd_store_close(s);
+    s = open_store();
+    assert_int_equal(pd_store_schema_version(s), v);
+    assert_int_equal(count_merchants(s), 1);
+    pd_store_close(s);
+}
+
+static void
+a_failing_write_rolls_back_alone(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    merchant_w_t ok = {"acct_ok", 0}, bad = {"acct_bad", PD_ERR_CONFLICT}, dup = {"acct_ok", 0};
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &ok), 0);
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &bad), PD_ERR_CONFLICT);
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &dup), PD_ERR_EXISTS);
+    assert_int_equal(count_merchants(s), 1);
+    pd_store_close(s);
+}
+
+#define THREADS 8
+#define PER_THREAD 500
+
+typedef struct {
+    pd_store_t *s;
+    int t;
+    int failures;
+} worker_t;
+
+static void *
+worker(void *arg)
+{
+    worker_t *w = arg;
+    char id[32];
+    for (int i = 0; i < PER_THREAD; i++) {
+        snprintf(id, sizeof(id), "acct_%d_%d", w->t, i);
+        merchant_w_t m = {id, (i % 50 == 7) ? PD_ERR_CONFLICT : 0};
+        int r = pd_store_write_sync(w->s, insert_merchant, &m);
+        if (r != m.fail)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void
+concurrent_writers_are_batched_and_all_committed(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    pthread_t th[THREADS];
+    worker_t w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_t){s, i, 0};
+        pthread_create(&th[i], NULL, worker, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    int64_t expect = THREADS * (PER_THREAD - PER_THREAD / 50);
+    assert_int_equal(count_merchants(s), expect);
+    pd_store_stats_t st;
+    pd_store_stats(s, &st);
+    assert_int_equal(st.writes, THREADS * PER_THREAD);
+    /* group commit: fewer transactions than writes */
+    assert_true(st.batches < st.writes);
+    assert_true(st.max_batch > 1);
+    pd_store_close(s);
+}
+
+/* the child writes merchants one by one and reports each acknowledged id on a pipe */
+static void
+child_writer(int fd)
+{
+    pd_store_t *s = open_store();
+    char id[32];
+    for (int i = 0;; i++) {
+        snprintf(id, sizeof(id), "acct_k%d", i);
+        merchant_w_t m = {id, 0};
+        if (pd_store_write_sync(s, insert_merchant, &m) != 0)
+            _exit(3);
+        if (write(fd, &i, sizeof(i)) != sizeof(i))
+            _exit(4);
+    }
+}
+
+static int
+check_present(const pd_row_t *r, void *arg)
+{
+    (void)r;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void
+acknowledged_writes_survive_kill_9(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        child_writer(p[1]);
+    }
+    close(p[1]);
+    int last = -1, v;
+    while (last < 300 && read(p[0], &v, sizeof(v)) == sizeof(v))
+        last = v;
+    kill(pid, SIGKILL);
+    while (read(p[0], &v, sizeof(v)) == sizeof(v))
+        last = v; /* acknowledgments already in the pipe count too */
+    waitpid(pid, NULL, 0);
+    close(p[0]);
+    assert_true(last >= 300);
+
+    pd_store_t *s = open_store();
+    for (int i = 0; i <= last; i++) {
+        char id[32];
+        int found = 0;
+        snprintf(id, sizeof(id), "acct_k%d", i);
+        assert_int_equal(pd_db_query(pd_store_reader(s), "SELECT id FROM merchants WHERE id = ?",
+                                     PD_SQL_ARGS(PD_SQL_S(id)), check_present, &found),
+                         0);
+        if (found != 1)
+            fail_msg("acknowledged write %s is missing after kill -9", id);
+    }
+    pd_store_close(s);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(migrations_apply_once_and_reopen_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failing_write_rolls_back_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_writers_are_batched_and_all_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(acknowledged_writes_survive_kill_9, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
