@@ -1,0 +1,106 @@
+/* AES-256-GCM, HMAC-SHA256 and hex helpers over OpenSSL EVP. */
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "payd/vault_crypto.h"
+
+int
+pd_aead_seal(const uint8_t key[PD_KEY_LEN], const uint8_t *aad, size_t aadlen, const uint8_t *pt, size_t ptlen,
+             uint8_t *out)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int r = PD_ERR_CRYPTO, n = 0;
+    uint8_t *nonce = out, *ct = out + PD_GCM_NONCE, *tag = out + PD_GCM_NONCE + ptlen;
+
+    if (c == NULL || ptlen > INT32_MAX || aadlen > INT32_MAX || RAND_bytes(nonce, PD_GCM_NONCE) != 1)
+        goto out;
+    if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) != 1 ||
+        (aadlen > 0 && EVP_EncryptUpdate(c, NULL, &n, aad, (int)aadlen) != 1) ||
+        (ptlen > 0 && EVP_EncryptUpdate(c, ct, &n, pt, (int)ptlen) != 1) || EVP_EncryptFinal_ex(c, ct + n, &n) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, PD_GCM_TAG, tag) != 1)
+        goto out;
+    r = 0;
+out:
+    EVP_CIPHER_CTX_free(c);
+    return r;
+}
+
+int
+pd_aead_open(const uint8_t key[PD_KEY_LEN], const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t inlen,
+             uint8_t *out)
+{
+    EVP_CIPHER_CTX *c;
+    int r = PD_ERR_CRYPTO, n = 0;
+
+    if (inlen < PD_GCM_NONCE + PD_GCM_TAG)
+        return PD_ERR_TRUNCATED;
+    size_t ctlen = inlen - PD_GCM_NONCE - PD_GCM_TAG;
+    if (ctlen > INT32_MAX || aadlen > INT32_MAX || (c = EVP_CIPHER_CTX_new()) == NULL)
+        return PD_ERR_CRYPTO;
+    if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in) != 1 ||
+        (aadlen > 0 && EVP_DecryptUpdate(c, NULL, &n, aad, (int)aadlen) != 1) ||
+        (ctlen > 0 && EVP_DecryptUpdate(c, out, &n, in + PD_GCM_NONCE, (int)ctlen) != 1) ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, PD_GCM_TAG, (void *)(in + PD_GCM_NONCE + ctlen)) != 1)
+        goto out;
+    if (EVP_DecryptFinal_ex(c, out + n, &n) != 1) {
+        /* never hand back unauthenticated bytes */
+        OPENSSL_cleanse(out, ctlen);
+        r = PD_ERR_AUTH;
+        goto out;
+    }
+    r = 0;
+out:
+    EVP_CIPHER_CTX_free(c);
+    return r;
+}
+
+int
+pd_hmac_sha256(const uint8_t *key, size_t keylen, const uint8_t *msg, size_t msglen, uint8_t out[32])
+{
+    size_t outl = 0;
+    /* EVP_Q_mac: one-shot, no context reuse needed at these call rates */
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, keylen, msg, msglen, out, 32, &outl) == NULL || outl != 32)
+        return PD_ERR_CRYPTO;
+    return 0;
+}
+
+void
+pd_hex(const uint8_t *in, size_t len, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = d[in[i] >> 4];
+        out[2 * i + 1] = d[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int
+nib(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+pd_unhex(const char *in, size_t hexlen, uint8_t *out)
+{
+    if (hexlen % 2 != 0)
+        return PD_ERR_INVALID;
+    for (size_t i = 0; i < hexlen / 2; i++) {
+        int h = nib(in[2 * i]), l = nib(in[2 * i + 1]);
+        if (h < 0 || l < 0)
+            return PD_ERR_INVALID;
+        out[i] = (uint8_t)(h << 4 | l);
+    }
+    return 0;
+}
