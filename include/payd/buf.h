@@ -58,4 +58,9 @@ int pd_buf_vprintf(pd_buf_t *b, const char *fmt, va_list ap) PD_WUR __attribute_
 int pd_buf_cstr(pd_buf_t *b, const char **out) PD_WUR;
 static inline pd_view_t pd_buf_view(const pd_buf_t *b) { return (pd_view_t){b->p, b->len}; }
 
+/* Lower-case hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
+void pd_hex(const uint8_t *in, size_t len, char *out);
+/* Decodes hexlen hex digits into out (hexlen/2 bytes). PD_ERR_INVALID on odd length or a bad digit. */
+int pd_unhex(const char *in, size_t hexlen, uint8_t *out) PD_WUR;
+
 #endif

@@ -87,6 +87,19 @@ struct pd_db {
     const pd_db_ops_t *ops;
 };
 
+/* Opens an SQLite connection: writer (read-write, created if missing, WAL,
+ * synchronous=FULL) or a read-only reader. */
+int pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer) PD_WUR;
+/* Transaction helpers on a writer connection. */
+static inline int pd_db_begin(pd_db_t *db) { return db->ops->begin(db); }
+static inline int pd_db_commit(pd_db_t *db) { return db->ops->commit(db); }
+static inline int pd_db_rollback(pd_db_t *db) { return db->ops->rollback(db); }
+static inline int pd_db_savepoint(pd_db_t *db) { return db->ops->savepoint(db); }
+static inline int pd_db_release(pd_db_t *db) { return db->ops->release(db); }
+static inline int pd_db_rollback_to(pd_db_t *db) { return db->ops->rollback_to(db); }
+static inline int pd_db_script(pd_db_t *db, const char *sql) { return db->ops->script(db, sql); }
+static inline void pd_db_close(pd_db_t *db) { if (db != NULL) db->ops->close(db); }
+
 struct pd_row {
     const pd_db_ops_t *ops;
 };

@@ -80,7 +80,5 @@ int pd_shamir_combine(const char *const *shares, int n, uint8_t secret[PD_KEY_LE
 
 /* HMAC-SHA256 into out[32]. */
 int pd_hmac_sha256(const uint8_t *key, size_t keylen, const uint8_t *msg, size_t msglen, uint8_t out[32]) PD_WUR;
-void pd_hex(const uint8_t *in, size_t len, char *out); /* out gets 2*len+1 bytes */
-int pd_unhex(const char *in, size_t hexlen, uint8_t *out) PD_WUR;
 
 #endif

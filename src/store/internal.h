@@ -5,9 +5,6 @@
 #include "payd/db.h"
 #include "payd/store.h"
 
-/* SQLite connection: the writer (read-write, creates, WAL, synchronous=FULL) or a reader. */
-int pd_sqlite_open(pd_db_t **out, const char *path, bool writer);
-
 /* Applies pending migrations on the writer connection; returns the resulting version. */
 int pd_store_migrate(pd_db_t *db, int *version);
 

@@ -194,7 +194,7 @@ static const pd_db_ops_t sqlite_ops = {
 };
 
 int
-pd_sqlite_open(pd_db_t **out, const char *path, bool writer)
+pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
 {
     sqlite_db_t *d = calloc(1, sizeof(*d));
     if (d == NULL)

@@ -206,7 +206,7 @@ pd_store_reader(pd_store_t *s)
         return rd->db;
     if ((rd = calloc(1, sizeof(*rd))) == NULL)
         return NULL;
-    if (pd_sqlite_open(&rd->db, s->path, false) != 0) {
+    if (pd_db_open_sqlite(&rd->db, s->path, false) != 0) {
         free(rd);
         return NULL;
     }
@@ -253,7 +253,7 @@ pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->readers_mu, NULL);
     pthread_key_create(&s->reader_key, NULL);
-    if ((r = pd_sqlite_open(&s->writer, s->path, true)) != 0 || (r = pd_store_migrate(s->writer, &s->version)) != 0) {
+    if ((r = pd_db_open_sqlite(&s->writer, s->path, true)) != 0 || (r = pd_store_migrate(s->writer, &s->version)) != 0) {
         pd_store_close(s);
         return r;
     }
