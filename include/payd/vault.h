@@ -1,0 +1,142 @@
+/*
+ * payd-vault: the client side, and the types shared with the vault process.
+ *
+ * The vault holds every key and every PAN; payd and payctl talk to it over a framed
+ * IPC channel (include/payd/vault_ipc.h). A connection is bound to one principal:
+ *   api        payd's API handlers (tokenize, card metadata, KMS for webhooks/events, secrets they need)
+ *   processor  the processor connector: the only principal that may detokenize
+ *   admin      payctl (key management, secrets, audit)
+ *   rotation   the secret-rotation handlers
+ *
+ * Client calls are asynchronous: each takes a callback that runs exactly once, on
+ * the client's I/O thread, with rc 0 and the typed reply, or a negative PD_ERR_*
+ * (PD_ERR_TIMEOUT, PD_ERR_CLOSED, PD_ERR_PERM, PD_ERR_INVALID with a message...).
+ * Many requests may be in flight on one connection (request ids). payd's event loops
+ * hop back to their thread with pd_loop_post() in the callback. A blocking wrapper
+ * serves payctl and tests.
+ */
+#ifndef PAYD_VAULT_H
+#define PAYD_VAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "payd/buf.h"
+#include "payd/error.h"
+#include "payd/id.h"
+
+typedef enum {
+    PD_PRINCIPAL_API = 1 << 0,
+    PD_PRINCIPAL_PROCESSOR = 1 << 1,
+    PD_PRINCIPAL_ADMIN = 1 << 2,
+    PD_PRINCIPAL_ROTATION = 1 << 3,
+} pd_principal_t;
+
+const char *pd_principal_name(unsigned p);
+/* "api" -> PD_PRINCIPAL_API; 0 if unknown */
+unsigned pd_principal_parse(const char *s);
+
+typedef enum {
+    PD_KMS_ENCRYPT,
+    PD_KMS_DECRYPT,
+    PD_KMS_GENERATE_DATA_KEY,
+    PD_KMS_REENCRYPT,
+    PD_KMS_MANAGE,
+    PD_KMS_OP_COUNT
+} pd_kms_op_t;
+
+#define PD_CARD_NAME_MAX 128
+
+typedef struct {
+    char merchant_id[PD_ID_MAX];
+    char pan[20];      /* digits, NUL-terminated */
+    int exp_month, exp_year;
+    char cvc[5];       /* "" when not collected */
+    char name[PD_CARD_NAME_MAX];
+} pd_vault_card_in_t;
+
+typedef struct {
+    char token[PD_ID_MAX];  /* card_… (the vault's reference; payd stores only this) */
+    char brand[16];         /* visa, mastercard, amex, discover, jcb, diners, unionpay, maestro, unknown */
+    char funding[16];       /* credit, debit, prepaid, unknown */
+    char last4[5];
+    char bin[9];            /* first 6 (first 8 for 16-digit PANs) */
+    char fingerprint[24];   /* keyed per merchant: same card, same merchant -> same value */
+    int exp_month, exp_year;
+    bool cvc_held;          /* a CVC waits in vault memory for the first authorization */
+} pd_vault_card_t;
+
+typedef struct {
+    char pan[20];
+    int exp_month, exp_year;
+    char cvc[5];            /* "" if none was collected or it was already used/expired */
+    char name[PD_CARD_NAME_MAX];
+} pd_vault_pan_t;
+
+/* Wipes a detokenized card. */
+void pd_vault_pan_wipe(pd_vault_pan_t *p);
+
+/* ---- client ---- */
+
+typedef struct pd_vault_client pd_vault_client_t;
+
+typedef struct {
+    int fd;                  /* an already connected socket (socketpair from payd), or -1 */
+    const char *socket_path; /* Unix socket of a standalone vault (when fd < 0) */
+    const char *principal;   /* with socket_path: the principal to authenticate as */
+    const char *credential;  /* with socket_path: that principal's credential */
+    int64_t timeout_ms;      /* per request (default 5000) */
+} pd_vault_client_opts_t;
+
+int pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o) PD_WUR;
+void pd_vault_client_free(pd_vault_client_t *c);
+/* True while the connection is up. */
+bool pd_vault_client_connected(pd_vault_client_t *c);
+/* Called (on the client thread) when the vault announces that a secret's CURRENT version changed. */
+void pd_vault_client_on_secret_change(pd_vault_client_t *c, void (*fn)(void *arg, const char *name), void *arg);
+
+/* Generic reply: for ops returning bytes (KMS, secrets) or JSON (admin). */
+typedef struct {
+    pd_buf_t data;       /* ciphertext / plaintext / JSON / secret value (wiped on free) */
+    pd_buf_t data2;      /* second value (GenerateDataKey: the wrapped key) */
+    char text[256];      /* key id, version id, or an error message */
+    int64_t n1, n2;      /* counters (rewrap: moved, remaining) */
+} pd_vault_reply_t;
+void pd_vault_reply_free(pd_vault_reply_t *r);
+
+typedef void (*pd_vault_card_cb)(void *arg, int rc, const pd_vault_card_t *card);
+typedef void (*pd_vault_pan_cb)(void *arg, int rc, pd_vault_pan_t *pan); /* pan wiped after the callback */
+typedef void (*pd_vault_cb)(void *arg, int rc, const pd_vault_reply_t *reply);
+
+int pd_vault_tokenize(pd_vault_client_t *c, const pd_vault_card_in_t *in, pd_vault_card_cb cb, void *arg) PD_WUR;
+int pd_vault_card_get(pd_vault_client_t *c, const char *merchant, const char *token, pd_vault_card_cb cb,
+                      void *arg) PD_WUR;
+int pd_vault_detokenize(pd_vault_client_t *c, const char *merchant, const char *token, pd_vault_pan_cb cb,
+                        void *arg) PD_WUR;
+int pd_vault_card_delete(pd_vault_client_t *c, const char *merchant, const char *token, pd_vault_cb cb,
+                         void *arg) PD_WUR;
+int pd_vault_encrypt(pd_vault_client_t *c, const char *key, pd_view_t context, pd_view_t pt, pd_vault_cb cb,
+                     void *arg) PD_WUR;
+int pd_vault_decrypt(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_cb cb, void *arg) PD_WUR;
+int pd_vault_generate_data_key(pd_vault_client_t *c, const char *key, pd_view_t context, pd_vault_cb cb,
+                               void *arg) PD_WUR;
+int pd_vault_reencrypt(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_cb cb, void *arg) PD_WUR;
+int pd_vault_secret_get(pd_vault_client_t *c, const char *name, pd_vault_cb cb, void *arg) PD_WUR;
+/* Admin operations: op is one of the names payctl uses ("kms.rotate", "kms.describe",
+ * "kms.list", "kms.schedule_deletion", "kms.cancel_deletion", "kms.set_rotation",
+ * "kms.set_min_decrypt", "kms.create", "kms.rewrap", "secrets.list", "secrets.history",
+ * "secrets.put", "secrets.rotate", "secrets.create", "secrets.get", "audit.verify");
+ * args is a small JSON object; the reply's data is JSON. */
+int pd_vault_admin(pd_vault_client_t *c, const char *op, pd_view_t args_json, pd_vault_cb cb, void *arg) PD_WUR;
+
+/* Blocking wrapper: runs fn's async call and waits for its generic reply. */
+int pd_vault_admin_sync(pd_vault_client_t *c, const char *op, pd_view_t args_json, pd_vault_reply_t *out) PD_WUR;
+int pd_vault_tokenize_sync(pd_vault_client_t *c, const pd_vault_card_in_t *in, pd_vault_card_t *out) PD_WUR;
+int pd_vault_detokenize_sync(pd_vault_client_t *c, const char *merchant, const char *token, pd_vault_pan_t *out) PD_WUR;
+int pd_vault_secret_get_sync(pd_vault_client_t *c, const char *name, pd_vault_reply_t *out) PD_WUR;
+int pd_vault_encrypt_sync(pd_vault_client_t *c, const char *key, pd_view_t context, pd_view_t pt,
+                          pd_vault_reply_t *out) PD_WUR;
+int pd_vault_decrypt_sync(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_reply_t *out) PD_WUR;
+
+#endif

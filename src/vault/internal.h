@@ -1,0 +1,145 @@
+/*
+ * payd-vault internals: the state of one vault (its database, key material in
+ * locked memory, caches) and the operations the dispatcher calls. Single-threaded:
+ * only the vault's event loop touches a pd_vault_state_t.
+ */
+#ifndef PAYD_VAULT_INTERNAL_H
+#define PAYD_VAULT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "payd/audit.h"
+#include "payd/db.h"
+#include "payd/json.h"
+#include "payd/vault.h"
+#include "payd/vault_crypto.h"
+
+#define PD_VAULT_MAX_KEK 1024       /* key versions held in memory */
+#define PD_VAULT_CVC_SLOTS 65536
+#define PD_VAULT_CVC_TTL_S 600
+
+void *pd_secmem_region(size_t len, bool *locked);
+void pd_secmem_release(void *p, size_t len);
+
+typedef struct {
+    uint32_t num, version;
+    uint8_t material[PD_KEY_LEN];
+} pd_kek_t;
+
+typedef struct {
+    char token[PD_ID_MAX];
+    char cvc[8];
+    int64_t expires;
+} pd_cvc_slot_t;
+
+/* the secret part of the state, in one locked region */
+typedef struct {
+    uint8_t root[PD_KEY_LEN];
+    pd_kek_t kek[PD_VAULT_MAX_KEK];
+    size_t nkek;
+    struct {
+        int64_t id;        /* data_keys.id, 0: none */
+        uint32_t key_num;  /* the KEK that wraps it */
+        uint32_t key_version;
+        uint8_t key[PD_KEY_LEN];
+        int64_t messages;
+        int64_t created;
+    } dk;                  /* current card data key */
+    struct {
+        int64_t id;
+        uint8_t key[PD_KEY_LEN];
+    } dk_read[64];          /* recently used data keys for decryption */
+    size_t dk_read_next;
+    pd_cvc_slot_t cvc[PD_VAULT_CVC_SLOTS];
+} pd_vault_secrets_t;
+
+typedef struct pd_vault_state {
+    pd_db_t *db;
+    pd_vault_secrets_t *sec;
+    bool locked;
+    pd_audit_chain_t audit;
+    int64_t dk_max_messages;
+    int64_t dk_max_age_s;
+    int64_t (*now)(void); /* unix seconds; replaceable in tests */
+} pd_vault_state_t;
+
+/* state.c */
+/* Opens vault.db (creating the schema), checks the root key against the stored
+ * check value (PD_ERR_AUTH when it is another key), loads key material. A new vault
+ * gets the standard keys (alias/cards, ...) and the api-key pepper secret. */
+int pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t root[PD_KEY_LEN]);
+void pd_vault_state_close(pd_vault_state_t *v);
+/* Periodic work: automatic key rotation, finishing deletions, CVC expiry, secret rotation schedules. */
+void pd_vault_tick(pd_vault_state_t *v);
+
+/* kms.c: keys are named by "alias/<name>" or their id "key_..." */
+typedef struct {
+    uint32_t num;
+    char id[PD_ID_MAX];
+    char alias[64];
+    char state[24];          /* Enabled | PendingDeletion | Deleted */
+    uint32_t current_version;
+    uint32_t min_decrypt_version;
+    int64_t rotation_days;   /* 0: no automatic rotation */
+    int64_t next_rotation;
+    int64_t deletion_at;
+    int64_t created;
+    unsigned policy[PD_KMS_OP_COUNT]; /* principals allowed per operation */
+} pd_kms_key_t;
+
+int pd_kms_create(pd_vault_state_t *v, const char *alias, int64_t rotation_days, const unsigned policy[PD_KMS_OP_COUNT],
+                  pd_kms_key_t *out);
+int pd_kms_get(pd_vault_state_t *v, const char *name, pd_kms_key_t *out);
+int pd_kms_get_num(pd_vault_state_t *v, uint32_t num, pd_kms_key_t *out);
+/* PD_ERR_PERM unless principal may do op on the key; PD_ERR_KEY_DISABLED when pending deletion/deleted */
+int pd_kms_check(const pd_kms_key_t *k, pd_kms_op_t op, unsigned principal);
+const uint8_t *pd_kms_material(pd_vault_state_t *v, uint32_t num, uint32_t version);
+int pd_kms_encrypt(pd_vault_state_t *v, const pd_kms_key_t *k, pd_view_t ctx, pd_view_t pt, pd_buf_t *env);
+/* decrypts with whatever key/version the envelope names; *k receives that key */
+int pd_kms_decrypt(pd_vault_state_t *v, pd_view_t ctx, pd_view_t env, pd_buf_t *pt, pd_kms_key_t *k);
+int pd_kms_rotate(pd_vault_state_t *v, pd_kms_key_t *k);
+int pd_kms_set_rotation(pd_vault_state_t *v, pd_kms_key_t *k, int64_t days);
+int pd_kms_set_min_decrypt(pd_vault_state_t *v, pd_kms_key_t *k, uint32_t version);
+int pd_kms_schedule_deletion(pd_vault_state_t *v, pd_kms_key_t *k, int64_t days);
+int pd_kms_cancel_deletion(pd_vault_state_t *v, pd_kms_key_t *k);
+void pd_kms_describe(const pd_kms_key_t *k, pd_jw_t *w);
+int pd_kms_list(pd_vault_state_t *v, pd_jw_t *w);
+/* rewrap: moves up to batch stored ciphertexts of key to its newest version;
+ * *moved gets how many, *remaining how many are still on older versions */
+int pd_kms_rewrap(pd_vault_state_t *v, const pd_kms_key_t *k, int64_t batch, int64_t *moved, int64_t *remaining);
+void pd_kms_tick(pd_vault_state_t *v);
+
+/* cards.c */
+int pd_cards_tokenize(pd_vault_state_t *v, const pd_vault_card_in_t *in, pd_vault_card_t *out);
+int pd_cards_get(pd_vault_state_t *v, const char *merchant, const char *token, pd_vault_card_t *out);
+/* PAN and CVC (if still held; then wiped) */
+int pd_cards_detokenize(pd_vault_state_t *v, const char *merchant, const char *token, pd_vault_pan_t *out);
+int pd_cards_delete(pd_vault_state_t *v, const char *merchant, const char *token);
+void pd_cards_tick(pd_vault_state_t *v);
+/* Luhn, brand and BIN logic (pure) */
+bool pd_card_luhn(const char *pan, size_t len);
+const char *pd_card_brand(const char *pan, size_t len);
+const char *pd_card_funding(const char *pan, size_t len);
+
+/* secrets.c */
+int pd_secrets_get(pd_vault_state_t *v, const char *name, const char *stage, pd_buf_t *value, char *version_id,
+                   size_t vcap);
+int pd_secrets_put(pd_vault_state_t *v, const char *name, pd_view_t value, char *version_id, size_t vcap);
+int pd_secrets_create(pd_vault_state_t *v, const char *name, int64_t rotation_days, int64_t length,
+                      const char *exclude);
+/* runs (or resumes) a rotation through all four steps; *changed is set when CURRENT moved */
+int pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed);
+int pd_secrets_list(pd_vault_state_t *v, pd_jw_t *w);
+int pd_secrets_history(pd_vault_state_t *v, const char *name, pd_jw_t *w);
+/* resumes interrupted rotations and runs scheduled ones; returns names whose CURRENT changed via cb */
+void pd_secrets_tick(pd_vault_state_t *v, void (*changed)(void *arg, const char *name), void *arg);
+int pd_secrets_generate(int64_t length, const char *exclude, char *out, size_t cap);
+
+/* audit helper: appends a record in the current transaction */
+void pd_vault_audit(pd_vault_state_t *v, const char *principal, const char *action, const char *resource, int rc,
+                    const char *origin);
+/* after a rolled-back transaction: the chain head in memory goes back to the database's */
+void pd_vault_audit_resync(pd_vault_state_t *v);
+
+#endif

@@ -1,0 +1,239 @@
+/* The vault's database, key material in locked memory, and periodic work. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "payd/log.h"
+#include "payd/time.h"
+#include "vault/internal.h"
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kms_keys ("
+    "  num INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, alias TEXT UNIQUE, state TEXT NOT NULL,"
+    "  current_version INTEGER NOT NULL, min_decrypt_version INTEGER NOT NULL, rotation_days INTEGER NOT NULL,"
+    "  next_rotation INTEGER NOT NULL, deletion_at INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
+    "  policy TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kms_versions ("
+    "  key_num INTEGER NOT NULL, version INTEGER NOT NULL, material BLOB, created INTEGER NOT NULL,"
+    "  PRIMARY KEY (key_num, version));"
+    "CREATE TABLE IF NOT EXISTS data_keys ("
+    "  id INTEGER PRIMARY KEY, key_num INTEGER NOT NULL, kek_version INTEGER NOT NULL, wrapped BLOB NOT NULL,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cards ("
+    "  token TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, dk_id INTEGER NOT NULL, pan BLOB NOT NULL, name BLOB,"
+    "  exp_month INTEGER NOT NULL, exp_year INTEGER NOT NULL, brand TEXT NOT NULL, funding TEXT NOT NULL,"
+    "  last4 TEXT NOT NULL, bin TEXT NOT NULL, fingerprint TEXT NOT NULL, created INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS cards_fingerprint ON cards(merchant_id, fingerprint);"
+    "CREATE TABLE IF NOT EXISTS secrets ("
+    "  name TEXT PRIMARY KEY, rotation_days INTEGER NOT NULL, next_rotation INTEGER NOT NULL,"
+    "  handler TEXT NOT NULL, length INTEGER NOT NULL, exclude TEXT NOT NULL, rotation_token TEXT,"
+    "  rotation_step TEXT, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS secret_versions ("
+    "  name TEXT NOT NULL, version_id TEXT NOT NULL, stage TEXT NOT NULL, kek_version INTEGER NOT NULL,"
+    "  value BLOB NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (name, version_id));";
+
+static int64_t
+real_now(void)
+{
+    return pd_unix_now();
+}
+
+static int
+root_check(const uint8_t root[PD_KEY_LEN], char out[65])
+{
+    uint8_t mac[32];
+    static const char label[] = "payd-vault-root-check";
+    int r = pd_hmac_sha256(root, PD_KEY_LEN, (const uint8_t *)label, sizeof(label) - 1, mac);
+    if (r == 0)
+        pd_hex(mac, 32, out);
+    return r;
+}
+
+typedef struct {
+    char value[128];
+    bool found;
+} meta_t;
+
+static int
+meta_row(const pd_row_t *r, void *arg)
+{
+    meta_t *m = arg;
+    m->found = pd_row_copy(r, 0, m->value, sizeof(m->value)) == 0;
+    return 1;
+}
+
+/* the standard keys every vault has (ARCHITECTURE.md §6) */
+static int
+create_standard_keys(pd_vault_state_t *v)
+{
+    static const struct {
+        const char *alias;
+        int64_t rotation_days;
+        unsigned enc, dec, gen;
+    } keys[] = {
+        {"cards", 365, 0, 0, 0},
+        {"fingerprint", 0, 0, 0, 0}, /* fingerprints must stay stable: never rotated */
+        {"secrets", 365, 0, 0, 0},
+        {"webhooks", 365, PD_PRINCIPAL_API, PD_PRINCIPAL_API, 0},
+        {"events", 365, PD_PRINCIPAL_API, PD_PRINCIPAL_API, PD_PRINCIPAL_API},
+        {"files", 365, PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN, PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN,
+         PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN},
+        {"cache", 365, PD_PRINCIPAL_API, PD_PRINCIPAL_API, PD_PRINCIPAL_API},
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        unsigned policy[PD_KMS_OP_COUNT] = {
+            [PD_KMS_ENCRYPT] = keys[i].enc,
+            [PD_KMS_DECRYPT] = keys[i].dec,
+            [PD_KMS_GENERATE_DATA_KEY] = keys[i].gen,
+            [PD_KMS_REENCRYPT] = keys[i].enc | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION,
+            [PD_KMS_MANAGE] = PD_PRINCIPAL_ADMIN,
+        };
+        pd_kms_key_t k;
+        int r = pd_kms_create(v, keys[i].alias, keys[i].rotation_days, policy, &k);
+        if (r != 0)
+            return r;
+    }
+    /* the pepper payd hashes API keys with; rotated only on demand (rotating it
+     * invalidates every API key) */
+    return pd_secrets_create(v, "payd/api-key-pepper", 0, 64, "");
+}
+
+/* loads every key version's material into locked memory */
+typedef struct {
+    pd_vault_state_t *v;
+    int rc;
+} load_t;
+
+static int
+kek_row(const pd_row_t *r, void *arg)
+{
+    load_t *l = arg;
+    pd_vault_state_t *v = l->v;
+    uint32_t num = (uint32_t)pd_row_int(r, 0), version = (uint32_t)pd_row_int(r, 1);
+    pd_view_t sealed = pd_row_text(r, 2);
+    char aad[48];
+    if (pd_row_is_null(r, 2))
+        return 0; /* destroyed by a completed deletion */
+    if (v->sec->nkek == PD_VAULT_MAX_KEK) {
+        l->rc = PD_ERR_TOOBIG;
+        return 1;
+    }
+    int n = snprintf(aad, sizeof(aad), "kek:%u:%u", num, version);
+    pd_kek_t *k = &v->sec->kek[v->sec->nkek];
+    if (sealed.len != PD_GCM_NONCE + PD_KEY_LEN + PD_GCM_TAG ||
+        pd_aead_open(v->sec->root, (const uint8_t *)aad, (size_t)n, sealed.p, sealed.len, k->material) != 0) {
+        pd_log_error("vault: a key version does not open under the root key", PD_LI("key", num),
+                     PD_LI("version", version));
+        l->rc = PD_ERR_AUTH;
+        return 1;
+    }
+    k->num = num;
+    k->version = version;
+    v->sec->nkek++;
+    return 0;
+}
+
+int
+pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t root[PD_KEY_LEN])
+{
+    pd_vault_state_t *v = calloc(1, sizeof(*v));
+    char check[65];
+    meta_t m = {"", false};
+    int r;
+
+    if (v == NULL)
+        return PD_ERR_NOMEM;
+    v->now = real_now;
+    v->dk_max_messages = 1000000; /* far below the 2^32 random-nonce bound of AES-GCM */
+    v->dk_max_age_s = 3600;
+    if ((v->sec = pd_secmem_region(sizeof(*v->sec), &v->locked)) == NULL) {
+        free(v);
+        return PD_ERR_NOMEM;
+    }
+    memcpy(v->sec->root, root, PD_KEY_LEN);
+    if ((r = pd_db_open_sqlite(&v->db, db_path, true)) != 0)
+        goto fail;
+    if ((r = pd_db_script(v->db, schema)) != 0 || (r = pd_db_script(v->db, pd_audit_schema)) != 0)
+        goto fail;
+    if ((r = root_check(root, check)) != 0)
+        goto fail;
+    if ((r = pd_db_query(v->db, "SELECT value FROM meta WHERE name = 'root_check'", NULL, 0, meta_row, &m)) != 0)
+        goto fail;
+    if ((r = pd_audit_load(v->db, &v->audit)) != 0)
+        goto fail;
+    if (m.found) {
+        if (CRYPTO_memcmp(m.value, check, 64) != 0) {
+            pd_log_error("vault: the root key does not belong to this vault (wrong passphrase or shares?)");
+            r = PD_ERR_AUTH;
+            goto fail;
+        }
+        load_t l = {v, 0};
+        if ((r = pd_db_query(v->db, "SELECT key_num, version, material FROM kms_versions ORDER BY key_num, version",
+                             NULL, 0, kek_row, &l)) != 0 ||
+            (r = l.rc) != 0)
+            goto fail;
+    } else {
+        /* a new vault: root check, standard keys and secrets in one transaction */
+        if ((r = pd_db_begin(v->db)) != 0)
+            goto fail;
+        if ((r = pd_db_exec(v->db, "INSERT INTO meta (name, value) VALUES ('root_check', ?)",
+                            PD_SQL_ARGS(PD_SQL_S(check)), NULL)) != 0 ||
+            (r = create_standard_keys(v)) != 0) {
+            (void)pd_db_rollback(v->db);
+            goto fail;
+        }
+        pd_vault_audit(v, "admin", "vault.init", "vault", 0, "local");
+        if ((r = pd_db_commit(v->db)) != 0)
+            goto fail;
+        pd_log_info("vault initialized with standard keys",
+                    PD_LS("keys", "alias/cards,alias/fingerprint,alias/secrets,alias/webhooks,alias/events,alias/files,alias/cache"));
+    }
+    *out = v;
+    return 0;
+fail:
+    pd_vault_state_close(v);
+    return r;
+}
+
+void
+pd_vault_state_close(pd_vault_state_t *v)
+{
+    if (v == NULL)
+        return;
+    pd_db_close(v->db);
+    pd_secmem_release(v->sec, sizeof(*v->sec));
+    free(v);
+}
+
+void
+pd_vault_audit(pd_vault_state_t *v, const char *principal, const char *action, const char *resource, int rc,
+               const char *origin)
+{
+    char outcome[96];
+    if (rc == 0)
+        snprintf(outcome, sizeof(outcome), "success");
+    else
+        snprintf(outcome, sizeof(outcome), "failure: %s", pd_strerror(rc));
+    pd_audit_rec_t rec = {principal, action, resource, outcome, origin, ""};
+    if (pd_audit_append(v->db, &v->audit, v->now(), &rec) != 0)
+        pd_log_error("vault: cannot append to the audit log", PD_LS("action", action));
+}
+
+void
+pd_vault_audit_resync(pd_vault_state_t *v)
+{
+    if (pd_audit_load(v->db, &v->audit) != 0)
+        pd_log_error("vault: cannot reload the audit chain head");
+}
+
+void
+pd_vault_tick(pd_vault_state_t *v)
+{
+    pd_kms_tick(v);
+    pd_cards_tick(v);
+}
