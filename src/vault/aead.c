@@ -67,3 +67,19 @@ pd_hmac_sha256(const uint8_t *key, size_t keylen, const uint8_t *msg, size_t msg
         return PD_ERR_CRYPTO;
     return 0;
 }
+
+int
+pd_secret_base62(char *out, size_t n)
+{
+    static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    size_t have = 0;
+    while (have < n) {
+        unsigned char c;
+        /* the private DRBG, one byte at a time: nothing is left over in memory */
+        if (RAND_priv_bytes(&c, 1) != 1)
+            return PD_ERR_CRYPTO;
+        if (c < 248)
+            out[have++] = b62[c % 62];
+    }
+    return 0;
+}

@@ -1,0 +1,270 @@
+/*
+ * payd-vault: the cardholder-data core as its own hardened process.
+ *
+ *   payd-vault --data-dir DIR [--socket PATH] [--fd N:PRINCIPAL]... [--dev] [--init]
+ *              [--passphrase-file FILE] [--share-file FILE]... [--user NAME]
+ *   payd-vault --data-dir DIR --init-shares N --threshold T     (split knowledge)
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "payd/log.h"
+#include "vault/server.h"
+#include "vault/unseal.h"
+
+#define MAX_FDS 8
+#define MAX_SHARES 16
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: payd-vault --data-dir DIR [--socket PATH] [--fd N:PRINCIPAL]... [--dev] [--init]\n"
+               "                  [--passphrase-file FILE] [--share-file FILE]... [--user NAME]\n"
+               "       payd-vault --data-dir DIR --init-shares N --threshold T\n");
+}
+
+/* no core dumps, no ptrace by same-uid processes */
+static void
+harden(void)
+{
+    struct rlimit no = {0, 0};
+    setrlimit(RLIMIT_CORE, &no);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* when started as root: hand the state directory to the vault user and become it */
+static int
+drop_privileges(const char *user, const char *dir)
+{
+    if (geteuid() != 0 || user == NULL || user[0] == '\0')
+        return 0;
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        fprintf(stderr, "payd-vault: no such user: %s\n", user);
+        return PD_ERR_CONFIG;
+    }
+    char cmd[4300];
+    snprintf(cmd, sizeof(cmd), "chown -R %u:%u '%s'", (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, dir);
+    if (strchr(dir, '\'') != NULL || system(cmd) != 0) {
+        fprintf(stderr, "payd-vault: cannot hand %s to %s\n", dir, user);
+        return PD_ERR_IO;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "payd-vault: cannot drop privileges to %s: %s\n", user, strerror(errno));
+        return PD_ERR_PERM;
+    }
+    if (setuid(0) == 0) {
+        fprintf(stderr, "payd-vault: privileges were not dropped\n");
+        return PD_ERR_PERM;
+    }
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* setuid resets it */
+    return 0;
+}
+
+static int
+init_shares(const char *dir, int n, int t)
+{
+    uint8_t root[PD_KEY_LEN];
+    char shares[MAX_SHARES][PD_SHARE_TEXT], db[4200], err[256];
+    pd_vault_state_t *v = NULL;
+    int r;
+    snprintf(db, sizeof(db), "%s/vault.db", dir);
+    if (access(db, F_OK) == 0) {
+        fprintf(stderr, "payd-vault: %s already exists; shares are made when a vault is created\n", db);
+        return 2;
+    }
+    if (n < 2 || n > MAX_SHARES || t < 2 || t > n) {
+        fprintf(stderr, "payd-vault: need 2 <= threshold <= shares <= %d\n", MAX_SHARES);
+        return 2;
+    }
+    if (RAND_priv_bytes(root, sizeof(root)) != 1 || (r = pd_shamir_split(root, n, t, shares)) != 0) {
+        fprintf(stderr, "payd-vault: cannot split the root key\n");
+        return 1;
+    }
+    if ((r = pd_vault_state_open(&v, db, root)) != 0) {
+        snprintf(err, sizeof(err), "%s", pd_strerror(r));
+        fprintf(stderr, "payd-vault: cannot create the vault: %s\n", err);
+        OPENSSL_cleanse(root, sizeof(root));
+        return 1;
+    }
+    pd_vault_state_close(v);
+    OPENSSL_cleanse(root, sizeof(root));
+    /* the only copy of the root key now is these shares */
+    for (int i = 0; i < n; i++)
+        printf("%s\n", shares[i]);
+    OPENSSL_cleanse(shares, sizeof(shares));
+    fflush(stdout);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data-dir", required_argument, NULL, 'd'},     {"socket", required_argument, NULL, 's'},
+        {"fd", required_argument, NULL, 'f'},           {"dev", no_argument, NULL, 'D'},
+        {"init", no_argument, NULL, 'i'},               {"passphrase-file", required_argument, NULL, 'p'},
+        {"share-file", required_argument, NULL, 'S'},   {"user", required_argument, NULL, 'u'},
+        {"init-shares", required_argument, NULL, 'n'},  {"threshold", required_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL, *sock = NULL, *user = NULL;
+    int fds[MAX_FDS];
+    unsigned principals[MAX_FDS];
+    int nfds = 0, nshare_files = 0, c, init_n = 0, init_t = 0;
+    const char *share_files[MAX_SHARES];
+    pd_unseal_opts_t uo = {0};
+
+    harden();
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 's': sock = optarg; break;
+        case 'f': {
+            char *colon = strchr(optarg, ':');
+            long fd = strtol(optarg, NULL, 10);
+            unsigned p = colon ? pd_principal_parse(colon + 1) : 0;
+            if (nfds == MAX_FDS || colon == NULL || fd < 3 || p == 0) {
+                fprintf(stderr, "payd-vault: --fd expects N:PRINCIPAL with N >= 3 and PRINCIPAL one of api, "
+                                "processor, admin, rotation\n");
+                return 2;
+            }
+            fds[nfds] = (int)fd;
+            principals[nfds++] = p;
+            break;
+        }
+        case 'D': uo.dev = true; break;
+        case 'i': uo.init = true; break;
+        case 'p': uo.passphrase_file = optarg; break;
+        case 'S':
+            if (nshare_files == MAX_SHARES) {
+                fprintf(stderr, "payd-vault: at most %d share files\n", MAX_SHARES);
+                return 2;
+            }
+            share_files[nshare_files++] = optarg;
+            break;
+        case 'u': user = optarg; break;
+        case 'n': init_n = atoi(optarg); break;
+        case 't': init_t = atoi(optarg); break;
+        case 'l':
+            if (pd_log_level_parse(optarg, &pd_log_level) != 0) {
+                fprintf(stderr, "payd-vault: --log-level: debug, info, warn or error\n");
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (dir == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "payd-vault: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    if (drop_privileges(user, dir) != 0)
+        return 1;
+    if (init_n > 0)
+        return init_shares(dir, init_n, init_t);
+
+    /* shares from files (one share per file) */
+    char share_text[MAX_SHARES][PD_SHARE_TEXT];
+    const char *share_ptrs[MAX_SHARES];
+    for (int i = 0; i < nshare_files; i++) {
+        FILE *f = fopen(share_files[i], "re");
+        if (f == NULL || fgets(share_text[i], PD_SHARE_TEXT, f) == NULL) {
+            fprintf(stderr, "payd-vault: cannot read share file %s\n", share_files[i]);
+            if (f)
+                fclose(f);
+            return 2;
+        }
+        fclose(f);
+        share_text[i][strcspn(share_text[i], "\r\n")] = '\0';
+        share_ptrs[i] = share_text[i];
+    }
+    uo.dir = dir;
+    uo.shares = share_ptrs;
+    uo.nshares = nshare_files;
+
+    uint8_t root[PD_KEY_LEN];
+    char err[256], db[4200];
+    bool created = false;
+    int r = pd_unseal(&uo, root, &created, err, sizeof(err));
+    OPENSSL_cleanse(share_text, sizeof(share_text));
+    if (r != 0) {
+        fprintf(stderr, "payd-vault: cannot unseal: %s\n", err);
+        return r == PD_ERR_AUTH ? 3 : 1;
+    }
+    snprintf(db, sizeof(db), "%s/vault.db", dir);
+    pd_vault_state_t *v = NULL;
+    r = pd_vault_state_open(&v, db, root);
+    OPENSSL_cleanse(root, sizeof(root)); /* the copy in locked memory is the only one now */
+    if (r != 0) {
+        fprintf(stderr, "payd-vault: cannot open %s: %s\n", db,
+                r == PD_ERR_AUTH ? "the root key does not belong to this vault (wrong passphrase or shares)"
+                                 : pd_strerror(r));
+        return r == PD_ERR_AUTH ? 3 : 1;
+    }
+    pd_vault_server_t *srv = NULL;
+    if ((r = pd_vault_server_new(&srv, v)) != 0)
+        return 1;
+    for (int i = 0; i < nfds; i++) {
+        char origin[32];
+        snprintf(origin, sizeof(origin), "fd:%d", fds[i]);
+        if (pd_vault_server_add_fd(srv, fds[i], principals[i], origin) != 0)
+            return 1;
+    }
+    if (sock != NULL) {
+        char cred_dir[4200];
+        snprintf(cred_dir, sizeof(cred_dir), "%s/credentials", dir);
+        if ((r = pd_vault_server_listen(srv, sock, cred_dir)) != 0) {
+            fprintf(stderr, "payd-vault: cannot listen on %s: %s\n", sock, pd_strerror(r));
+            return 1;
+        }
+    }
+    if (nfds == 0 && sock == NULL) {
+        fprintf(stderr, "payd-vault: nothing to serve (give --socket or --fd)\n");
+        return 2;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pd_log_info("vault ready", PD_LS("dir", dir), PD_LS("socket", sock), PD_LI("peers", nfds),
+                PD_LB("new_vault", created), PD_LB("key_memory_locked", v->locked));
+    /* a child vault (fds from payd) ends when payd goes away */
+    if (nfds > 0)
+        prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    r = pd_vault_server_run(srv, &stop, nfds > 0);
+    pd_vault_server_free(srv);
+    pd_vault_state_close(v);
+    if (sock != NULL)
+        unlink(sock);
+    pd_log_info("vault stopped");
+    return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,680 @@
+/*
+ * The vault client: one I/O thread per connection, many requests in flight
+ * (request ids), per-request deadlines, reconnect for socket connections.
+ * Callbacks run on the I/O thread. See include/payd/vault.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "payd/log.h"
+#include "payd/time.h"
+#include "vault/msg.h"
+
+#define BUCKETS 1024
+#define WBUF_MAX (64u * 1024 * 1024)
+#define RBUF_MAX (2u * (PD_IPC_HEADER + PD_IPC_MAX_PAYLOAD))
+
+typedef enum { K_CARD, K_PAN, K_GENERIC } kind_t;
+
+typedef struct pending {
+    struct pending *next;
+    uint64_t id;
+    uint16_t type;
+    kind_t kind;
+    void *cb;
+    void *arg;
+    uint64_t deadline_ms;
+} pending_t;
+
+struct pd_vault_client {
+    int fd;
+    int wake;
+    char path[108];
+    char principal[16];
+    char credential[PD_MSG_CRED_MAX];
+    int64_t timeout_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pd_buf_t wbuf; /* guarded by mu */
+    pd_buf_t rbuf; /* I/O thread only */
+    pending_t *buckets[BUCKETS];
+    size_t npending;
+    uint64_t next_id;
+    bool connected, stopping;
+    uint64_t auth_id;
+    void (*on_change)(void *arg, const char *name);
+    void *on_change_arg;
+};
+
+static void
+complete(pending_t *p, int rc, uint16_t type, pd_view_t payload)
+{
+    if (p->kind == K_CARD) {
+        pd_vault_card_t card;
+        memset(&card, 0, sizeof(card));
+        if (rc == 0 && pd_msg_card_dec(payload, &card) != 0)
+            rc = PD_ERR_PROTOCOL;
+        ((pd_vault_card_cb)p->cb)(p->arg, rc, rc == 0 ? &card : NULL);
+    } else if (p->kind == K_PAN) {
+        pd_vault_pan_t pan;
+        memset(&pan, 0, sizeof(pan));
+        if (rc == 0 && pd_msg_pan_dec(payload, &pan) != 0)
+            rc = PD_ERR_PROTOCOL;
+        ((pd_vault_pan_cb)p->cb)(p->arg, rc, rc == 0 ? &pan : NULL);
+        pd_vault_pan_wipe(&pan);
+    } else {
+        pd_vault_reply_t r;
+        memset(&r, 0, sizeof(r));
+        if (rc == 0 && pd_msg_data_dec(payload, &r) != 0)
+            rc = PD_ERR_PROTOCOL;
+        else if (rc != 0 && type == PD_MSG_ERROR) {
+            int code = 0;
+            if (pd_msg_error_dec(payload, &code, r.text, sizeof(r.text)) == 0)
+                rc = code;
+            else
+                rc = PD_ERR_PROTOCOL;
+        }
+        if (p->cb != NULL)
+            ((pd_vault_cb)p->cb)(p->arg, rc, &r);
+        pd_vault_reply_free(&r);
+    }
+    free(p);
+}
+
+/* error replies for card/pan calls carry a message too; it is logged, not returned */
+static int
+error_code(pd_view_t payload)
+{
+    int code = 0;
+    char msg[256];
+    if (pd_msg_error_dec(payload, &code, msg, sizeof(msg)) != 0)
+        return PD_ERR_PROTOCOL;
+    return code;
+}
+
+static pending_t *
+take(pd_vault_client_t *c, uint64_t id)
+{
+    pending_t **pp = &c->buckets[id % BUCKETS];
+    for (; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            pending_t *p = *pp;
+            *pp = p->next;
+            c->npending--;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* fails every pending request (connection lost or client freed) */
+static void
+fail_all(pd_vault_client_t *c, int rc)
+{
+    pending_t *list = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (size_t b = 0; b < BUCKETS; b++) {
+        while (c->buckets[b] != NULL) {
+            pending_t *p = c->buckets[b];
+            c->buckets[b] = p->next;
+            p->next = list;
+            list = p;
+        }
+    }
+    c->npending = 0;
+    OPENSSL_cleanse(c->wbuf.p, c->wbuf.cap);
+    c->wbuf.len = 0;
+    pthread_mutex_unlock(&c->mu);
+    while (list != NULL) {
+        pending_t *n = list->next;
+        complete(list, rc, 0, PD_VIEW_NULL);
+        list = n;
+    }
+}
+
+static void
+expire(pd_vault_client_t *c)
+{
+    pending_t *list = NULL;
+    uint64_t now = pd_mono_ms();
+    pthread_mutex_lock(&c->mu);
+    for (size_t b = 0; b < BUCKETS; b++) {
+        pending_t **pp = &c->buckets[b];
+        while (*pp != NULL) {
+            if ((*pp)->deadline_ms <= now) {
+                pending_t *p = *pp;
+                *pp = p->next;
+                c->npending--;
+                p->next = list;
+                list = p;
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    while (list != NULL) {
+        pending_t *n = list->next;
+        complete(list, PD_ERR_TIMEOUT, 0, PD_VIEW_NULL);
+        list = n;
+    }
+}
+
+static int
+enqueue(pd_vault_client_t *c, uint16_t type, pd_view_t payload, kind_t kind, void *cb, void *arg)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+    int r;
+    if (p == NULL)
+        return PD_ERR_NOMEM;
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping || (!c->connected && c->path[0] == '\0')) {
+        pthread_mutex_unlock(&c->mu);
+        free(p);
+        return PD_ERR_CLOSED;
+    }
+    p->id = ++c->next_id;
+    p->type = type;
+    p->kind = kind;
+    p->cb = cb;
+    p->arg = arg;
+    p->deadline_ms = pd_mono_ms() + (uint64_t)c->timeout_ms;
+    if ((r = pd_ipc_frame(&c->wbuf, type, p->id, payload)) != 0) {
+        pthread_mutex_unlock(&c->mu);
+        free(p);
+        return r;
+    }
+    p->next = c->buckets[p->id % BUCKETS];
+    c->buckets[p->id % BUCKETS] = p;
+    c->npending++;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    if (write(c->wake, &one, sizeof(one)) < 0) {
+        /* the eventfd counter is saturated: the thread is awake anyway */
+    }
+    return 0;
+}
+
+static void
+handle_frame(pd_vault_client_t *c, const pd_ipc_hdr_t *h, pd_view_t payload)
+{
+    if (h->id == 0 && h->type == PD_MSG_SECRET_CHANGED) {
+        char name[PD_MSG_NAME_MAX];
+        if (pd_msg_name_dec(payload, name) == 0 && c->on_change != NULL)
+            c->on_change(c->on_change_arg, name);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    pending_t *p = take(c, h->id);
+    pthread_mutex_unlock(&c->mu);
+    if (p == NULL)
+        return; /* timed out earlier */
+    if (h->type == (p->type | PD_MSG_REPLY)) {
+        complete(p, 0, h->type, payload);
+    } else if (h->type == PD_MSG_ERROR) {
+        if (p->kind == K_GENERIC)
+            complete(p, PD_ERR_INTERNAL, h->type, payload);
+        else
+            complete(p, error_code(payload), h->type, payload);
+    } else {
+        /* the reply type does not match the request: the peer is broken */
+        pd_log_error("vault client: reply type does not match the request");
+        complete(p, PD_ERR_PROTOCOL, h->type, PD_VIEW_NULL);
+        c->connected = false;
+    }
+}
+
+static int
+connect_socket(pd_vault_client_t *c)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* (re)connects a socket client and queues AUTH ahead of everything else */
+static void
+try_connect(pd_vault_client_t *c)
+{
+    pd_buf_t auth, frame;
+    int fd = connect_socket(c);
+    if (fd < 0)
+        return;
+    pd_buf_init(&auth, 512);
+    pd_buf_init(&frame, WBUF_MAX);
+    pthread_mutex_lock(&c->mu);
+    c->auth_id = ++c->next_id;
+    if (pd_msg_auth_enc(&auth, c->principal, c->credential) != 0 ||
+        pd_ipc_frame(&frame, PD_MSG_AUTH, c->auth_id, pd_buf_view(&auth)) != 0 ||
+        pd_buf_put(&frame, c->wbuf.p, c->wbuf.len) != 0) {
+        pthread_mutex_unlock(&c->mu);
+        close(fd);
+        pd_buf_free_secure(&auth);
+        pd_buf_free_secure(&frame);
+        return;
+    }
+    pd_buf_free_secure(&c->wbuf);
+    c->wbuf = frame;
+    c->fd = fd;
+    c->connected = true;
+    pthread_mutex_unlock(&c->mu);
+    pd_buf_free_secure(&auth);
+}
+
+static void
+disconnect(pd_vault_client_t *c, int rc)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    pthread_mutex_lock(&c->mu);
+    c->connected = false;
+    pthread_mutex_unlock(&c->mu);
+    OPENSSL_cleanse(c->rbuf.p, c->rbuf.cap);
+    c->rbuf.len = 0;
+    fail_all(c, rc);
+}
+
+static void *
+io_main(void *arg)
+{
+    pd_vault_client_t *c = arg;
+    uint64_t next_retry = 0;
+    pthread_setname_np(pthread_self(), "payd-vaultcli");
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        bool stopping = c->stopping, want_write = c->wbuf.len > 0;
+        pthread_mutex_unlock(&c->mu);
+        if (stopping)
+            break;
+        if (c->fd < 0 && c->path[0] != '\0' && pd_mono_ms() >= next_retry) {
+            try_connect(c);
+            next_retry = pd_mono_ms() + 200;
+        }
+        struct pollfd pfd[2] = {{.fd = c->wake, .events = POLLIN},
+                                {.fd = c->fd, .events = (short)(POLLIN | (want_write ? POLLOUT : 0))}};
+        int pr = poll(pfd, c->fd >= 0 ? 2 : 1, 50);
+        if (pr < 0 && errno != EINTR)
+            break;
+        if (pfd[0].revents & POLLIN) {
+            uint64_t v;
+            if (read(c->wake, &v, sizeof(v)) < 0) {
+                /* nothing to do: spurious wakeup */
+            }
+        }
+        if (c->fd >= 0 && (pfd[1].revents & POLLOUT)) {
+            pthread_mutex_lock(&c->mu);
+            ssize_t n = write(c->fd, c->wbuf.p, c->wbuf.len);
+            if (n > 0) {
+                OPENSSL_cleanse(c->wbuf.p, (size_t)n);
+                memmove(c->wbuf.p, c->wbuf.p + n, c->wbuf.len - (size_t)n);
+                c->wbuf.len -= (size_t)n;
+            }
+            pthread_mutex_unlock(&c->mu);
+            if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                disconnect(c, PD_ERR_CLOSED);
+                continue;
+            }
+        }
+        if (c->fd >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+            bool lost = false;
+            for (;;) {
+                if (pd_buf_reserve(&c->rbuf, 65536) != 0)
+                    break;
+                ssize_t n = read(c->fd, c->rbuf.p + c->rbuf.len, c->rbuf.cap - c->rbuf.len - 1);
+                if (n > 0) {
+                    c->rbuf.len += (size_t)n;
+                    continue;
+                }
+                lost = n == 0 || (errno != EAGAIN && errno != EINTR);
+                break;
+            }
+            size_t off = 0;
+            while (c->rbuf.len - off >= PD_IPC_HEADER) {
+                pd_ipc_hdr_t h;
+                if (pd_ipc_hdr_decode(c->rbuf.p + off, &h) != 0) {
+                    lost = true;
+                    break;
+                }
+                if (c->rbuf.len - off - PD_IPC_HEADER < h.len)
+                    break;
+                pd_view_t payload = pd_view(c->rbuf.p + off + PD_IPC_HEADER, h.len);
+                if (h.id == c->auth_id && h.id != 0) {
+                    if (h.type != (PD_MSG_AUTH | PD_MSG_REPLY))
+                        lost = true;
+                } else {
+                    handle_frame(c, &h, payload);
+                }
+                off += PD_IPC_HEADER + h.len;
+            }
+            if (off > 0) {
+                OPENSSL_cleanse(c->rbuf.p, off);
+                memmove(c->rbuf.p, c->rbuf.p + off, c->rbuf.len - off);
+                c->rbuf.len -= off;
+            }
+            if (lost || !c->connected) {
+                disconnect(c, PD_ERR_CLOSED);
+                continue;
+            }
+        }
+        expire(c);
+    }
+    return NULL;
+}
+
+int
+pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o)
+{
+    pd_vault_client_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return PD_ERR_NOMEM;
+    c->fd = -1;
+    c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
+    pthread_mutex_init(&c->mu, NULL);
+    pd_buf_init(&c->wbuf, WBUF_MAX);
+    pd_buf_init(&c->rbuf, RBUF_MAX);
+    if ((c->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        free(c);
+        return -errno;
+    }
+    if (o->fd >= 0) {
+        c->fd = o->fd;
+        fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+        c->connected = true;
+    } else {
+        if (o->socket_path == NULL || strlen(o->socket_path) >= sizeof(c->path) || o->principal == NULL ||
+            o->credential == NULL || strlen(o->credential) >= sizeof(c->credential)) {
+            close(c->wake);
+            free(c);
+            return PD_ERR_INVALID;
+        }
+        snprintf(c->path, sizeof(c->path), "%s", o->socket_path);
+        snprintf(c->principal, sizeof(c->principal), "%s", o->principal);
+        snprintf(c->credential, sizeof(c->credential), "%s", o->credential);
+        try_connect(c);
+        if (c->fd < 0) {
+            int e = connect_socket(c); /* for the error code */
+            if (e >= 0)
+                close(e);
+            close(c->wake);
+            OPENSSL_cleanse(c->credential, sizeof(c->credential));
+            free(c);
+            return e < 0 ? e : PD_ERR_UNAVAILABLE;
+        }
+    }
+    if (pthread_create(&c->thread, NULL, io_main, c) != 0) {
+        close(c->wake);
+        free(c);
+        return PD_ERR_INTERNAL;
+    }
+    *out = c;
+    return 0;
+}
+
+void
+pd_vault_client_free(pd_vault_client_t *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    if (write(c->wake, &one, sizeof(one)) < 0) {
+        /* saturated: the thread will see stopping within its poll interval */
+    }
+    pthread_join(c->thread, NULL);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    fail_all(c, PD_ERR_CLOSED);
+    close(c->wake);
+    pd_buf_free_secure(&c->wbuf);
+    pd_buf_free_secure(&c->rbuf);
+    OPENSSL_cleanse(c->credential, sizeof(c->credential));
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+bool
+pd_vault_client_connected(pd_vault_client_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool up = c->connected;
+    pthread_mutex_unlock(&c->mu);
+    return up;
+}
+
+void
+pd_vault_client_on_secret_change(pd_vault_client_t *c, void (*fn)(void *arg, const char *name), void *arg)
+{
+    pthread_mutex_lock(&c->mu);
+    c->on_change = fn;
+    c->on_change_arg = arg;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void
+pd_vault_reply_free(pd_vault_reply_t *r)
+{
+    if (r == NULL)
+        return;
+    pd_buf_free_secure(&r->data);
+    pd_buf_free_secure(&r->data2);
+}
+
+/* encodes with f into a scratch buffer, then enqueues */
+#define SEND(c, type, kind, cb, arg, ENC)                                                                             \
+    do {                                                                                                               \
+        pd_buf_t _p;                                                                                                   \
+        pd_buf_init(&_p, PD_IPC_MAX_PAYLOAD);                                                                          \
+        int _r = (ENC);                                                                                                \
+        if (_r == 0)                                                                                                   \
+            _r = enqueue((c), (type), pd_buf_view(&_p), (kind), (void *)(cb), (arg));                                 \
+        pd_buf_free_secure(&_p);                                                                                       \
+        return _r;                                                                                                     \
+    } while (0)
+
+int
+pd_vault_tokenize(pd_vault_client_t *c, const pd_vault_card_in_t *in, pd_vault_card_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_TOKENIZE, K_CARD, cb, arg, pd_msg_tokenize_enc(&_p, in));
+}
+
+int
+pd_vault_card_get(pd_vault_client_t *c, const char *merchant, const char *token, pd_vault_card_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_CARD_GET, K_CARD, cb, arg, pd_msg_ref_enc(&_p, merchant, token));
+}
+
+int
+pd_vault_detokenize(pd_vault_client_t *c, const char *merchant, const char *token, pd_vault_pan_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_DETOKENIZE, K_PAN, cb, arg, pd_msg_ref_enc(&_p, merchant, token));
+}
+
+int
+pd_vault_card_delete(pd_vault_client_t *c, const char *merchant, const char *token, pd_vault_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_CARD_DELETE, K_GENERIC, cb, arg, pd_msg_ref_enc(&_p, merchant, token));
+}
+
+int
+pd_vault_encrypt(pd_vault_client_t *c, const char *key, pd_view_t context, pd_view_t pt, pd_vault_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_ENCRYPT, K_GENERIC, cb, arg, pd_msg_kms_enc(&_p, key, context, pt));
+}
+
+int
+pd_vault_decrypt(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_DECRYPT, K_GENERIC, cb, arg, pd_msg_kms_enc(&_p, "", context, env));
+}
+
+int
+pd_vault_generate_data_key(pd_vault_client_t *c, const char *key, pd_view_t context, pd_vault_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_GENERATE_DATA_KEY, K_GENERIC, cb, arg, pd_msg_kms_enc(&_p, key, context, PD_VIEW_NULL));
+}
+
+int
+pd_vault_reencrypt(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_REENCRYPT, K_GENERIC, cb, arg, pd_msg_kms_enc(&_p, "", context, env));
+}
+
+int
+pd_vault_secret_get(pd_vault_client_t *c, const char *name, pd_vault_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_SECRET_GET, K_GENERIC, cb, arg, pd_msg_name_enc(&_p, name));
+}
+
+int
+pd_vault_admin(pd_vault_client_t *c, const char *op, pd_view_t args_json, pd_vault_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_ADMIN, K_GENERIC, cb, arg, pd_msg_admin_enc(&_p, op, args_json));
+}
+
+/* --- blocking wrappers --- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    pd_vault_reply_t *reply;
+    pd_vault_card_t *card;
+    pd_vault_pan_t *pan;
+} waiter_t;
+
+#define WAITER_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, NULL, NULL, NULL}
+
+static void
+signal_done(waiter_t *w, int rc)
+{
+    pthread_mutex_lock(&w->mu);
+    w->rc = rc;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int
+wait_done(waiter_t *w, int submit_rc)
+{
+    if (submit_rc != 0)
+        return submit_rc;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    return w->rc;
+}
+
+static void
+on_generic(void *arg, int rc, const pd_vault_reply_t *r)
+{
+    waiter_t *w = arg;
+    pd_vault_reply_t *out = w->reply;
+    memset(out, 0, sizeof(*out));
+    pd_buf_init(&out->data, PD_MSG_JSON_MAX);
+    pd_buf_init(&out->data2, PD_MSG_DATA_MAX);
+    if (r != NULL) {
+        memcpy(out->text, r->text, sizeof(out->text));
+        out->n1 = r->n1;
+        out->n2 = r->n2;
+        if (pd_buf_put(&out->data, r->data.p, r->data.len) != 0 || pd_buf_put(&out->data2, r->data2.p, r->data2.len) != 0)
+            rc = rc == 0 ? PD_ERR_NOMEM : rc;
+    }
+    signal_done(w, rc);
+}
+
+static void
+on_card(void *arg, int rc, const pd_vault_card_t *card)
+{
+    waiter_t *w = arg;
+    if (card != NULL)
+        *w->card = *card;
+    signal_done(w, rc);
+}
+
+static void
+on_pan(void *arg, int rc, pd_vault_pan_t *pan)
+{
+    waiter_t *w = arg;
+    if (pan != NULL)
+        *w->pan = *pan;
+    signal_done(w, rc);
+}
+
+int
+pd_vault_admin_sync(pd_vault_client_t *c, const char *op, pd_view_t args_json, pd_vault_reply_t *out)
+{
+    waiter_t w = WAITER_INIT;
+    w.reply = out;
+    memset(out, 0, sizeof(*out));
+    return wait_done(&w, pd_vault_admin(c, op, args_json, on_generic, &w));
+}
+
+int
+pd_vault_secret_get_sync(pd_vault_client_t *c, const char *name, pd_vault_reply_t *out)
+{
+    waiter_t w = WAITER_INIT;
+    w.reply = out;
+    memset(out, 0, sizeof(*out));
+    return wait_done(&w, pd_vault_secret_get(c, name, on_generic, &w));
+}
+
+int
+pd_vault_encrypt_sync(pd_vault_client_t *c, const char *key, pd_view_t context, pd_view_t pt, pd_vault_reply_t *out)
+{
+    waiter_t w = WAITER_INIT;
+    w.reply = out;
+    memset(out, 0, sizeof(*out));
+    return wait_done(&w, pd_vault_encrypt(c, key, context, pt, on_generic, &w));
+}
+
+int
+pd_vault_decrypt_sync(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_reply_t *out)
+{
+    waiter_t w = WAITER_INIT;
+    w.reply = out;
+    memset(out, 0, sizeof(*out));
+    return wait_done(&w, pd_vault_decrypt(c, context, env, on_generic, &w));
+}
+
+int
+pd_vault_tokenize_sync(pd_vault_client_t *c, const pd_vault_card_in_t *in, pd_vault_card_t *out)
+{
+    waiter_t w = WAITER_INIT;
+    w.card = out;
+    return wait_done(&w, pd_vault_tokenize(c, in, on_card, &w));
+}
+
+int
+pd_vault_detokenize_sync(pd_vault_client_t *c, const char *merchant, const char *token, pd_vault_pan_t *out)
+{
+    waiter_t w = WAITER_INIT;
+    w.pan = out;
+    return wait_done(&w, pd_vault_detokenize(c, merchant, token, on_pan, &w));
+}

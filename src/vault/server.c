@@ -1,0 +1,567 @@
+/*
+ * The vault's event loop. One thread: poll over the peers, read every complete
+ * request that arrived, run them as one transaction (a savepoint each: group
+ * commit), then send the replies. The dispatcher is a whitelist table
+ * {type, principals allowed, size bounds, handler}; a peer that sends anything
+ * else is audited and dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "payd/log.h"
+#include "payd/time.h"
+#include "vault/handlers.h"
+#include "vault/msg.h"
+#include "vault/server.h"
+
+#define MAX_CONNS 256
+#define WBUF_MAX (32u * 1024 * 1024)
+#define RBUF_MAX (2u * (PD_IPC_HEADER + PD_IPC_MAX_PAYLOAD))
+#define MAX_BATCH 4096
+
+typedef struct {
+    int fd;
+    unsigned principal; /* 0 until authenticated */
+    bool fixed;         /* principal bound by the descriptor (socketpair) */
+    bool closing;
+    char origin[64];
+    pd_buf_t rbuf, wbuf;
+} conn_t;
+
+static const struct {
+    uint16_t type;
+    const char *action;
+    unsigned allowed;
+    uint32_t min_len, max_len;
+    pd_handler_t handler;
+} dispatch[] = {
+    {PD_MSG_TOKENIZE, "card.tokenize", PD_PRINCIPAL_API, 12, 512, pd_h_tokenize},
+    {PD_MSG_CARD_GET, "card.get", PD_PRINCIPAL_API | PD_PRINCIPAL_PROCESSOR | PD_PRINCIPAL_ADMIN, 4, 2 * PD_ID_MAX + 4,
+     pd_h_card_get},
+    {PD_MSG_DETOKENIZE, "card.detokenize", PD_PRINCIPAL_PROCESSOR, 4, 2 * PD_ID_MAX + 4, pd_h_detokenize},
+    {PD_MSG_CARD_DELETE, "card.delete", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN, 4, 2 * PD_ID_MAX + 4, pd_h_card_delete},
+    {PD_MSG_ENCRYPT, "kms.encrypt", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 10, 16384,
+     pd_h_encrypt},
+    {PD_MSG_DECRYPT, "kms.decrypt", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 10, 16384,
+     pd_h_decrypt},
+    {PD_MSG_GENERATE_DATA_KEY, "kms.generate_data_key", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN, 10, 2048,
+     pd_h_generate_data_key},
+    {PD_MSG_REENCRYPT, "kms.reencrypt", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 10, 16384,
+     pd_h_reencrypt},
+    {PD_MSG_SECRET_GET, "secrets.get", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 2, 130,
+     pd_h_secret_get},
+    {PD_MSG_ADMIN, "admin", PD_PRINCIPAL_ADMIN, 6, PD_MSG_JSON_MAX + 80, pd_h_admin},
+};
+
+typedef struct {
+    int conn;
+    pd_ipc_hdr_t hdr;
+    pd_view_t payload;
+} req_t;
+
+typedef struct {
+    int conn;
+    uint64_t id;
+    uint16_t type;
+    pd_buf_t payload;
+    bool secret;
+} staged_t;
+
+struct pd_vault_server {
+    pd_vault_state_t *v;
+    conn_t conns[MAX_CONNS];
+    int nconns;
+    int listen_fd;
+    char cred_hash[4][65]; /* per principal bit: hex SHA-256 of its credential */
+    req_t reqs[MAX_BATCH];
+    staged_t staged[MAX_BATCH];
+};
+
+static void
+sha256_hex(const char *s, char out[65])
+{
+    uint8_t d[32];
+    unsigned int n = 0;
+    EVP_Digest(s, strlen(s), d, &n, EVP_sha256(), NULL);
+    pd_hex(d, 32, out);
+}
+
+int
+pd_vault_server_new(pd_vault_server_t **out, pd_vault_state_t *v)
+{
+    pd_vault_server_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return PD_ERR_NOMEM;
+    s->v = v;
+    s->listen_fd = -1;
+    *out = s;
+    return 0;
+}
+
+static void
+conn_close(conn_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    pd_buf_free_secure(&c->rbuf);
+    pd_buf_free_secure(&c->wbuf);
+}
+
+void
+pd_vault_server_free(pd_vault_server_t *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->nconns; i++)
+        conn_close(&s->conns[i]);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    free(s);
+}
+
+static conn_t *
+conn_add(pd_vault_server_t *s, int fd, unsigned principal, bool fixed, const char *origin)
+{
+    if (s->nconns == MAX_CONNS)
+        return NULL;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    conn_t *c = &s->conns[s->nconns++];
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    c->principal = principal;
+    c->fixed = fixed;
+    snprintf(c->origin, sizeof(c->origin), "%s", origin);
+    pd_buf_init(&c->rbuf, RBUF_MAX);
+    pd_buf_init(&c->wbuf, WBUF_MAX);
+    return c;
+}
+
+int
+pd_vault_server_add_fd(pd_vault_server_t *s, int fd, unsigned principal, const char *origin)
+{
+    return conn_add(s, fd, principal, true, origin) != NULL ? 0 : PD_ERR_TOOBIG;
+}
+
+/* creates a principal's credential file once; keeps its hash in memory */
+static int
+ensure_credential(pd_vault_server_t *s, const char *dir, unsigned p, int idx)
+{
+    char path[4200], cred[65];
+    snprintf(path, sizeof(path), "%s/%s", dir, pd_principal_name(p));
+    FILE *f = fopen(path, "re");
+    if (f != NULL) {
+        size_t n = fread(cred, 1, sizeof(cred) - 1, f);
+        fclose(f);
+        cred[n] = '\0';
+        cred[strcspn(cred, "\r\n")] = '\0';
+    } else {
+        if (pd_secret_base62(cred, 48) != 0)
+            return PD_ERR_CRYPTO;
+        cred[48] = '\0';
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -errno;
+        bool ok = write(fd, cred, 48) == 48 && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+        close(fd);
+        if (!ok)
+            return PD_ERR_IO;
+    }
+    sha256_hex(cred, s->cred_hash[idx]);
+    OPENSSL_cleanse(cred, sizeof(cred));
+    return 0;
+}
+
+int
+pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_dir)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int r;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return PD_ERR_TOOBIG;
+    if (mkdir(cred_dir, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    for (int i = 0; i < 4; i++)
+        if ((r = ensure_credential(s, cred_dir, 1u << i, i)) != 0)
+            return r;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    mode_t old = umask(0177); /* the socket file is created 0600 */
+    r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r != 0 || listen(fd, 64) != 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    s->listen_fd = fd;
+    return 0;
+}
+
+static void
+violation(pd_vault_server_t *s, conn_t *c, const char *what)
+{
+    pd_log_warn("vault: protocol violation; dropping the peer", PD_LS("peer", c->origin),
+                PD_LS("principal", c->principal ? pd_principal_name(c->principal) : "unauthenticated"),
+                PD_LS("violation", what));
+    pd_vault_audit(s->v, c->principal ? pd_principal_name(c->principal) : "unauthenticated", "ipc.violation", what,
+                   PD_ERR_PROTOCOL, c->origin);
+    c->closing = true;
+}
+
+static int
+find_handler(uint16_t type)
+{
+    for (size_t i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++)
+        if (dispatch[i].type == type)
+            return (int)i;
+    return -1;
+}
+
+static void
+stage(pd_vault_server_t *s, size_t *n, int conn, uint64_t id, uint16_t type, pd_buf_t *payload, bool secret)
+{
+    staged_t *st = &s->staged[(*n)++];
+    st->conn = conn;
+    st->id = id;
+    st->type = type;
+    st->payload = *payload; /* ownership moves */
+    st->secret = secret;
+    pd_buf_init(payload, PD_IPC_MAX_PAYLOAD);
+}
+
+static void
+stage_error(pd_vault_server_t *s, size_t *n, int conn, uint64_t id, int code, const char *msg)
+{
+    pd_buf_t p;
+    pd_buf_init(&p, 1024);
+    if (pd_msg_error_enc(&p, code < 0 ? code : PD_ERR_INTERNAL, msg) == 0)
+        stage(s, n, conn, id, PD_MSG_ERROR, &p, false);
+    pd_buf_free(&p);
+}
+
+static void
+notify_secret(pd_vault_server_t *s, const char *name)
+{
+    pd_buf_t p;
+    pd_buf_init(&p, 256);
+    if (pd_msg_name_enc(&p, name) == 0) {
+        for (int i = 0; i < s->nconns; i++) {
+            conn_t *c = &s->conns[i];
+            if (c->fd >= 0 && !c->closing && (c->principal & PD_PRINCIPAL_API))
+                if (pd_ipc_frame(&c->wbuf, PD_MSG_SECRET_CHANGED, 0, pd_buf_view(&p)) != 0)
+                    c->closing = true;
+        }
+    }
+    pd_buf_free(&p);
+}
+
+/* handles AUTH on an unauthenticated socket peer */
+static void
+authenticate(pd_vault_server_t *s, conn_t *c, size_t *nst, int ci, const req_t *rq)
+{
+    char principal[16], cred[PD_MSG_CRED_MAX], hash[65];
+    if (rq->hdr.type != PD_MSG_AUTH || pd_msg_auth_dec(rq->payload, principal, cred) != 0) {
+        violation(s, c, "expected AUTH");
+        return;
+    }
+    unsigned p = pd_principal_parse(principal);
+    int idx = p ? __builtin_ctz(p) : -1;
+    sha256_hex(cred, hash);
+    OPENSSL_cleanse(cred, sizeof(cred));
+    if (idx < 0 || s->cred_hash[idx][0] == '\0' || CRYPTO_memcmp(hash, s->cred_hash[idx], 64) != 0) {
+        pd_vault_audit(s->v, principal, "ipc.auth", "vault", PD_ERR_AUTH, c->origin);
+        c->closing = true;
+        return;
+    }
+    c->principal = p;
+    pd_vault_audit(s->v, principal, "ipc.auth", "vault", 0, c->origin);
+    pd_buf_t ok;
+    pd_buf_init(&ok, 64);
+    if (pd_msg_data_enc(&ok, PD_VIEW_NULL, PD_VIEW_NULL, principal, 0, 0) == 0)
+        stage(s, nst, ci, rq->hdr.id, PD_MSG_AUTH | PD_MSG_REPLY, &ok, false);
+    pd_buf_free(&ok);
+}
+
+/* runs the batch of requests as one transaction and stages their replies */
+static void
+run_batch(pd_vault_server_t *s, size_t nreq)
+{
+    size_t nst = 0, ndeferred = 0;
+    int deferred[MAX_BATCH];
+    pd_buf_t reply;
+    int rc = pd_db_begin(s->v->db);
+    if (rc != 0) {
+        for (size_t i = 0; i < nreq; i++)
+            stage_error(s, &nst, s->reqs[i].conn, s->reqs[i].hdr.id, PD_ERR_IO, "vault storage unavailable");
+        goto send;
+    }
+    pd_buf_init(&reply, PD_IPC_MAX_PAYLOAD);
+    for (size_t i = 0; i < nreq; i++) {
+        req_t *rq = &s->reqs[i];
+        conn_t *c = &s->conns[rq->conn];
+        if (c->closing)
+            continue;
+        if (c->principal == 0) {
+            authenticate(s, c, &nst, rq->conn, rq);
+            continue;
+        }
+        int hi = find_handler(rq->hdr.type);
+        if (hi < 0) {
+            violation(s, c, "unknown message type");
+            continue;
+        }
+        if ((dispatch[hi].allowed & c->principal) == 0) {
+            violation(s, c, "message type not allowed for this principal");
+            continue;
+        }
+        if (rq->hdr.len < dispatch[hi].min_len || rq->hdr.len > dispatch[hi].max_len) {
+            violation(s, c, "message size outside the bounds of its type");
+            continue;
+        }
+        if (rq->hdr.type == PD_MSG_ADMIN && pd_h_admin_own_txn(rq->payload)) {
+            deferred[ndeferred++] = (int)i;
+            continue;
+        }
+        pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
+        if ((rc = pd_db_savepoint(s->v->db)) != 0)
+            break;
+        int hr = dispatch[hi].handler(&h);
+        if ((rc = hr == 0 ? pd_db_release(s->v->db) : pd_db_rollback_to(s->v->db)) != 0)
+            break;
+        if (hr == PD_ERR_PROTOCOL) {
+            violation(s, c, "malformed message");
+            pd_buf_reset(&reply);
+            continue;
+        }
+        pd_vault_audit(s->v, pd_principal_name(c->principal), dispatch[hi].action, h.resource, hr, c->origin);
+        if (hr == 0) {
+            stage(s, &nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, &reply, h.reply_secret);
+            if (h.changed[0] != '\0')
+                notify_secret(s, h.changed);
+        } else {
+            if (h.reply_secret)
+                OPENSSL_cleanse(reply.p, reply.cap);
+            pd_buf_reset(&reply);
+            stage_error(s, &nst, rq->conn, rq->hdr.id, hr, h.msg[0] ? h.msg : pd_strerror(hr));
+        }
+    }
+    pd_buf_free_secure(&reply);
+    if (rc == 0)
+        rc = pd_db_commit(s->v->db);
+    if (rc != 0) {
+        /* nothing of this batch is durable: no peer may be told otherwise */
+        (void)pd_db_rollback(s->v->db);
+        pd_vault_audit_resync(s->v);
+        for (size_t i = 0; i < nst; i++) {
+            if (s->staged[i].secret)
+                OPENSSL_cleanse(s->staged[i].payload.p, s->staged[i].payload.cap);
+            pd_buf_free(&s->staged[i].payload);
+        }
+        nst = 0;
+        for (size_t i = 0; i < nreq; i++)
+            stage_error(s, &nst, s->reqs[i].conn, s->reqs[i].hdr.id, PD_ERR_IO, "vault storage failure");
+        ndeferred = 0;
+    }
+    /* operations with their own transactions run after the batch is durable */
+    for (size_t d = 0; d < ndeferred; d++) {
+        req_t *rq = &s->reqs[deferred[d]];
+        conn_t *c = &s->conns[rq->conn];
+        pd_buf_init(&reply, PD_IPC_MAX_PAYLOAD);
+        pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
+        int hr = pd_h_admin(&h);
+        if (pd_db_begin(s->v->db) == 0) {
+            pd_vault_audit(s->v, pd_principal_name(c->principal), "admin", h.resource, hr, c->origin);
+            if (pd_db_commit(s->v->db) != 0) {
+                (void)pd_db_rollback(s->v->db);
+                pd_vault_audit_resync(s->v);
+            }
+        }
+        if (hr == 0)
+            stage(s, &nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, &reply, h.reply_secret);
+        else
+            stage_error(s, &nst, rq->conn, rq->hdr.id, hr, h.msg[0] ? h.msg : pd_strerror(hr));
+        if (h.changed[0] != '\0')
+            notify_secret(s, h.changed);
+        pd_buf_free_secure(&reply);
+    }
+send:
+    for (size_t i = 0; i < nst; i++) {
+        staged_t *st = &s->staged[i];
+        conn_t *c = &s->conns[st->conn];
+        if (c->fd >= 0 && !c->closing && pd_ipc_frame(&c->wbuf, st->type, st->id, pd_buf_view(&st->payload)) != 0)
+            c->closing = true; /* a peer that does not read its replies is dropped */
+        if (st->secret)
+            OPENSSL_cleanse(st->payload.p, st->payload.cap);
+        pd_buf_free(&st->payload);
+    }
+}
+
+/* parses complete frames of c into s->reqs; returns false on a framing violation */
+static bool
+collect(pd_vault_server_t *s, int ci, size_t *nreq, size_t *consumed)
+{
+    conn_t *c = &s->conns[ci];
+    size_t off = 0;
+    while (*nreq < MAX_BATCH && c->rbuf.len - off >= PD_IPC_HEADER) {
+        pd_ipc_hdr_t h;
+        if (pd_ipc_hdr_decode(c->rbuf.p + off, &h) != 0) {
+            violation(s, c, "oversized message or bad header");
+            return false;
+        }
+        if (c->rbuf.len - off - PD_IPC_HEADER < h.len)
+            break;
+        req_t *rq = &s->reqs[(*nreq)++];
+        rq->conn = ci;
+        rq->hdr = h;
+        rq->payload = pd_view(c->rbuf.p + off + PD_IPC_HEADER, h.len);
+        off += PD_IPC_HEADER + h.len;
+    }
+    *consumed = off;
+    return true;
+}
+
+static void
+read_conn(conn_t *c)
+{
+    for (;;) {
+        if (pd_buf_reserve(&c->rbuf, 65536) != 0)
+            return; /* full: the pending frames are processed first */
+        ssize_t n = read(c->fd, c->rbuf.p + c->rbuf.len, c->rbuf.cap - c->rbuf.len - 1);
+        if (n > 0) {
+            c->rbuf.len += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            c->closing = true;
+        return;
+    }
+}
+
+static void
+flush_conn(conn_t *c)
+{
+    size_t off = 0;
+    while (off < c->wbuf.len) {
+        ssize_t n = write(c->fd, c->wbuf.p + off, c->wbuf.len - off);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        c->closing = true;
+        break;
+    }
+    if (off > 0) {
+        OPENSSL_cleanse(c->wbuf.p, off);
+        memmove(c->wbuf.p, c->wbuf.p + off, c->wbuf.len - off);
+        c->wbuf.len -= off;
+    }
+}
+
+static void
+accept_peers(pd_vault_server_t *s)
+{
+    for (;;) {
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        struct ucred cr;
+        socklen_t cl = sizeof(cr);
+        char origin[64] = "uds";
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
+            snprintf(origin, sizeof(origin), "uds:pid=%d,uid=%d", (int)cr.pid, (int)cr.uid);
+        if (conn_add(s, fd, 0, false, origin) == NULL)
+            close(fd);
+    }
+}
+
+static void
+on_secret_changed(void *arg, const char *name)
+{
+    notify_secret(arg, name);
+}
+
+int
+pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit_when_orphaned)
+{
+    struct pollfd pfd[MAX_CONNS + 1];
+    uint64_t last_tick = 0;
+
+    while (!*stop) {
+        int n = 0;
+        bool any_fixed = false;
+        if (s->listen_fd >= 0)
+            pfd[n++] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+        int base = n;
+        for (int i = 0; i < s->nconns; i++) {
+            conn_t *c = &s->conns[i];
+            pfd[n++] = (struct pollfd){.fd = c->fd, .events = (short)(POLLIN | (c->wbuf.len ? POLLOUT : 0))};
+            any_fixed |= c->fixed;
+        }
+        if (exit_when_orphaned && !any_fixed)
+            break; /* payd is gone: a child vault has nobody to serve */
+        int pr = poll(pfd, (nfds_t)n, 250);
+        if (pr < 0 && errno != EINTR)
+            return -errno;
+        if (s->listen_fd >= 0 && (pfd[0].revents & POLLIN))
+            accept_peers(s);
+        size_t nreq = 0;
+        size_t consumed[MAX_CONNS] = {0};
+        int nc = s->nconns;
+        for (int i = 0; i < nc && i < n - base; i++) {
+            conn_t *c = &s->conns[i];
+            if (pfd[base + i].revents & (POLLIN | POLLHUP | POLLERR))
+                read_conn(c);
+            if (!collect(s, i, &nreq, &consumed[i]))
+                consumed[i] = c->rbuf.len;
+        }
+        if (nreq > 0)
+            run_batch(s, nreq);
+        for (int i = 0; i < nc; i++) {
+            conn_t *c = &s->conns[i];
+            if (consumed[i] > 0) {
+                OPENSSL_cleanse(c->rbuf.p, consumed[i]);
+                memmove(c->rbuf.p, c->rbuf.p + consumed[i], c->rbuf.len - consumed[i]);
+                c->rbuf.len -= consumed[i];
+            }
+            if (c->wbuf.len > 0)
+                flush_conn(c);
+        }
+        /* drop closed peers (compacting the array) */
+        int w = 0;
+        for (int i = 0; i < s->nconns; i++) {
+            if (s->conns[i].closing) {
+                conn_close(&s->conns[i]);
+                continue;
+            }
+            if (w != i)
+                s->conns[w] = s->conns[i];
+            w++;
+        }
+        s->nconns = w;
+        uint64_t now = pd_mono_ms();
+        if (now - last_tick >= 1000) {
+            last_tick = now;
+            pd_vault_tick(s->v);
+            pd_secrets_tick(s->v, on_secret_changed, s);
+        }
+    }
+    return 0;
+}

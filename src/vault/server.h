@@ -1,0 +1,22 @@
+/* The vault's event loop: connections, the whitelist dispatcher, group commit. */
+#ifndef PAYD_VAULT_SERVER_H
+#define PAYD_VAULT_SERVER_H
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include "vault/internal.h"
+
+typedef struct pd_vault_server pd_vault_server_t;
+
+int pd_vault_server_new(pd_vault_server_t **out, pd_vault_state_t *v);
+void pd_vault_server_free(pd_vault_server_t *s);
+/* A connected descriptor whose principal is fixed (socketpair from payd). */
+int pd_vault_server_add_fd(pd_vault_server_t *s, int fd, unsigned principal, const char *origin);
+/* Listens on a Unix socket; peers must AUTH with a principal's credential. Creates
+ * DIR/credentials/<principal> files (0600) on first use. */
+int pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_dir);
+/* Runs until *stop is set, or (exit_when_orphaned) all fixed descriptors closed. */
+int pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit_when_orphaned);
+
+#endif
