@@ -17,6 +17,7 @@
 #include "payd/edge.h"
 #include "payd/log.h"
 #include "payd/service.h"
+#include "payd/vault_spawn.h"
 
 extern char **environ;
 
@@ -25,6 +26,8 @@ typedef struct {
     pd_service_config_t svc;
     pd_edge_api_config_t api;
     pd_edge_admin_config_t admin;
+    pd_vault_config_t vault;
+    pd_vault_link_t vault_link;
     const char *config_path;
     bool dev;
     bool check_only;
@@ -70,7 +73,8 @@ register_config(app_t *app)
 {
     int r;
     if ((r = pd_config_new(&app->cfg)) != 0 || (r = pd_service_config_register(app->cfg, &app->svc)) != 0 ||
-        (r = pd_edge_config_register(app->cfg, &app->api, &app->admin)) != 0) {
+        (r = pd_edge_config_register(app->cfg, &app->api, &app->admin)) != 0 ||
+        (r = pd_vault_config_register(app->cfg, &app->vault)) != 0) {
         fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
         return r;
     }
@@ -256,6 +260,17 @@ reload(app_t *app)
         return; /* logged; the old certificate stays in use */
 }
 
+static bool
+vault_ready(void *arg, char *why, size_t cap)
+{
+    pd_vault_link_t *l = arg;
+    if (l->api == NULL || !pd_vault_client_connected(l->api) || !pd_vault_client_connected(l->processor)) {
+        snprintf(why, cap, "not connected");
+        return false;
+    }
+    return true;
+}
+
 static int
 run(app_t *app)
 {
@@ -279,6 +294,12 @@ run(app_t *app)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
+        pd_log_error("cannot reach the vault", PD_LERR(r));
+        return r;
+    }
+    if ((r = pd_server_add_probe(g_server, "vault", vault_ready, &app->vault_link)) != 0)
+        return r;
     if ((r = pd_server_start(g_server)) != 0)
         return r;
     print_banner(app);
@@ -299,6 +320,7 @@ run(app_t *app)
             int left = pd_server_drain(g_server);
             if (left > 0)
                 pd_log_warn("drain deadline passed with requests in flight", PD_LI("requests", left));
+            pd_vault_link_close(&app->vault_link);
             pd_log_info("stopped");
             return 0;
         }
@@ -311,6 +333,7 @@ main(int argc, char **argv)
     app_t app = {0};
     int rc = 2; /* exit code: 0 ok, 1 runtime failure, 2 configuration error */
 
+    umask(077); /* databases, keys and logs are private to payd's user */
     if (register_config(&app) != 0 || load_config(&app, argc, argv) != 0)
         goto out;
     if (app.print_reference) {

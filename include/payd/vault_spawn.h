@@ -1,0 +1,46 @@
+/*
+ * How payd reaches its vault: [vault] configuration, and starting payd-vault as a
+ * child (single-node / dev mode) with one socketpair per principal, or connecting
+ * to a standalone vault's Unix socket.
+ */
+#ifndef PAYD_VAULT_SPAWN_H
+#define PAYD_VAULT_SPAWN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "payd/config.h"
+#include "payd/vault.h"
+
+enum { PD_VAULT_CHILD = 0, PD_VAULT_SOCKET = 1 };
+
+typedef struct {
+    int mode;               /* PD_VAULT_CHILD or PD_VAULT_SOCKET */
+    char *dir;              /* child: vault state ("" = DATA_DIR/vault) */
+    char *binary;           /* child: payd-vault ("" = next to payd) */
+    char *user;             /* child started as root: the user it runs as */
+    char *passphrase_file;  /* child: unseal passphrase (dev mode generates one) */
+    char *socket;           /* socket mode: path of the vault's socket */
+    char *api_credential;   /* socket mode: credential files */
+    char *processor_credential;
+    int64_t timeout_ms;     /* per request */
+} pd_vault_config_t;
+
+int pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c) PD_WUR;
+
+typedef struct {
+    pid_t child;                   /* 0 in socket mode */
+    pd_vault_client_t *api;        /* principal api */
+    pd_vault_client_t *processor;  /* principal processor */
+    uint8_t pepper[256];           /* the API-key pepper (secret payd/api-key-pepper) */
+    size_t pepper_len;
+} pd_vault_link_t;
+
+/* Starts or connects, then loads the API-key pepper (which also proves the vault
+ * is unsealed and answering). data_dir is payd's; dev passes --dev to the child. */
+int pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev) PD_WUR;
+/* Closes the clients; a child vault exits when its descriptors close. */
+void pd_vault_link_close(pd_vault_link_t *l);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * payctl: the operator CLI. A thin dispatcher over tables of commands; each area's
+ * commands live in payctl_<area>.c.
+ *
+ *   payctl [--data-dir DIR] [--vault-socket PATH] [--credential FILE] [--json] AREA COMMAND [ARGS]
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cmd/payctl.h"
+#include "payd/log.h"
+
+static const struct {
+    const payctl_cmd_t *cmds;
+    const size_t *n;
+} tables[] = {
+    {payctl_vault_cmds, &payctl_vault_ncmds},
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: payctl [--data-dir DIR] [--vault-socket PATH] [--credential FILE] [--json] AREA COMMAND [ARGS]\n\n");
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+        for (size_t i = 0; i < *tables[t].n; i++)
+            fprintf(f, "  payctl %s %s %s\n      %s\n", tables[t].cmds[i].area, tables[t].cmds[i].command,
+                    tables[t].cmds[i].usage, tables[t].cmds[i].help);
+}
+
+int
+payctl_fail(payctl_t *ctx, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (ctx->json) {
+        json_t *o = json_pack("{s:{s:s}}", "error", "message", msg);
+        char *s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        fprintf(stderr, "payctl: %s\n", msg);
+    }
+    return 1;
+}
+
+void
+payctl_print_json(payctl_t *ctx, const char *text)
+{
+    json_error_t e;
+    json_t *v = json_loads(text, 0, &e);
+    char *s = v ? json_dumps(v, ctx->json ? JSON_COMPACT : JSON_INDENT(2)) : NULL;
+    printf("%s\n", s != NULL ? s : text);
+    free(s);
+    json_decref(v);
+}
+
+pd_vault_client_t *
+payctl_vault(payctl_t *ctx)
+{
+    char sock[4200], credpath[4200], cred[256] = "";
+    if (ctx->vault != NULL)
+        return ctx->vault;
+    snprintf(sock, sizeof(sock), "%s", ctx->vault_socket ? ctx->vault_socket : "");
+    if (sock[0] == '\0')
+        snprintf(sock, sizeof(sock), "%s/vault/vault.sock", ctx->data_dir);
+    snprintf(credpath, sizeof(credpath), "%s", ctx->credential ? ctx->credential : "");
+    if (credpath[0] == '\0')
+        snprintf(credpath, sizeof(credpath), "%s/vault/credentials/admin", ctx->data_dir);
+    FILE *f = fopen(credpath, "re");
+    if (f == NULL || fgets(cred, sizeof(cred), f) == NULL) {
+        if (f)
+            fclose(f);
+        exit(payctl_fail(ctx, "cannot read the admin credential %s (is the vault initialized? use --credential)",
+                         credpath));
+    }
+    fclose(f);
+    cred[strcspn(cred, "\r\n")] = '\0';
+    pd_vault_client_opts_t o = {.fd = -1, .socket_path = sock, .principal = "admin", .credential = cred,
+                                .timeout_ms = 60000};
+    int r = pd_vault_client_new(&ctx->vault, &o);
+    memset(cred, 0, sizeof(cred));
+    if (r != 0)
+        exit(payctl_fail(ctx, "cannot connect to the vault at %s: %s", sock, pd_strerror(r)));
+    return ctx->vault;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data-dir", required_argument, NULL, 'd'}, {"vault-socket", required_argument, NULL, 's'},
+        {"credential", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    payctl_t ctx = {.data_dir = getenv("PAYD_DATA_DIR") ? getenv("PAYD_DATA_DIR") : ".dev"};
+    int c;
+
+    pd_log_level = PD_LOG_WARN;
+    /* options stop at the first non-option: command flags belong to the command */
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': ctx.data_dir = optarg; break;
+        case 's': ctx.vault_socket = optarg; break;
+        case 'c': ctx.credential = optarg; break;
+        case 'j': ctx.json = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (argc - optind < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *area = argv[optind], *command = argv[optind + 1];
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        for (size_t i = 0; i < *tables[t].n; i++) {
+            const payctl_cmd_t *cmd = &tables[t].cmds[i];
+            if (strcmp(cmd->area, area) == 0 && strcmp(cmd->command, command) == 0) {
+                int rc = cmd->fn(&ctx, argc - optind - 1, argv + optind + 1);
+                pd_vault_client_free(ctx.vault);
+                return rc;
+            }
+        }
+    }
+    fprintf(stderr, "payctl: unknown command \"%s %s\"\n\n", area, command);
+    usage(stderr);
+    return 2;
+}

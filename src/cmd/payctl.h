@@ -1,0 +1,35 @@
+/* payctl: shared context of the operator CLI's command files. */
+#ifndef PAYD_PAYCTL_H
+#define PAYD_PAYCTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "payd/vault.h"
+
+typedef struct {
+    const char *data_dir;      /* payd's data dir (dev: .dev) */
+    const char *vault_socket;  /* default DATA_DIR/vault/vault.sock */
+    const char *credential;    /* admin credential file, default DATA_DIR/vault/credentials/admin */
+    bool json;                 /* --json output */
+    pd_vault_client_t *vault;  /* connected on first use */
+} payctl_t;
+
+typedef int (*payctl_fn)(payctl_t *ctx, int argc, char **argv);
+
+typedef struct {
+    const char *area, *command, *usage, *help;
+    payctl_fn fn;
+} payctl_cmd_t;
+
+extern const payctl_cmd_t payctl_vault_cmds[];
+extern const size_t payctl_vault_ncmds;
+
+/* the admin vault connection (exits with a message when it cannot connect) */
+pd_vault_client_t *payctl_vault(payctl_t *ctx);
+/* prints an error in the chosen format and returns the exit code 1 */
+int payctl_fail(payctl_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* pretty-prints a JSON text for humans, or as-is with --json */
+void payctl_print_json(payctl_t *ctx, const char *json);
+
+#endif

@@ -1,0 +1,210 @@
+/* payd's side of the vault: spawn the child or connect to the socket. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "payd/log.h"
+#include "payd/vault_spawn.h"
+
+#define C(f) offsetof(pd_vault_config_t, f)
+static const char *const modes[] = {"child", "socket", NULL};
+static const pd_config_key_t keys[] = {
+    {"mode", PD_CT_ENUM, C(mode), "child", .choices = modes,
+     .help = "child: payd starts payd-vault itself; socket: connect to a standalone payd-vault"},
+    {"dir", PD_CT_PATH, C(dir), "", .help = "child mode: the vault's state directory (default DATA_DIR/vault)"},
+    {"binary", PD_CT_PATH, C(binary), "", .help = "child mode: the payd-vault program (default: next to payd)"},
+    {"user", PD_CT_STR, C(user), "nobody", .help = "child mode, started as root: the user the vault runs as"},
+    {"passphrase_file", PD_CT_PATH, C(passphrase_file), "",
+     .help = "child mode: file with the unseal passphrase (else PAYD_VAULT_PASSPHRASE or a systemd credential)"},
+    {"socket", PD_CT_PATH, C(socket), "", .help = "socket mode: path of the vault's Unix socket"},
+    {"api_credential", PD_CT_PATH, C(api_credential), "", .help = "socket mode: credential file of principal api"},
+    {"processor_credential", PD_CT_PATH, C(processor_credential), "",
+     .help = "socket mode: credential file of principal processor"},
+    {"timeout_ms", PD_CT_MS, C(timeout_ms), "5s", 100, 600000, .help = "deadline of one vault request"},
+};
+#undef C
+
+int
+pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c)
+{
+    return pd_config_add(cfg, "vault", keys, sizeof(keys) / sizeof(keys[0]), c);
+}
+
+static int
+spawn_child(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev, int fds[2])
+{
+    char dir[4200], bin[4200], sock[4300], self[4096];
+    int api[2], proc[2];
+
+    if (c->dir[0] != '\0')
+        snprintf(dir, sizeof(dir), "%s", c->dir);
+    else
+        snprintf(dir, sizeof(dir), "%s/vault", data_dir);
+    if (c->binary[0] != '\0') {
+        snprintf(bin, sizeof(bin), "%s", c->binary);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0)
+            return -errno;
+        self[n] = '\0';
+        *strrchr(self, '/') = '\0';
+        snprintf(bin, sizeof(bin), "%s/payd-vault", self);
+    }
+    snprintf(sock, sizeof(sock), "%s/vault.sock", dir);
+    /* a vault that drops to its own user must be able to reach its directory
+     * through payd's (0711: traverse, not list) */
+    if (geteuid() == 0 && c->user[0] != '\0' && c->dir[0] == '\0' && chmod(data_dir, 0711) != 0)
+        return -errno;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, api) != 0)
+        return -errno;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, proc) != 0) {
+        int e = -errno;
+        close(api[0]);
+        close(api[1]);
+        return e;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = -errno;
+        close(api[0]), close(api[1]), close(proc[0]), close(proc[1]);
+        return e;
+    }
+    if (pid == 0) {
+        /* the child's ends become fds 3 and 4 (dup2 clears close-on-exec) */
+        if (dup2(api[1], 3) < 0 || dup2(proc[1], 4) < 0)
+            _exit(126);
+        const char *argv[20];
+        int n = 0;
+        argv[n++] = bin;
+        argv[n++] = "--data-dir";
+        argv[n++] = dir;
+        argv[n++] = "--fd";
+        argv[n++] = "3:api";
+        argv[n++] = "--fd";
+        argv[n++] = "4:processor";
+        argv[n++] = "--socket"; /* for payctl (principal admin) */
+        argv[n++] = sock;
+        if (dev)
+            argv[n++] = "--dev";
+        if (c->passphrase_file[0] != '\0') {
+            argv[n++] = "--passphrase-file";
+            argv[n++] = c->passphrase_file;
+        }
+        if (geteuid() == 0 && c->user[0] != '\0') {
+            argv[n++] = "--user";
+            argv[n++] = c->user;
+        }
+        argv[n] = NULL;
+        prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(api[1]);
+    close(proc[1]);
+    l->child = pid;
+    fds[0] = api[0];
+    fds[1] = proc[0];
+    pd_log_info("vault started as a child", PD_LI("pid", pid), PD_LS("dir", dir));
+    return 0;
+}
+
+static int
+read_credential(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -errno;
+    bool ok = fgets(out, (int)cap, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return ok && out[0] != '\0' ? 0 : PD_ERR_INVALID;
+}
+
+/* the first request also proves the vault is up and unsealed */
+static int
+load_pepper(pd_vault_link_t *l)
+{
+    pd_vault_reply_t r;
+    int rc = pd_vault_secret_get_sync(l->api, "payd/api-key-pepper", &r);
+    if (rc == 0 && (r.data.len == 0 || r.data.len > sizeof(l->pepper)))
+        rc = PD_ERR_INVALID;
+    if (rc == 0) {
+        memcpy(l->pepper, r.data.p, r.data.len);
+        l->pepper_len = r.data.len;
+    } else {
+        pd_log_error("the vault did not answer (see its messages above)", PD_LERR(rc));
+    }
+    pd_vault_reply_free(&r);
+    return rc;
+}
+
+int
+pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev)
+{
+    int r, fds[2] = {-1, -1};
+    memset(l, 0, sizeof(*l));
+    if (c->mode == PD_VAULT_CHILD) {
+        if ((r = spawn_child(l, c, data_dir, dev, fds)) != 0)
+            return r;
+        pd_vault_client_opts_t oa = {.fd = fds[0], .timeout_ms = c->timeout_ms};
+        pd_vault_client_opts_t op = {.fd = fds[1], .timeout_ms = c->timeout_ms};
+        if ((r = pd_vault_client_new(&l->api, &oa)) != 0 || (r = pd_vault_client_new(&l->processor, &op)) != 0 ||
+            (r = load_pepper(l)) != 0) {
+            pd_vault_link_close(l);
+            return r;
+        }
+        return 0;
+    }
+    char cred[256];
+    if (c->socket[0] == '\0' || (r = read_credential(c->api_credential, cred, sizeof(cred))) != 0) {
+        pd_log_error("vault socket mode needs [vault] socket and readable credential files",
+                     PD_LS("socket", c->socket), PD_LS("api_credential", c->api_credential));
+        return PD_ERR_CONFIG;
+    }
+    pd_vault_client_opts_t oa = {.fd = -1, .socket_path = c->socket, .principal = "api", .credential = cred,
+                                 .timeout_ms = c->timeout_ms};
+    r = pd_vault_client_new(&l->api, &oa);
+    OPENSSL_cleanse(cred, sizeof(cred));
+    if (r == 0 && (r = read_credential(c->processor_credential, cred, sizeof(cred))) == 0) {
+        pd_vault_client_opts_t op = {.fd = -1, .socket_path = c->socket, .principal = "processor", .credential = cred,
+                                     .timeout_ms = c->timeout_ms};
+        r = pd_vault_client_new(&l->processor, &op);
+        OPENSSL_cleanse(cred, sizeof(cred));
+    }
+    if (r == 0)
+        r = load_pepper(l);
+    if (r != 0)
+        pd_vault_link_close(l);
+    return r;
+}
+
+void
+pd_vault_link_close(pd_vault_link_t *l)
+{
+    OPENSSL_cleanse(l->pepper, sizeof(l->pepper));
+    l->pepper_len = 0;
+    pd_vault_client_free(l->api);
+    pd_vault_client_free(l->processor);
+    l->api = l->processor = NULL;
+    if (l->child > 0) {
+        int st;
+        /* its descriptors are closed: the child finishes its batch and exits */
+        for (int i = 0; i < 300 && waitpid(l->child, &st, WNOHANG) == 0; i++)
+            usleep(10000);
+        if (waitpid(l->child, &st, WNOHANG) == 0) {
+            kill(l->child, SIGTERM);
+            waitpid(l->child, &st, 0);
+        }
+        l->child = 0;
+    }
+}

@@ -1,0 +1,112 @@
+/* payctl against the vault that payd --dev started. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static pd_h_payd_t payd;
+
+static int
+setup(void **state)
+{
+    (void)state;
+    return pd_h_start(&payd, NULL);
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    int rc = pd_h_stop(&payd, SIGTERM, 15000);
+    pd_h_cleanup(&payd);
+    return rc == 0 ? 0 : -1;
+}
+
+/* runs payctl with the dev data dir; returns the exit code, output in *out */
+static int
+payctl(char **out, const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
+{
+    const char *argv[12] = {PAYCTL_BIN, "--data-dir", payd.dir};
+    int n = 3;
+    const char *a[] = {a1, a2, a3, a4, a5};
+    for (int i = 0; i < 5 && a[i] != NULL; i++)
+        argv[n++] = a[i];
+    argv[n] = NULL;
+    return pd_h_run(argv, out);
+}
+
+static void
+kms_list_shows_the_standard_keys(void **state)
+{
+    (void)state;
+    char *out;
+    assert_int_equal(payctl(&out, "--json", "kms", "list", NULL, NULL), 0);
+    static const char *aliases[] = {"alias/cards", "alias/secrets", "alias/events", "alias/files",
+                                    "alias/cache", "alias/webhooks", "alias/fingerprint"};
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+        if (strstr(out, aliases[i]) == NULL)
+            fail_msg("%s missing from: %s", aliases[i], out);
+    free(out);
+}
+
+static void
+rotate_and_rewrap_print_progress_and_a_count(void **state)
+{
+    (void)state;
+    char *out;
+    assert_int_equal(payctl(&out, "kms", "rotate", "alias/cards", NULL, NULL), 0);
+    assert_non_null(strstr(out, "\"current_version\": 2"));
+    free(out);
+    assert_int_equal(payctl(&out, "kms", "rewrap", "alias/cards", "--batch", "10"), 0);
+    assert_non_null(strstr(out, "rewrap alias/cards complete"));
+    free(out);
+    assert_int_equal(payctl(&out, "kms", "schedule-deletion", "alias/cache", "2", NULL), 1);
+    assert_non_null(strstr(out, "7 to 30 days"));
+    free(out);
+}
+
+static void
+secrets_and_audit(void **state)
+{
+    (void)state;
+    char *out;
+    assert_int_equal(payctl(&out, "secrets", "create", "demo/db", "--rotation-days", "30"), 0);
+    free(out);
+    assert_int_equal(payctl(&out, "secrets", "rotate", "demo/db", NULL, NULL), 0);
+    assert_non_null(strstr(out, "PREVIOUS"));
+    free(out);
+    assert_int_equal(payctl(&out, "secrets", "history", "demo/db", NULL, NULL), 0);
+    assert_non_null(strstr(out, "CURRENT"));
+    free(out);
+    /* never to a pipe without --reveal */
+    assert_int_equal(payctl(&out, "secrets", "get", "demo/db", NULL, NULL), 1);
+    assert_non_null(strstr(out, "--reveal"));
+    free(out);
+    assert_int_equal(payctl(&out, "secrets", "get", "demo/db", "--reveal", NULL), 0);
+    assert_true(strlen(out) >= 32);
+    free(out);
+    assert_int_equal(payctl(&out, "audit", "verify", NULL, NULL, NULL), 0);
+    assert_non_null(strstr(out, "audit log intact"));
+    free(out);
+    assert_int_equal(payctl(&out, "kms", "frobnicate", NULL, NULL, NULL), 2);
+    free(out);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kms_list_shows_the_standard_keys),
+        cmocka_unit_test(rotate_and_rewrap_print_progress_and_a_count),
+        cmocka_unit_test(secrets_and_audit),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
