@@ -2,8 +2,11 @@
  * SQLite backend of pd_db_t: WAL, synchronous=FULL on the writer, a per-connection
  * cache of prepared statements keyed by the SQL literal's address.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -15,6 +18,12 @@
 typedef struct {
     pd_db_t super;
     sqlite3 *db;
+    /* writer only: WAL checkpoints run on their own thread and connection, so a
+     * checkpoint never stalls a commit */
+    pthread_t ckpt;
+    bool ckpt_started;
+    atomic_bool ckpt_stop;
+    char *path;
     struct {
         const char *sql;
         sqlite3_stmt *st;
@@ -168,12 +177,42 @@ s_simple(pd_db_t *db, const char *sql)
     return 0;
 }
 
-static int s_begin(pd_db_t *db) { return s_simple(db, "BEGIN IMMEDIATE"); }
-static int s_commit(pd_db_t *db) { return s_simple(db, "COMMIT"); }
+/* transaction control goes through the statement cache: a savepoint per write
+ * must not cost a parse */
+static int s_begin(pd_db_t *db) { return s_exec(db, "BEGIN IMMEDIATE", NULL, 0, NULL); }
+static int s_commit(pd_db_t *db) { return s_exec(db, "COMMIT", NULL, 0, NULL); }
 static int s_rollback(pd_db_t *db) { return s_simple(db, "ROLLBACK"); }
-static int s_savepoint(pd_db_t *db) { return s_simple(db, "SAVEPOINT w"); }
-static int s_release(pd_db_t *db) { return s_simple(db, "RELEASE w"); }
-static int s_rollback_to(pd_db_t *db) { return s_simple(db, "ROLLBACK TO w; RELEASE w"); }
+static int s_savepoint(pd_db_t *db) { return s_exec(db, "SAVEPOINT w", NULL, 0, NULL); }
+static int s_release(pd_db_t *db) { return s_exec(db, "RELEASE w", NULL, 0, NULL); }
+
+static int
+s_rollback_to(pd_db_t *db)
+{
+    int r = s_exec(db, "ROLLBACK TO w", NULL, 0, NULL);
+    return r != 0 ? r : s_exec(db, "RELEASE w", NULL, 0, NULL);
+}
+
+static void *
+checkpointer(void *arg)
+{
+    sqlite_db_t *d = arg;
+    sqlite3 *c = NULL;
+    pthread_setname_np(pthread_self(), "payd-checkpoint");
+    if (sqlite3_open_v2(d->path, &c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        sqlite3_close(c);
+        return NULL;
+    }
+    sqlite3_busy_timeout(c, 100);
+    while (!atomic_load(&d->ckpt_stop)) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        int logsz = 0, done = 0;
+        /* PASSIVE: copies what it can without blocking the writer or readers */
+        (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
+    }
+    sqlite3_close(c);
+    return NULL;
+}
 
 static void
 s_close(pd_db_t *db)
@@ -181,6 +220,11 @@ s_close(pd_db_t *db)
     sqlite_db_t *d = (sqlite_db_t *)db;
     if (d == NULL)
         return;
+    if (d->ckpt_started) {
+        atomic_store(&d->ckpt_stop, true);
+        pthread_join(d->ckpt, NULL);
+    }
+    free(d->path);
     for (size_t i = 0; i < CACHE_SLOTS; i++)
         if (d->cache[i].st != NULL)
             sqlite3_finalize(d->cache[i].st);
@@ -208,11 +252,18 @@ pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
     }
     sqlite3_busy_timeout(d->db, 10000);
     const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                                   "PRAGMA wal_autocheckpoint=4000; PRAGMA cache_size=-65536;"
+                                   "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-65536;"
                                  : "PRAGMA query_only=ON; PRAGMA cache_size=-16384;";
     if (s_simple(&d->super, pragmas) != 0) {
         s_close(&d->super);
         return PD_ERR_IO;
+    }
+    if (writer) {
+        if ((d->path = strdup(path)) == NULL || pthread_create(&d->ckpt, NULL, checkpointer, d) != 0) {
+            s_close(&d->super);
+            return PD_ERR_NOMEM;
+        }
+        d->ckpt_started = true;
     }
     *out = &d->super;
     return 0;

@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "payd/log.h"
+#include "payd/time.h"
 #include "vault/internal.h"
 
 bool
@@ -285,12 +286,16 @@ card_context(char *out, size_t cap, const char *merchant, const char *token)
 static int
 fingerprint(pd_vault_state_t *v, const char *merchant, const char *pan, char *out, size_t cap)
 {
-    pd_kms_key_t k;
     uint8_t mac[32];
     char msg[128];
     int r;
-    if ((r = pd_kms_get(v, "alias/fingerprint", &k)) != 0)
-        return r;
+    /* the key's row is cached until any key changes (rotation, deletion, ...) */
+    if (v->fp_cache.gen != v->kms_gen + 1) {
+        if ((r = pd_kms_get(v, "alias/fingerprint", &v->fp_cache.key)) != 0)
+            return r;
+        v->fp_cache.gen = v->kms_gen + 1;
+    }
+    const pd_kms_key_t k = v->fp_cache.key;
     if (strcmp(k.state, "Enabled") != 0)
         return PD_ERR_KEY_DISABLED;
     /* version 1 always: a fingerprint must not change when keys rotate */
@@ -333,6 +338,29 @@ validate(const pd_vault_card_in_t *in, int64_t now)
     return 0;
 }
 
+/* card_<8 time-ordered chars><16 random>: new rows land at the right edge of the
+ * primary key's B-tree, so a batch of tokenizations dirties a few pages, not one
+ * page per card */
+static int
+card_token(char *out, size_t cap)
+{
+    static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static uint64_t last;
+    uint64_t t = (uint64_t)pd_real_ms() * 1000;
+    last = t > last ? t : last + 1; /* strictly increasing within this process */
+    if (cap < 5 + 8 + 16 + 1)
+        return PD_ERR_TOOBIG;
+    memcpy(out, "card_", 5);
+    uint64_t x = last;
+    for (int i = 7; i >= 0; i--) {
+        out[5 + i] = b62[x % 62];
+        x /= 62;
+    }
+    int r = pd_rand_base62(out + 13, 16);
+    out[29] = '\0';
+    return r;
+}
+
 int
 pd_cards_tokenize(pd_vault_state_t *v, const pd_vault_card_in_t *in, pd_vault_card_t *out)
 {
@@ -348,7 +376,7 @@ pd_cards_tokenize(pd_vault_state_t *v, const pd_vault_card_in_t *in, pd_vault_ca
     size_t len = strlen(in->pan);
     pd_buf_init(&pan_env, 256);
     pd_buf_init(&name_env, 512);
-    if ((r = pd_id_new("card", out->token, sizeof(out->token))) != 0 || (r = dk_current(v, &dk, &dk_id)) != 0 ||
+    if ((r = card_token(out->token, sizeof(out->token))) != 0 || (r = dk_current(v, &dk, &dk_id)) != 0 ||
         (r = fingerprint(v, in->merchant_id, in->pan, out->fingerprint, sizeof(out->fingerprint))) != 0)
         goto out;
     card_context(ctx, sizeof(ctx), in->merchant_id, out->token);

@@ -54,25 +54,6 @@ typedef struct {
     pd_cvc_slot_t cvc[PD_VAULT_CVC_SLOTS];
 } pd_vault_secrets_t;
 
-typedef struct pd_vault_state {
-    pd_db_t *db;
-    pd_vault_secrets_t *sec;
-    bool locked;
-    pd_audit_chain_t audit;
-    int64_t dk_max_messages;
-    int64_t dk_max_age_s;
-    int64_t (*now)(void); /* unix seconds; replaceable in tests */
-} pd_vault_state_t;
-
-/* state.c */
-/* Opens vault.db (creating the schema), checks the root key against the stored
- * check value (PD_ERR_AUTH when it is another key), loads key material. A new vault
- * gets the standard keys (alias/cards, ...) and the api-key pepper secret. */
-int pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t root[PD_KEY_LEN]);
-void pd_vault_state_close(pd_vault_state_t *v);
-/* Periodic work: automatic key rotation, finishing deletions, CVC expiry, secret rotation schedules. */
-void pd_vault_tick(pd_vault_state_t *v);
-
 /* kms.c: keys are named by "alias/<name>" or their id "key_..." */
 typedef struct {
     uint32_t num;
@@ -87,6 +68,30 @@ typedef struct {
     int64_t created;
     unsigned policy[PD_KMS_OP_COUNT]; /* principals allowed per operation */
 } pd_kms_key_t;
+
+typedef struct pd_vault_state {
+    pd_db_t *db;
+    pd_vault_secrets_t *sec;
+    bool locked;
+    pd_audit_chain_t audit;
+    int64_t dk_max_messages;
+    int64_t dk_max_age_s;
+    int64_t (*now)(void); /* unix seconds; replaceable in tests */
+    uint64_t kms_gen;     /* bumped by every change to a key (invalidates kms_cache) */
+    struct {
+        uint64_t gen;     /* 0: empty */
+        pd_kms_key_t key;
+    } fp_cache;           /* alias/fingerprint, read on every tokenization */
+} pd_vault_state_t;
+
+/* state.c */
+/* Opens vault.db (creating the schema), checks the root key against the stored
+ * check value (PD_ERR_AUTH when it is another key), loads key material. A new vault
+ * gets the standard keys (alias/cards, ...) and the api-key pepper secret. */
+int pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t root[PD_KEY_LEN]);
+void pd_vault_state_close(pd_vault_state_t *v);
+/* Periodic work: automatic key rotation, finishing deletions, CVC expiry, secret rotation schedules. */
+void pd_vault_tick(pd_vault_state_t *v);
 
 int pd_kms_create(pd_vault_state_t *v, const char *alias, int64_t rotation_days, const unsigned policy[PD_KMS_OP_COUNT],
                   pd_kms_key_t *out);

@@ -214,6 +214,7 @@ pd_kms_decrypt(pd_vault_state_t *v, pd_view_t ctx, pd_view_t env, pd_buf_t *pt, 
 int
 pd_kms_rotate(pd_vault_state_t *v, pd_kms_key_t *k)
 {
+    v->kms_gen++;
     if (strcmp(k->state, "Enabled") != 0)
         return PD_ERR_KEY_DISABLED;
     uint32_t next = k->current_version + 1;
@@ -232,6 +233,7 @@ pd_kms_rotate(pd_vault_state_t *v, pd_kms_key_t *k)
 int
 pd_kms_set_rotation(pd_vault_state_t *v, pd_kms_key_t *k, int64_t days)
 {
+    v->kms_gen++;
     /* AWS KMS allows a rotation period of 90 to 2560 days; 0 turns it off */
     if (days != 0 && (days < 90 || days > 2560))
         return PD_ERR_RANGE;
@@ -244,6 +246,7 @@ pd_kms_set_rotation(pd_vault_state_t *v, pd_kms_key_t *k, int64_t days)
 int
 pd_kms_set_min_decrypt(pd_vault_state_t *v, pd_kms_key_t *k, uint32_t version)
 {
+    v->kms_gen++;
     if (version < 1 || version > k->current_version)
         return PD_ERR_RANGE;
     int r = pd_db_exec(v->db, "UPDATE kms_keys SET min_decrypt_version = ? WHERE num = ?",
@@ -254,6 +257,7 @@ pd_kms_set_min_decrypt(pd_vault_state_t *v, pd_kms_key_t *k, uint32_t version)
 int
 pd_kms_schedule_deletion(pd_vault_state_t *v, pd_kms_key_t *k, int64_t days)
 {
+    v->kms_gen++;
     if (days < 7 || days > 30)
         return PD_ERR_RANGE;
     if (strcmp(k->state, "Enabled") != 0)
@@ -266,6 +270,7 @@ pd_kms_schedule_deletion(pd_vault_state_t *v, pd_kms_key_t *k, int64_t days)
 int
 pd_kms_cancel_deletion(pd_vault_state_t *v, pd_kms_key_t *k)
 {
+    v->kms_gen++;
     if (strcmp(k->state, "PendingDeletion") != 0)
         return PD_ERR_STATE;
     int r = pd_db_exec(v->db, "UPDATE kms_keys SET state = 'Enabled', deletion_at = 0 WHERE num = ?",
@@ -444,6 +449,7 @@ pd_kms_tick(pd_vault_state_t *v)
         return;
     if (rot.n == 0 && del.n == 0)
         return;
+    v->kms_gen++;
     if (pd_db_begin(v->db) != 0)
         return;
     for (size_t i = 0; i < rot.n; i++) {
