@@ -7,6 +7,7 @@
 #define PAYD_VAULT_SPAWN_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -33,6 +34,7 @@ typedef struct {
     pid_t child;                   /* 0 in socket mode */
     pd_vault_client_t *api;        /* principal api */
     pd_vault_client_t *processor;  /* principal processor */
+    pthread_mutex_t mu;            /* guards the pepper (replaced when the secret rotates) */
     uint8_t pepper[256];           /* the API-key pepper (secret payd/api-key-pepper) */
     size_t pepper_len;
 } pd_vault_link_t;
@@ -40,6 +42,8 @@ typedef struct {
 /* Starts or connects, then loads the API-key pepper (which also proves the vault
  * is unsealed and answering). data_dir is payd's; dev passes --dev to the child. */
 int pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev) PD_WUR;
+/* Copies the current API-key pepper (thread-safe). */
+int pd_vault_link_pepper(pd_vault_link_t *l, uint8_t *out, size_t cap, size_t *len) PD_WUR;
 /* Closes the clients; a child vault exits when its descriptors close. */
 void pd_vault_link_close(pd_vault_link_t *l);
 

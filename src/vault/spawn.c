@@ -1,5 +1,6 @@
 /* payd's side of the vault: spawn the child or connect to the socket. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -130,6 +131,45 @@ read_credential(const char *path, char *out, size_t cap)
     return ok && out[0] != '\0' ? 0 : PD_ERR_INVALID;
 }
 
+/* a rotated pepper arrives asynchronously: the client thread must not block on itself */
+static void
+pepper_fetched(void *arg, int rc, const pd_vault_reply_t *r)
+{
+    pd_vault_link_t *l = arg;
+    if (rc != 0 || r->data.len == 0 || r->data.len > sizeof(l->pepper)) {
+        pd_log_error("cannot load the rotated API-key pepper", PD_LERR(rc));
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    OPENSSL_cleanse(l->pepper, sizeof(l->pepper));
+    memcpy(l->pepper, r->data.p, r->data.len);
+    l->pepper_len = r->data.len;
+    pthread_mutex_unlock(&l->mu);
+    pd_log_info("API-key pepper reloaded after rotation");
+}
+
+static void
+secret_changed(void *arg, const char *name)
+{
+    pd_vault_link_t *l = arg;
+    if (strcmp(name, "payd/api-key-pepper") == 0 &&
+        pd_vault_secret_get(l->api, "payd/api-key-pepper", pepper_fetched, l) != 0)
+        pd_log_error("cannot request the rotated API-key pepper");
+}
+
+int
+pd_vault_link_pepper(pd_vault_link_t *l, uint8_t *out, size_t cap, size_t *len)
+{
+    pthread_mutex_lock(&l->mu);
+    int r = l->pepper_len <= cap ? 0 : PD_ERR_TOOBIG;
+    if (r == 0) {
+        memcpy(out, l->pepper, l->pepper_len);
+        *len = l->pepper_len;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return r;
+}
+
 /* the first request also proves the vault is up and unsealed */
 static int
 load_pepper(pd_vault_link_t *l)
@@ -141,6 +181,7 @@ load_pepper(pd_vault_link_t *l)
     if (rc == 0) {
         memcpy(l->pepper, r.data.p, r.data.len);
         l->pepper_len = r.data.len;
+        pd_vault_client_on_secret_change(l->api, secret_changed, l);
     } else {
         pd_log_error("the vault did not answer (see its messages above)", PD_LERR(rc));
     }
@@ -153,6 +194,7 @@ pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *d
 {
     int r, fds[2] = {-1, -1};
     memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->mu, NULL);
     if (c->mode == PD_VAULT_CHILD) {
         if ((r = spawn_child(l, c, data_dir, dev, fds)) != 0)
             return r;
