@@ -25,7 +25,8 @@ every_config_key_is_in_docs_configuration_md(void **state)
     fclose(f);
     doc[n] = '\0';
     int missing = 0;
-    for (char *line = strtok(ref, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(ref, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "| `", 3) != 0 && strncmp(line, "### [", 5) != 0)
             continue;
         if (strstr(doc, line) == NULL) {
