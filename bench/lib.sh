@@ -4,6 +4,7 @@
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PAYD_BIN=${PAYD_BIN:-$BENCH_ROOT/build/src/cmd/payd}
 BENCH_TMP=$(mktemp -d /tmp/payd-bench-XXXXXX)
+chmod 711 "$BENCH_TMP" # a vault child running as its own user must reach its directory
 BENCH_CONNS=${BENCH_CONNS:-64}
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_THREADS=${BENCH_THREADS:-2}
