@@ -1,0 +1,240 @@
+/*
+ * The stored records of the payments API and their repository functions. Reads
+ * take a connection from pd_store_reader(); writes take the writer connection
+ * handed to a pd_write_fn (include/payd/store.h). Variable-length text comes from
+ * the caller's arena. A record never holds a PAN or CVC: cards are vault tokens.
+ */
+#ifndef PAYD_RECORDS_H
+#define PAYD_RECORDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "payd/arena.h"
+#include "payd/db.h"
+#include "payd/id.h"
+#include "payd/pay.h"
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char name[256];
+    int64_t created;
+} pd_merchant_rec_t;
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char merchant_id[PD_ID_MAX];
+    char kind[16]; /* secret | publishable | restricted */
+    bool livemode;
+    char prefix[24]; /* the first PD_KEY_PREFIX_LEN characters of the key: the lookup handle */
+    char hash[65];   /* hex HMAC-SHA256 of the whole key under the pepper */
+    char last4[5];
+    char scopes[512]; /* restricted keys: "payment_intents:write,refunds:read" */
+    char name[128];
+    int64_t created, expires_at, revoked_at; /* 0: never / not revoked */
+    int64_t rate_per_s, burst, monthly_quota; /* 0: the configured default */
+} pd_key_rec_t;
+
+#define PD_KEY_PREFIX_LEN 16
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char object[16]; /* payment_method | token */
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char vault_token[PD_ID_MAX];
+    char brand[16], last4[5], funding[16], fingerprint[24], country[4], cvc_check[16];
+    int exp_month, exp_year;
+    char *billing_name; /* NULL if none */
+    char *metadata;     /* JSON object text */
+    bool used;          /* tokens are single-use */
+    int64_t created, seq;
+} pd_pm_rec_t;
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    int64_t amount;
+    char currency[4];
+    int status; /* pd_pi_status_t */
+    char capture_method[12];
+    char payment_method[PD_ID_MAX]; /* "" if none */
+    char *description, *metadata, *statement_descriptor, *receipt_email; /* NULL = null; metadata is JSON */
+    int64_t amount_capturable, amount_received;
+    char latest_charge[PD_ID_MAX];
+    char *last_payment_error; /* JSON object text or NULL */
+    char cancellation_reason[40];
+    int64_t canceled_at, created, seq, version;
+} pd_pi_rec_t;
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char payment_intent[PD_ID_MAX];
+    char payment_method[PD_ID_MAX];
+    int64_t amount;
+    char currency[4];
+    char status[16]; /* pending | succeeded | failed */
+    bool captured, processing, capture_requested;
+    int64_t amount_captured, amount_refunded;
+    char processor_ref[64];
+    char failure_code[40], failure_message[160], decline_code[40];
+    char *outcome;     /* JSON object text or NULL */
+    char *description; /* NULL = null */
+    int64_t created, seq, version;
+} pd_charge_rec_t;
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char charge[PD_ID_MAX], payment_intent[PD_ID_MAX];
+    int64_t amount;
+    char currency[4];
+    char status[16];
+    char reason[40];
+    char *metadata;
+    char failure_reason[40];
+    int64_t created, seq;
+} pd_refund_rec_t;
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    int64_t amount, fee, net;
+    char currency[4];
+    char type[16];   /* charge | refund */
+    char source[PD_ID_MAX];
+    char status[16]; /* pending | available */
+    int64_t available_on, created, seq;
+    char *description;
+} pd_btxn_rec_t;
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char type[64];
+    char *data; /* the object snapshot (JSON) */
+    char request_id[PD_ID_MAX];
+    char *idempotency_key;
+    int64_t created, seq;
+} pd_event_rec_t;
+
+typedef struct {
+    char id[PD_ID_MAX];
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char *url;
+    char *enabled_events; /* JSON array text */
+    char *secret;         /* hex of the whsec_ value's envelope under alias/webhooks */
+    char status[16];
+    char *description;
+    char *metadata;
+    int64_t created, seq;
+} pd_we_rec_t;
+
+/* --- list queries: newest first, cursor by object id --- */
+typedef struct {
+    int64_t limit;              /* 1..100 */
+    const char *starting_after; /* NULL or an id */
+    const char *ending_before;
+    const char *filter;         /* per list: events type, charge payment_intent, refunds charge, ... */
+} pd_list_q_t;
+
+typedef int (*pd_rec_fn)(void *rec, void *arg);
+
+/* --- merchants and keys --- */
+int pd_merchant_insert(pd_db_t *tx, const pd_merchant_rec_t *m) PD_WUR;
+int pd_merchant_get(pd_db_t *db, const char *id, pd_merchant_rec_t *out) PD_WUR;
+int pd_key_insert(pd_db_t *tx, const pd_key_rec_t *k) PD_WUR;
+int pd_key_by_prefix(pd_db_t *db, const char *prefix, pd_key_rec_t *out) PD_WUR;
+int pd_key_get(pd_db_t *db, const char *id, pd_key_rec_t *out) PD_WUR;
+int pd_key_revoke(pd_db_t *tx, const char *id, int64_t when) PD_WUR;
+int pd_key_set_expiry(pd_db_t *tx, const char *id, int64_t when) PD_WUR;
+int pd_key_list(pd_db_t *db, const char *merchant_id, pd_rec_fn fn, void *arg) PD_WUR;
+
+/* --- payment methods --- */
+int pd_pm_insert(pd_db_t *tx, const pd_pm_rec_t *p) PD_WUR;
+int pd_pm_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_pm_rec_t *out) PD_WUR;
+int pd_pm_mark_used(pd_db_t *tx, const char *id) PD_WUR;
+
+/* --- payment intents --- */
+int pd_pi_insert(pd_db_t *tx, const pd_pi_rec_t *p) PD_WUR;
+/* updates every mutable column when the stored version equals p->version - 1;
+ * PD_ERR_CONFLICT otherwise (a concurrent change won) */
+int pd_pi_update(pd_db_t *tx, const pd_pi_rec_t *p) PD_WUR;
+int pd_pi_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_pi_rec_t *out) PD_WUR;
+int pd_pi_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+               void *arg, bool *has_more) PD_WUR;
+
+/* --- charges --- */
+int pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c) PD_WUR;
+int pd_charge_update(pd_db_t *tx, const pd_charge_rec_t *c) PD_WUR; /* version check like pd_pi_update */
+int pd_charge_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                  pd_charge_rec_t *out) PD_WUR;
+int pd_charge_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+                   void *arg, bool *has_more) PD_WUR;
+/* charges left in processing before `older_than` (recovery); any merchant */
+int pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
+
+/* --- refunds --- */
+int pd_refund_insert(pd_db_t *tx, const pd_refund_rec_t *r) PD_WUR;
+int pd_refund_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                  pd_refund_rec_t *out) PD_WUR;
+int pd_refund_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+                   void *arg, bool *has_more) PD_WUR;
+
+/* --- ledger and balance --- */
+/* Inserts a balanced posting under a new transaction id (PD_ERR_INVALID if it does not sum to zero). */
+int pd_ledger_insert(pd_db_t *tx, const char *merchant, bool livemode, const char *currency, const char *source,
+                     const pd_posting_t *posting, int64_t now) PD_WUR;
+int pd_btxn_insert(pd_db_t *tx, const pd_btxn_rec_t *b) PD_WUR;
+int pd_btxn_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+                 void *arg, bool *has_more) PD_WUR;
+/* per currency: available and pending sums of balance transactions at `now` */
+typedef struct {
+    char currency[4];
+    int64_t available, pending;
+} pd_balance_row_t;
+int pd_balance(pd_db_t *db, const char *merchant, bool livemode, int64_t now, pd_balance_row_t *rows, size_t cap,
+               size_t *n) PD_WUR;
+
+/* --- events --- */
+int pd_event_insert(pd_db_t *tx, const pd_event_rec_t *e) PD_WUR;
+int pd_event_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                 pd_event_rec_t *out) PD_WUR;
+int pd_event_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+                  void *arg, bool *has_more) PD_WUR;
+
+/* --- webhook endpoints --- */
+int pd_we_insert(pd_db_t *tx, const pd_we_rec_t *w) PD_WUR;
+int pd_we_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_we_rec_t *out) PD_WUR;
+int pd_we_delete(pd_db_t *tx, const char *merchant, bool livemode, const char *id) PD_WUR;
+int pd_we_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+               void *arg, bool *has_more) PD_WUR;
+
+/* --- idempotency --- */
+typedef struct {
+    char fingerprint[65];
+    bool complete;
+    int status;
+    char *body; /* stored response */
+    int64_t created;
+} pd_idem_rec_t;
+/* Claims key for (merchant, mode). Returns 0 when claimed now, PD_ERR_EXISTS with *existing filled
+ * when the key was seen before (complete or in flight). */
+int pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *key,
+                  const char *fingerprint, int64_t now, pd_idem_rec_t *existing) PD_WUR;
+int pd_idem_complete(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status,
+                     pd_view_t body) PD_WUR;
+/* drops an in-flight claim whose request produced no stored response */
+int pd_idem_release(pd_db_t *tx, const char *merchant, bool livemode, const char *key) PD_WUR;
+
+/* a store-wide monotonic sequence for newest-first lists (unix microseconds, strictly increasing) */
+int64_t pd_next_seq(void);
+
+#endif

@@ -1,0 +1,39 @@
+/* Repository internals shared by the repo_*.c files. */
+#ifndef PAYD_STORE_REPO_H
+#define PAYD_STORE_REPO_H
+
+#include <string.h>
+
+#include "payd/records.h"
+
+/* copies a text column (truncating never: too long -> PD_ERR_TOOBIG) */
+#define COPY(row, col, field)                                                                                          \
+    do {                                                                                                               \
+        int _r = pd_row_copy((row), (col), (field), sizeof(field));                                                   \
+        if (_r != 0)                                                                                                   \
+            return _r;                                                                                                 \
+    } while (0)
+
+/* a nullable text column duplicated into the arena (NULL stays NULL) */
+char *pd_repo_dup(pd_arena_t *a, const pd_row_t *r, int col);
+/* "" -> SQL NULL */
+pd_sqlval_t pd_repo_opt(const char *s);
+
+typedef int (*pd_decode_fn)(const pd_row_t *r, pd_arena_t *a, void *rec);
+
+typedef struct {
+    const char *sql_desc; /* ... WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR filter = ?) AND seq < ? ORDER BY seq DESC LIMIT ? */
+    const char *sql_asc;  /* same with seq > ? ORDER BY seq ASC */
+    const char *sql_seq;  /* SELECT seq FROM t WHERE id = ? AND merchant_id = ? AND livemode = ? */
+    pd_decode_fn decode;
+    size_t rec_size;
+} pd_list_def_t;
+
+int pd_list_run(pd_db_t *db, pd_arena_t *a, const pd_list_def_t *def, const char *merchant, bool livemode,
+                const pd_list_q_t *q, pd_rec_fn fn, void *arg, bool *has_more);
+
+/* get one row by (id, merchant, livemode) with decode; PD_ERR_NOTFOUND if none */
+int pd_get_one(pd_db_t *db, const char *sql, pd_decode_fn decode, pd_arena_t *a, void *rec, const char *merchant,
+               bool livemode, const char *id);
+
+#endif

@@ -1,0 +1,182 @@
+/* Charges (one per confirmation) and refunds. */
+#include "store/repo.h"
+
+#define CH_COLS                                                                                                        \
+    "id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, captured, processing, "    \
+    "capture_requested, amount_captured, amount_refunded, COALESCE(processor_ref, ''), COALESCE(failure_code, ''), " \
+    "COALESCE(failure_message, ''), COALESCE(decline_code, ''), outcome, description, created, seq, version"
+
+static int
+decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
+{
+    pd_charge_rec_t *c = rec;
+    COPY(r, 0, c->id);
+    COPY(r, 1, c->merchant_id);
+    c->livemode = pd_row_int(r, 2) != 0;
+    COPY(r, 3, c->payment_intent);
+    COPY(r, 4, c->payment_method);
+    c->amount = pd_row_int(r, 5);
+    COPY(r, 6, c->currency);
+    COPY(r, 7, c->status);
+    c->captured = pd_row_int(r, 8) != 0;
+    c->processing = pd_row_int(r, 9) != 0;
+    c->capture_requested = pd_row_int(r, 10) != 0;
+    c->amount_captured = pd_row_int(r, 11);
+    c->amount_refunded = pd_row_int(r, 12);
+    COPY(r, 13, c->processor_ref);
+    COPY(r, 14, c->failure_code);
+    COPY(r, 15, c->failure_message);
+    COPY(r, 16, c->decline_code);
+    c->outcome = pd_repo_dup(a, r, 17);
+    c->description = pd_repo_dup(a, r, 18);
+    c->created = pd_row_int(r, 19);
+    c->seq = pd_row_int(r, 20);
+    c->version = pd_row_int(r, 21);
+    return 0;
+}
+
+int
+pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
+{
+    return pd_db_exec(
+        tx,
+        "INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, "
+        "captured, processing, capture_requested, amount_captured, amount_refunded, processor_ref, failure_code, "
+        "failure_message, decline_code, outcome, description, created, seq, version) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        PD_SQL_ARGS(PD_SQL_S(c->id), PD_SQL_S(c->merchant_id), PD_SQL_I(c->livemode), PD_SQL_S(c->payment_intent),
+                    PD_SQL_S(c->payment_method), PD_SQL_I(c->amount), PD_SQL_S(c->currency), PD_SQL_S(c->status),
+                    PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
+                    PD_SQL_I(c->amount_captured), PD_SQL_I(c->amount_refunded), pd_repo_opt(c->processor_ref),
+                    pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
+                    PD_SQL_S(c->outcome), PD_SQL_S(c->description), PD_SQL_I(c->created), PD_SQL_I(c->seq),
+                    PD_SQL_I(c->version)),
+        NULL);
+}
+
+int
+pd_charge_update(pd_db_t *tx, const pd_charge_rec_t *c)
+{
+    int64_t n = 0;
+    int r = pd_db_exec(
+        tx,
+        "UPDATE charges SET status = ?, captured = ?, processing = ?, capture_requested = ?, amount_captured = ?, "
+        "amount_refunded = ?, processor_ref = ?, failure_code = ?, failure_message = ?, decline_code = ?, outcome = ?, "
+        "version = ? WHERE id = ? AND version = ?",
+        PD_SQL_ARGS(PD_SQL_S(c->status), PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
+                    PD_SQL_I(c->amount_captured), PD_SQL_I(c->amount_refunded), pd_repo_opt(c->processor_ref),
+                    pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
+                    PD_SQL_S(c->outcome), PD_SQL_I(c->version), PD_SQL_S(c->id), PD_SQL_I(c->version - 1)),
+        &n);
+    return r != 0 ? r : n == 1 ? 0 : PD_ERR_CONFLICT;
+}
+
+int
+pd_charge_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_charge_rec_t *out)
+{
+    return pd_get_one(db, "SELECT " CH_COLS " FROM charges WHERE id = ? AND merchant_id = ? AND livemode = ?",
+                      decode_charge, a, out, merchant, livemode, id);
+}
+
+static const pd_list_def_t charge_list = {
+    "SELECT " CH_COLS " FROM charges WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
+    "AND seq < ? ORDER BY seq DESC LIMIT ?",
+    "SELECT " CH_COLS " FROM charges WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
+    "AND seq > ? ORDER BY seq ASC LIMIT ?",
+    "SELECT seq FROM charges WHERE id = ? AND merchant_id = ? AND livemode = ?",
+    decode_charge,
+    sizeof(pd_charge_rec_t),
+};
+
+int
+pd_charge_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+               void *arg, bool *has_more)
+{
+    return pd_list_run(db, a, &charge_list, merchant, livemode, q, fn, arg, has_more);
+}
+
+typedef struct {
+    pd_arena_t *a;
+    pd_rec_fn fn;
+    void *arg;
+} each_t;
+
+static int
+each_processing(const pd_row_t *r, void *arg)
+{
+    each_t *e = arg;
+    pd_charge_rec_t c;
+    int rc = decode_charge(r, e->a, &c);
+    return rc != 0 ? rc : e->fn(&c, e->arg);
+}
+
+int
+pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg)
+{
+    each_t e = {a, fn, arg};
+    return pd_db_query(db, "SELECT " CH_COLS " FROM charges WHERE processing = 1 AND created <= ? ORDER BY seq LIMIT 500",
+                       PD_SQL_ARGS(PD_SQL_I(older_than)), each_processing, &e);
+}
+
+/* --- refunds --- */
+
+#define RE_COLS                                                                                                        \
+    "id, merchant_id, livemode, charge, payment_intent, amount, currency, status, COALESCE(reason, ''), metadata, "   \
+    "COALESCE(failure_reason, ''), created, seq"
+
+static int
+decode_refund(const pd_row_t *r, pd_arena_t *a, void *rec)
+{
+    pd_refund_rec_t *f = rec;
+    COPY(r, 0, f->id);
+    COPY(r, 1, f->merchant_id);
+    f->livemode = pd_row_int(r, 2) != 0;
+    COPY(r, 3, f->charge);
+    COPY(r, 4, f->payment_intent);
+    f->amount = pd_row_int(r, 5);
+    COPY(r, 6, f->currency);
+    COPY(r, 7, f->status);
+    COPY(r, 8, f->reason);
+    f->metadata = pd_repo_dup(a, r, 9);
+    COPY(r, 10, f->failure_reason);
+    f->created = pd_row_int(r, 11);
+    f->seq = pd_row_int(r, 12);
+    return 0;
+}
+
+int
+pd_refund_insert(pd_db_t *tx, const pd_refund_rec_t *f)
+{
+    return pd_db_exec(tx,
+                      "INSERT INTO refunds (id, merchant_id, livemode, charge, payment_intent, amount, currency, status, "
+                      "reason, metadata, failure_reason, created, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      PD_SQL_ARGS(PD_SQL_S(f->id), PD_SQL_S(f->merchant_id), PD_SQL_I(f->livemode), PD_SQL_S(f->charge),
+                                  PD_SQL_S(f->payment_intent), PD_SQL_I(f->amount), PD_SQL_S(f->currency),
+                                  PD_SQL_S(f->status), pd_repo_opt(f->reason), PD_SQL_S(f->metadata ? f->metadata : "{}"),
+                                  pd_repo_opt(f->failure_reason), PD_SQL_I(f->created), PD_SQL_I(f->seq)),
+                      NULL);
+}
+
+int
+pd_refund_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_refund_rec_t *out)
+{
+    return pd_get_one(db, "SELECT " RE_COLS " FROM refunds WHERE id = ? AND merchant_id = ? AND livemode = ?",
+                      decode_refund, a, out, merchant, livemode, id);
+}
+
+static const pd_list_def_t refund_list = {
+    "SELECT " RE_COLS " FROM refunds WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
+    "AND seq < ? ORDER BY seq DESC LIMIT ?",
+    "SELECT " RE_COLS " FROM refunds WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
+    "AND seq > ? ORDER BY seq ASC LIMIT ?",
+    "SELECT seq FROM refunds WHERE id = ? AND merchant_id = ? AND livemode = ?",
+    decode_refund,
+    sizeof(pd_refund_rec_t),
+};
+
+int
+pd_refund_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+               void *arg, bool *has_more)
+{
+    return pd_list_run(db, a, &refund_list, merchant, livemode, q, fn, arg, has_more);
+}

@@ -1,0 +1,62 @@
+/* Idempotency keys: the database is the source of truth. */
+#include "store/repo.h"
+
+typedef struct {
+    pd_arena_t *a;
+    pd_idem_rec_t *rec;
+    bool found;
+} idem_t;
+
+static int
+idem_row(const pd_row_t *r, void *arg)
+{
+    idem_t *x = arg;
+    x->found = true;
+    COPY(r, 0, x->rec->fingerprint);
+    x->rec->complete = pd_view_eq_cstr(pd_row_text(r, 1), "complete");
+    x->rec->status = (int)pd_row_int(r, 2);
+    x->rec->body = pd_repo_dup(x->a, r, 3);
+    x->rec->created = pd_row_int(r, 4);
+    return 1;
+}
+
+int
+pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *key, const char *fingerprint,
+              int64_t now, pd_idem_rec_t *existing)
+{
+    idem_t x = {a, existing, false};
+    int r = pd_db_query(tx,
+                        "SELECT fingerprint, state, COALESCE(status, 0), body, created FROM idempotency_keys "
+                        "WHERE merchant_id = ? AND livemode = ? AND key = ?",
+                        PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), idem_row, &x);
+    if (r != 0)
+        return r;
+    if (x.found)
+        return PD_ERR_EXISTS;
+    return pd_db_exec(tx,
+                      "INSERT INTO idempotency_keys (merchant_id, livemode, key, fingerprint, state, created) "
+                      "VALUES (?, ?, ?, ?, 'in_flight', ?)",
+                      PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key), PD_SQL_S(fingerprint),
+                                  PD_SQL_I(now)),
+                      NULL);
+}
+
+int
+pd_idem_complete(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status, pd_view_t body)
+{
+    return pd_db_exec(tx,
+                      "UPDATE idempotency_keys SET state = 'complete', status = ?, body = ? "
+                      "WHERE merchant_id = ? AND livemode = ? AND key = ?",
+                      PD_SQL_ARGS(PD_SQL_I(status), PD_SQL_V(body), PD_SQL_S(merchant), PD_SQL_I(livemode),
+                                  PD_SQL_S(key)),
+                      NULL);
+}
+
+int
+pd_idem_release(pd_db_t *tx, const char *merchant, bool livemode, const char *key)
+{
+    return pd_db_exec(tx,
+                      "DELETE FROM idempotency_keys WHERE merchant_id = ? AND livemode = ? AND key = ? "
+                      "AND state = 'in_flight'",
+                      PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), NULL);
+}

@@ -1,0 +1,114 @@
+/* Ledger entries (immutable, double-entry) and balance transactions. */
+#include <stdio.h>
+
+#include "store/repo.h"
+
+int
+pd_ledger_insert(pd_db_t *tx, const char *merchant, bool livemode, const char *currency, const char *source,
+                 const pd_posting_t *p, int64_t now)
+{
+    char txn[PD_ID_MAX], id[PD_ID_MAX];
+    int r;
+    if (!pd_posting_balanced(p) || p->n == 0)
+        return PD_ERR_INVALID;
+    if ((r = pd_id_new("ltx", txn, sizeof(txn))) != 0)
+        return r;
+    for (size_t i = 0; i < p->n; i++) {
+        if ((r = pd_id_new("le", id, sizeof(id))) != 0)
+            return r;
+        r = pd_db_exec(tx,
+                       "INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, "
+                       "source, kind, created, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       PD_SQL_ARGS(PD_SQL_S(id), PD_SQL_S(txn), PD_SQL_S(merchant), PD_SQL_I(livemode),
+                                   PD_SQL_S(p->e[i].account), PD_SQL_S(currency), PD_SQL_I(p->e[i].amount),
+                                   PD_SQL_S(source), PD_SQL_S(p->kind), PD_SQL_I(now), PD_SQL_I(pd_next_seq())),
+                       NULL);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+#define BT_COLS "id, merchant_id, livemode, amount, fee, net, currency, type, source, status, available_on, created, seq, description"
+
+static int
+decode_btxn(const pd_row_t *r, pd_arena_t *a, void *rec)
+{
+    pd_btxn_rec_t *b = rec;
+    COPY(r, 0, b->id);
+    COPY(r, 1, b->merchant_id);
+    b->livemode = pd_row_int(r, 2) != 0;
+    b->amount = pd_row_int(r, 3);
+    b->fee = pd_row_int(r, 4);
+    b->net = pd_row_int(r, 5);
+    COPY(r, 6, b->currency);
+    COPY(r, 7, b->type);
+    COPY(r, 8, b->source);
+    COPY(r, 9, b->status);
+    b->available_on = pd_row_int(r, 10);
+    b->created = pd_row_int(r, 11);
+    b->seq = pd_row_int(r, 12);
+    b->description = pd_repo_dup(a, r, 13);
+    return 0;
+}
+
+int
+pd_btxn_insert(pd_db_t *tx, const pd_btxn_rec_t *b)
+{
+    return pd_db_exec(tx,
+                      "INSERT INTO balance_transactions (id, merchant_id, livemode, amount, fee, net, currency, type, "
+                      "source, status, available_on, created, seq, description) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      PD_SQL_ARGS(PD_SQL_S(b->id), PD_SQL_S(b->merchant_id), PD_SQL_I(b->livemode), PD_SQL_I(b->amount),
+                                  PD_SQL_I(b->fee), PD_SQL_I(b->net), PD_SQL_S(b->currency), PD_SQL_S(b->type),
+                                  PD_SQL_S(b->source), PD_SQL_S(b->status), PD_SQL_I(b->available_on),
+                                  PD_SQL_I(b->created), PD_SQL_I(b->seq), PD_SQL_S(b->description)),
+                      NULL);
+}
+
+static const pd_list_def_t btxn_list = {
+    "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
+    "AND seq < ? ORDER BY seq DESC LIMIT ?",
+    "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
+    "AND seq > ? ORDER BY seq ASC LIMIT ?",
+    "SELECT seq FROM balance_transactions WHERE id = ? AND merchant_id = ? AND livemode = ?",
+    decode_btxn,
+    sizeof(pd_btxn_rec_t),
+};
+
+int
+pd_btxn_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+             void *arg, bool *has_more)
+{
+    return pd_list_run(db, a, &btxn_list, merchant, livemode, q, fn, arg, has_more);
+}
+
+typedef struct {
+    pd_balance_row_t *rows;
+    size_t cap, n;
+} bal_t;
+
+static int
+bal_row(const pd_row_t *r, void *arg)
+{
+    bal_t *b = arg;
+    if (b->n == b->cap)
+        return 1;
+    pd_balance_row_t *row = &b->rows[b->n++];
+    COPY(r, 0, row->currency);
+    row->available = pd_row_int(r, 1);
+    row->pending = pd_row_int(r, 2);
+    return 0;
+}
+
+int
+pd_balance(pd_db_t *db, const char *merchant, bool livemode, int64_t now, pd_balance_row_t *rows, size_t cap, size_t *n)
+{
+    bal_t b = {rows, cap, 0};
+    int r = pd_db_query(db,
+                        "SELECT currency, COALESCE(SUM(CASE WHEN available_on <= ? THEN net ELSE 0 END), 0), "
+                        "COALESCE(SUM(CASE WHEN available_on > ? THEN net ELSE 0 END), 0) FROM balance_transactions "
+                        "WHERE merchant_id = ? AND livemode = ? GROUP BY currency ORDER BY currency",
+                        PD_SQL_ARGS(PD_SQL_I(now), PD_SQL_I(now), PD_SQL_S(merchant), PD_SQL_I(livemode)), bal_row, &b);
+    *n = b.n;
+    return r;
+}
