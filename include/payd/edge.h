@@ -77,6 +77,10 @@ int pd_server_reload_tls(pd_server_t *s) PD_WUR;
 int pd_server_drain(pd_server_t *s);
 void pd_server_free(pd_server_t *s);
 
+/* An application object the handlers reach through their request's loop. */
+void pd_server_set_user(pd_server_t *s, void *user);
+void *pd_server_user(pd_server_t *s);
+
 int pd_server_nloops(const pd_server_t *s);
 pd_loop_t *pd_server_loop(pd_server_t *s, int i);
 pd_server_t *pd_loop_server(pd_loop_t *loop);

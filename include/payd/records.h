@@ -83,6 +83,8 @@ typedef struct {
     char failure_code[40], failure_message[160], decline_code[40];
     char *outcome;     /* JSON object text or NULL */
     char *description; /* NULL = null */
+    char *idempotency_key; /* of the confirming request, so recovery can complete it */
+    char request_id[PD_ID_MAX];
     int64_t created, seq, version;
 } pd_charge_rec_t;
 

@@ -74,6 +74,13 @@ typedef struct {
     char name[PD_CARD_NAME_MAX];
 } pd_vault_pan_t;
 
+/* Card number checks (pure; used by the vault and by payd to reject bad input early). */
+bool pd_card_luhn(const char *pan, size_t len);
+/* visa, mastercard, amex, discover, jcb, diners, unionpay, maestro or unknown */
+const char *pd_card_brand(const char *pan, size_t len);
+/* credit, debit, prepaid or unknown (known test BINs only) */
+const char *pd_card_funding(const char *pan, size_t len);
+
 /* Wipes a detokenized card. */
 void pd_vault_pan_wipe(pd_vault_pan_t *p);
 

@@ -13,6 +13,7 @@
 
 #include <openssl/ssl.h>
 
+#include "payd/api.h"
 #include "payd/config.h"
 #include "payd/edge.h"
 #include "payd/log.h"
@@ -27,7 +28,14 @@ typedef struct {
     pd_edge_api_config_t api;
     pd_edge_admin_config_t admin;
     pd_vault_config_t vault;
+    pd_store_config_t store;
+    pd_processor_config_t processor;
+    pd_api_config_t payments;
     pd_vault_link_t vault_link;
+    pd_store_t *db;
+    pd_processor_t *simulator;
+    pd_api_t *payments_api;
+    pd_merchant_keys_t dev_keys;
     const char *config_path;
     bool dev;
     bool check_only;
@@ -74,7 +82,10 @@ register_config(app_t *app)
     int r;
     if ((r = pd_config_new(&app->cfg)) != 0 || (r = pd_service_config_register(app->cfg, &app->svc)) != 0 ||
         (r = pd_edge_config_register(app->cfg, &app->api, &app->admin)) != 0 ||
-        (r = pd_vault_config_register(app->cfg, &app->vault)) != 0) {
+        (r = pd_vault_config_register(app->cfg, &app->vault)) != 0 ||
+        (r = pd_store_config_register(app->cfg, &app->store)) != 0 ||
+        (r = pd_processor_config_register(app->cfg, &app->processor)) != 0 ||
+        (r = pd_api_config_register(app->cfg, &app->payments)) != 0) {
         fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
         return r;
     }
@@ -210,7 +221,10 @@ print_banner(app_t *app)
         printf("  admin:  http://%s\n", app->admin.listen);
     if (app->dev) {
         printf("  CA:     %s/tls/ca.pem\n", app->svc.data_dir);
-        printf("  try:    curl --cacert %s/tls/ca.pem %s/healthz\n", app->svc.data_dir, url);
+        printf("  keys:   %s/credentials.json (merchant %s)\n", app->svc.data_dir, app->dev_keys.merchant_id);
+        printf("  try:    curl --cacert %s/tls/ca.pem %s/v1/payment_intents -u %s: \\\n"
+               "            -d amount=1099 -d currency=usd -d payment_method=pm_card_visa -d confirm=true\n",
+               app->svc.data_dir, url, app->dev_keys.secret_key);
     }
     printf("\n");
     fflush(stdout);
@@ -271,6 +285,49 @@ vault_ready(void *arg, char *why, size_t cap)
     return true;
 }
 
+/* storage, vault, processor and the payments API; in dev mode also the demo merchant */
+static int
+start_services(app_t *app, pd_router_t *router)
+{
+    char sim_db[4200];
+    int r;
+    if ((r = pd_store_open(&app->db, &app->store, app->svc.data_dir)) != 0) {
+        pd_log_error("cannot open the store", PD_LERR(r));
+        return r;
+    }
+    if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
+        pd_log_error("cannot reach the vault", PD_LERR(r));
+        return r;
+    }
+    snprintf(sim_db, sizeof(sim_db), "%s", app->processor.simulator_db);
+    if (sim_db[0] == '\0')
+        snprintf(sim_db, sizeof(sim_db), "%s/simulator.db", app->svc.data_dir);
+    if ((r = pd_simulator_new(&app->simulator, sim_db, app->processor.simulator_latency_ms)) != 0)
+        return r;
+    pd_api_deps_t deps = {&app->payments, app->db, &app->vault_link, app->simulator, app->svc.data_dir};
+    if ((r = pd_api_new(&app->payments_api, &deps)) != 0 || (r = pd_api_register(app->payments_api, router, g_server)) != 0 ||
+        (r = pd_server_add_probe(g_server, "vault", vault_ready, &app->vault_link)) != 0)
+        return r;
+    if (app->dev && (r = pd_api_dev_bootstrap(app->db, &app->vault_link, app->svc.data_dir, &app->dev_keys)) != 0) {
+        pd_log_error("cannot create the dev merchant", PD_LERR(r));
+        return r;
+    }
+    return pd_api_start(app->payments_api);
+}
+
+/* after the drain: workers, vault, processor, store (each finishes its queued work) */
+static void
+stop_services(app_t *app)
+{
+    pd_api_stop(app->payments_api);
+    pd_vault_link_close(&app->vault_link);
+    if (app->simulator != NULL)
+        app->simulator->free(app->simulator);
+    app->simulator = NULL;
+    pd_store_close(app->db);
+    app->db = NULL;
+}
+
 static int
 run(app_t *app)
 {
@@ -294,11 +351,7 @@ run(app_t *app)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
-        pd_log_error("cannot reach the vault", PD_LERR(r));
-        return r;
-    }
-    if ((r = pd_server_add_probe(g_server, "vault", vault_ready, &app->vault_link)) != 0)
+    if ((r = start_services(app, router)) != 0)
         return r;
     if ((r = pd_server_start(g_server)) != 0)
         return r;
@@ -320,7 +373,7 @@ run(app_t *app)
             int left = pd_server_drain(g_server);
             if (left > 0)
                 pd_log_warn("drain deadline passed with requests in flight", PD_LI("requests", left));
-            pd_vault_link_close(&app->vault_link);
+            stop_services(app);
             pd_log_info("stopped");
             return 0;
         }

@@ -46,6 +46,7 @@ struct pd_server {
     SSL_CTX *tls_ctx; /* current; guarded by tls_mu */
     _Atomic unsigned tls_gen;
     _Atomic bool draining;
+    void *user;
     struct {
         pd_filter_fn fn;
         void *arg;

@@ -405,6 +405,18 @@ pd_server_drain(pd_server_t *s)
     return left;
 }
 
+void
+pd_server_set_user(pd_server_t *s, void *user)
+{
+    s->user = user;
+}
+
+void *
+pd_server_user(pd_server_t *s)
+{
+    return s->user;
+}
+
 int
 pd_server_nloops(const pd_server_t *s)
 {

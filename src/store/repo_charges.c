@@ -4,7 +4,8 @@
 #define CH_COLS                                                                                                        \
     "id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, captured, processing, "    \
     "capture_requested, amount_captured, amount_refunded, COALESCE(processor_ref, ''), COALESCE(failure_code, ''), " \
-    "COALESCE(failure_message, ''), COALESCE(decline_code, ''), outcome, description, created, seq, version"
+    "COALESCE(failure_message, ''), COALESCE(decline_code, ''), outcome, description, idempotency_key, "              \
+    "COALESCE(request_id, ''), created, seq, version"
 
 static int
 decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -29,9 +30,11 @@ decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
     COPY(r, 16, c->decline_code);
     c->outcome = pd_repo_dup(a, r, 17);
     c->description = pd_repo_dup(a, r, 18);
-    c->created = pd_row_int(r, 19);
-    c->seq = pd_row_int(r, 20);
-    c->version = pd_row_int(r, 21);
+    c->idempotency_key = pd_repo_dup(a, r, 19);
+    COPY(r, 20, c->request_id);
+    c->created = pd_row_int(r, 21);
+    c->seq = pd_row_int(r, 22);
+    c->version = pd_row_int(r, 23);
     return 0;
 }
 
@@ -42,15 +45,15 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
         tx,
         "INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, "
         "captured, processing, capture_requested, amount_captured, amount_refunded, processor_ref, failure_code, "
-        "failure_message, decline_code, outcome, description, created, seq, version) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "failure_message, decline_code, outcome, description, idempotency_key, request_id, created, seq, version) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         PD_SQL_ARGS(PD_SQL_S(c->id), PD_SQL_S(c->merchant_id), PD_SQL_I(c->livemode), PD_SQL_S(c->payment_intent),
                     PD_SQL_S(c->payment_method), PD_SQL_I(c->amount), PD_SQL_S(c->currency), PD_SQL_S(c->status),
                     PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
                     PD_SQL_I(c->amount_captured), PD_SQL_I(c->amount_refunded), pd_repo_opt(c->processor_ref),
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
-                    PD_SQL_S(c->outcome), PD_SQL_S(c->description), PD_SQL_I(c->created), PD_SQL_I(c->seq),
-                    PD_SQL_I(c->version)),
+                    PD_SQL_S(c->outcome), PD_SQL_S(c->description), PD_SQL_S(c->idempotency_key),
+                    pd_repo_opt(c->request_id), PD_SQL_I(c->created), PD_SQL_I(c->seq), PD_SQL_I(c->version)),
         NULL);
 }
 
@@ -114,7 +117,9 @@ int
 pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg)
 {
     each_t e = {a, fn, arg};
-    return pd_db_query(db, "SELECT " CH_COLS " FROM charges WHERE processing = 1 AND created <= ? ORDER BY seq LIMIT 500",
+    return pd_db_query(db,
+                       "SELECT " CH_COLS " FROM charges WHERE (processing = 1 OR capture_requested = 1) AND created <= ? "
+                       "ORDER BY seq LIMIT 500",
                        PD_SQL_ARGS(PD_SQL_I(older_than)), each_processing, &e);
 }
 

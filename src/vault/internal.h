@@ -122,10 +122,6 @@ int pd_cards_get(pd_vault_state_t *v, const char *merchant, const char *token, p
 int pd_cards_detokenize(pd_vault_state_t *v, const char *merchant, const char *token, pd_vault_pan_t *out);
 int pd_cards_delete(pd_vault_state_t *v, const char *merchant, const char *token);
 void pd_cards_tick(pd_vault_state_t *v);
-/* Luhn, brand and BIN logic (pure) */
-bool pd_card_luhn(const char *pan, size_t len);
-const char *pd_card_brand(const char *pan, size_t len);
-const char *pd_card_funding(const char *pan, size_t len);
 
 /* secrets.c */
 int pd_secrets_get(pd_vault_state_t *v, const char *name, const char *stage, pd_buf_t *value, char *version_id,

@@ -1,0 +1,76 @@
+/*
+ * The payments API service: Stripe-compatible /v1 routes, API-key authentication,
+ * idempotency, the two-phase confirmation around the processor, the outbox relay
+ * feeding webhook deliveries, and the recovery worker.
+ */
+#ifndef PAYD_API_H
+#define PAYD_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "payd/config.h"
+#include "payd/edge.h"
+#include "payd/processor.h"
+#include "payd/store.h"
+#include "payd/vault_spawn.h"
+
+typedef struct {
+    int64_t rate_per_s;        /* usage plan defaults per API key */
+    int64_t burst;
+    int64_t monthly_quota;
+    int64_t idempotency_ttl_ms;
+    int64_t recovery_after_ms; /* a charge still processing after this is resolved by the recovery worker */
+    int64_t webhook_timeout_ms;
+    int64_t webhook_concurrency;
+} pd_api_config_t;
+
+int pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c) PD_WUR;
+
+typedef struct pd_api pd_api_t;
+
+typedef struct {
+    const pd_api_config_t *config;
+    pd_store_t *store;
+    pd_vault_link_t *vault;
+    pd_processor_t *processor; /* test mode (the simulator) */
+    const char *data_dir;
+} pd_api_deps_t;
+
+int pd_api_new(pd_api_t **out, const pd_api_deps_t *deps) PD_WUR;
+/* Adds the /v1 routes and the authentication filter. */
+int pd_api_register(pd_api_t *a, pd_router_t *rt, pd_server_t *srv) PD_WUR;
+/* Starts the outbox relay, webhook deliveries and the recovery worker. */
+int pd_api_start(pd_api_t *a) PD_WUR;
+void pd_api_stop(pd_api_t *a);
+void pd_api_free(pd_api_t *a);
+
+/* The routes (for the OpenAPI consistency test and docs). */
+extern const pd_route_t pd_api_routes[];
+extern const size_t pd_api_routes_n;
+
+/* --- merchants and keys (payctl, dev bootstrap) --- */
+typedef struct {
+    char merchant_id[PD_ID_MAX];
+    char secret_key[80], publishable_key[80];
+    char secret_key_id[PD_ID_MAX], publishable_key_id[PD_ID_MAX];
+} pd_merchant_keys_t;
+
+/* Creates a merchant with a secret and a publishable key for test mode (and live
+ * mode when live is set: then the live keys replace the test ones in out). */
+int pd_api_create_merchant(pd_store_t *store, const uint8_t *pepper, size_t pepper_len, const char *name, bool live,
+                           pd_merchant_keys_t *out) PD_WUR;
+/* Creates a key: kind "secret", "publishable" or "restricted" (scopes like
+ * "payment_intents:write,refunds:read"). The key text (shown once) goes to key_out. */
+int pd_api_create_key(pd_store_t *store, const uint8_t *pepper, size_t pepper_len, const char *merchant_id,
+                      const char *kind, bool livemode, const char *scopes, int64_t expires_at, char *key_out,
+                      size_t key_cap, char *key_id_out) PD_WUR;
+/* HMAC-SHA256 of a key under the pepper, hex. */
+int pd_api_key_hash(const uint8_t *pepper, size_t pepper_len, pd_view_t key, char out[65]) PD_WUR;
+
+/* Dev mode: on first start creates a demo merchant and writes DATA_DIR/credentials.json
+ * ({"secret_key", "publishable_key", "merchant_id"}); later starts read it back. */
+int pd_api_dev_bootstrap(pd_store_t *store, const pd_vault_link_t *vault, const char *data_dir,
+                         pd_merchant_keys_t *out) PD_WUR;
+
+#endif

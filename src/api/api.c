@@ -1,0 +1,184 @@
+/* The payments API service: configuration, routes, workers, dev bootstrap. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "api/internal.h"
+#include "payd/log.h"
+
+#define C(f) offsetof(pd_api_config_t, f)
+static const pd_config_key_t keys[] = {
+    {"rate_per_s", PD_CT_INT, C(rate_per_s), "1000", 1, 1000000, .help = "usage plan: requests per second per API key"},
+    {"burst", PD_CT_INT, C(burst), "2000", 1, 10000000, .help = "usage plan: burst per API key"},
+    {"monthly_quota", PD_CT_INT, C(monthly_quota), "1000000", 1, INT64_MAX,
+     .help = "usage plan: requests per calendar month per API key"},
+    {"idempotency_ttl_ms", PD_CT_MS, C(idempotency_ttl_ms), "24h", 3600000, 30LL * 86400000,
+     .help = "how long idempotency keys and their responses are kept"},
+    {"recovery_after_ms", PD_CT_MS, C(recovery_after_ms), "60s", 1000, 86400000,
+     .help = "a payment still processing after this long is resolved by the recovery worker"},
+    {"webhook_timeout_ms", PD_CT_MS, C(webhook_timeout_ms), "10s", 100, 60000, .help = "timeout of one webhook attempt"},
+    {"webhook_concurrency", PD_CT_INT, C(webhook_concurrency), "64", 1, 4096,
+     .help = "webhook deliveries in flight at once"},
+};
+#undef C
+
+int
+pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c)
+{
+    return pd_config_add(cfg, "payments", keys, sizeof(keys) / sizeof(keys[0]), c);
+}
+
+#define API PD_L_API
+#define BODY PD_ROUTE_BODY
+const pd_route_t pd_api_routes[] = {
+    {PD_M_POST, "/v1/payment_methods", pd_h_pm_create, API, BODY, &pd_schema_pm_create, "payment_methods"},
+    {PD_M_GET, "/v1/payment_methods/:id", pd_h_pm_get, API, 0, &pd_schema_retrieve, "payment_methods"},
+    {PD_M_POST, "/v1/tokens", pd_h_token_create, API, BODY, &pd_schema_token_create, "tokens"},
+    {PD_M_POST, "/v1/payment_intents", pd_h_pi_create, API, BODY, &pd_schema_pi_create, "payment_intents"},
+    {PD_M_GET, "/v1/payment_intents", pd_h_pi_list, API, 0, &pd_schema_list, "payment_intents"},
+    {PD_M_GET, "/v1/payment_intents/:id", pd_h_pi_get, API, 0, &pd_schema_retrieve, "payment_intents"},
+    {PD_M_POST, "/v1/payment_intents/:id", pd_h_pi_update, API, BODY, &pd_schema_pi_update, "payment_intents"},
+    {PD_M_POST, "/v1/payment_intents/:id/confirm", pd_h_pi_confirm, API, BODY, &pd_schema_pi_confirm, "payment_intents"},
+    {PD_M_POST, "/v1/payment_intents/:id/capture", pd_h_pi_capture, API, BODY, &pd_schema_pi_capture, "payment_intents"},
+    {PD_M_POST, "/v1/payment_intents/:id/cancel", pd_h_pi_cancel, API, BODY, &pd_schema_pi_cancel, "payment_intents"},
+    {PD_M_GET, "/v1/charges", pd_h_charge_list, API, 0, &pd_schema_list_charges, "charges"},
+    {PD_M_GET, "/v1/charges/:id", pd_h_charge_get, API, 0, &pd_schema_retrieve, "charges"},
+    {PD_M_POST, "/v1/refunds", pd_h_refund_create, API, BODY, &pd_schema_refund_create, "refunds"},
+    {PD_M_GET, "/v1/refunds", pd_h_refund_list, API, 0, &pd_schema_list_charges, "refunds"},
+    {PD_M_GET, "/v1/refunds/:id", pd_h_refund_get, API, 0, &pd_schema_retrieve, "refunds"},
+    {PD_M_GET, "/v1/balance", pd_h_balance_get, API, 0, &pd_schema_retrieve, "balance"},
+    {PD_M_GET, "/v1/balance_transactions", pd_h_btxn_list, API, 0, &pd_schema_list, "balance"},
+    {PD_M_GET, "/v1/events", pd_h_event_list, API, 0, &pd_schema_list_events, "events"},
+    {PD_M_GET, "/v1/events/:id", pd_h_event_get, API, 0, &pd_schema_retrieve, "events"},
+    {PD_M_POST, "/v1/webhook_endpoints", pd_h_we_create, API, BODY, &pd_schema_we_create, "webhook_endpoints"},
+    {PD_M_GET, "/v1/webhook_endpoints", pd_h_we_list, API, 0, &pd_schema_list, "webhook_endpoints"},
+    {PD_M_GET, "/v1/webhook_endpoints/:id", pd_h_we_get, API, 0, &pd_schema_retrieve, "webhook_endpoints"},
+    {PD_M_DELETE, "/v1/webhook_endpoints/:id", pd_h_we_delete, API, 0, &pd_schema_retrieve, "webhook_endpoints"},
+};
+const size_t pd_api_routes_n = sizeof(pd_api_routes) / sizeof(pd_api_routes[0]);
+
+int
+pd_api_new(pd_api_t **out, const pd_api_deps_t *deps)
+{
+    pd_api_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return PD_ERR_NOMEM;
+    a->cfg = deps->config;
+    a->store = deps->store;
+    a->vault = deps->vault;
+    a->proc = deps->processor;
+    snprintf(a->data_dir, sizeof(a->data_dir), "%s", deps->data_dir);
+    pthread_mutex_init(&a->kick_mu, NULL);
+    pthread_cond_init(&a->kick_cv, NULL);
+    *out = a;
+    return 0;
+}
+
+int
+pd_api_register(pd_api_t *a, pd_router_t *rt, pd_server_t *srv)
+{
+    int r = pd_router_add(rt, pd_api_routes, pd_api_routes_n);
+    if (r != 0)
+        return r;
+    pd_server_set_user(srv, a);
+    return pd_server_add_filter(srv, PD_STAGE_EARLY, pd_auth_filter, a);
+}
+
+int
+pd_api_start(pd_api_t *a)
+{
+    int r = pd_relay_start(a);
+    if (r == 0)
+        r = pd_recovery_start(a);
+    a->workers_started = r == 0;
+    return r;
+}
+
+void
+pd_api_stop(pd_api_t *a)
+{
+    if (a == NULL || !a->workers_started)
+        return;
+    atomic_store(&a->stop, true);
+    pd_api_kick(a);
+    pd_recovery_stop(a);
+    pd_relay_stop(a);
+    a->workers_started = false;
+}
+
+void
+pd_api_free(pd_api_t *a)
+{
+    if (a == NULL)
+        return;
+    pd_api_stop(a);
+    pthread_mutex_destroy(&a->kick_mu);
+    pthread_cond_destroy(&a->kick_cv);
+    free(a);
+}
+
+/* --- dev bootstrap --- */
+
+static int
+read_credentials(const char *path, pd_merchant_keys_t *out)
+{
+    json_error_t e;
+    json_t *o = json_load_file(path, 0, &e);
+    if (o == NULL)
+        return PD_ERR_INVALID;
+    const char *sk = json_string_value(json_object_get(o, "secret_key"));
+    const char *pk = json_string_value(json_object_get(o, "publishable_key"));
+    const char *m = json_string_value(json_object_get(o, "merchant_id"));
+    int r = sk && pk && m ? 0 : PD_ERR_INVALID;
+    if (r == 0) {
+        snprintf(out->secret_key, sizeof(out->secret_key), "%s", sk);
+        snprintf(out->publishable_key, sizeof(out->publishable_key), "%s", pk);
+        snprintf(out->merchant_id, sizeof(out->merchant_id), "%s", m);
+    }
+    json_decref(o);
+    return r;
+}
+
+int
+pd_api_dev_bootstrap(pd_store_t *store, const pd_vault_link_t *vault, const char *data_dir, pd_merchant_keys_t *out)
+{
+    char path[4200], tmp[4300];
+    uint8_t pepper[256];
+    size_t pl = 0;
+    int r;
+    snprintf(path, sizeof(path), "%s/credentials.json", data_dir);
+    if (access(path, F_OK) == 0)
+        return read_credentials(path, out);
+    if ((r = pd_vault_link_pepper((pd_vault_link_t *)vault, pepper, sizeof(pepper), &pl)) != 0)
+        return r;
+    r = pd_api_create_merchant(store, pepper, pl, "Demo merchant", false, out);
+    OPENSSL_cleanse(pepper, sizeof(pepper));
+    if (r != 0)
+        return r;
+    json_t *o = json_pack("{s:s,s:s,s:s}", "secret_key", out->secret_key, "publishable_key", out->publishable_key,
+                          "merchant_id", out->merchant_id);
+    char *text = json_dumps(o, JSON_INDENT(2));
+    json_decref(o);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && text != NULL && write(fd, text, strlen(text)) == (ssize_t)strlen(text) &&
+              write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (text != NULL) {
+        OPENSSL_cleanse(text, strlen(text));
+        free(text);
+    }
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return PD_ERR_IO;
+    }
+    pd_log_info("dev mode: demo merchant created", PD_LS("merchant", out->merchant_id), PD_LS("credentials", path));
+    return 0;
+}

@@ -1,0 +1,280 @@
+/*
+ * API keys: creation (shown once, stored as HMAC-SHA256 under the vault's pepper),
+ * and the authentication filter (Bearer or Basic, lookup by prefix, constant-time
+ * comparison, revocation and expiry, test/live separation, publishable and
+ * restricted keys).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "api/internal.h"
+#include "payd/log.h"
+#include "payd/time.h"
+#include "payd/vault_crypto.h"
+
+#define CACHE_SLOTS 64
+#define CACHE_TTL_MS 2000
+#define KEY_MAX 128
+
+int
+pd_api_key_hash(const uint8_t *pepper, size_t pepper_len, pd_view_t key, char out[65])
+{
+    uint8_t mac[32];
+    int r = pd_hmac_sha256(pepper, pepper_len, key.p, key.len, mac);
+    if (r == 0)
+        pd_hex(mac, 32, out);
+    return r;
+}
+
+static int
+insert_key(pd_db_t *tx, void *arg)
+{
+    return pd_key_insert(tx, arg);
+}
+
+int
+pd_api_create_key(pd_store_t *store, const uint8_t *pepper, size_t pepper_len, const char *merchant_id,
+                  const char *kind, bool livemode, const char *scopes, int64_t expires_at, char *key_out,
+                  size_t key_cap, char *key_id_out)
+{
+    pd_key_rec_t k;
+    const char *p = strcmp(kind, "secret") == 0 ? "sk" : strcmp(kind, "publishable") == 0 ? "pk"
+                                                     : strcmp(kind, "restricted") == 0 ? "rk" : NULL;
+    int r;
+    if (p == NULL || key_cap < 48)
+        return PD_ERR_INVALID;
+    memset(&k, 0, sizeof(k));
+    int n = snprintf(key_out, key_cap, "%s_%s_", p, livemode ? "live" : "test");
+    if ((r = pd_secret_base62(key_out + n, 32)) != 0)
+        return r;
+    key_out[n + 32] = '\0';
+    if ((r = pd_id_new("key", k.id, sizeof(k.id))) != 0 ||
+        (r = pd_api_key_hash(pepper, pepper_len, pd_view_cstr(key_out), k.hash)) != 0)
+        goto out;
+    snprintf(k.merchant_id, sizeof(k.merchant_id), "%s", merchant_id);
+    snprintf(k.kind, sizeof(k.kind), "%s", kind);
+    k.livemode = livemode;
+    memcpy(k.prefix, key_out, PD_KEY_PREFIX_LEN);
+    k.prefix[PD_KEY_PREFIX_LEN] = '\0';
+    snprintf(k.last4, sizeof(k.last4), "%s", key_out + strlen(key_out) - 4);
+    snprintf(k.scopes, sizeof(k.scopes), "%s", scopes ? scopes : "");
+    k.created = pd_unix_now();
+    k.expires_at = expires_at;
+    r = pd_store_write_sync(store, insert_key, &k);
+    if (r == 0 && key_id_out != NULL)
+        snprintf(key_id_out, PD_ID_MAX, "%s", k.id);
+out:
+    if (r != 0)
+        OPENSSL_cleanse(key_out, key_cap);
+    return r;
+}
+
+static int
+insert_merchant(pd_db_t *tx, void *arg)
+{
+    return pd_merchant_insert(tx, arg);
+}
+
+int
+pd_api_create_merchant(pd_store_t *store, const uint8_t *pepper, size_t pepper_len, const char *name, bool live,
+                       pd_merchant_keys_t *out)
+{
+    pd_merchant_rec_t m;
+    int r;
+    memset(out, 0, sizeof(*out));
+    if ((r = pd_id_new("acct", m.id, sizeof(m.id))) != 0)
+        return r;
+    snprintf(m.name, sizeof(m.name), "%s", name);
+    m.created = pd_unix_now();
+    if ((r = pd_store_write_sync(store, insert_merchant, &m)) != 0)
+        return r;
+    snprintf(out->merchant_id, sizeof(out->merchant_id), "%s", m.id);
+    if ((r = pd_api_create_key(store, pepper, pepper_len, m.id, "secret", live, NULL, 0, out->secret_key,
+                               sizeof(out->secret_key), out->secret_key_id)) != 0)
+        return r;
+    return pd_api_create_key(store, pepper, pepper_len, m.id, "publishable", live, NULL, 0, out->publishable_key,
+                             sizeof(out->publishable_key), out->publishable_key_id);
+}
+
+/* --- the filter --- */
+
+typedef struct {
+    pd_key_rec_t rec;
+    uint64_t fetched_ms;
+    bool used;
+} cache_slot_t;
+
+static _Thread_local cache_slot_t key_cache[CACHE_SLOTS];
+
+static size_t
+slot_of(const char *prefix)
+{
+    size_t h = 5381;
+    for (const char *p = prefix; *p; p++)
+        h = h * 33 + (uint8_t)*p;
+    return h % CACHE_SLOTS;
+}
+
+/* the key's record: from this thread's cache (2 s) or the database */
+static int
+lookup(pd_req_t *r, const char *prefix, pd_key_rec_t *out)
+{
+    cache_slot_t *s = &key_cache[slot_of(prefix)];
+    uint64_t now = pd_mono_ms();
+    if (s->used && strcmp(s->rec.prefix, prefix) == 0 && now - s->fetched_ms < CACHE_TTL_MS) {
+        *out = s->rec;
+        return 0;
+    }
+    int rc = pd_key_by_prefix(pd_reader(r), prefix, out);
+    if (rc == 0) {
+        s->rec = *out;
+        s->fetched_ms = now;
+        s->used = true;
+    }
+    return rc;
+}
+
+static int
+unauthorized(pd_req_t *r, const char *msg)
+{
+    pd_resp_header(r, "WWW-Authenticate", "Bearer realm=\"payd\"");
+    pd_resp_error(r, 401, "invalid_request_error", NULL, msg, NULL);
+    return 1;
+}
+
+/* extracts the key from "Bearer KEY" or "Basic base64(KEY:)" */
+static bool
+key_from_header(pd_view_t h, char *out, size_t cap)
+{
+    if (h.len > 7 && strncasecmp((const char *)h.p, "Bearer ", 7) == 0) {
+        pd_view_t k = pd_view(h.p + 7, h.len - 7);
+        while (k.len > 0 && k.p[k.len - 1] == ' ')
+            k.len--;
+        return pd_view_to_cstr(k, out, cap) == 0;
+    }
+    if (h.len > 6 && strncasecmp((const char *)h.p, "Basic ", 6) == 0) {
+        unsigned char dec[256];
+        size_t n = h.len - 6;
+        if (n > 340)
+            return false;
+        int dl = EVP_DecodeBlock(dec, h.p + 6, (int)n);
+        if (dl <= 0)
+            return false;
+        /* EVP_DecodeBlock counts padding as zero bytes */
+        while (dl > 0 && dec[dl - 1] == '\0')
+            dl--;
+        const unsigned char *colon = memchr(dec, ':', (size_t)dl);
+        size_t kl = colon ? (size_t)(colon - dec) : (size_t)dl;
+        bool ok = pd_view_to_cstr(pd_view(dec, kl), out, cap) == 0;
+        OPENSSL_cleanse(dec, sizeof(dec));
+        return ok;
+    }
+    return false;
+}
+
+static bool
+scope_allows(const char *scopes, const char *resource, bool write)
+{
+    char want[80];
+    size_t rl = strlen(resource);
+    for (const char *p = scopes; p != NULL && *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > rl + 1 && strncmp(p, resource, rl) == 0 && p[rl] == ':') {
+            snprintf(want, sizeof(want), "%.*s", (int)(n - rl - 1), p + rl + 1);
+            return strcmp(want, "write") == 0 || (!write && strcmp(want, "read") == 0);
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+static void
+mask(const char *key, char *out, size_t cap)
+{
+    size_t n = strlen(key);
+    snprintf(out, cap, "%.8s%s%s", key, n > 12 ? "****" : "", n > 12 ? key + n - 4 : "");
+}
+
+int
+pd_auth_filter(pd_req_t *r, void *arg)
+{
+    pd_api_t *api = arg;
+    char key[KEY_MAX + 1], hash[65], masked[40];
+    uint8_t pepper[256];
+    size_t pepper_len = 0;
+    pd_key_rec_t rec;
+
+    if (r->route == NULL || (r->route->flags & PD_ROUTE_PUBLIC) || r->listener != PD_L_API)
+        return 0;
+    pd_view_t h = pd_req_header(r, "authorization");
+    if (h.p == NULL)
+        return unauthorized(r, "You did not provide an API key. You need to provide your API key in the Authorization "
+                               "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').");
+    if (!key_from_header(h, key, sizeof(key)) || strlen(key) < PD_KEY_PREFIX_LEN + 8)
+        return unauthorized(r, "Invalid API Key provided: the Authorization header must be 'Bearer <key>'.");
+    mask(key, masked, sizeof(masked));
+    char prefix[PD_KEY_PREFIX_LEN + 1];
+    memcpy(prefix, key, PD_KEY_PREFIX_LEN);
+    prefix[PD_KEY_PREFIX_LEN] = '\0';
+    char msg[160];
+    snprintf(msg, sizeof(msg), "Invalid API Key provided: %s", masked);
+    int rc = lookup(r, prefix, &rec);
+    if (rc != 0 || pd_vault_link_pepper(api->vault, pepper, sizeof(pepper), &pepper_len) != 0 ||
+        pd_api_key_hash(pepper, pepper_len, pd_view_cstr(key), hash) != 0 || CRYPTO_memcmp(hash, rec.hash, 64) != 0) {
+        OPENSSL_cleanse(key, sizeof(key));
+        OPENSSL_cleanse(pepper, sizeof(pepper));
+        if (rc != 0 && rc != PD_ERR_NOTFOUND) {
+            pd_resp_error(r, 500, "api_error", NULL, "Cannot check the API key.", NULL);
+            return 1;
+        }
+        return unauthorized(r, msg);
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(pepper, sizeof(pepper));
+    int64_t now = pd_unix_now();
+    if (rec.revoked_at != 0 && rec.revoked_at <= now)
+        return unauthorized(r, msg);
+    if (rec.expires_at != 0 && rec.expires_at <= now) {
+        snprintf(msg, sizeof(msg), "Expired API Key provided: %s", masked);
+        return unauthorized(r, msg);
+    }
+    bool write = !pd_view_eq_cstr(r->method, "GET") && !pd_view_eq_cstr(r->method, "HEAD");
+    if (strcmp(rec.kind, "publishable") == 0) {
+        bool ok = r->route->resource != NULL && write &&
+                  (strcmp(r->route->resource, "payment_methods") == 0 || strcmp(r->route->resource, "tokens") == 0);
+        if (!ok) {
+            pd_resp_error(r, 403, "invalid_request_error", "secret_key_required",
+                          "This API call cannot be made with a publishable API key. Please use a secret API key.", NULL);
+            return 1;
+        }
+    } else if (strcmp(rec.kind, "restricted") == 0) {
+        if (r->route->resource == NULL || !scope_allows(rec.scopes, r->route->resource, write)) {
+            char m2[200];
+            snprintf(m2, sizeof(m2), "The provided key '%s' does not have the required permissions for this endpoint "
+                                     "(%s:%s).",
+                     masked, r->route->resource ? r->route->resource : "?", write ? "write" : "read");
+            pd_resp_error(r, 403, "invalid_request_error", "insufficient_permissions", m2, NULL);
+            return 1;
+        }
+    }
+    pd_auth_t *a = pd_arena_calloc(&r->arena, sizeof(*a));
+    if (a == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return 1;
+    }
+    snprintf(a->merchant_id, sizeof(a->merchant_id), "%s", rec.merchant_id);
+    snprintf(a->key_id, sizeof(a->key_id), "%s", rec.id);
+    a->livemode = rec.livemode;
+    a->kind = strcmp(rec.kind, "secret") == 0 ? PD_KEY_SECRET : strcmp(rec.kind, "publishable") == 0 ? PD_KEY_PUBLISHABLE
+                                                                                                   : PD_KEY_RESTRICTED;
+    a->rate_per_s = rec.rate_per_s ? rec.rate_per_s : api->cfg->rate_per_s;
+    a->burst = rec.burst ? rec.burst : api->cfg->burst;
+    a->monthly_quota = rec.monthly_quota ? rec.monthly_quota : api->cfg->monthly_quota;
+    r->auth = a;
+    return 0;
+}

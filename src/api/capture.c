@@ -1,0 +1,248 @@
+/*
+ * POST /v1/payment_intents/:id/capture and /cancel.
+ *
+ * Capture is two-phase like confirmation: the charge is marked capture_requested
+ * (durable) before the processor is asked, so a crash in between is resolved by
+ * the recovery worker from the processor's answer. Cancel of an authorization voids
+ * it at the processor first, then records the void.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/pi.h"
+#include "payd/log.h"
+#include "payd/money.h"
+
+#define AVAILABLE_AFTER_S (2 * 86400)
+
+static int
+load_charge(pd_db_t *db, pd_op_t *op, pi_ctx_t *c)
+{
+    return pd_charge_get(db, &op->r->arena, c->pi.merchant_id, c->pi.livemode, c->pi.latest_charge, &c->ch);
+}
+
+static int
+write_capture_requested(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    int r;
+    /* the intent's version serializes captures and cancels of one intent */
+    if ((r = pd_pi_update(tx, &c->pi)) != 0)
+        return r;
+    c->ch.capture_requested = true;
+    c->ch.version++;
+    return pd_charge_update(tx, &c->ch);
+}
+
+/* records a capture the processor accepted: charge, ledger (capture + release), balance
+ * transaction, intent, events; renders the intent into body (shared with recovery) */
+int
+pd_capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t captured, int64_t now,
+                 const char *request_id, pd_buf_t *body)
+{
+    pd_posting_t post;
+    pd_jw_t w;
+    int r;
+    int64_t fee = pd_fee(captured, pd_currency_exponent(pd_view_cstr(ch->currency)));
+    ch->captured = true;
+    ch->capture_requested = false;
+    ch->amount_captured = captured;
+    ch->version++;
+    pd_post_capture(&post, ch->amount, captured, fee);
+    if ((r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &post, now)) != 0)
+        return r;
+    pd_btxn_rec_t bt;
+    memset(&bt, 0, sizeof(bt));
+    if ((r = pd_id_new("txn", bt.id, sizeof(bt.id))) != 0)
+        return r;
+    snprintf(bt.merchant_id, sizeof(bt.merchant_id), "%s", ch->merchant_id);
+    bt.livemode = ch->livemode;
+    bt.amount = captured;
+    bt.fee = fee;
+    bt.net = captured - fee;
+    snprintf(bt.currency, sizeof(bt.currency), "%s", ch->currency);
+    snprintf(bt.type, sizeof(bt.type), "charge");
+    snprintf(bt.source, sizeof(bt.source), "%s", ch->id);
+    snprintf(bt.status, sizeof(bt.status), "pending");
+    bt.available_on = now + AVAILABLE_AFTER_S;
+    bt.created = now;
+    bt.seq = pd_next_seq();
+    bt.description = ch->description;
+    pi->status = PD_PI_SUCCEEDED;
+    pi->amount_received = captured;
+    pi->amount_capturable = 0;
+    pi->version++;
+    if ((r = pd_btxn_insert(tx, &bt)) != 0 || (r = pd_charge_update(tx, ch)) != 0 || (r = pd_pi_update(tx, pi)) != 0)
+        return r;
+    pd_buf_t chb;
+    pd_jw_t cw;
+    pd_buf_init(&chb, RESP_MAX);
+    pd_jw_init(&cw, &chb);
+    pd_render_charge(&cw, ch, NULL);
+    r = pd_jw_finish(&cw);
+    if (r == 0)
+        r = pd_emit_raw(tx, ch->merchant_id, ch->livemode, "charge.captured", pd_buf_view(&chb), request_id, NULL, now);
+    pd_buf_free(&chb);
+    if (r != 0)
+        return r;
+    pd_buf_reset(body);
+    pd_jw_init(&w, body);
+    pd_render_pi(&w, pi);
+    if ((r = pd_jw_finish(&w)) != 0)
+        return r;
+    return pd_emit_raw(tx, ch->merchant_id, ch->livemode, "payment_intent.succeeded", pd_buf_view(body), request_id,
+                       NULL, now);
+}
+
+static int
+write_captured(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    int r;
+    if (c->res.outcome != PD_PROC_APPROVED) {
+        c->ch.capture_requested = false;
+        c->ch.version++;
+        c->pi.version++;
+        if ((r = pd_charge_update(tx, &c->ch)) != 0 || (r = pd_pi_update(tx, &c->pi)) != 0)
+            return r;
+        return pd_op_error(op, 402, "card_error", "capture_failed", NULL, NULL,
+                           "The processor refused the capture: %s", c->res.message);
+    }
+    if ((r = pd_capture_apply(tx, &c->ch, &c->pi, c->amount_to_capture, op->now, op->r->id, &op->body)) !=
+        0)
+        return r;
+    op->status = 200;
+    return 0;
+}
+
+static void
+after_capture(pd_task_t *t)
+{
+    pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
+    pd_op_commit(c->op, write_captured, NULL);
+}
+
+static void
+on_captured(void *arg, const pd_proc_result_t *res)
+{
+    pi_ctx_t *c = arg;
+    c->res = *res;
+    c->task.fn = after_capture;
+    pd_loop_post(c->op->r->loop, &c->task);
+}
+
+static void
+on_capture_requested(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    if (op->rc != 0 || op->status != 0) {
+        pd_op_finish(op);
+        return;
+    }
+    op->api->proc->capture(op->api->proc, c->ch.processor_ref, c->amount_to_capture, on_captured, c);
+}
+
+void
+pd_h_pi_capture(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c == NULL || !pd_pi_load(r, c))
+        return;
+    if (!pd_pi_allowed(c->pi.status, PD_PI_CAPTURE)) {
+        pd_pi_refuse(r, &c->pi, PD_PI_CAPTURE);
+        return;
+    }
+    c->amount_to_capture = c->pi.amount_capturable;
+    const char *v = pd_param_str(r, "amount_to_capture");
+    if (v != NULL) {
+        pd_amount_error_t e = pd_amount_parse(pd_view_cstr(v), &c->amount_to_capture);
+        if (e != PD_AMOUNT_OK) {
+            pd_resp_invalid(r, pd_amount_error_code(e), "amount_to_capture", "Invalid amount_to_capture: %.20s", v);
+            return;
+        }
+        if (c->amount_to_capture > c->pi.amount_capturable) {
+            pd_resp_invalid(r, "amount_too_large", "amount_to_capture",
+                            "The amount to capture (%lld) is greater than the capturable amount (%lld).",
+                            (long long)c->amount_to_capture, (long long)c->pi.amount_capturable);
+            return;
+        }
+    }
+    if (load_charge(pd_reader(r), c->op, c) != 0 || c->ch.processor_ref[0] == '\0') {
+        pd_resp_error(r, 500, "api_error", NULL, "The authorization of this PaymentIntent cannot be found.", NULL);
+        return;
+    }
+    c->pi.version++;
+    pd_op_commit(c->op, write_capture_requested, on_capture_requested);
+}
+
+/* --- cancel --- */
+
+static int
+write_canceled(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    pd_pi_rec_t *pi = &c->pi;
+    pd_jw_t w;
+    int r;
+    if (c->ch.id[0] != '\0') {
+        if (c->res.outcome != PD_PROC_APPROVED)
+            return pd_op_error(op, 402, "card_error", "processing_error", NULL, NULL,
+                               "The processor refused to void the authorization: %s", c->res.message);
+        pd_posting_t post;
+        pd_post_void(&post, c->ch.amount);
+        if ((r = pd_ledger_insert(tx, c->ch.merchant_id, c->ch.livemode, c->ch.currency, c->ch.id, &post, op->now)) != 0)
+            return r;
+    }
+    pi->status = PD_PI_CANCELED;
+    pi->amount_capturable = 0;
+    pi->canceled_at = op->now;
+    snprintf(pi->cancellation_reason, sizeof(pi->cancellation_reason), "%s",
+             c->cancellation_reason ? c->cancellation_reason : "requested_by_customer");
+    pi->version++;
+    if ((r = pd_pi_update(tx, pi)) != 0)
+        return r;
+    pd_jw_init(&w, &op->body);
+    pd_render_pi(&w, pi);
+    if ((r = pd_op_respond_json(op, 200, &w)) != 0)
+        return r;
+    return pd_emit(tx, op, "payment_intent.canceled", pd_buf_view(&op->body));
+}
+
+static void
+after_void(pd_task_t *t)
+{
+    pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
+    pd_op_commit(c->op, write_canceled, NULL);
+}
+
+static void
+on_voided(void *arg, const pd_proc_result_t *res)
+{
+    pi_ctx_t *c = arg;
+    c->res = *res;
+    c->task.fn = after_void;
+    pd_loop_post(c->op->r->loop, &c->task);
+}
+
+void
+pd_h_pi_cancel(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c == NULL || !pd_pi_load(r, c))
+        return;
+    if (!pd_pi_allowed(c->pi.status, PD_PI_CANCEL)) {
+        pd_pi_refuse(r, &c->pi, PD_PI_CANCEL);
+        return;
+    }
+    c->cancellation_reason = pd_param_str(r, "cancellation_reason");
+    if (c->pi.status == PD_PI_REQUIRES_CAPTURE) {
+        if (load_charge(pd_reader(r), c->op, c) != 0) {
+            pd_resp_error(r, 500, "api_error", NULL, "The authorization of this PaymentIntent cannot be found.", NULL);
+            return;
+        }
+        pd_req_hold(r);
+        c->op->api->proc->cancel(c->op->api->proc, c->ch.processor_ref, on_voided, c);
+        return;
+    }
+    pd_op_commit(c->op, write_canceled, NULL);
+}

@@ -1,0 +1,211 @@
+/*
+ * Confirming a PaymentIntent: the two-phase commit around the processor call
+ * (ARCHITECTURE.md §4 steps 6-8).
+ *
+ *   phase 1 (one durable write): the charge in `processing`, the intent in
+ *           `processing`, the idempotency claim
+ *   then:   the processor principal detokenizes the card in the vault, the
+ *           processor authorizes, the PAN is wiped
+ *   phase 2 (one durable write): the outcome, ledger postings, balance
+ *           transaction, events, the idempotency response
+ *
+ * A crash between the phases leaves a `processing` charge: the recovery worker asks
+ * the processor what happened and applies that outcome with the same phase-2 code.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api/pi.h"
+#include "api/pm_resolve.h"
+#include "payd/log.h"
+#include "payd/money.h"
+
+
+static void on_phase1(pd_op_t *op);
+
+static int
+write_phase1(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    int r;
+    if (c->pm_new && (r = pd_pm_insert(tx, &c->pm)) != 0)
+        return r;
+    if (strcmp(c->pm.object, "token") == 0 && (r = pd_pm_mark_used(tx, c->pm.id)) != 0)
+        return r;
+    if (c->pi_new) {
+        /* the created event shows the intent as it was before confirmation */
+        pd_pi_rec_t initial = c->pi;
+        initial.status = PD_PI_REQUIRES_CONFIRMATION;
+        initial.latest_charge[0] = '\0';
+        if ((r = pd_emit(tx, op, "payment_intent.created", pd_pi_json(&op->r->arena, &initial))) != 0 ||
+            (r = pd_pi_insert(tx, &c->pi)) != 0)
+            return r;
+    } else if ((r = pd_pi_update(tx, &c->pi)) != 0) {
+        return r;
+    }
+    return pd_charge_insert(tx, &c->ch);
+}
+
+void
+pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
+{
+    pi_ctx_t *c = op->ctx;
+    pd_charge_rec_t *ch = &c->ch;
+    memset(ch, 0, sizeof(*ch));
+    if (pd_id_new("ch", ch->id, sizeof(ch->id)) != 0) {
+        pd_resp_error(op->r, 500, "api_error", NULL, "Cannot create an id.", NULL);
+        return;
+    }
+    snprintf(ch->merchant_id, sizeof(ch->merchant_id), "%s", pi->merchant_id);
+    ch->livemode = pi->livemode;
+    snprintf(ch->payment_intent, sizeof(ch->payment_intent), "%s", pi->id);
+    snprintf(ch->payment_method, sizeof(ch->payment_method), "%s", pm_id);
+    ch->amount = pi->amount;
+    snprintf(ch->currency, sizeof(ch->currency), "%s", pi->currency);
+    snprintf(ch->status, sizeof(ch->status), "pending");
+    ch->processing = true;
+    ch->description = pi->description;
+    ch->idempotency_key = op->has_idem ? op->idem_key : NULL;
+    snprintf(ch->request_id, sizeof(ch->request_id), "%s", op->r->id);
+    ch->created = op->now;
+    ch->seq = pd_next_seq();
+    ch->version = 1;
+    pi->status = PD_PI_PROCESSING;
+    snprintf(pi->payment_method, sizeof(pi->payment_method), "%s", pm_id);
+    snprintf(pi->latest_charge, sizeof(pi->latest_charge), "%s", ch->id);
+    pi->last_payment_error = NULL;
+    if (!c->pi_new)
+        pi->version++;
+    if (pi != &c->pi)
+        c->pi = *pi;
+    pd_op_commit(op, write_phase1, on_phase1);
+}
+
+/* --- phase 2 --- */
+
+static int
+write_phase2(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    return pd_confirm_apply_outcome(tx, &op->r->arena, c->ch.merchant_id, c->ch.livemode, c->ch.id, &c->res, op->now,
+                                    &op->status, &op->body);
+}
+
+static void
+after_processor(pd_task_t *t)
+{
+    pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
+    if (c->res.outcome == PD_PROC_UNKNOWN) {
+        /* no answer: the charge stays in processing for the recovery worker */
+        pd_log_warn("processor gave no answer; leaving the charge to recovery", PD_LS("charge", c->ch.id));
+        pd_resp_error(c->op->r, 502, "api_error", "processing_error",
+                      "The payment processor did not answer. The payment will be resolved automatically; "
+                      "retrieve the PaymentIntent to see the outcome.",
+                      NULL);
+        return;
+    }
+    pd_op_commit(c->op, write_phase2, NULL);
+}
+
+static void
+on_authorized(void *arg, const pd_proc_result_t *res)
+{
+    pi_ctx_t *c = arg;
+    c->res = *res;
+    c->task.fn = after_processor;
+    pd_loop_post(c->op->r->loop, &c->task);
+}
+
+static void
+on_pan(void *arg, int rc, pd_vault_pan_t *pan)
+{
+    pi_ctx_t *c = arg;
+    pd_api_t *api = c->op->api;
+    if (rc != 0) {
+        /* the card cannot be read (deleted, vault trouble): nothing reached the processor */
+        pd_proc_result_t res;
+        memset(&res, 0, sizeof(res));
+        res.outcome = PD_PROC_DECLINED;
+        snprintf(res.error_code, sizeof(res.error_code), "processing_error");
+        snprintf(res.decline_code, sizeof(res.decline_code), "processing_error");
+        snprintf(res.message, sizeof(res.message), "An error occurred while processing your card. Try again in a little bit.");
+        snprintf(res.network_status, sizeof(res.network_status), "not_sent_to_network");
+        on_authorized(c, &res);
+        return;
+    }
+    pd_proc_auth_t req = {
+        .merchant_id = c->ch.merchant_id,
+        .charge_id = c->ch.id,
+        .pan = pan->pan,
+        .pan_len = strlen(pan->pan),
+        .exp_month = pan->exp_month,
+        .exp_year = pan->exp_year,
+        .cvc = pan->cvc[0] ? pan->cvc : NULL,
+        .amount = c->ch.amount,
+        .currency = c->ch.currency,
+        .capture = strcmp(c->pi.capture_method, "manual") != 0,
+    };
+    api->proc->authorize(api->proc, &req, on_authorized, c);
+    /* the processor copied what it needs; the card is wiped by the vault client after this callback */
+    OPENSSL_cleanse(&req, sizeof(req));
+}
+
+static void
+on_phase1(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    if (op->rc != 0 || op->status != 0) {
+        pd_op_finish(op); /* replay, conflict, or an error response */
+        return;
+    }
+    if (op->auth->livemode) {
+        /* there is no live processor connector yet: the charge fails, nothing moves */
+        pd_proc_result_t res;
+        memset(&res, 0, sizeof(res));
+        res.outcome = PD_PROC_DECLINED;
+        snprintf(res.error_code, sizeof(res.error_code), "processing_error");
+        snprintf(res.decline_code, sizeof(res.decline_code), "processing_error");
+        snprintf(res.message, sizeof(res.message), "No live payment processor is configured.");
+        snprintf(res.network_status, sizeof(res.network_status), "not_sent_to_network");
+        on_authorized(c, &res);
+        return;
+    }
+    if (pd_vault_detokenize(op->api->vault->processor, c->ch.merchant_id, c->pm.vault_token, on_pan, c) != 0)
+        on_pan(c, PD_ERR_CLOSED, NULL);
+}
+
+static void
+confirm_resolved(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    pd_confirm_start(op, &c->pi, c->pm.id);
+}
+
+void
+pd_h_pi_confirm(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c == NULL || !pd_pi_load(r, c))
+        return;
+    if (!pd_pi_allowed(c->pi.status, PD_PI_CONFIRM)) {
+        pd_pi_refuse(r, &c->pi, PD_PI_CONFIRM);
+        return;
+    }
+    const char *pm = pd_param_str(r, "payment_method");
+    if (pm == NULL && c->pi.payment_method[0] != '\0')
+        pm = c->pi.payment_method;
+    if (pm == NULL) {
+        pd_resp_invalid(r, "parameter_missing", "payment_method",
+                        "You cannot confirm this PaymentIntent because it's missing a payment method.");
+        return;
+    }
+    const char *capture = pd_param_str(r, "capture_method");
+    if (capture != NULL)
+        snprintf(c->pi.capture_method, sizeof(c->pi.capture_method), "%s",
+                 strcmp(capture, "manual") == 0 ? "manual" : "automatic");
+    if (pd_params_get(&r->params, "receipt_email") != NULL)
+        c->pi.receipt_email = (char *)pd_param_str(r, "receipt_email");
+    pd_pm_resolve(c->op, pm, &c->pm, &c->pm_new, confirm_resolved);
+}

@@ -1,0 +1,170 @@
+/* Internals of the payments API shared by the handler files. Not a public interface. */
+#ifndef PAYD_API_INTERNAL_H
+#define PAYD_API_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "payd/api.h"
+#include "payd/auth.h"
+#include "payd/http.h"
+#include "payd/json.h"
+#include "payd/records.h"
+#include "payd/schema.h"
+#include "payd/webhook.h"
+
+#define RESP_MAX (256u * 1024)
+
+struct pd_api {
+    const pd_api_config_t *cfg;
+    pd_store_t *store;
+    pd_vault_link_t *vault;
+    pd_processor_t *proc;
+    char data_dir[4096];
+    pd_webhook_engine_t *webhooks;
+    pthread_t relay, recovery;
+    bool workers_started;
+    atomic_bool stop;
+    pthread_mutex_t kick_mu;
+    pthread_cond_t kick_cv;
+    bool kicked;
+};
+
+pd_api_t *pd_api_of(pd_req_t *r);
+/* wakes the outbox relay (new events committed) */
+void pd_api_kick(pd_api_t *a);
+
+/* --- asynchronous operations: store writes with idempotency, then a continuation on the loop --- */
+typedef struct pd_op pd_op_t;
+typedef int (*pd_op_write_fn)(pd_db_t *tx, pd_op_t *op);
+typedef void (*pd_op_next_fn)(pd_op_t *op);
+
+struct pd_op {
+    pd_task_t task;
+    pd_req_t *r;
+    pd_api_t *api;
+    const pd_auth_t *auth;
+    bool has_idem;
+    char idem_key[256];
+    char fingerprint[65];
+    bool claimed;         /* our claim on the key is durable (later phases reuse it) */
+    bool replay;          /* the key was seen before: existing holds what to do */
+    pd_idem_rec_t existing;
+    pd_op_write_fn write;
+    pd_op_next_fn next;
+    int rc;               /* result of the last write */
+    int status;           /* final response, once known (0: not yet) */
+    pd_buf_t body;
+    int64_t now;
+    void *ctx;            /* the handler's state */
+};
+
+/* Prepares an operation for a mutating request: reads Idempotency-Key (≤ 255) and
+ * fingerprints the request. NULL after it responded (bad key, out of memory). */
+pd_op_t *pd_op_new(pd_req_t *r, void *ctx);
+/* Runs write on the store writer (claiming the idempotency key first when the request
+ * has one); once durable, next runs on the request's loop (pd_op_finish by default). */
+void pd_op_commit(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn next);
+/* Sends op's outcome: a replay, the stored status/body, or the error of op->rc. */
+void pd_op_finish(pd_op_t *op);
+/* Inside a write: sets the final response (rendered JSON) to store with the idempotency key. */
+int pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w);
+/* Inside a write: a Stripe error as the final response. */
+int pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
+                const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/* --- events (inside a write) --- */
+/* Inserts an event whose data.object is the JSON text obj. */
+int pd_emit(pd_db_t *tx, pd_op_t *op, const char *type, pd_view_t obj);
+int pd_emit_raw(pd_db_t *tx, const char *merchant, bool livemode, const char *type, pd_view_t obj,
+                const char *request_id, const char *idem_key, int64_t now);
+
+/* --- rendering (Stripe shapes) --- */
+void pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p);
+void pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm);
+void pd_render_refund(pd_jw_t *w, const pd_refund_rec_t *f);
+void pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p);
+void pd_render_event(pd_jw_t *w, const pd_event_rec_t *e);
+void pd_render_we(pd_jw_t *w, const pd_we_rec_t *we, const char *secret_once);
+void pd_render_btxn(pd_jw_t *w, const pd_btxn_rec_t *b);
+/* renders into a fresh buffer: returns its view (arena-owned) or an empty view */
+pd_view_t pd_render_to_arena(pd_arena_t *a, void (*fn)(pd_jw_t *, const void *), const void *rec);
+
+/* --- request helpers --- */
+const char *pd_param_str(pd_req_t *r, const char *key); /* NULL if absent */
+bool pd_param_bool(pd_req_t *r, const char *key, bool dflt);
+/* metadata[...] params as a JSON object text; "" when absent, "{}" when explicitly emptied */
+const char *pd_param_metadata(pd_req_t *r, const char *existing);
+/* lists: limit/starting_after/ending_before; responds 400 and returns false on bad input */
+bool pd_list_query(pd_req_t *r, pd_list_q_t *q);
+/* a whole list endpoint: query parameters, the list envelope, each item rendered
+ * by `each(rec, pd_jw_t *)`, errors for unknown cursors; filter_param (or NULL)
+ * becomes the list's filter */
+typedef int (*pd_list_fn)(pd_db_t *, pd_arena_t *, const char *, bool, const pd_list_q_t *, pd_rec_fn, void *, bool *);
+void pd_list_respond(pd_req_t *r, const char *url, const char *what, const char *filter_param, pd_list_fn fn,
+                     pd_rec_fn each);
+/* writes the list envelope around items rendered by the callback */
+void pd_list_begin(pd_jw_t *w, const char *url);
+void pd_list_end(pd_jw_t *w, bool has_more);
+/* 404 resource_missing for an id param */
+void pd_resp_missing(pd_req_t *r, const char *what, const char *param, const char *id);
+/* responds with w's JSON (status 200) */
+void pd_resp_jw(pd_req_t *r, int status, pd_jw_t *w);
+pd_db_t *pd_reader(pd_req_t *r);
+
+/* --- test payment methods (pm_card_visa, tok_visa, ...) --- */
+/* the PAN behind a Stripe test payment method or token id; NULL if not one */
+const char *pd_test_pm_pan(const char *id);
+
+/* --- handlers --- */
+void pd_h_pm_create(pd_req_t *r);
+void pd_h_pm_get(pd_req_t *r);
+void pd_h_token_create(pd_req_t *r);
+void pd_h_pi_create(pd_req_t *r);
+void pd_h_pi_update(pd_req_t *r);
+void pd_h_pi_get(pd_req_t *r);
+void pd_h_pi_list(pd_req_t *r);
+void pd_h_pi_confirm(pd_req_t *r);
+void pd_h_pi_capture(pd_req_t *r);
+void pd_h_pi_cancel(pd_req_t *r);
+void pd_h_charge_get(pd_req_t *r);
+void pd_h_charge_list(pd_req_t *r);
+void pd_h_refund_create(pd_req_t *r);
+void pd_h_refund_get(pd_req_t *r);
+void pd_h_refund_list(pd_req_t *r);
+void pd_h_balance_get(pd_req_t *r);
+void pd_h_btxn_list(pd_req_t *r);
+void pd_h_event_get(pd_req_t *r);
+void pd_h_event_list(pd_req_t *r);
+void pd_h_we_create(pd_req_t *r);
+void pd_h_we_get(pd_req_t *r);
+void pd_h_we_list(pd_req_t *r);
+void pd_h_we_delete(pd_req_t *r);
+
+/* confirmation (shared by create with confirm=true, /confirm, and the recovery worker) */
+void pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id);
+/* applies a processor outcome to a charge left in processing (recovery); inside a write */
+int pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id,
+                             const pd_proc_result_t *res, int64_t now, int *status_out, pd_buf_t *body_out);
+
+/* a capture the processor accepted (request and recovery); inside a write */
+int pd_capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t captured, int64_t now,
+                     const char *request_id, pd_buf_t *body);
+
+/* schemas of the routes */
+extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_pi_create, pd_schema_pi_update,
+    pd_schema_pi_confirm, pd_schema_pi_capture, pd_schema_pi_cancel, pd_schema_list, pd_schema_list_charges,
+    pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_retrieve;
+
+/* workers */
+int pd_relay_start(pd_api_t *a);
+void pd_relay_stop(pd_api_t *a);
+int pd_recovery_start(pd_api_t *a);
+void pd_recovery_stop(pd_api_t *a);
+/* one recovery pass over charges created before older_than (tests call it directly) */
+int pd_recovery_once(pd_api_t *a, int64_t older_than);
+
+/* authentication filter */
+int pd_auth_filter(pd_req_t *r, void *arg);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * Mutating requests: an operation claims its idempotency key and does its work in
+ * one store write (group commit); its continuation runs on the request's loop once
+ * that write is durable. The final response of a request that started executing is
+ * stored with its idempotency key in the same transaction as its effects.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "payd/log.h"
+#include "payd/pay.h"
+#include "payd/time.h"
+
+pd_op_t *
+pd_op_new(pd_req_t *r, void *ctx)
+{
+    pd_op_t *op = pd_arena_calloc(&r->arena, sizeof(*op));
+    if (op == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return NULL;
+    }
+    op->r = r;
+    op->api = pd_api_of(r);
+    op->auth = r->auth;
+    op->ctx = ctx;
+    op->now = pd_unix_now();
+    pd_buf_init(&op->body, RESP_MAX);
+    pd_view_t key = pd_req_header(r, "idempotency-key");
+    if (key.p != NULL) {
+        if (key.len == 0 || key.len > 255) {
+            pd_resp_invalid(r, "idempotency_key_invalid", NULL,
+                            "Idempotency-Key must be 1 to 255 characters long (got %zu).", key.len);
+            return NULL;
+        }
+        for (size_t i = 0; i < key.len; i++) {
+            if (key.p[i] < 0x20 || key.p[i] == 0x7f) {
+                pd_resp_invalid(r, "idempotency_key_invalid", NULL, "Idempotency-Key contains a control character.");
+                return NULL;
+            }
+        }
+        memcpy(op->idem_key, key.p, key.len);
+        op->idem_key[key.len] = '\0';
+        op->has_idem = true;
+        if (pd_request_fingerprint(r->method, r->path, &r->params, op->fingerprint) != 0) {
+            pd_resp_error(r, 500, "api_error", NULL, "Cannot fingerprint the request.", NULL);
+            return NULL;
+        }
+    }
+    return op;
+}
+
+int
+pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w)
+{
+    int r = pd_jw_finish(w);
+    if (r != 0)
+        return r;
+    op->status = status;
+    return 0;
+}
+
+int
+pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
+            const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    pd_jw_t w;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pd_buf_reset(&op->body);
+    pd_jw_init(&w, &op->body);
+    pd_jw_obj_begin(&w);
+    pd_jw_key(&w, "error");
+    pd_jw_obj_begin(&w);
+    pd_jw_kstr(&w, "type", type);
+    if (code != NULL)
+        pd_jw_kstr(&w, "code", code);
+    pd_jw_kstr(&w, "message", msg);
+    if (param != NULL)
+        pd_jw_kstr(&w, "param", param);
+    if (extra_json != NULL)
+        pd_jw_raw(&w, pd_view_cstr(extra_json)); /* members rendered by the caller, e.g. "payment_intent": {...} */
+    pd_jw_kstr(&w, "request_id", op->r->id);
+    pd_jw_obj_end(&w);
+    pd_jw_obj_end(&w);
+    return pd_op_respond_json(op, status, &w);
+}
+
+static int
+write_wrapper(pd_db_t *tx, void *arg)
+{
+    pd_op_t *op = arg;
+    bool claimed_now = false;
+    int r;
+    if (op->has_idem && !op->claimed) {
+        r = pd_idem_claim(tx, &op->r->arena, op->auth->merchant_id, op->auth->livemode, op->idem_key, op->fingerprint,
+                          op->now, &op->existing);
+        if (r == PD_ERR_EXISTS) {
+            op->replay = true;
+            return PD_ERR_EXISTS; /* nothing was written; the continuation replays or refuses */
+        }
+        if (r != 0)
+            return r;
+        op->claimed = claimed_now = true;
+    }
+    op->status = 0;
+    r = op->write(tx, op);
+    if (r == 0 && op->status != 0 && op->has_idem)
+        r = pd_idem_complete(tx, op->auth->merchant_id, op->auth->livemode, op->idem_key, op->status,
+                             pd_buf_view(&op->body));
+    if (r != 0 && claimed_now)
+        op->claimed = false; /* the savepoint rolls the claim back too */
+    return r;
+}
+
+static void
+on_loop(pd_task_t *t)
+{
+    pd_op_t *op = (pd_op_t *)t;
+    op->next(op);
+}
+
+static void
+on_durable(void *arg, int rc)
+{
+    pd_op_t *op = arg;
+    op->rc = rc;
+    if (rc == 0 && op->status != 0)
+        pd_api_kick(op->api); /* new events may wait in the outbox */
+    pd_loop_post(op->r->loop, &op->task);
+}
+
+void
+pd_op_commit(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn next)
+{
+    op->write = write;
+    op->next = next != NULL ? next : pd_op_finish;
+    op->task.fn = on_loop;
+    if (op->r->holds == 0)
+        pd_req_hold(op->r);
+    int r = pd_store_submit(op->api->store, write_wrapper, on_durable, op);
+    if (r != 0) {
+        op->rc = r;
+        pd_op_finish(op);
+    }
+}
+
+static void
+replay(pd_op_t *op)
+{
+    pd_req_t *r = op->r;
+    pd_idem_rec_t *e = &op->existing;
+    if (strcmp(e->fingerprint, op->fingerprint) != 0) {
+        pd_resp_error(r, 400, "idempotency_error", "idempotency_key_reused",
+                      "Keys for idempotent requests can only be used with the same parameters they were first used "
+                      "with. Try using a key other than the one used in the original request.",
+                      NULL);
+        return;
+    }
+    if (!e->complete || e->body == NULL) {
+        pd_resp_error(r, 409, "idempotency_error", "idempotency_key_in_use",
+                      "There is currently another in-progress request using this Idempotent Key (that probably means "
+                      "you submitted twice, and the other request is still going through). Please try again later.",
+                      NULL);
+        return;
+    }
+    pd_resp_header(r, "Idempotent-Replayed", "true");
+    r->status = e->status;
+    pd_resp_json(r, e->status, pd_view_cstr(e->body));
+}
+
+void
+pd_op_finish(pd_op_t *op)
+{
+    pd_req_t *r = op->r;
+    if (op->replay && op->rc == PD_ERR_EXISTS) {
+        replay(op);
+    } else if (op->rc == 0 && op->status != 0) {
+        if (op->has_idem)
+            pd_resp_header(r, "Idempotent-Replayed", "false");
+        pd_resp_json(r, op->status, pd_buf_view(&op->body));
+    } else if (op->rc == PD_ERR_CONFLICT) {
+        pd_resp_error(r, 409, "invalid_request_error", "lock_timeout",
+                      "This object was modified by a concurrent request. Retry the request.", NULL);
+    } else if (op->rc == PD_ERR_AGAIN) {
+        pd_resp_header(r, "Retry-After", "1");
+        pd_resp_error(r, 503, "api_error", "server_busy", "The server is busy. Retry the request shortly.", NULL);
+    } else {
+        pd_log_error("operation failed", PD_LS("request_id", r->id), PD_LERR(op->rc));
+        pd_resp_error(r, 500, "api_error", NULL, "An error occurred while processing the request.", NULL);
+    }
+    pd_buf_free(&op->body);
+}

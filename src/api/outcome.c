@@ -1,0 +1,205 @@
+/*
+ * Phase 2 of a confirmation: applies a processor outcome to a charge that is still
+ * `processing`, in the caller's write transaction. Used by the request that made
+ * the authorization and by the recovery worker after a crash.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/pi.h"
+#include "payd/money.h"
+
+#define AVAILABLE_AFTER_S (2 * 86400)
+
+static void
+render_charge_json(pd_arena_t *a, const pd_charge_rec_t *ch, const pd_pm_rec_t *pm, pd_view_t *out)
+{
+    pd_buf_t b;
+    pd_jw_t w;
+    pd_buf_init(&b, RESP_MAX);
+    pd_jw_init(&w, &b);
+    pd_render_charge(&w, ch, pm);
+    *out = PD_VIEW_NULL;
+    if (pd_jw_finish(&w) == 0) {
+        char *copy = pd_arena_strndup(a, b.p, b.len);
+        if (copy != NULL)
+            *out = pd_view(copy, b.len);
+    }
+    pd_buf_free(&b);
+}
+
+static char *
+outcome_json(pd_arena_t *a, const pd_proc_result_t *res, bool approved)
+{
+    pd_buf_t b;
+    pd_jw_t w;
+    pd_buf_init(&b, 1024);
+    pd_jw_init(&w, &b);
+    pd_jw_obj_begin(&w);
+    pd_jw_kstr(&w, "network_status", res->network_status[0] ? res->network_status : "approved_by_network");
+    if (approved)
+        pd_jw_knull(&w, "reason");
+    else
+        pd_jw_kstr(&w, "reason", res->decline_code);
+    pd_jw_kstr(&w, "risk_level", res->risk_level[0] ? res->risk_level : "normal");
+    pd_jw_kint(&w, "risk_score", res->risk_score);
+    pd_jw_kstr(&w, "seller_message", approved ? "Payment complete." : "The bank did not return any further details.");
+    pd_jw_kstr(&w, "type", approved ? "authorized" : strcmp(res->network_status, "not_sent_to_network") == 0 ? "blocked"
+                                                                                                           : "issuer_declined");
+    pd_jw_obj_end(&w);
+    char *out = pd_jw_finish(&w) == 0 ? pd_arena_strndup(a, b.p, b.len) : NULL;
+    pd_buf_free(&b);
+    return out;
+}
+
+/* the last_payment_error of a declined intent (Stripe's shape) */
+static char *
+payment_error_json(pd_arena_t *a, const pd_proc_result_t *res, const pd_charge_rec_t *ch, pd_view_t pm_json)
+{
+    pd_buf_t b;
+    pd_jw_t w;
+    pd_buf_init(&b, RESP_MAX);
+    pd_jw_init(&w, &b);
+    pd_jw_obj_begin(&w);
+    pd_jw_kstr(&w, "charge", ch->id);
+    pd_jw_kstr(&w, "code", res->error_code);
+    pd_jw_kstr(&w, "decline_code", res->decline_code);
+    pd_jw_kstr(&w, "message", res->message);
+    pd_jw_key(&w, "payment_method");
+    if (pm_json.len > 0)
+        pd_jw_raw(&w, pm_json);
+    else
+        pd_jw_null(&w);
+    pd_jw_kstr(&w, "type", "card_error");
+    pd_jw_obj_end(&w);
+    char *out = pd_jw_finish(&w) == 0 ? pd_arena_strndup(a, b.p, b.len) : NULL;
+    pd_buf_free(&b);
+    return out;
+}
+
+static void
+render_pm_cb(pd_jw_t *w, const void *rec)
+{
+    pd_render_pm(w, rec);
+}
+
+static int
+emit(pd_db_t *tx, const pd_charge_rec_t *ch, const char *type, pd_view_t obj, int64_t now)
+{
+    return pd_emit_raw(tx, ch->merchant_id, ch->livemode, type, obj, ch->request_id, ch->idempotency_key, now);
+}
+
+int
+pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id,
+                         const pd_proc_result_t *res, int64_t now, int *status_out, pd_buf_t *body_out)
+{
+    pd_charge_rec_t ch;
+    pd_pi_rec_t pi;
+    pd_pm_rec_t pm;
+    pd_posting_t post;
+    int r;
+
+    if ((r = pd_charge_get(tx, a, merchant, livemode, charge_id, &ch)) != 0)
+        return r;
+    if (!ch.processing)
+        return PD_ERR_STATE; /* resolved already (by the request or by recovery) */
+    if ((r = pd_pi_get(tx, a, merchant, livemode, ch.payment_intent, &pi)) != 0 ||
+        (r = pd_pm_get(tx, a, merchant, livemode, ch.payment_method, &pm)) != 0)
+        return r;
+    bool approved = res->outcome == PD_PROC_APPROVED;
+    bool automatic = strcmp(pi.capture_method, "manual") != 0;
+    ch.processing = false;
+    ch.version++;
+    snprintf(ch.processor_ref, sizeof(ch.processor_ref), "%s", res->reference);
+    ch.outcome = outcome_json(a, res, approved);
+    if (res->cvc_check[0] != '\0')
+        snprintf(pm.cvc_check, sizeof(pm.cvc_check), "%s", res->cvc_check);
+    pi.version++;
+    pi.last_payment_error = NULL;
+    if (approved) {
+        snprintf(ch.status, sizeof(ch.status), "succeeded");
+        pd_post_authorization(&post, ch.amount);
+        if ((r = pd_ledger_insert(tx, merchant, livemode, ch.currency, ch.id, &post, now)) != 0)
+            return r;
+        if (automatic) {
+            int64_t fee = pd_fee(ch.amount, pd_currency_exponent(pd_view_cstr(ch.currency)));
+            ch.captured = true;
+            ch.amount_captured = ch.amount;
+            pd_post_capture(&post, ch.amount, ch.amount, fee);
+            pd_btxn_rec_t bt;
+            memset(&bt, 0, sizeof(bt));
+            if ((r = pd_id_new("txn", bt.id, sizeof(bt.id))) != 0 ||
+                (r = pd_ledger_insert(tx, merchant, livemode, ch.currency, ch.id, &post, now)) != 0)
+                return r;
+            snprintf(bt.merchant_id, sizeof(bt.merchant_id), "%s", merchant);
+            bt.livemode = livemode;
+            bt.amount = ch.amount;
+            bt.fee = fee;
+            bt.net = ch.amount - fee;
+            snprintf(bt.currency, sizeof(bt.currency), "%s", ch.currency);
+            snprintf(bt.type, sizeof(bt.type), "charge");
+            snprintf(bt.source, sizeof(bt.source), "%s", ch.id);
+            snprintf(bt.status, sizeof(bt.status), "pending");
+            bt.available_on = now + AVAILABLE_AFTER_S;
+            bt.created = now;
+            bt.seq = pd_next_seq();
+            bt.description = ch.description;
+            if ((r = pd_btxn_insert(tx, &bt)) != 0)
+                return r;
+            pi.status = PD_PI_SUCCEEDED;
+            pi.amount_received = ch.amount;
+            pi.amount_capturable = 0;
+        } else {
+            pi.status = PD_PI_REQUIRES_CAPTURE;
+            pi.amount_capturable = ch.amount;
+        }
+    } else {
+        snprintf(ch.status, sizeof(ch.status), "failed");
+        snprintf(ch.failure_code, sizeof(ch.failure_code), "%s", res->error_code);
+        snprintf(ch.failure_message, sizeof(ch.failure_message), "%s", res->message);
+        snprintf(ch.decline_code, sizeof(ch.decline_code), "%s", res->decline_code);
+        pi.status = PD_PI_REQUIRES_PAYMENT_METHOD;
+        pi.last_payment_error = payment_error_json(a, res, &ch, pd_render_to_arena(a, render_pm_cb, &pm));
+    }
+    if ((r = pd_charge_update(tx, &ch)) != 0 || (r = pd_pi_update(tx, &pi)) != 0)
+        return r;
+    pd_view_t ch_json, pi_json = pd_pi_json(a, &pi);
+    render_charge_json(a, &ch, &pm, &ch_json);
+    if (approved) {
+        if ((r = emit(tx, &ch, "charge.succeeded", ch_json, now)) != 0 ||
+            (r = emit(tx, &ch, automatic ? "payment_intent.succeeded" : "payment_intent.amount_capturable_updated",
+                      pi_json, now)) != 0)
+            return r;
+    } else if ((r = emit(tx, &ch, "charge.failed", ch_json, now)) != 0 ||
+               (r = emit(tx, &ch, "payment_intent.payment_failed", pi_json, now)) != 0) {
+        return r;
+    }
+    /* the response the confirming request gets (and that its idempotency key replays) */
+    pd_buf_reset(body_out);
+    if (approved) {
+        *status_out = 200;
+        r = pd_buf_put(body_out, pi_json.p, pi_json.len);
+    } else {
+        pd_jw_t w;
+        pd_jw_init(&w, body_out);
+        pd_jw_obj_begin(&w);
+        pd_jw_key(&w, "error");
+        pd_jw_obj_begin(&w);
+        pd_jw_kstr(&w, "type", "card_error");
+        pd_jw_kstr(&w, "code", res->error_code);
+        pd_jw_kstr(&w, "decline_code", res->decline_code);
+        pd_jw_kstr(&w, "message", res->message);
+        pd_jw_kstr(&w, "charge", ch.id);
+        pd_jw_key(&w, "payment_intent");
+        pd_jw_raw(&w, pi_json);
+        pd_jw_key(&w, "payment_method");
+        pd_jw_raw(&w, pd_render_to_arena(a, render_pm_cb, &pm));
+        if (ch.request_id[0])
+            pd_jw_kstr(&w, "request_id", ch.request_id);
+        pd_jw_obj_end(&w);
+        pd_jw_obj_end(&w);
+        *status_out = 402;
+        r = pd_jw_finish(&w);
+    }
+    return r;
+}

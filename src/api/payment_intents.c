@@ -1,0 +1,246 @@
+/* POST/GET /v1/payment_intents, POST/GET /v1/payment_intents/:id. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/pi.h"
+#include "api/pm_resolve.h"
+#include "payd/money.h"
+
+static void
+render_pi_cb(pd_jw_t *w, const void *rec)
+{
+    pd_render_pi(w, rec);
+}
+
+pd_view_t
+pd_pi_json(pd_arena_t *a, const pd_pi_rec_t *p)
+{
+    return pd_render_to_arena(a, render_pi_cb, p);
+}
+
+pi_ctx_t *
+pd_pi_ctx_new(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_arena_calloc(&r->arena, sizeof(*c));
+    if (c == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return NULL;
+    }
+    if ((c->op = pd_op_new(r, c)) == NULL)
+        return NULL;
+    return c;
+}
+
+bool
+pd_pi_load(pd_req_t *r, pi_ctx_t *c)
+{
+    char id[PD_ID_MAX] = "";
+    const pd_auth_t *au = r->auth;
+    if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
+        pd_pi_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, &c->pi) != 0) {
+        pd_resp_missing(r, "payment_intent", "intent", id);
+        return false;
+    }
+    return true;
+}
+
+void
+pd_pi_refuse(pd_req_t *r, const pd_pi_rec_t *pi, pd_pi_action_t action)
+{
+    char msg[256], extra[RESP_MAX / 4];
+    pd_pi_refusal(pi->status, action, msg, sizeof(msg));
+    pd_view_t js = pd_pi_json(&r->arena, pi);
+    snprintf(extra, sizeof(extra), "\"payment_intent\":%.*s", (int)js.len, (const char *)js.p);
+    pd_resp_error_x(r, 400, "invalid_request_error", "payment_intent_unexpected_state", msg, NULL, extra);
+}
+
+/* amount and currency with Stripe's error codes; false after responding */
+static bool
+read_amount(pd_req_t *r, const char *name, int64_t *out)
+{
+    const char *v = pd_param_str(r, name);
+    if (v == NULL)
+        return true;
+    pd_amount_error_t e = pd_amount_parse(pd_view_cstr(v), out);
+    if (e == PD_AMOUNT_OK)
+        return true;
+    const char *what = e == PD_AMOUNT_TOO_SMALL ? "Amount must be at least 1 (in the smallest currency unit)."
+                       : e == PD_AMOUNT_TOO_LARGE ? "Amount must be no more than 99999999 (in the smallest currency unit)."
+                                                  : "Invalid integer: amounts are whole numbers in the smallest currency "
+                                                    "unit (e.g. 1099 for $10.99).";
+    pd_resp_invalid(r, pd_amount_error_code(e), name, "%s", what);
+    return false;
+}
+
+static bool
+read_currency(pd_req_t *r, char out[4])
+{
+    const char *v = pd_param_str(r, "currency");
+    if (v == NULL)
+        return true;
+    if (pd_currency_normalize(pd_view_cstr(v), out) != 0) {
+        pd_resp_invalid(r, "parameter_invalid", "currency", "Invalid currency: %.16s. Stripe currently supports these "
+                                                             "ISO 4217 currencies in lower case (e.g. usd, eur, jpy).",
+                        v);
+        return false;
+    }
+    return true;
+}
+
+static int
+write_create(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    pd_jw_t w;
+    int r;
+    if (c->pm_new && (r = pd_pm_insert(tx, &c->pm)) != 0)
+        return r;
+    if ((r = pd_pi_insert(tx, &c->pi)) != 0)
+        return r;
+    pd_jw_init(&w, &op->body);
+    pd_render_pi(&w, &c->pi);
+    if ((r = pd_op_respond_json(op, 200, &w)) != 0)
+        return r;
+    return pd_emit(tx, op, "payment_intent.created", pd_buf_view(&op->body));
+}
+
+static void
+create_resolved(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    if (c->pm.id[0] != '\0')
+        snprintf(c->pi.payment_method, sizeof(c->pi.payment_method), "%s", c->pm.id);
+    if (c->confirm) {
+        c->pi_new = true;
+        pd_confirm_start(op, &c->pi, c->pm.id);
+        return;
+    }
+    c->pi.status = c->pm.id[0] ? PD_PI_REQUIRES_CONFIRMATION : PD_PI_REQUIRES_PAYMENT_METHOD;
+    pd_op_commit(op, write_create, NULL);
+}
+
+void
+pd_h_pi_create(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c == NULL)
+        return;
+    pd_pi_rec_t *p = &c->pi;
+    if (!read_amount(r, "amount", &p->amount) || !read_currency(r, p->currency))
+        return;
+    const char *capture = pd_param_str(r, "capture_method");
+    snprintf(p->capture_method, sizeof(p->capture_method), "%s",
+             capture != NULL && strcmp(capture, "manual") == 0 ? "manual" : "automatic");
+    if ((p->metadata = (char *)pd_param_metadata(r, NULL)) == NULL) {
+        pd_resp_invalid(r, "parameter_invalid", "metadata", "metadata can have at most 50 keys.");
+        return;
+    }
+    p->description = (char *)pd_param_str(r, "description");
+    p->statement_descriptor = (char *)pd_param_str(r, "statement_descriptor");
+    p->receipt_email = (char *)pd_param_str(r, "receipt_email");
+    if (pd_id_new("pi", p->id, sizeof(p->id)) != 0) {
+        pd_resp_error(r, 500, "api_error", NULL, "Cannot create an id.", NULL);
+        return;
+    }
+    snprintf(p->merchant_id, sizeof(p->merchant_id), "%s", c->op->auth->merchant_id);
+    p->livemode = c->op->auth->livemode;
+    p->created = c->op->now;
+    p->seq = pd_next_seq();
+    p->version = 1;
+    c->confirm = pd_param_bool(r, "confirm", false);
+    const char *pm = pd_param_str(r, "payment_method");
+    if (pm == NULL && c->confirm) {
+        pd_resp_invalid(r, "parameter_missing", "payment_method",
+                        "You cannot confirm this PaymentIntent because it's missing a payment method.");
+        return;
+    }
+    if (pm != NULL)
+        pd_pm_resolve(c->op, pm, &c->pm, &c->pm_new, create_resolved);
+    else
+        create_resolved(c->op);
+}
+
+static int
+write_update(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    pd_jw_t w;
+    int r;
+    if (c->pm_new && (r = pd_pm_insert(tx, &c->pm)) != 0)
+        return r;
+    if ((r = pd_pi_update(tx, &c->pi)) != 0)
+        return r;
+    pd_jw_init(&w, &op->body);
+    pd_render_pi(&w, &c->pi);
+    return pd_op_respond_json(op, 200, &w);
+}
+
+static void
+update_resolved(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    if (c->pm.id[0] != '\0') {
+        snprintf(c->pi.payment_method, sizeof(c->pi.payment_method), "%s", c->pm.id);
+        if (c->pi.status == PD_PI_REQUIRES_PAYMENT_METHOD)
+            c->pi.status = PD_PI_REQUIRES_CONFIRMATION;
+    }
+    pd_op_commit(op, write_update, NULL);
+}
+
+void
+pd_h_pi_update(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c == NULL || !pd_pi_load(r, c))
+        return;
+    pd_pi_rec_t *p = &c->pi;
+    if (!pd_pi_allowed(p->status, PD_PI_UPDATE)) {
+        pd_pi_refuse(r, p, PD_PI_UPDATE);
+        return;
+    }
+    if (!read_amount(r, "amount", &p->amount) || !read_currency(r, p->currency))
+        return;
+    const char *capture = pd_param_str(r, "capture_method");
+    if (capture != NULL)
+        snprintf(p->capture_method, sizeof(p->capture_method), "%s", strcmp(capture, "manual") == 0 ? "manual" : "automatic");
+    if ((p->metadata = (char *)pd_param_metadata(r, p->metadata)) == NULL) {
+        pd_resp_invalid(r, "parameter_invalid", "metadata", "metadata can have at most 50 keys.");
+        return;
+    }
+    /* a parameter given as "" unsets it */
+    if (pd_params_get(&r->params, "description") != NULL)
+        p->description = (char *)pd_param_str(r, "description");
+    if (pd_params_get(&r->params, "statement_descriptor") != NULL)
+        p->statement_descriptor = (char *)pd_param_str(r, "statement_descriptor");
+    if (pd_params_get(&r->params, "receipt_email") != NULL)
+        p->receipt_email = (char *)pd_param_str(r, "receipt_email");
+    p->version++;
+    const char *pm = pd_param_str(r, "payment_method");
+    if (pm != NULL)
+        pd_pm_resolve(c->op, pm, &c->pm, &c->pm_new, update_resolved);
+    else
+        update_resolved(c->op);
+}
+
+void
+pd_h_pi_get(pd_req_t *r)
+{
+    pi_ctx_t c;
+    memset(&c, 0, sizeof(c));
+    if (!pd_pi_load(r, &c))
+        return;
+    pd_resp_json(r, 200, pd_pi_json(&r->arena, &c.pi));
+}
+
+static int
+each_pi(void *rec, void *arg)
+{
+    pd_render_pi(arg, rec);
+    return 0;
+}
+
+void
+pd_h_pi_list(pd_req_t *r)
+{
+    pd_list_respond(r, "/v1/payment_intents", "payment_intent", NULL, pd_pi_list, each_pi);
+}

@@ -1,0 +1,30 @@
+/* State of a PaymentIntent request across its asynchronous steps. */
+#ifndef PAYD_API_PI_H
+#define PAYD_API_PI_H
+
+#include "api/internal.h"
+#include "payd/processor.h"
+
+typedef struct {
+    pd_op_t *op;
+    pd_task_t task;
+    pd_pi_rec_t pi;   /* the state to write */
+    bool pi_new;      /* insert rather than update */
+    pd_pm_rec_t pm;
+    bool pm_new;
+    pd_charge_rec_t ch;
+    pd_proc_result_t res;
+    int64_t amount_to_capture;
+    const char *cancellation_reason;
+    bool confirm;
+} pi_ctx_t;
+
+pi_ctx_t *pd_pi_ctx_new(pd_req_t *r);
+/* loads the intent named by the path's :id into c->pi; responds 404 and returns false if none */
+bool pd_pi_load(pd_req_t *r, pi_ctx_t *c);
+/* 400 payment_intent_unexpected_state with the intent in the error */
+void pd_pi_refuse(pd_req_t *r, const pd_pi_rec_t *pi, pd_pi_action_t action);
+/* renders p into a fresh arena string (for error bodies and events) */
+pd_view_t pd_pi_json(pd_arena_t *a, const pd_pi_rec_t *p);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * Resolving the payment_method a PaymentIntent names: a stored payment method or
+ * token of this merchant and mode, or (test mode) one of Stripe's test ids such as
+ * pm_card_visa, which is tokenized in the vault on first use like a real card.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api/internal.h"
+#include "api/pm_resolve.h"
+
+typedef struct {
+    pd_task_t task;
+    pd_op_t *op;
+    pd_pm_rec_t *pm;
+    bool *pm_new;
+    pd_pm_done_fn done;
+    int rc;
+    pd_vault_card_t card;
+} resolve_t;
+
+static void
+after_tokenize(pd_task_t *t)
+{
+    resolve_t *x = (resolve_t *)t;
+    pd_op_t *op = x->op;
+    if (x->rc != 0) {
+        pd_resp_error(op->r, 503, "api_error", "vault_unavailable", "The card vault is unavailable. Retry later.", NULL);
+        return;
+    }
+    pd_pm_rec_t *p = x->pm;
+    memset(p, 0, sizeof(*p));
+    if (pd_id_new("pm", p->id, sizeof(p->id)) != 0) {
+        pd_resp_error(op->r, 500, "api_error", NULL, "Cannot create an id.", NULL);
+        return;
+    }
+    snprintf(p->object, sizeof(p->object), "payment_method");
+    snprintf(p->merchant_id, sizeof(p->merchant_id), "%s", op->auth->merchant_id);
+    p->livemode = false;
+    snprintf(p->vault_token, sizeof(p->vault_token), "%s", x->card.token);
+    snprintf(p->brand, sizeof(p->brand), "%s", x->card.brand);
+    snprintf(p->last4, sizeof(p->last4), "%s", x->card.last4);
+    snprintf(p->funding, sizeof(p->funding), "%s", x->card.funding);
+    snprintf(p->fingerprint, sizeof(p->fingerprint), "%s", x->card.fingerprint);
+    snprintf(p->country, sizeof(p->country), "US");
+    p->exp_month = x->card.exp_month;
+    p->exp_year = x->card.exp_year;
+    p->metadata = "{}";
+    p->created = op->now;
+    p->seq = pd_next_seq();
+    *x->pm_new = true;
+    x->done(op);
+}
+
+static void
+on_tokenized(void *arg, int rc, const pd_vault_card_t *card)
+{
+    resolve_t *x = arg;
+    x->rc = rc;
+    if (rc == 0)
+        x->card = *card;
+    x->task.fn = after_tokenize;
+    pd_loop_post(x->op->r->loop, &x->task);
+}
+
+void
+pd_pm_resolve(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
+{
+    pd_req_t *r = op->r;
+    *pm_new = false;
+    if (pd_pm_get(pd_reader(r), &r->arena, op->auth->merchant_id, op->auth->livemode, id, pm) == 0) {
+        if (strcmp(pm->object, "token") == 0 && pm->used) {
+            pd_resp_invalid(r, "token_already_used", "payment_method",
+                            "You cannot use a Stripe token more than once: %s.", id);
+            return;
+        }
+        done(op);
+        return;
+    }
+    const char *pan = op->auth->livemode ? NULL : pd_test_pm_pan(id);
+    if (pan == NULL) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "No such PaymentMethod: '%.80s'", id);
+        pd_resp_error(r, 400, "invalid_request_error", "resource_missing", msg, "payment_method");
+        return;
+    }
+    resolve_t *x = pd_arena_calloc(&r->arena, sizeof(*x));
+    if (x == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    x->op = op;
+    x->pm = pm;
+    x->pm_new = pm_new;
+    x->done = done;
+    pd_vault_card_in_t in;
+    memset(&in, 0, sizeof(in));
+    snprintf(in.merchant_id, sizeof(in.merchant_id), "%s", op->auth->merchant_id);
+    snprintf(in.pan, sizeof(in.pan), "%s", pan);
+    in.exp_month = 12;
+    in.exp_year = 2034;
+    if (r->holds == 0)
+        pd_req_hold(r);
+    int rc = pd_vault_tokenize(op->api->vault->api, &in, on_tokenized, x);
+    OPENSSL_cleanse(&in, sizeof(in));
+    if (rc != 0)
+        pd_resp_error(r, 503, "api_error", "vault_unavailable", "The card vault is unavailable. Retry later.", NULL);
+}

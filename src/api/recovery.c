@@ -1,0 +1,164 @@
+/*
+ * The recovery worker: charges left `processing` (a crash between the two commits
+ * of a confirmation) or with a capture requested but not recorded are resolved by
+ * asking the processor what happened. An authorization the processor has is
+ * applied (no lost authorization); one it does not have fails the charge (nothing
+ * moved: no silent double charge, since the processor keys on our charge id).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/internal.h"
+#include "payd/log.h"
+#include "payd/time.h"
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    pd_proc_result_t res;
+} waiter_t;
+
+static void
+on_query(void *arg, const pd_proc_result_t *res)
+{
+    waiter_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->res = *res;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void
+query(pd_api_t *a, const char *charge_id, pd_proc_result_t *out)
+{
+    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
+    a->proc->query(a->proc, charge_id, on_query, &w);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    *out = w.res;
+}
+
+typedef struct {
+    pd_charge_rec_t ch;
+    pd_proc_result_t res;
+    pd_arena_t arena;
+    int status;
+    pd_buf_t body;
+} fix_t;
+
+static int
+write_outcome(pd_db_t *tx, void *arg)
+{
+    fix_t *f = arg;
+    int r = pd_confirm_apply_outcome(tx, &f->arena, f->ch.merchant_id, f->ch.livemode, f->ch.id, &f->res,
+                                     pd_unix_now(), &f->status, &f->body);
+    if (r == 0 && f->ch.idempotency_key != NULL)
+        r = pd_idem_complete(tx, f->ch.merchant_id, f->ch.livemode, f->ch.idempotency_key, f->status,
+                             pd_buf_view(&f->body));
+    return r;
+}
+
+static int
+write_capture(pd_db_t *tx, void *arg)
+{
+    fix_t *f = arg;
+    pd_pi_rec_t pi;
+    pd_charge_rec_t ch;
+    int r;
+    /* reload inside the transaction: the request may have finished meanwhile */
+    if ((r = pd_charge_get(tx, &f->arena, f->ch.merchant_id, f->ch.livemode, f->ch.id, &ch)) != 0)
+        return r;
+    if (!ch.capture_requested || ch.captured)
+        return 0;
+    if ((r = pd_pi_get(tx, &f->arena, ch.merchant_id, ch.livemode, ch.payment_intent, &pi)) != 0)
+        return r;
+    if (f->res.outcome == PD_PROC_APPROVED && f->res.captured)
+        return pd_capture_apply(tx, &ch, &pi, f->res.amount_captured, pd_unix_now(), NULL, &f->body);
+    /* the processor never captured: the intent stays capturable */
+    ch.capture_requested = false;
+    ch.version++;
+    return pd_charge_update(tx, &ch);
+}
+
+static int
+resolve(void *rec, void *arg)
+{
+    pd_api_t *a = arg;
+    fix_t f;
+    memset(&f, 0, sizeof(f));
+    f.ch = *(pd_charge_rec_t *)rec;
+    pd_arena_init(&f.arena, 4u << 20);
+    pd_buf_init(&f.body, RESP_MAX);
+    if (f.ch.idempotency_key != NULL)
+        f.ch.idempotency_key = pd_arena_strndup(&f.arena, f.ch.idempotency_key, strlen(f.ch.idempotency_key));
+    query(a, f.ch.id, &f.res);
+    int r = 0;
+    if (f.ch.processing) {
+        if (f.res.outcome == PD_PROC_NOT_FOUND) {
+            /* the authorization never reached the processor */
+            f.res.outcome = PD_PROC_DECLINED;
+            snprintf(f.res.error_code, sizeof(f.res.error_code), "processing_error");
+            snprintf(f.res.decline_code, sizeof(f.res.decline_code), "processing_error");
+            snprintf(f.res.message, sizeof(f.res.message),
+                     "An error occurred while processing your card. Try again in a little bit.");
+            snprintf(f.res.network_status, sizeof(f.res.network_status), "not_sent_to_network");
+        }
+        if (f.res.outcome != PD_PROC_UNKNOWN)
+            r = pd_store_write_sync(a->store, write_outcome, &f);
+    } else if (f.ch.capture_requested && f.res.outcome != PD_PROC_UNKNOWN) {
+        r = pd_store_write_sync(a->store, write_capture, &f);
+    }
+    if (r == 0 && f.res.outcome != PD_PROC_UNKNOWN)
+        pd_log_warn("recovered an interrupted payment", PD_LS("charge", f.ch.id),
+                    PD_LS("outcome", f.res.outcome == PD_PROC_APPROVED ? "authorized" : "failed"));
+    else if (r != 0 && r != PD_ERR_STATE)
+        pd_log_error("recovery of a charge failed", PD_LS("charge", f.ch.id), PD_LERR(r));
+    pd_buf_free(&f.body);
+    pd_arena_free(&f.arena);
+    pd_api_kick(a);
+    return 0;
+}
+
+/* one pass over stuck charges; returns how many were looked at */
+int
+pd_recovery_once(pd_api_t *a, int64_t older_than)
+{
+    pd_arena_t arena;
+    pd_arena_init(&arena, 64u << 20);
+    pd_db_t *db = pd_store_reader(a->store);
+    int r = db != NULL ? pd_charge_list_processing(db, &arena, older_than, resolve, a) : PD_ERR_UNAVAILABLE;
+    pd_arena_free(&arena);
+    return r;
+}
+
+static void *
+recovery_main(void *arg)
+{
+    pd_api_t *a = arg;
+    pthread_setname_np(pthread_self(), "payd-recovery");
+    while (!atomic_load(&a->stop)) {
+        (void)pd_recovery_once(a, pd_unix_now() - a->cfg->recovery_after_ms / 1000);
+        for (int i = 0; i < 20 && !atomic_load(&a->stop); i++) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+int
+pd_recovery_start(pd_api_t *a)
+{
+    return pthread_create(&a->recovery, NULL, recovery_main, a) == 0 ? 0 : PD_ERR_INTERNAL;
+}
+
+void
+pd_recovery_stop(pd_api_t *a)
+{
+    pthread_join(a->recovery, NULL);
+}

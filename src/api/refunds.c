@@ -1,0 +1,208 @@
+/* POST/GET /v1/refunds, GET /v1/refunds/:id. Refunds never exceed what was captured. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "payd/money.h"
+
+typedef struct {
+    pd_op_t *op;
+    pd_task_t task;
+    pd_charge_rec_t ch;
+    pd_refund_rec_t rf;
+    pd_proc_result_t res;
+} refund_ctx_t;
+
+static int
+write_refund(pd_db_t *tx, pd_op_t *op)
+{
+    refund_ctx_t *c = op->ctx;
+    pd_charge_rec_t *ch = &c->ch;
+    pd_posting_t post;
+    pd_jw_t w;
+    int r;
+    if (c->res.outcome != PD_PROC_APPROVED)
+        return pd_op_error(op, 402, "card_error", "processing_error", NULL, NULL,
+                           "The processor refused the refund: %s", c->res.message);
+    /* the version check makes two concurrent refunds unable to exceed the captured amount */
+    ch->amount_refunded += c->rf.amount;
+    ch->version++;
+    if (ch->amount_refunded > ch->amount_captured)
+        return pd_op_error(op, 400, "invalid_request_error", "amount_too_large", "amount", NULL,
+                           "Refund amount exceeds the unrefunded amount on the charge.");
+    pd_post_refund(&post, c->rf.amount);
+    pd_btxn_rec_t bt;
+    memset(&bt, 0, sizeof(bt));
+    if ((r = pd_id_new("txn", bt.id, sizeof(bt.id))) != 0)
+        return r;
+    snprintf(bt.merchant_id, sizeof(bt.merchant_id), "%s", ch->merchant_id);
+    bt.livemode = ch->livemode;
+    bt.amount = -c->rf.amount;
+    bt.net = -c->rf.amount;
+    snprintf(bt.currency, sizeof(bt.currency), "%s", ch->currency);
+    snprintf(bt.type, sizeof(bt.type), "refund");
+    snprintf(bt.source, sizeof(bt.source), "%s", c->rf.id);
+    snprintf(bt.status, sizeof(bt.status), "available");
+    bt.available_on = op->now;
+    bt.created = op->now;
+    bt.seq = pd_next_seq();
+    if ((r = pd_charge_update(tx, ch)) != 0 || (r = pd_refund_insert(tx, &c->rf)) != 0 ||
+        (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, c->rf.id, &post, op->now)) != 0 ||
+        (r = pd_btxn_insert(tx, &bt)) != 0)
+        return r;
+    pd_buf_t chb;
+    pd_jw_t cw;
+    pd_buf_init(&chb, RESP_MAX);
+    pd_jw_init(&cw, &chb);
+    pd_render_charge(&cw, ch, NULL);
+    r = pd_jw_finish(&cw);
+    if (r == 0)
+        r = pd_emit(tx, op, "charge.refunded", pd_buf_view(&chb));
+    pd_buf_free(&chb);
+    if (r != 0)
+        return r;
+    pd_jw_init(&w, &op->body);
+    pd_render_refund(&w, &c->rf);
+    if ((r = pd_op_respond_json(op, 200, &w)) != 0)
+        return r;
+    return pd_emit(tx, op, "refund.created", pd_buf_view(&op->body));
+}
+
+static void
+after_refund(pd_task_t *t)
+{
+    refund_ctx_t *c = (refund_ctx_t *)((char *)t - offsetof(refund_ctx_t, task));
+    pd_op_commit(c->op, write_refund, NULL);
+}
+
+static void
+on_refunded(void *arg, const pd_proc_result_t *res)
+{
+    refund_ctx_t *c = arg;
+    c->res = *res;
+    c->task.fn = after_refund;
+    pd_loop_post(c->op->r->loop, &c->task);
+}
+
+void
+pd_h_refund_create(pd_req_t *r)
+{
+    refund_ctx_t *c = pd_arena_calloc(&r->arena, sizeof(*c));
+    const pd_auth_t *au = r->auth;
+    if (c == NULL || (c->op = pd_op_new(r, c)) == NULL) {
+        if (c == NULL)
+            pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    const char *pi_id = pd_param_str(r, "payment_intent"), *ch_id = pd_param_str(r, "charge");
+    if (pi_id == NULL && ch_id == NULL) {
+        pd_resp_invalid(r, "parameter_missing", "payment_intent", "One of payment_intent or charge is required.");
+        return;
+    }
+    pd_db_t *db = pd_reader(r);
+    if (ch_id == NULL) {
+        pd_pi_rec_t pi;
+        if (pd_pi_get(db, &r->arena, au->merchant_id, au->livemode, pi_id, &pi) != 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "No such payment_intent: '%.80s'", pi_id);
+            pd_resp_error(r, 400, "invalid_request_error", "resource_missing", msg, "payment_intent");
+            return;
+        }
+        if (pi.latest_charge[0] == '\0' || pi.status != PD_PI_SUCCEEDED) {
+            pd_resp_invalid(r, "charge_not_refundable", "payment_intent",
+                            "This PaymentIntent does not have a successful charge to refund.");
+            return;
+        }
+        ch_id = pi.latest_charge;
+    }
+    if (pd_charge_get(db, &r->arena, au->merchant_id, au->livemode, ch_id, &c->ch) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "No such charge: '%.80s'", ch_id);
+        pd_resp_error(r, 400, "invalid_request_error", "resource_missing", msg, "charge");
+        return;
+    }
+    if (pi_id != NULL && strcmp(pi_id, c->ch.payment_intent) != 0) {
+        pd_resp_invalid(r, "parameter_invalid", "charge", "The charge does not belong to payment_intent %.40s.", pi_id);
+        return;
+    }
+    if (!c->ch.captured) {
+        pd_resp_invalid(r, "charge_not_refundable", "charge", "This charge has not been captured.");
+        return;
+    }
+    int64_t remaining = c->ch.amount_captured - c->ch.amount_refunded;
+    if (remaining <= 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Charge %.40s has already been refunded.", c->ch.id);
+        pd_resp_error(r, 400, "invalid_request_error", "charge_already_refunded", msg, NULL);
+        return;
+    }
+    pd_refund_rec_t *f = &c->rf;
+    f->amount = remaining;
+    const char *amount = pd_param_str(r, "amount");
+    if (amount != NULL) {
+        pd_amount_error_t e = pd_amount_parse(pd_view_cstr(amount), &f->amount);
+        if (e != PD_AMOUNT_OK) {
+            pd_resp_invalid(r, pd_amount_error_code(e), "amount", "Invalid refund amount: %.20s", amount);
+            return;
+        }
+        if (f->amount > remaining) {
+            pd_resp_invalid(r, "amount_too_large", "amount",
+                            "Refund amount (%lld) is greater than unrefunded amount on charge (%lld).",
+                            (long long)f->amount, (long long)remaining);
+            return;
+        }
+    }
+    if (pd_id_new("re", f->id, sizeof(f->id)) != 0) {
+        pd_resp_error(r, 500, "api_error", NULL, "Cannot create an id.", NULL);
+        return;
+    }
+    snprintf(f->merchant_id, sizeof(f->merchant_id), "%s", au->merchant_id);
+    f->livemode = au->livemode;
+    snprintf(f->charge, sizeof(f->charge), "%s", c->ch.id);
+    snprintf(f->payment_intent, sizeof(f->payment_intent), "%s", c->ch.payment_intent);
+    snprintf(f->currency, sizeof(f->currency), "%s", c->ch.currency);
+    snprintf(f->status, sizeof(f->status), "succeeded");
+    const char *reason = pd_param_str(r, "reason");
+    snprintf(f->reason, sizeof(f->reason), "%s", reason ? reason : "");
+    if ((f->metadata = (char *)pd_param_metadata(r, NULL)) == NULL) {
+        pd_resp_invalid(r, "parameter_invalid", "metadata", "metadata can have at most 50 keys.");
+        return;
+    }
+    f->created = c->op->now;
+    f->seq = pd_next_seq();
+    pd_req_hold(r);
+    c->op->api->proc->refund(c->op->api->proc, c->ch.processor_ref, f->amount, f->id, on_refunded, c);
+}
+
+static void
+render_refund_cb(pd_jw_t *w, const void *rec)
+{
+    pd_render_refund(w, rec);
+}
+
+void
+pd_h_refund_get(pd_req_t *r)
+{
+    pd_refund_rec_t f;
+    char id[PD_ID_MAX] = "";
+    const pd_auth_t *au = r->auth;
+    if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
+        pd_refund_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, &f) != 0) {
+        pd_resp_missing(r, "refund", "id", id);
+        return;
+    }
+    pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_refund_cb, &f));
+}
+
+static int
+each_refund(void *rec, void *arg)
+{
+    pd_render_refund(arg, rec);
+    return 0;
+}
+
+void
+pd_h_refund_list(pd_req_t *r)
+{
+    pd_list_respond(r, "/v1/refunds", "refund", "payment_intent", pd_refund_list, each_refund);
+}

@@ -1,0 +1,145 @@
+/* The parameter model of every route: the WAF's positive model and the API's validation. */
+#include <stdint.h>
+
+#include "api/internal.h"
+
+#define AMOUNT(name, flags) {name, PD_FT_INT, flags, INT64_MIN + 1, INT64_MAX}
+#define EXPAND {"expand", PD_FT_LIST, 0, 0, 0, NULL, 20}
+
+static const char *const card_only[] = {"card", NULL};
+static const char *const capture_methods[] = {"automatic", "automatic_async", "manual", NULL};
+static const char *const cancel_reasons[] = {"duplicate", "fraudulent", "requested_by_customer", "abandoned", NULL};
+static const char *const refund_reasons[] = {"duplicate", "fraudulent", "requested_by_customer", NULL};
+static const char *const redirects[] = {"always", "never", NULL};
+static const char *const event_types[] = {
+    "*",
+    "payment_intent.created",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.canceled",
+    "payment_intent.processing",
+    "charge.succeeded",
+    "charge.failed",
+    "charge.captured",
+    "charge.refunded",
+    "charge.updated",
+    "refund.created",
+    "payment_method.attached",
+    NULL,
+};
+
+#define CARD_FIELDS                                                                                                    \
+    {"card[number]", PD_FT_DIGITS, 0, 12, 19}, {"card[exp_month]", PD_FT_INT, 0, 1, 12},                              \
+        {"card[exp_year]", PD_FT_INT, 0, 0, 9999}, {"card[cvc]", PD_FT_DIGITS, 0, 3, 4}
+
+static const pd_field_t pm_create[] = {
+    {"type", PD_FT_ENUM, 0, .choices = card_only},
+    CARD_FIELDS,
+    {"card[token]", PD_FT_ID, 0},
+    {"billing_details[name]", PD_FT_STRING, PD_FF_UNSET, 0, 256},
+    {"billing_details[email]", PD_FT_EMAIL, PD_FF_UNSET},
+    {"billing_details[phone]", PD_FT_STRING, PD_FF_UNSET, 0, 32},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    EXPAND,
+};
+const pd_schema_t pd_schema_pm_create = PD_SCHEMA(pm_create);
+
+static const pd_field_t token_create[] = {
+    CARD_FIELDS,
+    {"card[name]", PD_FT_STRING, PD_FF_UNSET, 0, 256},
+    EXPAND,
+};
+const pd_schema_t pd_schema_token_create = PD_SCHEMA(token_create);
+
+static const pd_field_t pi_create[] = {
+    AMOUNT("amount", PD_FF_REQUIRED),
+    {"currency", PD_FT_CURRENCY, PD_FF_REQUIRED},
+    {"payment_method", PD_FT_ID, 0},
+    {"confirm", PD_FT_BOOL, 0},
+    {"capture_method", PD_FT_ENUM, 0, .choices = capture_methods},
+    {"description", PD_FT_STRING, PD_FF_UNSET, 0, 1000},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    {"statement_descriptor", PD_FT_STRING, PD_FF_UNSET, 1, 22},
+    {"statement_descriptor_suffix", PD_FT_STRING, PD_FF_UNSET, 1, 22},
+    {"receipt_email", PD_FT_EMAIL, PD_FF_UNSET},
+    {"payment_method_types", PD_FT_LIST, 0, .choices = card_only, .max_items = 1},
+    {"automatic_payment_methods[enabled]", PD_FT_BOOL, 0},
+    {"automatic_payment_methods[allow_redirects]", PD_FT_ENUM, 0, .choices = redirects},
+    {"return_url", PD_FT_URL, 0},
+    {"off_session", PD_FT_BOOL, 0},
+    EXPAND,
+};
+const pd_schema_t pd_schema_pi_create = PD_SCHEMA(pi_create);
+
+static const pd_field_t pi_update[] = {
+    AMOUNT("amount", 0),
+    {"currency", PD_FT_CURRENCY, 0},
+    {"payment_method", PD_FT_ID, 0},
+    {"capture_method", PD_FT_ENUM, 0, .choices = capture_methods},
+    {"description", PD_FT_STRING, PD_FF_UNSET, 0, 1000},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    {"statement_descriptor", PD_FT_STRING, PD_FF_UNSET, 1, 22},
+    {"receipt_email", PD_FT_EMAIL, PD_FF_UNSET},
+    EXPAND,
+};
+const pd_schema_t pd_schema_pi_update = PD_SCHEMA(pi_update);
+
+static const pd_field_t pi_confirm[] = {
+    {"payment_method", PD_FT_ID, 0},
+    {"receipt_email", PD_FT_EMAIL, PD_FF_UNSET},
+    {"return_url", PD_FT_URL, 0},
+    {"capture_method", PD_FT_ENUM, 0, .choices = capture_methods},
+    {"off_session", PD_FT_BOOL, 0},
+    EXPAND,
+};
+const pd_schema_t pd_schema_pi_confirm = PD_SCHEMA(pi_confirm);
+
+static const pd_field_t pi_capture[] = {
+    AMOUNT("amount_to_capture", 0),
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    {"statement_descriptor", PD_FT_STRING, PD_FF_UNSET, 1, 22},
+    EXPAND,
+};
+const pd_schema_t pd_schema_pi_capture = PD_SCHEMA(pi_capture);
+
+static const pd_field_t pi_cancel[] = {
+    {"cancellation_reason", PD_FT_ENUM, 0, .choices = cancel_reasons},
+    EXPAND,
+};
+const pd_schema_t pd_schema_pi_cancel = PD_SCHEMA(pi_cancel);
+
+#define LIST_FIELDS                                                                                                    \
+    {"limit", PD_FT_INT, 0, 1, 100}, {"starting_after", PD_FT_ID, 0}, {"ending_before", PD_FT_ID, 0}, EXPAND
+
+static const pd_field_t list[] = {LIST_FIELDS, {"type", PD_FT_STRING, 0, 1, 64}};
+const pd_schema_t pd_schema_list = PD_SCHEMA(list);
+
+static const pd_field_t list_charges[] = {LIST_FIELDS, {"payment_intent", PD_FT_ID, 0}};
+const pd_schema_t pd_schema_list_charges = PD_SCHEMA(list_charges);
+
+static const pd_field_t list_events[] = {LIST_FIELDS, {"type", PD_FT_STRING, 0, 1, 64}};
+const pd_schema_t pd_schema_list_events = PD_SCHEMA(list_events);
+
+static const pd_field_t refund_create[] = {
+    {"payment_intent", PD_FT_ID, 0},
+    {"charge", PD_FT_ID, 0},
+    AMOUNT("amount", 0),
+    {"reason", PD_FT_ENUM, 0, .choices = refund_reasons},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    EXPAND,
+};
+const pd_schema_t pd_schema_refund_create = PD_SCHEMA(refund_create);
+
+static const pd_field_t we_create[] = {
+    {"url", PD_FT_URL, PD_FF_REQUIRED},
+    {"enabled_events", PD_FT_LIST, PD_FF_REQUIRED, .choices = event_types, .max_items = 20},
+    {"description", PD_FT_STRING, PD_FF_UNSET, 0, 5000},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    {"api_version", PD_FT_STRING, 0, 1, 32},
+    EXPAND,
+};
+const pd_schema_t pd_schema_we_create = PD_SCHEMA(we_create);
+
+static const pd_field_t retrieve[] = {EXPAND};
+const pd_schema_t pd_schema_retrieve = PD_SCHEMA(retrieve);

@@ -1,0 +1,248 @@
+/*
+ * POST/GET /v1/webhook_endpoints, GET/DELETE /v1/webhook_endpoints/:id.
+ * The whsec_ signing secret is generated here, encrypted in the vault under
+ * alias/webhooks (context: merchant, endpoint) and shown once.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api/internal.h"
+#include "payd/vault_crypto.h"
+
+typedef struct {
+    pd_op_t *op;
+    pd_task_t task;
+    pd_we_rec_t we;
+    char secret[48];
+    int vault_rc;
+    char *env_hex;
+} we_ctx_t;
+
+/* live mode: https only, and the host must not resolve to a private or loopback address */
+static bool
+url_allowed(pd_req_t *r, const char *url, bool livemode)
+{
+    bool https = strncmp(url, "https://", 8) == 0;
+    if (!https && strncmp(url, "http://", 7) != 0) {
+        pd_resp_invalid(r, "url_invalid", "url", "Invalid URL: must start with https:// or http://.");
+        return false;
+    }
+    if (!livemode)
+        return true;
+    if (!https) {
+        pd_resp_invalid(r, "url_invalid", "url", "Live mode webhook endpoints must use https://.");
+        return false;
+    }
+    char host[256];
+    const char *h = url + 8;
+    size_t n = strcspn(h, ":/?#");
+    if (h[0] == '[') {
+        const char *rb = strchr(h, ']');
+        if (rb == NULL) {
+            pd_resp_invalid(r, "url_invalid", "url", "Invalid URL host.");
+            return false;
+        }
+        h++;
+        n = (size_t)(rb - h);
+    }
+    if (n == 0 || n >= sizeof(host)) {
+        pd_resp_invalid(r, "url_invalid", "url", "Invalid URL host.");
+        return false;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL, *p;
+    if (getaddrinfo(host, "443", &hints, &ai) != 0) {
+        pd_resp_invalid(r, "url_invalid", "url", "The webhook host %.100s does not resolve.", host);
+        return false;
+    }
+    bool ok = true;
+    for (p = ai; p != NULL; p = p->ai_next)
+        if (pd_addr_is_private(p->ai_addr))
+            ok = false;
+    freeaddrinfo(ai);
+    if (!ok)
+        pd_resp_invalid(r, "url_invalid", "url",
+                        "Live mode webhook endpoints may not point at private, loopback or link-local addresses.");
+    return ok;
+}
+
+static int
+write_we(pd_db_t *tx, pd_op_t *op)
+{
+    we_ctx_t *c = op->ctx;
+    pd_jw_t w;
+    int r = pd_we_insert(tx, &c->we);
+    if (r != 0)
+        return r;
+    pd_jw_init(&w, &op->body);
+    pd_render_we(&w, &c->we, c->secret);
+    r = pd_op_respond_json(op, 200, &w);
+    return r;
+}
+
+static void
+after_encrypt(pd_task_t *t)
+{
+    we_ctx_t *c = (we_ctx_t *)((char *)t - offsetof(we_ctx_t, task));
+    if (c->vault_rc != 0) {
+        OPENSSL_cleanse(c->secret, sizeof(c->secret));
+        pd_resp_error(c->op->r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
+        return;
+    }
+    c->we.secret = c->env_hex;
+    pd_op_commit(c->op, write_we, NULL);
+}
+
+static void
+on_encrypted(void *arg, int rc, const pd_vault_reply_t *reply)
+{
+    we_ctx_t *c = arg;
+    c->vault_rc = rc;
+    if (rc == 0) {
+        c->env_hex = pd_arena_alloc(&c->op->r->arena, reply->data.len * 2 + 1);
+        if (c->env_hex == NULL)
+            c->vault_rc = PD_ERR_NOMEM;
+        else
+            pd_hex(reply->data.p, reply->data.len, c->env_hex);
+    }
+    c->task.fn = after_encrypt;
+    pd_loop_post(c->op->r->loop, &c->task);
+}
+
+void
+pd_h_we_create(pd_req_t *r)
+{
+    we_ctx_t *c = pd_arena_calloc(&r->arena, sizeof(*c));
+    const pd_auth_t *au = r->auth;
+    if (c == NULL || (c->op = pd_op_new(r, c)) == NULL) {
+        if (c == NULL)
+            pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    pd_we_rec_t *we = &c->we;
+    we->url = (char *)pd_param_str(r, "url");
+    if (!url_allowed(r, we->url, au->livemode))
+        return;
+    /* enabled_events as a JSON array */
+    pd_buf_t ev;
+    pd_jw_t w;
+    pd_buf_init(&ev, 4096);
+    pd_jw_init(&w, &ev);
+    pd_jw_arr_begin(&w);
+    for (size_t i = 0; i < r->params.n; i++)
+        if (pd_view_starts_with(r->params.v[i].key, "enabled_events["))
+            pd_jw_strv(&w, r->params.v[i].value);
+    pd_jw_arr_end(&w);
+    if (pd_jw_finish(&w) != 0 || (we->enabled_events = pd_arena_strndup(&r->arena, ev.p, ev.len)) == NULL) {
+        pd_buf_free(&ev);
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    pd_buf_free(&ev);
+    if (pd_id_new("we", we->id, sizeof(we->id)) != 0) {
+        pd_resp_error(r, 500, "api_error", NULL, "Cannot create an id.", NULL);
+        return;
+    }
+    snprintf(we->merchant_id, sizeof(we->merchant_id), "%s", au->merchant_id);
+    we->livemode = au->livemode;
+    snprintf(we->status, sizeof(we->status), "enabled");
+    we->description = (char *)pd_param_str(r, "description");
+    if ((we->metadata = (char *)pd_param_metadata(r, NULL)) == NULL) {
+        pd_resp_invalid(r, "parameter_invalid", "metadata", "metadata can have at most 50 keys.");
+        return;
+    }
+    we->created = c->op->now;
+    we->seq = pd_next_seq();
+    memcpy(c->secret, "whsec_", 6);
+    if (pd_secret_base62(c->secret + 6, 32) != 0) {
+        pd_resp_error(r, 500, "api_error", NULL, "Cannot create a secret.", NULL);
+        return;
+    }
+    c->secret[38] = '\0';
+    char ctx[160];
+    snprintf(ctx, sizeof(ctx), "merchant=%s;purpose=webhook_endpoint;id=%s", we->merchant_id, we->id);
+    pd_req_hold(r);
+    if (pd_vault_encrypt(c->op->api->vault->api, "alias/webhooks", pd_view_cstr(ctx), pd_view_cstr(c->secret),
+                         on_encrypted, c) != 0) {
+        OPENSSL_cleanse(c->secret, sizeof(c->secret));
+        pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
+    }
+}
+
+static void
+render_we_cb(pd_jw_t *w, const void *rec)
+{
+    pd_render_we(w, rec, NULL);
+}
+
+void
+pd_h_we_get(pd_req_t *r)
+{
+    pd_we_rec_t we;
+    char id[PD_ID_MAX] = "";
+    const pd_auth_t *au = r->auth;
+    if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
+        pd_we_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, &we) != 0) {
+        pd_resp_missing(r, "webhook_endpoint", "id", id);
+        return;
+    }
+    pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_we_cb, &we));
+}
+
+static int
+each_we(void *rec, void *arg)
+{
+    pd_render_we(arg, rec, NULL);
+    return 0;
+}
+
+void
+pd_h_we_list(pd_req_t *r)
+{
+    pd_list_respond(r, "/v1/webhook_endpoints", "webhook_endpoint", NULL, pd_we_list, each_we);
+}
+
+typedef struct {
+    char id[PD_ID_MAX];
+} del_ctx_t;
+
+static int
+write_delete(pd_db_t *tx, pd_op_t *op)
+{
+    del_ctx_t *c = op->ctx;
+    int r = pd_we_delete(tx, op->auth->merchant_id, op->auth->livemode, c->id);
+    if (r == PD_ERR_NOTFOUND) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "No such webhook_endpoint: '%.80s'", c->id);
+        return pd_op_error(op, 404, "invalid_request_error", "resource_missing", "id", NULL, "%s", msg);
+    }
+    if (r != 0)
+        return r;
+    pd_jw_t w;
+    pd_jw_init(&w, &op->body);
+    pd_jw_obj_begin(&w);
+    pd_jw_kstr(&w, "id", c->id);
+    pd_jw_kstr(&w, "object", "webhook_endpoint");
+    pd_jw_kbool(&w, "deleted", true);
+    pd_jw_obj_end(&w);
+    return pd_op_respond_json(op, 200, &w);
+}
+
+void
+pd_h_we_delete(pd_req_t *r)
+{
+    del_ctx_t *c = pd_arena_calloc(&r->arena, sizeof(*c));
+    pd_op_t *op;
+    if (c == NULL || pd_view_to_cstr(pd_req_param(r, "id"), c->id, sizeof(c->id)) != 0) {
+        pd_resp_missing(r, "webhook_endpoint", "id", "");
+        return;
+    }
+    if ((op = pd_op_new(r, c)) == NULL)
+        return;
+    pd_op_commit(op, write_delete, NULL);
+}
