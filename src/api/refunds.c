@@ -100,8 +100,8 @@ pd_h_refund_create(pd_req_t *r)
         return;
     }
     pd_db_t *db = pd_reader(r);
+    pd_pi_rec_t pi;
     if (ch_id == NULL) {
-        pd_pi_rec_t pi;
         if (pd_pi_get(db, &r->arena, au->merchant_id, au->livemode, pi_id, &pi) != 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "No such payment_intent: '%.80s'", pi_id);
