@@ -236,6 +236,16 @@ int pd_idem_complete(pd_db_t *tx, const char *merchant, bool livemode, const cha
 /* drops an in-flight claim whose request produced no stored response */
 int pd_idem_release(pd_db_t *tx, const char *merchant, bool livemode, const char *key) PD_WUR;
 
+/* --- the ledger verifier --- */
+#define PD_LEDGER_MAX_PROBLEMS 20
+typedef struct {
+    int64_t entries, charges;
+    int nproblems;
+    char problems[PD_LEDGER_MAX_PROBLEMS][200];
+} pd_ledger_report_t;
+/* Checks the invariants (see ledger_verify.c); 0 when they hold, PD_ERR_STATE otherwise. */
+int pd_ledger_verify(pd_db_t *db, pd_ledger_report_t *rep) PD_WUR;
+
 /* a store-wide monotonic sequence for newest-first lists (unix microseconds, strictly increasing) */
 int64_t pd_next_seq(void);
 

@@ -20,6 +20,7 @@ static const struct {
     const size_t *n;
 } tables[] = {
     {payctl_vault_cmds, &payctl_vault_ncmds},
+    {payctl_payments_cmds, &payctl_payments_ncmds},
 };
 
 static void

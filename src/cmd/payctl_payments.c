@@ -1,0 +1,326 @@
+/* payctl commands of the payments side: merchants, API keys, ledger verification.
+ * Every change is also recorded in payd's own hash-chained audit log. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "cmd/payctl.h"
+#include "payd/api.h"
+#include "payd/audit.h"
+#include "payd/records.h"
+#include "payd/time.h"
+
+static const char *
+flag(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static bool
+has(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return true;
+    return false;
+}
+
+static pd_store_t *
+open_store(payctl_t *ctx)
+{
+    pd_store_config_t c = {.backend = PD_STORE_SQLITE, .path = "", .max_batch = 64, .max_queue = 1024};
+    pd_store_t *s = NULL;
+    int r = pd_store_open(&s, &c, ctx->data_dir);
+    if (r != 0)
+        exit(payctl_fail(ctx, "cannot open the payments database in %s: %s", ctx->data_dir, pd_strerror(r)));
+    return s;
+}
+
+/* the API-key pepper, read from the vault as admin */
+static size_t
+pepper(payctl_t *ctx, uint8_t *out, size_t cap)
+{
+    pd_vault_reply_t r;
+    int rc = pd_vault_admin_sync(payctl_vault(ctx), "secrets.get", PD_VIEW_LIT("{\"name\":\"payd/api-key-pepper\"}"), &r);
+    if (rc != 0 || r.data2.len == 0 || r.data2.len > cap) {
+        pd_vault_reply_free(&r);
+        exit(payctl_fail(ctx, "cannot read the API-key pepper from the vault: %s", pd_strerror(rc)));
+    }
+    size_t n = r.data2.len;
+    memcpy(out, r.data2.p, n);
+    pd_vault_reply_free(&r);
+    return n;
+}
+
+typedef struct {
+    const char *action, *resource, *outcome;
+} audit_t;
+
+static int
+write_audit(pd_db_t *tx, void *arg)
+{
+    audit_t *a = arg;
+    pd_audit_chain_t chain;
+    char origin[64];
+    snprintf(origin, sizeof(origin), "payctl:uid=%d", (int)getuid());
+    int r = pd_audit_load(tx, &chain);
+    pd_audit_rec_t rec = {"admin", a->action, a->resource, a->outcome, origin, ""};
+    return r != 0 ? r : pd_audit_append(tx, &chain, pd_unix_now(), &rec);
+}
+
+static void
+audit(pd_store_t *s, const char *action, const char *resource, int rc)
+{
+    audit_t a = {action, resource, rc == 0 ? "success" : pd_strerror(rc)};
+    if (pd_store_write_sync(s, write_audit, &a) != 0)
+        fprintf(stderr, "payctl: warning: could not write the audit record\n");
+}
+
+static int
+cmd_merchant_create(payctl_t *ctx, int argc, char **argv)
+{
+    const char *name = flag(argc, argv, "--name");
+    uint8_t p[256];
+    pd_merchant_keys_t k;
+    if (name == NULL || name[0] == '\0' || strlen(name) > 200)
+        return payctl_fail(ctx, "missing --name (usage: payctl merchant create --name NAME [--live])");
+    bool live = has(argc, argv, "--live");
+    size_t pl = pepper(ctx, p, sizeof(p));
+    pd_store_t *s = open_store(ctx);
+    int r = pd_api_create_merchant(s, p, pl, name, false, &k);
+    pd_merchant_keys_t lk;
+    memset(&lk, 0, sizeof(lk));
+    if (r == 0 && live) {
+        r = pd_api_create_key(s, p, pl, k.merchant_id, "secret", true, NULL, 0, lk.secret_key, sizeof(lk.secret_key),
+                              lk.secret_key_id);
+        if (r == 0)
+            r = pd_api_create_key(s, p, pl, k.merchant_id, "publishable", true, NULL, 0, lk.publishable_key,
+                                  sizeof(lk.publishable_key), lk.publishable_key_id);
+    }
+    OPENSSL_cleanse(p, sizeof(p));
+    audit(s, "merchant.create", r == 0 ? k.merchant_id : name, r);
+    pd_store_close(s);
+    if (r != 0)
+        return payctl_fail(ctx, "cannot create the merchant: %s", pd_strerror(r));
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "merchant_id", k.merchant_id, "name", name, "secret_key", k.secret_key,
+                          "publishable_key", k.publishable_key);
+    if (live) {
+        json_object_set_new(o, "live_secret_key", json_string(lk.secret_key));
+        json_object_set_new(o, "live_publishable_key", json_string(lk.publishable_key));
+    }
+    char *text = json_dumps(o, ctx->json ? JSON_COMPACT : JSON_INDENT(2));
+    printf("%s\n", text);
+    if (!ctx->json)
+        fprintf(stderr, "payctl: the secret keys are shown only now; store them safely.\n");
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    json_decref(o);
+    OPENSSL_cleanse(&k, sizeof(k));
+    OPENSSL_cleanse(&lk, sizeof(lk));
+    return 0;
+}
+
+static int
+print_key(payctl_t *ctx, const char *id, const char *key, const pd_key_rec_t *rec)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:s}", "id", id, "key", key, "type", rec->kind, "livemode", rec->livemode,
+                          "merchant_id", rec->merchant_id);
+    if (rec->scopes[0])
+        json_object_set_new(o, "scopes", json_string(rec->scopes));
+    if (rec->expires_at)
+        json_object_set_new(o, "expires_at", json_integer(rec->expires_at));
+    char *text = json_dumps(o, ctx->json ? JSON_COMPACT : JSON_INDENT(2));
+    printf("%s\n", text);
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    json_decref(o);
+    return 0;
+}
+
+static int
+cmd_keys_create(payctl_t *ctx, int argc, char **argv)
+{
+    const char *merchant = flag(argc, argv, "--merchant"), *type = flag(argc, argv, "--type"),
+               *scopes = flag(argc, argv, "--scopes");
+    if (merchant == NULL || type == NULL)
+        return payctl_fail(ctx, "usage: payctl keys create --merchant ID --type secret|publishable|restricted "
+                                "[--live] [--scopes payment_intents:write,refunds:read]");
+    if (strcmp(type, "restricted") == 0 && (scopes == NULL || strchr(scopes, ':') == NULL))
+        return payctl_fail(ctx, "a restricted key needs --scopes resource:read|write,...");
+    uint8_t p[256];
+    size_t pl = pepper(ctx, p, sizeof(p));
+    pd_store_t *s = open_store(ctx);
+    pd_merchant_rec_t m;
+    int r = pd_merchant_get(pd_store_reader(s), merchant, &m);
+    char key[80], id[PD_ID_MAX] = "";
+    if (r == 0)
+        r = pd_api_create_key(s, p, pl, merchant, type, has(argc, argv, "--live"), scopes, 0, key, sizeof(key), id);
+    OPENSSL_cleanse(p, sizeof(p));
+    audit(s, "api_key.create", r == 0 ? id : merchant, r);
+    pd_key_rec_t rec;
+    if (r == 0)
+        r = pd_key_get(pd_store_reader(s), id, &rec);
+    pd_store_close(s);
+    if (r != 0)
+        return payctl_fail(ctx, "cannot create the key: %s", r == PD_ERR_NOTFOUND ? "no such merchant" : pd_strerror(r));
+    print_key(ctx, id, key, &rec);
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+}
+
+typedef struct {
+    const char *id;
+    int64_t when;
+} revoke_t;
+
+static int
+write_revoke(pd_db_t *tx, void *arg)
+{
+    revoke_t *x = arg;
+    return pd_key_revoke(tx, x->id, x->when);
+}
+
+static int
+write_expire(pd_db_t *tx, void *arg)
+{
+    revoke_t *x = arg;
+    return pd_key_set_expiry(tx, x->id, x->when);
+}
+
+static int
+cmd_keys_revoke(payctl_t *ctx, int argc, char **argv)
+{
+    const char *id = argc > 1 ? argv[1] : NULL;
+    if (id == NULL || id[0] == '-')
+        return payctl_fail(ctx, "usage: payctl keys revoke KEY_ID");
+    pd_store_t *s = open_store(ctx);
+    revoke_t x = {id, pd_unix_now()};
+    int r = pd_store_write_sync(s, write_revoke, &x);
+    audit(s, "api_key.revoke", id, r);
+    pd_store_close(s);
+    if (r != 0)
+        return payctl_fail(ctx, "cannot revoke %s: %s", id, r == PD_ERR_NOTFOUND ? "no such active key" : pd_strerror(r));
+    printf(ctx->json ? "{\"id\":\"%s\",\"revoked\":true}\n" : "revoked %s\n", id);
+    return 0;
+}
+
+/* roll: a new key with the same type, mode and scopes; the old one expires after --expires-in seconds (default now) */
+static int
+cmd_keys_roll(payctl_t *ctx, int argc, char **argv)
+{
+    const char *id = argc > 1 ? argv[1] : NULL, *in = flag(argc, argv, "--expires-in");
+    long long grace = in ? strtoll(in, NULL, 10) : 0;
+    if (id == NULL || id[0] == '-' || grace < 0 || grace > 7 * 86400)
+        return payctl_fail(ctx, "usage: payctl keys roll KEY_ID [--expires-in SECONDS (0-604800)]");
+    uint8_t p[256];
+    size_t pl = pepper(ctx, p, sizeof(p));
+    pd_store_t *s = open_store(ctx);
+    pd_key_rec_t old, rec;
+    char key[80], nid[PD_ID_MAX] = "";
+    int r = pd_key_get(pd_store_reader(s), id, &old);
+    if (r == 0 && old.revoked_at != 0)
+        r = PD_ERR_STATE;
+    if (r == 0)
+        r = pd_api_create_key(s, p, pl, old.merchant_id, old.kind, old.livemode, old.scopes, 0, key, sizeof(key), nid);
+    OPENSSL_cleanse(p, sizeof(p));
+    revoke_t x = {id, pd_unix_now() + grace};
+    if (r == 0)
+        r = pd_store_write_sync(s, write_expire, &x);
+    audit(s, "api_key.roll", id, r);
+    if (r == 0)
+        r = pd_key_get(pd_store_reader(s), nid, &rec);
+    pd_store_close(s);
+    if (r != 0)
+        return payctl_fail(ctx, "cannot roll %s: %s", id, r == PD_ERR_NOTFOUND ? "no such key" : pd_strerror(r));
+    print_key(ctx, nid, key, &rec);
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+}
+
+static int
+list_key(void *rec, void *arg)
+{
+    const pd_key_rec_t *k = rec;
+    json_t *arr = arg;
+    json_t *o = json_pack("{s:s,s:s,s:b,s:s,s:I}", "id", k->id, "type", k->kind, "livemode", k->livemode, "redacted",
+                          k->prefix, "created", (json_int_t)k->created);
+    json_object_set_new(o, "last4", json_string(k->last4));
+    if (k->revoked_at)
+        json_object_set_new(o, "revoked_at", json_integer(k->revoked_at));
+    if (k->expires_at)
+        json_object_set_new(o, "expires_at", json_integer(k->expires_at));
+    json_array_append_new(arr, o);
+    return 0;
+}
+
+static int
+cmd_keys_list(payctl_t *ctx, int argc, char **argv)
+{
+    const char *merchant = flag(argc, argv, "--merchant");
+    if (merchant == NULL)
+        return payctl_fail(ctx, "usage: payctl keys list --merchant ID");
+    pd_store_t *s = open_store(ctx);
+    json_t *arr = json_array();
+    int r = pd_key_list(pd_store_reader(s), merchant, list_key, arr);
+    pd_store_close(s);
+    if (r == 0) {
+        char *text = json_dumps(arr, ctx->json ? JSON_COMPACT : JSON_INDENT(2));
+        printf("%s\n", text);
+        free(text);
+    }
+    json_decref(arr);
+    return r == 0 ? 0 : payctl_fail(ctx, "cannot list keys: %s", pd_strerror(r));
+}
+
+static int
+cmd_ledger_verify(payctl_t *ctx, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    pd_ledger_report_t rep;
+    pd_store_t *s = open_store(ctx);
+    int r = pd_ledger_verify(pd_store_reader(s), &rep);
+    pd_store_close(s);
+    if (r != 0 && r != PD_ERR_STATE)
+        return payctl_fail(ctx, "cannot verify the ledger: %s", pd_strerror(r));
+    if (ctx->json) {
+        json_t *o = json_pack("{s:b,s:I,s:I,s:i}", "ok", r == 0, "entries", (json_int_t)rep.entries, "charges",
+                              (json_int_t)rep.charges, "problems", rep.nproblems);
+        json_t *arr = json_array();
+        for (int i = 0; i < rep.nproblems && i < PD_LEDGER_MAX_PROBLEMS; i++)
+            json_array_append_new(arr, json_string(rep.problems[i]));
+        json_object_set_new(o, "details", arr);
+        char *text = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", text);
+        free(text);
+        json_decref(o);
+    } else if (r == 0) {
+        printf("ledger verified: %lld entries, %lld charges, every invariant holds\n", (long long)rep.entries,
+               (long long)rep.charges);
+    } else {
+        printf("ledger BROKEN: %d problem(s)\n", rep.nproblems);
+        for (int i = 0; i < rep.nproblems && i < PD_LEDGER_MAX_PROBLEMS; i++)
+            printf("  %s\n", rep.problems[i]);
+    }
+    return r == 0 ? 0 : 3;
+}
+
+const payctl_cmd_t payctl_payments_cmds[] = {
+    {"merchant", "create", "--name NAME [--live]", "create a merchant with test keys (and live keys with --live)",
+     cmd_merchant_create},
+    {"keys", "create", "--merchant ID --type secret|publishable|restricted [--live] [--scopes S]",
+     "create an API key (shown once)", cmd_keys_create},
+    {"keys", "revoke", "KEY_ID", "revoke an API key now", cmd_keys_revoke},
+    {"keys", "roll", "KEY_ID [--expires-in SECONDS]", "replace a key; the old one expires after the grace period",
+     cmd_keys_roll},
+    {"keys", "list", "--merchant ID", "list a merchant's keys (redacted)", cmd_keys_list},
+    {"ledger", "verify", "", "recompute balances and check the ledger's invariants", cmd_ledger_verify},
+};
+const size_t payctl_payments_ncmds = sizeof(payctl_payments_cmds) / sizeof(payctl_payments_cmds[0]);
