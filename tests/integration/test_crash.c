@@ -1,0 +1,187 @@
+/*
+ * kill -9 of payd in the middle of a load of payments, then a restart on the same
+ * data directory: every acknowledged payment is there, no payment was charged twice,
+ * money the processor holds always has a succeeded charge, and the ledger verifies.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "api_helpers.h"
+
+enum { THREADS = 8, PER_THREAD = 400 };
+
+typedef struct {
+    pd_h_payd_t *p;
+    int t;
+    int acked;                  /* answered 200 */
+    char ids[PER_THREAD][40];   /* acknowledged intent ids, by request index */
+    volatile int *stop;
+} loader_t;
+
+static void
+idem_key(char *out, size_t cap, int t, int i)
+{
+    snprintf(out, cap, "crash-%d-%d", t, i);
+}
+
+static void *
+loader_main(void *arg)
+{
+    loader_t *l = arg;
+    pd_h_client_t *c = pd_h_client_new(l->p);
+    char auth[200], idem[80], idh[120];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_sk);
+    for (int i = 0; i < PER_THREAD && !*l->stop; i++) {
+        idem_key(idem, sizeof(idem), l->t, i);
+        snprintf(idh, sizeof(idh), "Idempotency-Key: %s", idem);
+        const char *hdrs[] = {auth, idh, "Content-Type: application/x-www-form-urlencoded", NULL};
+        pd_h_req_t rq = {.headers = hdrs,
+                         .body = "amount=1999&currency=usd&payment_method=pm_card_visa&confirm=true",
+                         .timeout_ms = 5000};
+        pd_h_resp_t r;
+        if (pd_h_do(c, "POST", "/v1/payment_intents", &rq, &r) != 0 || r.status == 0) {
+            pd_h_resp_free(&r);
+            break; /* payd is gone */
+        }
+        if (r.status == 200) {
+            json_error_t e;
+            json_t *j = json_loads(r.body, 0, &e);
+            const char *id = j != NULL ? jstr(j, "id") : NULL;
+            if (id != NULL) {
+                snprintf(l->ids[i], sizeof(l->ids[i]), "%s", id);
+                l->acked++;
+            }
+            json_decref(j);
+        }
+        pd_h_resp_free(&r);
+    }
+    pd_h_client_free(c);
+    return NULL;
+}
+
+/* runs one query with the sqlite3 shell against a database in p's data dir; returns its first line as a number */
+static long
+sql_count(const pd_h_payd_t *p, const char *db, const char *query)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", p->dir, db);
+    const char *argv[] = {"/usr/bin/sqlite3", "-readonly", path, query, NULL};
+    char *out = NULL;
+    long n = -1;
+    if (pd_h_run(argv, &out) == 0 && out != NULL)
+        n = strtol(out, NULL, 10);
+    free(out);
+    return n;
+}
+
+static void
+acknowledged_payments_survive_kill_9(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *args[] = {"--set", "payments.recovery_after_ms=1s", NULL};
+    pd_h_opts_t o = {.args = args};
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+
+    static loader_t ls[THREADS];
+    pthread_t th[THREADS];
+    volatile int stop = 0;
+    for (int t = 0; t < THREADS; t++) {
+        ls[t] = (loader_t){.p = &p, .t = t, .stop = &stop};
+        pthread_create(&th[t], NULL, loader_main, &ls[t]);
+    }
+    /* let some payments complete, then kill payd with requests in flight */
+    for (int i = 0; i < 200; i++) {
+        int acked = 0;
+        for (int t = 0; t < THREADS; t++)
+            acked += __atomic_load_n(&ls[t].acked, __ATOMIC_RELAXED);
+        if (acked >= 300)
+            break;
+        usleep(20000);
+    }
+    assert_int_equal(pd_h_stop(&p, SIGKILL, 5000), 128 + SIGKILL);
+    stop = 1;
+    int acked = 0;
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(th[t], NULL);
+        acked += ls[t].acked;
+    }
+    assert_true(acked > 0);
+    print_message("acknowledged before kill -9: %d\n", acked);
+
+    /* restart on the same directory; the recovery worker resolves what was in flight */
+    pd_h_opts_t again = {.args = args, .reuse_dir = p.dir};
+    usleep(200000); /* the vault child follows its parent (PDEATHSIG) */
+    assert_int_equal(pd_h_start(&p, &again), 0);
+    long processing = -1;
+    for (int i = 0; i < 100; i++) {
+        processing = sql_count(&p, "payd.db", "SELECT count(*) FROM charges WHERE processing != 0 OR capture_requested != 0");
+        if (processing == 0)
+            break;
+        usleep(100000);
+    }
+    assert_int_equal(processing, 0);
+
+    /* every acknowledged payment is present and succeeded, with its one charge */
+    for (int t = 0; t < THREADS; t++) {
+        for (int i = 0; i < PER_THREAD; i++) {
+            if (ls[t].ids[i][0] == '\0')
+                continue;
+            json_t *j;
+            char path[120];
+            snprintf(path, sizeof(path), "/v1/payment_intents/%s", ls[t].ids[i]);
+            assert_int_equal(api_call(&p, "GET", path, NULL, &j), 200);
+            assert_string_equal(jstr(j, "status"), "succeeded");
+            json_decref(j);
+            /* a client retrying with the same key gets the same payment back */
+            char idem[80];
+            idem_key(idem, sizeof(idem), t, i);
+            assert_int_equal(api_call_as(&p, api_sk, "POST", "/v1/payment_intents",
+                                         "amount=1999&currency=usd&payment_method=pm_card_visa&confirm=true", idem, &j),
+                             200);
+            assert_string_equal(jstr(j, "id"), ls[t].ids[i]);
+            json_decref(j);
+        }
+    }
+    /* no intent has two succeeded charges */
+    assert_int_equal(sql_count(&p, "payd.db",
+                               "SELECT count(*) FROM (SELECT payment_intent FROM charges WHERE status = 'succeeded'"
+                               " GROUP BY payment_intent HAVING count(*) > 1)"),
+                     0);
+    /* the processor holds money only for succeeded charges, and the reverse */
+    long held = sql_count(&p, "simulator.db", "SELECT count(*) FROM auths WHERE status IN ('authorized', 'captured')");
+    long succeeded = sql_count(&p, "payd.db", "SELECT count(*) FROM charges WHERE status = 'succeeded'");
+    assert_true(held >= acked);
+    assert_int_equal(held, succeeded);
+    char q[600];
+    snprintf(q, sizeof(q),
+             "ATTACH '%s/payd.db' AS p; SELECT count(*) FROM auths a LEFT JOIN p.charges c ON c.id = a.charge_id"
+             " WHERE a.status IN ('authorized', 'captured') AND (c.id IS NULL OR c.status != 'succeeded')",
+             p.dir);
+    assert_int_equal(sql_count(&p, "simulator.db", q), 0);
+
+    const char *argv[] = {PAYCTL_BIN, "--data-dir", p.dir, "ledger", "verify", NULL};
+    char *out = NULL;
+    assert_int_equal(pd_h_run(argv, &out), 0);
+    assert_non_null(strstr(out, "every invariant holds"));
+    free(out);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(acknowledged_payments_survive_kill_9),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
