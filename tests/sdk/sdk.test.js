@@ -1,0 +1,150 @@
+// The official Stripe Node SDK, pointed at payd (host, port, protocol): the calls a
+// merchant integration makes, with the answers it relies on.
+'use strict';
+const assert = require('node:assert/strict');
+const http = require('node:http');
+const Stripe = require('stripe');
+
+const stripe = new Stripe(process.env.SDK_KEY, {
+  host: '127.0.0.1',
+  port: Number(process.env.SDK_PORT),
+  protocol: 'https',
+  maxNetworkRetries: 0,
+});
+
+const steps = [];
+function step(name, fn) { steps.push({ name, fn }); }
+
+step('create a card payment method', async () => {
+  const pm = await stripe.paymentMethods.create({
+    type: 'card',
+    card: { number: '4242424242424242', exp_month: 12, exp_year: 2034, cvc: '123' },
+  });
+  assert.match(pm.id, /^pm_/);
+  assert.equal(pm.card.last4, '4242');
+  assert.equal(pm.card.brand, 'visa');
+  assert.equal(pm.card.checks.cvc_check, 'unchecked');
+  const again = await stripe.paymentMethods.retrieve(pm.id);
+  assert.equal(again.card.fingerprint, pm.card.fingerprint);
+});
+
+step('manual capture: partial capture, then partial refund', async () => {
+  let pi = await stripe.paymentIntents.create({
+    amount: 5000, currency: 'usd', payment_method: 'pm_card_visa',
+    capture_method: 'manual', confirm: true, metadata: { order: 'sdk-1' },
+  });
+  assert.equal(pi.status, 'requires_capture');
+  assert.equal(pi.amount_capturable, 5000);
+  assert.equal(pi.metadata.order, 'sdk-1');
+  pi = await stripe.paymentIntents.capture(pi.id, { amount_to_capture: 3000 });
+  assert.equal(pi.status, 'succeeded');
+  assert.equal(pi.amount_received, 3000);
+  const re = await stripe.refunds.create({ payment_intent: pi.id, amount: 1000 });
+  assert.match(re.id, /^re_/);
+  assert.equal(re.status, 'succeeded');
+  const ch = await stripe.charges.retrieve(pi.latest_charge);
+  assert.equal(ch.amount_captured, 3000);
+  assert.equal(ch.amount_refunded, 1000);
+  assert.equal(ch.refunded, false);
+  await assert.rejects(stripe.refunds.create({ payment_intent: pi.id, amount: 2500 }),
+    (e) => e.type === 'StripeInvalidRequestError' && e.statusCode === 400);
+});
+
+step('list with pagination', async () => {
+  const ids = [];
+  for (let i = 0; i < 5; i++) {
+    const pi = await stripe.paymentIntents.create({ amount: 100 + i, currency: 'eur' });
+    ids.push(pi.id);
+  }
+  const page1 = await stripe.paymentIntents.list({ limit: 3 });
+  assert.equal(page1.object, 'list');
+  assert.equal(page1.data.length, 3);
+  assert.equal(page1.has_more, true);
+  assert.deepEqual(page1.data.map((p) => p.id), ids.slice(2).reverse());
+  const page2 = await stripe.paymentIntents.list({ limit: 2, starting_after: page1.data[2].id });
+  assert.deepEqual(page2.data.map((p) => p.id), ids.slice(0, 2).reverse());
+  const seen = [];
+  for await (const pi of stripe.paymentIntents.list({ limit: 4 })) seen.push(pi.id);
+  assert.ok(seen.length >= 6);
+  assert.equal(new Set(seen).size, seen.length);
+});
+
+step('a decline is a StripeCardError', async () => {
+  await assert.rejects(
+    stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_chargeDeclinedInsufficientFunds', confirm: true }),
+    (e) => {
+      assert.equal(e.type, 'StripeCardError');
+      assert.equal(e.statusCode, 402);
+      assert.equal(e.code, 'card_declined');
+      assert.equal(e.decline_code, 'insufficient_funds');
+      assert.match(e.raw.payment_intent.id, /^pi_/);
+      assert.equal(e.raw.payment_intent.status, 'requires_payment_method');
+      return true;
+    });
+});
+
+step('an idempotent retry returns the same payment', async () => {
+  const key = `sdk-${Date.now()}-${Math.random()}`;
+  const params = { amount: 777, currency: 'usd', payment_method: 'pm_card_mastercard', confirm: true };
+  const a = await stripe.paymentIntents.create(params, { idempotencyKey: key });
+  const b = await stripe.paymentIntents.create(params, { idempotencyKey: key });
+  assert.equal(a.id, b.id);
+  assert.equal(b.lastResponse.headers['idempotent-replayed'], 'true');
+  const charges = await stripe.charges.list({ payment_intent: a.id });
+  assert.equal(charges.data.length, 1);
+  await assert.rejects(stripe.paymentIntents.create({ ...params, amount: 778 }, { idempotencyKey: key }),
+    (e) => e.type === 'StripeIdempotencyError');
+});
+
+step('bad parameters name the param', async () => {
+  await assert.rejects(stripe.paymentIntents.create({ amount: -5, currency: 'usd' }),
+    (e) => e.type === 'StripeInvalidRequestError' && e.param === 'amount');
+  await assert.rejects(stripe.paymentIntents.retrieve('pi_doesnotexist000000000000'),
+    (e) => e.statusCode === 404 && e.code === 'resource_missing');
+});
+
+step('webhooks verify with constructEvent', async () => {
+  let resolveEvent;
+  const got = new Promise((r) => { resolveEvent = r; });
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      res.writeHead(200).end();
+      resolveEvent({ body, sig: req.headers['stripe-signature'] });
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const ep = await stripe.webhookEndpoints.create({
+      url: `http://127.0.0.1:${server.address().port}/hook`,
+      enabled_events: ['payment_intent.succeeded'],
+    });
+    assert.match(ep.secret, /^whsec_/);
+    const pi = await stripe.paymentIntents.create({ amount: 1234, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
+    const { body, sig } = await Promise.race([got, new Promise((_, j) => setTimeout(() => j(new Error('no webhook within 15 s')), 15000))]);
+    const event = stripe.webhooks.constructEvent(body, sig, ep.secret);
+    assert.equal(event.type, 'payment_intent.succeeded');
+    assert.equal(event.data.object.id, pi.id);
+    assert.throws(() => stripe.webhooks.constructEvent(body, sig, 'whsec_wrong'),
+      (e) => e.type === 'StripeSignatureVerificationError');
+    await stripe.webhookEndpoints.del(ep.id);
+  } finally {
+    server.close();
+  }
+});
+
+(async () => {
+  let failed = 0;
+  for (const s of steps) {
+    try {
+      await s.fn();
+      console.log(`ok   ${s.name}`);
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${s.name}\n${e.stack || e}`);
+    }
+  }
+  console.log(`${steps.length - failed}/${steps.length} SDK checks passed`);
+  process.exit(failed ? 1 : 0);
+})();
