@@ -20,7 +20,7 @@ api=$(port) admin=$(port)
 "$payd_bin" --dev --data-dir "$dir" --listen "127.0.0.1:$api" --admin-listen "127.0.0.1:$admin" \
   --set server.log_level=warn >"$dir/payd.log" 2>&1 &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 for _ in $(seq 1 300); do
   curl -fsS -o /dev/null "http://127.0.0.1:$admin/readyz" 2>/dev/null && break
