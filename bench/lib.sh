@@ -11,7 +11,7 @@ BENCH_THREADS=${BENCH_THREADS:-2}
 declare -a BENCH_PIDS=()
 
 bench_cleanup() {
-  for pid in "${BENCH_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${BENCH_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null
   rm -rf "$BENCH_TMP"
 }

@@ -3,6 +3,7 @@
 #define PAYD_EDGE_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include <h2o.h>
@@ -17,6 +18,7 @@ struct pd_loop {
     int index;
     pthread_t tid;
     bool started;
+    sem_t ready;         /* posted by the loop thread once its h2o objects exist */
     _Atomic bool stop;   /* leave the loop now */
     _Atomic bool exited;
     bool drain_started;  /* loop thread only */

@@ -98,6 +98,39 @@ stop_listening(pd_loop_t *loop)
     }
 }
 
+/*
+ * Creates the loop's h2o objects on the loop thread itself: h2o sockets take their
+ * buffer allocator from the creating thread's thread-local prototype, so a socket
+ * made on another thread (the task queue's pipe, the listeners) would share that
+ * thread's recycling allocator with every loop, unlocked.
+ */
+static void
+loop_setup(pd_loop_t *l)
+{
+    pd_server_t *s = l->srv;
+    l->evloop = h2o_evloop_create();
+    h2o_context_init(&l->ctx, l->evloop, &s->gconf);
+    l->queue = h2o_multithread_create_queue(l->ctx.loop);
+    h2o_multithread_register_receiver(l->queue, &l->receiver, on_task);
+    l->api_accept.ctx = &l->ctx;
+    l->api_accept.hosts = s->api_hosts;
+    pthread_mutex_lock(&s->tls_mu);
+    SSL_CTX_up_ref(s->tls_ctx);
+    l->api_accept.ssl_ctx = s->tls_ctx;
+    pthread_mutex_unlock(&s->tls_mu);
+    l->tls_gen = 1;
+    l->api_sock = h2o_evloop_socket_create(l->evloop, l->api_fd, H2O_SOCKET_FLAG_DONT_READ);
+    l->api_sock->data = l;
+    h2o_socket_read_start(l->api_sock, on_accept);
+    if (l->admin_fd >= 0) {
+        l->admin_accept.ctx = &l->ctx;
+        l->admin_accept.hosts = s->admin_hosts;
+        l->admin_sock = h2o_evloop_socket_create(l->evloop, l->admin_fd, H2O_SOCKET_FLAG_DONT_READ);
+        l->admin_sock->data = l;
+        h2o_socket_read_start(l->admin_sock, on_accept);
+    }
+}
+
 static void *
 loop_main(void *arg)
 {
@@ -107,6 +140,8 @@ loop_main(void *arg)
 
     snprintf(name, sizeof(name), "payd-loop-%d", loop->index);
     pthread_setname_np(pthread_self(), name);
+    loop_setup(loop);
+    sem_post(&loop->ready);
     while (!atomic_load(&loop->stop)) {
         h2o_evloop_run(loop->evloop, 100);
         if (atomic_load(&s->draining) && !loop->drain_started) {
@@ -311,28 +346,11 @@ pd_server_start(pd_server_t *s)
     }
     for (int i = 0; i < s->nloops; i++) {
         pd_loop_t *l = &s->loops[i];
-        l->evloop = h2o_evloop_create();
-        h2o_context_init(&l->ctx, l->evloop, &s->gconf);
-        l->queue = h2o_multithread_create_queue(l->ctx.loop);
-        h2o_multithread_register_receiver(l->queue, &l->receiver, on_task);
-        l->api_accept.ctx = &l->ctx;
-        l->api_accept.hosts = s->api_hosts;
-        SSL_CTX_up_ref(s->tls_ctx);
-        l->api_accept.ssl_ctx = s->tls_ctx;
-        l->tls_gen = 1;
-        l->api_sock = h2o_evloop_socket_create(l->evloop, l->api_fd, H2O_SOCKET_FLAG_DONT_READ);
-        l->api_sock->data = l;
-        h2o_socket_read_start(l->api_sock, on_accept);
-        if (l->admin_fd >= 0) {
-            l->admin_accept.ctx = &l->ctx;
-            l->admin_accept.hosts = s->admin_hosts;
-            l->admin_sock = h2o_evloop_socket_create(l->evloop, l->admin_fd, H2O_SOCKET_FLAG_DONT_READ);
-            l->admin_sock->data = l;
-            h2o_socket_read_start(l->admin_sock, on_accept);
-        }
+        sem_init(&l->ready, 0, 0);
         if ((r = pthread_create(&l->tid, NULL, loop_main, l)) != 0)
             return -r;
         l->started = true;
+        sem_wait(&l->ready);
     }
     pd_log_info("listening", PD_LS("api", s->api->listen), PD_LI("api_port", s->api_port),
                 PD_LS("admin", admin_enabled(s) ? s->admin->listen : NULL), PD_LI("admin_port", s->admin_port),
@@ -399,6 +417,7 @@ pd_server_drain(pd_server_t *s)
         if (s->loops[i].started) {
             /* a loop still waiting on in-flight work wakes within its 100 ms poll */
             pthread_join(s->loops[i].tid, NULL);
+            sem_destroy(&s->loops[i].ready);
             s->loops[i].started = false;
         }
     }
