@@ -93,7 +93,15 @@ pd_api_register(pd_api_t *a, pd_router_t *rt, pd_server_t *srv)
 int
 pd_api_start(pd_api_t *a)
 {
-    int r = pd_relay_start(a);
+    uint8_t pepper[256];
+    size_t pl = 0;
+    int r = pd_vault_link_pepper(a->vault, pepper, sizeof(pepper), &pl);
+    if (r == 0)
+        r = pd_render_set_client_secret_key(pepper, pl);
+    OPENSSL_cleanse(pepper, sizeof(pepper));
+    if (r != 0)
+        return r;
+    r = pd_relay_start(a);
     if (r == 0)
         r = pd_recovery_start(a);
     a->workers_started = r == 0;

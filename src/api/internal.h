@@ -81,6 +81,8 @@ int pd_emit_raw(pd_db_t *tx, const char *merchant, bool livemode, const char *ty
 
 /* --- rendering (Stripe shapes) --- */
 void pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p);
+/* derives the key that makes client_secret values unguessable; called at start */
+int pd_render_set_client_secret_key(const uint8_t *pepper, size_t len) PD_WUR;
 void pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm);
 void pd_render_refund(pd_jw_t *w, const pd_refund_rec_t *f);
 void pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p);

@@ -1,8 +1,38 @@
 /* JSON renderings of the API objects, in Stripe's shapes. */
+#include <stdio.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "api/internal.h"
 #include "payd/pay.h"
+#include "payd/vault_crypto.h"
+
+/* key for client secrets: HMAC(pepper, label), set once at start before any request */
+static uint8_t client_secret_key[32];
+
+int
+pd_render_set_client_secret_key(const uint8_t *pepper, size_t len)
+{
+    static const char label[] = "payd payment_intent client_secret v1";
+    return pd_hmac_sha256(pepper, len, (const uint8_t *)label, sizeof(label) - 1, client_secret_key);
+}
+
+/* "<id>_secret_<24 base62 chars of HMAC(key, id)>": stable for an intent, not derivable from its id */
+static void
+client_secret(const char *id, char *out, size_t cap)
+{
+    static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    uint8_t mac[32];
+    char tail[25];
+    if (pd_hmac_sha256(client_secret_key, sizeof(client_secret_key), (const uint8_t *)id, strlen(id), mac) != 0)
+        memset(mac, 0, sizeof(mac));
+    for (size_t i = 0; i < 24; i++)
+        tail[i] = b62[mac[i] % 62];
+    tail[24] = '\0';
+    snprintf(out, cap, "%s_secret_%s", id, tail);
+    OPENSSL_cleanse(mac, sizeof(mac));
+}
 
 static void
 kopt(pd_jw_t *w, const char *k, const char *v)
@@ -41,7 +71,7 @@ pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p)
     kopt(w, "cancellation_reason", p->cancellation_reason);
     pd_jw_kstr(w, "capture_method", p->capture_method);
     char secret[PD_ID_MAX + 40];
-    snprintf(secret, sizeof(secret), "%s_secret_%.12s", p->id, p->id + 3);
+    client_secret(p->id, secret, sizeof(secret));
     pd_jw_kstr(w, "client_secret", secret);
     pd_jw_kstr(w, "confirmation_method", "automatic");
     pd_jw_kint(w, "created", p->created);

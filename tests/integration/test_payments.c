@@ -133,6 +133,13 @@ automatic_payment_succeeds_with_a_charge(void **state)
     assert_string_equal(jstr(j, "status"), "succeeded");
     assert_int_equal(jint(j, "amount_received"), 2000);
     assert_false(json_is_true(json_object_get(j, "livemode")));
+    /* the client secret extends the id with a part that cannot be derived from it */
+    const char *id = jstr(j, "id"), *cs = jstr(j, "client_secret");
+    char prefix[96];
+    snprintf(prefix, sizeof(prefix), "%s_secret_", id);
+    assert_int_equal(strncmp(cs, prefix, strlen(prefix)), 0);
+    assert_int_equal(strlen(cs + strlen(prefix)), 24);
+    assert_null(strstr(id, cs + strlen(prefix) + 12));
     char path[128];
     snprintf(path, sizeof(path), "/v1/charges/%s", jstr(j, "latest_charge"));
     assert_int_equal(api_call(&payd, "GET", path, NULL, &c), 200);
