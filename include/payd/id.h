@@ -1,6 +1,8 @@
 /*
- * Object identifiers: "<prefix>_" followed by PD_ID_RAND_LEN base62 characters from
- * the CSPRNG (e.g. pi_3MtwBwLkdIwHu7ix28a3tqPa). ~143 bits of randomness.
+ * Object identifiers: "<prefix>_", PD_ID_TIME_LEN base62 characters of the creation
+ * second (so ids sort by time and inserts stay on the last pages of each index),
+ * then PD_ID_RAND_LEN base62 characters from the CSPRNG (~143 bits of randomness),
+ * e.g. pi_1kQ3xZ3MtwBwLkdIwHu7ix28a3tqPa.
  */
 #ifndef PAYD_ID_H
 #define PAYD_ID_H
@@ -11,10 +13,11 @@
 #include "payd/buf.h"
 #include "payd/error.h"
 
+#define PD_ID_TIME_LEN 6 /* creation second, base62: ids sort by time */
 #define PD_ID_RAND_LEN 24
 #define PD_ID_MAX 48 /* longest id including NUL */
 
-/* Writes prefix "_" random into out. Returns PD_ERR_TOOBIG if cap is too small. */
+/* Writes prefix "_" time random into out. Returns PD_ERR_TOOBIG if cap is too small. */
 int pd_id_new(const char *prefix, char *out, size_t cap) PD_WUR;
 /* Fills out[0..n) with uniform base62 characters (no NUL added). */
 int pd_rand_base62(char *out, size_t n) PD_WUR;

@@ -1,4 +1,5 @@
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -48,14 +49,19 @@ int
 pd_id_new(const char *prefix, char *out, size_t cap)
 {
     size_t pl = strlen(prefix);
-    if (cap < pl + 1 + PD_ID_RAND_LEN + 1)
+    if (cap < pl + 1 + PD_ID_TIME_LEN + PD_ID_RAND_LEN + 1)
         return PD_ERR_TOOBIG;
     memcpy(out, prefix, pl);
     out[pl] = '_';
-    int r = pd_rand_base62(out + pl + 1, PD_ID_RAND_LEN);
+    /* the creation second, fixed-width base62 (the alphabet is in ASCII order), so
+     * ids sort by time and new rows land on the last pages of each index */
+    uint64_t t = (uint64_t)time(NULL);
+    for (size_t i = PD_ID_TIME_LEN; i-- > 0; t /= 62)
+        out[pl + 1 + i] = b62[t % 62];
+    int r = pd_rand_base62(out + pl + 1 + PD_ID_TIME_LEN, PD_ID_RAND_LEN);
     if (r != 0)
         return r;
-    out[pl + 1 + PD_ID_RAND_LEN] = '\0';
+    out[pl + 1 + PD_ID_TIME_LEN + PD_ID_RAND_LEN] = '\0';
     return 0;
 }
 

@@ -192,6 +192,8 @@ s_rollback_to(pd_db_t *db)
     return r != 0 ? r : s_exec(db, "RELEASE w", NULL, 0, NULL);
 }
 
+#define WAL_RESTART_FRAMES 16384 /* 64 MiB of 4 KiB pages */
+
 static void *
 checkpointer(void *arg)
 {
@@ -202,13 +204,21 @@ checkpointer(void *arg)
         sqlite3_close(c);
         return NULL;
     }
-    sqlite3_busy_timeout(c, 100);
+    sqlite3_busy_timeout(c, 20); /* bounds how long a RESTART may hold up the writer */
+    /* a connection learns that the database is in WAL mode on its first read;
+     * until then a checkpoint is a no-op that reports a log size of -1 */
+    (void)sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     while (!atomic_load(&d->ckpt_stop)) {
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
         int logsz = 0, done = 0;
         /* PASSIVE: copies what it can without blocking the writer or readers */
         (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
+        /* under constant reads the WAL is never rewound and grows without bound;
+         * past WAL_RESTART_FRAMES, RESTART waits (busy timeout) for the readers of
+         * old frames so the next commit writes from the start of the file again */
+        if (logsz >= WAL_RESTART_FRAMES && done == logsz)
+            (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_RESTART, &logsz, &done);
     }
     sqlite3_close(c);
     return NULL;
@@ -252,7 +262,7 @@ pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
     }
     sqlite3_busy_timeout(d->db, 10000);
     const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                                   "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-65536;"
+                                   "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-65536; PRAGMA journal_size_limit=67108864;"
                                  : "PRAGMA query_only=ON; PRAGMA cache_size=-16384;";
     if (s_simple(&d->super, pragmas) != 0) {
         s_close(&d->super);

@@ -277,6 +277,8 @@ pd_store_close(pd_store_t *s)
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
+        pd_log_info("store closed", PD_LI("batches", s->stats.batches), PD_LI("writes", s->stats.writes),
+                    PD_LI("max_batch", s->stats.max_batch));
     }
     if (s->writer != NULL)
         s->writer->ops->close(s->writer);

@@ -80,15 +80,18 @@ arena_respects_its_budget(void **state)
 }
 
 static void
-ids_have_prefix_and_24_base62_chars_and_differ(void **state)
+ids_have_prefix_time_and_24_random_base62_chars(void **state)
 {
     (void)state;
     char a[PD_ID_MAX], b[PD_ID_MAX];
     assert_int_equal(pd_id_new("pi", a, sizeof(a)), 0);
     assert_int_equal(pd_id_new("pi", b, sizeof(b)), 0);
-    assert_int_equal(strlen(a), 3 + PD_ID_RAND_LEN);
+    assert_int_equal(strlen(a), 3 + PD_ID_TIME_LEN + PD_ID_RAND_LEN);
     assert_memory_equal(a, "pi_", 3);
     assert_string_not_equal(a, b);
+    /* the time part sorts: an id made later never sorts before an earlier one */
+    assert_true(memcmp(a + 3, b + 3, PD_ID_TIME_LEN) <= 0);
+    assert_memory_not_equal(a + 3 + PD_ID_TIME_LEN, b + 3 + PD_ID_TIME_LEN, PD_ID_RAND_LEN);
     assert_true(pd_id_valid(pd_view_cstr(a), "pi"));
     assert_false(pd_id_valid(pd_view_cstr(a), "pm"));
     assert_false(pd_id_valid(PD_VIEW_LIT("pi_abc$defgh"), "pi"));
@@ -105,7 +108,7 @@ main(void)
         cmocka_unit_test(buf_printf_appends_and_respects_the_limit),
         cmocka_unit_test(view_to_i64_accepts_only_whole_decimal_numbers),
         cmocka_unit_test(arena_respects_its_budget),
-        cmocka_unit_test(ids_have_prefix_and_24_base62_chars_and_differ),
+        cmocka_unit_test(ids_have_prefix_time_and_24_random_base62_chars),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
