@@ -106,6 +106,9 @@ void pd_resp_json(pd_req_t *r, int status, pd_view_t body);
  * code and param may be NULL (omitted). extra_json, if not NULL, is a string of
  * additional members appended inside "error" (e.g. "\"decline_code\":\"...\"").
  */
+/* Request headers in arrival order; names are lower-case. */
+size_t pd_req_nheaders(const pd_req_t *r);
+bool pd_req_header_at(const pd_req_t *r, size_t i, pd_view_t *name, pd_view_t *value);
 void pd_resp_error_x(pd_req_t *r, int status, const char *type, const char *code, const char *message,
                      const char *param, const char *extra_json);
 static inline void

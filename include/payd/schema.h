@@ -57,5 +57,7 @@ typedef struct {
 
 /* Checks every parameter against the schema. Returns 0 or PD_ERR_INVALID with err filled. */
 int pd_schema_check(const pd_schema_t *s, const pd_params_t *p, pd_schema_error_t *err) PD_WUR;
+/* The field a parameter key belongs to, or NULL. */
+const pd_field_t *pd_schema_field(const pd_schema_t *s, pd_view_t key);
 
 #endif

@@ -19,6 +19,7 @@
 #include "payd/log.h"
 #include "payd/service.h"
 #include "payd/vault_spawn.h"
+#include "payd/waf.h"
 
 extern char **environ;
 
@@ -31,6 +32,8 @@ typedef struct {
     pd_store_config_t store;
     pd_processor_config_t processor;
     pd_api_config_t payments;
+    pd_waf_config_t waf_cfg;
+    pd_waf_t *waf;
     pd_vault_link_t vault_link;
     pd_store_t *db;
     pd_processor_t *simulator;
@@ -85,7 +88,8 @@ register_config(app_t *app)
         (r = pd_vault_config_register(app->cfg, &app->vault)) != 0 ||
         (r = pd_store_config_register(app->cfg, &app->store)) != 0 ||
         (r = pd_processor_config_register(app->cfg, &app->processor)) != 0 ||
-        (r = pd_api_config_register(app->cfg, &app->payments)) != 0) {
+        (r = pd_api_config_register(app->cfg, &app->payments)) != 0 ||
+        (r = pd_waf_config_register(app->cfg, &app->waf_cfg)) != 0) {
         fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
         return r;
     }
@@ -289,8 +293,16 @@ vault_ready(void *arg, char *why, size_t cap)
 static int
 start_services(app_t *app, pd_router_t *router)
 {
-    char sim_db[4200];
+    char sim_db[4200], err[512];
     int r;
+    if ((r = pd_waf_new(&app->waf, &app->waf_cfg, err, sizeof(err))) != 0) {
+        pd_log_error("cannot load the WAF rules", PD_LS("reason", err));
+        return r;
+    }
+    pd_log_info("waf ready", PD_LS("mode", app->waf_cfg.mode == PD_WAF_BLOCK ? "block" : app->waf_cfg.mode == PD_WAF_DETECT ? "detect" : "off"),
+                PD_LI("rules", (int64_t)pd_waf_rule_count(app->waf)), PD_LI("paranoia", app->waf_cfg.paranoia));
+    if ((r = pd_server_add_filter(g_server, PD_STAGE_PARSED, pd_waf_filter, app->waf)) != 0)
+        return r;
     if ((r = pd_store_open(&app->db, &app->store, app->svc.data_dir)) != 0) {
         pd_log_error("cannot open the store", PD_LERR(r));
         return r;
@@ -326,6 +338,8 @@ stop_services(app_t *app)
     app->simulator = NULL;
     pd_store_close(app->db);
     app->db = NULL;
+    pd_waf_free(app->waf);
+    app->waf = NULL;
 }
 
 static int
@@ -415,6 +429,12 @@ main(int argc, char **argv)
             goto out;
         }
         SSL_CTX_free(ctx);
+        pd_waf_t *waf = NULL;
+        if (pd_waf_new(&waf, &app.waf_cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "payd: configuration error:\n[waf] %s\n", err);
+            goto out;
+        }
+        pd_waf_free(waf);
         printf("configuration ok\n");
         rc = 0;
         goto out;

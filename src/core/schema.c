@@ -230,3 +230,13 @@ pd_schema_check(const pd_schema_t *s, const pd_params_t *p, pd_schema_error_t *e
     }
     return 0;
 }
+
+const pd_field_t *
+pd_schema_field(const pd_schema_t *s, pd_view_t key)
+{
+    pd_view_t sub = PD_VIEW_NULL;
+    for (size_t fi = 0; s != NULL && fi < s->n; fi++)
+        if (matches(&s->fields[fi], key, &sub))
+            return &s->fields[fi];
+    return NULL;
+}

@@ -82,6 +82,23 @@ pd_req_header(pd_req_t *r, const char *lname)
     return pd_view(v.base, v.len);
 }
 
+size_t
+pd_req_nheaders(const pd_req_t *r)
+{
+    return r->h2o != NULL ? r->h2o->headers.size : 0;
+}
+
+bool
+pd_req_header_at(const pd_req_t *r, size_t i, pd_view_t *name, pd_view_t *value)
+{
+    if (r->h2o == NULL || i >= r->h2o->headers.size)
+        return false;
+    const h2o_header_t *h = &r->h2o->headers.entries[i];
+    *name = pd_view(h->name->base, h->name->len);
+    *value = pd_view(h->value.base, h->value.len);
+    return true;
+}
+
 pd_view_t
 pd_req_param(pd_req_t *r, const char *name)
 {

@@ -1,0 +1,200 @@
+/*
+ * The WAF in the request pipeline (PD_STAGE_PARSED): every parameter name and
+ * value, the path, and every header value but the structural ones are scanned; a
+ * request reaching the threshold is refused with 403 request_blocked. Logs name the
+ * rules, family and location, never the value (it could hold cardholder data).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payd/log.h"
+#include "payd/schema.h"
+#include "waf/internal.h"
+
+static const char *const modes[] = {"block", "detect", "off", NULL};
+
+#define C(f) offsetof(pd_waf_config_t, f)
+static const pd_config_key_t keys[] = {
+    {"mode", PD_CT_ENUM, C(mode), "block", .choices = modes,
+     .help = "block: refuse with 403; detect: log only; off: do not scan"},
+    {"paranoia", PD_CT_INT, C(paranoia), "1", 1, 4, .help = "load rules up to this paranoia level"},
+    {"threshold", PD_CT_INT, C(threshold), "5", 1, 1000, .help = "anomaly score at which a request is blocked"},
+    {"rules_file", PD_CT_STR, C(rules_file), "", .help = "extra rules in the payd rule format (docs/waf.md)"},
+    {"route_modes", PD_CT_STR, C(route_modes), "",
+     .help = "per-route modes, e.g. \"POST /v1/tokens=detect, GET /v1/events=off\""},
+};
+#undef C
+
+int
+pd_waf_config_register(pd_config_t *cfg, pd_waf_config_t *c)
+{
+    return pd_config_add(cfg, "waf", keys, sizeof(keys) / sizeof(keys[0]), c);
+}
+
+/* the mode for this request: a route_modes entry "METHOD /template=mode", else the default */
+static pd_waf_mode_t
+route_mode(const pd_waf_config_t *cfg, const pd_req_t *r)
+{
+    const char *p = cfg->route_modes;
+    if (p == NULL || p[0] == '\0' || r->route == NULL)
+        return (pd_waf_mode_t)cfg->mode;
+    size_t tl = strlen(r->route->pattern);
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p + strcspn(p, ",");
+        const char *sp = memchr(p, ' ', (size_t)(e - p)), *eq = memchr(p, '=', (size_t)(e - p));
+        if (sp != NULL && eq != NULL && sp < eq && (size_t)(sp - p) == r->method.len &&
+            memcmp(p, r->method.p, r->method.len) == 0 && (size_t)(eq - sp - 1) == tl &&
+            memcmp(sp + 1, r->route->pattern, tl) == 0) {
+            for (int m = 0; modes[m] != NULL; m++)
+                if ((size_t)(e - eq - 1) == strlen(modes[m]) && memcmp(eq + 1, modes[m], strlen(modes[m])) == 0)
+                    return (pd_waf_mode_t)m;
+        }
+        p = e;
+    }
+    return (pd_waf_mode_t)cfg->mode;
+}
+
+/* validates route_modes at start so a typo stops payd instead of silently scanning */
+int
+pd_waf_check_route_modes(const char *s, char *err, size_t errcap)
+{
+    const char *p = s;
+    while (p != NULL && *p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *e = p + strcspn(p, ",");
+        const char *sp = memchr(p, ' ', (size_t)(e - p)), *eq = memchr(p, '=', (size_t)(e - p));
+        bool ok = sp != NULL && eq != NULL && sp < eq && sp[1] == '/';
+        if (ok) {
+            ok = false;
+            for (int m = 0; modes[m] != NULL; m++)
+                ok |= (size_t)(e - eq - 1) == strlen(modes[m]) && memcmp(eq + 1, modes[m], strlen(modes[m])) == 0;
+        }
+        if (!ok) {
+            snprintf(err, errcap, "[waf] route_modes: \"%.*s\" is not METHOD /route/template=block|detect|off",
+                     (int)(e - p), p);
+            return PD_ERR_CONFIG;
+        }
+        p = e;
+    }
+    return 0;
+}
+
+/* headers that carry framing or credentials, not content an attacker controls freely */
+static bool
+structural(pd_view_t name)
+{
+    static const char *const skip[] = {"host", "content-length", "content-type", "authorization", "connection",
+                                       "transfer-encoding", "te", "accept-encoding", ":authority", NULL};
+    for (int i = 0; skip[i] != NULL; i++)
+        if (name.len == strlen(skip[i]) && memcmp(name.p, skip[i], name.len) == 0)
+            return true;
+    return false;
+}
+
+/* Values the positive model (the route's schema) already confines to a closed form:
+ * numbers, booleans, enums, ids, currencies, digits, and http(s) URLs without spaces
+ * (webhook URLs, which also pass the SSRF check). Only free text is scanned. */
+static bool
+closed_type(const pd_req_t *r, pd_view_t key)
+{
+    const pd_field_t *f = r->route != NULL ? pd_schema_field(r->route->schema, key) : NULL;
+    if (f == NULL)
+        return false;
+    switch (f->type) {
+    case PD_FT_INT:
+    case PD_FT_BOOL:
+    case PD_FT_ENUM:
+    case PD_FT_ID:
+    case PD_FT_CURRENCY:
+    case PD_FT_DIGITS:
+    case PD_FT_URL: return true;
+    default: return false;
+    }
+}
+
+typedef struct {
+    const char *action; /* "pass", "log", "block" */
+    pd_waf_verdict_t v;
+} waf_state_t;
+
+const char *
+pd_waf_req_summary(const pd_req_t *r, char *ids, size_t cap)
+{
+    const waf_state_t *st = r->ext;
+    if (cap > 0)
+        ids[0] = '\0';
+    if (st == NULL)
+        return "off";
+    size_t used = 0;
+    for (size_t i = 0; i < st->v.nhits && i < PD_WAF_MAX_HITS && used < cap; i++)
+        used += (size_t)snprintf(ids + used, cap - used, "%s%u", i ? "," : "", st->v.ids[i]);
+    return st->action;
+}
+
+static int
+scan(pd_waf_t *w, pd_waf_target_t t, const char *kind, pd_view_t what, pd_view_t value, pd_waf_verdict_t *v)
+{
+    char loc[64];
+    snprintf(loc, sizeof(loc), "%s:%.*s", kind, (int)(what.len > 48 ? 48 : what.len), (const char *)what.p);
+    return pd_waf_scan(w, t, loc, value.p, value.len, v);
+}
+
+int
+pd_waf_filter(pd_req_t *r, void *arg)
+{
+    pd_waf_t *w = arg;
+    const pd_waf_config_t *cfg = pd_waf_config(w);
+    pd_waf_mode_t mode = route_mode(cfg, r);
+    if (mode == PD_WAF_OFF)
+        return 0;
+    waf_state_t *st = pd_arena_calloc(&r->arena, sizeof(*st));
+    if (st == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return 1;
+    }
+    r->ext = st;
+    pd_waf_verdict_t *v = &st->v;
+    int rc = scan(w, PD_WT_ARGS, "path", PD_VIEW_LIT("path"), r->path, v);
+    for (size_t i = 0; rc == 0 && i < r->params.n; i++) {
+        const pd_param_t *p = &r->params.v[i];
+        if ((rc = scan(w, PD_WT_ARGS, "param-name", p->key, p->key, v)) == 0 && !closed_type(r, p->key))
+            rc = scan(w, PD_WT_ARGS, "param", p->key, p->value, v);
+    }
+    pd_view_t name, value;
+    for (size_t i = 0; rc == 0 && pd_req_header_at(r, i, &name, &value); i++) {
+        if ((rc = scan(w, PD_WT_HNAME, "header-name", name, name, v)) != 0 || structural(name))
+            continue;
+        bool ua = name.len == 10 && memcmp(name.p, "user-agent", 10) == 0;
+        rc = scan(w, ua ? PD_WT_UA : PD_WT_HEADERS, "header", name, value, v);
+    }
+    if (rc != 0) {
+        /* fail closed: a scan that cannot run does not let the request through */
+        pd_log_error("waf: scan failed", PD_LS("request_id", r->id), PD_LERR(rc));
+        pd_resp_error(r, 503, "api_error", "waf_unavailable", "The request could not be inspected. Retry later.", NULL);
+        return 1;
+    }
+    if (v->score < cfg->threshold) {
+        st->action = "pass";
+        return 0;
+    }
+    char ids[96];
+    st->action = mode == PD_WAF_BLOCK ? "block" : "log";
+    (void)pd_waf_req_summary(r, ids, sizeof(ids));
+    pd_log_warn(mode == PD_WAF_BLOCK ? "waf: request blocked" : "waf: request matched (detect mode)",
+                PD_LS("request_id", r->id), PD_LS("rules", ids), PD_LS("family", v->family),
+                PD_LS("location", v->location), PD_LI("score", v->score), PD_LS("peer", r->peer),
+                PD_LS("route", r->route != NULL ? r->route->pattern : ""));
+    if (mode != PD_WAF_BLOCK)
+        return 0;
+    pd_resp_error(r, 403, "invalid_request_error", "request_blocked",
+                  "This request was blocked by the web application firewall. Contact support with the request id "
+                  "if you believe this is a mistake.",
+                  NULL);
+    return 1;
+}
