@@ -5,8 +5,10 @@
  * Pipeline per request:
  *   limits (431/413/415) -> route match (404/405)
  *   -> PD_STAGE_EARLY filters (WAF protocol + rate rules, authentication, usage plans)
- *   -> parameter decoding (400) -> the route's schema, i.e. the positive model (400)
- *   -> PD_STAGE_PARSED filters (WAF signatures over decoded values)
+ *   -> parameter decoding (400)
+ *   -> PD_STAGE_PARSED filters (WAF signatures over decoded values: an attack is
+ *      answered 403 with its rule ids even when the schema would also refuse it)
+ *   -> the route's schema, i.e. the positive model (400)
  *   -> the route's handler.
  * Filters run in the order added within a stage; a filter that responds stops the chain.
  */

@@ -287,7 +287,6 @@ parse_params(pd_req_t *r)
 {
     pd_params_t q = {0}, b = {0};
     pd_params_error_t pe;
-    pd_schema_error_t se;
 
     if (r->query.len > 0 && pd_params_parse_form(&r->arena, r->query, &q, &pe) != 0)
         goto bad;
@@ -319,6 +318,17 @@ parse_params(pd_req_t *r)
         memcpy(r->params.v, q.v, q.n * sizeof(pd_param_t));
     if (b.n)
         memcpy(r->params.v + q.n, b.v, b.n * sizeof(pd_param_t));
+    return 0;
+bad:
+    pd_resp_error(r, 400, "invalid_request_error", "parameter_invalid", pe.message, pe.param[0] ? pe.param : NULL);
+    return -1;
+}
+
+/* the positive model: every parameter must be one the route declares, in its form */
+static int
+check_schema(pd_req_t *r)
+{
+    pd_schema_error_t se;
     if (r->route->schema != NULL) {
         if (pd_schema_check(r->route->schema, &r->params, &se) != 0) {
             pd_resp_error(r, 400, "invalid_request_error", se.code, se.message, se.param[0] ? se.param : NULL);
@@ -330,9 +340,6 @@ parse_params(pd_req_t *r)
         return -1;
     }
     return 0;
-bad:
-    pd_resp_error(r, 400, "invalid_request_error", "parameter_invalid", pe.message, pe.param[0] ? pe.param : NULL);
-    return -1;
 }
 
 static void
@@ -391,6 +398,8 @@ route_request(pd_req_t *r)
     for (size_t i = 0; i < s->nfilters[PD_STAGE_PARSED]; i++)
         if (s->filters[PD_STAGE_PARSED][i].fn(r, s->filters[PD_STAGE_PARSED][i].arg) != 0)
             return;
+    if (check_schema(r) != 0)
+        return;
     route->handler(r);
     if (!r->responded && r->holds == 0) {
         pd_log_error("BUG: handler returned without responding", PD_LS("route", route->pattern));
