@@ -19,6 +19,9 @@ typedef struct {
     int64_t rate_per_s;        /* usage plan defaults per API key */
     int64_t burst;
     int64_t monthly_quota;
+    int64_t auth_fail_limit;     /* failed authentications from one address ... */
+    int64_t auth_fail_window_ms; /* ... within this window ... */
+    int64_t auth_lockout_ms;     /* ... lock it out for this long */
     int64_t idempotency_ttl_ms;
     int64_t recovery_after_ms; /* a charge still processing after this is resolved by the recovery worker */
     int64_t webhook_timeout_ms;

@@ -39,6 +39,11 @@ typedef struct {
     int64_t threshold;   /* anomaly score that blocks */
     char *rules_file;    /* extra operator rules (empty: built-in rules only) */
     char *route_modes;   /* "POST /v1/tokens=detect, GET /v1/events=off" */
+    int64_t ip_rate_limit;     /* requests per client address ... */
+    int64_t ip_rate_window_ms; /* ... in this sliding window, then 403 */
+    char *trusted_proxies;     /* CIDRs whose X-Forwarded-For is believed */
+    char *allow;               /* CIDRs never rate-limited */
+    char *deny;                /* CIDRs always refused */
 } pd_waf_config_t;
 
 int pd_waf_config_register(pd_config_t *cfg, pd_waf_config_t *c) PD_WUR;
@@ -93,6 +98,12 @@ int pd_waf_scan(pd_waf_t *w, pd_waf_target_t target, const char *location, const
  * header values; blocks with 403 request_blocked when the score reaches the
  * threshold. Records its verdict for the access log (pd_waf_req_summary). */
 int pd_waf_filter(pd_req_t *r, void *arg);
+/* The per-client-address rules (PD_STAGE_EARLY): denylist, allowlist, rate rule. */
+typedef struct pd_waf_ip pd_waf_ip_t;
+int pd_waf_ip_new(pd_waf_ip_t **out, const pd_waf_config_t *cfg, char *err, size_t errcap) PD_WUR;
+void pd_waf_ip_free(pd_waf_ip_t *ip);
+int pd_waf_ip_filter(pd_req_t *r, void *arg);
+
 /* For the access log: "pass", "log" or "block" and the rule ids ("942100,942190"). */
 const char *pd_waf_req_summary(const pd_req_t *r, char *ids, size_t cap);
 

@@ -18,6 +18,12 @@ static const pd_config_key_t keys[] = {
     {"burst", PD_CT_INT, C(burst), "2000", 1, 10000000, .help = "usage plan: burst per API key"},
     {"monthly_quota", PD_CT_INT, C(monthly_quota), "1000000", 1, INT64_MAX,
      .help = "usage plan: requests per calendar month per API key"},
+    {"auth_fail_limit", PD_CT_INT, C(auth_fail_limit), "10", 1, 1000000,
+     .help = "failed authentications from one address within auth_fail_window_ms that lock it out"},
+    {"auth_fail_window_ms", PD_CT_MS, C(auth_fail_window_ms), "5m", 1000, 86400000,
+     .help = "window for counting failed authentications"},
+    {"auth_lockout_ms", PD_CT_MS, C(auth_lockout_ms), "30m", 1000, 7 * 86400000LL,
+     .help = "how long an address is locked out (429) after too many failed authentications"},
     {"idempotency_ttl_ms", PD_CT_MS, C(idempotency_ttl_ms), "24h", 3600000, 30LL * 86400000,
      .help = "how long idempotency keys and their responses are kept"},
     {"recovery_after_ms", PD_CT_MS, C(recovery_after_ms), "60s", 1000, 86400000,
@@ -76,6 +82,10 @@ pd_api_new(pd_api_t **out, const pd_api_deps_t *deps)
     snprintf(a->data_dir, sizeof(a->data_dir), "%s", deps->data_dir);
     pthread_mutex_init(&a->kick_mu, NULL);
     pthread_cond_init(&a->kick_cv, NULL);
+    if (pd_cache_new_memory(&a->limits, 1000000) != 0) {
+        free(a);
+        return PD_ERR_NOMEM;
+    }
     *out = a;
     return 0;
 }
@@ -128,6 +138,7 @@ pd_api_free(pd_api_t *a)
     pd_api_stop(a);
     pthread_mutex_destroy(&a->kick_mu);
     pthread_cond_destroy(&a->kick_cv);
+    pd_cache_free(a->limits);
     free(a);
 }
 

@@ -200,6 +200,13 @@ mask(const char *key, char *out, size_t cap)
     snprintf(out, cap, "%.8s%s%s", key, n > 12 ? "****" : "", n > 12 ? key + n - 4 : "");
 }
 
+static int
+auth_failed(pd_api_t *api, pd_req_t *r, const char *msg)
+{
+    pd_limits_auth_failed(api, r);
+    return unauthorized(r, msg);
+}
+
 int
 pd_auth_filter(pd_req_t *r, void *arg)
 {
@@ -211,12 +218,14 @@ pd_auth_filter(pd_req_t *r, void *arg)
 
     if (r->route == NULL || (r->route->flags & PD_ROUTE_PUBLIC) || r->listener != PD_L_API)
         return 0;
+    if (pd_limits_locked(api, r))
+        return 1;
     pd_view_t h = pd_req_header(r, "authorization");
     if (h.p == NULL)
-        return unauthorized(r, "You did not provide an API key. You need to provide your API key in the Authorization "
+        return auth_failed(api, r, "You did not provide an API key. You need to provide your API key in the Authorization "
                                "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').");
     if (!key_from_header(h, key, sizeof(key)) || strlen(key) < PD_KEY_PREFIX_LEN + 8)
-        return unauthorized(r, "Invalid API Key provided: the Authorization header must be 'Bearer <key>'.");
+        return auth_failed(api, r, "Invalid API Key provided: the Authorization header must be 'Bearer <key>'.");
     mask(key, masked, sizeof(masked));
     char prefix[PD_KEY_PREFIX_LEN + 1];
     memcpy(prefix, key, PD_KEY_PREFIX_LEN);
@@ -232,16 +241,16 @@ pd_auth_filter(pd_req_t *r, void *arg)
             pd_resp_error(r, 500, "api_error", NULL, "Cannot check the API key.", NULL);
             return 1;
         }
-        return unauthorized(r, msg);
+        return auth_failed(api, r, msg);
     }
     OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(pepper, sizeof(pepper));
     int64_t now = pd_unix_now();
     if (rec.revoked_at != 0 && rec.revoked_at <= now)
-        return unauthorized(r, msg);
+        return auth_failed(api, r, msg);
     if (rec.expires_at != 0 && rec.expires_at <= now) {
         snprintf(msg, sizeof(msg), "Expired API Key provided: %s", masked);
-        return unauthorized(r, msg);
+        return auth_failed(api, r, msg);
     }
     bool write = !pd_view_eq_cstr(r->method, "GET") && !pd_view_eq_cstr(r->method, "HEAD");
     if (strcmp(rec.kind, "publishable") == 0) {
@@ -276,5 +285,5 @@ pd_auth_filter(pd_req_t *r, void *arg)
     a->burst = rec.burst ? rec.burst : api->cfg->burst;
     a->monthly_quota = rec.monthly_quota ? rec.monthly_quota : api->cfg->monthly_quota;
     r->auth = a;
-    return 0;
+    return pd_limits_plan(api, r, a);
 }

@@ -7,6 +7,7 @@
 
 #include "payd/api.h"
 #include "payd/auth.h"
+#include "payd/cache.h"
 #include "payd/http.h"
 #include "payd/json.h"
 #include "payd/records.h"
@@ -28,9 +29,15 @@ struct pd_api {
     pthread_mutex_t kick_mu;
     pthread_cond_t kick_cv;
     bool kicked;
+    pd_cache_t *limits; /* usage plans, auth failures, lockouts */
 };
 
 pd_api_t *pd_api_of(pd_req_t *r);
+
+/* limits.c: each returns 1 after answering 429, else 0 */
+int pd_limits_locked(pd_api_t *api, pd_req_t *r);
+void pd_limits_auth_failed(pd_api_t *api, pd_req_t *r);
+int pd_limits_plan(pd_api_t *api, pd_req_t *r, const pd_auth_t *a);
 /* wakes the outbox relay (new events committed) */
 void pd_api_kick(pd_api_t *a);
 

@@ -34,6 +34,7 @@ typedef struct {
     pd_api_config_t payments;
     pd_waf_config_t waf_cfg;
     pd_waf_t *waf;
+    pd_waf_ip_t *waf_ip;
     pd_vault_link_t vault_link;
     pd_store_t *db;
     pd_processor_t *simulator;
@@ -301,7 +302,13 @@ start_services(app_t *app, pd_router_t *router)
     }
     pd_log_info("waf ready", PD_LS("mode", app->waf_cfg.mode == PD_WAF_BLOCK ? "block" : app->waf_cfg.mode == PD_WAF_DETECT ? "detect" : "off"),
                 PD_LI("rules", (int64_t)pd_waf_rule_count(app->waf)), PD_LI("paranoia", app->waf_cfg.paranoia));
-    if ((r = pd_server_add_filter(g_server, PD_STAGE_PARSED, pd_waf_filter, app->waf)) != 0)
+    if ((r = pd_waf_ip_new(&app->waf_ip, &app->waf_cfg, err, sizeof(err))) != 0) {
+        pd_log_error("bad WAF address rules", PD_LS("reason", err));
+        return r;
+    }
+    /* the address rules run first, before authentication and its lookups */
+    if ((r = pd_server_add_filter(g_server, PD_STAGE_EARLY, pd_waf_ip_filter, app->waf_ip)) != 0 ||
+        (r = pd_server_add_filter(g_server, PD_STAGE_PARSED, pd_waf_filter, app->waf)) != 0)
         return r;
     if ((r = pd_store_open(&app->db, &app->store, app->svc.data_dir)) != 0) {
         pd_log_error("cannot open the store", PD_LERR(r));
@@ -340,6 +347,8 @@ stop_services(app_t *app)
     app->db = NULL;
     pd_waf_free(app->waf);
     app->waf = NULL;
+    pd_waf_ip_free(app->waf_ip);
+    app->waf_ip = NULL;
 }
 
 static int

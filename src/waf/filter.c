@@ -23,6 +23,13 @@ static const pd_config_key_t keys[] = {
     {"rules_file", PD_CT_STR, C(rules_file), "", .help = "extra rules in the payd rule format (docs/waf.md)"},
     {"route_modes", PD_CT_STR, C(route_modes), "",
      .help = "per-route modes, e.g. \"POST /v1/tokens=detect, GET /v1/events=off\""},
+    {"ip_rate_limit", PD_CT_INT, C(ip_rate_limit), "2000", 1, 100000000,
+     .help = "requests per client address within ip_rate_window_ms; more are refused with 403"},
+    {"ip_rate_window_ms", PD_CT_MS, C(ip_rate_window_ms), "5m", 1000, 86400000, .help = "window of the rate rule"},
+    {"trusted_proxies", PD_CT_STR, C(trusted_proxies), "",
+     .help = "CIDRs of proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)"},
+    {"allow", PD_CT_STR, C(allow), "", .help = "CIDRs exempt from the rate rule"},
+    {"deny", PD_CT_STR, C(deny), "", .help = "CIDRs always refused with 403"},
 };
 #undef C
 

@@ -2,6 +2,7 @@
 #ifndef PAYD_WAF_INTERNAL_H
 #define PAYD_WAF_INTERNAL_H
 
+#include "payd/cache.h"
 #include "payd/waf.h"
 
 /* rules/payd.rules, embedded at build time (embed_rules.cmake) */

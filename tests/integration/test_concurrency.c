@@ -50,7 +50,7 @@ static void
 async_requests_on_two_loops(void **state)
 {
     (void)state;
-    const char *args[] = {"--set", "api.threads=2", NULL};
+    const char *args[] = {"--set", "api.threads=2", "--set", "waf.ip_rate_limit=1000000", NULL};
     pd_h_opts_t o = {.args = args};
     assert_int_equal(pd_h_start(&payd, &o), 0);
     api_load_credentials(&payd);

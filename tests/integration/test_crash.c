@@ -86,7 +86,7 @@ acknowledged_payments_survive_kill_9(void **state)
 {
     (void)state;
     pd_h_payd_t p;
-    const char *args[] = {"--set", "payments.recovery_after_ms=1s", NULL};
+    const char *args[] = {"--set", "payments.recovery_after_ms=1s", "--set", "waf.ip_rate_limit=1000000", NULL};
     pd_h_opts_t o = {.args = args};
     assert_int_equal(pd_h_start(&p, &o), 0);
     api_load_credentials(&p);
