@@ -64,6 +64,23 @@ int pd_server_add_probe(pd_server_t *s, const char *name, pd_ready_fn fn, void *
 typedef void (*pd_finish_fn)(pd_req_t *r, void *arg);
 int pd_server_on_finish(pd_server_t *s, pd_finish_fn fn, void *arg) PD_WUR;
 
+/* A connection as the flow log sees it, when it closes. Strings live until the callback returns. */
+typedef struct {
+    pd_listener_kind_t listener;
+    const char *peer;          /* client address */
+    uint16_t peer_port, local_port;
+    const char *tls_version;   /* "TLSv1.3"; NULL when no TLS session was established */
+    const char *tls_cipher;
+    const char *client_cn;     /* subject CN of a verified client certificate (mTLS), else NULL */
+    uint64_t bytes_in, bytes_out; /* TLS: bytes on the wire (records); plain HTTP (admin): bytes_out only */
+    bool bytes_in_known;
+    uint64_t duration_ms;
+    const char *reject_reason; /* NULL when the connection was accepted */
+} pd_conn_info_t;
+typedef void (*pd_conn_fn)(const pd_conn_info_t *c, void *arg);
+/* Called on the loop thread when a connection closes. One callback; set before start. */
+void pd_server_on_conn_close(pd_server_t *s, pd_conn_fn fn, void *arg);
+
 /* Binds the listeners (refusing a public admin address unless allowed), loads TLS,
  * starts the loops. Errors are logged with the reason. */
 int pd_server_start(pd_server_t *s) PD_WUR;

@@ -79,7 +79,12 @@ struct pd_req {
     uint64_t start_ns;
     int http_version;   /* 0x0101, 0x0200 */
     void *auth;         /* set by the authentication filter */
-    void *ext;          /* per-request state of later filters (WAF) */
+    const char *caller; /* who is calling, safe to log (an API key's id); set by authentication */
+    char trace_id[33];  /* W3C trace id: the client's (traceparent) or a new one */
+    char span_id[17];   /* this request's span, sent back in traceparent */
+    uint8_t trace_flags;
+    const char *waf_action; /* set by the WAF for the access log: "pass", "log", "block"; NULL: not inspected */
+    char waf_rules[96];     /* what the WAF matched: rule ids "942100,942190", or "denylist", "rate-rule" */
     /* response bookkeeping */
     int status;
     size_t resp_bytes;
@@ -119,6 +124,12 @@ pd_resp_error(pd_req_t *r, int status, const char *type, const char *code, const
 /* 400 invalid_request_error with a parameter. */
 void pd_resp_invalid(pd_req_t *r, const char *code, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* --- trace context (W3C traceparent) --- */
+/* Parses a traceparent value; on success writes the 32 hex digit trace id and the flags. */
+bool pd_trace_parse(pd_view_t v, char trace_id[33], uint8_t *flags);
+/* Continues the trace of a valid traceparent (or starts one) and picks r's span id. */
+int pd_trace_start(pd_req_t *r, pd_view_t traceparent) PD_WUR;
 
 /* --- cross-thread completion --- */
 typedef struct pd_task pd_task_t;

@@ -21,6 +21,9 @@
 int pd_id_new(const char *prefix, char *out, size_t cap) PD_WUR;
 /* Fills out[0..n) with uniform base62 characters (no NUL added). */
 int pd_rand_base62(char *out, size_t n) PD_WUR;
+/* Random bytes for public identifiers (trace ids), from the same pooled CSPRNG
+ * output as ids. Never for keys or secrets. */
+int pd_rand_public(uint8_t *out, size_t n) PD_WUR;
 /* True when v looks like an id with this prefix: prefix "_" [0-9A-Za-z]{8,64}. */
 bool pd_id_valid(pd_view_t v, const char *prefix);
 

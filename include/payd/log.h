@@ -57,12 +57,16 @@ int pd_log_level_parse(const char *s, pd_log_level_t *out) PD_WUR;
 const char *pd_log_level_name(pd_log_level_t l);
 
 /*
- * A log destination: stderr (path NULL) or an append-only file that can be reopened
- * (after logrotate, on SIGUSR1) and rotated by size (max_bytes > 0: path -> path.1 ... path.keep).
+ * A log destination: stderr (path NULL, "stderr" or "-"), stdout ("stdout") or an
+ * append-only file that can be reopened (after logrotate, on SIGUSR1) and rotated by
+ * size (max_bytes > 0) or age (pd_log_sink_set_max_age): path -> path.1 ... path.keep,
+ * the oldest dropped.
  */
 typedef struct pd_log_sink pd_log_sink_t;
 int pd_log_sink_open(pd_log_sink_t **out, const char *path, uint64_t max_bytes, unsigned keep) PD_WUR;
 void pd_log_sink_free(pd_log_sink_t *s);
+/* Rotate a file once it has been written to for max_age_ms (0: never). Call before use. */
+void pd_log_sink_set_max_age(pd_log_sink_t *s, uint64_t max_age_ms);
 int pd_log_sink_reopen(pd_log_sink_t *s) PD_WUR;
 /* Writes one complete line (the caller includes the trailing newline). */
 void pd_log_sink_write(pd_log_sink_t *s, const void *line, size_t len);

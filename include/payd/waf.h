@@ -96,15 +96,12 @@ int pd_waf_scan(pd_waf_t *w, pd_waf_target_t target, const char *location, const
 
 /* The HTTP filter (PD_STAGE_PARSED): scans parameter names and values, the path and
  * header values; blocks with 403 request_blocked when the score reaches the
- * threshold. Records its verdict for the access log (pd_waf_req_summary). */
+ * threshold. Records its verdict in r->waf_action and r->waf_rules for the access log. */
 int pd_waf_filter(pd_req_t *r, void *arg);
 /* The per-client-address rules (PD_STAGE_EARLY): denylist, allowlist, rate rule. */
 typedef struct pd_waf_ip pd_waf_ip_t;
 int pd_waf_ip_new(pd_waf_ip_t **out, const pd_waf_config_t *cfg, char *err, size_t errcap) PD_WUR;
 void pd_waf_ip_free(pd_waf_ip_t *ip);
 int pd_waf_ip_filter(pd_req_t *r, void *arg);
-
-/* For the access log: "pass", "log" or "block" and the rule ids ("942100,942190"). */
-const char *pd_waf_req_summary(const pd_req_t *r, char *ids, size_t cap);
 
 #endif

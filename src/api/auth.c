@@ -245,6 +245,7 @@ pd_auth_filter(pd_req_t *r, void *arg)
     }
     OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(pepper, sizeof(pepper));
+    r->caller = pd_arena_strndup(&r->arena, rec.id, strlen(rec.id));
     int64_t now = pd_unix_now();
     if (rec.revoked_at != 0 && rec.revoked_at <= now)
         return auth_failed(api, r, msg);

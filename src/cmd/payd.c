@@ -19,6 +19,7 @@
 #include "payd/log.h"
 #include "payd/service.h"
 #include "payd/vault_spawn.h"
+#include "payd/traffic_log.h"
 #include "payd/waf.h"
 
 extern char **environ;
@@ -35,6 +36,8 @@ typedef struct {
     pd_waf_config_t waf_cfg;
     pd_waf_t *waf;
     pd_waf_ip_t *waf_ip;
+    pd_traffic_log_config_t traffic_cfg;
+    pd_traffic_log_t *traffic;
     pd_vault_link_t vault_link;
     pd_store_t *db;
     pd_processor_t *simulator;
@@ -90,7 +93,8 @@ register_config(app_t *app)
         (r = pd_store_config_register(app->cfg, &app->store)) != 0 ||
         (r = pd_processor_config_register(app->cfg, &app->processor)) != 0 ||
         (r = pd_api_config_register(app->cfg, &app->payments)) != 0 ||
-        (r = pd_waf_config_register(app->cfg, &app->waf_cfg)) != 0) {
+        (r = pd_waf_config_register(app->cfg, &app->waf_cfg)) != 0 ||
+        (r = pd_traffic_log_config_register(app->cfg, &app->traffic_cfg)) != 0) {
         fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
         return r;
     }
@@ -314,6 +318,13 @@ start_services(app_t *app, pd_router_t *router)
         pd_log_error("cannot open the store", PD_LERR(r));
         return r;
     }
+    /* after the store: the data directory exists now */
+    if ((r = pd_traffic_log_open(&app->traffic, &app->traffic_cfg, app->svc.data_dir, err, sizeof(err))) != 0) {
+        pd_log_error("cannot open the access or flow log", PD_LS("reason", err));
+        return r;
+    }
+    if ((r = pd_traffic_log_attach(app->traffic, g_server)) != 0)
+        return r;
     if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
         pd_log_error("cannot reach the vault", PD_LERR(r));
         return r;
@@ -349,6 +360,8 @@ stop_services(app_t *app)
     app->waf = NULL;
     pd_waf_ip_free(app->waf_ip);
     app->waf_ip = NULL;
+    pd_traffic_log_free(app->traffic); /* the loops have exited: nothing writes to it any more */
+    app->traffic = NULL;
 }
 
 static int
@@ -389,6 +402,8 @@ run(app_t *app)
             if (pd_log_sink_reopen(cur) != 0)
                 fprintf(stderr, "payd: cannot reopen log file\n");
             pd_log_set_sink(cur);
+            if (pd_traffic_log_reopen(app->traffic) != 0)
+                pd_log_error("SIGUSR1: cannot reopen the access or flow log");
             pd_log_info("SIGUSR1: log files reopened");
         } else {
             pd_log_info("shutting down: draining in-flight requests", PD_LS("signal", strsignal(sig)),

@@ -46,6 +46,15 @@ pd_rand_base62(char *out, size_t n)
 }
 
 int
+pd_rand_public(uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (next_byte(&out[i]) != 0)
+            return PD_ERR_CRYPTO;
+    return 0;
+}
+
+int
 pd_id_new(const char *prefix, char *out, size_t cap)
 {
     size_t pl = strlen(prefix);

@@ -23,6 +23,8 @@ struct pd_log_sink {
     uint64_t max_bytes;
     unsigned keep;
     _Atomic uint64_t written;
+    uint64_t max_age_ms;         /* rotate a file older than this (0: never) */
+    _Atomic uint64_t opened_ms;  /* real time the current file was started */
 };
 
 static pd_log_sink_t stderr_sink = {.path = NULL, .fd = 2, .mu = PTHREAD_MUTEX_INITIALIZER};
@@ -61,7 +63,10 @@ pd_log_sink_open(pd_log_sink_t **out, const char *path, uint64_t max_bytes, unsi
     pd_log_sink_t *s;
     int fd = 2;
 
-    if (path != NULL && strcmp(path, "stderr") != 0 && strcmp(path, "-") != 0) {
+    if (path != NULL && strcmp(path, "stdout") == 0) {
+        fd = 1;
+        path = NULL;
+    } else if (path != NULL && strcmp(path, "stderr") != 0 && strcmp(path, "-") != 0) {
         if ((fd = sink_open_fd(path)) < 0)
             return fd;
     } else {
@@ -82,6 +87,7 @@ pd_log_sink_open(pd_log_sink_t **out, const char *path, uint64_t max_bytes, unsi
         if (fstat(fd, &st) == 0)
             atomic_store(&s->written, (uint64_t)st.st_size);
     }
+    atomic_store(&s->opened_ms, (uint64_t)pd_real_ms());
     *out = s;
     return 0;
 }
@@ -113,6 +119,7 @@ pd_log_sink_reopen(pd_log_sink_t *s)
         int old = atomic_exchange(&s->fd, fd);
         struct stat st;
         atomic_store(&s->written, fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
+        atomic_store(&s->opened_ms, (uint64_t)pd_real_ms());
         /* a writer racing with us may still hold old; a late write to a rotated
          * file is harmless, a write to a reused descriptor number is not, so the
          * old descriptor is closed after the swap only */
@@ -139,6 +146,19 @@ sink_rotate_locked(pd_log_sink_t *s)
 }
 
 void
+pd_log_sink_set_max_age(pd_log_sink_t *s, uint64_t max_age_ms)
+{
+    s->max_age_ms = max_age_ms;
+}
+
+static bool
+sink_due(pd_log_sink_t *s, uint64_t now)
+{
+    return (s->max_bytes > 0 && atomic_load(&s->written) >= s->max_bytes) ||
+           (s->max_age_ms > 0 && now - atomic_load(&s->opened_ms) >= s->max_age_ms);
+}
+
+void
 pd_log_sink_write(pd_log_sink_t *s, const void *line, size_t len)
 {
     int fd = atomic_load(&s->fd);
@@ -146,20 +166,23 @@ pd_log_sink_write(pd_log_sink_t *s, const void *line, size_t len)
     do {
         w = write(fd, line, len);
     } while (w < 0 && errno == EINTR);
-    if (s->path != NULL && s->max_bytes > 0 && w > 0) {
-        uint64_t total = atomic_fetch_add(&s->written, (uint64_t)w) + (uint64_t)w;
-        if (total >= s->max_bytes && pthread_mutex_trylock(&s->mu) == 0) {
-            if (atomic_load(&s->written) >= s->max_bytes) {
-                sink_rotate_locked(s);
-                int nfd = sink_open_fd(s->path);
-                if (nfd >= 0) {
-                    int old = atomic_exchange(&s->fd, nfd);
-                    close(old);
-                    atomic_store(&s->written, 0);
-                }
+    if (s->path == NULL || w <= 0)
+        return;
+    atomic_fetch_add(&s->written, (uint64_t)w);
+    uint64_t now = s->max_age_ms > 0 ? (uint64_t)pd_real_ms() : 0;
+    /* one writer rotates; the others keep writing to the old file meanwhile */
+    if (sink_due(s, now) && pthread_mutex_trylock(&s->mu) == 0) {
+        if (sink_due(s, now)) {
+            sink_rotate_locked(s);
+            int nfd = sink_open_fd(s->path);
+            if (nfd >= 0) {
+                int old = atomic_exchange(&s->fd, nfd);
+                close(old);
+                atomic_store(&s->written, 0);
+                atomic_store(&s->opened_ms, now != 0 ? now : (uint64_t)pd_real_ms());
             }
-            pthread_mutex_unlock(&s->mu);
         }
+        pthread_mutex_unlock(&s->mu);
     }
 }
 

@@ -59,6 +59,8 @@ struct pd_server {
         void *arg;
     } finish[PD_EDGE_MAX_FILTERS];
     size_t nfinish;
+    pd_conn_fn conn_fn; /* flow log; NULL: connections are not tracked */
+    void *conn_arg;
     struct {
         const char *name;
         pd_ready_fn fn;
@@ -66,6 +68,14 @@ struct pd_server {
     } probes[PD_EDGE_MAX_PROBES];
     size_t nprobes;
 };
+
+/* conn.c: flow records. pd_conn_track before h2o_accept; pd_conn_tls_info and
+ * pd_conn_tls_msg are the server SSL_CTX's info and message callbacks
+ * (pd_conn_tls_init once before). */
+void pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind);
+void pd_conn_tls_init(void);
+void pd_conn_tls_info(const SSL *ssl, int where, int ret);
+void pd_conn_tls_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg);
 
 /* request.c: installs the request handler on a host */
 void pd_edge_register_handler(pd_server_t *s, h2o_hostconf_t *host, pd_listener_kind_t kind);

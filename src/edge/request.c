@@ -175,6 +175,9 @@ pd_resp_json(pd_req_t *r, int status, pd_view_t body)
         req->res.content_length = body.len;
         h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
         h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, r->id, strlen(r->id));
+        char *tp = h2o_mem_alloc_pool(pool, 56);
+        snprintf(tp, 56, "00-%s-%s-%02x", r->trace_id, r->span_id, r->trace_flags);
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
         if (r->listener == PD_L_API && r->loop->srv->api->hsts)
             h2o_add_header(pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
                            H2O_STRLIT("max-age=63072000; includeSubDomains"));
@@ -437,6 +440,10 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         r->body = pd_view(req->entity.base, req->entity.len);
     peer_text(req, r->peer, sizeof(r->peer));
     r->content_type = media_type(r);
+    if (pd_trace_start(r, pd_req_header(r, "traceparent")) != 0) {
+        pd_resp_error(r, 500, "api_error", NULL, "An internal error occurred.", NULL);
+        return 0;
+    }
     route_request(r);
     return 0;
 }

@@ -47,6 +47,7 @@ on_accept(h2o_socket_t *listener, const char *err)
     for (int i = 0; i < 16; i++) {
         if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
             break;
+        pd_conn_track(loop, sock, listener == loop->api_sock ? PD_L_API : PD_L_ADMIN);
         h2o_accept(actx, sock);
     }
 }
@@ -248,6 +249,13 @@ pd_server_on_finish(pd_server_t *s, pd_finish_fn fn, void *arg)
     s->finish[s->nfinish].fn = fn;
     s->finish[s->nfinish++].arg = arg;
     return 0;
+}
+
+void
+pd_server_on_conn_close(pd_server_t *s, pd_conn_fn fn, void *arg)
+{
+    s->conn_fn = fn;
+    s->conn_arg = arg;
 }
 
 bool

@@ -9,7 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "payd/edge.h"
+#include "edge/internal.h"
 
 static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                                     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -70,6 +70,9 @@ pd_tls_server_ctx(SSL_CTX **out, const char *cert, const char *key, const char *
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
     h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    pd_conn_tls_init();
+    SSL_CTX_set_info_callback(ctx, pd_conn_tls_info);
+    SSL_CTX_set_msg_callback(ctx, pd_conn_tls_msg);
     *out = ctx;
     ctx = NULL;
     r = 0;

@@ -125,23 +125,14 @@ closed_type(const pd_req_t *r, pd_view_t key)
     }
 }
 
-typedef struct {
-    const char *action; /* "pass", "log", "block" */
-    pd_waf_verdict_t v;
-} waf_state_t;
-
-const char *
-pd_waf_req_summary(const pd_req_t *r, char *ids, size_t cap)
+/* the rule ids of v as "942100,942190" */
+static void
+rule_ids(const pd_waf_verdict_t *v, char *ids, size_t cap)
 {
-    const waf_state_t *st = r->ext;
-    if (cap > 0)
-        ids[0] = '\0';
-    if (st == NULL)
-        return "off";
     size_t used = 0;
-    for (size_t i = 0; i < st->v.nhits && i < PD_WAF_MAX_HITS && used < cap; i++)
-        used += (size_t)snprintf(ids + used, cap - used, "%s%u", i ? "," : "", st->v.ids[i]);
-    return st->action;
+    ids[0] = '\0';
+    for (size_t i = 0; i < v->nhits && i < PD_WAF_MAX_HITS && used < cap; i++)
+        used += (size_t)snprintf(ids + used, cap - used, "%s%u", i ? "," : "", v->ids[i]);
 }
 
 static int
@@ -160,13 +151,11 @@ pd_waf_filter(pd_req_t *r, void *arg)
     pd_waf_mode_t mode = route_mode(cfg, r);
     if (mode == PD_WAF_OFF)
         return 0;
-    waf_state_t *st = pd_arena_calloc(&r->arena, sizeof(*st));
-    if (st == NULL) {
+    pd_waf_verdict_t *v = pd_arena_calloc(&r->arena, sizeof(*v));
+    if (v == NULL) {
         pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
         return 1;
     }
-    r->ext = st;
-    pd_waf_verdict_t *v = &st->v;
     int rc = scan(w, PD_WT_ARGS, "path", PD_VIEW_LIT("path"), r->path, v);
     for (size_t i = 0; rc == 0 && i < r->params.n; i++) {
         const pd_param_t *p = &r->params.v[i];
@@ -187,14 +176,13 @@ pd_waf_filter(pd_req_t *r, void *arg)
         return 1;
     }
     if (v->score < cfg->threshold) {
-        st->action = "pass";
+        r->waf_action = "pass";
         return 0;
     }
-    char ids[96];
-    st->action = mode == PD_WAF_BLOCK ? "block" : "log";
-    (void)pd_waf_req_summary(r, ids, sizeof(ids));
+    r->waf_action = mode == PD_WAF_BLOCK ? "block" : "log";
+    rule_ids(v, r->waf_rules, sizeof(r->waf_rules));
     pd_log_warn(mode == PD_WAF_BLOCK ? "waf: request blocked" : "waf: request matched (detect mode)",
-                PD_LS("request_id", r->id), PD_LS("rules", ids), PD_LS("family", v->family),
+                PD_LS("request_id", r->id), PD_LS("rules", r->waf_rules), PD_LS("family", v->family),
                 PD_LS("location", v->location), PD_LI("score", v->score), PD_LS("peer", r->peer),
                 PD_LS("route", r->route != NULL ? r->route->pattern : ""));
     if (mode != PD_WAF_BLOCK)

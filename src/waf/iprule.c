@@ -171,6 +171,8 @@ static int
 refuse(pd_req_t *r, const char *why, const char *client)
 {
     pd_log_warn("waf: client refused", PD_LS("request_id", r->id), PD_LS("reason", why), PD_LS("client", client));
+    r->waf_action = "block";
+    snprintf(r->waf_rules, sizeof(r->waf_rules), "%s", why);
     pd_resp_error(r, 403, "invalid_request_error", "request_blocked",
                   "This request was blocked by the web application firewall. Contact support with the request id "
                   "if you believe this is a mistake.",
@@ -197,6 +199,6 @@ pd_waf_ip_filter(pd_req_t *r, void *arg)
     char key[80];
     snprintf(key, sizeof(key), "ip:%s", client);
     if (pd_cache_hit(ip->cache, key, ip->window_ms, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) > ip->limit)
-        return refuse(r, "rate rule", client);
+        return refuse(r, "rate-rule", client);
     return 0;
 }

@@ -1,0 +1,158 @@
+/*
+ * Connection records for the flow log: one record per accepted TCP connection,
+ * reported when the connection closes (accepted or rejected, peer, ports, TLS
+ * version and cipher, bytes in and out, duration, and why it was rejected).
+ *
+ * Hooks into h2o 2.2: the socket's on_close callback (called from dispose_socket,
+ * after the TLS state is gone but before the evloop frees the socket), and OpenSSL
+ * info and message callbacks on the server context: they note the negotiated
+ * version and cipher, the client certificate, the alert that ended a failed
+ * handshake, and count the TLS records in each direction (bytes on the wire).
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "edge/internal.h"
+#include "payd/time.h"
+
+typedef struct {
+    pd_loop_t *loop;
+    h2o_socket_t *sock;
+    pd_conn_info_t info;
+    uint64_t start_ms;
+    char peer[64];
+    char client_cn[128];
+    char alert[64];
+    bool handshake_done;
+} conn_t;
+
+static void
+addr_text(const struct sockaddr *sa, char *out, size_t cap, uint16_t *port)
+{
+    out[0] = '\0';
+    *port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)cap);
+        *port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)cap);
+        *port = ntohs(in6->sin6_port);
+    }
+}
+
+static void
+on_close(void *data)
+{
+    conn_t *c = data;
+    pd_server_t *s = c->loop->srv;
+    pd_conn_info_t *i = &c->info;
+
+    if (i->listener == PD_L_ADMIN) {
+        /* plain HTTP: h2o counts what it wrote (the socket is disposed but not yet
+         * freed, so its counter is still valid); bytes read are not counted by h2o */
+        i->bytes_out = c->sock->bytes_written;
+    }
+    i->duration_ms = pd_mono_ms() - c->start_ms;
+    if (i->listener == PD_L_API && !c->handshake_done)
+        i->reject_reason = c->alert[0] ? c->alert : "tls handshake not completed";
+    i->client_cn = c->client_cn[0] ? c->client_cn : NULL;
+    s->conn_fn(i, s->conn_arg);
+    free(c);
+}
+
+void
+pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind)
+{
+    struct sockaddr_storage ss;
+    char local[64];
+    conn_t *c;
+
+    if (loop->srv->conn_fn == NULL || sock->on_close.cb != NULL || (c = calloc(1, sizeof(*c))) == NULL)
+        return;
+    c->loop = loop;
+    c->sock = sock;
+    c->start_ms = pd_mono_ms();
+    c->info.listener = kind;
+    c->info.peer = c->peer;
+    if (h2o_socket_getpeername(sock, (struct sockaddr *)&ss) != 0)
+        addr_text((struct sockaddr *)&ss, c->peer, sizeof(c->peer), &c->info.peer_port);
+    if (h2o_socket_getsockname(sock, (struct sockaddr *)&ss) != 0)
+        addr_text((struct sockaddr *)&ss, local, sizeof(local), &c->info.local_port);
+    sock->on_close.cb = on_close;
+    sock->on_close.data = c;
+}
+
+/*
+ * The record of the connection an SSL belongs to, or NULL. h2o 2.2 keeps no app data
+ * on its SSL objects, but its BIO's data is the h2o socket (h2o's own read/write
+ * callbacks find it there); the record is then cached in the SSL's ex_data.
+ */
+static int ex_index = -1;
+
+static conn_t *
+conn_of(const SSL *ssl)
+{
+    conn_t *c = ex_index >= 0 ? SSL_get_ex_data(ssl, ex_index) : NULL;
+    if (c != NULL)
+        return c;
+    BIO *bio = SSL_get_rbio(ssl);
+    h2o_socket_t *sock = bio != NULL ? BIO_get_data(bio) : NULL;
+    if (sock == NULL || sock->on_close.cb != on_close || ex_index < 0)
+        return NULL;
+    c = sock->on_close.data;
+    SSL_set_ex_data((SSL *)ssl, ex_index, c);
+    return c;
+}
+
+void
+pd_conn_tls_init(void)
+{
+    if (ex_index < 0)
+        ex_index = SSL_get_ex_new_index(0, "payd conn", NULL, NULL, NULL);
+}
+
+void
+pd_conn_tls_info(const SSL *ssl, int where, int ret)
+{
+    conn_t *c = conn_of(ssl);
+    if (c == NULL)
+        return;
+    if (where & SSL_CB_HANDSHAKE_DONE) {
+        c->handshake_done = true;
+        c->info.tls_version = SSL_get_version(ssl);
+        c->info.tls_cipher = SSL_get_cipher_name(ssl);
+        X509 *peer = SSL_get0_peer_certificate(ssl);
+        if (peer != NULL)
+            X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, c->client_cn,
+                                      (int)sizeof(c->client_cn));
+    } else if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE) && c->alert[0] == '\0' && !c->handshake_done) {
+        /* the alert we sent to end the handshake: "protocol version", "handshake failure", ... */
+        snprintf(c->alert, sizeof(c->alert), "tls alert: %s", SSL_alert_desc_string_long(ret));
+    }
+}
+
+/* counts TLS records in both directions: the connection's bytes on the wire */
+void
+pd_conn_tls_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)arg;
+    if (content_type != SSL3_RT_HEADER || len < 5)
+        return;
+    conn_t *c = conn_of(ssl);
+    if (c == NULL)
+        return;
+    const uint8_t *h = buf;
+    uint64_t n = 5u + ((uint64_t)h[3] << 8 | h[4]);
+    if (write_p)
+        c->info.bytes_out += n;
+    else
+        c->info.bytes_in += n;
+    c->info.bytes_in_known = true;
+}
