@@ -89,6 +89,7 @@ struct pd_req {
     int status;
     size_t resp_bytes;
     bool responded;
+    bool close;         /* close the connection after the response (HTTP/1) */
     int holds;
     const char *error_code; /* set by pd_resp_error, for logs */
 };
@@ -124,6 +125,11 @@ pd_resp_error(pd_req_t *r, int status, const char *type, const char *code, const
 /* 400 invalid_request_error with a parameter. */
 void pd_resp_invalid(pd_req_t *r, const char *code, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* --- HTTP/1 framing --- */
+/* Checks a raw HTTP/1.x request head (request line to the empty line) for what could
+ * make two parsers disagree on its end: NULL when acceptable, else the reason. */
+const char *pd_http1_check_head(const uint8_t *p, size_t n, bool http11);
 
 /* --- trace context (W3C traceparent) --- */
 /* Parses a traceparent value; on success writes the 32 hex digit trace id and the flags. */

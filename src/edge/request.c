@@ -182,7 +182,7 @@ pd_resp_json(pd_req_t *r, int status, pd_view_t body)
             h2o_add_header(pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
                            H2O_STRLIT("max-age=63072000; includeSubDomains"));
         h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, no-store"));
-        if (atomic_load(&r->loop->srv->draining))
+        if (r->close || atomic_load(&r->loop->srv->draining))
             req->http1_is_persistent = 0;
         h2o_send_inline(req, (const char *)body.p, body.len);
     }
@@ -345,6 +345,34 @@ check_schema(pd_req_t *r)
     return 0;
 }
 
+/*
+ * HTTP/1: the raw head is still at the start of the connection's input buffer when
+ * the request reaches us (libh2o 2.2 parses in place and consumes a request's bytes
+ * only after its response), so the framing is checked on the bytes as received.
+ * A refused request is answered 400 and the connection closed.
+ */
+static bool
+framing_refused(pd_req_t *r, h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return false;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL)
+        return false;
+    const char *why = pd_http1_check_head((const uint8_t *)sock->input->bytes, sock->input->size, req->version >= 0x101);
+    if (why == NULL)
+        return false;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "Malformed HTTP request: %s.", why);
+    r->close = true;
+    r->waf_action = "block";
+    snprintf(r->waf_rules, sizeof(r->waf_rules), "protocol");
+    pd_log_warn("refused a malformed HTTP/1 request", PD_LS("request_id", r->id), PD_LS("reason", why),
+                PD_LS("peer", r->peer));
+    pd_resp_error(r, 400, "invalid_request_error", "invalid_http_request", msg, NULL);
+    return true;
+}
+
 static void
 route_request(pd_req_t *r)
 {
@@ -353,6 +381,8 @@ route_request(pd_req_t *r)
     unsigned allowed = 0;
     char msg[600];
 
+    if (framing_refused(r, r->h2o))
+        return;
     if (headers_too_large(r, r->h2o)) {
         pd_resp_error(r, 431, "invalid_request_error", "request_header_fields_too_large",
                       "The request headers are too large.", NULL);

@@ -430,3 +430,54 @@ pd_h_run(const char *const *argv, char **out)
     unlink(path);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+int
+pd_h_raw_http1(uint16_t port, const void *req, size_t len, char **out, bool *closed)
+{
+    int r = -1, fd = -1;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    static const unsigned char alpn[] = "\x08http/1.1";
+    size_t cap = 65536, used = 0;
+    char *buf = calloc(1, cap + 1);
+
+    *out = NULL;
+    *closed = false;
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (buf == NULL || (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        goto out;
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    if (SSL_connect(ssl) != 1 || SSL_write(ssl, req, (int)len) != (int)len)
+        goto out;
+    for (;;) {
+        int n = SSL_read(ssl, buf + used, (int)(cap - used));
+        if (n > 0) {
+            used += (size_t)n;
+            if (used == cap)
+                break;
+            continue;
+        }
+        int e = SSL_get_error(ssl, n);
+        /* a clean close_notify or a TCP FIN: the server closed; a timeout: it kept the connection */
+        *closed = e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno != EAGAIN && errno != EWOULDBLOCK);
+        break;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    buf = NULL;
+    r = 0;
+out:
+    ERR_clear_error();
+    free(buf);
+    if (ssl != NULL)
+        SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    SSL_CTX_free(ctx);
+    return r;
+}

@@ -73,6 +73,10 @@ typedef struct {
 } pd_h_tls_info_t;
 int pd_h_tls_probe(uint16_t port, int min_version, int max_version, const char *tls12_ciphers, pd_h_tls_info_t *info);
 
+/* Sends raw bytes over TLS (HTTP/1.1 by ALPN) to the API port and reads until the
+ * server closes or 2 s pass. *out gets what was received (malloc'd); *closed tells
+ * whether the server closed the connection. Returns 0 when the exchange ran. */
+int pd_h_raw_http1(uint16_t port, const void *req, size_t len, char **out, bool *closed);
 /* Runs argv, captures stdout+stderr (malloc'd into *out), returns the exit status or -1. */
 int pd_h_run(const char *const *argv, char **out);
 /* A currently free loopback TCP port. */
