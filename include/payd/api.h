@@ -22,6 +22,12 @@ typedef struct {
     int64_t auth_fail_limit;     /* failed authentications from one address ... */
     int64_t auth_fail_window_ms; /* ... within this window ... */
     int64_t auth_lockout_ms;     /* ... lock it out for this long */
+    int64_t card_decline_limit;  /* card testing: declines of one card ... */
+    int64_t card_decline_window_ms;
+    int64_t ip_card_limit;       /* ... distinct cards from one address ... */
+    int64_t ip_card_window_ms;
+    int64_t merchant_decline_limit; /* ... declines of one merchant, each within its window */
+    int64_t merchant_decline_window_ms;
     int64_t idempotency_ttl_ms;
     int64_t recovery_after_ms; /* a charge still processing after this is resolved by the recovery worker */
     int64_t webhook_timeout_ms;

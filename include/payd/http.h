@@ -75,7 +75,8 @@ struct pd_req {
     pd_view_t path_params[PD_ROUTE_MAX_PARAMS]; /* values of the pattern's :names, in order */
     size_t npath_params;
     char id[PD_ID_MAX]; /* request id, also sent as Request-Id */
-    char peer[64];      /* client address (text) */
+    char peer[64];      /* client address (text): the TCP peer, or the X-Forwarded-For hop the WAF
+                         * resolved through trusted proxies */
     uint64_t start_ns;
     int http_version;   /* 0x0101, 0x0200 */
     void *auth;         /* set by the authentication filter */

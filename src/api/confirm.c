@@ -53,6 +53,8 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
 {
     pi_ctx_t *c = op->ctx;
     pd_charge_rec_t *ch = &c->ch;
+    if (pd_velocity_check(op->api, op->r, pi->merchant_id, c->pm.fingerprint) != 0)
+        return; /* card testing: refused before anything is written or sent */
     memset(ch, 0, sizeof(*ch));
     if (pd_id_new("ch", ch->id, sizeof(ch->id)) != 0) {
         pd_resp_error(op->r, 500, "api_error", NULL, "Cannot create an id.", NULL);
@@ -106,6 +108,8 @@ after_processor(pd_task_t *t)
                       NULL);
         return;
     }
+    if (c->res.outcome == PD_PROC_DECLINED && strcmp(c->res.network_status, "not_sent_to_network") != 0)
+        pd_velocity_declined(c->op->api, c->ch.merchant_id, c->pm.fingerprint);
     pd_op_commit(c->op, write_phase2, NULL);
 }
 

@@ -38,6 +38,10 @@ pd_api_t *pd_api_of(pd_req_t *r);
 int pd_limits_locked(pd_api_t *api, pd_req_t *r);
 void pd_limits_auth_failed(pd_api_t *api, pd_req_t *r);
 int pd_limits_plan(pd_api_t *api, pd_req_t *r, const pd_auth_t *a);
+/* Card-testing velocity limits (velocity.c): before a charge attempt (0: go on, 1:
+ * refused and answered), and after a decline. */
+int pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const char *fingerprint);
+void pd_velocity_declined(pd_api_t *api, const char *merchant_id, const char *fingerprint);
 /* wakes the outbox relay (new events committed) */
 void pd_api_kick(pd_api_t *a);
 

@@ -189,6 +189,8 @@ pd_waf_ip_filter(pd_req_t *r, void *arg)
     uint8_t addr[16] = {0};
     if (!client_addr(ip, r, client, sizeof(client), &family, addr))
         return 0; /* no IP peer (e.g. a Unix socket): nothing to rate */
+    /* from here on the request's address is the client's, also for later limits and logs */
+    snprintf(r->peer, sizeof(r->peer), "%s", client);
     if (in_list(ip->deny, ip->ndeny, family, addr))
         return refuse(r, "denylist", client);
     /* health checks (public routes) are not rate-limited: load balancers poll them */

@@ -106,6 +106,10 @@ pd_waf_rules_parse(const char *text, size_t len, const char *source, pd_waf_rule
         if (q < le && *q != '#') {
             pd_waf_rule_t r;
             const char *why = NULL;
+            if (memchr(q, '\0', (size_t)(le - q)) != NULL) {
+                snprintf(err, errcap, "%s:%d: a NUL byte in the line", source, line);
+                return PD_ERR_CONFIG;
+            }
             if (parse_line(q, le, &r, &why) != 0) {
                 snprintf(err, errcap, "%s:%d: %s", source, line, why);
                 return PD_ERR_CONFIG;

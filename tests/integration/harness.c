@@ -67,6 +67,9 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
     char listen[64], admin[64];
     int n = 0;
 
+    /* a server that refuses us mid-write must fail the call, not kill the test */
+    signal(SIGPIPE, SIG_IGN);
+
     if (opts == NULL)
         opts = &none;
     if (opts->reuse_dir != NULL) {
@@ -357,13 +360,17 @@ pd_h_resp_header(const pd_h_resp_t *r, const char *name, char *out, size_t cap)
     return false;
 }
 
-int
-pd_h_tls_probe(uint16_t port, int min_version, int max_version, const char *tls12_ciphers, pd_h_tls_info_t *info)
+/* with_request: negotiate HTTP/1.1 and require a 200 for GET /healthz after the handshake */
+static int
+tls_probe(uint16_t port, int min_version, int max_version, const char *tls12_ciphers, const char *cert,
+          const char *key, bool with_request, pd_h_tls_info_t *info)
 {
     int r = -1, fd = -1;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl = NULL;
-    static const unsigned char alpn[] = "\x02h2\x08http/1.1";
+    static const unsigned char alpn_h2[] = "\x02h2\x08http/1.1", alpn_h1[] = "\x08http/1.1";
+    const unsigned char *alpn = with_request ? alpn_h1 : alpn_h2;
+    unsigned alpn_len = with_request ? sizeof(alpn_h1) - 1 : sizeof(alpn_h2) - 1;
 
     memset(info, 0, sizeof(*info));
     /* level 0 so that the client itself is willing to offer old protocols */
@@ -372,7 +379,10 @@ pd_h_tls_probe(uint16_t port, int min_version, int max_version, const char *tls1
     SSL_CTX_set_max_proto_version(ctx, max_version);
     if (tls12_ciphers != NULL && SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1)
         goto out;
-    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+    if (cert != NULL && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+                         SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1))
+        goto out;
+    SSL_CTX_set_alpn_protos(ctx, alpn, alpn_len);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
         goto out;
@@ -388,15 +398,22 @@ pd_h_tls_probe(uint16_t port, int min_version, int max_version, const char *tls1
     const unsigned char *a;
     unsigned al;
     SSL_get0_alpn_selected(ssl, &a, &al);
-    if (al < sizeof(info->alpn)) {
+    if (a != NULL && al < sizeof(info->alpn)) {
         memcpy(info->alpn, a, al);
         info->alpn[al] = '\0';
     }
-    X509 *cert = SSL_get1_peer_certificate(ssl);
-    if (cert != NULL) {
-        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, info->subject_cn,
+    X509 *peer = SSL_get1_peer_certificate(ssl);
+    if (peer != NULL) {
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, info->subject_cn,
                                   sizeof(info->subject_cn));
-        X509_free(cert);
+        X509_free(peer);
+    }
+    if (with_request) {
+        static const char get[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        char resp[64] = "";
+        if (SSL_write(ssl, get, (int)sizeof(get) - 1) != (int)sizeof(get) - 1 ||
+            SSL_read(ssl, resp, (int)sizeof(resp) - 1) <= 0 || strncmp(resp, "HTTP/1.1 200", 12) != 0)
+            goto out;
     }
     r = 0;
 out:
@@ -407,6 +424,18 @@ out:
         close(fd);
     SSL_CTX_free(ctx);
     return r;
+}
+
+int
+pd_h_tls_probe(uint16_t port, int min_version, int max_version, const char *tls12_ciphers, pd_h_tls_info_t *info)
+{
+    return tls_probe(port, min_version, max_version, tls12_ciphers, NULL, NULL, false, info);
+}
+
+int
+pd_h_tls_probe_client(uint16_t port, const char *cert, const char *key, pd_h_tls_info_t *info)
+{
+    return tls_probe(port, TLS1_2_VERSION, TLS1_3_VERSION, NULL, cert, key, true, info);
 }
 
 int

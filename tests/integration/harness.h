@@ -72,6 +72,10 @@ typedef struct {
     char version[32], cipher[64], alpn[16], subject_cn[128];
 } pd_h_tls_info_t;
 int pd_h_tls_probe(uint16_t port, int min_version, int max_version, const char *tls12_ciphers, pd_h_tls_info_t *info);
+/* A handshake with a client certificate (PEM files; cert NULL: none), TLS 1.2 or 1.3,
+ * then GET /healthz over HTTP/1.1: returns 0 only if that answered 200 (a TLS 1.3
+ * server refuses a client certificate after the client's handshake has finished). */
+int pd_h_tls_probe_client(uint16_t port, const char *cert, const char *key, pd_h_tls_info_t *info);
 
 /* Sends raw bytes over TLS (HTTP/1.1 by ALPN) to the API port and reads until the
  * server closes or 2 s pass. *out gets what was received (malloc'd); *closed tells

@@ -189,6 +189,122 @@ bad_address_lists_stop_the_start(void **state)
     pd_h_cleanup(&p);
 }
 
+/* tokenizes a card and returns its payment method id in out */
+static void
+card_pm(pd_h_payd_t *p, const char *number, char *out, size_t cap)
+{
+    char body[200];
+    json_t *o;
+    snprintf(body, sizeof(body), "type=card&card[number]=%s&card[exp_month]=12&card[exp_year]=2031&card[cvc]=123",
+             number);
+    assert_int_equal(api_call(p, "POST", "/v1/payment_methods", body, &o), 200);
+    snprintf(out, cap, "%s", jstr(o, "id"));
+    json_decref(o);
+}
+
+/* confirms a new 500 USD cents payment with pm; returns the status, *o the body */
+static long
+charge(pd_h_payd_t *p, const char *pm, json_t **o)
+{
+    char body[200];
+    snprintf(body, sizeof(body), "amount=500&currency=usd&confirm=true&payment_method=%s", pm);
+    return api_call(p, "POST", "/v1/payment_intents", body, o);
+}
+
+static void
+card_testing_declines_per_card(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *args[] = {"--set", "payments.card_decline_limit=3", NULL};
+    pd_h_opts_t opts = {.args = args};
+    char bad[64], good[64];
+    json_t *o;
+    assert_int_equal(pd_h_start(&p, &opts), 0);
+    api_load_credentials(&p);
+    card_pm(&p, "4000000000000002", bad, sizeof(bad));
+    card_pm(&p, "4242424242424242", good, sizeof(good));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(charge(&p, bad, &o), 402);
+        assert_string_equal(jstr(o, "error.decline_code"), "generic_decline");
+        json_decref(o);
+    }
+    /* the 4th attempt with the same card is declined without reaching the processor */
+    assert_int_equal(charge(&p, bad, &o), 402);
+    assert_string_equal(jstr(o, "error.type"), "card_error");
+    assert_string_equal(jstr(o, "error.code"), "card_declined");
+    assert_string_equal(jstr(o, "error.decline_code"), "card_velocity_exceeded");
+    json_decref(o);
+    assert_int_equal(api_call(&p, "GET", "/v1/charges?limit=100", NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "data")), 3);
+    json_decref(o);
+    /* another card is unaffected */
+    assert_int_equal(charge(&p, good, &o), 200);
+    json_decref(o);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 10000), 0);
+    pd_h_cleanup(&p);
+}
+
+static void
+card_testing_distinct_cards_per_address(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *args[] = {"--set", "payments.ip_card_limit=3", NULL};
+    pd_h_opts_t opts = {.args = args};
+    static const char *cards[] = {"4242424242424242", "5555555555554444", "378282246310005", "6011111111111117"};
+    char pm[4][64];
+    json_t *o;
+    assert_int_equal(pd_h_start(&p, &opts), 0);
+    api_load_credentials(&p);
+    for (int i = 0; i < 4; i++)
+        card_pm(&p, cards[i], pm[i], sizeof(pm[i]));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(charge(&p, pm[i], &o), 200);
+        json_decref(o);
+        assert_int_equal(charge(&p, pm[i], &o), 200); /* the same card again does not count */
+        json_decref(o);
+    }
+    assert_int_equal(charge(&p, pm[3], &o), 429); /* the 4th distinct card */
+    assert_string_equal(jstr(o, "error.code"), "rate_limit");
+    json_decref(o);
+    assert_int_equal(charge(&p, pm[0], &o), 429); /* the address stays blocked for the window */
+    json_decref(o);
+    char *log = pd_h_log(&p);
+    assert_non_null(strstr(log, "\"event\":\"velocity.ip\""));
+    free(log);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 10000), 0);
+    pd_h_cleanup(&p);
+}
+
+static void
+card_testing_declines_per_merchant(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *args[] = {"--set", "payments.merchant_decline_limit=4", NULL};
+    pd_h_opts_t opts = {.args = args};
+    static const char *declined[] = {"4000000000000002", "4000000000009995", "4000000000000069", "4000000000000119"};
+    char pm[64], good[64];
+    json_t *o;
+    assert_int_equal(pd_h_start(&p, &opts), 0);
+    api_load_credentials(&p);
+    for (int i = 0; i < 4; i++) {
+        card_pm(&p, declined[i], pm, sizeof(pm));
+        assert_int_equal(charge(&p, pm, &o), 402);
+        json_decref(o);
+    }
+    card_pm(&p, "4242424242424242", good, sizeof(good));
+    assert_int_equal(charge(&p, good, &o), 429); /* charges are paused for the account */
+    assert_string_equal(jstr(o, "error.code"), "rate_limit");
+    json_decref(o);
+    char *log = pd_h_log(&p);
+    assert_non_null(strstr(log, "\"event\":\"velocity.merchant\""));
+    free(log);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 10000), 0);
+    pd_h_cleanup(&p);
+}
+
 int
 main(void)
 {
@@ -198,6 +314,9 @@ main(void)
         cmocka_unit_test(usage_plan_rate_and_quota),
         cmocka_unit_test(failed_authentications_lock_the_address_out),
         cmocka_unit_test(rate_rule_per_address),
+        cmocka_unit_test(card_testing_declines_per_card),
+        cmocka_unit_test(card_testing_distinct_cards_per_address),
+        cmocka_unit_test(card_testing_declines_per_merchant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
