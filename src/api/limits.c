@@ -74,7 +74,7 @@ month(int64_t now_s, char *ym, size_t cap)
     time_t t = (time_t)now_s;
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(ym, cap, "%04d%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+    snprintf(ym, cap, "%04u%02u", (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u);
     tm.tm_mon += 1;
     tm.tm_mday = 1;
     tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
