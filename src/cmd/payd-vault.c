@@ -1,9 +1,14 @@
 /*
  * payd-vault: the cardholder-data core as its own hardened process.
  *
- *   payd-vault --data-dir DIR [--socket PATH] [--fd N:PRINCIPAL]... [--dev] [--init]
- *              [--passphrase-file FILE] [--share-file FILE]... [--user NAME]
+ *   payd-vault [--config FILE] --data-dir DIR [--socket PATH] [--fd N:PRINCIPAL]... [--dev]
+ *              [--init] [--passphrase-file FILE] [--share-file FILE]... [--user NAME]
+ *              [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL] [--pkcs11-pin-file F]]
  *   payd-vault --data-dir DIR --init-shares N --threshold T     (split knowledge)
+ *
+ * A configuration file has one [vault] section with the same settings as the long
+ * options (data_dir, socket, user, passphrase_file, pkcs11_module, ...); options given
+ * on the command line override it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +26,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "payd/config.h"
 #include "payd/log.h"
 #include "vault/server.h"
 #include "vault/unseal.h"
@@ -40,9 +46,39 @@ on_signal(int sig)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: payd-vault --data-dir DIR [--socket PATH] [--fd N:PRINCIPAL]... [--dev] [--init]\n"
-               "                  [--passphrase-file FILE] [--share-file FILE]... [--user NAME]\n"
+    fprintf(f, "usage: payd-vault [--config FILE] --data-dir DIR [--socket PATH] [--fd N:PRINCIPAL]... [--dev]\n"
+               "                  [--init] [--passphrase-file FILE] [--share-file FILE]... [--user NAME]\n"
+               "                  [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL]\n"
+               "                   [--pkcs11-pin-file FILE]] [--log-level LEVEL]\n"
                "       payd-vault --data-dir DIR --init-shares N --threshold T\n");
+}
+
+/* the settings a configuration file may hold: [vault] */
+typedef struct {
+    char *data_dir, *socket, *user, *passphrase_file;
+    char *pkcs11_module, *pkcs11_token, *pkcs11_key, *pkcs11_pin_file;
+    int log_level;
+} daemon_config_t;
+
+#define C(f) offsetof(daemon_config_t, f)
+static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+static const pd_config_key_t daemon_keys[] = {
+    {"data_dir", PD_CT_PATH, C(data_dir), "", .help = "state directory (root key file, vault.db)"},
+    {"socket", PD_CT_PATH, C(socket), "", .help = "Unix socket to listen on"},
+    {"user", PD_CT_STR, C(user), "", .help = "when started as root, the user to run as"},
+    {"passphrase_file", PD_CT_PATH, C(passphrase_file), "", .help = "file holding the unseal passphrase"},
+    {"pkcs11_module", PD_CT_PATH, C(pkcs11_module), "", .help = "PKCS#11 library holding the root key's wrapping key"},
+    {"pkcs11_token", PD_CT_STR, C(pkcs11_token), "", .help = "label of the PKCS#11 token"},
+    {"pkcs11_key", PD_CT_STR, C(pkcs11_key), "payd-root", .help = "label of the wrapping key in the token"},
+    {"pkcs11_pin_file", PD_CT_PATH, C(pkcs11_pin_file), "", .help = "file holding the token's user PIN"},
+    {"log_level", PD_CT_ENUM, C(log_level), "info", .choices = levels, .help = "least severe level logged"},
+};
+#undef C
+
+static const char *
+opt(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
 /* no core dumps, no ptrace by same-uid processes */
@@ -129,8 +165,20 @@ main(int argc, char **argv)
         {"share-file", required_argument, NULL, 'S'},   {"user", required_argument, NULL, 'u'},
         {"init-shares", required_argument, NULL, 'n'},  {"threshold", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'},    {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},       {"pkcs11-module", required_argument, NULL, 'M'},
+        {"pkcs11-token", required_argument, NULL, 'T'}, {"pkcs11-key", required_argument, NULL, 'K'},
+        {"pkcs11-pin-file", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
+    /* option letter -> configuration key */
+    static const struct {
+        int c;
+        const char *key;
+    } to_key[] = {{'d', "data_dir"},      {'s', "socket"},        {'u', "user"},         {'p', "passphrase_file"},
+                  {'M', "pkcs11_module"}, {'T', "pkcs11_token"},  {'K', "pkcs11_key"},   {'P', "pkcs11_pin_file"},
+                  {'l', "log_level"}};
+    static daemon_config_t dc; /* static: reachable until exit, also on early returns */
+    static pd_config_t *cfg;
     const char *dir = NULL, *sock = NULL, *user = NULL;
     int fds[MAX_FDS];
     unsigned principals[MAX_FDS];
@@ -139,10 +187,35 @@ main(int argc, char **argv)
     pd_unseal_opts_t uo = {0};
 
     harden();
+    if (pd_config_new(&cfg) != 0 || pd_config_add(cfg, "vault", daemon_keys, sizeof(daemon_keys) / sizeof(daemon_keys[0]), &dc) != 0)
+        return 1;
+    /* the file first, so that options override it */
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'c' && pd_config_load_file(cfg, optarg) != 0) {
+            fprintf(stderr, "payd-vault: configuration error:\n%s\n", pd_config_error(cfg));
+            return 2;
+        }
+    }
+    opterr = 1;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        bool mapped = false;
+        for (size_t k = 0; k < sizeof(to_key) / sizeof(to_key[0]); k++) {
+            if (to_key[k].c == c) {
+                char origin[32];
+                snprintf(origin, sizeof(origin), "--%s", to_key[k].key);
+                if (pd_config_set(cfg, "vault", to_key[k].key, optarg, origin) != 0) {
+                    fprintf(stderr, "payd-vault: %s\n", pd_config_error(cfg));
+                    return 2;
+                }
+                mapped = true;
+            }
+        }
+        if (mapped)
+            continue;
         switch (c) {
-        case 'd': dir = optarg; break;
-        case 's': sock = optarg; break;
+        case 'c': break;
         case 'f': {
             char *colon = strchr(optarg, ':');
             long fd = strtol(optarg, NULL, 10);
@@ -158,7 +231,6 @@ main(int argc, char **argv)
         }
         case 'D': uo.dev = true; break;
         case 'i': uo.init = true; break;
-        case 'p': uo.passphrase_file = optarg; break;
         case 'S':
             if (nshare_files == MAX_SHARES) {
                 fprintf(stderr, "payd-vault: at most %d share files\n", MAX_SHARES);
@@ -166,18 +238,24 @@ main(int argc, char **argv)
             }
             share_files[nshare_files++] = optarg;
             break;
-        case 'u': user = optarg; break;
-        case 'n': init_n = atoi(optarg); break;
-        case 't': init_t = atoi(optarg); break;
-        case 'l':
-            if (pd_log_level_parse(optarg, &pd_log_level) != 0) {
-                fprintf(stderr, "payd-vault: --log-level: debug, info, warn or error\n");
-                return 2;
-            }
-            break;
+        case 'n': init_n = (int)strtol(optarg, NULL, 10); break;
+        case 't': init_t = (int)strtol(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    dir = opt(dc.data_dir);
+    sock = opt(dc.socket);
+    user = opt(dc.user);
+    uo.passphrase_file = opt(dc.passphrase_file);
+    pd_log_level = (pd_log_level_t)dc.log_level;
+    pd_p11_opts_t p11 = {opt(dc.pkcs11_module), opt(dc.pkcs11_token), opt(dc.pkcs11_key), opt(dc.pkcs11_pin_file)};
+    if (p11.module != NULL || p11.token != NULL) {
+        if (p11.module == NULL || p11.token == NULL || p11.key_label == NULL) {
+            fprintf(stderr, "payd-vault: a PKCS#11 root key needs the module, the token label and the key label\n");
+            return 2;
+        }
+        uo.p11 = &p11;
     }
     if (dir == NULL || optind != argc) {
         usage(stderr);
@@ -266,5 +344,6 @@ main(int argc, char **argv)
     if (sock != NULL)
         unlink(sock);
     pd_log_info("vault stopped");
+    pd_config_free(cfg);
     return r == 0 ? 0 : 1;
 }

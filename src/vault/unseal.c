@@ -1,6 +1,6 @@
 /*
- * Where the root key comes from: a passphrase-sealed key file, Shamir shares, or
- * (dev mode) a passphrase generated on first start.
+ * Where the root key comes from: a passphrase-sealed key file, Shamir shares, a
+ * PKCS#11 token (pkcs11.c), or (dev mode) a passphrase generated on first start.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,10 +90,20 @@ pd_unseal(const pd_unseal_opts_t *o, uint8_t root[PD_KEY_LEN], bool *created, ch
 
     *created = false;
     snprintf(keyfile, sizeof(keyfile), "%s/root.key", o->dir);
-    if (o->nshares > 0) {
-        if ((r = pd_shamir_combine(o->shares, o->nshares, root, err, errcap)) != 0)
-            return r;
-        return 0;
+    if (o->nshares > 0)
+        return pd_shamir_combine(o->shares, o->nshares, root, err, errcap);
+    if (o->p11 != NULL) {
+        char p11file[4200];
+        snprintf(p11file, sizeof(p11file), "%s/root.p11", o->dir);
+        if (access(p11file, F_OK) == 0)
+            return pd_p11_unwrap(o->p11, p11file, root, err, errcap);
+        if (!o->init) {
+            snprintf(err, errcap, "%s does not exist (run with --init to create a new vault)", p11file);
+            return PD_ERR_NOTFOUND;
+        }
+        if ((r = pd_p11_wrap_new(o->p11, p11file, root, err, errcap)) == 0)
+            *created = true;
+        return r;
     }
     bool exists = access(keyfile, F_OK) == 0;
     if (!exists && o->dev) {
