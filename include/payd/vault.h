@@ -91,8 +91,11 @@ typedef struct pd_vault_client pd_vault_client_t;
 typedef struct {
     int fd;                  /* an already connected socket (socketpair from payd), or -1 */
     const char *socket_path; /* Unix socket of a standalone vault (when fd < 0) */
-    const char *principal;   /* with socket_path: the principal to authenticate as */
-    const char *credential;  /* with socket_path: that principal's credential */
+    const char *tcp_address; /* or "host:port" of a vault on another host: mutual TLS */
+    const char *tls_cert, *tls_key; /* with tcp_address: this principal's certificate (CN = the principal) */
+    const char *tls_ca;      /* with tcp_address: the CA of the vault's certificate */
+    const char *principal;   /* the principal to authenticate as */
+    const char *credential;  /* that principal's credential */
     int64_t timeout_ms;      /* per request (default 5000) */
 } pd_vault_client_opts_t;
 

@@ -14,10 +14,10 @@
 #include "payd/config.h"
 #include "payd/vault.h"
 
-enum { PD_VAULT_CHILD = 0, PD_VAULT_SOCKET = 1 };
+enum { PD_VAULT_CHILD = 0, PD_VAULT_SOCKET = 1, PD_VAULT_TCP = 2 };
 
 typedef struct {
-    int mode;               /* PD_VAULT_CHILD or PD_VAULT_SOCKET */
+    int mode;               /* PD_VAULT_CHILD, PD_VAULT_SOCKET or PD_VAULT_TCP */
     char *dir;              /* child: vault state ("" = DATA_DIR/vault) */
     char *binary;           /* child: payd-vault ("" = next to payd) */
     char *user;             /* child started as root: the user it runs as */
@@ -25,6 +25,10 @@ typedef struct {
     char *socket;           /* socket mode: path of the vault's socket */
     char *api_credential;   /* socket mode: credential files */
     char *processor_credential;
+    char *address;          /* tcp mode: host:port of the vault */
+    char *tls_ca;           /* tcp mode: CA of the vault's certificate */
+    char *api_tls_cert, *api_tls_key;             /* tcp mode: client certificates, CN = principal */
+    char *processor_tls_cert, *processor_tls_key;
     int64_t timeout_ms;     /* per request */
 } pd_vault_config_t;
 

@@ -4,6 +4,7 @@
  *   payd-vault [--config FILE] --data-dir DIR [--socket PATH] [--fd N:PRINCIPAL]... [--dev]
  *              [--init] [--passphrase-file FILE] [--share-file FILE]... [--user NAME]
  *              [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL] [--pkcs11-pin-file F]]
+ *              [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]   (mutual TLS)
  *   payd-vault --data-dir DIR --init-shares N --threshold T     (split knowledge)
  *
  * A configuration file has one [vault] section with the same settings as the long
@@ -50,6 +51,7 @@ usage(FILE *f)
                "                  [--init] [--passphrase-file FILE] [--share-file FILE]... [--user NAME]\n"
                "                  [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL]\n"
                "                   [--pkcs11-pin-file FILE]] [--log-level LEVEL]\n"
+               "                  [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]\n"
                "       payd-vault --data-dir DIR --init-shares N --threshold T\n");
 }
 
@@ -57,6 +59,7 @@ usage(FILE *f)
 typedef struct {
     char *data_dir, *socket, *user, *passphrase_file;
     char *pkcs11_module, *pkcs11_token, *pkcs11_key, *pkcs11_pin_file;
+    char *listen, *tls_cert, *tls_key, *tls_client_ca;
     int log_level;
 } daemon_config_t;
 
@@ -72,6 +75,10 @@ static const pd_config_key_t daemon_keys[] = {
     {"pkcs11_key", PD_CT_STR, C(pkcs11_key), "payd-root", .help = "label of the wrapping key in the token"},
     {"pkcs11_pin_file", PD_CT_PATH, C(pkcs11_pin_file), "", .help = "file holding the token's user PIN"},
     {"log_level", PD_CT_ENUM, C(log_level), "info", .choices = levels, .help = "least severe level logged"},
+    {"listen", PD_CT_ADDR, C(listen), "", .help = "host:port of a mutual-TLS listener for payd on other hosts"},
+    {"tls_cert", PD_CT_PATH, C(tls_cert), "", .help = "the listener's certificate (PEM, with chain)"},
+    {"tls_key", PD_CT_PATH, C(tls_key), "", .help = "the listener's private key"},
+    {"tls_client_ca", PD_CT_PATH, C(tls_client_ca), "", .help = "CA of the clients' certificates (CN = principal)"},
 };
 #undef C
 
@@ -167,7 +174,9 @@ main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'},    {"help", no_argument, NULL, 'h'},
         {"config", required_argument, NULL, 'c'},       {"pkcs11-module", required_argument, NULL, 'M'},
         {"pkcs11-token", required_argument, NULL, 'T'}, {"pkcs11-key", required_argument, NULL, 'K'},
-        {"pkcs11-pin-file", required_argument, NULL, 'P'},
+        {"pkcs11-pin-file", required_argument, NULL, 'P'}, {"listen", required_argument, NULL, 'L'},
+        {"tls-cert", required_argument, NULL, 'C'},     {"tls-key", required_argument, NULL, 'k'},
+        {"tls-client-ca", required_argument, NULL, 'A'},
         {NULL, 0, NULL, 0},
     };
     /* option letter -> configuration key */
@@ -176,7 +185,8 @@ main(int argc, char **argv)
         const char *key;
     } to_key[] = {{'d', "data_dir"},      {'s', "socket"},        {'u', "user"},         {'p', "passphrase_file"},
                   {'M', "pkcs11_module"}, {'T', "pkcs11_token"},  {'K', "pkcs11_key"},   {'P', "pkcs11_pin_file"},
-                  {'l', "log_level"}};
+                  {'l', "log_level"},     {'L', "listen"},        {'C', "tls_cert"},     {'k', "tls_key"},
+                  {'A', "tls_client_ca"}};
     static daemon_config_t dc; /* static: reachable until exit, also on early returns */
     static pd_config_t *cfg;
     const char *dir = NULL, *sock = NULL, *user = NULL;
@@ -325,15 +335,28 @@ main(int argc, char **argv)
             return 1;
         }
     }
-    if (nfds == 0 && sock == NULL) {
-        fprintf(stderr, "payd-vault: nothing to serve (give --socket or --fd)\n");
+    if (opt(dc.listen) != NULL) {
+        char cred_dir[4200];
+        pd_vault_tls_opts_t t = {opt(dc.tls_cert), opt(dc.tls_key), opt(dc.tls_client_ca)};
+        if (t.cert == NULL || t.key == NULL || t.ca == NULL) {
+            fprintf(stderr, "payd-vault: a TCP listener needs --tls-cert, --tls-key and --tls-client-ca\n");
+            return 2;
+        }
+        snprintf(cred_dir, sizeof(cred_dir), "%s/credentials", dir);
+        if ((r = pd_vault_server_listen_tcp(srv, dc.listen, &t, cred_dir, err, sizeof(err))) != 0) {
+            fprintf(stderr, "payd-vault: %s\n", err);
+            return r == PD_ERR_CONFIG ? 2 : 1;
+        }
+    }
+    if (nfds == 0 && sock == NULL && opt(dc.listen) == NULL) {
+        fprintf(stderr, "payd-vault: nothing to serve (give --socket, --listen or --fd)\n");
         return 2;
     }
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    pd_log_info("vault ready", PD_LS("dir", dir), PD_LS("socket", sock), PD_LI("peers", nfds),
+    pd_log_info("vault ready", PD_LS("dir", dir), PD_LS("socket", sock), PD_LS("listen", opt(dc.listen)), PD_LI("peers", nfds),
                 PD_LB("new_vault", created), PD_LB("key_memory_locked", v->locked));
     /* a child vault (fds from payd) ends when payd goes away */
     if (nfds > 0)

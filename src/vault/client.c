@@ -3,8 +3,10 @@
  * (request ids), per-request deadlines, reconnect for socket connections.
  * Callbacks run on the I/O thread. See include/payd/vault.h.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,10 +18,14 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
+#include "payd/config.h"
 #include "payd/log.h"
 #include "payd/time.h"
 #include "vault/msg.h"
+#include "vault/transport.h"
 
 #define BUCKETS 1024
 #define WBUF_MAX (64u * 1024 * 1024)
@@ -39,8 +45,11 @@ typedef struct pending {
 
 struct pd_vault_client {
     int fd;
+    SSL *ssl; /* mutual TLS to a vault on another host, else NULL */
+    SSL_CTX *tls;
     int wake;
     char path[108];
+    char addr[300]; /* "host:port" of a TCP vault */
     char principal[16];
     char credential[PD_MSG_CRED_MAX];
     int64_t timeout_ms;
@@ -56,6 +65,13 @@ struct pd_vault_client {
     void (*on_change)(void *arg, const char *name);
     void *on_change_arg;
 };
+
+/* a standalone vault (Unix socket or TCP): reconnected when the connection drops */
+static bool
+remote(const pd_vault_client_t *c)
+{
+    return c->path[0] != '\0' || c->addr[0] != '\0';
+}
 
 static void
 complete(pending_t *p, int rc, uint16_t type, pd_view_t payload)
@@ -179,7 +195,7 @@ enqueue(pd_vault_client_t *c, uint16_t type, pd_view_t payload, kind_t kind, voi
     if (p == NULL)
         return PD_ERR_NOMEM;
     pthread_mutex_lock(&c->mu);
-    if (c->stopping || (!c->connected && c->path[0] == '\0')) {
+    if (c->stopping || (!c->connected && !remote(c))) {
         pthread_mutex_unlock(&c->mu);
         free(p);
         return PD_ERR_CLOSED;
@@ -235,9 +251,56 @@ handle_frame(pd_vault_client_t *c, const pd_ipc_hdr_t *h, pd_view_t payload)
     }
 }
 
+/* TCP + TLS handshake (blocking, bounded by the request timeout), verifying the
+ * vault's certificate against the configured CA and the host name or address */
 static int
-connect_socket(pd_vault_client_t *c)
+connect_tls(pd_vault_client_t *c, SSL **out)
 {
+    char host[256], port[8];
+    uint16_t p;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    if (pd_config_parse_addr(c->addr, host, sizeof(host), &p) != 0)
+        return PD_ERR_CONFIG;
+    snprintf(port, sizeof(port), "%u", p);
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
+        return PD_ERR_UNAVAILABLE;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {.tv_sec = c->timeout_ms / 1000, .tv_usec = (c->timeout_ms % 1000) * 1000};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        int e = fd < 0 ? -errno : PD_ERR_UNAVAILABLE;
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return e;
+    }
+    freeaddrinfo(ai);
+    SSL *ssl = SSL_new(c->tls);
+    struct in6_addr a6;
+    struct in_addr a4;
+    bool is_ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+        (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host)) != 1 ||
+        (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1) || SSL_connect(ssl) != 1) {
+        pd_log_warn("vault client: TLS handshake with the vault failed", PD_LS("vault", c->addr),
+                    PD_LS("verify", ssl != NULL ? X509_verify_cert_error_string(SSL_get_verify_result(ssl)) : "-"));
+        ERR_clear_error();
+        SSL_free(ssl);
+        close(fd);
+        return PD_ERR_AUTH;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    *out = ssl;
+    return fd;
+}
+
+static int
+connect_socket(pd_vault_client_t *c, SSL **ssl)
+{
+    *ssl = NULL;
+    if (c->addr[0] != '\0')
+        return connect_tls(c, ssl);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -257,7 +320,8 @@ static void
 try_connect(pd_vault_client_t *c)
 {
     pd_buf_t auth, frame;
-    int fd = connect_socket(c);
+    SSL *ssl;
+    int fd = connect_socket(c, &ssl);
     if (fd < 0)
         return;
     pd_buf_init(&auth, 512);
@@ -268,6 +332,7 @@ try_connect(pd_vault_client_t *c)
         pd_ipc_frame(&frame, PD_MSG_AUTH, c->auth_id, pd_buf_view(&auth)) != 0 ||
         pd_buf_put(&frame, c->wbuf.p, c->wbuf.len) != 0) {
         pthread_mutex_unlock(&c->mu);
+        SSL_free(ssl);
         close(fd);
         pd_buf_free_secure(&auth);
         pd_buf_free_secure(&frame);
@@ -276,6 +341,7 @@ try_connect(pd_vault_client_t *c)
     pd_buf_free_secure(&c->wbuf);
     c->wbuf = frame;
     c->fd = fd;
+    c->ssl = ssl;
     c->connected = true;
     pthread_mutex_unlock(&c->mu);
     pd_buf_free_secure(&auth);
@@ -284,6 +350,8 @@ try_connect(pd_vault_client_t *c)
 static void
 disconnect(pd_vault_client_t *c, int rc)
 {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -303,11 +371,11 @@ io_main(void *arg)
     pthread_setname_np(pthread_self(), "payd-vaultcli");
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        bool stopping = c->stopping, want_write = c->wbuf.len > 0;
+        bool stopping = c->stopping, want_write = c->wbuf.len > 0 || (c->ssl != NULL && SSL_want_write(c->ssl));
         pthread_mutex_unlock(&c->mu);
         if (stopping)
             break;
-        if (c->fd < 0 && c->path[0] != '\0' && pd_mono_ms() >= next_retry) {
+        if (c->fd < 0 && remote(c) && pd_mono_ms() >= next_retry) {
             try_connect(c);
             next_retry = pd_mono_ms() + 200;
         }
@@ -324,7 +392,7 @@ io_main(void *arg)
         }
         if (c->fd >= 0 && (pfd[1].revents & POLLOUT)) {
             pthread_mutex_lock(&c->mu);
-            ssize_t n = write(c->fd, c->wbuf.p, c->wbuf.len);
+            ssize_t n = c->wbuf.len > 0 ? pd_vt_write(c->fd, c->ssl, c->wbuf.p, c->wbuf.len) : 0;
             if (n > 0) {
                 OPENSSL_cleanse(c->wbuf.p, (size_t)n);
                 memmove(c->wbuf.p, c->wbuf.p + n, c->wbuf.len - (size_t)n);
@@ -341,7 +409,7 @@ io_main(void *arg)
             for (;;) {
                 if (pd_buf_reserve(&c->rbuf, 65536) != 0)
                     break;
-                ssize_t n = read(c->fd, c->rbuf.p + c->rbuf.len, c->rbuf.cap - c->rbuf.len - 1);
+                ssize_t n = pd_vt_read(c->fd, c->ssl, c->rbuf.p + c->rbuf.len, c->rbuf.cap - c->rbuf.len - 1);
                 if (n > 0) {
                     c->rbuf.len += (size_t)n;
                     continue;
@@ -402,21 +470,38 @@ pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o)
         fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
         c->connected = true;
     } else {
-        if (o->socket_path == NULL || strlen(o->socket_path) >= sizeof(c->path) || o->principal == NULL ||
-            o->credential == NULL || strlen(o->credential) >= sizeof(c->credential)) {
+        const char *where = o->tcp_address != NULL ? o->tcp_address : o->socket_path;
+        char err[300];
+        if (where == NULL || strlen(where) >= sizeof(c->path) || o->principal == NULL || o->credential == NULL ||
+            strlen(o->credential) >= sizeof(c->credential) ||
+            (o->tcp_address != NULL && (o->tls_cert == NULL || o->tls_key == NULL || o->tls_ca == NULL))) {
             close(c->wake);
             free(c);
             return PD_ERR_INVALID;
         }
-        snprintf(c->path, sizeof(c->path), "%s", o->socket_path);
+        if (o->tcp_address != NULL) {
+            snprintf(c->addr, sizeof(c->addr), "%s", o->tcp_address);
+            if ((c->tls = pd_vt_tls_ctx(false, o->tls_cert, o->tls_key, o->tls_ca, err, sizeof(err))) == NULL) {
+                pd_log_error("vault client: TLS setup failed", PD_LS("reason", err));
+                close(c->wake);
+                free(c);
+                return PD_ERR_CONFIG;
+            }
+        } else {
+            snprintf(c->path, sizeof(c->path), "%s", o->socket_path);
+        }
         snprintf(c->principal, sizeof(c->principal), "%s", o->principal);
         snprintf(c->credential, sizeof(c->credential), "%s", o->credential);
         try_connect(c);
         if (c->fd < 0) {
-            int e = connect_socket(c); /* for the error code */
-            if (e >= 0)
+            SSL *ssl;
+            int e = connect_socket(c, &ssl); /* for the error code */
+            if (e >= 0) {
+                SSL_free(ssl);
                 close(e);
+            }
             close(c->wake);
+            SSL_CTX_free(c->tls);
             OPENSSL_cleanse(c->credential, sizeof(c->credential));
             free(c);
             return e < 0 ? e : PD_ERR_UNAVAILABLE;
@@ -444,6 +529,9 @@ pd_vault_client_free(pd_vault_client_t *c)
         /* saturated: the thread will see stopping within its poll interval */
     }
     pthread_join(c->thread, NULL);
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    SSL_CTX_free(c->tls);
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;

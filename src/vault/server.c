@@ -5,8 +5,10 @@
  * {type, principals allowed, size bounds, handler}; a peer that sends anything
  * else is audited and dropped.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +21,13 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "payd/config.h"
 #include "payd/log.h"
 #include "payd/time.h"
 #include "vault/handlers.h"
 #include "vault/msg.h"
 #include "vault/server.h"
+#include "vault/transport.h"
 
 #define MAX_CONNS 256
 #define WBUF_MAX (32u * 1024 * 1024)
@@ -32,6 +36,7 @@
 
 typedef struct {
     int fd;
+    SSL *ssl;           /* mutual TLS (TCP peers); NULL for local sockets */
     unsigned principal; /* 0 until authenticated */
     bool fixed;         /* principal bound by the descriptor (socketpair) */
     bool closing;
@@ -83,6 +88,8 @@ struct pd_vault_server {
     conn_t conns[MAX_CONNS];
     int nconns;
     int listen_fd;
+    int tcp_fd;   /* mutual-TLS listener, or -1 */
+    SSL_CTX *tls; /* its context */
     char cred_hash[4][65]; /* per principal bit: hex SHA-256 of its credential */
     req_t reqs[MAX_BATCH];
     staged_t staged[MAX_BATCH];
@@ -105,6 +112,7 @@ pd_vault_server_new(pd_vault_server_t **out, pd_vault_state_t *v)
         return PD_ERR_NOMEM;
     s->v = v;
     s->listen_fd = -1;
+    s->tcp_fd = -1;
     *out = s;
     return 0;
 }
@@ -112,6 +120,8 @@ pd_vault_server_new(pd_vault_server_t **out, pd_vault_state_t *v)
 static void
 conn_close(conn_t *c)
 {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -128,6 +138,9 @@ pd_vault_server_free(pd_vault_server_t *s)
         conn_close(&s->conns[i]);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
+    if (s->tcp_fd >= 0)
+        close(s->tcp_fd);
+    SSL_CTX_free(s->tls);
     free(s);
 }
 
@@ -184,6 +197,18 @@ ensure_credential(pd_vault_server_t *s, const char *dir, unsigned p, int idx)
     return 0;
 }
 
+static int
+ensure_credentials(pd_vault_server_t *s, const char *cred_dir)
+{
+    int r;
+    if (mkdir(cred_dir, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    for (int i = 0; i < 4; i++)
+        if ((r = ensure_credential(s, cred_dir, 1u << i, i)) != 0)
+            return r;
+    return 0;
+}
+
 int
 pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_dir)
 {
@@ -191,11 +216,8 @@ pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_
     int r;
     if (strlen(path) >= sizeof(sa.sun_path))
         return PD_ERR_TOOBIG;
-    if (mkdir(cred_dir, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    for (int i = 0; i < 4; i++)
-        if ((r = ensure_credential(s, cred_dir, 1u << i, i)) != 0)
-            return r;
+    if ((r = ensure_credentials(s, cred_dir)) != 0)
+        return r;
     memcpy(sa.sun_path, path, strlen(path) + 1);
     unlink(path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -210,6 +232,46 @@ pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_
         return r;
     }
     s->listen_fd = fd;
+    return 0;
+}
+
+int
+pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, const pd_vault_tls_opts_t *t, const char *cred_dir,
+                           char *err, size_t errcap)
+{
+    char host[256], port[8];
+    uint16_t p;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int r, fd = -1, one = 1;
+
+    if (pd_config_parse_addr(addr, host, sizeof(host), &p) != 0) {
+        snprintf(err, errcap, "bad listen address %s (expected HOST:PORT)", addr);
+        return PD_ERR_CONFIG;
+    }
+    if ((s->tls = pd_vt_tls_ctx(true, t->cert, t->key, t->ca, err, errcap)) == NULL)
+        return PD_ERR_CONFIG;
+    if ((r = ensure_credentials(s, cred_dir)) != 0) {
+        snprintf(err, errcap, "cannot create the credentials in %s", cred_dir);
+        return r;
+    }
+    snprintf(port, sizeof(port), "%u", p);
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL) {
+        snprintf(err, errcap, "cannot resolve %s", host);
+        return PD_ERR_CONFIG;
+    }
+    if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+        listen(fd, 64) != 0) {
+        r = -errno;
+        snprintf(err, errcap, "cannot listen on %s: %s", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return r;
+    }
+    freeaddrinfo(ai);
+    s->tcp_fd = fd;
     return 0;
 }
 
@@ -284,7 +346,10 @@ authenticate(pd_vault_server_t *s, conn_t *c, size_t *nst, int ci, const req_t *
     int idx = p ? __builtin_ctz(p) : -1;
     sha256_hex(cred, hash);
     OPENSSL_cleanse(cred, sizeof(cred));
-    if (idx < 0 || s->cred_hash[idx][0] == '\0' || CRYPTO_memcmp(hash, s->cred_hash[idx], 64) != 0) {
+    /* over TLS the client certificate must also name the principal */
+    char cn[64];
+    bool cert_ok = c->ssl == NULL || (pd_vt_peer_cn(c->ssl, cn, sizeof(cn)) && strcmp(cn, principal) == 0);
+    if (idx < 0 || s->cred_hash[idx][0] == '\0' || CRYPTO_memcmp(hash, s->cred_hash[idx], 64) != 0 || !cert_ok) {
         pd_vault_audit(s->v, principal, "ipc.auth", "vault", PD_ERR_AUTH, c->origin);
         c->closing = true;
         return;
@@ -442,7 +507,7 @@ read_conn(conn_t *c)
     for (;;) {
         if (pd_buf_reserve(&c->rbuf, 65536) != 0)
             return; /* full: the pending frames are processed first */
-        ssize_t n = read(c->fd, c->rbuf.p + c->rbuf.len, c->rbuf.cap - c->rbuf.len - 1);
+        ssize_t n = pd_vt_read(c->fd, c->ssl, c->rbuf.p + c->rbuf.len, c->rbuf.cap - c->rbuf.len - 1);
         if (n > 0) {
             c->rbuf.len += (size_t)n;
             continue;
@@ -458,7 +523,7 @@ flush_conn(conn_t *c)
 {
     size_t off = 0;
     while (off < c->wbuf.len) {
-        ssize_t n = write(c->fd, c->wbuf.p + off, c->wbuf.len - off);
+        ssize_t n = pd_vt_write(c->fd, c->ssl, c->wbuf.p + off, c->wbuf.len - off);
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -472,6 +537,39 @@ flush_conn(conn_t *c)
         OPENSSL_cleanse(c->wbuf.p, off);
         memmove(c->wbuf.p, c->wbuf.p + off, c->wbuf.len - off);
         c->wbuf.len -= off;
+    }
+}
+
+/* TCP peers: mutual TLS, handshake driven by the first reads */
+static void
+accept_tls_peers(pd_vault_server_t *s)
+{
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(s->tcp_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        char ip[64] = "?", origin[96];
+        uint16_t port = 0;
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        snprintf(origin, sizeof(origin), "tls:%s:%u", ip, port);
+        SSL *ssl = SSL_new(s->tls);
+        conn_t *c = ssl != NULL ? conn_add(s, fd, 0, false, origin) : NULL;
+        if (c == NULL) {
+            SSL_free(ssl);
+            close(fd);
+            continue;
+        }
+        SSL_set_fd(ssl, fd);
+        SSL_set_accept_state(ssl);
+        c->ssl = ssl;
     }
 }
 
@@ -507,12 +605,20 @@ pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit
     while (!*stop) {
         int n = 0;
         bool any_fixed = false;
-        if (s->listen_fd >= 0)
+        int li = -1, ti = -1;
+        if (s->listen_fd >= 0) {
+            li = n;
             pfd[n++] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+        }
+        if (s->tcp_fd >= 0) {
+            ti = n;
+            pfd[n++] = (struct pollfd){.fd = s->tcp_fd, .events = POLLIN};
+        }
         int base = n;
         for (int i = 0; i < s->nconns; i++) {
             conn_t *c = &s->conns[i];
-            pfd[n++] = (struct pollfd){.fd = c->fd, .events = (short)(POLLIN | (c->wbuf.len ? POLLOUT : 0))};
+            bool out = c->wbuf.len > 0 || (c->ssl != NULL && SSL_want_write(c->ssl));
+            pfd[n++] = (struct pollfd){.fd = c->fd, .events = (short)(POLLIN | (out ? POLLOUT : 0))};
             any_fixed |= c->fixed;
         }
         if (exit_when_orphaned && !any_fixed)
@@ -520,14 +626,18 @@ pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit
         int pr = poll(pfd, (nfds_t)n, 250);
         if (pr < 0 && errno != EINTR)
             return -errno;
-        if (s->listen_fd >= 0 && (pfd[0].revents & POLLIN))
+        if (li >= 0 && (pfd[li].revents & POLLIN))
             accept_peers(s);
+        if (ti >= 0 && (pfd[ti].revents & POLLIN))
+            accept_tls_peers(s);
         size_t nreq = 0;
         size_t consumed[MAX_CONNS] = {0};
         int nc = s->nconns;
         for (int i = 0; i < nc && i < n - base; i++) {
             conn_t *c = &s->conns[i];
-            if (pfd[base + i].revents & (POLLIN | POLLHUP | POLLERR))
+            /* a TLS handshake that waited to write goes on through a read */
+            if ((pfd[base + i].revents & (POLLIN | POLLHUP | POLLERR)) ||
+                (c->ssl != NULL && (pfd[base + i].revents & POLLOUT) && SSL_want_write(c->ssl)))
                 read_conn(c);
             if (!collect(s, i, &nreq, &consumed[i]))
                 consumed[i] = c->rbuf.len;

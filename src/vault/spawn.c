@@ -18,19 +18,27 @@
 #include "payd/vault_spawn.h"
 
 #define C(f) offsetof(pd_vault_config_t, f)
-static const char *const modes[] = {"child", "socket", NULL};
+static const char *const modes[] = {"child", "socket", "tcp", NULL};
 static const pd_config_key_t keys[] = {
     {"mode", PD_CT_ENUM, C(mode), "child", .choices = modes,
-     .help = "child: payd starts payd-vault itself; socket: connect to a standalone payd-vault"},
+     .help = "child: payd starts payd-vault itself; socket: a standalone payd-vault's Unix socket; "
+             "tcp: a payd-vault on another host, over mutual TLS"},
     {"dir", PD_CT_PATH, C(dir), "", .help = "child mode: the vault's state directory (default DATA_DIR/vault)"},
     {"binary", PD_CT_PATH, C(binary), "", .help = "child mode: the payd-vault program (default: next to payd)"},
     {"user", PD_CT_STR, C(user), "nobody", .help = "child mode, started as root: the user the vault runs as"},
     {"passphrase_file", PD_CT_PATH, C(passphrase_file), "",
      .help = "child mode: file with the unseal passphrase (else PAYD_VAULT_PASSPHRASE or a systemd credential)"},
     {"socket", PD_CT_PATH, C(socket), "", .help = "socket mode: path of the vault's Unix socket"},
-    {"api_credential", PD_CT_PATH, C(api_credential), "", .help = "socket mode: credential file of principal api"},
+    {"api_credential", PD_CT_PATH, C(api_credential), "", .help = "socket/tcp mode: credential file of principal api"},
     {"processor_credential", PD_CT_PATH, C(processor_credential), "",
-     .help = "socket mode: credential file of principal processor"},
+     .help = "socket/tcp mode: credential file of principal processor"},
+    {"address", PD_CT_ADDR, C(address), "", .help = "tcp mode: the vault's host:port"},
+    {"tls_ca", PD_CT_PATH, C(tls_ca), "", .help = "tcp mode: CA of the vault's certificate"},
+    {"api_tls_cert", PD_CT_PATH, C(api_tls_cert), "", .help = "tcp mode: client certificate of principal api (CN api)"},
+    {"api_tls_key", PD_CT_PATH, C(api_tls_key), "", .help = "tcp mode: its private key"},
+    {"processor_tls_cert", PD_CT_PATH, C(processor_tls_cert), "",
+     .help = "tcp mode: client certificate of principal processor (CN processor)"},
+    {"processor_tls_key", PD_CT_PATH, C(processor_tls_key), "", .help = "tcp mode: its private key"},
     {"timeout_ms", PD_CT_MS, C(timeout_ms), "5s", 100, 600000, .help = "deadline of one vault request"},
 };
 #undef C
@@ -208,18 +216,28 @@ pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *d
         return 0;
     }
     char cred[256];
-    if (c->socket[0] == '\0' || (r = read_credential(c->api_credential, cred, sizeof(cred))) != 0) {
-        pd_log_error("vault socket mode needs [vault] socket and readable credential files",
-                     PD_LS("socket", c->socket), PD_LS("api_credential", c->api_credential));
+    bool tcp = c->mode == PD_VAULT_TCP;
+    if ((tcp ? c->address[0] == '\0' || c->tls_ca[0] == '\0' || c->api_tls_cert[0] == '\0' ||
+                   c->processor_tls_cert[0] == '\0'
+             : c->socket[0] == '\0') ||
+        (r = read_credential(c->api_credential, cred, sizeof(cred))) != 0) {
+        pd_log_error(tcp ? "vault tcp mode needs [vault] address, tls_ca, api_tls_cert/key, processor_tls_cert/key "
+                           "and readable credential files"
+                         : "vault socket mode needs [vault] socket and readable credential files",
+                     PD_LS("api_credential", c->api_credential));
         return PD_ERR_CONFIG;
     }
-    pd_vault_client_opts_t oa = {.fd = -1, .socket_path = c->socket, .principal = "api", .credential = cred,
-                                 .timeout_ms = c->timeout_ms};
+    pd_vault_client_opts_t oa = {.fd = -1, .socket_path = tcp ? NULL : c->socket, .tcp_address = tcp ? c->address : NULL,
+                                 .tls_cert = c->api_tls_cert, .tls_key = c->api_tls_key, .tls_ca = c->tls_ca,
+                                 .principal = "api", .credential = cred, .timeout_ms = c->timeout_ms};
     r = pd_vault_client_new(&l->api, &oa);
     OPENSSL_cleanse(cred, sizeof(cred));
     if (r == 0 && (r = read_credential(c->processor_credential, cred, sizeof(cred))) == 0) {
-        pd_vault_client_opts_t op = {.fd = -1, .socket_path = c->socket, .principal = "processor", .credential = cred,
-                                     .timeout_ms = c->timeout_ms};
+        pd_vault_client_opts_t op = oa;
+        op.tls_cert = c->processor_tls_cert;
+        op.tls_key = c->processor_tls_key;
+        op.principal = "processor";
+        op.credential = cred;
         r = pd_vault_client_new(&l->processor, &op);
         OPENSSL_cleanse(cred, sizeof(cred));
     }
