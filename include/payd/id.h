@@ -1,8 +1,10 @@
 /*
  * Object identifiers: "<prefix>_", PD_ID_TIME_LEN base62 characters of the creation
- * second (so ids sort by time and inserts stay on the last pages of each index),
- * then PD_ID_RAND_LEN base62 characters from the CSPRNG (~143 bits of randomness),
- * e.g. pi_1kQ3xZ3MtwBwLkdIwHu7ix28a3tqPa.
+ * time in milliseconds, then PD_ID_RAND_LEN base62 characters from the CSPRNG (~143
+ * bits of randomness), e.g. pi_0lRc2Xq3MtwBwLkdIwHu7ix28a3tqPa. The time prefix makes
+ * ids sort by creation, so the rows one group commit inserts land on the last page of
+ * each id index instead of on pages all over the current second's range (which cost
+ * a WAL frame each).
  */
 #ifndef PAYD_ID_H
 #define PAYD_ID_H
@@ -13,7 +15,7 @@
 #include "payd/buf.h"
 #include "payd/error.h"
 
-#define PD_ID_TIME_LEN 6 /* creation second, base62: ids sort by time */
+#define PD_ID_TIME_LEN 7 /* creation millisecond, base62 (until the year 2080): ids sort by time */
 #define PD_ID_RAND_LEN 24
 #define PD_ID_MAX 48 /* longest id including NUL */
 

@@ -62,9 +62,11 @@ pd_id_new(const char *prefix, char *out, size_t cap)
         return PD_ERR_TOOBIG;
     memcpy(out, prefix, pl);
     out[pl] = '_';
-    /* the creation second, fixed-width base62 (the alphabet is in ASCII order), so
-     * ids sort by time and new rows land on the last pages of each index */
-    uint64_t t = (uint64_t)time(NULL);
+    /* the creation millisecond, fixed-width base62 (the alphabet is in ASCII order), so
+     * ids sort by time and new rows land on the last page of each index */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     for (size_t i = PD_ID_TIME_LEN; i-- > 0; t /= 62)
         out[pl + 1 + i] = b62[t % 62];
     int r = pd_rand_base62(out + pl + 1 + PD_ID_TIME_LEN, PD_ID_RAND_LEN);

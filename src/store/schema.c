@@ -97,6 +97,12 @@ static const char *const migrations[] = {
     "  seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
     "  resource TEXT NOT NULL, outcome TEXT NOT NULL, origin TEXT NOT NULL, detail TEXT NOT NULL,"
     "  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+    /* 2: partial indexes for the two queues (in-flight charges, unpublished events), so a
+     * payment's writes no longer move entries of every settled row through them */
+    "DROP INDEX charges_processing;"
+    "CREATE INDEX charges_inflight ON charges(created) WHERE processing = 1 OR capture_requested = 1;"
+    "DROP INDEX events_unpublished;"
+    "CREATE INDEX events_unpublished ON events(seq) WHERE published = 0;",
 };
 
 int
