@@ -64,6 +64,11 @@ int pd_server_add_probe(pd_server_t *s, const char *name, pd_ready_fn fn, void *
 typedef void (*pd_finish_fn)(pd_req_t *r, void *arg);
 int pd_server_on_finish(pd_server_t *s, pd_finish_fn fn, void *arg) PD_WUR;
 
+/* Called on every loop thread at least every 100 ms, and once more with final = true
+ * when the loop ends (for flushing per-thread buffers). One callback; set before start. */
+typedef void (*pd_tick_fn)(bool final, void *arg);
+void pd_server_on_tick(pd_server_t *s, pd_tick_fn fn, void *arg);
+
 /* A connection as the flow log sees it, when it closes. Strings live until the callback returns. */
 typedef struct {
     pd_listener_kind_t listener;

@@ -61,6 +61,8 @@ struct pd_server {
     size_t nfinish;
     pd_conn_fn conn_fn; /* flow log; NULL: connections are not tracked */
     void *conn_arg;
+    pd_tick_fn tick_fn;
+    void *tick_arg;
     struct {
         const char *name;
         pd_ready_fn fn;

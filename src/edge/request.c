@@ -175,8 +175,16 @@ pd_resp_json(pd_req_t *r, int status, pd_view_t body)
         req->res.content_length = body.len;
         h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
         h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, r->id, strlen(r->id));
-        char *tp = h2o_mem_alloc_pool(pool, 56);
-        snprintf(tp, 56, "00-%s-%s-%02x", r->trace_id, r->span_id, r->trace_flags);
+        /* "00-<trace id>-<span id>-<flags>" */
+        static const char hex[] = "0123456789abcdef";
+        char *tp = h2o_mem_alloc_pool(pool, 55);
+        memcpy(tp, "00-", 3);
+        memcpy(tp + 3, r->trace_id, 32);
+        tp[35] = '-';
+        memcpy(tp + 36, r->span_id, 16);
+        tp[52] = '-';
+        tp[53] = hex[r->trace_flags >> 4];
+        tp[54] = hex[r->trace_flags & 15];
         h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
         if (r->listener == PD_L_API && r->loop->srv->api->hsts)
             h2o_add_header(pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,

@@ -145,6 +145,8 @@ loop_main(void *arg)
     sem_post(&loop->ready);
     while (!atomic_load(&loop->stop)) {
         h2o_evloop_run(loop->evloop, 100);
+        if (s->tick_fn != NULL)
+            s->tick_fn(false, s->tick_arg);
         if (atomic_load(&s->draining) && !loop->drain_started) {
             loop->drain_started = true;
             stop_listening(loop);
@@ -154,6 +156,8 @@ loop_main(void *arg)
             break;
     }
     stop_listening(loop);
+    if (s->tick_fn != NULL)
+        s->tick_fn(true, s->tick_arg);
     atomic_store(&loop->exited, true);
     return NULL;
 }
@@ -249,6 +253,13 @@ pd_server_on_finish(pd_server_t *s, pd_finish_fn fn, void *arg)
     s->finish[s->nfinish].fn = fn;
     s->finish[s->nfinish++].arg = arg;
     return 0;
+}
+
+void
+pd_server_on_tick(pd_server_t *s, pd_tick_fn fn, void *arg)
+{
+    s->tick_fn = fn;
+    s->tick_arg = arg;
 }
 
 void

@@ -149,7 +149,8 @@ pd_waf_filter(pd_req_t *r, void *arg)
     pd_waf_t *w = arg;
     const pd_waf_config_t *cfg = pd_waf_config(w);
     pd_waf_mode_t mode = route_mode(cfg, r);
-    if (mode == PD_WAF_OFF)
+    /* health checks (public, no parameters) reach no application code: not scanned */
+    if (mode == PD_WAF_OFF || (r->route != NULL && (r->route->flags & PD_ROUTE_PUBLIC) && r->route->schema == NULL))
         return 0;
     pd_waf_verdict_t *v = pd_arena_calloc(&r->arena, sizeof(*v));
     if (v == NULL) {

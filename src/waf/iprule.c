@@ -136,9 +136,10 @@ pd_waf_ip_free(pd_waf_ip_t *ip)
 static bool
 client_addr(const pd_waf_ip_t *ip, pd_req_t *r, char *out, size_t cap, int *family, uint8_t addr[16])
 {
-    snprintf(out, cap, "%s", r->peer);
-    if (!parse_addr(r->peer, strlen(r->peer), family, addr))
+    size_t pl = strnlen(r->peer, sizeof(r->peer) - 1);
+    if (pl >= cap || !parse_addr(r->peer, pl, family, addr))
         return false;
+    memcpy(out, r->peer, pl + 1);
     if (!in_list(ip->trusted, ip->ntrusted, *family, addr))
         return true;
     pd_view_t xff = pd_req_header(r, "x-forwarded-for");
@@ -190,7 +191,8 @@ pd_waf_ip_filter(pd_req_t *r, void *arg)
     if (!client_addr(ip, r, client, sizeof(client), &family, addr))
         return 0; /* no IP peer (e.g. a Unix socket): nothing to rate */
     /* from here on the request's address is the client's, also for later limits and logs */
-    snprintf(r->peer, sizeof(r->peer), "%s", client);
+    if (strcmp(r->peer, client) != 0)
+        snprintf(r->peer, sizeof(r->peer), "%s", client);
     if (in_list(ip->deny, ip->ndeny, family, addr))
         return refuse(r, "denylist", client);
     /* health checks (public routes) are not rate-limited: load balancers poll them */
