@@ -24,6 +24,7 @@
 #define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 
 static char dir[64], vdir[128], sock[160], conf[160];
+static pid_t running; /* a vault this test started and has not stopped yet (killed by teardown) */
 
 static void
 write_text(const char *path, const char *text)
@@ -46,6 +47,7 @@ start_vault(const char *extra)
         execl(PAYD_VAULT_BIN, PAYD_VAULT_BIN, "--config", conf, extra, (char *)NULL);
         _exit(127);
     }
+    running = pid;
     for (int i = 0; i < 300 && access(sock, F_OK) != 0; i++)
         usleep(20000);
     assert_int_equal(access(sock, F_OK), 0);
@@ -58,6 +60,7 @@ stop_vault(pid_t pid)
     int st = 0;
     kill(pid, SIGTERM);
     waitpid(pid, &st, 0);
+    running = 0;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -118,6 +121,8 @@ static int
 teardown(void **state)
 {
     (void)state;
+    if (running > 0)
+        stop_vault(running);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     return getenv("PAYD_TEST_KEEP") == NULL && system(cmd) != 0 ? -1 : 0;
