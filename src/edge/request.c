@@ -254,8 +254,19 @@ peer_text(h2o_req_t *req, char *out, size_t cap)
     out[0] = '\0';
     if (sl == 0)
         return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    if (ss.ss_family == AF_INET && cap >= 16) {
+        /* dotted quad by hand: glibc's inet_ntop goes through sprintf, once per request */
+        const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
+        char *o = out;
+        for (int i = 0; i < 4; i++) {
+            if (a[i] >= 100)
+                *o++ = (char)('0' + a[i] / 100);
+            if (a[i] >= 10)
+                *o++ = (char)('0' + a[i] / 10 % 10);
+            *o++ = (char)('0' + a[i] % 10);
+            *o++ = i < 3 ? '.' : '\0';
+        }
+    }
     else if (ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
 }

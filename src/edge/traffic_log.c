@@ -263,9 +263,14 @@ on_request(pd_req_t *r, void *arg)
     PUT_U64(&l, "status", r->responded ? (unsigned)r->status : 499u);
     PUT_STR(&l, "protocol", protocol_name(r->http_version));
     PUT_U64(&l, "responseLength", r->resp_bytes);
-    int n = snprintf(lat, sizeof(lat), ",\"latency_ms\":%llu.%03llu", (unsigned long long)(elapsed_ns / 1000000u),
-                     (unsigned long long)(elapsed_ns / 1000u % 1000u));
-    put(&l, lat, (size_t)n);
+    /* milliseconds with three decimals, without printf */
+    uint64_t us = elapsed_ns / 1000u;
+    put_u64(&l, ",\"latency_ms\":", sizeof(",\"latency_ms\":") - 1, us / 1000u);
+    lat[0] = '.';
+    lat[1] = (char)('0' + us / 100u % 10u);
+    lat[2] = (char)('0' + us / 10u % 10u);
+    lat[3] = (char)('0' + us % 10u);
+    put(&l, lat, 4);
     PUT_STR(&l, "errorCode", r->error_code);
     PUT_LIT(&l, ",\"waf\":{\"action\":");
     put_cstr(&l, "", 0, r->waf_action != NULL ? r->waf_action : "none");
