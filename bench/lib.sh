@@ -45,6 +45,38 @@ start_payd() {
 
 stop_payd() { kill "$PAYD_PID" 2>/dev/null; wait "$PAYD_PID" 2>/dev/null || true; }
 
+# start_payd_with_card NAME [payd args...]: start_payd with the usage plan and the per-address
+# rate rule raised (benchmarks measure payments, not limits), then tokenize a test card;
+# sets BENCH_SK (the dev secret key) and BENCH_PM (the payment method)
+start_payd_with_card() {
+  local name=$1; shift
+  start_payd "$name" --set payments.rate_per_s=1000000 --set payments.burst=10000000 \
+    --set waf.ip_rate_limit=100000000 "$@"
+  BENCH_SK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_key"])' "$PAYD_DIR/credentials.json")
+  BENCH_PM=$(curl -fsS --cacert "$PAYD_DIR/tls/ca.pem" -u "$BENCH_SK:" "https://127.0.0.1:$PAYD_PORT/v1/payment_methods" \
+       -d type=card -d 'card[number]=4242424242424242' -d 'card[exp_month]=12' -d 'card[exp_year]=2034' \
+       -d 'card[cvc]=123' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+}
+
+# bench_post_lua FILE KEY CONTENT_TYPE BODY: a wrk script POSTing BODY to /v1/payment_intents
+# with a unique Idempotency-Key per request
+bench_post_lua() {
+  cat >"$1" <<LUA
+-- setup() runs in the main Lua state; each thread gets its own id as the global tid
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format("POST", "/v1/payment_intents", {
+    ["Authorization"] = "Bearer $2",
+    ["Content-Type"] = "$3",
+    ["Idempotency-Key"] = "bench-" .. tid .. "-" .. n .. "-" .. os.time(),
+  }, '$4')
+end
+LUA
+}
+
 # start_nginx_static NAME CERT KEY BODY: nginx serving BODY as application/json over TLS; sets NGINX_PORT
 start_nginx_static() {
   local name=$1 cert=$2 key=$3 body=$4 dir=$BENCH_TMP/nginx-$1
