@@ -30,14 +30,24 @@ typedef struct {
     bool handshake_done;
 } conn_t;
 
-static void
-addr_text(const struct sockaddr *sa, char *out, size_t cap, uint16_t *port)
+void
+pd_edge_addr_text(const struct sockaddr *sa, char *out, size_t cap, uint16_t *port)
 {
     out[0] = '\0';
     *port = 0;
-    if (sa->sa_family == AF_INET) {
+    if (sa->sa_family == AF_INET && cap >= 16) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)cap);
+        const uint8_t *a = (const uint8_t *)&in->sin_addr;
+        char *o = out;
+        /* dotted quad by hand: glibc's inet_ntop goes through sprintf, and this runs per request */
+        for (int i = 0; i < 4; i++) {
+            if (a[i] >= 100)
+                *o++ = (char)('0' + a[i] / 100);
+            if (a[i] >= 10)
+                *o++ = (char)('0' + a[i] / 10 % 10);
+            *o++ = (char)('0' + a[i] % 10);
+            *o++ = i < 3 ? '.' : '\0';
+        }
         *port = ntohs(in->sin_port);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
@@ -81,9 +91,9 @@ pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind)
     c->info.listener = kind;
     c->info.peer = c->peer;
     if (h2o_socket_getpeername(sock, (struct sockaddr *)&ss) != 0)
-        addr_text((struct sockaddr *)&ss, c->peer, sizeof(c->peer), &c->info.peer_port);
+        pd_edge_addr_text((struct sockaddr *)&ss, c->peer, sizeof(c->peer), &c->info.peer_port);
     if (h2o_socket_getsockname(sock, (struct sockaddr *)&ss) != 0)
-        addr_text((struct sockaddr *)&ss, local, sizeof(local), &c->info.local_port);
+        pd_edge_addr_text((struct sockaddr *)&ss, local, sizeof(local), &c->info.local_port);
     sock->on_close.cb = on_close;
     sock->on_close.data = c;
 }

@@ -79,6 +79,10 @@ void pd_conn_tls_init(void);
 void pd_conn_tls_info(const SSL *ssl, int where, int ret);
 void pd_conn_tls_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg);
 
+/* conn.c: an IPv4/IPv6 socket address as text (no port) and its port */
+struct sockaddr;
+void pd_edge_addr_text(const struct sockaddr *sa, char *out, size_t cap, uint16_t *port);
+
 /* request.c: installs the request handler on a host */
 void pd_edge_register_handler(pd_server_t *s, h2o_hostconf_t *host, pd_listener_kind_t kind);
 

@@ -2,7 +2,6 @@
  * The request pipeline: turns an h2o request into a pd_req_t, enforces the limits,
  * routes, runs the filters and the handler, and sends responses.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -250,25 +249,10 @@ static void
 peer_text(h2o_req_t *req, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    uint16_t port;
     out[0] = '\0';
-    if (sl == 0)
-        return;
-    if (ss.ss_family == AF_INET && cap >= 16) {
-        /* dotted quad by hand: glibc's inet_ntop goes through sprintf, once per request */
-        const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
-        char *o = out;
-        for (int i = 0; i < 4; i++) {
-            if (a[i] >= 100)
-                *o++ = (char)('0' + a[i] / 100);
-            if (a[i] >= 10)
-                *o++ = (char)('0' + a[i] / 10 % 10);
-            *o++ = (char)('0' + a[i] % 10);
-            *o++ = i < 3 ? '.' : '\0';
-        }
-    }
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) != 0)
+        pd_edge_addr_text((struct sockaddr *)&ss, out, cap, &port);
 }
 
 /* media type, lower-cased, without parameters ("application/json; charset=utf-8" -> "application/json") */
