@@ -67,6 +67,32 @@ api_call(const pd_h_payd_t *p, const char *method, const char *path, const char 
     return api_call_as(p, api_sk, method, path, body, NULL, out);
 }
 
+/* tokenizes a test card (12/2031, CVC 123) as the dev merchant; its pm_ id into out.
+ * Returns the HTTP status. */
+static inline long
+api_card_pm(const pd_h_payd_t *p, const char *number, char *out, size_t cap)
+{
+    char body[200];
+    json_t *o;
+    snprintf(body, sizeof(body), "type=card&card[number]=%s&card[exp_month]=12&card[exp_year]=2031&card[cvc]=123",
+             number);
+    long status = api_call(p, "POST", "/v1/payment_methods", body, &o);
+    json_t *id = json_object_get(o, "id");
+    snprintf(out, cap, "%s", json_is_string(id) ? json_string_value(id) : "");
+    json_decref(o);
+    return status;
+}
+
+/* confirms a new payment of amount (minor units) in currency with pm; returns the
+ * status, *o the body (caller json_decref) */
+static inline long
+api_charge(const pd_h_payd_t *p, const char *pm, long amount, const char *currency, json_t **o)
+{
+    char body[300];
+    snprintf(body, sizeof(body), "amount=%ld&currency=%s&confirm=true&payment_method=%s", amount, currency, pm);
+    return api_call(p, "POST", "/v1/payment_intents", body, o);
+}
+
 static inline const char *
 jstr(json_t *o, const char *path)
 {

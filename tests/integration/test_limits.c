@@ -189,26 +189,16 @@ bad_address_lists_stop_the_start(void **state)
     pd_h_cleanup(&p);
 }
 
-/* tokenizes a card and returns its payment method id in out */
 static void
 card_pm(pd_h_payd_t *p, const char *number, char *out, size_t cap)
 {
-    char body[200];
-    json_t *o;
-    snprintf(body, sizeof(body), "type=card&card[number]=%s&card[exp_month]=12&card[exp_year]=2031&card[cvc]=123",
-             number);
-    assert_int_equal(api_call(p, "POST", "/v1/payment_methods", body, &o), 200);
-    snprintf(out, cap, "%s", jstr(o, "id"));
-    json_decref(o);
+    assert_int_equal(api_card_pm(p, number, out, cap), 200);
 }
 
-/* confirms a new 500 USD cents payment with pm; returns the status, *o the body */
 static long
 charge(pd_h_payd_t *p, const char *pm, json_t **o)
 {
-    char body[200];
-    snprintf(body, sizeof(body), "amount=500&currency=usd&confirm=true&payment_method=%s", pm);
-    return api_call(p, "POST", "/v1/payment_intents", body, o);
+    return api_charge(p, pm, 500, "usd", o);
 }
 
 static void

@@ -159,15 +159,9 @@ token_wraps_the_root_key_and_payd_uses_the_vault(void **state)
     assert_int_equal(pd_h_start(&p, &opts), 0);
     api_load_credentials(&p);
     json_t *o;
-    assert_int_equal(api_call(&p, "POST", "/v1/payment_methods",
-                              "type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2031"
-                              "&card[cvc]=123",
-                              &o),
-                     200);
-    char body[200];
-    snprintf(body, sizeof(body), "amount=700&currency=usd&confirm=true&payment_method=%s", jstr(o, "id"));
-    json_decref(o);
-    assert_int_equal(api_call(&p, "POST", "/v1/payment_intents", body, &o), 200);
+    char pm[64];
+    assert_int_equal(api_card_pm(&p, "4242424242424242", pm, sizeof(pm)), 200);
+    assert_int_equal(api_charge(&p, pm, 700, "usd", &o), 200);
     assert_string_equal(jstr(o, "status"), "succeeded");
     json_decref(o);
     assert_int_equal(pd_h_stop(&p, SIGTERM, 10000), 0);

@@ -130,15 +130,9 @@ payd_charges_through_the_remote_vault(void **state)
     json_t *o;
     assert_int_equal(pd_h_start(&p, &opts), 0);
     api_load_credentials(&p);
-    assert_int_equal(api_call(&p, "POST", "/v1/payment_methods",
-                              "type=card&card[number]=5555555555554444&card[exp_month]=10&card[exp_year]=2032"
-                              "&card[cvc]=321",
-                              &o),
-                     200);
-    char body[200];
-    snprintf(body, sizeof(body), "amount=1250&currency=eur&confirm=true&payment_method=%s", jstr(o, "id"));
-    json_decref(o);
-    assert_int_equal(api_call(&p, "POST", "/v1/payment_intents", body, &o), 200);
+    char pm[64];
+    assert_int_equal(api_card_pm(&p, "5555555555554444", pm, sizeof(pm)), 200);
+    assert_int_equal(api_charge(&p, pm, 1250, "eur", &o), 200);
     assert_string_equal(jstr(o, "status"), "succeeded");
     json_decref(o);
     assert_int_equal(pd_h_stop(&p, SIGTERM, 10000), 0);
