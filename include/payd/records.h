@@ -228,9 +228,14 @@ typedef struct {
     int64_t created;
 } pd_idem_rec_t;
 /* Claims key for (merchant, mode). Returns 0 when claimed now, PD_ERR_EXISTS with *existing filled
- * when the key was seen before (complete or in flight). */
+ * when the key was seen since expired_before (complete or in flight); an older key is expired and
+ * claimed anew. */
 int pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *key,
-                  const char *fingerprint, int64_t now, pd_idem_rec_t *existing) PD_WUR;
+                  const char *fingerprint, int64_t now, int64_t expired_before, pd_idem_rec_t *existing) PD_WUR;
+/* *any: some key was created before `before` (Unix seconds). */
+int pd_idem_expired(pd_db_t *db, int64_t before, bool *any) PD_WUR;
+/* Deletes up to limit keys created before `before`. */
+int pd_idem_purge(pd_db_t *tx, int64_t before, int64_t limit) PD_WUR;
 int pd_idem_complete(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status,
                      pd_view_t body) PD_WUR;
 /* drops an in-flight claim whose request produced no stored response */

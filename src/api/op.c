@@ -98,7 +98,7 @@ write_wrapper(pd_db_t *tx, void *arg)
     int r;
     if (op->has_idem && !op->claimed) {
         r = pd_idem_claim(tx, &op->r->arena, op->auth->merchant_id, op->auth->livemode, op->idem_key, op->fingerprint,
-                          op->now, &op->existing);
+                          op->now, op->now - op->api->cfg->idempotency_ttl_ms / 1000, &op->existing);
         if (r == PD_ERR_EXISTS) {
             op->replay = true;
             return PD_ERR_EXISTS; /* nothing was written; the continuation replays or refuses */

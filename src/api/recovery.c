@@ -136,6 +136,30 @@ pd_recovery_once(pd_api_t *a, int64_t older_than)
     return r;
 }
 
+typedef struct {
+    int64_t before;
+} purge_t;
+
+static int
+write_purge(pd_db_t *tx, void *arg)
+{
+    return pd_idem_purge(tx, ((purge_t *)arg)->before, 1000);
+}
+
+/* idempotency keys older than [payments] idempotency_ttl_ms are deleted, 1000 per pass */
+static void
+purge_idempotency_keys(pd_api_t *a)
+{
+    purge_t p = {pd_unix_now() - a->cfg->idempotency_ttl_ms / 1000};
+    bool any = false;
+    pd_db_t *db = pd_store_reader(a->store);
+    if (db != NULL && pd_idem_expired(db, p.before, &any) == 0 && any) {
+        int r = pd_store_write_sync(a->store, write_purge, &p);
+        if (r != 0)
+            pd_log_warn("cannot delete expired idempotency keys", PD_LERR(r));
+    }
+}
+
 static void *
 recovery_main(void *arg)
 {
@@ -143,6 +167,7 @@ recovery_main(void *arg)
     pthread_setname_np(pthread_self(), "payd-recovery");
     while (!atomic_load(&a->stop)) {
         (void)pd_recovery_once(a, pd_unix_now() - a->cfg->recovery_after_ms / 1000);
+        purge_idempotency_keys(a);
         for (int i = 0; i < 20 && !atomic_load(&a->stop); i++) {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);

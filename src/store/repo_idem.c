@@ -22,7 +22,7 @@ idem_row(const pd_row_t *r, void *arg)
 
 int
 pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *key, const char *fingerprint,
-              int64_t now, pd_idem_rec_t *existing)
+              int64_t now, int64_t expired_before, pd_idem_rec_t *existing)
 {
     idem_t x = {a, existing, false};
     int r = pd_db_query(tx,
@@ -31,8 +31,11 @@ pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, c
                         PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), idem_row, &x);
     if (r != 0)
         return r;
-    if (x.found)
+    if (x.found && existing->created >= expired_before)
         return PD_ERR_EXISTS;
+    if (x.found && (r = pd_db_exec(tx, "DELETE FROM idempotency_keys WHERE merchant_id = ? AND livemode = ? AND key = ?",
+                                   PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), NULL)) != 0)
+        return r; /* an expired key is a new key */
     return pd_db_exec(tx,
                       "INSERT INTO idempotency_keys (merchant_id, livemode, key, fingerprint, state, created) "
                       "VALUES (?, ?, ?, ?, 'in_flight', ?)",
@@ -59,4 +62,23 @@ pd_idem_release(pd_db_t *tx, const char *merchant, bool livemode, const char *ke
                       "DELETE FROM idempotency_keys WHERE merchant_id = ? AND livemode = ? AND key = ? "
                       "AND state = 'in_flight'",
                       PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), NULL);
+}
+
+int
+pd_idem_expired(pd_db_t *db, int64_t before, bool *any)
+{
+    int64_t n = 0;
+    int r = pd_db_query_int(db, "SELECT COUNT(*) FROM (SELECT 1 FROM idempotency_keys WHERE created < ? LIMIT 1)",
+                            PD_SQL_ARGS(PD_SQL_I(before)), &n);
+    *any = r == 0 && n > 0;
+    return r;
+}
+
+int
+pd_idem_purge(pd_db_t *tx, int64_t before, int64_t limit)
+{
+    return pd_db_exec(tx,
+                      "DELETE FROM idempotency_keys WHERE (merchant_id, livemode, key) IN "
+                      "(SELECT merchant_id, livemode, key FROM idempotency_keys WHERE created < ? LIMIT ?)",
+                      PD_SQL_ARGS(PD_SQL_I(before), PD_SQL_I(limit)), NULL);
 }

@@ -103,6 +103,27 @@ static const char *const migrations[] = {
     "CREATE INDEX charges_inflight ON charges(created) WHERE processing = 1 OR capture_requested = 1;"
     "DROP INDEX events_unpublished;"
     "CREATE INDEX events_unpublished ON events(seq) WHERE published = 0;",
+    /* 3: ledger entries keyed by their (time-ordered) id alone: no separate rowid tree,
+     * and no indexes the request path never reads (the verifier scans) */
+    "CREATE TABLE ledger_entries_new ("
+    "  id TEXT PRIMARY KEY, txn_id TEXT NOT NULL, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL,"
+    "  account TEXT NOT NULL, currency TEXT NOT NULL, amount INTEGER NOT NULL, source TEXT NOT NULL,"
+    "  kind TEXT NOT NULL, created INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO ledger_entries_new SELECT id, txn_id, merchant_id, livemode, account, currency, amount, source, kind,"
+    "  created, seq FROM ledger_entries;"
+    "DROP TABLE ledger_entries;"
+    "ALTER TABLE ledger_entries_new RENAME TO ledger_entries;",
+    /* 4: idempotency keys clustered by their key (one random page per new key instead of
+     * a random index page plus a table page) */
+    "CREATE TABLE idempotency_keys_new ("
+    "  merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    "  state TEXT NOT NULL, status INTEGER, body TEXT, created INTEGER NOT NULL,"
+    "  PRIMARY KEY (merchant_id, livemode, key)) WITHOUT ROWID;"
+    "INSERT INTO idempotency_keys_new SELECT merchant_id, livemode, key, fingerprint, state, status, body, created"
+    "  FROM idempotency_keys;"
+    "DROP TABLE idempotency_keys;"
+    "ALTER TABLE idempotency_keys_new RENAME TO idempotency_keys;"
+    "CREATE INDEX idempotency_created ON idempotency_keys(created);",
 };
 
 int

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "payd/records.h"
 #include "payd/store.h"
 
 static char dir[64];
@@ -91,6 +92,58 @@ a_failing_write_rolls_back_alone(void **state)
     assert_int_equal(pd_store_write_sync(s, insert_merchant, &bad), PD_ERR_CONFLICT);
     assert_int_equal(pd_store_write_sync(s, insert_merchant, &dup), PD_ERR_EXISTS);
     assert_int_equal(count_merchants(s), 1);
+    pd_store_close(s);
+}
+
+typedef struct {
+    int64_t now, expired_before;
+    pd_idem_rec_t existing;
+    int status; /* 0: complete the claim with this status */
+} idem_w_t;
+
+static int
+claim_key(pd_db_t *tx, void *arg)
+{
+    idem_w_t *w = arg;
+    pd_arena_t a;
+    pd_arena_init(&a, 1u << 20);
+    int r = pd_idem_claim(tx, &a, "acct_1", false, "key-1", "fp", w->now, w->expired_before, &w->existing);
+    pd_arena_free(&a);
+    if (r == 0 && w->status != 0)
+        r = pd_idem_complete(tx, "acct_1", false, "key-1", w->status, PD_VIEW_LIT("{}"));
+    return r;
+}
+
+static int
+purge_keys(pd_db_t *tx, void *arg)
+{
+    return pd_idem_purge(tx, *(int64_t *)arg, 1000);
+}
+
+static void
+idempotency_keys_expire(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    idem_w_t first = {.now = 1000, .expired_before = 0, .status = 200};
+    assert_int_equal(pd_store_write_sync(s, claim_key, &first), 0);
+    /* within the TTL: the key replays */
+    idem_w_t again = {.now = 2000, .expired_before = 999};
+    assert_int_equal(pd_store_write_sync(s, claim_key, &again), PD_ERR_EXISTS);
+    assert_true(again.existing.complete);
+    assert_int_equal(again.existing.status, 200);
+    /* after it: the same key is a new request */
+    idem_w_t later = {.now = 90000, .expired_before = 1001};
+    assert_int_equal(pd_store_write_sync(s, claim_key, &later), 0);
+    bool any = true;
+    assert_int_equal(pd_idem_expired(pd_store_reader(s), 50000, &any), 0);
+    assert_false(any);
+    assert_int_equal(pd_idem_expired(pd_store_reader(s), 90001, &any), 0);
+    assert_true(any);
+    int64_t before = 90001, n = -1;
+    assert_int_equal(pd_store_write_sync(s, purge_keys, &before), 0);
+    assert_int_equal(pd_db_query_int(pd_store_reader(s), "SELECT COUNT(*) FROM idempotency_keys", NULL, 0, &n), 0);
+    assert_int_equal(n, 0);
     pd_store_close(s);
 }
 
@@ -210,6 +263,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(migrations_apply_once_and_reopen_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failing_write_rolls_back_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(idempotency_keys_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_are_batched_and_all_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(acknowledged_writes_survive_kill_9, setup, teardown),
     };
