@@ -86,6 +86,25 @@ each_case(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* pipelined requests: the raw head of the second is checked where the first left off */
+static void
+pipelined_requests_are_each_answered(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    bool closed = true;
+    const char *raw = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                      POST "Content-Length: 23\r\n\r\n" BODY
+                      "GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    assert_int_equal(pd_h_raw_http1(payd.api_port, raw, strlen(raw), &out, &closed), 0);
+    const char *second = strstr(out + 1, "HTTP/1.1 401");
+    assert_non_null(second);
+    assert_non_null(strstr(second, "HTTP/1.1 200"));
+    assert_memory_equal(out, "HTTP/1.1 200", 12);
+    assert_false(closed);
+    free(out);
+}
+
 static void
 refusals_are_logged(void **state)
 {
@@ -124,6 +143,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(each_case),
+        cmocka_unit_test(pipelined_requests_are_each_answered),
         cmocka_unit_test(refusals_are_logged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
