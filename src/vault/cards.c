@@ -216,7 +216,8 @@ cvc_hash(const char *token)
     return h;
 }
 
-static void
+/* holds the CVC for the token's first authorization; false when its neighbourhood is full */
+static bool
 cvc_put(pd_vault_state_t *v, const char *token, const char *cvc)
 {
     int64_t now = v->now();
@@ -227,11 +228,20 @@ cvc_put(pd_vault_state_t *v, const char *token, const char *cvc)
             snprintf(s->token, sizeof(s->token), "%s", token);
             snprintf(s->cvc, sizeof(s->cvc), "%s", cvc);
             s->expires = now + PD_VAULT_CVC_TTL_S;
-            return;
+            return true;
         }
     }
-    /* the neighbourhood is full of live CVCs: this one is not kept (cvc_check: unavailable) */
-    pd_log_warn("vault: CVC store full; CVC dropped");
+    /* the neighbourhood is full of live CVCs: this one is not kept (cvc_check: unavailable);
+     * said at most every 10 s, with the count, so a flood of cards cannot flood the log */
+    static int64_t last_warn, dropped;
+    dropped++;
+    if (now - last_warn >= 10) {
+        pd_log_warn("vault: CVC store full; CVCs dropped", PD_LI("dropped", dropped),
+                    PD_LI("slots", PD_VAULT_CVC_SLOTS), PD_LI("ttl_s", PD_VAULT_CVC_TTL_S));
+        last_warn = now;
+        dropped = 0;
+    }
+    return false;
 }
 
 /* takes the CVC out (wiping it from memory); returns false if none */
@@ -405,8 +415,7 @@ pd_cards_tokenize(pd_vault_state_t *v, const pd_vault_card_in_t *in, pd_vault_ca
     if (r != 0)
         goto out;
     if (in->cvc[0] != '\0') {
-        cvc_put(v, out->token, in->cvc);
-        out->cvc_held = cvc_held(v, out->token);
+        out->cvc_held = cvc_put(v, out->token, in->cvc);
     }
 out:
     pd_buf_free(&pan_env);
