@@ -360,6 +360,29 @@ pd_h_resp_header(const pd_h_resp_t *r, const char *name, char *out, size_t cap)
     return false;
 }
 
+/* a TLS connection to the API port on loopback (SNI localhost, reads time out after
+ * timeout_s); NULL if the TCP connect or the handshake fails. *fd gets the socket
+ * (also on a failed handshake, for the caller to close). */
+static SSL *
+tls_connect(SSL_CTX *ctx, uint16_t port, int timeout_s, int *fd)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {timeout_s, 0};
+    if ((*fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(*fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        return NULL;
+    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL)
+        return NULL;
+    SSL_set_fd(ssl, *fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    if (SSL_connect(ssl) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
 /* with_request: negotiate HTTP/1.1 and require a 200 for GET /healthz after the handshake */
 static int
 tls_probe(uint16_t port, int min_version, int max_version, const char *tls12_ciphers, const char *cert,
@@ -383,15 +406,7 @@ tls_probe(uint16_t port, int min_version, int max_version, const char *tls12_cip
                          SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1))
         goto out;
     SSL_CTX_set_alpn_protos(ctx, alpn, alpn_len);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        goto out;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, "localhost");
-    if (SSL_connect(ssl) != 1)
+    if ((ssl = tls_connect(ctx, port, 5, &fd)) == NULL)
         goto out;
     snprintf(info->version, sizeof(info->version), "%s", SSL_get_version(ssl));
     snprintf(info->cipher, sizeof(info->cipher), "%s", SSL_get_cipher_name(ssl));
@@ -473,15 +488,7 @@ pd_h_raw_http1(uint16_t port, const void *req, size_t len, char **out, bool *clo
     *out = NULL;
     *closed = false;
     SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (buf == NULL || (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        goto out;
-    struct timeval tv = {2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, "localhost");
-    if (SSL_connect(ssl) != 1 || SSL_write(ssl, req, (int)len) != (int)len)
+    if (buf == NULL || (ssl = tls_connect(ctx, port, 2, &fd)) == NULL || SSL_write(ssl, req, (int)len) != (int)len)
         goto out;
     for (;;) {
         int n = SSL_read(ssl, buf + used, (int)(cap - used));
