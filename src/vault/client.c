@@ -50,6 +50,7 @@ struct pd_vault_client {
     int wake;
     char path[108];
     char addr[300]; /* "host:port" of a TCP vault */
+    uint64_t tls_warned_ms; /* last handshake failure logged (reconnects retry every 200 ms) */
     char principal[16];
     char credential[PD_MSG_CRED_MAX];
     int64_t timeout_ms;
@@ -283,8 +284,11 @@ connect_tls(pd_vault_client_t *c, SSL **out)
     if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
         (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host)) != 1 ||
         (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1) || SSL_connect(ssl) != 1) {
-        pd_log_warn("vault client: TLS handshake with the vault failed", PD_LS("vault", c->addr),
-                    PD_LS("verify", ssl != NULL ? X509_verify_cert_error_string(SSL_get_verify_result(ssl)) : "-"));
+        if (pd_mono_ms() - c->tls_warned_ms >= 10000) {
+            c->tls_warned_ms = pd_mono_ms();
+            pd_log_warn("vault client: TLS handshake with the vault failed", PD_LS("vault", c->addr),
+                        PD_LS("verify", ssl != NULL ? X509_verify_cert_error_string(SSL_get_verify_result(ssl)) : "-"));
+        }
         ERR_clear_error();
         SSL_free(ssl);
         close(fd);
