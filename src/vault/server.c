@@ -33,6 +33,7 @@
 #define WBUF_MAX (32u * 1024 * 1024)
 #define RBUF_MAX (2u * (PD_IPC_HEADER + PD_IPC_MAX_PAYLOAD))
 #define MAX_BATCH 4096
+#define AUTH_DEADLINE_MS 10000 /* a peer that has not authenticated by then is dropped */
 
 typedef struct {
     int fd;
@@ -40,6 +41,7 @@ typedef struct {
     unsigned principal; /* 0 until authenticated */
     bool fixed;         /* principal bound by the descriptor (socketpair) */
     bool closing;
+    uint64_t accepted_ms;
     char origin[64];
     pd_buf_t rbuf, wbuf;
 } conn_t;
@@ -156,6 +158,7 @@ conn_add(pd_vault_server_t *s, int fd, unsigned principal, bool fixed, const cha
     c->fd = fd;
     c->principal = principal;
     c->fixed = fixed;
+    c->accepted_ms = pd_mono_ms();
     snprintf(c->origin, sizeof(c->origin), "%s", origin);
     pd_buf_init(&c->rbuf, RBUF_MAX);
     pd_buf_init(&c->wbuf, WBUF_MAX);
@@ -599,7 +602,7 @@ on_secret_changed(void *arg, const char *name)
 int
 pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit_when_orphaned)
 {
-    struct pollfd pfd[MAX_CONNS + 1];
+    struct pollfd pfd[MAX_CONNS + 2]; /* the peers and up to two listeners */
     uint64_t last_tick = 0;
 
     while (!*stop) {
@@ -654,9 +657,15 @@ pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit
             if (c->wbuf.len > 0)
                 flush_conn(c);
         }
-        /* drop closed peers (compacting the array) */
+        /* drop closed peers, and peers that never authenticated (a slot each), compacting the array */
         int w = 0;
+        uint64_t now = pd_mono_ms();
         for (int i = 0; i < s->nconns; i++) {
+            conn_t *c = &s->conns[i];
+            if (!c->closing && c->principal == 0 && now - c->accepted_ms >= AUTH_DEADLINE_MS) {
+                pd_log_warn("vault: peer did not authenticate in time; dropped", PD_LS("peer", c->origin));
+                c->closing = true;
+            }
             if (s->conns[i].closing) {
                 conn_close(&s->conns[i]);
                 continue;
@@ -666,7 +675,6 @@ pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit
             w++;
         }
         s->nconns = w;
-        uint64_t now = pd_mono_ms();
         if (now - last_tick >= 1000) {
             last_tick = now;
             pd_vault_tick(s->v);

@@ -2,7 +2,8 @@
  * payd-vault on another host: the mutual-TLS TCP listener. payd (vault.mode = tcp)
  * tokenizes and charges through it; a client certificate from another CA is refused at
  * the handshake; a valid certificate for one principal cannot authenticate as another;
- * a client that does not trust the vault's CA does not connect.
+ * a client that does not trust the vault's CA does not connect; a peer that never
+ * authenticates is dropped.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -13,12 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "api_helpers.h"
+#include "payd/time.h"
 #include "payd/vault.h"
 
 static char dir[64], vdir[128], addr[64];
@@ -203,12 +209,35 @@ certificates_bind_principals(void **state)
     assert_non_null(strstr(log, "\"listen\":\"127.0.0.1:"));
 }
 
+/* a peer that connects and never authenticates gives its slot back after 10 s */
+static void
+silent_peers_are_dropped(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char host[32];
+    unsigned port = 0;
+    assert_int_equal(sscanf(addr, "%31[^:]:%u", host, &port), 2);
+    sa.sin_port = htons((uint16_t)port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    uint64_t t0 = pd_mono_ms();
+    assert_int_equal(poll(&p, 1, 15000), 1);
+    char b[16];
+    assert_true(recv(fd, b, sizeof(b), 0) <= 0); /* closed by the vault */
+    uint64_t waited = pd_mono_ms() - t0;
+    assert_true(waited >= 9000 && waited < 15000);
+    close(fd);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(payd_charges_through_the_remote_vault),
         cmocka_unit_test(certificates_bind_principals),
+        cmocka_unit_test(silent_peers_are_dropped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
