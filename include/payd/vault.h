@@ -101,6 +101,9 @@ typedef struct {
 
 int pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o) PD_WUR;
 void pd_vault_client_free(pd_vault_client_t *c);
+/* For a client made with fd: switches to a new connected descriptor (a restarted
+ * child vault); requests in flight on the old one fail with PD_ERR_CLOSED. */
+void pd_vault_client_adopt_fd(pd_vault_client_t *c, int fd);
 /* True while the connection is up. */
 bool pd_vault_client_connected(pd_vault_client_t *c);
 /* Called (on the client thread) when the vault announces that a secret's CURRENT version changed. */

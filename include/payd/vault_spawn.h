@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -36,6 +37,14 @@ int pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c) PD_WUR;
 
 typedef struct {
     pid_t child;                   /* 0 in socket mode */
+    /* child mode: a supervisor thread restarts a child that dies and hands the clients
+     * the new connections */
+    pthread_t supervisor;
+    bool supervised;
+    _Atomic bool closing;
+    const pd_vault_config_t *cfg;
+    const char *data_dir;
+    bool dev;
     pd_vault_client_t *api;        /* principal api */
     pd_vault_client_t *processor;  /* principal processor */
     pthread_mutex_t mu;            /* guards the pepper (replaced when the secret rotates) */

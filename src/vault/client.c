@@ -51,6 +51,7 @@ struct pd_vault_client {
     char path[108];
     char addr[300]; /* "host:port" of a TCP vault */
     uint64_t tls_warned_ms; /* last handshake failure logged (reconnects retry every 200 ms) */
+    int adopt_fd;           /* guarded by mu: a new descriptor for the I/O thread to switch to, or -1 */
     char principal[16];
     char credential[PD_MSG_CRED_MAX];
     int64_t timeout_ms;
@@ -361,6 +362,11 @@ disconnect(pd_vault_client_t *c, int rc)
     c->fd = -1;
     pthread_mutex_lock(&c->mu);
     c->connected = false;
+    /* unsent frames belong to the requests failed below, and the head of the buffer may
+     * be the rest of a frame half written: a new connection starts clean */
+    if (c->wbuf.p != NULL)
+        OPENSSL_cleanse(c->wbuf.p, c->wbuf.len);
+    c->wbuf.len = 0;
     pthread_mutex_unlock(&c->mu);
     OPENSSL_cleanse(c->rbuf.p, c->rbuf.cap);
     c->rbuf.len = 0;
@@ -374,6 +380,19 @@ io_main(void *arg)
     uint64_t next_retry = 0;
     pthread_setname_np(pthread_self(), "payd-vaultcli");
     for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int adopt = c->adopt_fd;
+        c->adopt_fd = -1;
+        pthread_mutex_unlock(&c->mu);
+        if (adopt >= 0) {
+            /* a restarted child vault: what was in flight on the old connection is lost */
+            disconnect(c, PD_ERR_CLOSED);
+            fcntl(adopt, F_SETFL, fcntl(adopt, F_GETFL) | O_NONBLOCK);
+            pthread_mutex_lock(&c->mu);
+            c->fd = adopt;
+            c->connected = true;
+            pthread_mutex_unlock(&c->mu);
+        }
         pthread_mutex_lock(&c->mu);
         bool stopping = c->stopping, want_write = c->wbuf.len > 0 || (c->ssl != NULL && SSL_want_write(c->ssl));
         pthread_mutex_unlock(&c->mu);
@@ -461,6 +480,7 @@ pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o)
     if (c == NULL)
         return PD_ERR_NOMEM;
     c->fd = -1;
+    c->adopt_fd = -1;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
     pthread_mutex_init(&c->mu, NULL);
     pd_buf_init(&c->wbuf, WBUF_MAX);
@@ -533,6 +553,8 @@ pd_vault_client_free(pd_vault_client_t *c)
         /* saturated: the thread will see stopping within its poll interval */
     }
     pthread_join(c->thread, NULL);
+    if (c->adopt_fd >= 0)
+        close(c->adopt_fd);
     SSL_free(c->ssl);
     c->ssl = NULL;
     SSL_CTX_free(c->tls);
@@ -546,6 +568,20 @@ pd_vault_client_free(pd_vault_client_t *c)
     OPENSSL_cleanse(c->credential, sizeof(c->credential));
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+void
+pd_vault_client_adopt_fd(pd_vault_client_t *c, int fd)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->adopt_fd >= 0)
+        close(c->adopt_fd);
+    c->adopt_fd = fd;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    if (write(c->wake, &one, sizeof(one)) < 0) {
+        /* saturated: the thread looks within its poll interval */
+    }
 }
 
 bool

@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "payd/log.h"
+#include "payd/time.h"
 #include "payd/vault_spawn.h"
 
 #define C(f) offsetof(pd_vault_config_t, f)
@@ -197,6 +198,58 @@ load_pepper(pd_vault_link_t *l)
     return rc;
 }
 
+/* sleeps up to ms, returning early when the link closes */
+static void
+nap(pd_vault_link_t *l, unsigned ms)
+{
+    for (unsigned t = 0; t < ms && !atomic_load(&l->closing); t += 50)
+        usleep(50000);
+}
+
+/*
+ * Restarts a child vault that died (crash, kill -9, OOM): notices its exit (polling,
+ * so that it also notices the link closing), spawns a new one with fresh socketpairs
+ * and gives them to the clients. Requests in flight at the moment of the crash fail
+ * (PD_ERR_CLOSED); the readiness probe is false until the new child answers.
+ * Restarts back off from 0.5 s to 30 s while they keep failing. pd_vault_link_close
+ * joins this thread before it frees the clients.
+ */
+static void *
+supervise(void *arg)
+{
+    pd_vault_link_t *l = arg;
+    unsigned backoff = 500;
+    uint64_t started = pd_mono_ms();
+    pthread_setname_np(pthread_self(), "payd-vaultsup");
+    while (!atomic_load(&l->closing)) {
+        int st = 0;
+        pid_t p = waitpid(l->child, &st, WNOHANG);
+        if (p == 0 || (p < 0 && errno == EINTR)) {
+            nap(l, 100);
+            continue;
+        }
+        pd_log_error("vault child exited; restarting it", PD_LI("pid", l->child),
+                     PD_LI("exit_status", p > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1),
+                     PD_LI("signal", p > 0 && WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+        if (pd_mono_ms() - started > 60000)
+            backoff = 500; /* it had been running fine */
+        nap(l, backoff);
+        backoff = backoff < 15000 ? backoff * 2 : 30000;
+        if (atomic_load(&l->closing))
+            break;
+        int fds[2];
+        int r = spawn_child(l, l->cfg, l->data_dir, l->dev, fds);
+        started = pd_mono_ms();
+        if (r != 0) {
+            pd_log_error("cannot restart the vault child", PD_LERR(r));
+            continue; /* waitpid on the old pid fails at once: the next attempt after the back-off */
+        }
+        pd_vault_client_adopt_fd(l->api, fds[0]);
+        pd_vault_client_adopt_fd(l->processor, fds[1]);
+    }
+    return NULL;
+}
+
 int
 pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev)
 {
@@ -213,6 +266,14 @@ pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *d
             pd_vault_link_close(l);
             return r;
         }
+        l->cfg = c;
+        l->data_dir = data_dir;
+        l->dev = dev;
+        if (pthread_create(&l->supervisor, NULL, supervise, l) != 0) {
+            pd_vault_link_close(l);
+            return PD_ERR_INTERNAL;
+        }
+        l->supervised = true;
         return 0;
     }
     char cred[256];
@@ -251,6 +312,11 @@ pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *d
 void
 pd_vault_link_close(pd_vault_link_t *l)
 {
+    atomic_store(&l->closing, true);
+    if (l->supervised) {
+        pthread_join(l->supervisor, NULL); /* within 100 ms; no restart after this */
+        l->supervised = false;
+    }
     OPENSSL_cleanse(l->pepper, sizeof(l->pepper));
     l->pepper_len = 0;
     pd_vault_client_free(l->api);
