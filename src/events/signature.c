@@ -100,7 +100,8 @@ pd_webhook_backoff(int attempt, int64_t first_at, int64_t now)
     if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
         r = 0x7fffffff;
     /* +-25 % jitter so endpoints that recover are not hit by a synchronized wave */
-    int64_t jitter = (int64_t)(r % (uint32_t)(base / 2 + 1)) - base / 4;
+    int64_t q = base / 4;
+    int64_t jitter = (int64_t)(r % (uint32_t)(2 * q + 1)) - q; /* in [-q, +q] */
     int64_t next = now + base + jitter;
     if (next - first_at > PD_WEBHOOK_RETRY_WINDOW_S)
         return -1;
