@@ -38,6 +38,8 @@ pd_api_t *pd_api_of(pd_req_t *r);
 int pd_limits_locked(pd_api_t *api, pd_req_t *r);
 void pd_limits_auth_failed(pd_api_t *api, pd_req_t *r);
 int pd_limits_plan(pd_api_t *api, pd_req_t *r, const pd_auth_t *a);
+/* Answers 429 rate_limit with Retry-After; returns 1 (the filter responded). */
+int pd_limits_too_many(pd_req_t *r, int64_t retry_ms, const char *msg);
 /* Card-testing velocity limits (velocity.c): before a charge attempt (0: go on, 1:
  * refused and answered), and after a decline. */
 int pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const char *fingerprint);

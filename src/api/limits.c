@@ -14,14 +14,6 @@
 #include "payd/log.h"
 #include "payd/time.h"
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 header_int(pd_req_t *r, const char *name, int64_t v)
 {
@@ -30,8 +22,8 @@ header_int(pd_req_t *r, const char *name, int64_t v)
     pd_resp_header(r, name, buf);
 }
 
-static int
-too_many(pd_req_t *r, int64_t retry_ms, const char *msg)
+int
+pd_limits_too_many(pd_req_t *r, int64_t retry_ms, const char *msg)
 {
     header_int(r, "Retry-After", (retry_ms + 999) / 1000);
     pd_resp_error(r, 429, "invalid_request_error", "rate_limit", msg, NULL);
@@ -43,17 +35,17 @@ pd_limits_locked(pd_api_t *api, pd_req_t *r)
 {
     char key[96];
     snprintf(key, sizeof(key), "lock:%s", r->peer);
-    int64_t left = pd_cache_blocked(api->limits, key, now_ms());
+    int64_t left = pd_cache_blocked(api->limits, key, pd_real_ms());
     if (left == 0)
         return 0;
-    return too_many(r, left, "Too many failed authentication attempts from this address. Retry later.");
+    return pd_limits_too_many(r, left, "Too many failed authentication attempts from this address. Retry later.");
 }
 
 void
 pd_limits_auth_failed(pd_api_t *api, pd_req_t *r)
 {
     char key[96];
-    int64_t now = now_ms();
+    int64_t now = pd_real_ms();
     snprintf(key, sizeof(key), "authfail:%s", r->peer);
     int64_t n = pd_cache_hit(api->limits, key, api->cfg->auth_fail_window_ms, now);
     if (n < api->cfg->auth_fail_limit)
@@ -85,7 +77,7 @@ int
 pd_limits_plan(pd_api_t *api, pd_req_t *r, const pd_auth_t *a)
 {
     char key[96], ym[16];
-    int64_t now = now_ms(), remaining, reset_ms, retry_ms;
+    int64_t now = pd_real_ms(), remaining, reset_ms, retry_ms;
     snprintf(key, sizeof(key), "rl:%s", a->key_id);
     bool ok = pd_cache_take(api->limits, key, (double)a->rate_per_s, (double)a->burst, now, &remaining, &reset_ms,
                             &retry_ms);
@@ -93,10 +85,10 @@ pd_limits_plan(pd_api_t *api, pd_req_t *r, const pd_auth_t *a)
     header_int(r, "X-RateLimit-Remaining", remaining);
     header_int(r, "X-RateLimit-Reset", (now + reset_ms + 999) / 1000);
     if (!ok)
-        return too_many(r, retry_ms, "Too many requests hit the API too quickly. Retry with exponential backoff.");
+        return pd_limits_too_many(r, retry_ms, "Too many requests hit the API too quickly. Retry with exponential backoff.");
     int64_t to_next = month(now / 1000, ym, sizeof(ym));
     snprintf(key, sizeof(key), "quota:%s:%s", a->key_id, ym);
     if (pd_cache_add(api->limits, key, 1, now + (to_next + 86400) * 1000, now) > a->monthly_quota)
-        return too_many(r, to_next * 1000, "The monthly request quota of this API key is exhausted.");
+        return pd_limits_too_many(r, to_next * 1000, "The monthly request quota of this API key is exhausted.");
     return 0;
 }

@@ -18,16 +18,6 @@
 #include "payd/log.h"
 #include "payd/time.h"
 
-static int
-refuse_rate(pd_req_t *r, int64_t retry_ms, const char *msg)
-{
-    char s[24];
-    snprintf(s, sizeof(s), "%lld", (long long)((retry_ms + 999) / 1000));
-    pd_resp_header(r, "Retry-After", s);
-    pd_resp_error(r, 429, "invalid_request_error", "rate_limit", msg, NULL);
-    return 1;
-}
-
 int
 pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const char *fingerprint)
 {
@@ -37,7 +27,7 @@ pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const cha
 
     snprintf(key, sizeof(key), "vm:%s", merchant_id);
     if ((left = pd_cache_blocked(api->limits, key, now)) > 0)
-        return refuse_rate(r, left, "Too many declined payments for this account in a short time. Retry later.");
+        return pd_limits_too_many(r, left, "Too many declined payments for this account in a short time. Retry later.");
     if (fingerprint[0] == '\0')
         return 0; /* not a card */
     snprintf(key, sizeof(key), "vc:%s:%s", merchant_id, fingerprint);
@@ -49,7 +39,7 @@ pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const cha
     }
     snprintf(key, sizeof(key), "vi:%s", r->peer);
     if ((left = pd_cache_blocked(api->limits, key, now)) > 0)
-        return refuse_rate(r, left, "Too many different cards were used from this address. Retry later.");
+        return pd_limits_too_many(r, left, "Too many different cards were used from this address. Retry later.");
     /* a card not seen from this address within the window counts once */
     snprintf(key, sizeof(key), "vic:%s:%s:%s", r->peer, merchant_id, fingerprint);
     if (pd_cache_add(api->limits, key, 1, now + cfg->ip_card_window_ms, now) != 1)
@@ -61,7 +51,7 @@ pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const cha
     pd_cache_block(api->limits, key, now + cfg->ip_card_window_ms, now);
     pd_log_warn("audit: card testing suspected: too many cards from one address", PD_LS("event", "velocity.ip"),
                 PD_LS("peer", r->peer), PD_LI("limit", cfg->ip_card_limit), PD_LS("request_id", r->id));
-    return refuse_rate(r, cfg->ip_card_window_ms, "Too many different cards were used from this address. Retry later.");
+    return pd_limits_too_many(r, cfg->ip_card_window_ms, "Too many different cards were used from this address. Retry later.");
 }
 
 void
