@@ -90,6 +90,9 @@ struct pd_db {
 /* Opens an SQLite connection: writer (read-write, created if missing, WAL,
  * synchronous=FULL) or a read-only reader. */
 int pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer) PD_WUR;
+/* Process-wide SQLite settings; every SQLite user calls it before its first open
+ * (the settings only take before SQLite initializes). Idempotent, thread-safe. */
+void pd_sqlite_setup(void);
 /* Transaction helpers on a writer connection. */
 static inline int pd_db_begin(pd_db_t *db) { return db->ops->begin(db); }
 static inline int pd_db_commit(pd_db_t *db) { return db->ops->commit(db); }

@@ -52,9 +52,11 @@ int pd_store_write_sync(pd_store_t *s, pd_write_fn fn, void *arg) PD_WUR;
 /* The calling thread's read connection (opened on first use). */
 pd_db_t *pd_store_reader(pd_store_t *s);
 
-/* Statistics: batches committed, writes committed, largest batch. */
+/* Statistics: batches committed, writes committed, largest batch, writes refused
+ * for a full queue, and the writer's time running writes and committing them. */
 typedef struct {
     uint64_t batches, writes, max_batch, queue_full;
+    uint64_t exec_ns, commit_ns;
 } pd_store_stats_t;
 void pd_store_stats(pd_store_t *s, pd_store_stats_t *out);
 

@@ -247,9 +247,25 @@ static const pd_db_ops_t sqlite_ops = {
     s_release, s_rollback_to, s_simple, s_close,
 };
 
+static void
+sqlite_setup_once(void)
+{
+    /* memory statistics take one process-wide mutex around every allocation, which
+     * the writer, the readers and the simulator then contend on; nothing reads them */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+void
+pd_sqlite_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup_once);
+}
+
 int
 pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
 {
+    pd_sqlite_setup();
     sqlite_db_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return PD_ERR_NOMEM;
@@ -263,6 +279,9 @@ pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
     sqlite3_busy_timeout(d->db, 10000);
     const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
                                    "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-65536; PRAGMA journal_size_limit=67108864;"
+                                   /* each write runs in a savepoint; the pages it saves for a
+                                    * rollback would otherwise spill to a temp file */
+                                   "PRAGMA temp_store=MEMORY;"
                                  : "PRAGMA query_only=ON; PRAGMA cache_size=-16384;";
     if (s_simple(&d->super, pragmas) != 0) {
         s_close(&d->super);

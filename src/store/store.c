@@ -46,6 +46,7 @@ struct pd_store {
 static void
 run_batch(pd_store_t *s, job_t *batch, size_t n)
 {
+    uint64_t t0 = pd_mono_ns();
     int r = s->writer->ops->begin(s->writer);
     for (job_t *j = batch; r == 0 && j != NULL; j = j->next) {
         if ((j->rc = s->writer->ops->savepoint(s->writer)) != 0)
@@ -57,8 +58,10 @@ run_batch(pd_store_t *s, job_t *batch, size_t n)
             break;
         }
     }
+    uint64_t t1 = pd_mono_ns();
     if (r == 0)
         r = s->writer->ops->commit(s->writer);
+    uint64_t t2 = pd_mono_ns();
     if (r != 0) {
         /* nothing of this batch is durable: every write learns it */
         (void)s->writer->ops->rollback(s->writer);
@@ -66,10 +69,14 @@ run_batch(pd_store_t *s, job_t *batch, size_t n)
             j->rc = r;
         pd_log_error("store batch failed", PD_LERR(r), PD_LI("writes", (int64_t)n));
     } else {
+        pthread_mutex_lock(&s->mu); /* pd_store_stats reads them from other threads */
+        s->stats.exec_ns += t1 - t0;
+        s->stats.commit_ns += t2 - t1;
         s->stats.batches++;
         s->stats.writes += n;
         if (n > s->stats.max_batch)
             s->stats.max_batch = n;
+        pthread_mutex_unlock(&s->mu);
     }
     while (batch != NULL) {
         job_t *next = batch->next;
@@ -278,7 +285,9 @@ pd_store_close(pd_store_t *s)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
         pd_log_info("store closed", PD_LI("batches", s->stats.batches), PD_LI("writes", s->stats.writes),
-                    PD_LI("max_batch", s->stats.max_batch));
+                    PD_LI("max_batch", s->stats.max_batch),
+                    PD_LI("exec_ms", (int64_t)(s->stats.exec_ns / 1000000)),
+                    PD_LI("commit_ms", (int64_t)(s->stats.commit_ns / 1000000)));
     }
     if (s->writer != NULL)
         s->writer->ops->close(s->writer);

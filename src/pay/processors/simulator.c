@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "payd/db.h"
 #include "payd/id.h"
 #include "payd/log.h"
 #include "payd/processor.h"
@@ -446,6 +447,7 @@ pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
     pthread_mutex_init(&s->db_mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
+    pd_sqlite_setup();
     if (sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
             SQLITE_OK ||
         exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"

@@ -9,10 +9,35 @@
 
 #include <cmocka.h>
 
+#include "payd/buf.h"
 #include "payd/vault_crypto.h"
 
 static const uint8_t key[PD_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                                         17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+/* RFC 4231 test cases 1, 2 and 6 (a key longer than the block), each twice on the
+ * same thread: the context is reused and re-keyed, and must not carry state over */
+static void
+hmac_sha256_matches_rfc4231_with_a_reused_context(void **state)
+{
+    (void)state;
+    uint8_t key1[20], key6[131], out[32];
+    char hex[65];
+    memset(key1, 0x0b, sizeof(key1));
+    memset(key6, 0xaa, sizeof(key6));
+    static const char msg6[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(pd_hmac_sha256(key1, sizeof(key1), (const uint8_t *)"Hi There", 8, out), 0);
+        pd_hex(out, 32, hex);
+        assert_string_equal(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+        assert_int_equal(pd_hmac_sha256((const uint8_t *)"Jefe", 4, (const uint8_t *)"what do ya want for nothing?", 28, out), 0);
+        pd_hex(out, 32, hex);
+        assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_int_equal(pd_hmac_sha256(key6, sizeof(key6), (const uint8_t *)msg6, sizeof(msg6) - 1, out), 0);
+        pd_hex(out, 32, hex);
+        assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    }
+}
 
 static void
 envelope_round_trip_and_every_tamper_fails_closed(void **state)
@@ -129,6 +154,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hmac_sha256_matches_rfc4231_with_a_reused_context),
         cmocka_unit_test(envelope_round_trip_and_every_tamper_fails_closed),
         cmocka_unit_test(keyfile_seals_under_the_passphrase),
         cmocka_unit_test(shamir_any_threshold_subset_recovers_and_bad_sets_are_refused),
