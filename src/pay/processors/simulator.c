@@ -5,7 +5,10 @@
  * Authorizations are recorded in the simulator's own SQLite file (WAL,
  * synchronous=NORMAL: it plays an external system that survives payd's crashes,
  * not power loss), keyed by our charge id, so authorize is idempotent and query
- * answers after a restart. Latency, when configured, is applied on a timer thread.
+ * answers after a restart. The outcome is decided on the caller's thread (the PAN
+ * never leaves it); the record is written by the simulator's thread, which commits
+ * every authorization waiting at that moment in one transaction and answers each
+ * only after its record is committed. The same thread applies the configured latency.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,16 +31,31 @@ typedef struct delayed {
     pd_proc_result_t res;
 } delayed_t;
 
+enum { ST_LOAD_CHARGE, ST_LOAD_REF, ST_INSERT, ST_COUNT };
+
+/* an authorization decided but not yet recorded (no card data in it) */
+typedef struct pending {
+    struct pending *next;
+    char charge_id[64], merchant_id[64], currency[4];
+    int64_t amount;
+    bool capture;
+    pd_proc_cb cb;
+    void *arg;
+    pd_proc_result_t res;
+} pending_t;
+
 typedef struct {
     pd_processor_t super;
     sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
     pthread_mutex_t db_mu;
     int64_t latency_ms;
-    /* timer thread (only with latency) */
-    pthread_t timer;
-    bool timer_started, stopping;
+    /* the simulator's thread: records authorizations, applies latency */
+    pthread_t thread;
+    bool thread_started, stopping;
     pthread_mutex_t q_mu;
     pthread_cond_t q_cv;
+    pending_t *pending, *pending_tail; /* FIFO */
     delayed_t *queue; /* sorted by due_ns; equal latency keeps FIFO order */
     delayed_t *tail;
 } sim_t;
@@ -120,44 +138,13 @@ pd_simulator_decide(const char *pan, size_t pan_len, const char *cvc, int exp_mo
     set_str(res->network_status, sizeof(res->network_status), "approved_by_network");
 }
 
-/* --- timer thread --- */
-
-static void *
-timer_main(void *arg)
+static void
+fail_result(pd_proc_result_t *res, const char *msg)
 {
-    sim_t *s = arg;
-    pthread_setname_np(pthread_self(), "payd-simulator");
-    pthread_mutex_lock(&s->q_mu);
-    for (;;) {
-        while (s->queue == NULL && !s->stopping)
-            pthread_cond_wait(&s->q_cv, &s->q_mu);
-        if (s->queue == NULL && s->stopping)
-            break;
-        uint64_t now = pd_mono_ns();
-        delayed_t *d = s->queue;
-        if (d->due_ns > now) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t wait = d->due_ns - now;
-            ts.tv_sec += (time_t)(wait / 1000000000u);
-            ts.tv_nsec += (long)(wait % 1000000000u);
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&s->q_cv, &s->q_mu, &ts);
-            continue;
-        }
-        s->queue = d->next;
-        if (s->queue == NULL)
-            s->tail = NULL;
-        pthread_mutex_unlock(&s->q_mu);
-        d->cb(d->arg, &d->res);
-        free(d);
-        pthread_mutex_lock(&s->q_mu);
-    }
-    pthread_mutex_unlock(&s->q_mu);
-    return NULL;
+    memset(res, 0, sizeof(*res));
+    res->outcome = PD_PROC_UNKNOWN;
+    set_str(res->error_code, sizeof(res->error_code), "processing_error");
+    set_str(res->message, sizeof(res->message), msg);
 }
 
 /* answers now, or after the configured latency */
@@ -189,16 +176,18 @@ reply(sim_t *s, pd_proc_cb cb, void *arg, const pd_proc_result_t *res)
     pthread_mutex_unlock(&s->q_mu);
 }
 
-static void
-fail_result(pd_proc_result_t *res, const char *msg)
-{
-    memset(res, 0, sizeof(*res));
-    res->outcome = PD_PROC_UNKNOWN;
-    set_str(res->error_code, sizeof(res->error_code), "processing_error");
-    set_str(res->message, sizeof(res->message), msg);
-}
-
 /* --- records --- */
+
+/* statements used per authorization, prepared once at start (used under db_mu) */
+static const char *const stmt_sql[ST_COUNT] = {
+    "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
+    "risk_level, amount, amount_captured, amount_refunded FROM auths WHERE charge_id = ?",
+    "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
+    "risk_level, amount, amount_captured, amount_refunded FROM auths WHERE reference = ?",
+    "INSERT INTO auths (charge_id, reference, merchant_id, amount, currency, status, error_code, "
+    "decline_code, message, network_status, cvc_check, risk_level, amount_captured, "
+    "amount_refunded, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)",
+};
 
 static int
 exec_sql(sqlite3 *db, const char *sql)
@@ -216,17 +205,10 @@ exec_sql(sqlite3 *db, const char *sql)
 static int
 load(sim_t *s, const char *charge_id, const char *reference, pd_proc_result_t *res)
 {
-    sqlite3_stmt *st = NULL;
-    int r = PD_ERR_NOTFOUND;
-    const char *sql = charge_id != NULL
-                          ? "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
-                            "risk_level, amount, amount_captured, amount_refunded FROM auths WHERE charge_id = ?"
-                          : "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
-                            "risk_level, amount, amount_captured, amount_refunded FROM auths WHERE reference = ?";
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return PD_ERR_IO;
+    sqlite3_stmt *st = s->st[charge_id != NULL ? ST_LOAD_CHARGE : ST_LOAD_REF];
+    int r = PD_ERR_NOTFOUND, rc;
     sqlite3_bind_text(st, 1, charge_id != NULL ? charge_id : reference, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         memset(res, 0, sizeof(*res));
         set_str(res->reference, sizeof(res->reference), (const char *)sqlite3_column_text(st, 0));
         const char *status = (const char *)sqlite3_column_text(st, 1);
@@ -244,66 +226,154 @@ load(sim_t *s, const char *charge_id, const char *reference, pd_proc_result_t *r
         if (strcmp(status, "voided") == 0)
             res->amount_authorized = 0;
         r = 0;
+    } else if (rc != SQLITE_DONE) {
+        r = PD_ERR_IO;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return r;
+}
+
+/* records one decided authorization, or takes the record made earlier for the same
+ * charge (authorize is idempotent); caller holds db_mu inside a transaction */
+static int
+record(sim_t *s, pending_t *p)
+{
+    int r = load(s, p->charge_id, NULL, &p->res);
+    if (r != PD_ERR_NOTFOUND)
+        return r;
+    pd_proc_result_t *res = &p->res;
+    if (pd_id_new("sim", res->reference, sizeof(res->reference)) != 0)
+        return PD_ERR_INTERNAL;
+    bool approved = res->outcome == PD_PROC_APPROVED;
+    res->amount_authorized = approved ? p->amount : 0;
+    res->captured = approved && p->capture;
+    res->amount_captured = res->captured ? p->amount : 0;
+    sqlite3_stmt *st = s->st[ST_INSERT];
+    sqlite3_bind_text(st, 1, p->charge_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, res->reference, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, p->merchant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, p->amount);
+    sqlite3_bind_text(st, 5, p->currency, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, !approved ? "declined" : res->captured ? "captured" : "authorized", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, res->error_code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, res->decline_code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, res->message, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, res->network_status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, res->cvc_check, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, res->risk_level, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 13, res->amount_captured);
+    sqlite3_bind_int64(st, 14, pd_unix_now());
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : PD_ERR_IO;
+}
+
+/* records a batch of authorizations in one transaction, then answers each */
+static void
+record_batch(sim_t *s, pending_t *batch)
+{
+    pthread_mutex_lock(&s->db_mu);
+    bool ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    for (pending_t *p = batch; ok && p != NULL; p = p->next)
+        ok = record(s, p) == 0;
+    if (ok)
+        ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok) {
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        pd_log_error("simulator database write failed", PD_LS("error", sqlite3_errmsg(s->db)));
+    }
+    pthread_mutex_unlock(&s->db_mu);
+    while (batch != NULL) {
+        pending_t *next = batch->next;
+        /* nothing recorded: no answer (payd's recovery asks again later) */
+        if (!ok)
+            fail_result(&batch->res, "simulator database write failed");
+        reply(s, batch->cb, batch->arg, &batch->res);
+        free(batch);
+        batch = next;
+    }
+}
+
+/* the simulator's thread: records waiting authorizations, answers delayed replies when due */
+static void *
+sim_main(void *arg)
+{
+    sim_t *s = arg;
+    pthread_setname_np(pthread_self(), "payd-simulator");
+    pthread_mutex_lock(&s->q_mu);
+    for (;;) {
+        if (s->pending != NULL) {
+            pending_t *batch = s->pending;
+            s->pending = s->pending_tail = NULL;
+            pthread_mutex_unlock(&s->q_mu);
+            record_batch(s, batch);
+            pthread_mutex_lock(&s->q_mu);
+            continue;
+        }
+        uint64_t now = pd_mono_ns();
+        delayed_t *d = s->queue;
+        if (d != NULL && d->due_ns <= now) {
+            s->queue = d->next;
+            if (s->queue == NULL)
+                s->tail = NULL;
+            pthread_mutex_unlock(&s->q_mu);
+            d->cb(d->arg, &d->res);
+            free(d);
+            pthread_mutex_lock(&s->q_mu);
+            continue;
+        }
+        if (s->stopping && d == NULL)
+            break;
+        if (d == NULL) {
+            pthread_cond_wait(&s->q_cv, &s->q_mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t wait = d->due_ns - now;
+        ts.tv_sec += (time_t)(wait / 1000000000u);
+        ts.tv_nsec += (long)(wait % 1000000000u);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->q_cv, &s->q_mu, &ts);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return NULL;
 }
 
 static void
 sim_authorize(pd_processor_t *p, const pd_proc_auth_t *req, pd_proc_cb cb, void *arg)
 {
     sim_t *s = (sim_t *)p;
-    pd_proc_result_t res;
-    sqlite3_stmt *st = NULL;
-
-    pthread_mutex_lock(&s->db_mu);
-    if (load(s, req->charge_id, NULL, &res) == 0) {
-        /* idempotent: the same charge gets the same answer */
-        pthread_mutex_unlock(&s->db_mu);
+    pending_t *pd = calloc(1, sizeof(*pd));
+    if (pd == NULL || strlen(req->charge_id) >= sizeof(pd->charge_id) ||
+        strlen(req->merchant_id) >= sizeof(pd->merchant_id) || strlen(req->currency) >= sizeof(pd->currency)) {
+        pd_proc_result_t res;
+        free(pd);
+        fail_result(&res, pd == NULL ? "out of memory" : "malformed request");
         reply(s, cb, arg, &res);
         return;
     }
-    pd_simulator_decide(req->pan, req->pan_len, req->cvc, req->exp_month, req->exp_year, &res);
-    if (pd_id_new("sim", res.reference, sizeof(res.reference)) != 0) {
-        pthread_mutex_unlock(&s->db_mu);
-        fail_result(&res, "cannot create a reference");
-        reply(s, cb, arg, &res);
-        return;
-    }
-    bool approved = res.outcome == PD_PROC_APPROVED;
-    res.amount_authorized = approved ? req->amount : 0;
-    res.captured = approved && req->capture;
-    res.amount_captured = res.captured ? req->amount : 0;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO auths (charge_id, reference, merchant_id, amount, currency, status, error_code, "
-                           "decline_code, message, network_status, cvc_check, risk_level, amount_captured, "
-                           "amount_refunded, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&s->db_mu);
-        fail_result(&res, "simulator database unavailable");
-        reply(s, cb, arg, &res);
-        return;
-    }
-    sqlite3_bind_text(st, 1, req->charge_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, res.reference, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, req->merchant_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, req->amount);
-    sqlite3_bind_text(st, 5, req->currency, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, !approved ? "declined" : res.captured ? "captured" : "authorized", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, res.error_code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, res.decline_code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 9, res.message, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, res.network_status, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 11, res.cvc_check, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 12, res.risk_level, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 13, res.amount_captured);
-    sqlite3_bind_int64(st, 14, pd_unix_now());
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->db_mu);
-    if (rc != SQLITE_DONE)
-        fail_result(&res, "simulator database write failed");
-    reply(s, cb, arg, &res);
+    pd_simulator_decide(req->pan, req->pan_len, req->cvc, req->exp_month, req->exp_year, &pd->res);
+    set_str(pd->charge_id, sizeof(pd->charge_id), req->charge_id);
+    set_str(pd->merchant_id, sizeof(pd->merchant_id), req->merchant_id);
+    set_str(pd->currency, sizeof(pd->currency), req->currency);
+    pd->amount = req->amount;
+    pd->capture = req->capture;
+    pd->cb = cb;
+    pd->arg = arg;
+    pthread_mutex_lock(&s->q_mu);
+    if (s->pending_tail != NULL)
+        s->pending_tail->next = pd;
+    else
+        s->pending = pd;
+    s->pending_tail = pd;
+    pthread_cond_signal(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
 }
 
 /* runs an UPDATE with (amount, reference) or (reference) and reports the new state */
@@ -422,13 +492,16 @@ sim_free(pd_processor_t *p)
     sim_t *s = (sim_t *)p;
     if (s == NULL)
         return;
-    if (s->timer_started) {
+    if (s->thread_started) {
+        /* the thread records and answers what is queued before it ends */
         pthread_mutex_lock(&s->q_mu);
         s->stopping = true;
         pthread_cond_signal(&s->q_cv);
         pthread_mutex_unlock(&s->q_mu);
-        pthread_join(s->timer, NULL);
+        pthread_join(s->thread, NULL);
     }
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->db_mu);
     pthread_mutex_destroy(&s->q_mu);
@@ -463,13 +536,18 @@ pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
         sim_free(&s->super);
         return PD_ERR_IO;
     }
-    if (latency_ms > 0) {
-        if (pthread_create(&s->timer, NULL, timer_main, s) != 0) {
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+            pd_log_error("cannot prepare the simulator's statements", PD_LS("error", sqlite3_errmsg(s->db)));
             sim_free(&s->super);
-            return PD_ERR_INTERNAL;
+            return PD_ERR_IO;
         }
-        s->timer_started = true;
     }
+    if (pthread_create(&s->thread, NULL, sim_main, s) != 0) {
+        sim_free(&s->super);
+        return PD_ERR_INTERNAL;
+    }
+    s->thread_started = true;
     *out = &s->super;
     return 0;
 }

@@ -81,12 +81,22 @@ typedef struct {
     pd_proc_result_t res;
 } got_t;
 
+/* callbacks may run on the simulator's thread: the result is published by the count */
 static void
 got(void *arg, const pd_proc_result_t *res)
 {
     got_t *g = arg;
-    g->calls++;
     g->res = *res;
+    __atomic_add_fetch(&g->calls, 1, __ATOMIC_RELEASE);
+}
+
+/* waits (up to 5 s) until the callback has run n times in all */
+static void
+wait_calls(got_t *g, int n)
+{
+    for (int i = 0; i < 1000 && __atomic_load_n(&g->calls, __ATOMIC_ACQUIRE) < n; i++)
+        usleep(5000);
+    assert_int_equal(__atomic_load_n(&g->calls, __ATOMIC_ACQUIRE), n);
 }
 
 static void
@@ -99,12 +109,13 @@ authorize_capture_refund_and_query_survive_reopening(void **state)
     pd_proc_auth_t a = {.merchant_id = "acct_1", .charge_id = "ch_1", .pan = "4242424242424242", .pan_len = 16,
                         .exp_month = 12, .exp_year = 2040, .cvc = "123", .amount = 1000, .currency = "usd"};
     p->authorize(p, &a, got, &g);
-    assert_int_equal(g.calls, 1);
+    wait_calls(&g, 1);
     assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
     char ref[64];
     snprintf(ref, sizeof(ref), "%s", g.res.reference);
     /* idempotent: same charge id, same reference */
     p->authorize(p, &a, got, &g);
+    wait_calls(&g, 2);
     assert_string_equal(g.res.reference, ref);
     /* capture more than authorized is refused, then a partial capture works */
     p->capture(p, ref, 1001, got, &g);
@@ -131,6 +142,41 @@ authorize_capture_refund_and_query_survive_reopening(void **state)
     p->free(p);
 }
 
+/* a burst is recorded (in the simulator's batches) and every call answered, even
+ * when the simulator is freed right after; each record survives reopening */
+static void
+burst_is_answered_before_free_and_recorded(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static got_t g[N];
+    static char ids[N][32];
+    pd_processor_t *p;
+    memset(g, 0, sizeof(g));
+    assert_int_equal(pd_simulator_new(&p, db_path, 0), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "ch_burst_%d", i);
+        pd_proc_auth_t a = {.merchant_id = "acct_1", .charge_id = ids[i], .pan = i % 3 ? "4242424242424242" : "4000000000000002",
+                            .pan_len = 16, .exp_month = 12, .exp_year = 2040, .amount = 100 + i, .currency = "usd"};
+        p->authorize(p, &a, got, &g[i]);
+    }
+    p->free(p);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].res.outcome, i % 3 ? PD_PROC_APPROVED : PD_PROC_DECLINED);
+        assert_int_equal(g[i].res.amount_authorized, i % 3 ? 100 + i : 0);
+        for (int j = 0; j < i; j += 37)
+            assert_string_not_equal(g[i].res.reference, g[j].res.reference);
+    }
+    assert_int_equal(pd_simulator_new(&p, db_path, 0), 0);
+    got_t q = {0};
+    for (int i = 0; i < N; i += 29) {
+        p->query(p, ids[i], got, &q);
+        assert_string_equal(q.res.reference, g[i].res.reference);
+    }
+    p->free(p);
+}
+
 static void
 latency_delivers_later_on_another_thread(void **state)
 {
@@ -141,10 +187,8 @@ latency_delivers_later_on_another_thread(void **state)
     pd_proc_auth_t a = {.merchant_id = "acct_1", .charge_id = "ch_2", .pan = "4000000000000002", .pan_len = 16,
                         .exp_month = 12, .exp_year = 2040, .amount = 1000, .currency = "usd"};
     p->authorize(p, &a, got, &g);
-    assert_int_equal(g.calls, 0); /* not yet */
-    for (int i = 0; i < 200 && __atomic_load_n(&g.calls, __ATOMIC_SEQ_CST) == 0; i++)
-        usleep(5000);
-    assert_int_equal(g.calls, 1);
+    assert_int_equal(__atomic_load_n(&g.calls, __ATOMIC_ACQUIRE), 0); /* not yet */
+    wait_calls(&g, 1);
     assert_int_equal(g.res.outcome, PD_PROC_DECLINED);
     p->free(p);
 }
@@ -155,6 +199,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stripe_test_cards_have_their_documented_outcomes),
         cmocka_unit_test_setup_teardown(authorize_capture_refund_and_query_survive_reopening, setup, teardown),
+        cmocka_unit_test_setup_teardown(burst_is_answered_before_free_and_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(latency_delivers_later_on_another_thread, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
