@@ -80,6 +80,12 @@ typedef struct {
     int (*rollback_to)(pd_db_t *db);
     /* runs a multi-statement script without parameters (migrations) */
     int (*script)(pd_db_t *db, const char *sql);
+    /* optional (NULL when the backend cannot): defer_sync makes commit stop waiting
+     * for the disk (the database stays consistent across a power loss, recent
+     * commits may be missing); sync then makes every commit made before the call
+     * durable. sync may run on another thread while the writer works. */
+    int (*defer_sync)(pd_db_t *db);
+    int (*sync)(pd_db_t *db);
     void (*close)(pd_db_t *db);
 } pd_db_ops_t;
 

@@ -3,9 +3,12 @@
  *
  * Writes: callers from any thread submit a write function. One writer thread takes
  * every write that is queued, runs each inside its own savepoint of one
- * transaction (a write that returns an error is rolled back alone), commits once
- * (one fsync for the whole batch), and only then calls each write's done callback
- * with its result. Nobody is told "ok" before their write is durable.
+ * transaction (a write that returns an error is rolled back alone) and commits
+ * once. Where the backend can defer its sync (SQLite), a sync thread then makes
+ * every batch committed so far durable with one fsync while the writer already
+ * runs the next batch. Only then is each write's done callback called with its
+ * result: nobody is told "ok" before their write is durable. Readers may see a
+ * committed batch up to one fsync before its writers are answered.
  *
  * Reads: pd_store_reader() returns the calling thread's own read connection
  * (WAL snapshot reads that never wait for the writer).
@@ -40,7 +43,7 @@ void pd_store_close(pd_store_t *s);
 /* Runs on the writer thread inside a savepoint; return 0 to keep the changes, < 0 to
  * roll back this write only (the error goes to done). */
 typedef int (*pd_write_fn)(pd_db_t *tx, void *arg);
-/* Runs on the writer thread after the batch is durable (rc 0) or failed. */
+/* Runs on the writer or the sync thread once the batch is durable (rc 0) or failed. */
 typedef void (*pd_done_fn)(void *arg, int rc);
 
 /* Queues a write. PD_ERR_AGAIN when the queue is full (backpressure), PD_ERR_CLOSED
@@ -53,10 +56,11 @@ int pd_store_write_sync(pd_store_t *s, pd_write_fn fn, void *arg) PD_WUR;
 pd_db_t *pd_store_reader(pd_store_t *s);
 
 /* Statistics: batches committed, writes committed, largest batch, writes refused
- * for a full queue, and the writer's time running writes and committing them. */
+ * for a full queue, the writer's time running writes and committing them, and the
+ * deferred syncs (see pd_db_ops_t.defer_sync) with their time. */
 typedef struct {
     uint64_t batches, writes, max_batch, queue_full;
-    uint64_t exec_ns, commit_ns;
+    uint64_t exec_ns, commit_ns, syncs, sync_ns;
 } pd_store_stats_t;
 void pd_store_stats(pd_store_t *s, pd_store_stats_t *out);
 

@@ -2,8 +2,13 @@
  * SQLite backend of pd_db_t: WAL, synchronous=FULL on the writer, a per-connection
  * cache of prepared statements keyed by the SQL literal's address.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +29,7 @@ typedef struct {
     bool ckpt_started;
     atomic_bool ckpt_stop;
     char *path;
+    int wal_fd; /* our own descriptor of the WAL file, for s_sync (-1: commits sync) */
     struct {
         const char *sql;
         sqlite3_stmt *st;
@@ -192,6 +198,24 @@ s_rollback_to(pd_db_t *db)
     return r != 0 ? r : s_exec(db, "RELEASE w", NULL, 0, NULL);
 }
 
+/*
+ * Lock waits. SQLite's own busy handler sleeps 1, 2, 5, 10, ... ms between tries,
+ * while the locks met here are held for far less (a reader's snapshot, the last
+ * copy of a checkpoint): a write that met one would sleep for milliseconds after
+ * the lock was free. These retry every 50 us and give up after timeout_ms (the
+ * count of tries bounds it from below: a sleep never takes less than asked).
+ */
+static int
+busy_retry(void *arg, int count)
+{
+    int64_t timeout_ms = (int64_t)(intptr_t)arg;
+    if ((int64_t)count * 50 >= timeout_ms * 1000)
+        return 0;
+    struct timespec ts = {0, 50 * 1000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 #define WAL_RESTART_FRAMES 16384 /* 64 MiB of 4 KiB pages */
 
 static void *
@@ -204,24 +228,96 @@ checkpointer(void *arg)
         sqlite3_close(c);
         return NULL;
     }
-    sqlite3_busy_timeout(c, 20); /* bounds how long a RESTART may hold up the writer */
+    sqlite3_busy_handler(c, busy_retry, (void *)(intptr_t)20); /* bounds how long a RESTART may hold up the writer */
     /* a connection learns that the database is in WAL mode on its first read;
      * until then a checkpoint is a no-op that reports a log size of -1 */
     (void)sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    int dbfd = open(d->path, O_RDONLY | O_CLOEXEC);
     while (!atomic_load(&d->ckpt_stop)) {
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
         int logsz = 0, done = 0;
         /* PASSIVE: copies what it can without blocking the writer or readers */
         (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
+        /* flush what it copied now, holding no lock: a RESTART holds the writer
+         * lock while it syncs the database file, and would pay for it there */
+        if (dbfd >= 0 && done > 0)
+            (void)fdatasync(dbfd);
         /* under constant reads the WAL is never rewound and grows without bound;
          * past WAL_RESTART_FRAMES, RESTART waits (busy timeout) for the readers of
          * old frames so the next commit writes from the start of the file again */
         if (logsz >= WAL_RESTART_FRAMES && done == logsz)
             (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_RESTART, &logsz, &done);
     }
+    if (dbfd >= 0)
+        close(dbfd);
     sqlite3_close(c);
     return NULL;
+}
+
+/*
+ * Deferred sync. Commits run with synchronous=NORMAL: SQLite writes the WAL frames
+ * but does not fsync them (checkpoints still sync the WAL before copying it and
+ * the database after), so the database stays consistent across a power loss. The
+ * store makes commits durable by calling s_sync, an fdatasync of the WAL file
+ * through a descriptor of our own (fsync flushes the file, whichever descriptor
+ * names it), from its sync thread while the writer runs the next batch. The WAL
+ * file keeps its inode while a connection is open (it is truncated, never
+ * replaced), and the writer connection stays open for the store's lifetime.
+ */
+static int
+fsync_dir_of(const char *path)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    int fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return r;
+}
+
+static int
+s_defer_sync(pd_db_t *db)
+{
+    sqlite_db_t *d = (sqlite_db_t *)db;
+    char wal[4200];
+    if (d->path == NULL || d->wal_fd >= 0)
+        return PD_ERR_STATE;
+    snprintf(wal, sizeof(wal), "%s-wal", d->path);
+    /* a read creates the WAL file if this database has none yet */
+    (void)sqlite3_exec(d->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    int fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        pd_log_error("cannot open the WAL file", PD_LS("path", wal), PD_LS("error", strerror(e)));
+        return -e;
+    }
+    int r;
+    /* the WAL's directory entry, and whatever the file holds now, are durable before
+     * the first commit that skips its own fsync */
+    if ((r = fsync_dir_of(wal)) != 0 || (r = fdatasync(fd) == 0 ? 0 : -errno) != 0 ||
+        (r = s_simple(db, "PRAGMA synchronous=NORMAL")) != 0) {
+        close(fd);
+        return r;
+    }
+    d->wal_fd = fd;
+    return 0;
+}
+
+static int
+s_sync(pd_db_t *db)
+{
+    sqlite_db_t *d = (sqlite_db_t *)db;
+    if (d->wal_fd < 0)
+        return 0; /* commits sync themselves */
+    if (fdatasync(d->wal_fd) != 0) {
+        int e = errno;
+        pd_log_error("cannot sync the WAL file", PD_LS("error", strerror(e)));
+        return -e;
+    }
+    return 0;
 }
 
 static void
@@ -230,6 +326,8 @@ s_close(pd_db_t *db)
     sqlite_db_t *d = (sqlite_db_t *)db;
     if (d == NULL)
         return;
+    if (d->wal_fd >= 0)
+        close(d->wal_fd);
     if (d->ckpt_started) {
         atomic_store(&d->ckpt_stop, true);
         pthread_join(d->ckpt, NULL);
@@ -243,8 +341,22 @@ s_close(pd_db_t *db)
 }
 
 static const pd_db_ops_t sqlite_ops = {
-    "sqlite", s_exec, s_query, s_row_int, s_row_is_null, s_row_text, s_begin, s_commit, s_rollback, s_savepoint,
-    s_release, s_rollback_to, s_simple, s_close,
+    .name = "sqlite",
+    .exec = s_exec,
+    .query = s_query,
+    .row_int = s_row_int,
+    .row_is_null = s_row_is_null,
+    .row_text = s_row_text,
+    .begin = s_begin,
+    .commit = s_commit,
+    .rollback = s_rollback,
+    .savepoint = s_savepoint,
+    .release = s_release,
+    .rollback_to = s_rollback_to,
+    .script = s_simple,
+    .defer_sync = s_defer_sync,
+    .sync = s_sync,
+    .close = s_close,
 };
 
 static void
@@ -270,13 +382,14 @@ pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
     if (d == NULL)
         return PD_ERR_NOMEM;
     d->super.ops = &sqlite_ops;
+    d->wal_fd = -1;
     int flags = SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
     if (sqlite3_open_v2(path, &d->db, flags, NULL) != SQLITE_OK) {
         pd_log_error("cannot open database", PD_LS("path", path), PD_LS("error", d->db ? sqlite3_errmsg(d->db) : "?"));
         s_close(&d->super);
         return PD_ERR_IO;
     }
-    sqlite3_busy_timeout(d->db, 10000);
+    sqlite3_busy_handler(d->db, busy_retry, (void *)(intptr_t)10000);
     const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
                                    "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-65536; PRAGMA journal_size_limit=67108864;"
                                    /* each write runs in a savepoint; the pages it saves for a

@@ -37,11 +37,32 @@ struct pd_store {
     job_t *head, *tail;
     int64_t queued;
     bool closing, started;
+    int failed; /* a sync failed: what was committed may not be durable; no more writes */
+    /* deferred sync (when the backend supports it): committed batches wait here
+     * for the sync thread, which makes them durable and then calls their done */
+    bool deferred;
+    pthread_t sync_thread;
+    bool sync_started, sync_closing;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    job_t *sync_head, *sync_tail;
     pthread_key_t reader_key;
     reader_t *readers; /* all reader connections, for close */
     pthread_mutex_t readers_mu;
     pd_store_stats_t stats;
 };
+
+static void
+finish_jobs(job_t *j)
+{
+    while (j != NULL) {
+        job_t *next = j->next;
+        if (j->done != NULL)
+            j->done(j->arg, j->rc);
+        free(j);
+        j = next;
+    }
+}
 
 static void
 run_batch(pd_store_t *s, job_t *batch, size_t n)
@@ -78,13 +99,65 @@ run_batch(pd_store_t *s, job_t *batch, size_t n)
             s->stats.max_batch = n;
         pthread_mutex_unlock(&s->mu);
     }
-    while (batch != NULL) {
-        job_t *next = batch->next;
-        if (batch->done != NULL)
-            batch->done(batch->arg, batch->rc);
-        free(batch);
-        batch = next;
+    if (r != 0 || !s->deferred) {
+        finish_jobs(batch);
+        return;
     }
+    /* committed, not yet durable: the sync thread answers it */
+    job_t *last = batch;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&s->sync_mu);
+    if (s->sync_tail != NULL)
+        s->sync_tail->next = batch;
+    else
+        s->sync_head = batch;
+    s->sync_tail = last;
+    pthread_cond_signal(&s->sync_cv);
+    pthread_mutex_unlock(&s->sync_mu);
+}
+
+/*
+ * The sync thread: one sync covers every batch committed before it began, so the
+ * writer runs the next batch while the disk flushes the previous ones. A failed
+ * sync leaves the durability of committed data unknown (the kernel may have dropped
+ * the pages): those writes fail, and so does every later one until a restart
+ * recovers the database from what the disk holds.
+ */
+static void *
+sync_main(void *arg)
+{
+    pd_store_t *s = arg;
+    pthread_setname_np(pthread_self(), "payd-store-sync");
+    pthread_mutex_lock(&s->sync_mu);
+    for (;;) {
+        while (s->sync_head == NULL && !s->sync_closing)
+            pthread_cond_wait(&s->sync_cv, &s->sync_mu);
+        if (s->sync_head == NULL)
+            break;
+        job_t *jobs = s->sync_head;
+        s->sync_head = s->sync_tail = NULL;
+        pthread_mutex_unlock(&s->sync_mu);
+        uint64_t t0 = pd_mono_ns();
+        int r = s->writer->ops->sync(s->writer);
+        uint64_t t1 = pd_mono_ns();
+        pthread_mutex_lock(&s->mu);
+        s->stats.syncs++;
+        s->stats.sync_ns += t1 - t0;
+        if (r != 0 && s->failed == 0) {
+            s->failed = r;
+            pd_log_error("store sync failed: writes are refused until payd restarts", PD_LERR(r));
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (r != 0)
+            for (job_t *j = jobs; j != NULL; j = j->next)
+                if (j->rc == 0)
+                    j->rc = r;
+        finish_jobs(jobs);
+        pthread_mutex_lock(&s->sync_mu);
+    }
+    pthread_mutex_unlock(&s->sync_mu);
+    return NULL;
 }
 
 static void *
@@ -128,10 +201,11 @@ pd_store_submit(pd_store_t *s, pd_write_fn fn, pd_done_fn done, void *arg)
     j->done = done;
     j->arg = arg;
     pthread_mutex_lock(&s->mu);
-    if (s->closing) {
+    if (s->closing || s->failed != 0) {
+        int r = s->closing ? PD_ERR_CLOSED : s->failed;
         pthread_mutex_unlock(&s->mu);
         free(j);
-        return PD_ERR_CLOSED;
+        return r;
     }
     if (s->queued >= s->max_queue) {
         s->stats.queue_full++;
@@ -259,10 +333,19 @@ pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->readers_mu, NULL);
+    pthread_mutex_init(&s->sync_mu, NULL);
+    pthread_cond_init(&s->sync_cv, NULL);
     pthread_key_create(&s->reader_key, NULL);
     if ((r = pd_db_open_sqlite(&s->writer, s->path, true)) != 0 || (r = pd_store_migrate(s->writer, &s->version)) != 0) {
         pd_store_close(s);
         return r;
+    }
+    if (s->writer->ops->defer_sync != NULL && s->writer->ops->defer_sync(s->writer) == 0) {
+        if ((r = pthread_create(&s->sync_thread, NULL, sync_main, s)) != 0) {
+            pd_store_close(s);
+            return -r;
+        }
+        s->sync_started = s->deferred = true;
     }
     if ((r = pthread_create(&s->thread, NULL, writer_main, s)) != 0) {
         pd_store_close(s);
@@ -284,11 +367,21 @@ pd_store_close(pd_store_t *s)
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
-        pd_log_info("store closed", PD_LI("batches", s->stats.batches), PD_LI("writes", s->stats.writes),
-                    PD_LI("max_batch", s->stats.max_batch),
-                    PD_LI("exec_ms", (int64_t)(s->stats.exec_ns / 1000000)),
-                    PD_LI("commit_ms", (int64_t)(s->stats.commit_ns / 1000000)));
     }
+    if (s->sync_started) {
+        /* the writer is done: the sync thread answers what it committed last */
+        pthread_mutex_lock(&s->sync_mu);
+        s->sync_closing = true;
+        pthread_cond_signal(&s->sync_cv);
+        pthread_mutex_unlock(&s->sync_mu);
+        pthread_join(s->sync_thread, NULL);
+    }
+    if (s->started)
+        pd_log_info("store closed", PD_LI("batches", s->stats.batches), PD_LI("writes", s->stats.writes),
+                    PD_LI("max_batch", s->stats.max_batch), PD_LI("syncs", s->stats.syncs),
+                    PD_LI("exec_ms", (int64_t)(s->stats.exec_ns / 1000000)),
+                    PD_LI("commit_ms", (int64_t)(s->stats.commit_ns / 1000000)),
+                    PD_LI("sync_ms", (int64_t)(s->stats.sync_ns / 1000000)));
     if (s->writer != NULL)
         s->writer->ops->close(s->writer);
     reader_t *rd = s->readers;
@@ -302,5 +395,7 @@ pd_store_close(pd_store_t *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->readers_mu);
+    pthread_mutex_destroy(&s->sync_mu);
+    pthread_cond_destroy(&s->sync_cv);
     free(s);
 }
