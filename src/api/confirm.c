@@ -91,6 +91,15 @@ static int
 write_phase2(pd_db_t *tx, pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
+    int r = pd_outcome_write(tx, &c->outcome, op->now);
+    if (r == 0) {
+        op->status = c->outcome.status;
+        return 0;
+    }
+    if (r != PD_ERR_CONFLICT)
+        return r;
+    /* the charge changed after phase 1 (the recovery worker resolved it?): decide
+     * again from what is stored now, inside this transaction */
     return pd_confirm_apply_outcome(tx, &op->r->arena, c->ch.merchant_id, c->ch.livemode, c->ch.id, &c->res, op->now,
                                     &op->status, &op->body);
 }
@@ -110,6 +119,12 @@ after_processor(pd_task_t *t)
     }
     if (c->res.outcome == PD_PROC_DECLINED && strcmp(c->res.network_status, "not_sent_to_network") != 0)
         pd_velocity_declined(c->op->api, c->ch.merchant_id, c->pm.fingerprint);
+    /* the records are as phase 1 wrote them: plan here, the store's writer only writes */
+    if (pd_outcome_plan(&c->op->r->arena, &c->ch, &c->pi, &c->pm, &c->res, c->op->now, &c->outcome, &c->op->body) != 0) {
+        pd_log_error("cannot plan the outcome; leaving the charge to recovery", PD_LS("charge", c->ch.id));
+        pd_resp_error(c->op->r, 500, "api_error", NULL, "An error occurred while processing the request.", NULL);
+        return;
+    }
     pd_op_commit(c->op, write_phase2, NULL);
 }
 

@@ -158,7 +158,25 @@ void pd_h_we_delete(pd_req_t *r);
 
 /* confirmation (shared by create with confirm=true, /confirm, and the recovery worker) */
 void pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id);
-/* applies a processor outcome to a charge left in processing (recovery); inside a write */
+/* Phase 2 of a confirmation as data: the charge and intent after the processor's
+ * outcome, the ledger postings, the balance transaction, the event objects and the
+ * response status (pd_outcome_plan, no I/O), then written by pd_outcome_write inside
+ * a write; the writes are version-checked, and a charge that changed since the plan
+ * was made is PD_ERR_CONFLICT before anything is written. */
+typedef struct {
+    pd_charge_rec_t ch;
+    pd_pi_rec_t pi;
+    bool approved, automatic;
+    pd_posting_t authorization, capture;
+    pd_btxn_rec_t bt;
+    pd_view_t ch_json, pi_json;
+    int status;
+} pd_outcome_t;
+int pd_outcome_plan(pd_arena_t *a, const pd_charge_rec_t *ch, const pd_pi_rec_t *pi, const pd_pm_rec_t *pm,
+                    const pd_proc_result_t *res, int64_t now, pd_outcome_t *o, pd_buf_t *body_out) PD_WUR;
+int pd_outcome_write(pd_db_t *tx, const pd_outcome_t *o, int64_t now) PD_WUR;
+/* loads a charge left in processing and applies a processor outcome to it (recovery,
+ * and a confirmation whose plan met a conflict); inside a write */
 int pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id,
                              const pd_proc_result_t *res, int64_t now, int *status_out, pd_buf_t *body_out);
 

@@ -89,6 +89,126 @@ emit(pd_db_t *tx, const pd_charge_rec_t *ch, const char *type, pd_view_t obj, in
     return pd_emit_raw(tx, ch->merchant_id, ch->livemode, type, obj, ch->request_id, ch->idempotency_key, now);
 }
 
+/*
+ * Computes everything phase 2 writes from the records as phase 1 left them: no
+ * I/O, so the confirming request runs it on its own loop thread and the store's
+ * writer only writes. The response body goes to body_out.
+ */
+int
+pd_outcome_plan(pd_arena_t *a, const pd_charge_rec_t *ch_in, const pd_pi_rec_t *pi_in, const pd_pm_rec_t *pm_in,
+                const pd_proc_result_t *res, int64_t now, pd_outcome_t *o, pd_buf_t *body_out)
+{
+    pd_charge_rec_t *ch = &o->ch;
+    pd_pi_rec_t *pi = &o->pi;
+    pd_pm_rec_t pm = *pm_in;
+    int r;
+
+    memset(o, 0, sizeof(*o));
+    *ch = *ch_in;
+    *pi = *pi_in;
+    o->approved = res->outcome == PD_PROC_APPROVED;
+    o->automatic = strcmp(pi->capture_method, "manual") != 0;
+    ch->processing = false;
+    ch->version++;
+    snprintf(ch->processor_ref, sizeof(ch->processor_ref), "%s", res->reference);
+    ch->outcome = outcome_json(a, res, o->approved);
+    if (res->cvc_check[0] != '\0')
+        snprintf(pm.cvc_check, sizeof(pm.cvc_check), "%s", res->cvc_check);
+    pi->version++;
+    pi->last_payment_error = NULL;
+    if (o->approved) {
+        snprintf(ch->status, sizeof(ch->status), "succeeded");
+        pd_post_authorization(&o->authorization, ch->amount);
+        if (o->automatic) {
+            int64_t fee = pd_fee(ch->amount, pd_currency_exponent(pd_view_cstr(ch->currency)));
+            ch->captured = true;
+            ch->amount_captured = ch->amount;
+            pd_post_capture(&o->capture, ch->amount, ch->amount, fee);
+            pd_btxn_rec_t *bt = &o->bt;
+            if ((r = pd_id_new("txn", bt->id, sizeof(bt->id))) != 0)
+                return r;
+            snprintf(bt->merchant_id, sizeof(bt->merchant_id), "%s", ch->merchant_id);
+            bt->livemode = ch->livemode;
+            bt->amount = ch->amount;
+            bt->fee = fee;
+            bt->net = ch->amount - fee;
+            snprintf(bt->currency, sizeof(bt->currency), "%s", ch->currency);
+            snprintf(bt->type, sizeof(bt->type), "charge");
+            snprintf(bt->source, sizeof(bt->source), "%s", ch->id);
+            snprintf(bt->status, sizeof(bt->status), "pending");
+            bt->available_on = now + AVAILABLE_AFTER_S;
+            bt->created = now;
+            bt->seq = pd_next_seq();
+            bt->description = ch->description;
+            pi->status = PD_PI_SUCCEEDED;
+            pi->amount_received = ch->amount;
+            pi->amount_capturable = 0;
+        } else {
+            pi->status = PD_PI_REQUIRES_CAPTURE;
+            pi->amount_capturable = ch->amount;
+        }
+    } else {
+        snprintf(ch->status, sizeof(ch->status), "failed");
+        snprintf(ch->failure_code, sizeof(ch->failure_code), "%s", res->error_code);
+        snprintf(ch->failure_message, sizeof(ch->failure_message), "%s", res->message);
+        snprintf(ch->decline_code, sizeof(ch->decline_code), "%s", res->decline_code);
+        pi->status = PD_PI_REQUIRES_PAYMENT_METHOD;
+        pi->last_payment_error = payment_error_json(a, res, ch, pd_render_to_arena(a, render_pm_cb, &pm));
+    }
+    o->pi_json = pd_pi_json(a, pi);
+    render_charge_json(a, ch, &pm, &o->ch_json);
+    /* the response the confirming request gets (and that its idempotency key replays) */
+    pd_buf_reset(body_out);
+    if (o->approved) {
+        o->status = 200;
+        return pd_buf_put(body_out, o->pi_json.p, o->pi_json.len);
+    }
+    pd_jw_t w;
+    pd_jw_init(&w, body_out);
+    pd_jw_obj_begin(&w);
+    pd_jw_key(&w, "error");
+    pd_jw_obj_begin(&w);
+    pd_jw_kstr(&w, "type", "card_error");
+    pd_jw_kstr(&w, "code", res->error_code);
+    pd_jw_kstr(&w, "decline_code", res->decline_code);
+    pd_jw_kstr(&w, "message", res->message);
+    pd_jw_kstr(&w, "charge", ch->id);
+    pd_jw_key(&w, "payment_intent");
+    pd_jw_raw(&w, o->pi_json);
+    pd_jw_key(&w, "payment_method");
+    pd_jw_raw(&w, pd_render_to_arena(a, render_pm_cb, &pm));
+    if (ch->request_id[0])
+        pd_jw_kstr(&w, "request_id", ch->request_id);
+    pd_jw_obj_end(&w);
+    pd_jw_obj_end(&w);
+    o->status = 402;
+    return pd_jw_finish(&w);
+}
+
+int
+pd_outcome_write(pd_db_t *tx, const pd_outcome_t *o, int64_t now)
+{
+    const pd_charge_rec_t *ch = &o->ch;
+    int r;
+    /* first: a charge that moved on since the plan was made is a conflict with nothing written */
+    if ((r = pd_charge_update(tx, ch)) != 0 || (r = pd_pi_update(tx, &o->pi)) != 0)
+        return r;
+    if (o->approved &&
+        (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &o->authorization, now)) != 0)
+        return r;
+    if (o->approved && o->automatic &&
+        ((r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &o->capture, now)) != 0 ||
+         (r = pd_btxn_insert(tx, &o->bt)) != 0))
+        return r;
+    const char *ch_event = o->approved ? "charge.succeeded" : "charge.failed";
+    const char *pi_event = !o->approved   ? "payment_intent.payment_failed"
+                           : o->automatic ? "payment_intent.succeeded"
+                                          : "payment_intent.amount_capturable_updated";
+    if ((r = emit(tx, ch, ch_event, o->ch_json, now)) != 0 || (r = emit(tx, ch, pi_event, o->pi_json, now)) != 0)
+        return r;
+    return 0;
+}
+
 int
 pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id,
                          const pd_proc_result_t *res, int64_t now, int *status_out, pd_buf_t *body_out)
@@ -96,110 +216,19 @@ pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool 
     pd_charge_rec_t ch;
     pd_pi_rec_t pi;
     pd_pm_rec_t pm;
-    pd_posting_t post;
+    pd_outcome_t *o = pd_arena_calloc(a, sizeof(*o));
     int r;
 
+    if (o == NULL)
+        return PD_ERR_NOMEM;
     if ((r = pd_charge_get(tx, a, merchant, livemode, charge_id, &ch)) != 0)
         return r;
     if (!ch.processing)
         return PD_ERR_STATE; /* resolved already (by the request or by recovery) */
     if ((r = pd_pi_get(tx, a, merchant, livemode, ch.payment_intent, &pi)) != 0 ||
-        (r = pd_pm_get(tx, a, merchant, livemode, ch.payment_method, &pm)) != 0)
+        (r = pd_pm_get(tx, a, merchant, livemode, ch.payment_method, &pm)) != 0 ||
+        (r = pd_outcome_plan(a, &ch, &pi, &pm, res, now, o, body_out)) != 0 || (r = pd_outcome_write(tx, o, now)) != 0)
         return r;
-    bool approved = res->outcome == PD_PROC_APPROVED;
-    bool automatic = strcmp(pi.capture_method, "manual") != 0;
-    ch.processing = false;
-    ch.version++;
-    snprintf(ch.processor_ref, sizeof(ch.processor_ref), "%s", res->reference);
-    ch.outcome = outcome_json(a, res, approved);
-    if (res->cvc_check[0] != '\0')
-        snprintf(pm.cvc_check, sizeof(pm.cvc_check), "%s", res->cvc_check);
-    pi.version++;
-    pi.last_payment_error = NULL;
-    if (approved) {
-        snprintf(ch.status, sizeof(ch.status), "succeeded");
-        pd_post_authorization(&post, ch.amount);
-        if ((r = pd_ledger_insert(tx, merchant, livemode, ch.currency, ch.id, &post, now)) != 0)
-            return r;
-        if (automatic) {
-            int64_t fee = pd_fee(ch.amount, pd_currency_exponent(pd_view_cstr(ch.currency)));
-            ch.captured = true;
-            ch.amount_captured = ch.amount;
-            pd_post_capture(&post, ch.amount, ch.amount, fee);
-            pd_btxn_rec_t bt;
-            memset(&bt, 0, sizeof(bt));
-            if ((r = pd_id_new("txn", bt.id, sizeof(bt.id))) != 0 ||
-                (r = pd_ledger_insert(tx, merchant, livemode, ch.currency, ch.id, &post, now)) != 0)
-                return r;
-            snprintf(bt.merchant_id, sizeof(bt.merchant_id), "%s", merchant);
-            bt.livemode = livemode;
-            bt.amount = ch.amount;
-            bt.fee = fee;
-            bt.net = ch.amount - fee;
-            snprintf(bt.currency, sizeof(bt.currency), "%s", ch.currency);
-            snprintf(bt.type, sizeof(bt.type), "charge");
-            snprintf(bt.source, sizeof(bt.source), "%s", ch.id);
-            snprintf(bt.status, sizeof(bt.status), "pending");
-            bt.available_on = now + AVAILABLE_AFTER_S;
-            bt.created = now;
-            bt.seq = pd_next_seq();
-            bt.description = ch.description;
-            if ((r = pd_btxn_insert(tx, &bt)) != 0)
-                return r;
-            pi.status = PD_PI_SUCCEEDED;
-            pi.amount_received = ch.amount;
-            pi.amount_capturable = 0;
-        } else {
-            pi.status = PD_PI_REQUIRES_CAPTURE;
-            pi.amount_capturable = ch.amount;
-        }
-    } else {
-        snprintf(ch.status, sizeof(ch.status), "failed");
-        snprintf(ch.failure_code, sizeof(ch.failure_code), "%s", res->error_code);
-        snprintf(ch.failure_message, sizeof(ch.failure_message), "%s", res->message);
-        snprintf(ch.decline_code, sizeof(ch.decline_code), "%s", res->decline_code);
-        pi.status = PD_PI_REQUIRES_PAYMENT_METHOD;
-        pi.last_payment_error = payment_error_json(a, res, &ch, pd_render_to_arena(a, render_pm_cb, &pm));
-    }
-    if ((r = pd_charge_update(tx, &ch)) != 0 || (r = pd_pi_update(tx, &pi)) != 0)
-        return r;
-    pd_view_t ch_json, pi_json = pd_pi_json(a, &pi);
-    render_charge_json(a, &ch, &pm, &ch_json);
-    if (approved) {
-        if ((r = emit(tx, &ch, "charge.succeeded", ch_json, now)) != 0 ||
-            (r = emit(tx, &ch, automatic ? "payment_intent.succeeded" : "payment_intent.amount_capturable_updated",
-                      pi_json, now)) != 0)
-            return r;
-    } else if ((r = emit(tx, &ch, "charge.failed", ch_json, now)) != 0 ||
-               (r = emit(tx, &ch, "payment_intent.payment_failed", pi_json, now)) != 0) {
-        return r;
-    }
-    /* the response the confirming request gets (and that its idempotency key replays) */
-    pd_buf_reset(body_out);
-    if (approved) {
-        *status_out = 200;
-        r = pd_buf_put(body_out, pi_json.p, pi_json.len);
-    } else {
-        pd_jw_t w;
-        pd_jw_init(&w, body_out);
-        pd_jw_obj_begin(&w);
-        pd_jw_key(&w, "error");
-        pd_jw_obj_begin(&w);
-        pd_jw_kstr(&w, "type", "card_error");
-        pd_jw_kstr(&w, "code", res->error_code);
-        pd_jw_kstr(&w, "decline_code", res->decline_code);
-        pd_jw_kstr(&w, "message", res->message);
-        pd_jw_kstr(&w, "charge", ch.id);
-        pd_jw_key(&w, "payment_intent");
-        pd_jw_raw(&w, pi_json);
-        pd_jw_key(&w, "payment_method");
-        pd_jw_raw(&w, pd_render_to_arena(a, render_pm_cb, &pm));
-        if (ch.request_id[0])
-            pd_jw_kstr(&w, "request_id", ch.request_id);
-        pd_jw_obj_end(&w);
-        pd_jw_obj_end(&w);
-        *status_out = 402;
-        r = pd_jw_finish(&w);
-    }
-    return r;
+    *status_out = o->status;
+    return 0;
 }

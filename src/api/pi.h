@@ -14,6 +14,7 @@ typedef struct {
     bool pm_new;
     pd_charge_rec_t ch;
     pd_proc_result_t res;
+    pd_outcome_t outcome; /* phase 2, planned on the loop thread */
     int64_t amount_to_capture;
     const char *cancellation_reason;
     bool confirm;
