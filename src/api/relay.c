@@ -1,9 +1,9 @@
 /*
  * The outbox relay and the webhook queue.
  *
- * Events are committed with the changes they describe (published = 0). The relay
- * thread turns each new event into one delivery per matching enabled endpoint and
- * marks it published, in one durable write. The webhook engine (src/events) takes
+ * Events are committed with the changes they describe, together with a row in the
+ * outbox queue. The relay thread turns each queued event into one delivery per
+ * matching enabled endpoint and removes it from the queue, in one durable write. The webhook engine (src/events) takes
  * due deliveries from this queue, signs and POSTs them, and reports each attempt.
  */
 #include <stdio.h>
@@ -29,6 +29,7 @@ typedef struct {
 typedef struct {
     ev_t ev[RELAY_BATCH];
     size_t nev;
+    int64_t last; /* outbox id of the last event taken */
     dl_t *dl;
     size_t ndl, dlcap;
     int64_t now;
@@ -39,10 +40,11 @@ ev_row(const pd_row_t *r, void *arg)
 {
     relay_batch_t *b = arg;
     ev_t *e = &b->ev[b->nev];
-    if (pd_row_copy(r, 0, e->event_id, sizeof(e->event_id)) != 0 ||
-        pd_row_copy(r, 1, e->merchant, sizeof(e->merchant)) != 0 || pd_row_copy(r, 3, e->type, sizeof(e->type)) != 0)
+    b->last = pd_row_int(r, 0);
+    if (pd_row_copy(r, 1, e->event_id, sizeof(e->event_id)) != 0 ||
+        pd_row_copy(r, 2, e->merchant, sizeof(e->merchant)) != 0 || pd_row_copy(r, 4, e->type, sizeof(e->type)) != 0)
         return 0; /* skip a malformed row rather than stall the relay */
-    e->livemode = pd_row_int(r, 2) != 0;
+    e->livemode = pd_row_int(r, 3) != 0;
     b->nev++;
     return b->nev == RELAY_BATCH ? 1 : 0;
 }
@@ -96,11 +98,9 @@ write_relay(pd_db_t *tx, void *arg)
                             NULL)) != 0)
             return r;
     }
-    for (size_t i = 0; i < b->nev; i++)
-        if ((r = pd_db_exec(tx, "UPDATE events SET published = 1 WHERE id = ?", PD_SQL_ARGS(PD_SQL_S(b->ev[i].event_id)),
-                            NULL)) != 0)
-            return r;
-    return 0;
+    /* the single writer gives queue rows increasing ids while the row with the
+     * largest id is present, so every row up to `last` is one this pass read */
+    return pd_db_exec(tx, "DELETE FROM outbox WHERE id <= ?", PD_SQL_ARGS(PD_SQL_I(b->last)), NULL);
 }
 
 /* one pass: returns the number of events published */
@@ -113,10 +113,9 @@ relay_once(pd_api_t *a)
         return 0;
     pd_db_t *db = pd_store_reader(a->store);
     b->now = pd_unix_now();
-    if (db == NULL || pd_db_query(db,
-                                  "SELECT id, merchant_id, livemode, type FROM events WHERE published = 0 "
-                                  "ORDER BY seq LIMIT 500",
-                                  NULL, 0, ev_row, b) != 0)
+    if (db == NULL ||
+        pd_db_query(db, "SELECT id, event_id, merchant_id, livemode, type FROM outbox ORDER BY id LIMIT 500", NULL, 0,
+                    ev_row, b) != 0)
         goto out;
     for (size_t i = 0; i < b->nev; i++) {
         match_t m = {b, &b->ev[i]};
@@ -126,7 +125,7 @@ relay_once(pd_api_t *a)
                         PD_SQL_ARGS(PD_SQL_S(b->ev[i].merchant), PD_SQL_I(b->ev[i].livemode)), endpoint_row, &m) != 0)
             goto out;
     }
-    if (b->nev > 0 && pd_store_write_sync(a->store, write_relay, b) == 0) {
+    if (b->last > 0 && pd_store_write_sync(a->store, write_relay, b) == 0) {
         n = b->nev;
         if (b->ndl > 0)
             pd_webhook_engine_kick(a->webhooks);

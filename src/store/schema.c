@@ -124,6 +124,15 @@ static const char *const migrations[] = {
     "DROP TABLE idempotency_keys;"
     "ALTER TABLE idempotency_keys_new RENAME TO idempotency_keys;"
     "CREATE INDEX idempotency_created ON idempotency_keys(created);",
+    /* 5: the outbox is a queue of its own: publishing an event deletes a small queue
+     * row instead of rewriting the event (up to a few KB of JSON) to set a flag */
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL,"
+    "  type TEXT NOT NULL);"
+    "INSERT INTO outbox (event_id, merchant_id, livemode, type)"
+    "  SELECT id, merchant_id, livemode, type FROM events WHERE published = 0 ORDER BY seq;"
+    "DROP INDEX events_unpublished;"
+    "ALTER TABLE events DROP COLUMN published;",
 };
 
 int
