@@ -59,19 +59,24 @@ start_payd_with_card() {
 }
 
 # bench_post_lua FILE KEY CONTENT_TYPE BODY: a wrk script POSTing BODY to /v1/payment_intents
-# with a unique Idempotency-Key per request
+# with a unique, random Idempotency-Key per request (UUIDv4-shaped, as the Stripe SDKs send)
 bench_post_lua() {
   cat >"$1" <<LUA
 -- setup() runs in the main Lua state; each thread gets its own id as the global tid
 local threads = 0
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 local n = 0
+function init(args) math.randomseed(os.time() * 100 + tid) end
+local function uuid()
+  return string.format("%08x-%04x-4%03x-%04x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
+    math.random(0, 0xfff), math.random(0x8000, 0xbfff), math.random(0, 0xffffffffffff))
+end
 function request()
   n = n + 1
   return wrk.format("POST", "/v1/payment_intents", {
     ["Authorization"] = "Bearer $2",
     ["Content-Type"] = "$3",
-    ["Idempotency-Key"] = "bench-" .. tid .. "-" .. n .. "-" .. os.time(),
+    ["Idempotency-Key"] = uuid() .. "-" .. tid .. "-" .. n,
   }, '$4')
 end
 LUA

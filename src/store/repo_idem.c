@@ -64,21 +64,22 @@ pd_idem_release(pd_db_t *tx, const char *merchant, bool livemode, const char *ke
                       PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), NULL);
 }
 
+/* Keys are stored in the order they were claimed, so the oldest are first: expiry
+ * looks at the head of the table only (a claim checks its own key's age exactly). */
 int
 pd_idem_expired(pd_db_t *db, int64_t before, bool *any)
 {
-    int64_t n = 0;
-    int r = pd_db_query_int(db, "SELECT COUNT(*) FROM (SELECT 1 FROM idempotency_keys WHERE created < ? LIMIT 1)",
-                            PD_SQL_ARGS(PD_SQL_I(before)), &n);
-    *any = r == 0 && n > 0;
-    return r;
+    int64_t oldest = 0;
+    int r = pd_db_query_int(db, "SELECT created FROM idempotency_keys ORDER BY id LIMIT 1", NULL, 0, &oldest);
+    *any = r == 0 && oldest < before;
+    return r == PD_ERR_NOTFOUND ? 0 : r;
 }
 
 int
 pd_idem_purge(pd_db_t *tx, int64_t before, int64_t limit)
 {
     return pd_db_exec(tx,
-                      "DELETE FROM idempotency_keys WHERE (merchant_id, livemode, key) IN "
-                      "(SELECT merchant_id, livemode, key FROM idempotency_keys WHERE created < ? LIMIT ?)",
-                      PD_SQL_ARGS(PD_SQL_I(before), PD_SQL_I(limit)), NULL);
+                      "DELETE FROM idempotency_keys WHERE id IN "
+                      "(SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND created < ?",
+                      PD_SQL_ARGS(PD_SQL_I(limit), PD_SQL_I(before)), NULL);
 }
