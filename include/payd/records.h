@@ -77,7 +77,7 @@ typedef struct {
     int64_t amount;
     char currency[4];
     char status[16]; /* pending | succeeded | failed */
-    bool captured, processing, capture_requested;
+    bool captured, processing, capture_requested, void_requested;
     int64_t amount_captured, amount_refunded;
     char processor_ref[64];
     char failure_code[40], failure_message[160], decline_code[40];
@@ -95,10 +95,12 @@ typedef struct {
     char charge[PD_ID_MAX], payment_intent[PD_ID_MAX];
     int64_t amount;
     char currency[4];
-    char status[16];
+    char status[16]; /* pending (the processor not yet answered) | succeeded | failed */
     char reason[40];
     char *metadata;
     char failure_reason[40];
+    char *idempotency_key; /* of the creating request, so recovery can complete it */
+    char request_id[PD_ID_MAX];
     int64_t created, seq;
 } pd_refund_rec_t;
 
@@ -180,11 +182,16 @@ int pd_charge_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemod
                   pd_charge_rec_t *out) PD_WUR;
 int pd_charge_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
                    void *arg, bool *has_more) PD_WUR;
-/* charges left in processing before `older_than` (recovery); any merchant */
+/* charges left in processing, or with a capture or void requested, before
+ * `older_than` (recovery); any merchant */
 int pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
 
 /* --- refunds --- */
 int pd_refund_insert(pd_db_t *tx, const pd_refund_rec_t *r) PD_WUR;
+/* a pending refund's outcome: status and failure_reason; PD_ERR_STATE if it is no longer pending */
+int pd_refund_finish(pd_db_t *tx, const pd_refund_rec_t *r) PD_WUR;
+/* refunds still pending since before `older_than` (recovery); any merchant */
+int pd_refund_list_pending(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
 int pd_refund_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
                   pd_refund_rec_t *out) PD_WUR;
 int pd_refund_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,

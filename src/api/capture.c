@@ -1,10 +1,10 @@
 /*
  * POST /v1/payment_intents/:id/capture and /cancel.
  *
- * Capture is two-phase like confirmation: the charge is marked capture_requested
- * (durable) before the processor is asked, so a crash in between is resolved by
- * the recovery worker from the processor's answer. Cancel of an authorization voids
- * it at the processor first, then records the void.
+ * Both are two-phase toward the processor like confirmation: the charge is marked
+ * capture_requested or void_requested (durable, serialized by the intent's version)
+ * before the processor is asked, and the outcome is recorded after; a crash in
+ * between is resolved by the recovery worker from the processor's answer.
  */
 #include <stdio.h>
 #include <string.h>
@@ -119,6 +119,14 @@ static void
 after_capture(pd_task_t *t)
 {
     pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
+    if (c->res.outcome == PD_PROC_UNKNOWN) {
+        /* no answer: the processor may have captured; the capture stays requested for recovery */
+        pd_resp_error(c->op->r, 502, "api_error", "processing_error",
+                      "The payment processor did not answer. The capture will be resolved automatically; retrieve "
+                      "the PaymentIntent to see the outcome.",
+                      NULL);
+        return;
+    }
     pd_op_commit(c->op, write_captured, NULL);
 }
 
@@ -177,41 +185,94 @@ pd_h_pi_capture(pd_req_t *r)
 
 /* --- cancel --- */
 
-static int
-write_canceled(pd_db_t *tx, pd_op_t *op)
+int
+pd_cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, const char *request_id,
+                const char *idem_key, pd_buf_t *body)
 {
-    pi_ctx_t *c = op->ctx;
-    pd_pi_rec_t *pi = &c->pi;
     pd_jw_t w;
     int r;
-    if (c->ch.id[0] != '\0') {
-        if (c->res.outcome != PD_PROC_APPROVED)
-            return pd_op_error(op, 402, "card_error", "processing_error", NULL, NULL,
-                               "The processor refused to void the authorization: %s", c->res.message);
+    if (ch != NULL) {
         pd_posting_t post;
-        pd_post_void(&post, c->ch.amount);
-        if ((r = pd_ledger_insert(tx, c->ch.merchant_id, c->ch.livemode, c->ch.currency, c->ch.id, &post, op->now)) != 0)
+        pd_post_void(&post, ch->amount);
+        ch->void_requested = false;
+        ch->version++;
+        if ((r = pd_charge_update(tx, ch)) != 0 ||
+            (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &post, now)) != 0)
             return r;
     }
     pi->status = PD_PI_CANCELED;
     pi->amount_capturable = 0;
-    pi->canceled_at = op->now;
-    snprintf(pi->cancellation_reason, sizeof(pi->cancellation_reason), "%s",
-             c->cancellation_reason ? c->cancellation_reason : "requested_by_customer");
+    pi->canceled_at = now;
+    if (pi->cancellation_reason[0] == '\0')
+        snprintf(pi->cancellation_reason, sizeof(pi->cancellation_reason), "requested_by_customer");
     pi->version++;
     if ((r = pd_pi_update(tx, pi)) != 0)
         return r;
-    pd_jw_init(&w, &op->body);
+    pd_buf_reset(body);
+    pd_jw_init(&w, body);
     pd_render_pi(&w, pi);
-    if ((r = pd_op_respond_json(op, 200, &w)) != 0)
+    if ((r = pd_jw_finish(&w)) != 0)
         return r;
-    return pd_emit(tx, op, "payment_intent.canceled", pd_buf_view(&op->body));
+    return pd_emit_raw(tx, pi->merchant_id, pi->livemode, "payment_intent.canceled", pd_buf_view(body), request_id,
+                       idem_key, now);
+}
+
+int
+pd_cancel_refused(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi)
+{
+    int r;
+    ch->void_requested = false;
+    ch->version++;
+    pi->cancellation_reason[0] = '\0';
+    pi->version++;
+    if ((r = pd_charge_update(tx, ch)) != 0 || (r = pd_pi_update(tx, pi)) != 0)
+        return r;
+    return 0;
+}
+
+static int
+write_void_requested(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    int r;
+    if ((r = pd_pi_update(tx, &c->pi)) != 0)
+        return r;
+    c->ch.void_requested = true;
+    c->ch.version++;
+    return pd_charge_update(tx, &c->ch);
+}
+
+static int
+write_canceled(pd_db_t *tx, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    int r;
+    bool voided = c->ch.id[0] != '\0';
+    if (voided && c->res.outcome != PD_PROC_APPROVED) {
+        if ((r = pd_cancel_refused(tx, &c->ch, &c->pi)) != 0)
+            return r;
+        return pd_op_error(op, 402, "card_error", "processing_error", NULL, NULL,
+                           "The processor refused to void the authorization: %s", c->res.message);
+    }
+    if ((r = pd_cancel_apply(tx, voided ? &c->ch : NULL, &c->pi, op->now, op->r->id,
+                             op->has_idem ? op->idem_key : NULL, &op->body)) != 0)
+        return r;
+    op->status = 200;
+    return 0;
 }
 
 static void
 after_void(pd_task_t *t)
 {
     pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
+    if (c->res.outcome == PD_PROC_UNKNOWN) {
+        /* no answer: the void stays requested for the recovery worker */
+        pd_resp_error(c->op->r, 502, "api_error", "processing_error",
+                      "The payment processor did not answer. The cancellation will be completed automatically; "
+                      "retrieve the PaymentIntent to see the outcome.",
+                      NULL);
+        return;
+    }
     pd_op_commit(c->op, write_canceled, NULL);
 }
 
@@ -224,6 +285,17 @@ on_voided(void *arg, const pd_proc_result_t *res)
     pd_loop_post(c->op->r->loop, &c->task);
 }
 
+static void
+on_void_requested(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    if (op->rc != 0 || op->status != 0) {
+        pd_op_finish(op);
+        return;
+    }
+    op->api->proc->cancel(op->api->proc, c->ch.processor_ref, on_voided, c);
+}
+
 void
 pd_h_pi_cancel(pd_req_t *r)
 {
@@ -234,15 +306,17 @@ pd_h_pi_cancel(pd_req_t *r)
         pd_pi_refuse(r, &c->pi, PD_PI_CANCEL);
         return;
     }
-    c->cancellation_reason = pd_param_str(r, "cancellation_reason");
-    if (c->pi.status == PD_PI_REQUIRES_CAPTURE) {
-        if (load_charge(pd_reader(r), c->op, c) != 0) {
-            pd_resp_error(r, 500, "api_error", NULL, "The authorization of this PaymentIntent cannot be found.", NULL);
-            return;
-        }
-        pd_req_hold(r);
-        c->op->api->proc->cancel(c->op->api->proc, c->ch.processor_ref, on_voided, c);
+    const char *reason = pd_param_str(r, "cancellation_reason");
+    snprintf(c->pi.cancellation_reason, sizeof(c->pi.cancellation_reason), "%s",
+             reason != NULL ? reason : "requested_by_customer");
+    if (c->pi.status != PD_PI_REQUIRES_CAPTURE) {
+        pd_op_commit(c->op, write_canceled, NULL); /* nothing was authorized: nothing to void */
         return;
     }
-    pd_op_commit(c->op, write_canceled, NULL);
+    if (load_charge(pd_reader(r), c->op, c) != 0 || c->ch.processor_ref[0] == '\0') {
+        pd_resp_error(r, 500, "api_error", NULL, "The authorization of this PaymentIntent cannot be found.", NULL);
+        return;
+    }
+    c->pi.version++;
+    pd_op_commit(c->op, write_void_requested, on_void_requested);
 }

@@ -175,6 +175,17 @@ typedef struct {
 int pd_outcome_plan(pd_arena_t *a, const pd_charge_rec_t *ch, const pd_pi_rec_t *pi, const pd_pm_rec_t *pm,
                     const pd_proc_result_t *res, int64_t now, pd_outcome_t *o, pd_buf_t *body_out) PD_WUR;
 int pd_outcome_write(pd_db_t *tx, const pd_outcome_t *o, int64_t now) PD_WUR;
+/* records a void the processor made (ch with void_requested; NULL when nothing was
+ * authorized) and the intent canceled, rendering it into body (request and recovery);
+ * inside a write */
+int pd_cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, const char *request_id,
+                    const char *idem_key, pd_buf_t *body) PD_WUR;
+/* the processor refused the void: the charge and intent go back to capturable */
+int pd_cancel_refused(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi) PD_WUR;
+/* applies the processor's answer to a pending refund (the request's phase 2, and
+ * recovery); the response (refund or card_error) goes to status_out/body_out */
+int pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, const pd_proc_result_t *res,
+                    int64_t now, int *status_out, pd_buf_t *body_out) PD_WUR;
 /* loads a charge left in processing and applies a processor outcome to it (recovery,
  * and a confirmation whose plan met a conflict); inside a write */
 int pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id,

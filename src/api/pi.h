@@ -16,7 +16,6 @@ typedef struct {
     pd_proc_result_t res;
     pd_outcome_t outcome; /* phase 2, planned on the loop thread */
     int64_t amount_to_capture;
-    const char *cancellation_reason;
     bool confirm;
 } pi_ctx_t;
 

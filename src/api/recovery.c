@@ -1,9 +1,12 @@
 /*
  * The recovery worker: charges left `processing` (a crash between the two commits
- * of a confirmation) or with a capture requested but not recorded are resolved by
- * asking the processor what happened. An authorization the processor has is
- * applied (no lost authorization); one it does not have fails the charge (nothing
- * moved: no silent double charge, since the processor keys on our charge id).
+ * of a confirmation) or with a capture or void requested but not recorded are
+ * resolved by asking the processor what happened. An authorization the processor
+ * has is applied (no lost authorization); one it does not have fails the charge
+ * (nothing moved: no silent double charge, since the processor keys on our charge
+ * id). A void the processor did not make is made now (it was requested durably).
+ * Refunds left pending are sent again with the same refund id (the processor
+ * refunds once per id) and their outcome recorded.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,15 +35,38 @@ on_query(void *arg, const pd_proc_result_t *res)
 }
 
 static void
+wait_answer(waiter_t *w, pd_proc_result_t *out)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    *out = w->res;
+}
+
+/* the processor calls, waited for (the worker has no event loop) */
+static void
 query(pd_api_t *a, const char *charge_id, pd_proc_result_t *out)
 {
     waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
     a->proc->query(a->proc, charge_id, on_query, &w);
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    *out = w.res;
+    wait_answer(&w, out);
+}
+
+static void
+void_auth(pd_api_t *a, const char *reference, pd_proc_result_t *out)
+{
+    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
+    a->proc->cancel(a->proc, reference, on_query, &w);
+    wait_answer(&w, out);
+}
+
+static void
+refund_again(pd_api_t *a, const char *reference, int64_t amount, const char *refund_id, pd_proc_result_t *out)
+{
+    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
+    a->proc->refund(a->proc, reference, amount, refund_id, on_query, &w);
+    wait_answer(&w, out);
 }
 
 typedef struct {
@@ -85,6 +111,37 @@ write_capture(pd_db_t *tx, void *arg)
     return pd_charge_update(tx, &ch);
 }
 
+/* res: APPROVED when the authorization is voided at the processor now */
+static int
+write_void(pd_db_t *tx, void *arg)
+{
+    fix_t *f = arg;
+    pd_pi_rec_t pi;
+    pd_charge_rec_t ch;
+    int r;
+    if ((r = pd_charge_get(tx, &f->arena, f->ch.merchant_id, f->ch.livemode, f->ch.id, &ch)) != 0)
+        return r;
+    if (!ch.void_requested)
+        return 0; /* the request finished meanwhile */
+    if ((r = pd_pi_get(tx, &f->arena, ch.merchant_id, ch.livemode, ch.payment_intent, &pi)) != 0)
+        return r;
+    if (f->res.outcome == PD_PROC_APPROVED)
+        return pd_cancel_apply(tx, &ch, &pi, pd_unix_now(), NULL, NULL, &f->body);
+    return pd_cancel_refused(tx, &ch, &pi);
+}
+
+/* a requested void: made at the processor if it is not yet, then recorded */
+static void
+resolve_void(pd_api_t *a, fix_t *f)
+{
+    bool voided = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized == 0 && !f->res.captured;
+    bool open = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized > 0 && !f->res.captured;
+    if (open)
+        void_auth(a, f->ch.processor_ref, &f->res);
+    else if (!voided && f->res.outcome != PD_PROC_UNKNOWN)
+        f->res.outcome = PD_PROC_DECLINED; /* captured, or unknown to the processor: nothing to void */
+}
+
 static int
 resolve(void *rec, void *arg)
 {
@@ -112,6 +169,10 @@ resolve(void *rec, void *arg)
             r = pd_store_write_sync(a->store, write_outcome, &f);
     } else if (f.ch.capture_requested && f.res.outcome != PD_PROC_UNKNOWN) {
         r = pd_store_write_sync(a->store, write_capture, &f);
+    } else if (f.ch.void_requested && f.res.outcome != PD_PROC_UNKNOWN) {
+        resolve_void(a, &f);
+        if (f.res.outcome != PD_PROC_UNKNOWN)
+            r = pd_store_write_sync(a->store, write_void, &f);
     }
     if (r == 0 && f.res.outcome != PD_PROC_UNKNOWN)
         pd_log_warn("recovered an interrupted payment", PD_LS("charge", f.ch.id),
@@ -124,7 +185,53 @@ resolve(void *rec, void *arg)
     return 0;
 }
 
-/* one pass over stuck charges; returns how many were looked at */
+typedef struct {
+    pd_refund_rec_t rf;
+    pd_proc_result_t res;
+    pd_arena_t arena;
+    int status;
+    pd_buf_t body;
+} refund_fix_t;
+
+static int
+write_refund(pd_db_t *tx, void *arg)
+{
+    refund_fix_t *f = arg;
+    int r = pd_refund_apply(tx, &f->arena, &f->rf, &f->res, pd_unix_now(), &f->status, &f->body);
+    if (r == 0 && f->rf.idempotency_key != NULL && f->rf.idempotency_key[0])
+        r = pd_idem_complete(tx, f->rf.merchant_id, f->rf.livemode, f->rf.idempotency_key, f->status,
+                             pd_buf_view(&f->body));
+    return r;
+}
+
+static int
+resolve_refund(void *rec, void *arg)
+{
+    pd_api_t *a = arg;
+    refund_fix_t f;
+    pd_charge_rec_t ch;
+    memset(&f, 0, sizeof(f));
+    f.rf = *(pd_refund_rec_t *)rec;
+    pd_arena_init(&f.arena, 4u << 20);
+    pd_buf_init(&f.body, RESP_MAX);
+    if (f.rf.idempotency_key != NULL)
+        f.rf.idempotency_key = pd_arena_strndup(&f.arena, f.rf.idempotency_key, strlen(f.rf.idempotency_key));
+    int r = pd_charge_get(pd_store_reader(a->store), &f.arena, f.rf.merchant_id, f.rf.livemode, f.rf.charge, &ch);
+    if (r == 0) {
+        refund_again(a, ch.processor_ref, f.rf.amount, f.rf.id, &f.res);
+        if (f.res.outcome != PD_PROC_UNKNOWN && (r = pd_store_write_sync(a->store, write_refund, &f)) == 0)
+            pd_log_warn("recovered an interrupted refund", PD_LS("refund", f.rf.id),
+                        PD_LS("outcome", f.res.outcome == PD_PROC_APPROVED ? "succeeded" : "failed"));
+    }
+    if (r != 0 && r != PD_ERR_STATE)
+        pd_log_error("recovery of a refund failed", PD_LS("refund", f.rf.id), PD_LERR(r));
+    pd_buf_free(&f.body);
+    pd_arena_free(&f.arena);
+    pd_api_kick(a);
+    return 0;
+}
+
+/* one pass over stuck charges and refunds */
 int
 pd_recovery_once(pd_api_t *a, int64_t older_than)
 {
@@ -132,6 +239,8 @@ pd_recovery_once(pd_api_t *a, int64_t older_than)
     pd_arena_init(&arena, 64u << 20);
     pd_db_t *db = pd_store_reader(a->store);
     int r = db != NULL ? pd_charge_list_processing(db, &arena, older_than, resolve, a) : PD_ERR_UNAVAILABLE;
+    if (r == 0)
+        r = pd_refund_list_pending(db, &arena, older_than, resolve_refund, a);
     pd_arena_free(&arena);
     return r;
 }

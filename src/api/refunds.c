@@ -1,4 +1,17 @@
-/* POST/GET /v1/refunds, GET /v1/refunds/:id. Refunds never exceed what was captured. */
+/*
+ * POST/GET /v1/refunds, GET /v1/refunds/:id. Refunds never exceed what was captured.
+ *
+ * Creating a refund is two-phase toward the processor, like a confirmation:
+ *   phase 1 (durable): the refund `pending`, its amount reserved on the charge
+ *           (version-checked, so concurrent refunds cannot exceed the captured
+ *           amount), the idempotency claim
+ *   then:   the processor refunds, keyed by our refund id (a repeat does not move
+ *           money twice)
+ *   phase 2 (durable): succeeded (ledger posting, balance transaction, events) or
+ *           failed (the reservation released)
+ * A refund left pending by a crash or an unanswered processor is finished by the
+ * recovery worker, which asks the processor again with the same refund id.
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,65 +27,122 @@ typedef struct {
 } refund_ctx_t;
 
 static int
-write_refund(pd_db_t *tx, pd_op_t *op)
+write_refund_requested(pd_db_t *tx, pd_op_t *op)
 {
     refund_ctx_t *c = op->ctx;
-    pd_charge_rec_t *ch = &c->ch;
-    pd_posting_t post;
-    pd_jw_t w;
+    pd_charge_rec_t ch = c->ch;
+    ch.amount_refunded += c->rf.amount;
+    ch.version++;
+    /* PD_ERR_CONFLICT (another refund changed the charge since it was read) rolls the
+     * claim back too and answers 409: a retry reads the charge again */
+    int r = pd_charge_update(tx, &ch);
+    return r != 0 ? r : pd_refund_insert(tx, &c->rf);
+}
+
+static void
+render_refund_cb(pd_jw_t *w, const void *rec)
+{
+    pd_render_refund(w, rec);
+}
+
+int
+pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, const pd_proc_result_t *res, int64_t now,
+                int *status_out, pd_buf_t *body_out)
+{
+    pd_refund_rec_t f = *pending;
+    pd_charge_rec_t ch;
     int r;
-    if (c->res.outcome != PD_PROC_APPROVED)
-        return pd_op_error(op, 402, "card_error", "processing_error", NULL, NULL,
-                           "The processor refused the refund: %s", c->res.message);
-    /* the version check makes two concurrent refunds unable to exceed the captured amount */
-    ch->amount_refunded += c->rf.amount;
-    ch->version++;
-    if (ch->amount_refunded > ch->amount_captured)
-        return pd_op_error(op, 400, "invalid_request_error", "amount_too_large", "amount", NULL,
-                           "Refund amount exceeds the unrefunded amount on the charge.");
-    pd_post_refund(&post, c->rf.amount);
+    /* the charge as it is now: other refunds may have changed it since phase 1 */
+    if ((r = pd_charge_get(tx, a, f.merchant_id, f.livemode, f.charge, &ch)) != 0)
+        return r;
+    const char *idem = f.idempotency_key != NULL && f.idempotency_key[0] ? f.idempotency_key : NULL;
+    if (res->outcome != PD_PROC_APPROVED) {
+        snprintf(f.status, sizeof(f.status), "failed");
+        snprintf(f.failure_reason, sizeof(f.failure_reason), "declined");
+        ch.amount_refunded -= f.amount;
+        ch.version++;
+        if ((r = pd_refund_finish(tx, &f)) != 0 || (r = pd_charge_update(tx, &ch)) != 0)
+            return r;
+        pd_jw_t w;
+        pd_buf_reset(body_out);
+        pd_jw_init(&w, body_out);
+        pd_jw_obj_begin(&w);
+        pd_jw_key(&w, "error");
+        pd_jw_obj_begin(&w);
+        pd_jw_kstr(&w, "type", "card_error");
+        pd_jw_kstr(&w, "code", "processing_error");
+        char msg[256];
+        snprintf(msg, sizeof(msg), "The processor refused the refund: %s", res->message);
+        pd_jw_kstr(&w, "message", msg);
+        pd_jw_kstr(&w, "refund", f.id);
+        if (f.request_id[0])
+            pd_jw_kstr(&w, "request_id", f.request_id);
+        pd_jw_obj_end(&w);
+        pd_jw_obj_end(&w);
+        *status_out = 402;
+        return pd_jw_finish(&w);
+    }
+    snprintf(f.status, sizeof(f.status), "succeeded");
+    pd_posting_t post;
+    pd_post_refund(&post, f.amount);
     pd_btxn_rec_t bt;
     memset(&bt, 0, sizeof(bt));
     if ((r = pd_id_new("txn", bt.id, sizeof(bt.id))) != 0)
         return r;
-    snprintf(bt.merchant_id, sizeof(bt.merchant_id), "%s", ch->merchant_id);
-    bt.livemode = ch->livemode;
-    bt.amount = -c->rf.amount;
-    bt.net = -c->rf.amount;
-    snprintf(bt.currency, sizeof(bt.currency), "%s", ch->currency);
+    snprintf(bt.merchant_id, sizeof(bt.merchant_id), "%s", ch.merchant_id);
+    bt.livemode = ch.livemode;
+    bt.amount = -f.amount;
+    bt.net = -f.amount;
+    snprintf(bt.currency, sizeof(bt.currency), "%s", ch.currency);
     snprintf(bt.type, sizeof(bt.type), "refund");
-    snprintf(bt.source, sizeof(bt.source), "%s", c->rf.id);
+    snprintf(bt.source, sizeof(bt.source), "%s", f.id);
     snprintf(bt.status, sizeof(bt.status), "available");
-    bt.available_on = op->now;
-    bt.created = op->now;
+    bt.available_on = now;
+    bt.created = now;
     bt.seq = pd_next_seq();
-    if ((r = pd_charge_update(tx, ch)) != 0 || (r = pd_refund_insert(tx, &c->rf)) != 0 ||
-        (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, c->rf.id, &post, op->now)) != 0 ||
+    if ((r = pd_refund_finish(tx, &f)) != 0 ||
+        (r = pd_ledger_insert(tx, ch.merchant_id, ch.livemode, ch.currency, f.id, &post, now)) != 0 ||
         (r = pd_btxn_insert(tx, &bt)) != 0)
         return r;
     pd_buf_t chb;
     pd_jw_t cw;
     pd_buf_init(&chb, RESP_MAX);
     pd_jw_init(&cw, &chb);
-    pd_render_charge(&cw, ch, NULL);
+    pd_render_charge(&cw, &ch, NULL);
     r = pd_jw_finish(&cw);
     if (r == 0)
-        r = pd_emit(tx, op, "charge.refunded", pd_buf_view(&chb));
+        r = pd_emit_raw(tx, ch.merchant_id, ch.livemode, "charge.refunded", pd_buf_view(&chb), f.request_id, idem, now);
     pd_buf_free(&chb);
     if (r != 0)
         return r;
-    pd_jw_init(&w, &op->body);
-    pd_render_refund(&w, &c->rf);
-    if ((r = pd_op_respond_json(op, 200, &w)) != 0)
+    pd_view_t json = pd_render_to_arena(a, render_refund_cb, &f);
+    pd_buf_reset(body_out);
+    if ((r = pd_buf_put(body_out, json.p, json.len)) != 0)
         return r;
-    return pd_emit(tx, op, "refund.created", pd_buf_view(&op->body));
+    *status_out = 200;
+    return pd_emit_raw(tx, ch.merchant_id, ch.livemode, "refund.created", json, f.request_id, idem, now);
+}
+
+static int
+write_refund_outcome(pd_db_t *tx, pd_op_t *op)
+{
+    refund_ctx_t *c = op->ctx;
+    return pd_refund_apply(tx, &op->r->arena, &c->rf, &c->res, op->now, &op->status, &op->body);
 }
 
 static void
 after_refund(pd_task_t *t)
 {
     refund_ctx_t *c = (refund_ctx_t *)((char *)t - offsetof(refund_ctx_t, task));
-    pd_op_commit(c->op, write_refund, NULL);
+    if (c->res.outcome == PD_PROC_UNKNOWN) {
+        /* no answer: the refund stays pending for the recovery worker */
+        pd_resp_error(c->op->r, 502, "api_error", "processing_error",
+                      "The payment processor did not answer. The refund will be completed automatically; retrieve "
+                      "the refund to see the outcome.",
+                      NULL);
+        return;
+    }
+    pd_op_commit(c->op, write_refund_outcome, NULL);
 }
 
 static void
@@ -82,6 +152,17 @@ on_refunded(void *arg, const pd_proc_result_t *res)
     c->res = *res;
     c->task.fn = after_refund;
     pd_loop_post(c->op->r->loop, &c->task);
+}
+
+static void
+on_refund_requested(pd_op_t *op)
+{
+    refund_ctx_t *c = op->ctx;
+    if (op->rc != 0 || op->status != 0) {
+        pd_op_finish(op); /* replay, conflict, or an error response */
+        return;
+    }
+    op->api->proc->refund(op->api->proc, c->ch.processor_ref, c->rf.amount, c->rf.id, on_refunded, c);
 }
 
 void
@@ -161,7 +242,9 @@ pd_h_refund_create(pd_req_t *r)
     snprintf(f->charge, sizeof(f->charge), "%s", c->ch.id);
     snprintf(f->payment_intent, sizeof(f->payment_intent), "%s", c->ch.payment_intent);
     snprintf(f->currency, sizeof(f->currency), "%s", c->ch.currency);
-    snprintf(f->status, sizeof(f->status), "succeeded");
+    snprintf(f->status, sizeof(f->status), "pending");
+    f->idempotency_key = c->op->has_idem ? c->op->idem_key : NULL;
+    snprintf(f->request_id, sizeof(f->request_id), "%s", r->id);
     const char *reason = pd_param_str(r, "reason");
     snprintf(f->reason, sizeof(f->reason), "%s", reason ? reason : "");
     if ((f->metadata = (char *)pd_param_metadata(r, NULL)) == NULL) {
@@ -170,14 +253,7 @@ pd_h_refund_create(pd_req_t *r)
     }
     f->created = c->op->now;
     f->seq = pd_next_seq();
-    pd_req_hold(r);
-    c->op->api->proc->refund(c->op->api->proc, c->ch.processor_ref, f->amount, f->id, on_refunded, c);
-}
-
-static void
-render_refund_cb(pd_jw_t *w, const void *rec)
-{
-    pd_render_refund(w, rec);
+    pd_op_commit(c->op, write_refund_requested, on_refund_requested);
 }
 
 void

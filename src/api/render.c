@@ -68,7 +68,8 @@ pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p)
         pd_jw_kint(w, "canceled_at", p->canceled_at);
     else
         pd_jw_knull(w, "canceled_at");
-    kopt(w, "cancellation_reason", p->cancellation_reason);
+    /* set when a cancellation is requested, shown once it happened */
+    kopt(w, "cancellation_reason", p->status == PD_PI_CANCELED ? p->cancellation_reason : "");
     pd_jw_kstr(w, "capture_method", p->capture_method);
     char secret[PD_ID_MAX + 40];
     client_secret(p->id, secret, sizeof(secret));

@@ -5,7 +5,7 @@
     "id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, captured, processing, "    \
     "capture_requested, amount_captured, amount_refunded, COALESCE(processor_ref, ''), COALESCE(failure_code, ''), " \
     "COALESCE(failure_message, ''), COALESCE(decline_code, ''), outcome, description, idempotency_key, "              \
-    "COALESCE(request_id, ''), created, seq, version"
+    "COALESCE(request_id, ''), created, seq, version, void_requested"
 
 static int
 decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -35,6 +35,7 @@ decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
     c->created = pd_row_int(r, 21);
     c->seq = pd_row_int(r, 22);
     c->version = pd_row_int(r, 23);
+    c->void_requested = pd_row_int(r, 24) != 0;
     return 0;
 }
 
@@ -45,15 +46,16 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
         tx,
         "INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, "
         "captured, processing, capture_requested, amount_captured, amount_refunded, processor_ref, failure_code, "
-        "failure_message, decline_code, outcome, description, idempotency_key, request_id, created, seq, version) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "failure_message, decline_code, outcome, description, idempotency_key, request_id, created, seq, version, "
+        "void_requested) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         PD_SQL_ARGS(PD_SQL_S(c->id), PD_SQL_S(c->merchant_id), PD_SQL_I(c->livemode), PD_SQL_S(c->payment_intent),
                     PD_SQL_S(c->payment_method), PD_SQL_I(c->amount), PD_SQL_S(c->currency), PD_SQL_S(c->status),
                     PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
                     PD_SQL_I(c->amount_captured), PD_SQL_I(c->amount_refunded), pd_repo_opt(c->processor_ref),
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
                     PD_SQL_S(c->outcome), PD_SQL_S(c->description), PD_SQL_S(c->idempotency_key),
-                    pd_repo_opt(c->request_id), PD_SQL_I(c->created), PD_SQL_I(c->seq), PD_SQL_I(c->version)),
+                    pd_repo_opt(c->request_id), PD_SQL_I(c->created), PD_SQL_I(c->seq), PD_SQL_I(c->version),
+                    PD_SQL_I(c->void_requested)),
         NULL);
 }
 
@@ -65,11 +67,12 @@ pd_charge_update(pd_db_t *tx, const pd_charge_rec_t *c)
         tx,
         "UPDATE charges SET status = ?, captured = ?, processing = ?, capture_requested = ?, amount_captured = ?, "
         "amount_refunded = ?, processor_ref = ?, failure_code = ?, failure_message = ?, decline_code = ?, outcome = ?, "
-        "version = ? WHERE id = ? AND version = ?",
+        "void_requested = ?, version = ? WHERE id = ? AND version = ?",
         PD_SQL_ARGS(PD_SQL_S(c->status), PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
                     PD_SQL_I(c->amount_captured), PD_SQL_I(c->amount_refunded), pd_repo_opt(c->processor_ref),
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
-                    PD_SQL_S(c->outcome), PD_SQL_I(c->version), PD_SQL_S(c->id), PD_SQL_I(c->version - 1)),
+                    PD_SQL_S(c->outcome), PD_SQL_I(c->void_requested), PD_SQL_I(c->version), PD_SQL_S(c->id),
+                    PD_SQL_I(c->version - 1)),
         &n);
     return r != 0 ? r : n == 1 ? 0 : PD_ERR_CONFLICT;
 }
@@ -118,8 +121,8 @@ pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec
 {
     each_t e = {a, fn, arg};
     return pd_db_query(db,
-                       "SELECT " CH_COLS " FROM charges WHERE (processing = 1 OR capture_requested = 1) AND created <= ? "
-                       "ORDER BY seq LIMIT 500",
+                       "SELECT " CH_COLS " FROM charges WHERE (processing = 1 OR capture_requested = 1 OR "
+                       "void_requested = 1) AND created <= ? ORDER BY seq LIMIT 500",
                        PD_SQL_ARGS(PD_SQL_I(older_than)), each_processing, &e);
 }
 
@@ -127,7 +130,7 @@ pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec
 
 #define RE_COLS                                                                                                        \
     "id, merchant_id, livemode, charge, payment_intent, amount, currency, status, COALESCE(reason, ''), metadata, "   \
-    "COALESCE(failure_reason, ''), created, seq"
+    "COALESCE(failure_reason, ''), created, seq, idempotency_key, COALESCE(request_id, '')"
 
 static int
 decode_refund(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -146,6 +149,8 @@ decode_refund(const pd_row_t *r, pd_arena_t *a, void *rec)
     COPY(r, 10, f->failure_reason);
     f->created = pd_row_int(r, 11);
     f->seq = pd_row_int(r, 12);
+    f->idempotency_key = pd_repo_dup(a, r, 13);
+    COPY(r, 14, f->request_id);
     return 0;
 }
 
@@ -154,12 +159,41 @@ pd_refund_insert(pd_db_t *tx, const pd_refund_rec_t *f)
 {
     return pd_db_exec(tx,
                       "INSERT INTO refunds (id, merchant_id, livemode, charge, payment_intent, amount, currency, status, "
-                      "reason, metadata, failure_reason, created, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      "reason, metadata, failure_reason, created, seq, idempotency_key, request_id) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       PD_SQL_ARGS(PD_SQL_S(f->id), PD_SQL_S(f->merchant_id), PD_SQL_I(f->livemode), PD_SQL_S(f->charge),
                                   PD_SQL_S(f->payment_intent), PD_SQL_I(f->amount), PD_SQL_S(f->currency),
                                   PD_SQL_S(f->status), pd_repo_opt(f->reason), PD_SQL_S(f->metadata ? f->metadata : "{}"),
-                                  pd_repo_opt(f->failure_reason), PD_SQL_I(f->created), PD_SQL_I(f->seq)),
+                                  pd_repo_opt(f->failure_reason), PD_SQL_I(f->created), PD_SQL_I(f->seq),
+                                  PD_SQL_S(f->idempotency_key), pd_repo_opt(f->request_id)),
                       NULL);
+}
+
+int
+pd_refund_finish(pd_db_t *tx, const pd_refund_rec_t *f)
+{
+    int64_t n = 0;
+    int r = pd_db_exec(tx, "UPDATE refunds SET status = ?, failure_reason = ? WHERE id = ? AND status = 'pending'",
+                       PD_SQL_ARGS(PD_SQL_S(f->status), pd_repo_opt(f->failure_reason), PD_SQL_S(f->id)), &n);
+    return r != 0 ? r : n == 1 ? 0 : PD_ERR_STATE;
+}
+
+static int
+each_refund_row(const pd_row_t *r, void *arg)
+{
+    each_t *e = arg;
+    pd_refund_rec_t f;
+    int rc = decode_refund(r, e->a, &f);
+    return rc != 0 ? rc : e->fn(&f, e->arg);
+}
+
+int
+pd_refund_list_pending(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg)
+{
+    each_t e = {a, fn, arg};
+    return pd_db_query(db,
+                       "SELECT " RE_COLS " FROM refunds WHERE status = 'pending' AND created <= ? ORDER BY seq LIMIT 500",
+                       PD_SQL_ARGS(PD_SQL_I(older_than)), each_refund_row, &e);
 }
 
 int

@@ -146,6 +146,16 @@ static const char *const migrations[] = {
     "DROP TABLE idempotency_keys;"
     "ALTER TABLE idempotency_keys_new RENAME TO idempotency_keys;"
     "CREATE UNIQUE INDEX idempotency_key ON idempotency_keys(merchant_id, livemode, key);",
+    /* 7: voids and refunds are two-phase toward the processor like authorizations and
+     * captures: a durable request first (void_requested; a pending refund that keeps
+     * what the recovery worker needs to finish it), then the processor, then the outcome */
+    "ALTER TABLE charges ADD COLUMN void_requested INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX charges_inflight;"
+    "CREATE INDEX charges_inflight ON charges(created)"
+    "  WHERE processing = 1 OR capture_requested = 1 OR void_requested = 1;"
+    "ALTER TABLE refunds ADD COLUMN idempotency_key TEXT;"
+    "ALTER TABLE refunds ADD COLUMN request_id TEXT;"
+    "CREATE INDEX refunds_pending ON refunds(created) WHERE status = 'pending';",
 };
 
 int

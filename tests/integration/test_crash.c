@@ -177,11 +177,114 @@ acknowledged_payments_survive_kill_9(void **state)
     pd_h_cleanup(&p);
 }
 
+typedef struct {
+    const pd_h_payd_t *p;
+    const char *path, *body, *idem;
+    long status;
+} call_t;
+
+static void *
+call_main(void *arg)
+{
+    call_t *c = arg;
+    json_t *j = NULL;
+    c->status = api_call_as(c->p, api_sk, "POST", c->path, c->body, c->idem, &j);
+    json_decref(j);
+    return NULL;
+}
+
+/* a refund and a cancellation whose processor calls were made but whose outcome was
+ * never recorded (kill -9 while the answers were on their way) are finished by the
+ * recovery worker: the refund succeeds once, the void is recorded, the ledger verifies */
+static void
+refund_and_cancel_interrupted_by_kill_9_are_finished(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *slow[] = {"--set", "payments.recovery_after_ms=1s", "--set", "processor.simulator_latency_ms=3s", NULL};
+    pd_h_opts_t o = {.args = slow};
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+    json_t *j;
+    char captured[64], authorized[64], body[200];
+    assert_int_equal(api_charge(&p, "pm_card_visa", 5000, "usd", &j), 200);
+    snprintf(captured, sizeof(captured), "%s", jstr(j, "id"));
+    json_decref(j);
+    assert_int_equal(api_call(&p, "POST", "/v1/payment_intents",
+                              "amount=3000&currency=usd&confirm=true&payment_method=pm_card_visa&capture_method=manual", &j),
+                     200);
+    snprintf(authorized, sizeof(authorized), "%s", jstr(j, "id"));
+    json_decref(j);
+
+    char cancel_path[120];
+    snprintf(body, sizeof(body), "payment_intent=%s&amount=1200", captured);
+    snprintf(cancel_path, sizeof(cancel_path), "/v1/payment_intents/%s/cancel", authorized);
+    call_t calls[2] = {{&p, "/v1/refunds", body, "refund-1", 0}, {&p, cancel_path, "", "cancel-1", 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, call_main, &calls[i]);
+    /* the processor has refunded and voided; its answers are 3 s away */
+    long voided = 0, refunded = 0;
+    for (int i = 0; i < 100 && (voided != 1 || refunded != 1); i++) {
+        usleep(20000);
+        voided = sql_count(&p, "simulator.db", "SELECT count(*) FROM auths WHERE status = 'voided'");
+        refunded = sql_count(&p, "simulator.db", "SELECT count(*) FROM refunds");
+    }
+    assert_int_equal(voided, 1);
+    assert_int_equal(refunded, 1);
+    assert_int_equal(sql_count(&p, "payd.db", "SELECT count(*) FROM refunds WHERE status = 'pending'"), 1);
+    assert_int_equal(sql_count(&p, "payd.db", "SELECT count(*) FROM charges WHERE void_requested = 1"), 1);
+    assert_int_equal(pd_h_stop(&p, SIGKILL, 5000), 128 + SIGKILL);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(calls[i].status <= 0); /* no answer: payd died */
+    }
+
+    const char *args[] = {"--set", "payments.recovery_after_ms=1s", NULL};
+    pd_h_opts_t again = {.args = args, .reuse_dir = p.dir};
+    usleep(200000);
+    assert_int_equal(pd_h_start(&p, &again), 0);
+    long left = -1;
+    for (int i = 0; i < 100 && left != 0; i++) {
+        usleep(100000);
+        left = sql_count(&p, "payd.db",
+                         "SELECT (SELECT count(*) FROM refunds WHERE status = 'pending') + "
+                         "(SELECT count(*) FROM charges WHERE void_requested = 1)");
+    }
+    assert_int_equal(left, 0);
+    /* the refund succeeded once; its key replays the recorded answer */
+    assert_int_equal(api_call_as(&p, api_sk, "POST", "/v1/refunds", body, "refund-1", &j), 200);
+    assert_string_equal(jstr(j, "status"), "succeeded");
+    assert_int_equal(jint(j, "amount"), 1200);
+    json_decref(j);
+    assert_int_equal(sql_count(&p, "simulator.db", "SELECT amount_refunded FROM auths WHERE amount_refunded > 0"), 1200);
+    char path[120];
+    snprintf(path, sizeof(path), "/v1/charges?payment_intent=%s", captured);
+    assert_int_equal(api_call(&p, "GET", path, NULL, &j), 200);
+    assert_int_equal(jint(json_array_get(json_object_get(j, "data"), 0), "amount_refunded"), 1200);
+    json_decref(j);
+    /* the void is recorded: the intent is canceled, nothing is capturable */
+    snprintf(path, sizeof(path), "/v1/payment_intents/%s", authorized);
+    assert_int_equal(api_call(&p, "GET", path, NULL, &j), 200);
+    assert_string_equal(jstr(j, "status"), "canceled");
+    assert_int_equal(jint(j, "amount_capturable"), 0);
+    json_decref(j);
+
+    const char *argv[] = {PAYCTL_BIN, "--data-dir", p.dir, "ledger", "verify", NULL};
+    char *out = NULL;
+    assert_int_equal(pd_h_run(argv, &out), 0);
+    assert_non_null(strstr(out, "every invariant holds"));
+    free(out);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(acknowledged_payments_survive_kill_9),
+        cmocka_unit_test(refund_and_cancel_interrupted_by_kill_9_are_finished),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -423,50 +423,72 @@ sim_capture(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_cb
 static void
 sim_cancel(pd_processor_t *p, const char *reference, pd_proc_cb cb, void *arg)
 {
-    update_and_reply((sim_t *)p, reference, "UPDATE auths SET status = 'voided' WHERE reference = ?1 AND status = 'authorized'",
+    /* voiding a voided authorization succeeds again: a retried cancel must not read as refused */
+    update_and_reply((sim_t *)p, reference,
+                     "UPDATE auths SET status = 'voided' WHERE reference = ?1 AND status IN ('authorized', 'voided')",
                      0, false, cb, arg);
 }
 
+/* runs one statement under db_mu with ?1 ?2 ?3 bound (a statement that has fewer
+ * ignores the rest); returns the rows changed (1 for a SELECT that found a row) or -1 */
+static int
+step_changes(sim_t *s, const char *sql, const char *text1, const char *text2, int64_t num)
+{
+    sqlite3_stmt *st = NULL;
+    int changed = -1;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, text1, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, text2, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, num);
+        int rc = sqlite3_step(st);
+        if (sqlite3_stmt_readonly(st))
+            changed = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+        else
+            changed = rc == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
+    }
+    sqlite3_finalize(st);
+    return changed;
+}
+
+/* idempotent by refund id: a refund id the processor accepted before is acknowledged
+ * again without moving money; one it refused is decided anew */
 static void
 sim_refund(pd_processor_t *p, const char *reference, int64_t amount, const char *refund_id, pd_proc_cb cb, void *arg)
 {
     sim_t *s = (sim_t *)p;
-    sqlite3_stmt *st = NULL;
-    /* idempotent by refund id: a repeated refund id is acknowledged without moving money */
+    pd_proc_result_t res;
+    int seen = -1, changed = -1;
     pthread_mutex_lock(&s->db_mu);
-    bool seen = false;
-    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM refunds WHERE refund_id = ?", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, refund_id, -1, SQLITE_STATIC);
-        seen = sqlite3_step(st) == SQLITE_ROW;
-    }
-    sqlite3_finalize(st);
+    bool ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    if (ok)
+        seen = step_changes(s, "SELECT 1 FROM refunds WHERE refund_id = ?1",
+                            refund_id, reference, 0);
+    if (ok && seen == 0)
+        changed = step_changes(s,
+                               "UPDATE auths SET amount_refunded = amount_refunded + ?3 WHERE reference = ?2 "
+                               "AND status = 'captured' AND ?3 > 0 AND amount_refunded + ?3 <= amount_captured",
+                               refund_id, reference, amount);
+    if (ok && changed == 1)
+        ok = step_changes(s, "INSERT INTO refunds (refund_id, reference, amount) VALUES (?1, ?2, ?3)", refund_id,
+                          reference, amount) == 1;
+    ok = ok && seen >= 0 && (seen == 1 || changed >= 0) && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok)
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    int lr = load(s, NULL, reference, &res);
     pthread_mutex_unlock(&s->db_mu);
-    if (seen) {
-        pd_proc_result_t res;
-        pthread_mutex_lock(&s->db_mu);
-        int lr = load(s, NULL, reference, &res);
-        pthread_mutex_unlock(&s->db_mu);
-        if (lr != 0)
-            fail_result(&res, "unknown reference");
-        else
-            res.outcome = PD_PROC_APPROVED;
-        reply(s, cb, arg, &res);
-        return;
+    if (!ok || lr != 0) {
+        fail_result(&res, "simulator database error");
+        if (ok && lr == PD_ERR_NOTFOUND)
+            res.outcome = PD_PROC_NOT_FOUND;
+    } else if (seen == 1 || changed == 1) {
+        res.outcome = PD_PROC_APPROVED;
+    } else {
+        /* over the captured amount, not captured, or voided */
+        res.outcome = PD_PROC_DECLINED;
+        set_str(res.error_code, sizeof(res.error_code), "processing_error");
+        set_str(res.message, sizeof(res.message), "The processor refused the operation in the current state.");
     }
-    pthread_mutex_lock(&s->db_mu);
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO refunds (refund_id, reference, amount) VALUES (?,?,?)", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, refund_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, reference, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, amount);
-        (void)sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->db_mu);
-    update_and_reply(s, reference,
-                     "UPDATE auths SET amount_refunded = amount_refunded + ?1 "
-                     "WHERE reference = ?2 AND status = 'captured' AND ?1 > 0 AND amount_refunded + ?1 <= amount_captured",
-                     amount, true, cb, arg);
+    reply(s, cb, arg, &res);
 }
 
 static void

@@ -129,6 +129,27 @@ authorize_capture_refund_and_query_survive_reopening(void **state)
     assert_int_equal(g.res.amount_refunded, 400);
     p->refund(p, ref, 201, "re_2", got, &g); /* over the captured amount */
     assert_int_equal(g.res.outcome, PD_PROC_DECLINED);
+    p->refund(p, ref, 200, "re_2", got, &g); /* a refused refund id is decided anew */
+    assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
+    assert_int_equal(g.res.amount_refunded, 600);
+    p->refund(p, ref, 200, "re_2", got, &g); /* and then acknowledged once */
+    assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
+    assert_int_equal(g.res.amount_refunded, 600);
+    /* a void is idempotent (a retried cancel), and a voided authorization cannot be captured */
+    pd_proc_auth_t v = a;
+    v.charge_id = "ch_v";
+    int calls = __atomic_load_n(&g.calls, __ATOMIC_ACQUIRE);
+    p->authorize(p, &v, got, &g);
+    wait_calls(&g, calls + 1);
+    char vref[64];
+    snprintf(vref, sizeof(vref), "%s", g.res.reference);
+    p->cancel(p, vref, got, &g);
+    assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
+    assert_int_equal(g.res.amount_authorized, 0);
+    p->cancel(p, vref, got, &g);
+    assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
+    p->capture(p, vref, 100, got, &g);
+    assert_int_equal(g.res.outcome, PD_PROC_DECLINED);
     p->free(p);
 
     assert_int_equal(pd_simulator_new(&p, db_path, 0), 0);
@@ -136,7 +157,7 @@ authorize_capture_refund_and_query_survive_reopening(void **state)
     assert_int_equal(g.res.outcome, PD_PROC_APPROVED);
     assert_true(g.res.captured);
     assert_int_equal(g.res.amount_captured, 600);
-    assert_int_equal(g.res.amount_refunded, 400);
+    assert_int_equal(g.res.amount_refunded, 600);
     p->query(p, "ch_unknown", got, &g);
     assert_int_equal(g.res.outcome, PD_PROC_NOT_FOUND);
     p->free(p);
