@@ -84,6 +84,7 @@ typedef struct {
     char *outcome;     /* JSON object text or NULL */
     char *description; /* NULL = null */
     char *idempotency_key; /* of the confirming request, so recovery can complete it */
+    char *pending_idempotency_key; /* of the capture or cancel request in flight, likewise */
     char request_id[PD_ID_MAX];
     int64_t created, seq, version;
 } pd_charge_rec_t;
@@ -234,6 +235,9 @@ typedef struct {
     char *body; /* stored response */
     int64_t created;
 } pd_idem_rec_t;
+/* The record of key for (merchant, mode); PD_ERR_NOTFOUND if none. */
+int pd_idem_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *key,
+                pd_idem_rec_t *out) PD_WUR;
 /* Claims key for (merchant, mode). Returns 0 when claimed now, PD_ERR_EXISTS with *existing filled
  * when the key was seen since expired_before (complete or in flight); an older key is expired and
  * claimed anew. */

@@ -30,6 +30,7 @@ write_capture_requested(pd_db_t *tx, pd_op_t *op)
     if ((r = pd_pi_update(tx, &c->pi)) != 0)
         return r;
     c->ch.capture_requested = true;
+    c->ch.pending_idempotency_key = op->has_idem ? op->idem_key : NULL;
     c->ch.version++;
     return pd_charge_update(tx, &c->ch);
 }
@@ -46,6 +47,7 @@ pd_capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t capt
     int64_t fee = pd_fee(captured, pd_currency_exponent(pd_view_cstr(ch->currency)));
     ch->captured = true;
     ch->capture_requested = false;
+    ch->pending_idempotency_key = NULL;
     ch->amount_captured = captured;
     ch->version++;
     pd_post_capture(&post, ch->amount, captured, fee);
@@ -101,6 +103,7 @@ write_captured(pd_db_t *tx, pd_op_t *op)
     int r;
     if (c->res.outcome != PD_PROC_APPROVED) {
         c->ch.capture_requested = false;
+        c->ch.pending_idempotency_key = NULL;
         c->ch.version++;
         c->pi.version++;
         if ((r = pd_charge_update(tx, &c->ch)) != 0 || (r = pd_pi_update(tx, &c->pi)) != 0)
@@ -195,6 +198,7 @@ pd_cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, 
         pd_posting_t post;
         pd_post_void(&post, ch->amount);
         ch->void_requested = false;
+        ch->pending_idempotency_key = NULL;
         ch->version++;
         if ((r = pd_charge_update(tx, ch)) != 0 ||
             (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &post, now)) != 0)
@@ -222,6 +226,7 @@ pd_cancel_refused(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi)
 {
     int r;
     ch->void_requested = false;
+    ch->pending_idempotency_key = NULL;
     ch->version++;
     pi->cancellation_reason[0] = '\0';
     pi->version++;
@@ -238,6 +243,7 @@ write_void_requested(pd_db_t *tx, pd_op_t *op)
     if ((r = pd_pi_update(tx, &c->pi)) != 0)
         return r;
     c->ch.void_requested = true;
+    c->ch.pending_idempotency_key = op->has_idem ? op->idem_key : NULL;
     c->ch.version++;
     return pd_charge_update(tx, &c->ch);
 }

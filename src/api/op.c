@@ -13,6 +13,8 @@
 #include "payd/pay.h"
 #include "payd/time.h"
 
+static void replay(pd_op_t *op);
+
 pd_op_t *
 pd_op_new(pd_req_t *r, void *ctx)
 {
@@ -45,6 +47,16 @@ pd_op_new(pd_req_t *r, void *ctx)
         op->has_idem = true;
         if (pd_request_fingerprint(r->method, r->path, &r->params, op->fingerprint) != 0) {
             pd_resp_error(r, 500, "api_error", NULL, "Cannot fingerprint the request.", NULL);
+            return NULL;
+        }
+        /* a key seen before is answered from its record before the request is looked
+         * at: a retried capture must replay its 200, not meet the state it left behind
+         * (the claim in the write stays the authority for keys that race) */
+        pd_db_t *db = pd_reader(r);
+        if (db != NULL && pd_idem_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, op->idem_key,
+                                      &op->existing) == 0 &&
+            op->existing.created >= op->now - op->api->cfg->idempotency_ttl_ms / 1000) {
+            replay(op);
             return NULL;
         }
     }

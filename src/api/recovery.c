@@ -89,6 +89,35 @@ write_outcome(pd_db_t *tx, void *arg)
     return r;
 }
 
+/* completes the idempotency key of the capture or cancel request recovery finished:
+ * 200 with the intent in body, or the processor's refusal */
+static int
+complete_pending_key(pd_db_t *tx, const pd_charge_rec_t *ch, const char *key, bool done, pd_buf_t *body,
+                     const char *what)
+{
+    if (key == NULL || key[0] == '\0')
+        return 0;
+    if (!done) {
+        pd_jw_t w;
+        char msg[160];
+        snprintf(msg, sizeof(msg), "The processor refused the %s.", what);
+        pd_buf_reset(body);
+        pd_jw_init(&w, body);
+        pd_jw_obj_begin(&w);
+        pd_jw_key(&w, "error");
+        pd_jw_obj_begin(&w);
+        pd_jw_kstr(&w, "type", "card_error");
+        pd_jw_kstr(&w, "code", "processing_error");
+        pd_jw_kstr(&w, "message", msg);
+        pd_jw_obj_end(&w);
+        pd_jw_obj_end(&w);
+        int r = pd_jw_finish(&w);
+        if (r != 0)
+            return r;
+    }
+    return pd_idem_complete(tx, ch->merchant_id, ch->livemode, key, done ? 200 : 402, pd_buf_view(body));
+}
+
 static int
 write_capture(pd_db_t *tx, void *arg)
 {
@@ -103,12 +132,18 @@ write_capture(pd_db_t *tx, void *arg)
         return 0;
     if ((r = pd_pi_get(tx, &f->arena, ch.merchant_id, ch.livemode, ch.payment_intent, &pi)) != 0)
         return r;
-    if (f->res.outcome == PD_PROC_APPROVED && f->res.captured)
-        return pd_capture_apply(tx, &ch, &pi, f->res.amount_captured, pd_unix_now(), NULL, &f->body);
-    /* the processor never captured: the intent stays capturable */
-    ch.capture_requested = false;
-    ch.version++;
-    return pd_charge_update(tx, &ch);
+    const char *key = ch.pending_idempotency_key;
+    bool captured = f->res.outcome == PD_PROC_APPROVED && f->res.captured;
+    if (captured) {
+        r = pd_capture_apply(tx, &ch, &pi, f->res.amount_captured, pd_unix_now(), NULL, &f->body);
+    } else {
+        /* the processor never captured: the intent stays capturable */
+        ch.capture_requested = false;
+        ch.pending_idempotency_key = NULL;
+        ch.version++;
+        r = pd_charge_update(tx, &ch);
+    }
+    return r != 0 ? r : complete_pending_key(tx, &ch, key, captured, &f->body, "capture");
 }
 
 /* res: APPROVED when the authorization is voided at the processor now */
@@ -125,9 +160,10 @@ write_void(pd_db_t *tx, void *arg)
         return 0; /* the request finished meanwhile */
     if ((r = pd_pi_get(tx, &f->arena, ch.merchant_id, ch.livemode, ch.payment_intent, &pi)) != 0)
         return r;
-    if (f->res.outcome == PD_PROC_APPROVED)
-        return pd_cancel_apply(tx, &ch, &pi, pd_unix_now(), NULL, NULL, &f->body);
-    return pd_cancel_refused(tx, &ch, &pi);
+    const char *key = ch.pending_idempotency_key;
+    bool voided = f->res.outcome == PD_PROC_APPROVED;
+    r = voided ? pd_cancel_apply(tx, &ch, &pi, pd_unix_now(), NULL, key, &f->body) : pd_cancel_refused(tx, &ch, &pi);
+    return r != 0 ? r : complete_pending_key(tx, &ch, key, voided, &f->body, "void");
 }
 
 /* a requested void: made at the processor if it is not yet, then recorded */

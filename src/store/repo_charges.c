@@ -5,7 +5,7 @@
     "id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, captured, processing, "    \
     "capture_requested, amount_captured, amount_refunded, COALESCE(processor_ref, ''), COALESCE(failure_code, ''), " \
     "COALESCE(failure_message, ''), COALESCE(decline_code, ''), outcome, description, idempotency_key, "              \
-    "COALESCE(request_id, ''), created, seq, version, void_requested"
+    "COALESCE(request_id, ''), created, seq, version, void_requested, pending_idempotency_key"
 
 static int
 decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -36,6 +36,7 @@ decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
     c->seq = pd_row_int(r, 22);
     c->version = pd_row_int(r, 23);
     c->void_requested = pd_row_int(r, 24) != 0;
+    c->pending_idempotency_key = pd_repo_dup(a, r, 25);
     return 0;
 }
 
@@ -67,12 +68,12 @@ pd_charge_update(pd_db_t *tx, const pd_charge_rec_t *c)
         tx,
         "UPDATE charges SET status = ?, captured = ?, processing = ?, capture_requested = ?, amount_captured = ?, "
         "amount_refunded = ?, processor_ref = ?, failure_code = ?, failure_message = ?, decline_code = ?, outcome = ?, "
-        "void_requested = ?, version = ? WHERE id = ? AND version = ?",
+        "void_requested = ?, pending_idempotency_key = ?, version = ? WHERE id = ? AND version = ?",
         PD_SQL_ARGS(PD_SQL_S(c->status), PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
                     PD_SQL_I(c->amount_captured), PD_SQL_I(c->amount_refunded), pd_repo_opt(c->processor_ref),
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
-                    PD_SQL_S(c->outcome), PD_SQL_I(c->void_requested), PD_SQL_I(c->version), PD_SQL_S(c->id),
-                    PD_SQL_I(c->version - 1)),
+                    PD_SQL_S(c->outcome), PD_SQL_I(c->void_requested), PD_SQL_S(c->pending_idempotency_key),
+                    PD_SQL_I(c->version), PD_SQL_S(c->id), PD_SQL_I(c->version - 1)),
         &n);
     return r != 0 ? r : n == 1 ? 0 : PD_ERR_CONFLICT;
 }

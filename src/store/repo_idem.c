@@ -21,19 +21,27 @@ idem_row(const pd_row_t *r, void *arg)
 }
 
 int
-pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *key, const char *fingerprint,
-              int64_t now, int64_t expired_before, pd_idem_rec_t *existing)
+pd_idem_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *key, pd_idem_rec_t *out)
 {
-    idem_t x = {a, existing, false};
-    int r = pd_db_query(tx,
+    idem_t x = {a, out, false};
+    int r = pd_db_query(db,
                         "SELECT fingerprint, state, COALESCE(status, 0), body, created FROM idempotency_keys "
                         "WHERE merchant_id = ? AND livemode = ? AND key = ?",
                         PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), idem_row, &x);
-    if (r != 0)
+    return r != 0 ? r : x.found ? 0 : PD_ERR_NOTFOUND;
+}
+
+int
+pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *key, const char *fingerprint,
+              int64_t now, int64_t expired_before, pd_idem_rec_t *existing)
+{
+    int r = pd_idem_get(tx, a, merchant, livemode, key, existing);
+    if (r != 0 && r != PD_ERR_NOTFOUND)
         return r;
-    if (x.found && existing->created >= expired_before)
+    bool found = r == 0;
+    if (found && existing->created >= expired_before)
         return PD_ERR_EXISTS;
-    if (x.found && (r = pd_db_exec(tx, "DELETE FROM idempotency_keys WHERE merchant_id = ? AND livemode = ? AND key = ?",
+    if (found && (r = pd_db_exec(tx, "DELETE FROM idempotency_keys WHERE merchant_id = ? AND livemode = ? AND key = ?",
                                    PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), NULL)) != 0)
         return r; /* an expired key is a new key */
     return pd_db_exec(tx,

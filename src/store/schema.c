@@ -156,6 +156,9 @@ static const char *const migrations[] = {
     "ALTER TABLE refunds ADD COLUMN idempotency_key TEXT;"
     "ALTER TABLE refunds ADD COLUMN request_id TEXT;"
     "CREATE INDEX refunds_pending ON refunds(created) WHERE status = 'pending';",
+    /* 8: the idempotency key of the capture or cancel request in flight on a charge, so
+     * the recovery worker that finishes it also completes the key (a retry replays) */
+    "ALTER TABLE charges ADD COLUMN pending_idempotency_key TEXT;",
 };
 
 int

@@ -269,6 +269,11 @@ refund_and_cancel_interrupted_by_kill_9_are_finished(void **state)
     assert_string_equal(jstr(j, "status"), "canceled");
     assert_int_equal(jint(j, "amount_capturable"), 0);
     json_decref(j);
+    /* and the cancel request's key replays it */
+    assert_int_equal(api_call_as(&p, api_sk, "POST", cancel_path, "", "cancel-1", &j), 200);
+    assert_string_equal(jstr(j, "status"), "canceled");
+    assert_string_equal(jstr(j, "id"), authorized);
+    json_decref(j);
 
     const char *argv[] = {PAYCTL_BIN, "--data-dir", p.dir, "ledger", "verify", NULL};
     char *out = NULL;
