@@ -35,12 +35,7 @@ write_phase1(pd_db_t *tx, pd_op_t *op)
     if (strcmp(c->pm.object, "token") == 0 && (r = pd_pm_mark_used(tx, c->pm.id)) != 0)
         return r;
     if (c->pi_new) {
-        /* the created event shows the intent as it was before confirmation */
-        pd_pi_rec_t initial = c->pi;
-        initial.status = PD_PI_REQUIRES_CONFIRMATION;
-        initial.latest_charge[0] = '\0';
-        if ((r = pd_emit(tx, op, "payment_intent.created", pd_pi_json(&op->r->arena, &initial))) != 0 ||
-            (r = pd_pi_insert(tx, &c->pi)) != 0)
+        if ((r = pd_emit(tx, op, "payment_intent.created", c->created_json)) != 0 || (r = pd_pi_insert(tx, &c->pi)) != 0)
             return r;
     } else if ((r = pd_pi_update(tx, &c->pi)) != 0) {
         return r;
@@ -82,6 +77,14 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
         pi->version++;
     if (pi != &c->pi)
         c->pi = *pi;
+    if (c->pi_new) {
+        /* the created event shows the intent as it was before confirmation; rendered
+         * here so the store's writer only writes */
+        pd_pi_rec_t initial = c->pi;
+        initial.status = PD_PI_REQUIRES_CONFIRMATION;
+        initial.latest_charge[0] = '\0';
+        c->created_json = pd_pi_json(&op->r->arena, &initial);
+    }
     pd_op_commit(op, write_phase1, on_phase1);
 }
 

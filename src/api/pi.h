@@ -14,7 +14,8 @@ typedef struct {
     bool pm_new;
     pd_charge_rec_t ch;
     pd_proc_result_t res;
-    pd_outcome_t outcome; /* phase 2, planned on the loop thread */
+    pd_view_t created_json; /* payment_intent.created of a new intent, rendered before phase 1 */
+    pd_outcome_t outcome;   /* phase 2, planned on the loop thread */
     int64_t amount_to_capture;
     bool confirm;
 } pi_ctx_t;
