@@ -234,7 +234,7 @@ checkpointer(void *arg)
     (void)sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     int dbfd = open(d->path, O_RDONLY | O_CLOEXEC);
     while (!atomic_load(&d->ckpt_stop)) {
-        struct timespec ts = {0, 200 * 1000000L};
+        struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
         int logsz = 0, done = 0;
         /* PASSIVE: copies what it can without blocking the writer or readers */
