@@ -35,21 +35,29 @@ int
 pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *key, const char *fingerprint,
               int64_t now, int64_t expired_before, pd_idem_rec_t *existing)
 {
-    int r = pd_idem_get(tx, a, merchant, livemode, key, existing);
-    if (r != 0 && r != PD_ERR_NOTFOUND)
+    static const char insert[] = "INSERT INTO idempotency_keys (merchant_id, livemode, key, fingerprint, state, created) "
+                                 "VALUES (?, ?, ?, ?, 'in_flight', ?) ON CONFLICT (merchant_id, livemode, key) DO NOTHING";
+    int64_t n = 0;
+    /* the common case, a new key, costs one index probe: the insert itself */
+    int r = pd_db_exec(tx, insert,
+                       PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key), PD_SQL_S(fingerprint),
+                                   PD_SQL_I(now)),
+                       &n);
+    if (r != 0 || n == 1)
         return r;
-    bool found = r == 0;
-    if (found && existing->created >= expired_before)
+    if ((r = pd_idem_get(tx, a, merchant, livemode, key, existing)) != 0)
+        return r;
+    if (existing->created >= expired_before)
         return PD_ERR_EXISTS;
-    if (found && (r = pd_db_exec(tx, "DELETE FROM idempotency_keys WHERE merchant_id = ? AND livemode = ? AND key = ?",
-                                   PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), NULL)) != 0)
-        return r; /* an expired key is a new key */
-    return pd_db_exec(tx,
-                      "INSERT INTO idempotency_keys (merchant_id, livemode, key, fingerprint, state, created) "
-                      "VALUES (?, ?, ?, ?, 'in_flight', ?)",
-                      PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key), PD_SQL_S(fingerprint),
-                                  PD_SQL_I(now)),
-                      NULL);
+    /* an expired key is a new key */
+    if ((r = pd_db_exec(tx, "DELETE FROM idempotency_keys WHERE merchant_id = ? AND livemode = ? AND key = ?",
+                        PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), NULL)) != 0 ||
+        (r = pd_db_exec(tx, insert,
+                        PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key), PD_SQL_S(fingerprint),
+                                    PD_SQL_I(now)),
+                        &n)) != 0)
+        return r;
+    return n == 1 ? 0 : PD_ERR_INTERNAL;
 }
 
 int
