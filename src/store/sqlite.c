@@ -216,7 +216,7 @@ busy_retry(void *arg, int count)
     return 1;
 }
 
-#define WAL_RESTART_FRAMES 16384 /* 64 MiB of 4 KiB pages */
+#define WAL_RESTART_FRAMES 4096 /* 16 MiB of 4 KiB pages: a RESTART costs more the longer the WAL */
 
 static void *
 checkpointer(void *arg)
