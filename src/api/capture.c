@@ -124,10 +124,7 @@ after_capture(pd_task_t *t)
     pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
     if (c->res.outcome == PD_PROC_UNKNOWN) {
         /* no answer: the processor may have captured; the capture stays requested for recovery */
-        pd_resp_error(c->op->r, 502, "api_error", "processing_error",
-                      "The payment processor did not answer. The capture will be resolved automatically; retrieve "
-                      "the PaymentIntent to see the outcome.",
-                      NULL);
+        pd_resp_no_answer(c->op->r, "capture", "PaymentIntent");
         return;
     }
     pd_op_commit(c->op, write_captured, NULL);
@@ -273,10 +270,7 @@ after_void(pd_task_t *t)
     pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
     if (c->res.outcome == PD_PROC_UNKNOWN) {
         /* no answer: the void stays requested for the recovery worker */
-        pd_resp_error(c->op->r, 502, "api_error", "processing_error",
-                      "The payment processor did not answer. The cancellation will be completed automatically; "
-                      "retrieve the PaymentIntent to see the outcome.",
-                      NULL);
+        pd_resp_no_answer(c->op->r, "cancellation", "PaymentIntent");
         return;
     }
     pd_op_commit(c->op, write_canceled, NULL);

@@ -114,10 +114,7 @@ after_processor(pd_task_t *t)
     if (c->res.outcome == PD_PROC_UNKNOWN) {
         /* no answer: the charge stays in processing for the recovery worker */
         pd_log_warn("processor gave no answer; leaving the charge to recovery", PD_LS("charge", c->ch.id));
-        pd_resp_error(c->op->r, 502, "api_error", "processing_error",
-                      "The payment processor did not answer. The payment will be resolved automatically; "
-                      "retrieve the PaymentIntent to see the outcome.",
-                      NULL);
+        pd_resp_no_answer(c->op->r, "payment", "PaymentIntent");
         return;
     }
     if (c->res.outcome == PD_PROC_DECLINED && strcmp(c->res.network_status, "not_sent_to_network") != 0)

@@ -123,6 +123,8 @@ void pd_list_begin(pd_jw_t *w, const char *url);
 void pd_list_end(pd_jw_t *w, bool has_more);
 /* 404 resource_missing for an id param */
 void pd_resp_missing(pd_req_t *r, const char *what, const char *param, const char *id);
+/* 502: the processor did not answer; the recorded request is finished by recovery */
+void pd_resp_no_answer(pd_req_t *r, const char *operation, const char *object);
 /* responds with w's JSON (status 200) */
 void pd_resp_jw(pd_req_t *r, int status, pd_jw_t *w);
 pd_db_t *pd_reader(pd_req_t *r);

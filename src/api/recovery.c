@@ -118,6 +118,15 @@ complete_pending_key(pd_db_t *tx, const pd_charge_rec_t *ch, const char *key, bo
     return pd_idem_complete(tx, ch->merchant_id, ch->livemode, key, done ? 200 : 402, pd_buf_view(body));
 }
 
+/* the charge and its intent as stored now, inside the transaction: the request may
+ * have finished meanwhile */
+static int
+reload(pd_db_t *tx, fix_t *f, pd_charge_rec_t *ch, pd_pi_rec_t *pi)
+{
+    int r = pd_charge_get(tx, &f->arena, f->ch.merchant_id, f->ch.livemode, f->ch.id, ch);
+    return r != 0 ? r : pd_pi_get(tx, &f->arena, ch->merchant_id, ch->livemode, ch->payment_intent, pi);
+}
+
 static int
 write_capture(pd_db_t *tx, void *arg)
 {
@@ -125,13 +134,10 @@ write_capture(pd_db_t *tx, void *arg)
     pd_pi_rec_t pi;
     pd_charge_rec_t ch;
     int r;
-    /* reload inside the transaction: the request may have finished meanwhile */
-    if ((r = pd_charge_get(tx, &f->arena, f->ch.merchant_id, f->ch.livemode, f->ch.id, &ch)) != 0)
+    if ((r = reload(tx, f, &ch, &pi)) != 0)
         return r;
     if (!ch.capture_requested || ch.captured)
         return 0;
-    if ((r = pd_pi_get(tx, &f->arena, ch.merchant_id, ch.livemode, ch.payment_intent, &pi)) != 0)
-        return r;
     const char *key = ch.pending_idempotency_key;
     bool captured = f->res.outcome == PD_PROC_APPROVED && f->res.captured;
     if (captured) {
@@ -154,12 +160,10 @@ write_void(pd_db_t *tx, void *arg)
     pd_pi_rec_t pi;
     pd_charge_rec_t ch;
     int r;
-    if ((r = pd_charge_get(tx, &f->arena, f->ch.merchant_id, f->ch.livemode, f->ch.id, &ch)) != 0)
+    if ((r = reload(tx, f, &ch, &pi)) != 0)
         return r;
     if (!ch.void_requested)
-        return 0; /* the request finished meanwhile */
-    if ((r = pd_pi_get(tx, &f->arena, ch.merchant_id, ch.livemode, ch.payment_intent, &pi)) != 0)
-        return r;
+        return 0;
     const char *key = ch.pending_idempotency_key;
     bool voided = f->res.outcome == PD_PROC_APPROVED;
     r = voided ? pd_cancel_apply(tx, &ch, &pi, pd_unix_now(), NULL, key, &f->body) : pd_cancel_refused(tx, &ch, &pi);

@@ -136,10 +136,7 @@ after_refund(pd_task_t *t)
     refund_ctx_t *c = (refund_ctx_t *)((char *)t - offsetof(refund_ctx_t, task));
     if (c->res.outcome == PD_PROC_UNKNOWN) {
         /* no answer: the refund stays pending for the recovery worker */
-        pd_resp_error(c->op->r, 502, "api_error", "processing_error",
-                      "The payment processor did not answer. The refund will be completed automatically; retrieve "
-                      "the refund to see the outcome.",
-                      NULL);
+        pd_resp_no_answer(c->op->r, "refund", "refund");
         return;
     }
     pd_op_commit(c->op, write_refund_outcome, NULL);

@@ -115,6 +115,17 @@ pd_resp_missing(pd_req_t *r, const char *what, const char *param, const char *id
 }
 
 void
+pd_resp_no_answer(pd_req_t *r, const char *operation, const char *object)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "The payment processor did not answer. The %s will be completed automatically; retrieve the %s to see "
+             "the outcome.",
+             operation, object);
+    pd_resp_error(r, 502, "api_error", "processing_error", msg, NULL);
+}
+
+void
 pd_resp_jw(pd_req_t *r, int status, pd_jw_t *w)
 {
     if (pd_jw_finish(w) != 0) {
