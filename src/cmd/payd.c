@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -425,6 +427,13 @@ main(int argc, char **argv)
     int rc = 2; /* exit code: 0 ok, 1 runtime failure, 2 configuration error */
 
     umask(077); /* databases, keys and logs are private to payd's user */
+    /* card numbers pass through this process (request bodies, detokenized cards): no
+     * core dump may hold them, and no other process of this user may read its memory */
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        fprintf(stderr, "payd: cannot disable core dumps: %s\n", strerror(errno));
+        return 1;
+    }
     if (register_config(&app) != 0 || load_config(&app, argc, argv) != 0)
         goto out;
     if (app.print_reference) {

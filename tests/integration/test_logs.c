@@ -308,6 +308,18 @@ no_card_data_in_logs(void **state)
     json_t *o;
     assert_int_equal(pd_h_start(&p, NULL), 0);
     api_load_credentials(&p);
+    /* card numbers pass through payd's memory: it never dumps core */
+    char lim_path[64], *limits = NULL;
+    snprintf(lim_path, sizeof(lim_path), "/proc/%d/limits", (int)p.pid);
+    const char *cat[] = {"/bin/cat", lim_path, NULL};
+    assert_int_equal(pd_h_run(cat, &limits), 0);
+    const char *core = strstr(limits, "Max core file size");
+    assert_non_null(core);
+    char soft[32] = "", hard[32] = "";
+    assert_int_equal(sscanf(core + strlen("Max core file size"), "%31s %31s", soft, hard), 2);
+    assert_string_equal(soft, "0");
+    assert_string_equal(hard, "0");
+    free(limits);
     /* cards through every path: tokenized, declined, refused by the schema, blocked by the WAF */
     assert_int_equal(api_call(&p, "POST", "/v1/payment_methods",
                               "type=card&card[number]=4000056655665556&card[exp_month]=12&card[exp_year]=2031"
