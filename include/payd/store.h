@@ -49,6 +49,12 @@ typedef void (*pd_done_fn)(void *arg, int rc);
 /* Queues a write. PD_ERR_AGAIN when the queue is full (backpressure), PD_ERR_CLOSED
  * after close. On error done is not called. */
 int pd_store_submit(pd_store_t *s, pd_write_fn fn, pd_done_fn done, void *arg) PD_WUR;
+/* Runs on the writer thread as soon as the batch holding a write that returned 0 is
+ * committed, before it is durable: for work that may start early but whose result
+ * must wait for done (payd reads a card from the vault while the fsync runs). */
+typedef void (*pd_committed_fn)(void *arg);
+/* pd_store_submit with a committed hook (NULL: none). */
+int pd_store_submit_ex(pd_store_t *s, pd_write_fn fn, pd_committed_fn committed, pd_done_fn done, void *arg) PD_WUR;
 /* Submits and waits (for tools, tests and start-up; never from an event loop). */
 int pd_store_write_sync(pd_store_t *s, pd_write_fn fn, void *arg) PD_WUR;
 

@@ -4,8 +4,9 @@
  *
  *   phase 1 (one durable write): the charge in `processing`, the intent in
  *           `processing`, the idempotency claim
- *   then:   the processor principal detokenizes the card in the vault, the
- *           processor authorizes, the PAN is wiped
+ *   then:   the processor principal detokenizes the card in the vault (asked as
+ *           soon as phase 1 is committed, while its fsync runs), the processor
+ *           authorizes once phase 1 is durable, the PAN is wiped
  *   phase 2 (one durable write): the outcome, ledger postings, balance
  *           transaction, events, the idempotency response
  *
@@ -24,6 +25,7 @@
 
 
 static void on_phase1(pd_op_t *op);
+static void read_card(pd_op_t *op);
 
 static int
 write_phase1(pd_db_t *tx, pd_op_t *op)
@@ -85,7 +87,7 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
         initial.latest_charge[0] = '\0';
         c->created_json = pd_pi_json(&op->r->arena, &initial);
     }
-    pd_op_commit(op, write_phase1, on_phase1);
+    pd_op_commit_early(op, write_phase1, op->auth->livemode ? NULL : read_card, on_phase1);
 }
 
 /* --- phase 2 --- */
@@ -138,61 +140,109 @@ on_authorized(void *arg, const pd_proc_result_t *res)
 }
 
 static void
-on_pan(void *arg, int rc, pd_vault_pan_t *pan)
+decline_unsent(pi_ctx_t *c, const char *message)
 {
-    pi_ctx_t *c = arg;
+    pd_proc_result_t res;
+    memset(&res, 0, sizeof(res));
+    res.outcome = PD_PROC_DECLINED;
+    snprintf(res.error_code, sizeof(res.error_code), "processing_error");
+    snprintf(res.decline_code, sizeof(res.decline_code), "processing_error");
+    snprintf(res.message, sizeof(res.message), "%s", message);
+    snprintf(res.network_status, sizeof(res.network_status), "not_sent_to_network");
+    on_authorized(c, &res);
+}
+
+/* phase 1 is durable and the card is here: the processor authorizes, the card is wiped */
+static void
+authorize(pi_ctx_t *c)
+{
     pd_api_t *api = c->op->api;
-    if (rc != 0) {
+    if (c->card.rc != 0) {
         /* the card cannot be read (deleted, vault trouble): nothing reached the processor */
-        pd_proc_result_t res;
-        memset(&res, 0, sizeof(res));
-        res.outcome = PD_PROC_DECLINED;
-        snprintf(res.error_code, sizeof(res.error_code), "processing_error");
-        snprintf(res.decline_code, sizeof(res.decline_code), "processing_error");
-        snprintf(res.message, sizeof(res.message), "An error occurred while processing your card. Try again in a little bit.");
-        snprintf(res.network_status, sizeof(res.network_status), "not_sent_to_network");
-        on_authorized(c, &res);
+        decline_unsent(c, "An error occurred while processing your card. Try again in a little bit.");
         return;
     }
     pd_proc_auth_t req = {
         .merchant_id = c->ch.merchant_id,
         .charge_id = c->ch.id,
-        .pan = pan->pan,
-        .pan_len = strlen(pan->pan),
-        .exp_month = pan->exp_month,
-        .exp_year = pan->exp_year,
-        .cvc = pan->cvc[0] ? pan->cvc : NULL,
+        .pan = c->card.pan,
+        .pan_len = strlen(c->card.pan),
+        .exp_month = c->card.exp_month,
+        .exp_year = c->card.exp_year,
+        .cvc = c->card.cvc[0] ? c->card.cvc : NULL,
         .amount = c->ch.amount,
         .currency = c->ch.currency,
         .capture = strcmp(c->pi.capture_method, "manual") != 0,
     };
     api->proc->authorize(api->proc, &req, on_authorized, c);
-    /* the processor copied what it needs; the card is wiped by the vault client after this callback */
+    /* the processor copied what it needs */
     OPENSSL_cleanse(&req, sizeof(req));
+    OPENSSL_cleanse(&c->card, sizeof(c->card));
+}
+
+/* runs on the loop when phase 1 is answered and when the card arrives; acts once both
+ * have happened (or phase 1 alone, when no card was asked for) */
+static void
+advance(pi_ctx_t *c)
+{
+    pd_op_t *op = c->op;
+    if (!c->phase1_answered || (c->card.asked && !c->card.arrived))
+        return;
+    if (op->rc != 0 || op->status != 0) {
+        OPENSSL_cleanse(&c->card, sizeof(c->card));
+        pd_op_finish(op); /* replay, conflict, an error response, or a failed sync */
+        return;
+    }
+    if (op->auth->livemode) {
+        /* there is no live processor connector yet: the charge fails, nothing moves */
+        decline_unsent(c, "No live payment processor is configured.");
+        return;
+    }
+    authorize(c);
+}
+
+static void
+card_arrived(pd_task_t *t)
+{
+    pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, card_task));
+    c->card.arrived = true;
+    advance(c);
+}
+
+/* on the vault client's thread: the card is copied for the loop, which wipes it after
+ * the processor call (the vault client wipes its own copy after this callback) */
+static void
+on_card(void *arg, int rc, pd_vault_pan_t *pan)
+{
+    pi_ctx_t *c = arg;
+    c->card.rc = rc;
+    if (rc == 0) {
+        snprintf(c->card.pan, sizeof(c->card.pan), "%s", pan->pan);
+        snprintf(c->card.cvc, sizeof(c->card.cvc), "%s", pan->cvc);
+        c->card.exp_month = pan->exp_month;
+        c->card.exp_year = pan->exp_year;
+    }
+    c->card_task.fn = card_arrived;
+    pd_loop_post(c->op->r->loop, &c->card_task);
+}
+
+/* on the store's writer thread: phase 1 is committed (its fsync still runs), so the
+ * card is read now and the processor is asked as soon as phase 1 is durable */
+static void
+read_card(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    c->card.asked = true;
+    if (pd_vault_detokenize(op->api->vault->processor, c->ch.merchant_id, c->pm.vault_token, on_card, c) != 0)
+        on_card(c, PD_ERR_CLOSED, NULL);
 }
 
 static void
 on_phase1(pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
-    if (op->rc != 0 || op->status != 0) {
-        pd_op_finish(op); /* replay, conflict, or an error response */
-        return;
-    }
-    if (op->auth->livemode) {
-        /* there is no live processor connector yet: the charge fails, nothing moves */
-        pd_proc_result_t res;
-        memset(&res, 0, sizeof(res));
-        res.outcome = PD_PROC_DECLINED;
-        snprintf(res.error_code, sizeof(res.error_code), "processing_error");
-        snprintf(res.decline_code, sizeof(res.decline_code), "processing_error");
-        snprintf(res.message, sizeof(res.message), "No live payment processor is configured.");
-        snprintf(res.network_status, sizeof(res.network_status), "not_sent_to_network");
-        on_authorized(c, &res);
-        return;
-    }
-    if (pd_vault_detokenize(op->api->vault->processor, c->ch.merchant_id, c->pm.vault_token, on_pan, c) != 0)
-        on_pan(c, PD_ERR_CLOSED, NULL);
+    c->phase1_answered = true;
+    advance(c);
 }
 
 static void

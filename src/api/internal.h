@@ -64,6 +64,7 @@ struct pd_op {
     bool replay;          /* the key was seen before: existing holds what to do */
     pd_idem_rec_t existing;
     pd_op_write_fn write;
+    pd_op_next_fn committed; /* on the writer thread, once the write is committed (may be NULL) */
     pd_op_next_fn next;
     int rc;               /* result of the last write */
     int status;           /* final response, once known (0: not yet) */
@@ -78,6 +79,10 @@ pd_op_t *pd_op_new(pd_req_t *r, void *ctx);
 /* Runs write on the store writer (claiming the idempotency key first when the request
  * has one); once durable, next runs on the request's loop (pd_op_finish by default). */
 void pd_op_commit(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn next);
+/* pd_op_commit that also runs `committed` on the store's writer thread as soon as
+ * the write is committed without an error response, before it is durable (see
+ * pd_store_submit_ex); next still runs once it is durable. */
+void pd_op_commit_early(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn committed, pd_op_next_fn next);
 /* Sends op's outcome: a replay, the stored status/body, or the error of op->rc. */
 void pd_op_finish(pd_op_t *op);
 /* Inside a write: sets the final response (rendered JSON) to store with the idempotency key. */

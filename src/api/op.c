@@ -146,15 +146,30 @@ on_durable(void *arg, int rc)
     pd_loop_post(op->r->loop, &op->task);
 }
 
+static void
+on_committed(void *arg)
+{
+    pd_op_t *op = arg;
+    if (op->status == 0)
+        op->committed(op);
+}
+
 void
 pd_op_commit(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn next)
 {
+    pd_op_commit_early(op, write, NULL, next);
+}
+
+void
+pd_op_commit_early(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn committed, pd_op_next_fn next)
+{
     op->write = write;
+    op->committed = committed;
     op->next = next != NULL ? next : pd_op_finish;
     op->task.fn = on_loop;
     if (op->r->holds == 0)
         pd_req_hold(op->r);
-    int r = pd_store_submit(op->api->store, write_wrapper, on_durable, op);
+    int r = pd_store_submit_ex(op->api->store, write_wrapper, committed != NULL ? on_committed : NULL, on_durable, op);
     if (r != 0) {
         op->rc = r;
         pd_op_finish(op);

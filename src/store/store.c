@@ -15,6 +15,7 @@
 typedef struct job {
     struct job *next;
     pd_write_fn fn;
+    pd_committed_fn committed;
     pd_done_fn done;
     void *arg;
     int rc;
@@ -99,6 +100,10 @@ run_batch(pd_store_t *s, job_t *batch, size_t n)
             s->stats.max_batch = n;
         pthread_mutex_unlock(&s->mu);
     }
+    if (r == 0)
+        for (job_t *j = batch; j != NULL; j = j->next)
+            if (j->rc == 0 && j->committed != NULL)
+                j->committed(j->arg);
     if (r != 0 || !s->deferred) {
         finish_jobs(batch);
         return;
@@ -194,10 +199,17 @@ writer_main(void *arg)
 int
 pd_store_submit(pd_store_t *s, pd_write_fn fn, pd_done_fn done, void *arg)
 {
+    return pd_store_submit_ex(s, fn, NULL, done, arg);
+}
+
+int
+pd_store_submit_ex(pd_store_t *s, pd_write_fn fn, pd_committed_fn committed, pd_done_fn done, void *arg)
+{
     job_t *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return PD_ERR_NOMEM;
     j->fn = fn;
+    j->committed = committed;
     j->done = done;
     j->arg = arg;
     pthread_mutex_lock(&s->mu);
