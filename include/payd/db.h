@@ -99,6 +99,13 @@ int pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer) PD_WUR;
 /* Process-wide SQLite settings; every SQLite user calls it before its first open
  * (the settings only take before SQLite initializes). Idempotent, thread-safe. */
 void pd_sqlite_setup(void);
+/* WAL checkpoints of the SQLite database at path on a thread and connection of their
+ * own, so no checkpoint (and none of its fsyncs) runs inside a writer's commit; the
+ * writer turns wal_autocheckpoint off. Every writer connection of pd_db_open_sqlite
+ * has one. */
+typedef struct pd_checkpointer pd_checkpointer_t;
+int pd_checkpointer_start(pd_checkpointer_t **out, const char *path) PD_WUR;
+void pd_checkpointer_stop(pd_checkpointer_t *c);
 /* Transaction helpers on a writer connection. */
 static inline int pd_db_begin(pd_db_t *db) { return db->ops->begin(db); }
 static inline int pd_db_commit(pd_db_t *db) { return db->ops->commit(db); }

@@ -23,11 +23,7 @@
 typedef struct {
     pd_db_t super;
     sqlite3 *db;
-    /* writer only: WAL checkpoints run on their own thread and connection, so a
-     * checkpoint never stalls a commit */
-    pthread_t ckpt;
-    bool ckpt_started;
-    atomic_bool ckpt_stop;
+    pd_checkpointer_t *ckpt; /* writer only */
     char *path;
     int wal_fd; /* our own descriptor of the WAL file, for s_sync (-1: commits sync) */
     struct {
@@ -218,10 +214,16 @@ busy_retry(void *arg, int count)
 
 #define WAL_RESTART_FRAMES 4096 /* 16 MiB of 4 KiB pages: a RESTART costs more the longer the WAL */
 
+struct pd_checkpointer {
+    pthread_t thread;
+    atomic_bool stop;
+    char *path;
+};
+
 static void *
 checkpointer(void *arg)
 {
-    sqlite_db_t *d = arg;
+    pd_checkpointer_t *d = arg;
     sqlite3 *c = NULL;
     pthread_setname_np(pthread_self(), "payd-checkpoint");
     if (sqlite3_open_v2(d->path, &c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -233,7 +235,7 @@ checkpointer(void *arg)
      * until then a checkpoint is a no-op that reports a log size of -1 */
     (void)sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     int dbfd = open(d->path, O_RDONLY | O_CLOEXEC);
-    while (!atomic_load(&d->ckpt_stop)) {
+    while (!atomic_load(&d->stop)) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
         int logsz = 0, done = 0;
@@ -253,6 +255,31 @@ checkpointer(void *arg)
         close(dbfd);
     sqlite3_close(c);
     return NULL;
+}
+
+int
+pd_checkpointer_start(pd_checkpointer_t **out, const char *path)
+{
+    pd_checkpointer_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->path = strdup(path)) == NULL || pthread_create(&c->thread, NULL, checkpointer, c) != 0) {
+        if (c != NULL)
+            free(c->path);
+        free(c);
+        return PD_ERR_NOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+void
+pd_checkpointer_stop(pd_checkpointer_t *c)
+{
+    if (c == NULL)
+        return;
+    atomic_store(&c->stop, true);
+    pthread_join(c->thread, NULL);
+    free(c->path);
+    free(c);
 }
 
 /*
@@ -328,10 +355,7 @@ s_close(pd_db_t *db)
         return;
     if (d->wal_fd >= 0)
         close(d->wal_fd);
-    if (d->ckpt_started) {
-        atomic_store(&d->ckpt_stop, true);
-        pthread_join(d->ckpt, NULL);
-    }
+    pd_checkpointer_stop(d->ckpt);
     free(d->path);
     for (size_t i = 0; i < CACHE_SLOTS; i++)
         if (d->cache[i].st != NULL)
@@ -403,12 +427,9 @@ pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
         s_close(&d->super);
         return PD_ERR_IO;
     }
-    if (writer) {
-        if ((d->path = strdup(path)) == NULL || pthread_create(&d->ckpt, NULL, checkpointer, d) != 0) {
-            s_close(&d->super);
-            return PD_ERR_NOMEM;
-        }
-        d->ckpt_started = true;
+    if (writer && ((d->path = strdup(path)) == NULL || pd_checkpointer_start(&d->ckpt, path) != 0)) {
+        s_close(&d->super);
+        return PD_ERR_NOMEM;
     }
     *out = &d->super;
     return 0;

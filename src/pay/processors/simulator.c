@@ -47,6 +47,7 @@ typedef struct pending {
 typedef struct {
     pd_processor_t super;
     sqlite3 *db;
+    pd_checkpointer_t *ckpt; /* checkpoints (and their fsyncs) off the simulator's thread */
     sqlite3_stmt *st[ST_COUNT];
     pthread_mutex_t db_mu;
     int64_t latency_ms;
@@ -522,6 +523,7 @@ sim_free(pd_processor_t *p)
         pthread_mutex_unlock(&s->q_mu);
         pthread_join(s->thread, NULL);
     }
+    pd_checkpointer_stop(s->ckpt);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
@@ -546,6 +548,7 @@ pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
     if (sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
             SQLITE_OK ||
         exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
+                        "PRAGMA wal_autocheckpoint=0;"
                         "CREATE TABLE IF NOT EXISTS auths (charge_id TEXT PRIMARY KEY, reference TEXT UNIQUE NOT NULL,"
                         " merchant_id TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,"
                         " status TEXT NOT NULL, error_code TEXT NOT NULL, decline_code TEXT NOT NULL,"
@@ -557,6 +560,10 @@ pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
         pd_log_error("cannot open the simulator database", PD_LS("path", db_path));
         sim_free(&s->super);
         return PD_ERR_IO;
+    }
+    if (pd_checkpointer_start(&s->ckpt, db_path) != 0) {
+        sim_free(&s->super);
+        return PD_ERR_NOMEM;
     }
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
