@@ -157,7 +157,7 @@ static void
 authorize(pi_ctx_t *c)
 {
     pd_api_t *api = c->op->api;
-    if (c->card.rc != 0) {
+    if (c->card.rc != 0 || !c->card.asked) {
         /* the card cannot be read (deleted, vault trouble): nothing reached the processor */
         decline_unsent(c, "An error occurred while processing your card. Try again in a little bit.");
         return;

@@ -1,6 +1,8 @@
 /*
- * SQLite backend of pd_db_t: WAL, synchronous=FULL on the writer, a per-connection
- * cache of prepared statements keyed by the SQL literal's address.
+ * SQLite backend of pd_db_t: WAL, synchronous=FULL on the writer (or NORMAL with
+ * the store's own WAL fsync, see s_defer_sync), checkpoints on a thread of their
+ * own, a per-connection cache of prepared statements keyed by the SQL literal's
+ * address.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,10 +10,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 

@@ -153,6 +153,9 @@ sync_main(void *arg)
             s->failed = r;
             pd_log_error("store sync failed: writes are refused until payd restarts", PD_LERR(r));
         }
+        /* a later sync may succeed (Linux reports a lost write once) while the batches
+         * it covers build on one that was lost: they fail too */
+        r = s->failed;
         pthread_mutex_unlock(&s->mu);
         if (r != 0)
             for (job_t *j = jobs; j != NULL; j = j->next)
