@@ -250,8 +250,13 @@ checkpointer(void *arg)
         /* under constant reads the WAL is never rewound and grows without bound;
          * past WAL_RESTART_FRAMES, RESTART waits (busy timeout) for the readers of
          * old frames so the next commit writes from the start of the file again */
-        if (logsz >= WAL_RESTART_FRAMES && done == logsz)
+        if (logsz >= WAL_RESTART_FRAMES && done == logsz) {
+            /* once more, so the RESTART finds only the frames of the last moments */
+            (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
+            if (dbfd >= 0)
+                (void)fdatasync(dbfd);
             (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_RESTART, &logsz, &done);
+        }
     }
     if (dbfd >= 0)
         close(dbfd);
