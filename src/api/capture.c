@@ -221,15 +221,13 @@ pd_cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, 
 int
 pd_cancel_refused(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi)
 {
-    int r;
     ch->void_requested = false;
     ch->pending_idempotency_key = NULL;
     ch->version++;
     pi->cancellation_reason[0] = '\0';
     pi->version++;
-    if ((r = pd_charge_update(tx, ch)) != 0 || (r = pd_pi_update(tx, pi)) != 0)
-        return r;
-    return 0;
+    int r = pd_charge_update(tx, ch);
+    return r != 0 ? r : pd_pi_update(tx, pi);
 }
 
 static int
