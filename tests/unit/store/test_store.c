@@ -95,6 +95,73 @@ a_failing_write_rolls_back_alone(void **state)
     pd_store_close(s);
 }
 
+/* the committed hook runs for a write that committed, before its done, and never
+ * for a write that failed */
+typedef struct {
+    merchant_w_t m;
+    int committed, done, rc;
+    bool committed_before_done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} hooked_t;
+
+static int
+hooked_write(pd_db_t *tx, void *arg)
+{
+    return insert_merchant(tx, &((hooked_t *)arg)->m);
+}
+
+static void
+hooked_committed(void *arg)
+{
+    hooked_t *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->committed++;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void
+hooked_done(void *arg, int rc)
+{
+    hooked_t *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->committed_before_done = h->committed == 1;
+    h->rc = rc;
+    h->done++;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void
+committed_hook_runs_before_done_and_only_on_success(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    hooked_t ok = {.m = {"acct_hook", 0}}, bad = {.m = {"acct_hook_bad", PD_ERR_CONFLICT}};
+    hooked_t *all[] = {&ok, &bad};
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_init(&all[i]->mu, NULL);
+        pthread_cond_init(&all[i]->cv, NULL);
+        assert_int_equal(pd_store_submit_ex(s, hooked_write, hooked_committed, hooked_done, all[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_lock(&all[i]->mu);
+        while (all[i]->done == 0)
+            pthread_cond_wait(&all[i]->cv, &all[i]->mu);
+        pthread_mutex_unlock(&all[i]->mu);
+    }
+    assert_int_equal(ok.rc, 0);
+    assert_int_equal(ok.committed, 1);
+    assert_true(ok.committed_before_done);
+    assert_int_equal(bad.rc, PD_ERR_CONFLICT);
+    assert_int_equal(bad.committed, 0);
+    pd_store_close(s);
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_destroy(&all[i]->mu);
+        pthread_cond_destroy(&all[i]->cv);
+    }
+}
+
 typedef struct {
     int64_t now, expired_before;
     pd_idem_rec_t existing;
@@ -266,6 +333,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(migrations_apply_once_and_reopen_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failing_write_rolls_back_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(committed_hook_runs_before_done_and_only_on_success, setup, teardown),
         cmocka_unit_test_setup_teardown(idempotency_keys_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_are_batched_and_all_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(acknowledged_writes_survive_kill_9, setup, teardown),
