@@ -77,7 +77,7 @@ typedef struct {
     const char *tls_version;   /* "TLSv1.3"; NULL when no TLS session was established */
     const char *tls_cipher;
     const char *client_cn;     /* subject CN of a verified client certificate (mTLS), else NULL */
-    uint64_t bytes_in, bytes_out; /* TLS: bytes on the wire (records); plain HTTP (admin): bytes_out only */
+    uint64_t bytes_in, bytes_out; /* TLS: bytes on the wire (records); plain HTTP (admin): TCP payload */
     bool bytes_in_known;
     uint64_t duration_ms;
     const char *reject_reason; /* NULL when the connection was accepted */

@@ -10,8 +10,11 @@
  * handshake, and count the TLS records in each direction (bytes on the wire).
  */
 #include <arpa/inet.h>
+#include <linux/tcp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -65,7 +68,7 @@ on_close(void *data)
 
     if (i->listener == PD_L_ADMIN) {
         /* plain HTTP: h2o counts what it wrote (the socket is disposed but not yet
-         * freed, so its counter is still valid); bytes read are not counted by h2o */
+         * freed, so its counter is still valid); bytes_in is noted per response */
         i->bytes_out = c->sock->bytes_written;
     }
     i->duration_ms = pd_mono_ms() - c->start_ms;
@@ -96,6 +99,23 @@ pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind)
         pd_edge_addr_text((struct sockaddr *)&ss, local, sizeof(local), &c->info.local_port);
     sock->on_close.cb = on_close;
     sock->on_close.data = c;
+}
+
+void
+pd_conn_note_received(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL || sock->on_close.cb != on_close)
+        return;
+    conn_t *c = sock->on_close.data;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    int fd = h2o_socket_get_fd(sock);
+    if (fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received)) {
+        c->info.bytes_in = ti.tcpi_bytes_received;
+        c->info.bytes_in_known = true;
+    }
 }
 
 /*

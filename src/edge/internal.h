@@ -75,6 +75,10 @@ struct pd_server {
  * pd_conn_tls_msg are the server SSL_CTX's info and message callbacks
  * (pd_conn_tls_init once before). */
 void pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind);
+/* Plain-HTTP (admin) connections: h2o 2.2 does not count what it reads, and closes the
+ * descriptor before the close callback, so each response notes the kernel's count of
+ * bytes received so far for the flow log. */
+void pd_conn_note_received(h2o_req_t *req);
 void pd_conn_tls_init(void);
 void pd_conn_tls_info(const SSL *ssl, int where, int ret);
 void pd_conn_tls_msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg);

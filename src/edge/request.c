@@ -191,6 +191,8 @@ pd_resp_json(pd_req_t *r, int status, pd_view_t body)
         h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, no-store"));
         if (r->close || atomic_load(&r->loop->srv->draining))
             req->http1_is_persistent = 0;
+        if (r->listener == PD_L_ADMIN)
+            pd_conn_note_received(req);
         h2o_send_inline(req, (const char *)body.p, body.len);
     }
     req_release(r);

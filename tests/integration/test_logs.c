@@ -207,6 +207,12 @@ flow_log_fields(void **state)
     assert_true(jint(o, "duration_ms") >= 0);
     assert_true(json_is_null(json_object_get(o, "reason")));
     json_decref(o);
+    /* a plain-HTTP admin connection (the harness's readiness checks) counts both ways too */
+    o = find_line(&p, "flow.log", "listener", "admin");
+    assert_string_equal(jstr(o, "action"), "accept");
+    assert_true(jint(o, "bytesIn") > 20);
+    assert_true(jint(o, "bytesOut") > 20);
+    json_decref(o);
 
     assert_int_equal(pd_h_stop(&p, SIGTERM, 10000), 0);
     pd_h_cleanup(&p);
