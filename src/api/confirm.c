@@ -23,7 +23,6 @@
 #include "payd/log.h"
 #include "payd/money.h"
 
-
 static void on_phase1(pd_op_t *op);
 static void read_card(pd_op_t *op);
 
