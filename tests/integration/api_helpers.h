@@ -2,6 +2,7 @@
 #ifndef PAYD_TEST_API_HELPERS_H
 #define PAYD_TEST_API_HELPERS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,18 @@ api_charge(const pd_h_payd_t *p, const char *pm, long amount, const char *curren
     char body[300];
     snprintf(body, sizeof(body), "amount=%ld&currency=%s&confirm=true&payment_method=%s", amount, currency, pm);
     return api_call(p, "POST", "/v1/payment_intents", body, o);
+}
+
+/* true when `payctl ledger verify` on p's data directory exits 0 and reports every
+ * invariant holding */
+static inline bool
+api_ledger_verifies(const pd_h_payd_t *p)
+{
+    const char *argv[] = {PAYCTL_BIN, "--data-dir", p->dir, "ledger", "verify", NULL};
+    char *out = NULL;
+    bool ok = pd_h_run(argv, &out) == 0 && out != NULL && strstr(out, "every invariant holds") != NULL;
+    free(out);
+    return ok;
 }
 
 static inline const char *
