@@ -377,59 +377,6 @@ sim_authorize(pd_processor_t *p, const pd_proc_auth_t *req, pd_proc_cb cb, void 
     pthread_mutex_unlock(&s->q_mu);
 }
 
-/* runs an UPDATE with (amount, reference) or (reference) and reports the new state */
-static void
-update_and_reply(sim_t *s, const char *reference, const char *sql, int64_t amount, bool with_amount, pd_proc_cb cb,
-                 void *arg)
-{
-    pd_proc_result_t res;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&s->db_mu);
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        int i = 1;
-        if (with_amount)
-            sqlite3_bind_int64(st, i++, amount);
-        sqlite3_bind_text(st, i, reference, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    int changed = sqlite3_changes(s->db);
-    sqlite3_finalize(st);
-    int lr = load(s, NULL, reference, &res);
-    pthread_mutex_unlock(&s->db_mu);
-    if (rc != SQLITE_DONE || lr != 0) {
-        fail_result(&res, "simulator database error");
-        if (lr == PD_ERR_NOTFOUND)
-            res.outcome = PD_PROC_NOT_FOUND;
-    } else if (changed == 0) {
-        /* the state did not allow it (already captured, over-refund, voided) */
-        res.outcome = PD_PROC_DECLINED;
-        set_str(res.error_code, sizeof(res.error_code), "processing_error");
-        set_str(res.message, sizeof(res.message), "The processor refused the operation in the current state.");
-    } else {
-        res.outcome = PD_PROC_APPROVED;
-    }
-    reply(s, cb, arg, &res);
-}
-
-static void
-sim_capture(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_cb cb, void *arg)
-{
-    update_and_reply((sim_t *)p, reference,
-                     "UPDATE auths SET status = 'captured', amount_captured = ?1 "
-                     "WHERE reference = ?2 AND status = 'authorized' AND ?1 > 0 AND ?1 <= amount",
-                     amount, true, cb, arg);
-}
-
-static void
-sim_cancel(pd_processor_t *p, const char *reference, pd_proc_cb cb, void *arg)
-{
-    /* voiding a voided authorization succeeds again: a retried cancel must not read as refused */
-    update_and_reply((sim_t *)p, reference,
-                     "UPDATE auths SET status = 'voided' WHERE reference = ?1 AND status IN ('authorized', 'voided')",
-                     0, false, cb, arg);
-}
-
 /* runs one statement under db_mu with ?1 ?2 ?3 bound (a statement that has fewer
  * ignores the rest); returns the rows changed (1 for a SELECT that found a row) or -1 */
 static int
@@ -451,13 +398,64 @@ step_changes(sim_t *s, const char *sql, const char *text1, const char *text2, in
     return changed;
 }
 
+/* answers an operation on the authorization `reference` with its state afterwards:
+ * approved when the operation took effect, declined when its state did not allow it
+ * (caller holds db_mu; it is released here) */
+static void
+answer_locked(sim_t *s, const char *reference, bool ok, bool took_effect, pd_proc_cb cb, void *arg)
+{
+    pd_proc_result_t res;
+    int lr = load(s, NULL, reference, &res);
+    pthread_mutex_unlock(&s->db_mu);
+    if (!ok || lr != 0) {
+        fail_result(&res, "simulator database error");
+        if (lr == PD_ERR_NOTFOUND)
+            res.outcome = PD_PROC_NOT_FOUND;
+    } else if (took_effect) {
+        res.outcome = PD_PROC_APPROVED;
+    } else {
+        /* already captured, voided, over the captured amount */
+        res.outcome = PD_PROC_DECLINED;
+        set_str(res.error_code, sizeof(res.error_code), "processing_error");
+        set_str(res.message, sizeof(res.message), "The processor refused the operation in the current state.");
+    }
+    reply(s, cb, arg, &res);
+}
+
+/* runs an UPDATE of the authorization `reference` (?2; the amount is ?3) and answers */
+static void
+update_and_reply(sim_t *s, const char *reference, const char *sql, int64_t amount, pd_proc_cb cb, void *arg)
+{
+    pthread_mutex_lock(&s->db_mu);
+    int changed = step_changes(s, sql, NULL, reference, amount);
+    answer_locked(s, reference, changed >= 0, changed > 0, cb, arg);
+}
+
+static void
+sim_capture(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_cb cb, void *arg)
+{
+    update_and_reply((sim_t *)p, reference,
+                     "UPDATE auths SET status = 'captured', amount_captured = ?3 "
+                     "WHERE reference = ?2 AND status = 'authorized' AND ?3 > 0 AND ?3 <= amount",
+                     amount, cb, arg);
+}
+
+static void
+sim_cancel(pd_processor_t *p, const char *reference, pd_proc_cb cb, void *arg)
+{
+    /* voiding a voided authorization succeeds again: a retried cancel must not read as refused */
+    update_and_reply((sim_t *)p, reference,
+                     "UPDATE auths SET status = 'voided' WHERE reference = ?2 AND status IN ('authorized', 'voided')",
+                     0, cb, arg);
+}
+
+
 /* idempotent by refund id: a refund id the processor accepted before is acknowledged
  * again without moving money; one it refused is decided anew */
 static void
 sim_refund(pd_processor_t *p, const char *reference, int64_t amount, const char *refund_id, pd_proc_cb cb, void *arg)
 {
     sim_t *s = (sim_t *)p;
-    pd_proc_result_t res;
     int seen = -1, changed = -1;
     pthread_mutex_lock(&s->db_mu);
     bool ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
@@ -475,21 +473,7 @@ sim_refund(pd_processor_t *p, const char *reference, int64_t amount, const char 
     ok = ok && seen >= 0 && (seen == 1 || changed >= 0) && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     if (!ok)
         (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    int lr = load(s, NULL, reference, &res);
-    pthread_mutex_unlock(&s->db_mu);
-    if (!ok || lr != 0) {
-        fail_result(&res, "simulator database error");
-        if (ok && lr == PD_ERR_NOTFOUND)
-            res.outcome = PD_PROC_NOT_FOUND;
-    } else if (seen == 1 || changed == 1) {
-        res.outcome = PD_PROC_APPROVED;
-    } else {
-        /* over the captured amount, not captured, or voided */
-        res.outcome = PD_PROC_DECLINED;
-        set_str(res.error_code, sizeof(res.error_code), "processing_error");
-        set_str(res.message, sizeof(res.message), "The processor refused the operation in the current state.");
-    }
-    reply(s, cb, arg, &res);
+    answer_locked(s, reference, ok, seen == 1 || changed == 1, cb, arg);
 }
 
 static void
