@@ -36,7 +36,8 @@ enum {
     PD_ERR_CONTEXT = -1022,       /* encryption context mismatch */
     PD_ERR_TRUNCATED = -1023,     /* input ended early */
     PD_ERR_DECLINED = -1024,      /* processor declined */
-    PD_ERR__MIN = -1025
+    PD_ERR_BUSY = -1025,          /* another operation on the object is in flight */
+    PD_ERR__MIN = -1026
 };
 
 /* Returns a static, human-readable text for a PD_ERR_* code or a -errno value. */

@@ -50,9 +50,38 @@ typedef struct {
     int risk_score;
     int64_t amount_authorized, amount_captured, amount_refunded; /* query results */
     bool captured;
+    int64_t updated; /* query: Unix seconds of the authorization's last change */
 } pd_proc_result_t;
 
 typedef void (*pd_proc_cb)(void *arg, const pd_proc_result_t *res);
+
+/* The processor's own record of one authorization, for reconciliation: its state now
+ * and every refund made on it. Strings are borrowed for the callback only. */
+typedef enum {
+    PD_PROC_STATE_DECLINED,
+    PD_PROC_STATE_AUTHORIZED, /* held, not captured */
+    PD_PROC_STATE_CAPTURED,
+    PD_PROC_STATE_VOIDED,
+} pd_proc_state_t;
+
+typedef struct {
+    const char *refund_id; /* payd's refund id (the refund's idempotency reference) */
+    int64_t amount;
+} pd_proc_refund_t;
+
+typedef struct {
+    const char *charge_id, *reference, *merchant_id, *currency;
+    pd_proc_state_t state;
+    int64_t amount;          /* asked for at authorization */
+    int64_t amount_captured; /* 0 unless captured */
+    int64_t amount_refunded; /* sum of refunds */
+    int64_t created, updated; /* Unix seconds: authorization, last change */
+    const pd_proc_refund_t *refunds;
+    size_t nrefunds;
+} pd_proc_record_t;
+
+/* returns 0 to go on, anything else stops the listing with that value */
+typedef int (*pd_proc_record_fn)(const pd_proc_record_t *rec, void *arg);
 
 typedef struct pd_processor pd_processor_t;
 struct pd_processor {
@@ -67,6 +96,12 @@ struct pd_processor {
                    void *arg);
     /* what happened to the authorization made for this charge id */
     void (*query)(pd_processor_t *p, const char *charge_id, pd_proc_cb cb, void *arg);
+    /* What the processor did: every authorization whose last change (authorization,
+     * capture, void or refund) is in [since, until) in Unix seconds, oldest change
+     * first, with its state now. Synchronous and possibly slow (reconciliation runs it
+     * on a worker or in payctl, never on an event loop). Returns 0, fn's non-zero
+     * value, or a PD_ERR_* when the processor cannot be read. */
+    int (*list)(pd_processor_t *p, int64_t since, int64_t until, pd_proc_record_fn fn, void *arg);
     void (*free)(pd_processor_t *p);
 };
 
@@ -82,7 +117,11 @@ int pd_processor_config_register(pd_config_t *cfg, pd_processor_config_t *c) PD_
  * The test-mode simulator: implements Stripe's documented test card numbers and
  * their outcomes (4242 4242 4242 4242 approves, 4000 0000 0000 0002 declines, ...).
  * It keeps its authorizations in its own SQLite file, like a real processor that
- * outlives payd, so query() answers after a payd crash.
+ * outlives payd, so query() answers after a payd crash. That file is the processor's
+ * truth for tests and outside checks: table `auths` (charge_id, reference, merchant_id,
+ * amount, currency, status = declined | authorized | captured | voided,
+ * amount_captured, amount_refunded, created, updated) and table `refunds` (refund_id,
+ * reference, amount, created).
  */
 int pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms) PD_WUR;
 

@@ -85,8 +85,10 @@ typedef struct {
     char *description; /* NULL = null */
     char *idempotency_key; /* of the confirming request, so recovery can complete it */
     char *pending_idempotency_key; /* of the capture or cancel request in flight, likewise */
+    int64_t capture_amount;        /* what the capture in flight asked for */
     char request_id[PD_ID_MAX];
     int64_t created, seq, version;
+    int64_t updated; /* Unix seconds of the last insert or update (set by the repository) */
 } pd_charge_rec_t;
 
 typedef struct {
@@ -183,9 +185,18 @@ int pd_charge_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemod
                   pd_charge_rec_t *out) PD_WUR;
 int pd_charge_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
                    void *arg, bool *has_more) PD_WUR;
-/* charges left in processing, or with a capture or void requested, before
- * `older_than` (recovery); any merchant */
+/* charges left in processing, or with a capture or void requested, whose last change
+ * is at or before `older_than` (recovery); any merchant */
 int pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
+/* a charge by id alone, any merchant (reconciliation: the processor names charges by id) */
+int pd_charge_get_any(pd_db_t *db, pd_arena_t *a, const char *id, pd_charge_rec_t *out) PD_WUR;
+/* up to `limit` charges after the cursor (updated, after_id) in (updated, id) order, any
+ * merchant: updated = since and after_id = "" start at the charges changed at `since` */
+int pd_charge_list_updated(pd_db_t *db, pd_arena_t *a, int64_t updated, const char *after_id, int64_t limit,
+                           pd_rec_fn fn, void *arg) PD_WUR;
+/* *busy: a capture, void or refund of the charge is in flight (requested, not yet
+ * recorded); read inside the write that would start another one */
+int pd_charge_busy(pd_db_t *db, const pd_charge_rec_t *c, bool *busy) PD_WUR;
 
 /* --- refunds --- */
 int pd_refund_insert(pd_db_t *tx, const pd_refund_rec_t *r) PD_WUR;
@@ -193,6 +204,10 @@ int pd_refund_insert(pd_db_t *tx, const pd_refund_rec_t *r) PD_WUR;
 int pd_refund_finish(pd_db_t *tx, const pd_refund_rec_t *r) PD_WUR;
 /* refunds still pending since before `older_than` (recovery); any merchant */
 int pd_refund_list_pending(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
+/* every refund of a charge, oldest first */
+int pd_refund_list_of_charge(pd_db_t *db, pd_arena_t *a, const char *charge, pd_rec_fn fn, void *arg) PD_WUR;
+/* charges with a refund created at or after `since`: fn gets each charge id (const char *) once */
+int pd_refund_list_charges_since(pd_db_t *db, pd_arena_t *a, int64_t since, pd_rec_fn fn, void *arg) PD_WUR;
 int pd_refund_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
                   pd_refund_rec_t *out) PD_WUR;
 int pd_refund_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,

@@ -2,9 +2,16 @@
  * POST /v1/payment_intents/:id/capture and /cancel.
  *
  * Both are two-phase toward the processor like confirmation: the charge is marked
- * capture_requested or void_requested (durable, serialized by the intent's version)
- * before the processor is asked, and the outcome is recorded after; a crash in
- * between is resolved by the recovery worker from the processor's answer.
+ * capture_requested or void_requested (durable) before the processor is asked, and
+ * the outcome is recorded after; a crash in between is resolved by the recovery
+ * worker from the processor's answer.
+ *
+ * One money-moving operation is in flight per charge: phase 1 refuses with
+ * PD_ERR_BUSY (409, nothing written, the idempotency claim rolled back) while a
+ * capture, void or refund of the charge is requested and not yet recorded, and the
+ * charge's version check turns a stale read into PD_ERR_CONFLICT the same way. The
+ * outcome is recorded on the charge and intent as stored when it arrives (recovery
+ * or reconciliation may have recorded it first), never on the copy phase 1 read.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,24 +28,33 @@ load_charge(pd_db_t *db, pd_op_t *op, pi_ctx_t *c)
     return pd_charge_get(db, &op->r->arena, c->pi.merchant_id, c->pi.livemode, c->pi.latest_charge, &c->ch);
 }
 
+/* PD_ERR_BUSY while another capture, void or refund of ch is in flight (inside the write) */
+static int
+charge_free(pd_db_t *tx, const pd_charge_rec_t *ch)
+{
+    bool busy = false;
+    int r = pd_charge_busy(tx, ch, &busy);
+    return r != 0 ? r : busy ? PD_ERR_BUSY : 0;
+}
+
 static int
 write_capture_requested(pd_db_t *tx, pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
     int r;
-    /* the intent's version serializes captures and cancels of one intent */
-    if ((r = pd_pi_update(tx, &c->pi)) != 0)
+    if ((r = charge_free(tx, &c->ch)) != 0 || (r = pd_pi_update(tx, &c->pi)) != 0)
         return r;
     c->ch.capture_requested = true;
+    c->ch.capture_amount = c->amount_to_capture;
     c->ch.pending_idempotency_key = op->has_idem ? op->idem_key : NULL;
     c->ch.version++;
-    return pd_charge_update(tx, &c->ch);
+    return pd_charge_update(tx, &c->ch); /* version-checked: a concurrent request won */
 }
 
-/* records a capture the processor accepted: charge, ledger (capture + release), balance
- * transaction, intent, events; renders the intent into body (shared with recovery) */
-int
-pd_capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t captured, int64_t now,
+/* records a capture the processor made: charge, ledger (capture + release), balance
+ * transaction, intent, events; renders the intent into body */
+static int
+capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t captured, int64_t now,
                  const char *request_id, pd_buf_t *body)
 {
     pd_posting_t post;
@@ -47,6 +63,7 @@ pd_capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t capt
     int64_t fee = pd_fee(captured, pd_currency_exponent(pd_view_cstr(ch->currency)));
     ch->captured = true;
     ch->capture_requested = false;
+    ch->capture_amount = 0;
     ch->pending_idempotency_key = NULL;
     ch->amount_captured = captured;
     ch->version++;
@@ -96,26 +113,70 @@ pd_capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t capt
                        NULL, now);
 }
 
+/* the charge and its intent as stored now (inside the write) */
+static int
+reload(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id, pd_charge_rec_t *ch,
+       pd_pi_rec_t *pi)
+{
+    int r = pd_charge_get(tx, a, merchant, livemode, charge_id, ch);
+    return r != 0 ? r : pd_pi_get(tx, a, merchant, livemode, ch->payment_intent, pi);
+}
+
+static int
+render_pi(const pd_pi_rec_t *pi, pd_buf_t *body)
+{
+    pd_jw_t w;
+    pd_buf_reset(body);
+    pd_jw_init(&w, body);
+    pd_render_pi(&w, pi);
+    return pd_jw_finish(&w);
+}
+
+int
+pd_capture_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, const pd_proc_result_t *res,
+                  int64_t now, const char *request_id, int *status, pd_buf_t *body)
+{
+    pd_charge_rec_t ch;
+    pd_pi_rec_t pi;
+    int r;
+    if ((r = reload(tx, a, charge->merchant_id, charge->livemode, charge->id, &ch, &pi)) != 0)
+        return r;
+    /* the processor's state after the call is the truth: a refused repeat of a capture
+     * it already made still reports the authorization captured */
+    bool captured = res->outcome == PD_PROC_APPROVED || res->captured;
+    if (ch.captured || (captured && pi.status != PD_PI_REQUIRES_CAPTURE)) {
+        /* recorded already (recovery or reconciliation came first), or the intent left
+         * requires_capture some other way (reconciliation reports that): answer it as it is */
+        *status = 200;
+        return render_pi(&pi, body);
+    }
+    if (captured) {
+        int64_t amount = res->amount_captured > 0 ? res->amount_captured : ch.capture_amount;
+        if (amount <= 0 || amount > ch.amount)
+            return PD_ERR_STATE;
+        *status = 200;
+        return capture_apply(tx, &ch, &pi, amount, now, request_id, body);
+    }
+    if (ch.capture_requested) {
+        ch.capture_requested = false;
+        ch.capture_amount = 0;
+        ch.pending_idempotency_key = NULL;
+        ch.version++;
+        if ((r = pd_charge_update(tx, &ch)) != 0)
+            return r;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "The processor refused the capture: %s",
+             res->message[0] != '\0' ? res->message : "no reason given");
+    *status = 402;
+    return pd_error_json(body, "card_error", "capture_failed", NULL, NULL, request_id, msg);
+}
+
 static int
 write_captured(pd_db_t *tx, pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
-    int r;
-    if (c->res.outcome != PD_PROC_APPROVED) {
-        c->ch.capture_requested = false;
-        c->ch.pending_idempotency_key = NULL;
-        c->ch.version++;
-        c->pi.version++;
-        if ((r = pd_charge_update(tx, &c->ch)) != 0 || (r = pd_pi_update(tx, &c->pi)) != 0)
-            return r;
-        return pd_op_error(op, 402, "card_error", "capture_failed", NULL, NULL,
-                           "The processor refused the capture: %s", c->res.message);
-    }
-    if ((r = pd_capture_apply(tx, &c->ch, &c->pi, c->amount_to_capture, op->now, op->r->id, &op->body)) !=
-        0)
-        return r;
-    op->status = 200;
-    return 0;
+    return pd_capture_record(tx, &op->r->arena, &c->ch, &c->res, op->now, op->r->id, &op->status, &op->body);
 }
 
 static void
@@ -185,8 +246,10 @@ pd_h_pi_capture(pd_req_t *r)
 
 /* --- cancel --- */
 
-int
-pd_cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, const char *request_id,
+/* records a void the processor made (ch NULL when nothing was authorized) and the
+ * intent canceled, rendering it into body */
+static int
+cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, const char *request_id,
                 const char *idem_key, pd_buf_t *body)
 {
     pd_jw_t w;
@@ -195,6 +258,7 @@ pd_cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, 
         pd_posting_t post;
         pd_post_void(&post, ch->amount);
         ch->void_requested = false;
+        ch->capture_amount = 0;
         ch->pending_idempotency_key = NULL;
         ch->version++;
         if ((r = pd_charge_update(tx, ch)) != 0 ||
@@ -218,8 +282,9 @@ pd_cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, 
                        idem_key, now);
 }
 
-int
-pd_cancel_refused(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi)
+/* the processor refused the void: the charge and intent go back to capturable */
+static int
+cancel_refused(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi)
 {
     ch->void_requested = false;
     ch->pending_idempotency_key = NULL;
@@ -235,31 +300,58 @@ write_void_requested(pd_db_t *tx, pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
     int r;
-    if ((r = pd_pi_update(tx, &c->pi)) != 0)
+    if ((r = charge_free(tx, &c->ch)) != 0 || (r = pd_pi_update(tx, &c->pi)) != 0)
         return r;
     c->ch.void_requested = true;
     c->ch.pending_idempotency_key = op->has_idem ? op->idem_key : NULL;
     c->ch.version++;
-    return pd_charge_update(tx, &c->ch);
+    return pd_charge_update(tx, &c->ch); /* version-checked: a concurrent request won */
+}
+
+int
+pd_cancel_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, const pd_proc_result_t *res,
+                 int64_t now, const char *request_id, const char *idem_key, int *status, pd_buf_t *body)
+{
+    pd_charge_rec_t ch;
+    pd_pi_rec_t pi;
+    int r;
+    if ((r = reload(tx, a, charge->merchant_id, charge->livemode, charge->id, &ch, &pi)) != 0)
+        return r;
+    if (pi.status == PD_PI_CANCELED || ch.captured) {
+        /* recorded already, or captured (a capture the processor made wins; reconciliation
+         * records it if nothing did): answer the intent as it is */
+        *status = pi.status == PD_PI_CANCELED ? 200 : 402;
+        if (*status == 200)
+            return render_pi(&pi, body);
+        return pd_error_json(body, "card_error", "processing_error", NULL, NULL, request_id,
+                             "The processor refused to void the authorization: it was captured.");
+    }
+    if (res->outcome == PD_PROC_APPROVED) {
+        *status = 200;
+        return cancel_apply(tx, &ch, &pi, now, request_id, idem_key, body);
+    }
+    if (ch.void_requested && (r = cancel_refused(tx, &ch, &pi)) != 0)
+        return r;
+    char msg[256];
+    snprintf(msg, sizeof(msg), "The processor refused to void the authorization: %s",
+             res->message[0] != '\0' ? res->message : "no reason given");
+    *status = 402;
+    return pd_error_json(body, "card_error", "processing_error", NULL, NULL, request_id, msg);
 }
 
 static int
 write_canceled(pd_db_t *tx, pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
-    int r;
-    bool voided = c->ch.id[0] != '\0';
-    if (voided && c->res.outcome != PD_PROC_APPROVED) {
-        if ((r = pd_cancel_refused(tx, &c->ch, &c->pi)) != 0)
-            return r;
-        return pd_op_error(op, 402, "card_error", "processing_error", NULL, NULL,
-                           "The processor refused to void the authorization: %s", c->res.message);
-    }
-    if ((r = pd_cancel_apply(tx, voided ? &c->ch : NULL, &c->pi, op->now, op->r->id,
-                             op->has_idem ? op->idem_key : NULL, &op->body)) != 0)
-        return r;
-    op->status = 200;
-    return 0;
+    const char *idem = op->has_idem ? op->idem_key : NULL;
+    if (c->ch.id[0] != '\0')
+        return pd_cancel_record(tx, &op->r->arena, &c->ch, &c->res, op->now, op->r->id, idem, &op->status,
+                                &op->body);
+    /* nothing was authorized: nothing to void */
+    int r = cancel_apply(tx, NULL, &c->pi, op->now, op->r->id, idem, &op->body);
+    if (r == 0)
+        op->status = 200;
+    return r;
 }
 
 static void

@@ -87,6 +87,11 @@ void pd_op_commit_early(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn committ
 void pd_op_finish(pd_op_t *op);
 /* Inside a write: sets the final response (rendered JSON) to store with the idempotency key. */
 int pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w);
+/* A Stripe error body {"error": {type, code, message, param, ..., request_id}} into body
+ * (code, param, extra_json, request_id may be NULL). The one writer of error bodies
+ * stored with idempotency keys. */
+int pd_error_json(pd_buf_t *body, const char *type, const char *code, const char *param, const char *extra_json,
+                  const char *request_id, const char *message) PD_WUR;
 /* Inside a write: a Stripe error as the final response. */
 int pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
@@ -182,13 +187,18 @@ typedef struct {
 int pd_outcome_plan(pd_arena_t *a, const pd_charge_rec_t *ch, const pd_pi_rec_t *pi, const pd_pm_rec_t *pm,
                     const pd_proc_result_t *res, int64_t now, pd_outcome_t *o, pd_buf_t *body_out) PD_WUR;
 int pd_outcome_write(pd_db_t *tx, const pd_outcome_t *o, int64_t now) PD_WUR;
-/* records a void the processor made (ch with void_requested; NULL when nothing was
- * authorized) and the intent canceled, rendering it into body (request and recovery);
- * inside a write */
-int pd_cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, const char *request_id,
-                    const char *idem_key, pd_buf_t *body) PD_WUR;
-/* the processor refused the void: the charge and intent go back to capturable */
-int pd_cancel_refused(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi) PD_WUR;
+/* Records the processor's answer to the capture requested on `charge` (its id, merchant
+ * and mode are read), on the charge and intent as stored now, inside a write: the
+ * capture when the processor captured (its amount_captured, else the amount
+ * requested), else the request cleared and the intent left capturable. A capture
+ * recorded already (recovery, reconciliation) is answered as it is. *status and body
+ * get the response: 200 with the intent, or 402 capture_failed. */
+int pd_capture_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, const pd_proc_result_t *res,
+                      int64_t now, const char *request_id, int *status, pd_buf_t *body) PD_WUR;
+/* The same for a requested void: APPROVED cancels the intent (ledger: the hold
+ * released), anything else puts it back to capturable with 402. */
+int pd_cancel_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, const pd_proc_result_t *res,
+                     int64_t now, const char *request_id, const char *idem_key, int *status, pd_buf_t *body) PD_WUR;
 /* applies the processor's answer to a pending refund (the request's phase 2, and
  * recovery); the response (refund or card_error) goes to status_out/body_out */
 int pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, const pd_proc_result_t *res,
@@ -197,10 +207,6 @@ int pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, 
  * and a confirmation whose plan met a conflict); inside a write */
 int pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id,
                              const pd_proc_result_t *res, int64_t now, int *status_out, pd_buf_t *body_out);
-
-/* a capture the processor accepted (request and recovery); inside a write */
-int pd_capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t captured, int64_t now,
-                     const char *request_id, pd_buf_t *body);
 
 /* schemas of the routes */
 extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_pi_create, pd_schema_pi_update,

@@ -74,32 +74,43 @@ pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w)
 }
 
 int
-pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
-            const char *fmt, ...)
+pd_error_json(pd_buf_t *body, const char *type, const char *code, const char *param, const char *extra_json,
+              const char *request_id, const char *message)
 {
-    char msg[512];
-    va_list ap;
     pd_jw_t w;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    pd_buf_reset(&op->body);
-    pd_jw_init(&w, &op->body);
+    pd_buf_reset(body);
+    pd_jw_init(&w, body);
     pd_jw_obj_begin(&w);
     pd_jw_key(&w, "error");
     pd_jw_obj_begin(&w);
     pd_jw_kstr(&w, "type", type);
     if (code != NULL)
         pd_jw_kstr(&w, "code", code);
-    pd_jw_kstr(&w, "message", msg);
+    pd_jw_kstr(&w, "message", message);
     if (param != NULL)
         pd_jw_kstr(&w, "param", param);
     if (extra_json != NULL)
         pd_jw_raw(&w, pd_view_cstr(extra_json)); /* members rendered by the caller, e.g. "payment_intent": {...} */
-    pd_jw_kstr(&w, "request_id", op->r->id);
+    if (request_id != NULL && request_id[0] != '\0')
+        pd_jw_kstr(&w, "request_id", request_id);
     pd_jw_obj_end(&w);
     pd_jw_obj_end(&w);
-    return pd_op_respond_json(op, status, &w);
+    return pd_jw_finish(&w);
+}
+
+int
+pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
+            const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    int r = pd_error_json(&op->body, type, code, param, extra_json, op->r->id, msg);
+    if (r == 0)
+        op->status = status;
+    return r;
 }
 
 static int
@@ -210,9 +221,16 @@ pd_op_finish(pd_op_t *op)
         if (op->has_idem)
             pd_resp_header(r, "Idempotent-Replayed", "false");
         pd_resp_json(r, op->status, pd_buf_view(&op->body));
-    } else if (op->rc == PD_ERR_CONFLICT) {
+    } else if (op->rc == PD_ERR_CONFLICT || op->rc == PD_ERR_BUSY) {
+        /* nothing of the request was written, its idempotency claim included: the
+         * same key retried later runs anew */
+        pd_resp_header(r, "Stripe-Should-Retry", "true");
         pd_resp_error(r, 409, "invalid_request_error", "lock_timeout",
-                      "This object was modified by a concurrent request. Retry the request.", NULL);
+                      op->rc == PD_ERR_BUSY
+                          ? "Another capture, cancellation or refund of this payment is in progress. Retry the "
+                            "request once it has finished."
+                          : "This object was modified by a concurrent request. Retry the request.",
+                      NULL);
     } else if (op->rc == PD_ERR_AGAIN) {
         pd_resp_header(r, "Retry-After", "1");
         pd_resp_error(r, 503, "api_error", "server_busy", "The server is busy. Retry the request shortly.", NULL);

@@ -62,6 +62,14 @@ void_auth(pd_api_t *a, const char *reference, pd_proc_result_t *out)
 }
 
 static void
+capture_now(pd_api_t *a, const char *reference, int64_t amount, pd_proc_result_t *out)
+{
+    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
+    a->proc->capture(a->proc, reference, amount, on_query, &w);
+    wait_answer(&w, out);
+}
+
+static void
 refund_again(pd_api_t *a, const char *reference, int64_t amount, const char *refund_id, pd_proc_result_t *out)
 {
     waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
@@ -89,85 +97,43 @@ write_outcome(pd_db_t *tx, void *arg)
     return r;
 }
 
-/* completes the idempotency key of the capture or cancel request recovery finished:
- * 200 with the intent in body, or the processor's refusal */
+/* completes the idempotency key of the capture or cancel request recovery finished
+ * with the response recorded for it (200 and the intent, or the processor's refusal) */
 static int
-complete_pending_key(pd_db_t *tx, const pd_charge_rec_t *ch, const char *key, bool done, pd_buf_t *body,
-                     const char *what)
+complete_pending_key(pd_db_t *tx, const pd_charge_rec_t *ch, const char *key, int status, pd_buf_t *body)
 {
     if (key == NULL || key[0] == '\0')
         return 0;
-    if (!done) {
-        pd_jw_t w;
-        char msg[160];
-        snprintf(msg, sizeof(msg), "The processor refused the %s.", what);
-        pd_buf_reset(body);
-        pd_jw_init(&w, body);
-        pd_jw_obj_begin(&w);
-        pd_jw_key(&w, "error");
-        pd_jw_obj_begin(&w);
-        pd_jw_kstr(&w, "type", "card_error");
-        pd_jw_kstr(&w, "code", "processing_error");
-        pd_jw_kstr(&w, "message", msg);
-        pd_jw_obj_end(&w);
-        pd_jw_obj_end(&w);
-        int r = pd_jw_finish(&w);
-        if (r != 0)
-            return r;
-    }
-    return pd_idem_complete(tx, ch->merchant_id, ch->livemode, key, done ? 200 : 402, pd_buf_view(body));
-}
-
-/* the charge and its intent as stored now, inside the transaction: the request may
- * have finished meanwhile */
-static int
-reload(pd_db_t *tx, fix_t *f, pd_charge_rec_t *ch, pd_pi_rec_t *pi)
-{
-    int r = pd_charge_get(tx, &f->arena, f->ch.merchant_id, f->ch.livemode, f->ch.id, ch);
-    return r != 0 ? r : pd_pi_get(tx, &f->arena, ch->merchant_id, ch->livemode, ch->payment_intent, pi);
+    return pd_idem_complete(tx, ch->merchant_id, ch->livemode, key, status, pd_buf_view(body));
 }
 
 static int
 write_capture(pd_db_t *tx, void *arg)
 {
     fix_t *f = arg;
-    pd_pi_rec_t pi;
-    pd_charge_rec_t ch;
-    int r;
-    if ((r = reload(tx, f, &ch, &pi)) != 0)
-        return r;
-    if (!ch.capture_requested || ch.captured)
-        return 0;
-    const char *key = ch.pending_idempotency_key;
-    bool captured = f->res.outcome == PD_PROC_APPROVED && f->res.captured;
-    if (captured) {
-        r = pd_capture_apply(tx, &ch, &pi, f->res.amount_captured, pd_unix_now(), NULL, &f->body);
-    } else {
-        /* the processor never captured: the intent stays capturable */
-        ch.capture_requested = false;
-        ch.pending_idempotency_key = NULL;
-        ch.version++;
-        r = pd_charge_update(tx, &ch);
-    }
-    return r != 0 ? r : complete_pending_key(tx, &ch, key, captured, &f->body, "capture");
+    int r = pd_capture_record(tx, &f->arena, &f->ch, &f->res, pd_unix_now(), NULL, &f->status, &f->body);
+    return r != 0 ? r : complete_pending_key(tx, &f->ch, f->ch.pending_idempotency_key, f->status, &f->body);
 }
 
-/* res: APPROVED when the authorization is voided at the processor now */
 static int
 write_void(pd_db_t *tx, void *arg)
 {
     fix_t *f = arg;
-    pd_pi_rec_t pi;
-    pd_charge_rec_t ch;
-    int r;
-    if ((r = reload(tx, f, &ch, &pi)) != 0)
-        return r;
-    if (!ch.void_requested)
-        return 0;
-    const char *key = ch.pending_idempotency_key;
-    bool voided = f->res.outcome == PD_PROC_APPROVED;
-    r = voided ? pd_cancel_apply(tx, &ch, &pi, pd_unix_now(), NULL, key, &f->body) : pd_cancel_refused(tx, &ch, &pi);
-    return r != 0 ? r : complete_pending_key(tx, &ch, key, voided, &f->body, "void");
+    const char *key = f->ch.pending_idempotency_key;
+    int r = pd_cancel_record(tx, &f->arena, &f->ch, &f->res, pd_unix_now(), NULL, key, &f->status, &f->body);
+    return r != 0 ? r : complete_pending_key(tx, &f->ch, key, f->status, &f->body);
+}
+
+/* a requested capture: made at the processor now if it never got there (it was
+ * requested durably, and the client was told it will be completed) */
+static void
+resolve_capture(pd_api_t *a, fix_t *f)
+{
+    bool open = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized > 0 && !f->res.captured;
+    if (open && f->ch.capture_amount > 0)
+        capture_now(a, f->ch.processor_ref, f->ch.capture_amount, &f->res);
+    else if (f->res.outcome == PD_PROC_NOT_FOUND || open)
+        f->res.outcome = PD_PROC_DECLINED; /* nothing to capture (or a request from before migration 9) */
 }
 
 /* a requested void: made at the processor if it is not yet, then recorded */
@@ -193,6 +159,9 @@ resolve(void *rec, void *arg)
     pd_buf_init(&f.body, RESP_MAX);
     if (f.ch.idempotency_key != NULL)
         f.ch.idempotency_key = pd_arena_strndup(&f.arena, f.ch.idempotency_key, strlen(f.ch.idempotency_key));
+    if (f.ch.pending_idempotency_key != NULL)
+        f.ch.pending_idempotency_key =
+            pd_arena_strndup(&f.arena, f.ch.pending_idempotency_key, strlen(f.ch.pending_idempotency_key));
     query(a, f.ch.id, &f.res);
     int r = 0;
     if (f.ch.processing) {
@@ -208,7 +177,9 @@ resolve(void *rec, void *arg)
         if (f.res.outcome != PD_PROC_UNKNOWN)
             r = pd_store_write_sync(a->store, write_outcome, &f);
     } else if (f.ch.capture_requested && f.res.outcome != PD_PROC_UNKNOWN) {
-        r = pd_store_write_sync(a->store, write_capture, &f);
+        resolve_capture(a, &f);
+        if (f.res.outcome != PD_PROC_UNKNOWN)
+            r = pd_store_write_sync(a->store, write_capture, &f);
     } else if (f.ch.void_requested && f.res.outcome != PD_PROC_UNKNOWN) {
         resolve_void(a, &f);
         if (f.res.outcome != PD_PROC_UNKNOWN)
@@ -309,14 +280,30 @@ purge_idempotency_keys(pd_api_t *a)
     }
 }
 
+/* a reconciliation pass when one is due (repairs what the processor's record decides) */
+static void
+reconcile_if_due(pd_api_t *a, uint64_t *next_ns)
+{
+    uint64_t now = pd_mono_ns();
+    if (a->cfg->reconcile_interval_ms <= 0 || now < *next_ns)
+        return;
+    *next_ns = now + (uint64_t)a->cfg->reconcile_interval_ms * 1000000u;
+    pd_reconcile_report_t rep;
+    int64_t since = pd_unix_now() - a->cfg->reconcile_window_ms / 1000;
+    if (pd_reconcile(a->store, a->proc, since, PD_RECON_REPAIR | PD_RECON_AUDIT, &rep) == 0 && rep.repaired > 0)
+        pd_api_kick(a); /* the repairs queued events */
+}
+
 static void *
 recovery_main(void *arg)
 {
     pd_api_t *a = arg;
+    uint64_t next_reconcile = 0;
     pthread_setname_np(pthread_self(), "payd-recovery");
     while (!atomic_load(&a->stop)) {
         (void)pd_recovery_once(a, pd_unix_now() - a->cfg->recovery_after_ms / 1000);
         purge_idempotency_keys(a);
+        reconcile_if_due(a, &next_reconcile);
         for (int i = 0; i < 20 && !atomic_load(&a->stop); i++) {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);

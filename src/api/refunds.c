@@ -31,11 +31,16 @@ write_refund_requested(pd_db_t *tx, pd_op_t *op)
 {
     refund_ctx_t *c = op->ctx;
     pd_charge_rec_t ch = c->ch;
+    bool busy = false;
+    /* one money-moving operation in flight per charge: PD_ERR_BUSY (another refund is
+     * pending) and PD_ERR_CONFLICT (the charge changed since it was read) roll the
+     * claim back too and answer 409; a retry reads the charge again */
+    int r = pd_charge_busy(tx, &ch, &busy);
+    if (r != 0 || busy)
+        return r != 0 ? r : PD_ERR_BUSY;
     ch.amount_refunded += c->rf.amount;
     ch.version++;
-    /* PD_ERR_CONFLICT (another refund changed the charge since it was read) rolls the
-     * claim back too and answers 409: a retry reads the charge again */
-    int r = pd_charge_update(tx, &ch);
+    r = pd_charge_update(tx, &ch);
     return r != 0 ? r : pd_refund_insert(tx, &c->rf);
 }
 
@@ -63,24 +68,11 @@ pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, cons
         ch.version++;
         if ((r = pd_refund_finish(tx, &f)) != 0 || (r = pd_charge_update(tx, &ch)) != 0)
             return r;
-        pd_jw_t w;
-        pd_buf_reset(body_out);
-        pd_jw_init(&w, body_out);
-        pd_jw_obj_begin(&w);
-        pd_jw_key(&w, "error");
-        pd_jw_obj_begin(&w);
-        pd_jw_kstr(&w, "type", "card_error");
-        pd_jw_kstr(&w, "code", "processing_error");
-        char msg[256];
+        char msg[256], extra[PD_ID_MAX + 16];
         snprintf(msg, sizeof(msg), "The processor refused the refund: %s", res->message);
-        pd_jw_kstr(&w, "message", msg);
-        pd_jw_kstr(&w, "refund", f.id);
-        if (f.request_id[0])
-            pd_jw_kstr(&w, "request_id", f.request_id);
-        pd_jw_obj_end(&w);
-        pd_jw_obj_end(&w);
+        snprintf(extra, sizeof(extra), "\"refund\":\"%s\"", f.id);
         *status_out = 402;
-        return pd_jw_finish(&w);
+        return pd_error_json(body_out, "card_error", "processing_error", NULL, extra, f.request_id, msg);
     }
     snprintf(f.status, sizeof(f.status), "succeeded");
     pd_posting_t post;
@@ -127,7 +119,20 @@ static int
 write_refund_outcome(pd_db_t *tx, pd_op_t *op)
 {
     refund_ctx_t *c = op->ctx;
-    return pd_refund_apply(tx, &op->r->arena, &c->rf, &c->res, op->now, &op->status, &op->body);
+    int r = pd_refund_apply(tx, &op->r->arena, &c->rf, &c->res, op->now, &op->status, &op->body);
+    if (r != PD_ERR_STATE)
+        return r;
+    /* no longer pending: recovery recorded the outcome first; answer the refund as it is */
+    pd_refund_rec_t now;
+    if ((r = pd_refund_get(tx, &op->r->arena, c->rf.merchant_id, c->rf.livemode, c->rf.id, &now)) != 0)
+        return r;
+    pd_view_t json = pd_render_to_arena(&op->r->arena, render_refund_cb, &now);
+    pd_buf_reset(&op->body);
+    op->status = strcmp(now.status, "succeeded") == 0 ? 200 : 402;
+    if (op->status == 200)
+        return pd_buf_put(&op->body, json.p, json.len);
+    return pd_error_json(&op->body, "card_error", "processing_error", NULL, NULL, op->r->id,
+                         "The processor refused the refund.");
 }
 
 static void

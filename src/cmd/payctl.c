@@ -29,8 +29,9 @@ usage(FILE *f)
     fprintf(f, "usage: payctl [--data-dir DIR] [--vault-socket PATH] [--credential FILE] [--json] AREA COMMAND [ARGS]\n\n");
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (size_t i = 0; i < *tables[t].n; i++)
-            fprintf(f, "  payctl %s %s %s\n      %s\n", tables[t].cmds[i].area, tables[t].cmds[i].command,
-                    tables[t].cmds[i].usage, tables[t].cmds[i].help);
+            fprintf(f, "  payctl %s%s%s %s\n      %s\n", tables[t].cmds[i].area,
+                    tables[t].cmds[i].command[0] ? " " : "", tables[t].cmds[i].command, tables[t].cmds[i].usage,
+                    tables[t].cmds[i].help);
 }
 
 int
@@ -117,16 +118,19 @@ main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (argc - optind < 2) {
+    if (argc - optind < 1) {
         usage(stderr);
         return 2;
     }
-    const char *area = argv[optind], *command = argv[optind + 1];
+    /* AREA COMMAND [ARGS], or AREA [ARGS] for a command of its own (command "") */
+    const char *area = argv[optind], *command = optind + 1 < argc ? argv[optind + 1] : "";
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         for (size_t i = 0; i < *tables[t].n; i++) {
             const payctl_cmd_t *cmd = &tables[t].cmds[i];
-            if (strcmp(cmd->area, area) == 0 && strcmp(cmd->command, command) == 0) {
-                int rc = cmd->fn(&ctx, argc - optind - 1, argv + optind + 1);
+            bool alone = cmd->command[0] == '\0' && (command[0] == '\0' || command[0] == '-');
+            if (strcmp(cmd->area, area) == 0 && (alone || strcmp(cmd->command, command) == 0)) {
+                int skip = alone ? 0 : 1;
+                int rc = cmd->fn(&ctx, argc - optind - skip, argv + optind + skip);
                 pd_vault_client_free(ctx.vault);
                 return rc;
             }

@@ -1,5 +1,6 @@
 /* payctl commands of the payments side: merchants, API keys, ledger verification.
  * Every change is also recorded in payd's own hash-chained audit log. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "cmd/payctl.h"
 #include "payd/api.h"
 #include "payd/audit.h"
+#include "payd/config.h"
+#include "payd/processor.h"
 #include "payd/records.h"
 #include "payd/time.h"
 
@@ -279,37 +282,145 @@ cmd_keys_list(payctl_t *ctx, int argc, char **argv)
     return r == 0 ? 0 : payctl_fail(ctx, "cannot list keys: %s", pd_strerror(r));
 }
 
-static int
-cmd_ledger_verify(payctl_t *ctx, int argc, char **argv)
+/* the processor's record: the simulator's file (--simulator-db, default DATA_DIR/simulator.db) */
+static pd_processor_t *
+open_processor(payctl_t *ctx, int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    pd_ledger_report_t rep;
-    pd_store_t *s = open_store(ctx);
-    int r = pd_ledger_verify(pd_store_reader(s), &rep);
-    pd_store_close(s);
-    if (r != 0 && r != PD_ERR_STATE)
-        return payctl_fail(ctx, "cannot verify the ledger: %s", pd_strerror(r));
-    if (ctx->json) {
-        json_t *o = json_pack("{s:b,s:I,s:I,s:i}", "ok", r == 0, "entries", (json_int_t)rep.entries, "charges",
-                              (json_int_t)rep.charges, "problems", rep.nproblems);
+    char path[4200];
+    const char *db = flag(argc, argv, "--simulator-db");
+    if (db == NULL)
+        snprintf(path, sizeof(path), "%s/simulator.db", ctx->data_dir);
+    else
+        snprintf(path, sizeof(path), "%s", db);
+    if (access(path, R_OK) != 0)
+        exit(payctl_fail(ctx, "cannot read the processor's record %s (give --simulator-db PATH)", path));
+    pd_processor_t *p = NULL;
+    int r = pd_simulator_new(&p, path, 0);
+    if (r != 0)
+        exit(payctl_fail(ctx, "cannot open the processor's record %s: %s", path, pd_strerror(r)));
+    return p;
+}
+
+/* --since: a duration back from now (90m, 24h, 7d), or Unix seconds; default 24h */
+static int
+parse_since(const char *v, int64_t *since)
+{
+    int64_t ms;
+    char *end = NULL;
+    if (v == NULL) {
+        *since = pd_unix_now() - 86400;
+        return 0;
+    }
+    if (pd_config_parse_ms(v, &ms) == 0 && strspn(v, "0123456789") != strlen(v)) {
+        *since = pd_unix_now() - ms / 1000;
+        return 0;
+    }
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || n < 0 || n > pd_unix_now())
+        return PD_ERR_INVALID;
+    *since = n;
+    return 0;
+}
+
+static void
+print_reconcile(payctl_t *ctx, const pd_reconcile_report_t *rep, json_t *into)
+{
+    if (ctx->json || into != NULL) {
+        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I}", "compared", (json_int_t)rep->compared, "matched",
+                              (json_int_t)rep->matched, "in_flight", (json_int_t)rep->in_flight, "mismatches",
+                              (json_int_t)rep->mismatches, "repaired", (json_int_t)rep->repaired);
         json_t *arr = json_array();
-        for (int i = 0; i < rep.nproblems && i < PD_LEDGER_MAX_PROBLEMS; i++)
-            json_array_append_new(arr, json_string(rep.problems[i]));
+        for (int i = 0; i < rep->nlines; i++)
+            json_array_append_new(arr, json_string(rep->lines[i]));
         json_object_set_new(o, "details", arr);
+        if (into != NULL) {
+            json_object_set_new(into, "processor", o);
+            return;
+        }
         char *text = json_dumps(o, JSON_COMPACT);
         printf("%s\n", text);
         free(text);
         json_decref(o);
-    } else if (r == 0) {
-        printf("ledger verified: %lld entries, %lld charges, every invariant holds\n", (long long)rep.entries,
-               (long long)rep.charges);
-    } else {
-        printf("ledger BROKEN: %d problem(s)\n", rep.nproblems);
-        for (int i = 0; i < rep.nproblems && i < PD_LEDGER_MAX_PROBLEMS; i++)
-            printf("  %s\n", rep.problems[i]);
+        return;
     }
-    return r == 0 ? 0 : 3;
+    printf("reconciled %lld charges with the processor: %lld match, %lld in flight, %lld mismatch(es), %lld repaired\n",
+           (long long)rep->compared, (long long)rep->matched, (long long)rep->in_flight, (long long)rep->mismatches,
+           (long long)rep->repaired);
+    for (int i = 0; i < rep->nlines; i++)
+        printf("  %s\n", rep->lines[i]);
+}
+
+/* payctl reconcile [--since D] [--report-only] [--simulator-db PATH]: exit 0 when
+ * every mismatch (if any) was repaired, 3 when some remain, 1 when it could not run */
+static int
+cmd_reconcile(payctl_t *ctx, int argc, char **argv)
+{
+    int64_t since;
+    if (parse_since(flag(argc, argv, "--since"), &since) != 0)
+        return payctl_fail(ctx, "--since takes a duration back from now (90m, 24h, 7d) or Unix seconds");
+    bool report_only = has(argc, argv, "--report-only");
+    pd_processor_t *p = open_processor(ctx, argc, argv);
+    pd_store_t *s = open_store(ctx);
+    pd_reconcile_report_t rep;
+    int r = pd_reconcile(s, p, since, PD_RECON_AUDIT | (report_only ? 0 : PD_RECON_REPAIR), &rep);
+    pd_store_close(s);
+    p->free(p);
+    if (r != 0)
+        return payctl_fail(ctx, "cannot reconcile: %s", pd_strerror(r));
+    print_reconcile(ctx, &rep, NULL);
+    return rep.mismatches == rep.repaired ? 0 : 3;
+}
+
+static int
+cmd_ledger_verify(payctl_t *ctx, int argc, char **argv)
+{
+    pd_ledger_report_t rep;
+    pd_reconcile_report_t prep;
+    bool with_processor = has(argc, argv, "--with-processor");
+    pd_processor_t *p = with_processor ? open_processor(ctx, argc, argv) : NULL;
+    pd_store_t *s = open_store(ctx);
+    int r = pd_ledger_verify(pd_store_reader(s), &rep);
+    int pr = 0;
+    if (p != NULL && (r == 0 || r == PD_ERR_STATE))
+        pr = pd_reconcile(s, p, 0, 0, &prep); /* report only: a verification writes nothing */
+    pd_store_close(s);
+    if (p != NULL)
+        p->free(p);
+    if (r != 0 && r != PD_ERR_STATE)
+        return payctl_fail(ctx, "cannot verify the ledger: %s", pd_strerror(r));
+    if (pr != 0)
+        return payctl_fail(ctx, "cannot compare with the processor: %s", pd_strerror(pr));
+    bool agrees = p == NULL || prep.mismatches == 0;
+    if (ctx->json) {
+        json_t *o = json_pack("{s:b,s:I,s:I,s:i}", "ok", r == 0 && agrees, "entries", (json_int_t)rep.entries,
+                              "charges", (json_int_t)rep.charges, "problems", rep.nproblems);
+        json_t *arr = json_array();
+        for (int i = 0; i < rep.nproblems && i < PD_LEDGER_MAX_PROBLEMS; i++)
+            json_array_append_new(arr, json_string(rep.problems[i]));
+        json_object_set_new(o, "details", arr);
+        if (p != NULL)
+            print_reconcile(ctx, &prep, o);
+        char *text = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", text);
+        free(text);
+        json_decref(o);
+    } else {
+        if (r == 0) {
+            printf("ledger verified: %lld entries, %lld charges, every invariant holds\n", (long long)rep.entries,
+                   (long long)rep.charges);
+        } else {
+            printf("ledger BROKEN: %d problem(s)\n", rep.nproblems);
+            for (int i = 0; i < rep.nproblems && i < PD_LEDGER_MAX_PROBLEMS; i++)
+                printf("  %s\n", rep.problems[i]);
+        }
+        if (p != NULL && agrees)
+            printf("processor agrees: %lld charges compared, %lld in flight\n", (long long)prep.compared,
+                   (long long)prep.in_flight);
+        else if (p != NULL)
+            print_reconcile(ctx, &prep, NULL);
+    }
+    return r == 0 && agrees ? 0 : 3;
 }
 
 const payctl_cmd_t payctl_payments_cmds[] = {
@@ -321,6 +432,11 @@ const payctl_cmd_t payctl_payments_cmds[] = {
     {"keys", "roll", "KEY_ID [--expires-in SECONDS]", "replace a key; the old one expires after the grace period",
      cmd_keys_roll},
     {"keys", "list", "--merchant ID", "list a merchant's keys (redacted)", cmd_keys_list},
-    {"ledger", "verify", "", "recompute balances and check the ledger's invariants", cmd_ledger_verify},
+    {"ledger", "verify", "[--with-processor [--simulator-db PATH]]",
+     "recompute balances and check the ledger's invariants (and that the processor's record agrees)",
+     cmd_ledger_verify},
+    {"reconcile", "", "[--since 24h|UNIX_SECONDS] [--report-only] [--simulator-db PATH]",
+     "compare charges and refunds with the processor's record; repair what the processor's record decides",
+     cmd_reconcile},
 };
 const size_t payctl_payments_ncmds = sizeof(payctl_payments_cmds) / sizeof(payctl_payments_cmds[0]);

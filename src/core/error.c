@@ -32,6 +32,7 @@ pd_strerror(int err)
     case PD_ERR_CONTEXT: return "encryption context mismatch";
     case PD_ERR_TRUNCATED: return "truncated input";
     case PD_ERR_DECLINED: return "declined";
+    case PD_ERR_BUSY: return "another operation is in flight";
     }
     if (err < 0 && err > -4096)
         {

@@ -1,11 +1,13 @@
 /* Charges (one per confirmation) and refunds. */
+#include "payd/time.h"
 #include "store/repo.h"
 
 #define CH_COLS                                                                                                        \
     "id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, captured, processing, "    \
     "capture_requested, amount_captured, amount_refunded, COALESCE(processor_ref, ''), COALESCE(failure_code, ''), " \
     "COALESCE(failure_message, ''), COALESCE(decline_code, ''), outcome, description, idempotency_key, "              \
-    "COALESCE(request_id, ''), created, seq, version, void_requested, pending_idempotency_key"
+    "COALESCE(request_id, ''), created, seq, version, void_requested, pending_idempotency_key, capture_amount, "      \
+    "updated"
 
 static int
 decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -37,6 +39,8 @@ decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
     c->version = pd_row_int(r, 23);
     c->void_requested = pd_row_int(r, 24) != 0;
     c->pending_idempotency_key = pd_repo_dup(a, r, 25);
+    c->capture_amount = pd_row_int(r, 26);
+    c->updated = pd_row_int(r, 27);
     return 0;
 }
 
@@ -48,7 +52,7 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
         "INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, "
         "captured, processing, capture_requested, amount_captured, amount_refunded, processor_ref, failure_code, "
         "failure_message, decline_code, outcome, description, idempotency_key, request_id, created, seq, version, "
-        "void_requested) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "void_requested, capture_amount, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         PD_SQL_ARGS(PD_SQL_S(c->id), PD_SQL_S(c->merchant_id), PD_SQL_I(c->livemode), PD_SQL_S(c->payment_intent),
                     PD_SQL_S(c->payment_method), PD_SQL_I(c->amount), PD_SQL_S(c->currency), PD_SQL_S(c->status),
                     PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
@@ -56,7 +60,7 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
                     PD_SQL_S(c->outcome), PD_SQL_S(c->description), PD_SQL_S(c->idempotency_key),
                     pd_repo_opt(c->request_id), PD_SQL_I(c->created), PD_SQL_I(c->seq), PD_SQL_I(c->version),
-                    PD_SQL_I(c->void_requested)),
+                    PD_SQL_I(c->void_requested), PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now())),
         NULL);
 }
 
@@ -68,12 +72,14 @@ pd_charge_update(pd_db_t *tx, const pd_charge_rec_t *c)
         tx,
         "UPDATE charges SET status = ?, captured = ?, processing = ?, capture_requested = ?, amount_captured = ?, "
         "amount_refunded = ?, processor_ref = ?, failure_code = ?, failure_message = ?, decline_code = ?, outcome = ?, "
-        "void_requested = ?, pending_idempotency_key = ?, version = ? WHERE id = ? AND version = ?",
+        "void_requested = ?, pending_idempotency_key = ?, capture_amount = ?, updated = ?, version = ? "
+        "WHERE id = ? AND version = ?",
         PD_SQL_ARGS(PD_SQL_S(c->status), PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
                     PD_SQL_I(c->amount_captured), PD_SQL_I(c->amount_refunded), pd_repo_opt(c->processor_ref),
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
                     PD_SQL_S(c->outcome), PD_SQL_I(c->void_requested), PD_SQL_S(c->pending_idempotency_key),
-                    PD_SQL_I(c->version), PD_SQL_S(c->id), PD_SQL_I(c->version - 1)),
+                    PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now()), PD_SQL_I(c->version), PD_SQL_S(c->id),
+                    PD_SQL_I(c->version - 1)),
         &n);
     return r != 0 ? r : n == 1 ? 0 : PD_ERR_CONFLICT;
 }
@@ -123,8 +129,59 @@ pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec
     each_t e = {a, fn, arg};
     return pd_db_query(db,
                        "SELECT " CH_COLS " FROM charges WHERE (processing = 1 OR capture_requested = 1 OR "
-                       "void_requested = 1) AND created <= ? ORDER BY seq LIMIT 500",
+                       "void_requested = 1) AND updated <= ? ORDER BY updated LIMIT 500",
                        PD_SQL_ARGS(PD_SQL_I(older_than)), each_processing, &e);
+}
+
+typedef struct {
+    pd_arena_t *a;
+    pd_charge_rec_t *out;
+    bool found;
+} one_charge_t;
+
+static int
+one_charge(const pd_row_t *r, void *arg)
+{
+    one_charge_t *o = arg;
+    o->found = true;
+    return decode_charge(r, o->a, o->out);
+}
+
+int
+pd_charge_get_any(pd_db_t *db, pd_arena_t *a, const char *id, pd_charge_rec_t *out)
+{
+    one_charge_t o = {a, out, false};
+    int r = pd_db_query(db, "SELECT " CH_COLS " FROM charges WHERE id = ?", PD_SQL_ARGS(PD_SQL_S(id)), one_charge, &o);
+    return r != 0 ? r : o.found ? 0 : PD_ERR_NOTFOUND;
+}
+
+int
+pd_charge_list_updated(pd_db_t *db, pd_arena_t *a, int64_t updated, const char *after_id, int64_t limit, pd_rec_fn fn,
+                       void *arg)
+{
+    each_t e = {a, fn, arg};
+    return pd_db_query(db,
+                       "SELECT " CH_COLS " FROM charges WHERE updated > ?1 OR (updated = ?1 AND id > ?2) "
+                       "ORDER BY updated, id LIMIT ?3",
+                       PD_SQL_ARGS(PD_SQL_I(updated), PD_SQL_S(after_id), PD_SQL_I(limit)), each_processing, &e);
+}
+
+static int
+found_row(const pd_row_t *r, void *arg)
+{
+    (void)r;
+    *(bool *)arg = true;
+    return 0;
+}
+
+int
+pd_charge_busy(pd_db_t *db, const pd_charge_rec_t *c, bool *busy)
+{
+    *busy = c->processing || c->capture_requested || c->void_requested;
+    if (*busy)
+        return 0;
+    return pd_db_query(db, "SELECT 1 FROM refunds WHERE charge = ? AND status = 'pending' LIMIT 1",
+                       PD_SQL_ARGS(PD_SQL_S(c->id)), found_row, busy);
 }
 
 /* --- refunds --- */
@@ -195,6 +252,30 @@ pd_refund_list_pending(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn
     return pd_db_query(db,
                        "SELECT " RE_COLS " FROM refunds WHERE status = 'pending' AND created <= ? ORDER BY seq LIMIT 500",
                        PD_SQL_ARGS(PD_SQL_I(older_than)), each_refund_row, &e);
+}
+
+int
+pd_refund_list_of_charge(pd_db_t *db, pd_arena_t *a, const char *charge, pd_rec_fn fn, void *arg)
+{
+    each_t e = {a, fn, arg};
+    return pd_db_query(db, "SELECT " RE_COLS " FROM refunds WHERE charge = ? ORDER BY seq",
+                       PD_SQL_ARGS(PD_SQL_S(charge)), each_refund_row, &e);
+}
+
+static int
+each_charge_id(const pd_row_t *r, void *arg)
+{
+    each_t *e = arg;
+    pd_view_t id = pd_row_text(r, 0);
+    return e->fn((void *)id.p, e->arg);
+}
+
+int
+pd_refund_list_charges_since(pd_db_t *db, pd_arena_t *a, int64_t since, pd_rec_fn fn, void *arg)
+{
+    each_t e = {a, fn, arg};
+    return pd_db_query(db, "SELECT DISTINCT charge FROM refunds WHERE created >= ?", PD_SQL_ARGS(PD_SQL_I(since)),
+                       each_charge_id, &e);
 }
 
 int

@@ -159,6 +159,18 @@ static const char *const migrations[] = {
     /* 8: the idempotency key of the capture or cancel request in flight on a charge, so
      * the recovery worker that finishes it also completes the key (a retry replays) */
     "ALTER TABLE charges ADD COLUMN pending_idempotency_key TEXT;",
+    /* 9: the amount a capture in flight asked for (recovery sends it if the processor
+     * never got it) and when a charge last changed: recovery waits on the time an
+     * operation was requested, not on the charge's creation, and reconciliation reads
+     * the charges changed since its last pass */
+    "ALTER TABLE charges ADD COLUMN capture_amount INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE charges ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE charges SET updated = created;"
+    "DROP INDEX charges_inflight;"
+    "CREATE INDEX charges_inflight ON charges(updated)"
+    "  WHERE processing = 1 OR capture_requested = 1 OR void_requested = 1;"
+    "CREATE INDEX charges_updated ON charges(updated);"
+    "CREATE INDEX refunds_created ON refunds(created);",
 };
 
 int

@@ -11,6 +11,7 @@
  * only after its record is committed. The same thread applies the configured latency.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -46,6 +47,7 @@ typedef struct pending {
 
 typedef struct {
     pd_processor_t super;
+    char *path;
     sqlite3 *db;
     pd_checkpointer_t *ckpt; /* checkpoints (and their fsyncs) off the simulator's thread */
     sqlite3_stmt *st[ST_COUNT];
@@ -182,12 +184,12 @@ reply(sim_t *s, pd_proc_cb cb, void *arg, const pd_proc_result_t *res)
 /* statements used per authorization, prepared once at start (used under db_mu) */
 static const char *const stmt_sql[ST_COUNT] = {
     "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
-    "risk_level, amount, amount_captured, amount_refunded FROM auths WHERE charge_id = ?",
+    "risk_level, amount, amount_captured, amount_refunded, updated FROM auths WHERE charge_id = ?",
     "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
-    "risk_level, amount, amount_captured, amount_refunded FROM auths WHERE reference = ?",
+    "risk_level, amount, amount_captured, amount_refunded, updated FROM auths WHERE reference = ?",
     "INSERT INTO auths (charge_id, reference, merchant_id, amount, currency, status, error_code, "
     "decline_code, message, network_status, cvc_check, risk_level, amount_captured, "
-    "amount_refunded, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)",
+    "amount_refunded, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0,?14,?14)",
 };
 
 static int
@@ -224,6 +226,7 @@ load(sim_t *s, const char *charge_id, const char *reference, pd_proc_result_t *r
         res->amount_authorized = sqlite3_column_int64(st, 8);
         res->amount_captured = sqlite3_column_int64(st, 9);
         res->amount_refunded = sqlite3_column_int64(st, 10);
+        res->updated = sqlite3_column_int64(st, 11);
         if (strcmp(status, "voided") == 0)
             res->amount_authorized = 0;
         r = 0;
@@ -435,7 +438,7 @@ static void
 sim_capture(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_cb cb, void *arg)
 {
     update_and_reply((sim_t *)p, reference,
-                     "UPDATE auths SET status = 'captured', amount_captured = ?3 "
+                     "UPDATE auths SET status = 'captured', amount_captured = ?3, updated = unixepoch() "
                      "WHERE reference = ?2 AND status = 'authorized' AND ?3 > 0 AND ?3 <= amount",
                      amount, cb, arg);
 }
@@ -445,7 +448,8 @@ sim_cancel(pd_processor_t *p, const char *reference, pd_proc_cb cb, void *arg)
 {
     /* voiding a voided authorization succeeds again: a retried cancel must not read as refused */
     update_and_reply((sim_t *)p, reference,
-                     "UPDATE auths SET status = 'voided' WHERE reference = ?2 AND status IN ('authorized', 'voided')",
+                     "UPDATE auths SET status = 'voided', updated = unixepoch() "
+                     "WHERE reference = ?2 AND status IN ('authorized', 'voided')",
                      0, cb, arg);
 }
 
@@ -464,11 +468,12 @@ sim_refund(pd_processor_t *p, const char *reference, int64_t amount, const char 
                             refund_id, reference, 0);
     if (ok && seen == 0)
         changed = step_changes(s,
-                               "UPDATE auths SET amount_refunded = amount_refunded + ?3 WHERE reference = ?2 "
+                               "UPDATE auths SET amount_refunded = amount_refunded + ?3, updated = unixepoch() "
+                               "WHERE reference = ?2 "
                                "AND status = 'captured' AND ?3 > 0 AND amount_refunded + ?3 <= amount_captured",
                                refund_id, reference, amount);
     if (ok && changed == 1)
-        ok = step_changes(s, "INSERT INTO refunds (refund_id, reference, amount) VALUES (?1, ?2, ?3)", refund_id,
+        ok = step_changes(s, "INSERT INTO refunds (refund_id, reference, amount, created) VALUES (?1, ?2, ?3, unixepoch())", refund_id,
                           reference, amount) == 1;
     ok = ok && seen >= 0 && (seen == 1 || changed >= 0) && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     if (!ok)
@@ -493,6 +498,105 @@ sim_query(pd_processor_t *p, const char *charge_id, pd_proc_cb cb, void *arg)
     reply(s, cb, arg, &res);
 }
 
+/* --- the listing for reconciliation, on a connection of its own (WAL: it never
+ * waits for the simulator's writes, nor they for it) --- */
+
+static const char *
+col_text(sqlite3_stmt *st, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    return t != NULL ? t : "";
+}
+
+static pd_proc_state_t
+state_of(const char *status)
+{
+    return strcmp(status, "captured") == 0   ? PD_PROC_STATE_CAPTURED
+           : strcmp(status, "voided") == 0   ? PD_PROC_STATE_VOIDED
+           : strcmp(status, "declined") == 0 ? PD_PROC_STATE_DECLINED
+                                             : PD_PROC_STATE_AUTHORIZED;
+}
+
+enum { LIST_MAX_REFUNDS = 256 }; /* refunds of one authorization reported (more: PD_ERR_TOOBIG) */
+
+/* the refunds of the authorization `reference` into out (ids copied into names) */
+static int
+list_refunds(sqlite3_stmt *st, const char *reference, pd_proc_refund_t *out, char (*names)[64], size_t *n)
+{
+    int rc, r = 0;
+    *n = 0;
+    sqlite3_bind_text(st, 1, reference, -1, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == LIST_MAX_REFUNDS) {
+            r = PD_ERR_TOOBIG;
+            break;
+        }
+        set_str(names[*n], sizeof(names[*n]), col_text(st, 0));
+        out[*n] = (pd_proc_refund_t){names[*n], sqlite3_column_int64(st, 1)};
+        (*n)++;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = PD_ERR_IO;
+    sqlite3_reset(st);
+    return r;
+}
+
+static int
+sim_list(pd_processor_t *p, int64_t since, int64_t until, pd_proc_record_fn fn, void *arg)
+{
+    sim_t *s = (sim_t *)p;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *auths = NULL, *refunds = NULL;
+    pd_proc_refund_t *rf = calloc(LIST_MAX_REFUNDS, sizeof(*rf));
+    char(*names)[64] = calloc(LIST_MAX_REFUNDS, sizeof(*names));
+    int r = PD_ERR_IO, rc = SQLITE_ERROR;
+    if (rf == NULL || names == NULL) {
+        r = PD_ERR_NOMEM;
+        goto out;
+    }
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA busy_timeout=5000; BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT charge_id, reference, merchant_id, currency, status, amount, amount_captured, "
+                           "amount_refunded, created, updated FROM auths WHERE updated >= ?1 AND updated < ?2 "
+                           "ORDER BY updated, charge_id",
+                           -1, &auths, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT refund_id, amount FROM refunds WHERE reference = ?1 ORDER BY created, refund_id",
+                           -1, &refunds, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(auths, 1, since);
+    sqlite3_bind_int64(auths, 2, until);
+    r = 0;
+    while (r == 0 && (rc = sqlite3_step(auths)) == SQLITE_ROW) {
+        pd_proc_record_t rec = {
+            .charge_id = col_text(auths, 0),
+            .reference = col_text(auths, 1),
+            .merchant_id = col_text(auths, 2),
+            .currency = col_text(auths, 3),
+            .state = state_of(col_text(auths, 4)),
+            .amount = sqlite3_column_int64(auths, 5),
+            .amount_captured = sqlite3_column_int64(auths, 6),
+            .amount_refunded = sqlite3_column_int64(auths, 7),
+            .created = sqlite3_column_int64(auths, 8),
+            .updated = sqlite3_column_int64(auths, 9),
+            .refunds = rf,
+        };
+        if ((r = list_refunds(refunds, rec.reference, rf, names, &rec.nrefunds)) == 0)
+            r = fn(&rec, arg);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = PD_ERR_IO;
+out:
+    if (r == PD_ERR_IO)
+        pd_log_error("cannot list the simulator's record", PD_LS("error", db != NULL ? sqlite3_errmsg(db) : "open"));
+    sqlite3_finalize(auths);
+    sqlite3_finalize(refunds);
+    sqlite3_close(db); /* ends the read transaction */
+    free(rf);
+    free(names);
+    return r;
+}
+
 static void
 sim_free(pd_processor_t *p)
 {
@@ -514,7 +618,20 @@ sim_free(pd_processor_t *p)
     pthread_mutex_destroy(&s->db_mu);
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cv);
+    free(s->path);
     free(s);
+}
+
+/* adds a column that a simulator file made by an older payd lacks */
+static int
+add_column(sqlite3 *db, const char *table, const char *column, const char *alter)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s LIMIT 0", column, table);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : exec_sql(db, alter);
 }
 
 int
@@ -523,8 +640,13 @@ pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
     sim_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return PD_ERR_NOMEM;
-    s->super = (pd_processor_t){"simulator", sim_authorize, sim_capture, sim_cancel, sim_refund, sim_query, sim_free};
+    s->super = (pd_processor_t){"simulator", sim_authorize, sim_capture, sim_cancel, sim_refund,
+                                sim_query,   sim_list,      sim_free};
     s->latency_ms = latency_ms;
+    if ((s->path = strdup(db_path)) == NULL) {
+        free(s);
+        return PD_ERR_NOMEM;
+    }
     pthread_mutex_init(&s->db_mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
@@ -540,7 +662,13 @@ pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
                         " risk_level TEXT NOT NULL, amount_captured INTEGER NOT NULL,"
                         " amount_refunded INTEGER NOT NULL, created INTEGER NOT NULL);"
                         "CREATE TABLE IF NOT EXISTS refunds (refund_id TEXT PRIMARY KEY, reference TEXT NOT NULL,"
-                        " amount INTEGER NOT NULL);") != 0) {
+                        " amount INTEGER NOT NULL);") != 0 ||
+        add_column(s->db, "auths", "updated", "ALTER TABLE auths ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;"
+                                              "UPDATE auths SET updated = created;") != 0 ||
+        add_column(s->db, "refunds", "created", "ALTER TABLE refunds ADD COLUMN created INTEGER NOT NULL DEFAULT 0;") !=
+            0 ||
+        exec_sql(s->db, "CREATE INDEX IF NOT EXISTS auths_updated ON auths(updated);"
+                        "CREATE INDEX IF NOT EXISTS refunds_reference ON refunds(reference);") != 0) {
         pd_log_error("cannot open the simulator database", PD_LS("path", db_path));
         sim_free(&s->super);
         return PD_ERR_IO;
