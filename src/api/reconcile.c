@@ -248,8 +248,11 @@ compare(recon_t *rc, const char *charge_id, const pd_charge_rec_t *ch, pd_proc_s
     bool missing_void = ps == PD_PROC_STATE_VOIDED && ds == PD_PROC_STATE_AUTHORIZED;
     if (missing_capture || missing_void) {
         bool fixed = repair(rc, ch, ps, captured);
-        report(rc, missing_capture ? "capture_not_recorded" : "void_not_recorded", ch->id, fixed,
-               "the processor %s it (captured %lld); payd had it authorized", state_name(ps), (long long)captured);
+        if (missing_capture)
+            report(rc, "capture_not_recorded", ch->id, fixed, "the processor captured %lld; payd had it authorized",
+                   (long long)captured);
+        else
+            report(rc, "void_not_recorded", ch->id, fixed, "the processor voided it; payd had it authorized");
         return 0;
     }
     if (ps != ds) {
@@ -271,7 +274,8 @@ compare(recon_t *rc, const char *charge_id, const pd_charge_rec_t *ch, pd_proc_s
                (long long)ch->amount_captured, (long long)captured);
         ok = false;
     }
-    if (refunded != t.succeeded || ch->amount_refunded != t.succeeded) {
+    /* with the processor's refunds listed they are compared one by one below */
+    if ((p == NULL && refunded != t.succeeded) || ch->amount_refunded != t.succeeded) {
         report(rc, "refunded", ch->id, false, "refunded: payd %lld (charge %lld), processor %lld",
                (long long)t.succeeded, (long long)ch->amount_refunded, (long long)refunded);
         ok = false;

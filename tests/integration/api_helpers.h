@@ -94,16 +94,35 @@ api_charge(const pd_h_payd_t *p, const char *pm, long amount, const char *curren
     return api_call(p, "POST", "/v1/payment_intents", body, o);
 }
 
-/* true when `payctl ledger verify` on p's data directory exits 0 and reports every
- * invariant holding */
+/* true when `payctl ledger verify --with-processor` on p's data directory exits 0:
+ * every invariant of the books holds and they agree with the processor's own record
+ * (the simulator's database), the second source of truth */
 static inline bool
 api_ledger_verifies(const pd_h_payd_t *p)
 {
-    const char *argv[] = {PAYCTL_BIN, "--data-dir", p->dir, "ledger", "verify", NULL};
+    const char *argv[] = {PAYCTL_BIN, "--data-dir", p->dir, "ledger", "verify", "--with-processor", NULL};
     char *out = NULL;
-    bool ok = pd_h_run(argv, &out) == 0 && out != NULL && strstr(out, "every invariant holds") != NULL;
+    bool ok = pd_h_run(argv, &out) == 0 && out != NULL && strstr(out, "every invariant holds") != NULL &&
+              strstr(out, "processor agrees") != NULL;
+    if (!ok)
+        fprintf(stderr, "payctl ledger verify --with-processor:\n%s\n", out != NULL ? out : "(no output)");
     free(out);
     return ok;
+}
+
+/* the first column of the first row of query on DIR/db (sqlite3 -readonly); -1 on error */
+static inline long
+api_sql_long(const pd_h_payd_t *p, const char *db, const char *query)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", p->dir, db);
+    const char *argv[] = {"/usr/bin/sqlite3", "-readonly", path, query, NULL};
+    char *out = NULL;
+    long n = -1;
+    if (pd_h_run(argv, &out) == 0 && out != NULL)
+        n = strtol(out, NULL, 10);
+    free(out);
+    return n;
 }
 
 static inline const char *

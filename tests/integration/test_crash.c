@@ -66,21 +66,6 @@ loader_main(void *arg)
     return NULL;
 }
 
-/* runs one query with the sqlite3 shell against a database in p's data dir; returns its first line as a number */
-static long
-sql_count(const pd_h_payd_t *p, const char *db, const char *query)
-{
-    char path[400];
-    snprintf(path, sizeof(path), "%s/%s", p->dir, db);
-    const char *argv[] = {"/usr/bin/sqlite3", "-readonly", path, query, NULL};
-    char *out = NULL;
-    long n = -1;
-    if (pd_h_run(argv, &out) == 0 && out != NULL)
-        n = strtol(out, NULL, 10);
-    free(out);
-    return n;
-}
-
 static void
 acknowledged_payments_survive_kill_9(void **state)
 {
@@ -123,7 +108,7 @@ acknowledged_payments_survive_kill_9(void **state)
     assert_int_equal(pd_h_start(&p, &again), 0);
     long processing = -1;
     for (int i = 0; i < 100; i++) {
-        processing = sql_count(&p, "payd.db", "SELECT count(*) FROM charges WHERE processing != 0 OR capture_requested != 0");
+        processing = api_sql_long(&p, "payd.db", "SELECT count(*) FROM charges WHERE processing != 0 OR capture_requested != 0");
         if (processing == 0)
             break;
         usleep(100000);
@@ -152,13 +137,13 @@ acknowledged_payments_survive_kill_9(void **state)
         }
     }
     /* no intent has two succeeded charges */
-    assert_int_equal(sql_count(&p, "payd.db",
+    assert_int_equal(api_sql_long(&p, "payd.db",
                                "SELECT count(*) FROM (SELECT payment_intent FROM charges WHERE status = 'succeeded'"
                                " GROUP BY payment_intent HAVING count(*) > 1)"),
                      0);
     /* the processor holds money only for succeeded charges, and the reverse */
-    long held = sql_count(&p, "simulator.db", "SELECT count(*) FROM auths WHERE status IN ('authorized', 'captured')");
-    long succeeded = sql_count(&p, "payd.db", "SELECT count(*) FROM charges WHERE status = 'succeeded'");
+    long held = api_sql_long(&p, "simulator.db", "SELECT count(*) FROM auths WHERE status IN ('authorized', 'captured')");
+    long succeeded = api_sql_long(&p, "payd.db", "SELECT count(*) FROM charges WHERE status = 'succeeded'");
     assert_true(held >= acked);
     assert_int_equal(held, succeeded);
     char q[600];
@@ -166,7 +151,7 @@ acknowledged_payments_survive_kill_9(void **state)
              "ATTACH '%s/payd.db' AS p; SELECT count(*) FROM auths a LEFT JOIN p.charges c ON c.id = a.charge_id"
              " WHERE a.status IN ('authorized', 'captured') AND (c.id IS NULL OR c.status != 'succeeded')",
              p.dir);
-    assert_int_equal(sql_count(&p, "simulator.db", q), 0);
+    assert_int_equal(api_sql_long(&p, "simulator.db", q), 0);
 
     assert_true(api_ledger_verifies(&p));
     assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
@@ -223,13 +208,13 @@ refund_and_cancel_interrupted_by_kill_9_are_finished(void **state)
     long voided = 0, refunded = 0;
     for (int i = 0; i < 100 && (voided != 1 || refunded != 1); i++) {
         usleep(20000);
-        voided = sql_count(&p, "simulator.db", "SELECT count(*) FROM auths WHERE status = 'voided'");
-        refunded = sql_count(&p, "simulator.db", "SELECT count(*) FROM refunds");
+        voided = api_sql_long(&p, "simulator.db", "SELECT count(*) FROM auths WHERE status = 'voided'");
+        refunded = api_sql_long(&p, "simulator.db", "SELECT count(*) FROM refunds");
     }
     assert_int_equal(voided, 1);
     assert_int_equal(refunded, 1);
-    assert_int_equal(sql_count(&p, "payd.db", "SELECT count(*) FROM refunds WHERE status = 'pending'"), 1);
-    assert_int_equal(sql_count(&p, "payd.db", "SELECT count(*) FROM charges WHERE void_requested = 1"), 1);
+    assert_int_equal(api_sql_long(&p, "payd.db", "SELECT count(*) FROM refunds WHERE status = 'pending'"), 1);
+    assert_int_equal(api_sql_long(&p, "payd.db", "SELECT count(*) FROM charges WHERE void_requested = 1"), 1);
     assert_int_equal(pd_h_stop(&p, SIGKILL, 5000), 128 + SIGKILL);
     for (int i = 0; i < 2; i++) {
         pthread_join(th[i], NULL);
@@ -243,7 +228,7 @@ refund_and_cancel_interrupted_by_kill_9_are_finished(void **state)
     long left = -1;
     for (int i = 0; i < 100 && left != 0; i++) {
         usleep(100000);
-        left = sql_count(&p, "payd.db",
+        left = api_sql_long(&p, "payd.db",
                          "SELECT (SELECT count(*) FROM refunds WHERE status = 'pending') + "
                          "(SELECT count(*) FROM charges WHERE void_requested = 1)");
     }
@@ -253,7 +238,7 @@ refund_and_cancel_interrupted_by_kill_9_are_finished(void **state)
     assert_string_equal(jstr(j, "status"), "succeeded");
     assert_int_equal(jint(j, "amount"), 1200);
     json_decref(j);
-    assert_int_equal(sql_count(&p, "simulator.db", "SELECT amount_refunded FROM auths WHERE amount_refunded > 0"), 1200);
+    assert_int_equal(api_sql_long(&p, "simulator.db", "SELECT amount_refunded FROM auths WHERE amount_refunded > 0"), 1200);
     char path[120];
     snprintf(path, sizeof(path), "/v1/charges?payment_intent=%s", captured);
     assert_int_equal(api_call(&p, "GET", path, NULL, &j), 200);
