@@ -261,12 +261,72 @@ refund_and_cancel_interrupted_by_kill_9_are_finished(void **state)
     pd_h_cleanup(&p);
 }
 
+/* a capture recorded as requested whose processor call never arrived (payd killed,
+ * the processor's record without it) is made by the recovery worker with the amount
+ * requested, and its key replays the answer */
+static void
+capture_the_processor_never_got_is_made_by_recovery(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *slow[] = {"--set", "payments.recovery_after_ms=1s", "--set", "processor.simulator_latency_ms=3s", NULL};
+    pd_h_opts_t o = {.args = slow};
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+    json_t *j;
+    char id[64], path[120];
+    assert_int_equal(api_call(&p, "POST", "/v1/payment_intents",
+                              "amount=3000&currency=usd&confirm=true&payment_method=pm_card_visa&capture_method=manual", &j),
+                     200);
+    snprintf(id, sizeof(id), "%s", jstr(j, "id"));
+    json_decref(j);
+    snprintf(path, sizeof(path), "/v1/payment_intents/%s/capture", id);
+    call_t call = {&p, path, "amount_to_capture=2000", "capture-1", 0};
+    pthread_t th;
+    pthread_create(&th, NULL, call_main, &call);
+    long requested = 0;
+    for (int i = 0; i < 100 && requested != 1; i++) {
+        usleep(20000);
+        requested = api_sql_long(&p, "payd.db", "SELECT count(*) FROM charges WHERE capture_requested = 1");
+    }
+    assert_int_equal(requested, 1);
+    assert_int_equal(pd_h_stop(&p, SIGKILL, 5000), 128 + SIGKILL);
+    pthread_join(th, NULL);
+    assert_true(call.status <= 0);
+    /* as if the capture never reached the processor */
+    char sim[400];
+    snprintf(sim, sizeof(sim), "%s/simulator.db", p.dir);
+    const char *revert[] = {"/usr/bin/sqlite3", sim, "UPDATE auths SET status = 'authorized', amount_captured = 0", NULL};
+    char *out = NULL;
+    assert_int_equal(pd_h_run(revert, &out), 0);
+    free(out);
+
+    const char *args[] = {"--set", "payments.recovery_after_ms=1s", NULL};
+    pd_h_opts_t again = {.args = args, .reuse_dir = p.dir};
+    assert_int_equal(pd_h_start(&p, &again), 0);
+    for (int i = 0; i < 100 && requested != 0; i++) {
+        usleep(100000);
+        requested = api_sql_long(&p, "payd.db", "SELECT count(*) FROM charges WHERE capture_requested = 1");
+    }
+    assert_int_equal(requested, 0);
+    assert_int_equal(api_sql_long(&p, "simulator.db", "SELECT amount_captured FROM auths WHERE status = 'captured'"),
+                     2000);
+    assert_int_equal(api_call_as(&p, api_sk, "POST", path, "amount_to_capture=2000", "capture-1", &j), 200);
+    assert_string_equal(jstr(j, "status"), "succeeded");
+    assert_int_equal(jint(j, "amount_received"), 2000);
+    json_decref(j);
+    assert_true(api_ledger_verifies(&p));
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(acknowledged_payments_survive_kill_9),
         cmocka_unit_test(refund_and_cancel_interrupted_by_kill_9_are_finished),
+        cmocka_unit_test(capture_the_processor_never_got_is_made_by_recovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
