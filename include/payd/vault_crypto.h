@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "payd/buf.h"
+#include "payd/crypto.h"
 #include "payd/error.h"
 
 #define PD_KEY_LEN 32
@@ -77,11 +78,5 @@ int pd_shamir_split(const uint8_t secret[PD_KEY_LEN], int n, int threshold, char
 /* Combines shares (at least the threshold they carry). PD_ERR_INVALID with a message
  * for malformed/duplicate/mismatched shares, PD_ERR_RANGE for too few. */
 int pd_shamir_combine(const char *const *shares, int n, uint8_t secret[PD_KEY_LEN], char *err, size_t errcap) PD_WUR;
-
-/* n uniform base62 characters from the private DRBG (for passphrases and credentials). */
-int pd_secret_base62(char *out, size_t n) PD_WUR;
-
-/* HMAC-SHA256 into out[32]. */
-int pd_hmac_sha256(const uint8_t *key, size_t keylen, const uint8_t *msg, size_t msglen, uint8_t out[32]) PD_WUR;
 
 #endif

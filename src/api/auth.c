@@ -14,7 +14,7 @@
 #include "api/internal.h"
 #include "payd/log.h"
 #include "payd/time.h"
-#include "payd/vault_crypto.h"
+#include "payd/crypto.h"
 
 #define CACHE_SLOTS 64
 #define CACHE_TTL_MS 2000

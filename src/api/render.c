@@ -6,7 +6,7 @@
 
 #include "api/internal.h"
 #include "payd/pay.h"
-#include "payd/vault_crypto.h"
+#include "payd/crypto.h"
 
 /* key for client secrets: HMAC(pepper, label), set once at start before any request */
 static uint8_t client_secret_key[32];

@@ -11,7 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "api/internal.h"
-#include "payd/vault_crypto.h"
+#include "payd/crypto.h"
 
 typedef struct {
     pd_op_t *op;
