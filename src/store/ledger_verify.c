@@ -2,8 +2,14 @@
  * The ledger verifier (payctl ledger verify): recomputes what must hold and
  * reports the first problems.
  *   - every ledger transaction sums to zero per currency
- *   - every charge: captured <= authorized, refunded <= captured
- *   - holds are released once a charge is captured or voided
+ *   - every charge: captured <= authorized, refunded <= captured, and its refunded
+ *     amount equals its succeeded and pending refunds
+ *   - every charge holds exactly what its state says: the authorized amount while it is
+ *     authorized and neither captured nor voided, nothing once captured, voided or
+ *     failed (and nothing before its authorization is recorded)
+ *   - the processor owes what was captured (the capture's receivable equals the charge's
+ *     amount_captured) less what was refunded (each succeeded refund posts its amount,
+ *     any other refund posts nothing)
  *   - each merchant balance in the ledger equals the sum of its balance transactions
  */
 #include <inttypes.h>
@@ -53,7 +59,30 @@ hold_row(const pd_row_t *r, void *arg)
     pd_ledger_report_t *rep = arg;
     char id[PD_ID_MAX];
     if (pd_row_copy(r, 0, id, sizeof(id)) == 0)
-        problem(rep, "charge %s still holds %" PRId64 " after capture or void", id, pd_row_int(r, 1));
+        problem(rep, "charge %s holds %" PRId64 " where its state calls for %" PRId64, id, pd_row_int(r, 1),
+                pd_row_int(r, 2));
+    return 0;
+}
+
+static int
+receivable_row(const pd_row_t *r, void *arg)
+{
+    pd_ledger_report_t *rep = arg;
+    char id[PD_ID_MAX];
+    if (pd_row_copy(r, 0, id, sizeof(id)) == 0)
+        problem(rep, "%s posts %" PRId64 " to processor_receivable where its record calls for %" PRId64, id,
+                pd_row_int(r, 1), pd_row_int(r, 2));
+    return 0;
+}
+
+static int
+refunded_row(const pd_row_t *r, void *arg)
+{
+    pd_ledger_report_t *rep = arg;
+    char id[PD_ID_MAX];
+    if (pd_row_copy(r, 0, id, sizeof(id)) == 0)
+        problem(rep, "charge %s has amount_refunded %" PRId64 " but refunds of %" PRId64, id, pd_row_int(r, 1),
+                pd_row_int(r, 2));
     return 0;
 }
 
@@ -92,11 +121,35 @@ pd_ledger_verify(pd_db_t *db, pd_ledger_report_t *rep)
                          "amount_refunded > amount_captured OR amount_captured < 0 OR amount_refunded < 0 LIMIT 20",
                          NULL, 0, charge_row, rep)) != 0)
         return r;
+    /* aggregates joined (not correlated per row), so a large ledger is read once */
     if ((r = pd_db_query(db,
-                         "SELECT c.id, SUM(e.amount) FROM charges c JOIN ledger_entries e ON e.source = c.id "
-                         "WHERE e.account = 'card_holds' AND (c.captured = 1 OR c.status = 'failed') "
-                         "GROUP BY c.id HAVING SUM(e.amount) != 0 LIMIT 20",
+                         "SELECT c.id, c.amount_refunded, COALESCE(f.s, 0) FROM charges c LEFT JOIN "
+                         "(SELECT charge, SUM(amount) AS s FROM refunds WHERE status IN ('succeeded', 'pending') "
+                         " GROUP BY charge) f ON f.charge = c.id WHERE c.amount_refunded != COALESCE(f.s, 0) LIMIT 20",
+                         NULL, 0, refunded_row, rep)) != 0)
+        return r;
+    /* the hold a charge's state calls for: its amount while authorized (including with a
+     * capture or void requested), else nothing */
+    if ((r = pd_db_query(db,
+                         "SELECT id, held, expected FROM (SELECT c.id, COALESCE(h.s, 0) AS held, "
+                         " CASE WHEN c.status = 'succeeded' AND c.captured = 0 AND c.processing = 0 "
+                         "  AND p.status != 'canceled' THEN c.amount ELSE 0 END AS expected "
+                         " FROM charges c JOIN payment_intents p ON p.id = c.payment_intent LEFT JOIN "
+                         " (SELECT source, SUM(amount) AS s FROM ledger_entries WHERE account = 'card_holds' "
+                         "  GROUP BY source) h ON h.source = c.id) WHERE held != expected LIMIT 20",
                          NULL, 0, hold_row, rep)) != 0)
+        return r;
+    if ((r = pd_db_query(db,
+                         "WITH recv AS (SELECT source, SUM(amount) AS s FROM ledger_entries "
+                         " WHERE account = 'processor_receivable' GROUP BY source) "
+                         "SELECT id, posted, expected FROM ("
+                         " SELECT c.id, COALESCE(e.s, 0) AS posted, "
+                         "  CASE WHEN c.captured = 1 THEN c.amount_captured ELSE 0 END AS expected "
+                         "  FROM charges c LEFT JOIN recv e ON e.source = c.id "
+                         " UNION ALL SELECT f.id, COALESCE(e.s, 0), CASE WHEN f.status = 'succeeded' THEN -f.amount "
+                         "  ELSE 0 END FROM refunds f LEFT JOIN recv e ON e.source = f.id) "
+                         "WHERE posted != expected LIMIT 20",
+                         NULL, 0, receivable_row, rep)) != 0)
         return r;
     /* the merchant_balance account is a credit balance: it plus the net of all balance transactions is zero */
     if ((r = pd_db_query(db,

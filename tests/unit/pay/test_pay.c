@@ -102,6 +102,59 @@ postings_balance_and_partial_capture_releases_the_rest(void **state)
     assert_int_equal(pd_fee(1000, 0), 29);
 }
 
+/* the amount posting p makes to account (0 if none), and that p has exactly n entries */
+static int64_t
+entry(const pd_posting_t *p, const char *account)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->e[i].account, account) == 0)
+            sum += p->e[i].amount;
+    return sum;
+}
+
+/* each posting moves exactly the accounts it must, in the direction it must (an empty
+ * or reversed posting also balances: balance alone proves nothing) */
+static void
+each_posting_has_its_entries(void **state)
+{
+    (void)state;
+    pd_posting_t p;
+    pd_post_authorization(&p, 1000);
+    assert_string_equal(p.kind, "authorization");
+    assert_int_equal(p.n, 2);
+    assert_int_equal(entry(&p, "card_holds"), 1000);
+    assert_int_equal(entry(&p, "merchant_holds"), -1000);
+
+    pd_post_capture(&p, 1000, 1000, 59);
+    assert_string_equal(p.kind, "capture");
+    assert_int_equal(p.n, 5);
+    assert_int_equal(entry(&p, "merchant_holds"), 1000);
+    assert_int_equal(entry(&p, "card_holds"), -1000);
+    assert_int_equal(entry(&p, "processor_receivable"), 1000);
+    assert_int_equal(entry(&p, "merchant_balance"), -941);
+    assert_int_equal(entry(&p, "fees"), -59);
+
+    pd_post_void(&p, 700);
+    assert_string_equal(p.kind, "void");
+    assert_int_equal(p.n, 2);
+    assert_int_equal(entry(&p, "merchant_holds"), 700);
+    assert_int_equal(entry(&p, "card_holds"), -700);
+
+    pd_post_refund(&p, 250);
+    assert_string_equal(p.kind, "refund");
+    assert_int_equal(p.n, 2);
+    assert_int_equal(entry(&p, "merchant_balance"), 250);
+    assert_int_equal(entry(&p, "processor_receivable"), -250);
+
+    /* an authorization then its void leaves no hold; then a capture leaves the hold released too */
+    pd_posting_t a, v;
+    pd_post_authorization(&a, 1234);
+    pd_post_void(&v, 1234);
+    assert_int_equal(entry(&a, "card_holds") + entry(&v, "card_holds"), 0);
+    assert_int_equal(entry(&a, "merchant_holds") + entry(&v, "merchant_holds"), 0);
+}
+
 static void
 fingerprints_ignore_parameter_order(void **state)
 {
@@ -131,6 +184,7 @@ main(void)
         cmocka_unit_test(currency_exponents),
         cmocka_unit_test(state_machine_follows_stripe),
         cmocka_unit_test(postings_balance_and_partial_capture_releases_the_rest),
+        cmocka_unit_test(each_posting_has_its_entries),
         cmocka_unit_test(fingerprints_ignore_parameter_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
