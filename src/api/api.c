@@ -113,7 +113,8 @@ pd_api_register(pd_api_t *a, pd_router_t *rt, pd_server_t *srv)
     if (r != 0)
         return r;
     pd_server_set_user(srv, a);
-    return pd_server_add_filter(srv, PD_STAGE_EARLY, pd_auth_filter, a);
+    r = pd_server_add_filter(srv, PD_STAGE_EARLY, pd_auth_filter, a);
+    return r != 0 ? r : pd_server_add_filter(srv, PD_STAGE_PARSED, pd_unsupported_filter, a);
 }
 
 int

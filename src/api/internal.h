@@ -223,5 +223,7 @@ int pd_recovery_once(pd_api_t *a, int64_t older_than);
 
 /* authentication filter */
 int pd_auth_filter(pd_req_t *r, void *arg);
+/* refuses Stripe-Account and expand[] (unsupported.c); a PD_STAGE_PARSED filter */
+int pd_unsupported_filter(pd_req_t *r, void *arg);
 
 #endif

@@ -81,7 +81,8 @@ pd_limits_plan(pd_api_t *api, pd_req_t *r, const pd_auth_t *a)
     snprintf(key, sizeof(key), "rl:%s", a->key_id);
     bool ok = pd_cache_take(api->limits, key, (double)a->rate_per_s, (double)a->burst, now, &remaining, &reset_ms,
                             &retry_ms);
-    header_int(r, "X-RateLimit-Limit", a->rate_per_s);
+    /* one bucket, three views of it: its size, what is left in it now, when it is full again */
+    header_int(r, "X-RateLimit-Limit", a->burst);
     header_int(r, "X-RateLimit-Remaining", remaining);
     header_int(r, "X-RateLimit-Reset", (now + reset_ms + 999) / 1000);
     if (!ok)

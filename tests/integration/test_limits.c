@@ -113,7 +113,9 @@ usage_plan_rate_and_quota(void **state)
     for (int i = 0; i < 10; i++) {
         assert_int_equal(get(c, api_sk, NULL, &r), 200);
         assert_true(pd_h_resp_header(&r, "x-ratelimit-limit", v, sizeof(v)));
-        assert_string_equal(v, "5");
+        assert_string_equal(v, "10"); /* the bucket's size */
+        assert_true(pd_h_resp_header(&r, "x-ratelimit-remaining", v, sizeof(v)));
+        assert_true(strtoll(v, NULL, 10) < 10); /* what is left after this one: below the limit */
         pd_h_resp_free(&r);
     }
     assert_int_equal(get(c, api_sk, NULL, &r), 429); /* the burst is spent */

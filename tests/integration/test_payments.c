@@ -308,6 +308,9 @@ bad_parameters_get_stripe_errors_with_param(void **state)
         {"amount=100&currency=usd&capture_method=later", "parameter_invalid", "capture_method"},
         {"{\"amount\":10.5,\"currency\":\"usd\"}", "parameter_invalid_integer", "amount"},
         {"{\"amount\":100,\"amount\":200,\"currency\":\"usd\"}", "parameter_invalid", NULL},
+        /* not implemented yet: refused, never ignored */
+        {"amount=100&currency=usd&expand[]=latest_charge", "parameter_invalid", "expand"},
+        {"{\"amount\":100,\"currency\":\"usd\",\"expand\":[\"latest_charge\"]}", "parameter_invalid", "expand"},
         {"{\"amount\":100,\"currency\":\"usd\",\"metadata\":{\"k\":\"" /* 501 chars follow */, NULL, NULL},
     };
     for (size_t i = 0; i + 1 < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -316,6 +319,24 @@ bad_parameters_get_stripe_errors_with_param(void **state)
         assert_non_null(jstr(j, "error.message"));
         json_decref(j);
     }
+    /* a connected account is refused, not ignored */
+    {
+        char auth[200];
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_sk);
+        const char *hdrs[] = {auth, "Stripe-Account: acct_1Other", NULL};
+        pd_h_req_t rq = {.headers = hdrs};
+        pd_h_resp_t r;
+        assert_int_equal(pd_h_request(&payd, "GET", "/v1/payment_intents", &rq, &r), 0);
+        assert_int_equal(r.status, 400);
+        json_error_t e;
+        json_t *o = json_loads(r.body, 0, &e);
+        assert_string_equal(jstr(o, "error.code"), "account_invalid");
+        json_decref(o);
+        pd_h_resp_free(&r);
+    }
+    assert_int_equal(api_call(&payd, "GET", "/v1/payment_intents?expand[]=data.latest_charge", NULL, &j), 400);
+    expect_error(j, "parameter_invalid", "expand");
+    json_decref(j);
     /* JSON bodies work like forms */
     assert_int_equal(api_call(&payd, "POST", "/v1/payment_intents",
                               "{\"amount\":1234,\"currency\":\"jpy\",\"metadata\":{\"order\":\"A-1\"}}", &j),
