@@ -157,6 +157,8 @@ typedef int (*pd_rec_fn)(void *rec, void *arg);
 /* --- merchants and keys --- */
 int pd_merchant_insert(pd_db_t *tx, const pd_merchant_rec_t *m) PD_WUR;
 int pd_merchant_get(pd_db_t *db, const char *id, pd_merchant_rec_t *out) PD_WUR;
+/* every merchant, oldest first */
+int pd_merchant_list(pd_db_t *db, pd_rec_fn fn, void *arg) PD_WUR;
 int pd_key_insert(pd_db_t *tx, const pd_key_rec_t *k) PD_WUR;
 int pd_key_by_prefix(pd_db_t *db, const char *prefix, pd_key_rec_t *out) PD_WUR;
 int pd_key_get(pd_db_t *db, const char *id, pd_key_rec_t *out) PD_WUR;

@@ -26,7 +26,8 @@ static const struct {
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: payctl [--data-dir DIR] [--vault-socket PATH] [--credential FILE] [--json] AREA COMMAND [ARGS]\n\n");
+    fprintf(f, "usage: payctl [--data-dir DIR] [--vault-socket PATH] [--credential FILE] [--json] AREA COMMAND [ARGS]\n"
+               "  --data-dir defaults to $PAYD_SERVER_DATA_DIR, else /var/lib/payd (as payd's server.data_dir)\n\n");
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (size_t i = 0; i < *tables[t].n; i++)
             fprintf(f, "  payctl %s%s%s %s\n      %s\n", tables[t].cmds[i].area,
@@ -103,7 +104,9 @@ main(int argc, char **argv)
         {"credential", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    payctl_t ctx = {.data_dir = getenv("PAYD_DATA_DIR") ? getenv("PAYD_DATA_DIR") : ".dev"};
+    /* the same default and variable as payd's server.data_dir (dev: --data-dir .dev) */
+    const char *env_dir = getenv("PAYD_SERVER_DATA_DIR");
+    payctl_t ctx = {.data_dir = env_dir != NULL && env_dir[0] != '\0' ? env_dir : "/var/lib/payd"};
     int c;
 
     pd_log_level = PD_LOG_WARN;

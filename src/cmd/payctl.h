@@ -8,7 +8,7 @@
 #include "payd/vault.h"
 
 typedef struct {
-    const char *data_dir;      /* payd's data dir (dev: .dev) */
+    const char *data_dir;      /* payd's data dir (default /var/lib/payd like payd; dev: .dev) */
     const char *vault_socket;  /* default DATA_DIR/vault/vault.sock */
     const char *credential;    /* admin credential file, default DATA_DIR/vault/credentials/admin */
     bool json;                 /* --json output */

@@ -423,7 +423,72 @@ cmd_ledger_verify(payctl_t *ctx, int argc, char **argv)
     return r == 0 && agrees ? 0 : 3;
 }
 
+static json_t *
+merchant_json(const pd_merchant_rec_t *m)
+{
+    return json_pack("{s:s,s:s,s:I}", "id", m->id, "name", m->name, "created", (json_int_t)m->created);
+}
+
+static int
+list_merchant(void *rec, void *arg)
+{
+    json_array_append_new(arg, merchant_json(rec));
+    return 0;
+}
+
+static void
+print_json(payctl_t *ctx, json_t *v)
+{
+    char *text = json_dumps(v, ctx->json ? JSON_COMPACT : JSON_INDENT(2));
+    printf("%s\n", text);
+    free(text);
+}
+
+static int
+cmd_merchant_list(payctl_t *ctx, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    pd_store_t *s = open_store(ctx);
+    json_t *arr = json_array();
+    int r = pd_merchant_list(pd_store_reader(s), list_merchant, arr);
+    pd_store_close(s);
+    if (r == 0)
+        print_json(ctx, arr);
+    json_decref(arr);
+    return r == 0 ? 0 : payctl_fail(ctx, "cannot list merchants: %s", pd_strerror(r));
+}
+
+/* the merchant and its keys (redacted) */
+static int
+cmd_merchant_show(payctl_t *ctx, int argc, char **argv)
+{
+    const char *id = argc > 1 ? argv[1] : NULL;
+    if (id == NULL || id[0] == '-')
+        return payctl_fail(ctx, "usage: payctl merchant show MERCHANT_ID");
+    pd_store_t *s = open_store(ctx);
+    pd_merchant_rec_t m;
+    int r = pd_merchant_get(pd_store_reader(s), id, &m);
+    json_t *o = NULL, *keys = json_array();
+    if (r == 0)
+        r = pd_key_list(pd_store_reader(s), id, list_key, keys);
+    pd_store_close(s);
+    if (r == 0) {
+        o = merchant_json(&m);
+        json_object_set_new(o, "keys", keys);
+        print_json(ctx, o);
+        json_decref(o);
+    } else {
+        json_decref(keys);
+    }
+    if (r != 0)
+        return payctl_fail(ctx, "cannot show %s: %s", id, r == PD_ERR_NOTFOUND ? "no such merchant" : pd_strerror(r));
+    return 0;
+}
+
 const payctl_cmd_t payctl_payments_cmds[] = {
+    {"merchant", "list", "", "list every merchant", cmd_merchant_list},
+    {"merchant", "show", "MERCHANT_ID", "a merchant and its API keys (redacted)", cmd_merchant_show},
     {"merchant", "create", "--name NAME [--live]", "create a merchant with test keys (and live keys with --live)",
      cmd_merchant_create},
     {"keys", "create", "--merchant ID --type secret|publishable|restricted [--live] [--scopes S]",

@@ -27,6 +27,30 @@ pd_merchant_get(pd_db_t *db, const char *id, pd_merchant_rec_t *out)
     return r != 0 ? r : out->id[0] ? 0 : PD_ERR_NOTFOUND;
 }
 
+typedef struct {
+    pd_rec_fn fn;
+    void *arg;
+} each_merchant_t;
+
+static int
+each_merchant_row(const pd_row_t *r, void *arg)
+{
+    each_merchant_t *e = arg;
+    pd_merchant_rec_t m;
+    COPY(r, 0, m.id);
+    COPY(r, 1, m.name);
+    m.created = pd_row_int(r, 2);
+    return e->fn(&m, e->arg);
+}
+
+int
+pd_merchant_list(pd_db_t *db, pd_rec_fn fn, void *arg)
+{
+    each_merchant_t e = {fn, arg};
+    return pd_db_query(db, "SELECT id, name, created FROM merchants ORDER BY created, id", NULL, 0,
+                       each_merchant_row, &e);
+}
+
 int
 pd_key_insert(pd_db_t *tx, const pd_key_rec_t *k)
 {

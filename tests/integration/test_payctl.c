@@ -57,6 +57,40 @@ kms_list_shows_the_standard_keys(void **state)
     free(out);
 }
 
+/* merchant list and show: the dev merchant, its keys redacted; an unknown id is refused */
+static void
+merchants_list_and_show(void **state)
+{
+    (void)state;
+    char *out, id[64] = "";
+    assert_int_equal(payctl(&out, "--json", "merchant", "list", NULL, NULL), 0);
+    const char *p = strstr(out, "\"id\":\"");
+    assert_non_null(p);
+    snprintf(id, sizeof(id), "%.*s", (int)strcspn(p + 6, "\""), p + 6);
+    assert_true(strncmp(id, "acct_", 5) == 0 || strlen(id) > 8);
+    free(out);
+    assert_int_equal(payctl(&out, "--json", "merchant", "show", id, NULL), 0);
+    assert_non_null(strstr(out, "\"keys\":["));
+    assert_non_null(strstr(out, "\"redacted\""));
+    free(out);
+    /* never a whole key: the dev secret key is not in the listing */
+    char path[400], creds[2048] = "", sk[128] = "";
+    snprintf(path, sizeof(path), "%s/credentials.json", payd.dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    creds[fread(creds, 1, sizeof(creds) - 1, f)] = '\0';
+    fclose(f);
+    const char *k = strstr(creds, "sk_test_");
+    assert_non_null(k);
+    snprintf(sk, sizeof(sk), "%.*s", (int)strcspn(k, "\""), k);
+    assert_int_equal(payctl(&out, "--json", "merchant", "show", id, NULL), 0);
+    assert_null(strstr(out, sk));
+    free(out);
+    assert_int_equal(payctl(&out, "merchant", "show", "acct_nope", NULL, NULL), 1);
+    assert_non_null(strstr(out, "no such merchant"));
+    free(out);
+}
+
 static void
 rotate_and_rewrap_print_progress_and_a_count(void **state)
 {
@@ -105,6 +139,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kms_list_shows_the_standard_keys),
+        cmocka_unit_test(merchants_list_and_show),
         cmocka_unit_test(rotate_and_rewrap_print_progress_and_a_count),
         cmocka_unit_test(secrets_and_audit),
     };
