@@ -43,6 +43,10 @@ typedef struct {
     bool test_endpoints; /* GET /debug/sleep?ms=N on the admin listener (tests of draining) */
 } pd_edge_admin_config_t;
 
+/* The private-subnet rule, checked from the configuration alone (--check-config and
+ * before start): a non-loopback [admin] listen needs allow_public. PD_ERR_CONFIG with
+ * the reason in err otherwise. */
+int pd_edge_admin_check(const pd_edge_admin_config_t *admin, char *err, size_t cap) PD_WUR;
 /* Registers [api] and [admin] in cfg (defaults applied). */
 int pd_edge_config_register(pd_config_t *cfg, pd_edge_api_config_t *api, pd_edge_admin_config_t *admin) PD_WUR;
 

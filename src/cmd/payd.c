@@ -454,6 +454,11 @@ main(int argc, char **argv)
         rc = 0;
         goto out;
     }
+    char admin_err[512];
+    if (pd_edge_admin_check(&app.admin, admin_err, sizeof(admin_err)) != 0) {
+        fprintf(stderr, "payd: configuration error:\n%s\n", admin_err);
+        goto out;
+    }
     if (app.check_only) {
         char err[512];
         SSL_CTX *ctx;

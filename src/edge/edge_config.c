@@ -1,4 +1,9 @@
+/* The [api] and [admin] settings of the edge, and the checks made on them before start. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "payd/edge.h"
 
@@ -44,4 +49,39 @@ pd_edge_config_register(pd_config_t *cfg, pd_edge_api_config_t *api, pd_edge_adm
     if (r == 0)
         r = pd_config_add(cfg, "admin", admin_keys, sizeof(admin_keys) / sizeof(admin_keys[0]), admin);
     return r;
+}
+
+int
+pd_edge_admin_check(const pd_edge_admin_config_t *admin, char *err, size_t cap)
+{
+    char host[256], portstr[8];
+    uint16_t port;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+    if (admin->listen == NULL || admin->listen[0] == '\0' || admin->allow_public)
+        return 0;
+    if (pd_config_parse_addr(admin->listen, host, sizeof(host), &port) != 0) {
+        snprintf(err, cap, "[admin] listen = \"%s\": not an address", admin->listen);
+        return PD_ERR_CONFIG;
+    }
+    snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
+    if (getaddrinfo(host, portstr, &hints, &ai) != 0 || ai == NULL) {
+        snprintf(err, cap, "[admin] listen = \"%s\": cannot resolve %s", admin->listen, host);
+        return PD_ERR_CONFIG;
+    }
+    bool loopback = true;
+    for (struct addrinfo *a = ai; a != NULL; a = a->ai_next) {
+        if (a->ai_family == AF_INET)
+            loopback = loopback && (ntohl(((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+        else if (a->ai_family == AF_INET6)
+            loopback = loopback && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr);
+    }
+    freeaddrinfo(ai);
+    if (!loopback) {
+        snprintf(err, cap,
+                 "[admin] listen = \"%s\" is not a loopback address (private-subnet rule); "
+                 "set [admin] allow_public = true to override",
+                 admin->listen);
+        return PD_ERR_CONFIG;
+    }
+    return 0;
 }

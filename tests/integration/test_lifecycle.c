@@ -272,14 +272,26 @@ a_public_admin_listener_is_refused_unless_allowed(void **state)
 {
     (void)state;
     pd_h_payd_t p = {0};
+    /* a configuration error (exit 2), found before anything is bound, and by --check-config too */
     const char *args[] = {"--admin-listen", "0.0.0.0:0", NULL};
     pd_h_opts_t o = {.args = args, .no_wait = true};
     assert_int_equal(pd_h_start(&p, &o), 0);
-    assert_int_equal(pd_h_stop(&p, 0, 10000), 1);
+    assert_int_equal(pd_h_stop(&p, 0, 10000), 2);
     char *log = pd_h_log(&p);
     assert_non_null(strstr(log, "private-subnet rule"));
     free(log);
     pd_h_cleanup(&p);
+    char dir[] = "/tmp/payd-check-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *check[] = {PAYD_BIN, "--dev", "--data-dir", dir, "--admin-listen", "0.0.0.0:9", "--check-config", NULL};
+    char *out = NULL;
+    assert_int_equal(pd_h_run(check, &out), 2);
+    assert_non_null(strstr(out, "private-subnet rule"));
+    assert_null(strstr(out, "configuration ok"));
+    free(out);
+    const char *rm[] = {"/bin/rm", "-rf", dir, NULL};
+    assert_int_equal(pd_h_run(rm, &out), 0);
+    free(out);
 }
 
 int
