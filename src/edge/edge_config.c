@@ -34,7 +34,7 @@ static const pd_config_key_t api_keys[] = {
 #define D(f) offsetof(pd_edge_admin_config_t, f)
 static const pd_config_key_t admin_keys[] = {
     {"listen", PD_CT_ADDR, D(listen), "127.0.0.1:9090",
-     .help = "address of the admin listener (health, metrics, dashboard); plain HTTP"},
+     .help = "address of the admin listener (health and readiness); plain HTTP"},
     {"allow_public", PD_CT_BOOL, D(allow_public), "false",
      .help = "allow a non-loopback admin address (the private-subnet rule is refused otherwise)"},
     {"test_endpoints", PD_CT_BOOL, D(test_endpoints), "false",
