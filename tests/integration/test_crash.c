@@ -21,8 +21,10 @@ typedef struct {
     pd_h_payd_t *p;
     int t;
     int acked;                  /* answered 200 */
+    bool cut;                   /* its last request was sent and never answered: in flight at the kill */
     char ids[PER_THREAD][40];   /* acknowledged intent ids, by request index */
     volatile int *stop;
+    volatile int *killing; /* set just before the kill -9 */
 } loader_t;
 
 static void
@@ -46,9 +48,11 @@ loader_main(void *arg)
                          .body = "amount=1999&currency=usd&payment_method=pm_card_visa&confirm=true",
                          .timeout_ms = 5000};
         pd_h_resp_t r;
+        bool before_kill = __atomic_load_n(l->killing, __ATOMIC_SEQ_CST) == 0;
         if (pd_h_do(c, "POST", "/v1/payment_intents", &rq, &r) != 0 || r.status == 0) {
             pd_h_resp_free(&r);
-            break; /* payd is gone */
+            l->cut = before_kill; /* sent before the kill, never answered: payd died with it in flight */
+            break;
         }
         if (r.status == 200) {
             json_error_t e;
@@ -78,9 +82,9 @@ acknowledged_payments_survive_kill_9(void **state)
 
     static loader_t ls[THREADS];
     pthread_t th[THREADS];
-    volatile int stop = 0;
+    volatile int stop = 0, killing = 0;
     for (int t = 0; t < THREADS; t++) {
-        ls[t] = (loader_t){.p = &p, .t = t, .stop = &stop};
+        ls[t] = (loader_t){.p = &p, .t = t, .stop = &stop, .killing = &killing};
         pthread_create(&th[t], NULL, loader_main, &ls[t]);
     }
     /* let some payments complete, then kill payd with requests in flight */
@@ -92,6 +96,7 @@ acknowledged_payments_survive_kill_9(void **state)
             break;
         usleep(20000);
     }
+    __atomic_store_n(&killing, 1, __ATOMIC_SEQ_CST);
     assert_int_equal(pd_h_stop(&p, SIGKILL, 5000), 128 + SIGKILL);
     stop = 1;
     int acked = 0;
@@ -99,8 +104,13 @@ acknowledged_payments_survive_kill_9(void **state)
         pthread_join(th[t], NULL);
         acked += ls[t].acked;
     }
+    int cut = 0;
+    for (int t = 0; t < THREADS; t++)
+        cut += ls[t].cut;
     assert_true(acked > 0);
-    print_message("acknowledged before kill -9: %d\n", acked);
+    /* recovery is only tested if the kill caught requests in flight */
+    assert_true(cut > 0);
+    print_message("acknowledged before kill -9: %d, in flight at the kill: %d\n", acked, cut);
 
     /* restart on the same directory; the recovery worker resolves what was in flight */
     pd_h_opts_t again = {.args = args, .reuse_dir = p.dir};
