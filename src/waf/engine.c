@@ -25,6 +25,8 @@ struct pd_waf {
     hs_database_t *db[K_COUNT][PD_WV_COUNT];
     hs_scratch_t *proto;
     pthread_key_t scratch_key;
+    pd_waf_route_mode_t *route_modes; /* [waf] route_modes, parsed at start */
+    size_t nroute_modes;
 };
 
 static bool
@@ -137,7 +139,7 @@ pd_waf_new(pd_waf_t **out, const pd_waf_config_t *cfg, char *err, size_t errcap)
         free(w);
         return PD_ERR_NOMEM;
     }
-    int rc = pd_waf_check_route_modes(cfg->route_modes, err, errcap);
+    int rc = pd_waf_route_modes_parse(cfg->route_modes, &w->route_modes, &w->nroute_modes, err, errcap);
     if (rc == 0)
         rc = pd_waf_rules_parse(pd_waf_builtin_rules, strlen(pd_waf_builtin_rules), "built-in rules", &w->rules,
                                 &w->nrules, err, errcap);
@@ -168,6 +170,7 @@ pd_waf_free(pd_waf_t *w)
             hs_free_database(w->db[k][v]);
     hs_free_scratch(w->proto);
     pd_waf_rules_free(w->rules, w->nrules);
+    free(w->route_modes);
     free(w);
 }
 
@@ -184,6 +187,13 @@ const pd_waf_config_t *
 pd_waf_config(const pd_waf_t *w)
 {
     return &w->cfg;
+}
+
+const pd_waf_route_mode_t *
+pd_waf_route_modes(const pd_waf_t *w, size_t *n)
+{
+    *n = w->nroute_modes;
+    return w->route_modes;
 }
 
 typedef struct {

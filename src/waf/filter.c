@@ -39,54 +39,72 @@ pd_waf_config_register(pd_config_t *cfg, pd_waf_config_t *c)
     return pd_config_add(cfg, "waf", keys, sizeof(keys) / sizeof(keys[0]), c);
 }
 
-/* the mode for this request: a route_modes entry "METHOD /template=mode", else the default */
+/* the mode for this request: its route_modes entry, else the default */
 static pd_waf_mode_t
-route_mode(const pd_waf_config_t *cfg, const pd_req_t *r)
+route_mode(const pd_waf_t *w, const pd_req_t *r)
 {
-    const char *p = cfg->route_modes;
-    if (p == NULL || p[0] == '\0' || r->route == NULL)
-        return (pd_waf_mode_t)cfg->mode;
-    size_t tl = strlen(r->route->pattern);
-    while (*p != '\0') {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p + strcspn(p, ",");
-        const char *sp = memchr(p, ' ', (size_t)(e - p)), *eq = memchr(p, '=', (size_t)(e - p));
-        if (sp != NULL && eq != NULL && sp < eq && (size_t)(sp - p) == r->method.len &&
-            memcmp(p, r->method.p, r->method.len) == 0 && (size_t)(eq - sp - 1) == tl &&
-            memcmp(sp + 1, r->route->pattern, tl) == 0) {
-            for (int m = 0; modes[m] != NULL; m++)
-                if ((size_t)(e - eq - 1) == strlen(modes[m]) && memcmp(eq + 1, modes[m], strlen(modes[m])) == 0)
-                    return (pd_waf_mode_t)m;
-        }
-        p = e;
-    }
-    return (pd_waf_mode_t)cfg->mode;
+    size_t n;
+    const pd_waf_route_mode_t *m = pd_waf_route_modes(w, &n);
+    for (size_t i = 0; r->route != NULL && i < n; i++)
+        if (strcmp(m[i].template, r->route->pattern) == 0 && strlen(m[i].method) == r->method.len &&
+            memcmp(m[i].method, r->method.p, r->method.len) == 0)
+            return m[i].mode;
+    return (pd_waf_mode_t)pd_waf_config(w)->mode;
 }
 
-/* validates route_modes at start so a typo stops payd instead of silently scanning */
-int
-pd_waf_check_route_modes(const char *s, char *err, size_t errcap)
+/* one "METHOD /template=mode" entry of [waf] route_modes (between p and e) into out */
+static bool
+parse_route_mode(const char *p, const char *e, pd_waf_route_mode_t *out)
 {
-    const char *p = s;
-    while (p != NULL && *p != '\0') {
+    const char *sp = memchr(p, ' ', (size_t)(e - p)), *eq = memchr(p, '=', (size_t)(e - p));
+    const char *end = e;
+    while (end > p && end[-1] == ' ')
+        end--;
+    if (sp == NULL || eq == NULL || sp > eq || sp[1] != '/' || (size_t)(sp - p) >= sizeof(out->method) ||
+        (size_t)(eq - sp - 1) >= sizeof(out->template))
+        return false;
+    snprintf(out->method, sizeof(out->method), "%.*s", (int)(sp - p), p);
+    snprintf(out->template, sizeof(out->template), "%.*s", (int)(eq - sp - 1), sp + 1);
+    for (int m = 0; modes[m] != NULL; m++) {
+        if ((size_t)(end - eq - 1) == strlen(modes[m]) && memcmp(eq + 1, modes[m], strlen(modes[m])) == 0) {
+            out->mode = (pd_waf_mode_t)m;
+            return true;
+        }
+    }
+    return false;
+}
+
+int
+pd_waf_route_modes_parse(const char *s, pd_waf_route_mode_t **out, size_t *n, char *err, size_t errcap)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    for (const char *p = s; p != NULL && *p != '\0';) {
         while (*p == ' ' || *p == ',')
             p++;
         if (*p == '\0')
             break;
         const char *e = p + strcspn(p, ",");
-        const char *sp = memchr(p, ' ', (size_t)(e - p)), *eq = memchr(p, '=', (size_t)(e - p));
-        bool ok = sp != NULL && eq != NULL && sp < eq && sp[1] == '/';
-        if (ok) {
-            ok = false;
-            for (int m = 0; modes[m] != NULL; m++)
-                ok |= (size_t)(e - eq - 1) == strlen(modes[m]) && memcmp(eq + 1, modes[m], strlen(modes[m])) == 0;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            pd_waf_route_mode_t *grown = realloc(*out, cap * sizeof(**out));
+            if (grown == NULL) {
+                free(*out);
+                *out = NULL;
+                return PD_ERR_NOMEM;
+            }
+            *out = grown;
         }
-        if (!ok) {
+        if (!parse_route_mode(p, e, &(*out)[*n])) {
             snprintf(err, errcap, "[waf] route_modes: \"%.*s\" is not METHOD /route/template=block|detect|off",
                      (int)(e - p), p);
+            free(*out);
+            *out = NULL;
+            *n = 0;
             return PD_ERR_CONFIG;
         }
+        (*n)++;
         p = e;
     }
     return 0;
@@ -148,7 +166,7 @@ pd_waf_filter(pd_req_t *r, void *arg)
 {
     pd_waf_t *w = arg;
     const pd_waf_config_t *cfg = pd_waf_config(w);
-    pd_waf_mode_t mode = route_mode(cfg, r);
+    pd_waf_mode_t mode = route_mode(w, r);
     /* health checks (public, no parameters) reach no application code: not scanned */
     if (mode == PD_WAF_OFF || (r->route != NULL && (r->route->flags & PD_ROUTE_PUBLIC) && r->route->schema == NULL))
         return 0;

@@ -9,7 +9,18 @@
 extern const char pd_waf_builtin_rules[];
 
 const pd_waf_config_t *pd_waf_config(const pd_waf_t *w);
-/* checks the syntax of [waf] route_modes */
-int pd_waf_check_route_modes(const char *s, char *err, size_t errcap);
+
+/* one entry of [waf] route_modes: "METHOD /route/template=block|detect|off" */
+typedef struct {
+    char method[16];
+    char template[256];
+    pd_waf_mode_t mode;
+} pd_waf_route_mode_t;
+
+/* Parses [waf] route_modes once at start into a malloc'd array (*out, *n; NULL and 0
+ * when empty); PD_ERR_CONFIG with the malformed entry in err, so a typo stops payd. */
+int pd_waf_route_modes_parse(const char *s, pd_waf_route_mode_t **out, size_t *n, char *err, size_t errcap);
+/* the parsed route modes of w */
+const pd_waf_route_mode_t *pd_waf_route_modes(const pd_waf_t *w, size_t *n);
 
 #endif
