@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +60,23 @@ pd_h_write_file(const char *path, const char *text)
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
+/* the ports of the "listening" line this start wrote (past `from` in p's log, which a
+ * restart appends to) into p; false until there is one */
+static bool
+listening_ports(pd_h_payd_t *p, size_t from)
+{
+    char *log = pd_h_log(p);
+    const char *line = log != NULL && strlen(log) > from ? strstr(log + from, "\"msg\":\"listening\"") : NULL;
+    const char *ap = line != NULL ? strstr(line, "\"api_port\":") : NULL;
+    const char *dp = line != NULL ? strstr(line, "\"admin_port\":") : NULL;
+    if (ap != NULL && dp != NULL) {
+        p->api_port = (uint16_t)strtol(ap + 11, NULL, 10);
+        p->admin_port = (uint16_t)strtol(dp + 13, NULL, 10);
+    }
+    free(log);
+    return p->api_port != 0 && p->admin_port != 0;
+}
+
 int
 pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
 {
@@ -82,8 +100,11 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
     }
     snprintf(p->log_path, sizeof(p->log_path), "%s/payd.log", p->dir);
     snprintf(p->ca_path, sizeof(p->ca_path), "%s/tls/ca.pem", p->dir);
-    p->api_port = pd_h_free_port();
-    p->admin_port = pd_h_free_port();
+    /* port 0: payd binds free ports itself and logs them ("listening"), so tests running
+     * side by side never race for a port picked in advance; a start not waited for
+     * gets ports picked here (its test may never see the log line) */
+    p->api_port = opts->no_wait ? pd_h_free_port() : 0;
+    p->admin_port = opts->no_wait ? pd_h_free_port() : 0;
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", p->api_port);
     snprintf(admin, sizeof(admin), "127.0.0.1:%u", p->admin_port);
 
@@ -99,10 +120,15 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
         argv[n++] = opts->args[i];
     argv[n] = NULL;
 
+    struct stat lst;
+    size_t log_from = stat(p->log_path, &lst) == 0 ? (size_t)lst.st_size : 0;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* payd dies with the test process, whatever way that ends (a failed assertion
+         * longjmps past the test's own stop; an abort skips atexit) */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
@@ -127,6 +153,10 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
             free(log);
             return -1;
         }
+        if (p->api_port == 0 && !listening_ports(p, log_from)) {
+            sleep_ms(50);
+            continue;
+        }
         pd_h_resp_t r;
         pd_h_req_t rq = {.admin = true, .timeout_ms = 1000};
         if (pd_h_request(p, "GET", "/readyz", &rq, &r) == 0 && r.status == 200) {
@@ -136,7 +166,10 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
         pd_h_resp_free(&r);
         sleep_ms(50);
     }
-    fprintf(stderr, "payd did not become ready in 15 s\n");
+    char *log = pd_h_log(p);
+    fprintf(stderr, "payd did not become ready in 15 s; its output:\n%s\n", log != NULL ? log : "");
+    free(log);
+    (void)pd_h_stop(p, SIGKILL, 5000); /* never leave it running */
     return -1;
 }
 
