@@ -3,6 +3,7 @@
 
 BUILD      ?= build
 TEST_BUILD ?= build-test
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 DATA_DIR   ?= .dev
@@ -21,10 +22,19 @@ run: deps all
 	@$(BUILD)/src/cmd/payd --dev --data-dir $(DATA_DIR)
 
 # The test build has ASan + UBSan on; every test runs under CTest, which prints the summary.
+# Then a ThreadSanitizer build runs the unit tests and the concurrency tests again
+# (TSAN_TESTS; TSAN=0 skips it).
+TSAN ?= 1
+TSAN_TESTS ?= ^unit/|^integration/(concurrency|races)$$
 test: deps
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPAYD_SANITIZE=ON -DPAYD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	@if [ "$(TSAN)" = 1 ]; then \
+	  cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPAYD_TSAN=ON -DPAYD_TESTS=ON $(CMAKE_FLAGS) >/dev/null && \
+	  cmake --build $(TSAN_BUILD) -j $(JOBS) && \
+	  cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'; \
+	fi
 
 bench:
 	@scripts/deps.sh --bench
@@ -38,4 +48,4 @@ fuzz: deps
 	@echo "run one: $(FUZZ_BUILD)/fuzz/config/fuzz_config -max_total_time=60 fuzz/config/corpus"
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -18,6 +18,7 @@
 #include "payd/api.h"
 #include "payd/config.h"
 #include "payd/edge.h"
+#include "payd/lockfile.h"
 #include "payd/log.h"
 #include "payd/service.h"
 #include "payd/vault_spawn.h"
@@ -373,6 +374,15 @@ run(app_t *app)
     sigset_t set;
     int r, sig;
 
+    /* one payd per data dir: a second one would write the same databases and files */
+    char lock_err[512];
+    int lock_fd = -1;
+    if ((r = pd_dir_lock(app->svc.data_dir, "payd.lock", &lock_fd, lock_err, sizeof(lock_err))) != 0) {
+        pd_log_error("refusing to start: the data dir is taken", PD_LS("data_dir", app->svc.data_dir),
+                     PD_LS("reason", lock_err));
+        return r;
+    }
+    (void)lock_fd; /* held until the process ends */
     if ((r = pd_router_new(&router)) != 0 || (r = pd_router_add(router, pd_health_routes, pd_health_routes_n)) != 0)
         return r;
     if (app->admin.test_endpoints && (r = pd_router_add(router, pd_debug_routes, pd_debug_routes_n)) != 0)

@@ -294,6 +294,34 @@ a_public_admin_listener_is_refused_unless_allowed(void **state)
     free(out);
 }
 
+/* a second payd on a data dir in use stops with exit 1 and names the directory; the
+ * first one goes on serving */
+static void
+a_second_payd_on_one_data_dir_is_refused(void **state)
+{
+    (void)state;
+    pd_h_payd_t a = {0}, b = {0};
+    assert_int_equal(pd_h_start(&a, NULL), 0);
+    pd_h_opts_t o = {.reuse_dir = a.dir, .no_wait = true};
+    assert_int_equal(pd_h_start(&b, &o), 0);
+    assert_int_equal(pd_h_stop(&b, 0, 15000), 1);
+    char *log = pd_h_log(&a);
+    assert_non_null(strstr(log, "the data dir is taken"));
+    assert_non_null(strstr(log, a.dir));
+    free(log);
+    pd_h_resp_t r;
+    pd_h_req_t rq = {.admin = true};
+    assert_int_equal(pd_h_request(&a, "GET", "/readyz", &rq, &r), 0);
+    assert_int_equal(r.status, 200);
+    pd_h_resp_free(&r);
+    assert_int_equal(pd_h_stop(&a, SIGTERM, 20000), 0);
+    /* once it is gone the directory is free again */
+    pd_h_opts_t again = {.reuse_dir = a.dir};
+    assert_int_equal(pd_h_start(&a, &again), 0);
+    assert_int_equal(pd_h_stop(&a, SIGTERM, 20000), 0);
+    pd_h_cleanup(&a);
+}
+
 int
 main(void)
 {
@@ -305,6 +333,7 @@ main(void)
         cmocka_unit_test(bad_configuration_stops_the_start_with_a_precise_message),
         cmocka_unit_test(environment_overrides_are_validated),
         cmocka_unit_test(a_public_admin_listener_is_refused_unless_allowed),
+        cmocka_unit_test(a_second_payd_on_one_data_dir_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
