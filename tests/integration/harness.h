@@ -26,7 +26,7 @@ typedef struct {
     bool no_wait;            /* do not wait for /readyz */
 } pd_h_opts_t;
 
-/* Starts payd --dev; returns 0 when /readyz answered 200 within 15 s. */
+/* Starts payd --dev; returns 0 when /readyz answered 200 within 40 s (else it is killed). */
 int pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts);
 /* Sends sig and waits up to timeout_ms; returns the exit code, 128+signal if killed, or -1 on timeout (then SIGKILLs). */
 int pd_h_stop(pd_h_payd_t *p, int sig, int timeout_ms);
