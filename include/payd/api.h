@@ -31,7 +31,8 @@ typedef struct {
     int64_t idempotency_ttl_ms;
     int64_t recovery_after_ms; /* a charge still processing after this is resolved by the recovery worker */
     int64_t webhook_timeout_ms;
-    int64_t webhook_concurrency;
+    int64_t webhook_concurrency;              /* attempts in flight at once ... */
+    int64_t webhook_concurrency_per_endpoint; /* ... and to one endpoint */
 } pd_api_config_t;
 
 int pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c) PD_WUR;

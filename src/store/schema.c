@@ -159,6 +159,13 @@ static const char *const migrations[] = {
     /* 8: the idempotency key of the capture or cancel request in flight on a charge, so
      * the recovery worker that finishes it also completes the key (a retry replays) */
     "ALTER TABLE charges ADD COLUMN pending_idempotency_key TEXT;",
+    /* 9: the webhook queue is read endpoint by endpoint in two lanes (due retries, due
+     * first attempts) by the fair scheduler, each lane from its own index */
+    "DROP INDEX webhook_deliveries_due;"
+    "CREATE INDEX webhook_deliveries_first ON webhook_deliveries(endpoint_id, next_at)"
+    "  WHERE state = 'pending' AND attempts = 0;"
+    "CREATE INDEX webhook_deliveries_retry ON webhook_deliveries(endpoint_id, next_at)"
+    "  WHERE state = 'pending' AND attempts > 0;",
 };
 
 int
