@@ -11,9 +11,11 @@
  *   2. the scheduler shares the free slots among them (per-endpoint cap, round-robin
  *      across merchants and endpoints, retries taking turns with first attempts);
  *   3. each granted endpoint's oldest due rows of each lane are read and leased in one
- *      durable write (a row no longer pending or due is skipped);
+ *      durable write. The lease takes a row only while it is pending and its endpoint
+ *      live: a delete that commits first wins, and nothing is sent for it;
  *   4. each leased row becomes a signed delivery, and the scheduler counts it in flight.
- * record: the attempt's outcome; the scheduler counts it out of flight.
+ * record: the attempt's outcome; the scheduler counts it out of flight. A delivery
+ * canceled while its attempt was in flight stays canceled.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,7 +165,9 @@ typedef struct {
 } lease_t;
 
 /* Leases each row past the attempt timeout (a crash mid-attempt retries it later) if it
- * is still pending and due; sets leased on those. */
+ * is still pending, still due and its endpoint still live; sets leased on those. This
+ * write is what orders a lease against an endpoint's delete (pd_we_delete): a delete
+ * committed first leaves nothing to lease. */
 static int
 write_lease(pd_db_t *tx, void *arg)
 {
@@ -171,7 +175,9 @@ write_lease(pd_db_t *tx, void *arg)
     for (int i = 0; i < l->x->n; i++) {
         int64_t changed = 0;
         int r = pd_db_exec(tx,
-                           "UPDATE webhook_deliveries SET next_at = ? WHERE id = ? AND state = 'pending' AND next_at <= ?",
+                           "UPDATE webhook_deliveries SET next_at = ? WHERE id = ? AND state = 'pending' AND next_at <= ? "
+                           "AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = webhook_deliveries.endpoint_id "
+                           "AND w.deleted = 0 AND w.status = 'enabled')",
                            PD_SQL_ARGS(PD_SQL_I(l->until), PD_SQL_S(l->x->d[i].id), PD_SQL_I(l->now)), &changed);
         if (r != 0)
             return r;
@@ -267,7 +273,8 @@ write_attempt(pd_db_t *tx, void *arg)
     rec_t *x = arg;
     const char *state = x->a->ok ? "succeeded" : x->a->next_at ? "pending" : "failed";
     return pd_db_exec(tx,
-                      "UPDATE webhook_deliveries SET attempts = attempts + 1, state = ?, next_at = ?, last_status = ?, "
+                      "UPDATE webhook_deliveries SET attempts = attempts + 1, "
+                      "state = CASE WHEN state = 'canceled' THEN state ELSE ? END, next_at = ?, last_status = ?, "
                       "last_error = ?, updated = ? WHERE id = ?",
                       PD_SQL_ARGS(PD_SQL_S(state), PD_SQL_I(x->a->next_at ? x->a->next_at : x->now),
                                   PD_SQL_I(x->a->http_status), x->a->error[0] ? PD_SQL_S(x->a->error) : PD_SQL_NIL, PD_SQL_I(x->now),

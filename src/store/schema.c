@@ -166,6 +166,10 @@ static const char *const migrations[] = {
     "  WHERE state = 'pending' AND attempts = 0;"
     "CREATE INDEX webhook_deliveries_retry ON webhook_deliveries(endpoint_id, next_at)"
     "  WHERE state = 'pending' AND attempts > 0;",
+    /* 10: deleting an endpoint cancels its pending deliveries; those of endpoints deleted
+     * before this version are canceled here */
+    "UPDATE webhook_deliveries SET state = 'canceled', last_error = 'endpoint deleted'"
+    "  WHERE state = 'pending' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted = 1);",
 };
 
 int

@@ -1,6 +1,7 @@
 /*
  * Webhook delivery scheduling against payd --dev, with real endpoints on loopback:
- * one endpoint that never answers must not starve a healthy one.
+ * one endpoint that never answers must not starve a healthy one, and deleting an
+ * endpoint stops the deliveries still queued for it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -244,6 +245,15 @@ hook_stop(hook_t *h)
     free(h);
 }
 
+static int
+hook_events(hook_t *h)
+{
+    pthread_mutex_lock(&h->mu);
+    int n = h->nev;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
 /* registers h for payment_intent.created; its we_ id into id */
 static void
 hook_register(const hook_t *h, char *id, size_t cap)
@@ -358,11 +368,52 @@ a_hanging_endpoint_does_not_starve_a_healthy_one(void **state)
     hook_stop(ok);
 }
 
+#define QUEUED 200
+#define SLOW_MS 1000 /* per answer: the slow endpoint drains ~PER_ENDPOINT deliveries a second */
+
+static void
+deleting_an_endpoint_stops_its_queued_deliveries(void **state)
+{
+    (void)state;
+    hook_t *slow = hook_start(HOOK_OK, SLOW_MS), *ok = hook_start(HOOK_OK, 0);
+    char slow_id[64], ok_id[64];
+    hook_register(slow, slow_id, sizeof(slow_id));
+    hook_register(ok, ok_id, sizeof(ok_id));
+    static created_t pi[QUEUED + 1];
+    create_intents(pi, QUEUED);
+    hook_delete(slow_id);
+    int at_delete = hook_events(slow);
+    /* the delete must have had something to stop */
+    assert_true(at_delete < QUEUED - 2 * PER_ENDPOINT);
+    /* one more event after the delete: once the healthy endpoint has it, the engine has
+     * gone through its queue after the delete; then wait for attempts already in flight
+     * at the delete to finish */
+    create_intents(&pi[QUEUED], 1);
+    static int64_t lag[QUEUED + 1];
+    int64_t deadline = now_ms() + DEADLINE_MS;
+    while (arrived(ok, &pi[QUEUED], 1, lag) < 1 && now_ms() < deadline)
+        usleep(20000);
+    assert_int_equal(arrived(ok, &pi[QUEUED], 1, lag), 1);
+    usleep(2 * SLOW_MS * 1000);
+    int after = hook_events(slow) - at_delete;
+    print_message("slow endpoint: %d of %d deliveries before the delete returned, %d after\n", at_delete, QUEUED,
+                  after);
+    /* only attempts leased before the delete committed may still arrive: at most the
+     * endpoint's cap */
+    assert_true(after <= PER_ENDPOINT);
+    /* and nothing for the new event */
+    assert_int_equal(arrived(slow, &pi[QUEUED], 1, lag), 0);
+    hook_delete(ok_id);
+    hook_stop(slow);
+    hook_stop(ok);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_hanging_endpoint_does_not_starve_a_healthy_one),
+        cmocka_unit_test(deleting_an_endpoint_stops_its_queued_deliveries),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
