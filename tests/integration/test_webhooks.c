@@ -331,7 +331,7 @@ arrived(hook_t *h, const created_t *pi, int n, int64_t *lag)
 }
 
 #define EVENTS 300
-#define DEADLINE_MS 5000 /* after the last creation: well under the 10 s attempt timeout */
+#define DEADLINE_MS 5000 /* after the last creation: half the 10 s attempt timeout the old scheduling waited out */
 
 static void
 a_hanging_endpoint_does_not_starve_a_healthy_one(void **state)
