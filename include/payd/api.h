@@ -33,7 +33,8 @@ typedef struct {
     int64_t reconcile_interval_ms; /* reconciliation with the processor every this long (0: never) */
     int64_t reconcile_window_ms;   /* each pass compares what changed this long back */
     int64_t webhook_timeout_ms;
-    int64_t webhook_concurrency;
+    int64_t webhook_concurrency;              /* attempts in flight at once ... */
+    int64_t webhook_concurrency_per_endpoint; /* ... and to one endpoint */
 } pd_api_config_t;
 
 int pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c) PD_WUR;

@@ -37,6 +37,7 @@ int64_t pd_webhook_backoff(int attempt, int64_t first_at, int64_t now);
 typedef struct {
     char delivery_id[PD_ID_MAX]; /* caller's id of this (event, endpoint) delivery */
     char event_id[PD_ID_MAX];
+    char endpoint_id[PD_ID_MAX]; /* the caller's endpoint (the engine only passes it back in record) */
     char url[2048];
     pd_buf_t payload;   /* the event JSON (owned; freed by the engine) */
     pd_buf_t secret;    /* the endpoint's signing secret (owned; wiped and freed by the engine) */
@@ -59,7 +60,9 @@ typedef struct {
      * timeout, so an attempt lost in a crash is retried later, never dropped.
      * Called on the engine thread. */
     int (*next_due)(void *ctx, int64_t now, pd_delivery_t *out, int max);
-    /* Records the outcome of an attempt (engine thread). */
+    /* Records the outcome of an attempt (engine thread). Every delivery next_due handed
+     * out is recorded exactly once, also one the engine could not start, except those
+     * still in flight when the engine stops (their lease expires and they are retried). */
     void (*record)(void *ctx, const pd_delivery_t *d, const pd_attempt_t *a);
     void *ctx;
 } pd_webhook_queue_t;

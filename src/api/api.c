@@ -47,6 +47,8 @@ static const pd_config_key_t keys[] = {
     {"webhook_timeout_ms", PD_CT_MS, C(webhook_timeout_ms), "10s", 100, 60000, .help = "timeout of one webhook attempt"},
     {"webhook_concurrency", PD_CT_INT, C(webhook_concurrency), "64", 1, 4096,
      .help = "webhook deliveries in flight at once"},
+    {"webhook_concurrency_per_endpoint", PD_CT_INT, C(webhook_concurrency_per_endpoint), "8", 1, 4096,
+     .help = "webhook deliveries in flight at once to one endpoint (an endpoint that hangs holds no more slots)"},
 };
 #undef C
 

@@ -13,6 +13,7 @@
 #include "payd/records.h"
 #include "payd/schema.h"
 #include "payd/webhook.h"
+#include "payd/webhook_sched.h"
 
 #define RESP_MAX (256u * 1024)
 
@@ -23,6 +24,8 @@ struct pd_api {
     pd_processor_t *proc;
     char data_dir[4096];
     pd_webhook_engine_t *webhooks;
+    pd_webhook_sched_t *wh_sched; /* engine thread only (webhook_queue.c) */
+    char wh_cursor[PD_ID_MAX];    /* where the next look for due endpoints starts */
     pthread_t relay, recovery;
     bool workers_started;
     atomic_bool stop;
@@ -216,6 +219,10 @@ extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_
 /* workers */
 int pd_relay_start(pd_api_t *a);
 void pd_relay_stop(pd_api_t *a);
+/* webhook_queue.c: the webhook engine on the store's delivery queue (a->webhooks) with
+ * the fair scheduler; stop waits for in-flight attempts (up to the attempt timeout) */
+int pd_webhooks_start(pd_api_t *a);
+void pd_webhooks_stop(pd_api_t *a);
 int pd_recovery_start(pd_api_t *a);
 void pd_recovery_stop(pd_api_t *a);
 /* one recovery pass over charges created before older_than (tests call it directly) */

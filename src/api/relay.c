@@ -1,10 +1,11 @@
 /*
- * The outbox relay and the webhook queue.
+ * The outbox relay.
  *
  * Events are committed with the changes they describe, together with a row in the
  * outbox queue. The relay thread turns each queued event into one delivery per
- * matching enabled endpoint and removes it from the queue, in one durable write. The webhook engine (src/events) takes
- * due deliveries from this queue, signs and POSTs them, and reports each attempt.
+ * matching enabled endpoint and removes it from the queue, in one durable write. The
+ * webhook engine (src/events) takes due deliveries from webhook_queue.c, signs and
+ * POSTs them, and reports each attempt.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,6 @@
 #include <time.h>
 
 #include "api/internal.h"
-#include "payd/log.h"
 #include "payd/time.h"
 
 #define RELAY_BATCH 500
@@ -170,156 +170,10 @@ pd_api_kick(pd_api_t *a)
     pthread_mutex_unlock(&a->kick_mu);
 }
 
-/* --- the webhook engine's queue --- */
-
-typedef struct {
-    char id[PD_ID_MAX], event_id[PD_ID_MAX], url[2048], secret_hex[512], merchant[PD_ID_MAX], endpoint[PD_ID_MAX];
-    int attempts;
-    int64_t first_at;
-    bool livemode;
-} due_t;
-
-typedef struct {
-    due_t *d;
-    int n, max;
-} dues_t;
-
-static int
-due_row(const pd_row_t *r, void *arg)
-{
-    dues_t *x = arg;
-    due_t *d = &x->d[x->n];
-    if (pd_row_copy(r, 0, d->id, sizeof(d->id)) != 0 || pd_row_copy(r, 1, d->event_id, sizeof(d->event_id)) != 0 ||
-        pd_row_copy(r, 4, d->url, sizeof(d->url)) != 0 || pd_row_copy(r, 5, d->secret_hex, sizeof(d->secret_hex)) != 0 ||
-        pd_row_copy(r, 7, d->merchant, sizeof(d->merchant)) != 0 || pd_row_copy(r, 8, d->endpoint, sizeof(d->endpoint)) != 0)
-        return 0;
-    d->attempts = (int)pd_row_int(r, 2);
-    d->first_at = pd_row_int(r, 3);
-    d->livemode = pd_row_int(r, 6) != 0;
-    x->n++;
-    return x->n == x->max ? 1 : 0;
-}
-
-typedef struct {
-    dues_t *x;
-    int64_t until;
-} lease_t;
-
-static int
-write_lease(pd_db_t *tx, void *arg)
-{
-    lease_t *l = arg;
-    for (int i = 0; i < l->x->n; i++) {
-        int r = pd_db_exec(tx, "UPDATE webhook_deliveries SET next_at = ? WHERE id = ?",
-                           PD_SQL_ARGS(PD_SQL_I(l->until), PD_SQL_S(l->x->d[i].id)), NULL);
-        if (r != 0)
-            return r;
-    }
-    return 0;
-}
-
-static int
-queue_next_due(void *ctx, int64_t now, pd_delivery_t *out, int max)
-{
-    pd_api_t *a = ctx;
-    dues_t x = {calloc((size_t)max, sizeof(due_t)), 0, max};
-    int n = 0;
-    pd_arena_t arena;
-    pd_arena_init(&arena, 4u << 20);
-    pd_db_t *db = pd_store_reader(a->store);
-    if (x.d == NULL || db == NULL)
-        goto out;
-    if (pd_db_query(db,
-                    "SELECT d.id, d.event_id, d.attempts, d.first_at, w.url, w.secret, w.livemode, w.merchant_id, w.id "
-                    "FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id "
-                    "WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at LIMIT ?",
-                    PD_SQL_ARGS(PD_SQL_I(now), PD_SQL_I(max)), due_row, &x) != 0 ||
-        x.n == 0)
-        goto out;
-    /* lease them past the attempt timeout: a crash mid-attempt retries later */
-    lease_t l = {&x, now + (a->cfg->webhook_timeout_ms / 1000) * 3 + 30};
-    if (pd_store_write_sync(a->store, write_lease, &l) != 0)
-        goto out;
-    for (int i = 0; i < x.n; i++) {
-        due_t *d = &x.d[i];
-        pd_event_rec_t ev;
-        pd_delivery_t *o = &out[n];
-        uint8_t env[512];
-        char context[160];
-        size_t hl = strlen(d->secret_hex);
-        if (pd_event_get(db, &arena, d->merchant, d->livemode, d->event_id, &ev) != 0 || hl % 2 || hl / 2 > sizeof(env) ||
-            pd_unhex(d->secret_hex, hl, env) != 0)
-            continue;
-        snprintf(context, sizeof(context), "merchant=%s;purpose=webhook_endpoint;id=%s", d->merchant, d->endpoint);
-        pd_vault_reply_t sec;
-        if (pd_vault_decrypt_sync(a->vault->api, pd_view_cstr(context), pd_view(env, hl / 2), &sec) != 0) {
-            pd_vault_reply_free(&sec);
-            pd_log_error("cannot decrypt a webhook secret", PD_LS("endpoint", d->endpoint));
-            continue;
-        }
-        memset(o, 0, sizeof(*o));
-        snprintf(o->delivery_id, sizeof(o->delivery_id), "%s", d->id);
-        snprintf(o->event_id, sizeof(o->event_id), "%s", d->event_id);
-        snprintf(o->url, sizeof(o->url), "%s", d->url);
-        pd_buf_init(&o->payload, RESP_MAX + 4096);
-        pd_buf_init(&o->secret, 256);
-        pd_jw_t w;
-        pd_jw_init(&w, &o->payload);
-        pd_render_event(&w, &ev);
-        bool ok = pd_jw_finish(&w) == 0 && pd_buf_put(&o->secret, sec.data.p, sec.data.len) == 0;
-        pd_vault_reply_free(&sec);
-        if (!ok) {
-            pd_buf_free(&o->payload);
-            pd_buf_free_secure(&o->secret);
-            continue;
-        }
-        o->attempt = d->attempts + 1;
-        o->first_at = d->first_at;
-        o->allow_private = !d->livemode;
-        n++;
-    }
-out:
-    pd_arena_free(&arena);
-    free(x.d);
-    return n;
-}
-
-typedef struct {
-    const pd_delivery_t *d;
-    const pd_attempt_t *a;
-    int64_t now;
-} rec_t;
-
-static int
-write_attempt(pd_db_t *tx, void *arg)
-{
-    rec_t *x = arg;
-    const char *state = x->a->ok ? "succeeded" : x->a->next_at ? "pending" : "failed";
-    return pd_db_exec(tx,
-                      "UPDATE webhook_deliveries SET attempts = attempts + 1, state = ?, next_at = ?, last_status = ?, "
-                      "last_error = ?, updated = ? WHERE id = ?",
-                      PD_SQL_ARGS(PD_SQL_S(state), PD_SQL_I(x->a->next_at ? x->a->next_at : x->now),
-                                  PD_SQL_I(x->a->http_status), x->a->error[0] ? PD_SQL_S(x->a->error) : PD_SQL_NIL, PD_SQL_I(x->now),
-                                  PD_SQL_S(x->d->delivery_id)),
-                      NULL);
-}
-
-static void
-queue_record(void *ctx, const pd_delivery_t *d, const pd_attempt_t *at)
-{
-    pd_api_t *a = ctx;
-    rec_t x = {d, at, pd_unix_now()};
-    if (pd_store_write_sync(a->store, write_attempt, &x) != 0)
-        pd_log_error("cannot record a webhook attempt", PD_LS("delivery", d->delivery_id));
-}
-
 int
 pd_relay_start(pd_api_t *a)
 {
-    pd_webhook_queue_t q = {queue_next_due, queue_record, a};
-    pd_webhook_opts_t o = {.max_in_flight = (int)a->cfg->webhook_concurrency, .timeout_ms = a->cfg->webhook_timeout_ms,
-                           .poll_ms = 1000};
-    int r = pd_webhook_engine_start(&a->webhooks, &q, &o);
+    int r = pd_webhooks_start(a);
     if (r != 0)
         return r;
     if (pthread_create(&a->relay, NULL, relay_main, a) != 0)
@@ -331,6 +185,5 @@ void
 pd_relay_stop(pd_api_t *a)
 {
     pthread_join(a->relay, NULL);
-    pd_webhook_engine_stop(a->webhooks);
-    a->webhooks = NULL;
+    pd_webhooks_stop(a);
 }

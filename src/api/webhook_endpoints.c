@@ -215,7 +215,7 @@ static int
 write_delete(pd_db_t *tx, pd_op_t *op)
 {
     del_ctx_t *c = op->ctx;
-    int r = pd_we_delete(tx, op->auth->merchant_id, op->auth->livemode, c->id);
+    int r = pd_we_delete(tx, op->auth->merchant_id, op->auth->livemode, c->id, op->now);
     if (r == PD_ERR_NOTFOUND) {
         char msg[160];
         snprintf(msg, sizeof(msg), "No such webhook_endpoint: '%.80s'", c->id);

@@ -175,6 +175,15 @@ finish_transfer(pd_webhook_engine_t *e, transfer_t *t, CURLcode code)
     transfer_free(t);
 }
 
+/* reports an attempt that never went out, to be tried again in a minute */
+static void
+record_not_started(pd_webhook_engine_t *e, const pd_delivery_t *d)
+{
+    pd_attempt_t a = {.next_at = pd_unix_now() + 60};
+    snprintf(a.error, sizeof(a.error), "could not start the request");
+    e->q.record(e->q.ctx, d, &a);
+}
+
 static void
 fill(pd_webhook_engine_t *e)
 {
@@ -188,15 +197,14 @@ fill(pd_webhook_engine_t *e)
     for (int i = 0; i < n; i++) {
         transfer_t *t = calloc(1, sizeof(*t));
         if (t == NULL) {
+            record_not_started(e, &batch[i]);
             pd_buf_free(&batch[i].payload);
             pd_buf_free_secure(&batch[i].secret);
             continue;
         }
         t->d = batch[i];
         if (start_transfer(e, t) != 0) {
-            pd_attempt_t a = {.next_at = pd_unix_now() + 60};
-            snprintf(a.error, sizeof(a.error), "could not start the request");
-            e->q.record(e->q.ctx, &t->d, &a);
+            record_not_started(e, &t->d);
             transfer_free(t);
         }
     }

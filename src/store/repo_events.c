@@ -104,14 +104,26 @@ pd_we_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const
 }
 
 int
-pd_we_delete(pd_db_t *tx, const char *merchant, bool livemode, const char *id)
+pd_we_delete(pd_db_t *tx, const char *merchant, bool livemode, const char *id, int64_t now)
 {
     int64_t n = 0;
     int r = pd_db_exec(tx,
                        "UPDATE webhook_endpoints SET deleted = 1, status = 'disabled' WHERE id = ? AND merchant_id = ? "
                        "AND livemode = ? AND deleted = 0",
                        PD_SQL_ARGS(PD_SQL_S(id), PD_SQL_S(merchant), PD_SQL_I(livemode)), &n);
-    return r != 0 ? r : n == 1 ? 0 : PD_ERR_NOTFOUND;
+    if (r != 0 || n != 1)
+        return r != 0 ? r : PD_ERR_NOTFOUND;
+    /* one statement per lane, so that each reads its lane's partial index */
+    r = pd_db_exec(tx,
+                   "UPDATE webhook_deliveries SET state = 'canceled', last_error = 'endpoint deleted', updated = ? "
+                   "WHERE endpoint_id = ? AND state = 'pending' AND attempts = 0",
+                   PD_SQL_ARGS(PD_SQL_I(now), PD_SQL_S(id)), NULL);
+    if (r == 0)
+        r = pd_db_exec(tx,
+                       "UPDATE webhook_deliveries SET state = 'canceled', last_error = 'endpoint deleted', updated = ? "
+                       "WHERE endpoint_id = ? AND state = 'pending' AND attempts > 0",
+                       PD_SQL_ARGS(PD_SQL_I(now), PD_SQL_S(id)), NULL);
+    return r;
 }
 
 static const pd_list_def_t we_list = {

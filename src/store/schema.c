@@ -171,6 +171,17 @@ static const char *const migrations[] = {
     "  WHERE processing = 1 OR capture_requested = 1 OR void_requested = 1;"
     "CREATE INDEX charges_updated ON charges(updated);"
     "CREATE INDEX refunds_created ON refunds(created);",
+    /* 10: the webhook queue is read endpoint by endpoint in two lanes (due retries, due
+     * first attempts) by the fair scheduler, each lane from its own index */
+    "DROP INDEX webhook_deliveries_due;"
+    "CREATE INDEX webhook_deliveries_first ON webhook_deliveries(endpoint_id, next_at)"
+    "  WHERE state = 'pending' AND attempts = 0;"
+    "CREATE INDEX webhook_deliveries_retry ON webhook_deliveries(endpoint_id, next_at)"
+    "  WHERE state = 'pending' AND attempts > 0;",
+    /* 11: deleting an endpoint cancels its pending deliveries; those of endpoints deleted
+     * before this version are canceled here */
+    "UPDATE webhook_deliveries SET state = 'canceled', last_error = 'endpoint deleted'"
+    "  WHERE state = 'pending' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted = 1);",
 };
 
 int

@@ -327,6 +327,78 @@ acknowledged_writes_survive_kill_9(void **state)
     pd_store_close(s);
 }
 
+static int
+seed_webhooks(pd_db_t *tx, void *arg)
+{
+    (void)arg;
+    static const char *const we[] = {"we_a", "we_b"};
+    for (int i = 0; i < 2; i++) {
+        pd_we_rec_t w = {.url = "https://example.com/hook", .enabled_events = "[\"*\"]", .secret = "00",
+                         .status = "enabled", .description = "", .metadata = "{}", .created = 1, .seq = i + 1};
+        snprintf(w.id, sizeof(w.id), "%s", we[i]);
+        snprintf(w.merchant_id, sizeof(w.merchant_id), "acct_1");
+        int r = pd_we_insert(tx, &w);
+        if (r != 0)
+            return r;
+    }
+    /* we_a: a first attempt and a retry pending, one delivered; we_b: one pending */
+    static const struct {
+        const char *id, *endpoint, *state;
+        int attempts;
+    } d[] = {{"whd_1", "we_a", "pending", 0}, {"whd_2", "we_a", "pending", 2}, {"whd_3", "we_a", "succeeded", 1},
+             {"whd_4", "we_b", "pending", 0}};
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+        int r = pd_db_exec(tx,
+                           "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, merchant_id, state, attempts, "
+                           "first_at, next_at, updated) VALUES (?, 'evt_1', ?, 'acct_1', ?, ?, 1, 1, 1)",
+                           PD_SQL_ARGS(PD_SQL_S(d[i].id), PD_SQL_S(d[i].endpoint), PD_SQL_S(d[i].state),
+                                       PD_SQL_I(d[i].attempts)),
+                           NULL);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+static int
+delete_we_a(pd_db_t *tx, void *arg)
+{
+    (void)arg;
+    return pd_we_delete(tx, "acct_1", false, "we_a", 100);
+}
+
+static int
+state_row(const pd_row_t *r, void *arg)
+{
+    return pd_row_copy(r, 0, arg, 16) != 0 ? PD_ERR_TOOBIG : 1;
+}
+
+static void
+expect_delivery_state(pd_store_t *s, const char *id, const char *want)
+{
+    char got[16] = "";
+    assert_int_equal(pd_db_query(pd_store_reader(s), "SELECT state FROM webhook_deliveries WHERE id = ?",
+                                 PD_SQL_ARGS(PD_SQL_S(id)), state_row, got),
+                     0);
+    assert_string_equal(got, want);
+}
+
+static void
+deleting_a_webhook_endpoint_cancels_its_pending_deliveries(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    assert_int_equal(pd_store_write_sync(s, seed_webhooks, NULL), 0);
+    assert_int_equal(pd_store_write_sync(s, delete_we_a, NULL), 0);
+    expect_delivery_state(s, "whd_1", "canceled");
+    expect_delivery_state(s, "whd_2", "canceled");
+    expect_delivery_state(s, "whd_3", "succeeded");
+    expect_delivery_state(s, "whd_4", "pending");
+    /* a second delete finds nothing */
+    assert_int_equal(pd_store_write_sync(s, delete_we_a, NULL), PD_ERR_NOTFOUND);
+    pd_store_close(s);
+}
+
 int
 main(void)
 {
@@ -337,6 +409,7 @@ main(void)
         cmocka_unit_test_setup_teardown(idempotency_keys_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_are_batched_and_all_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(acknowledged_writes_survive_kill_9, setup, teardown),
+        cmocka_unit_test_setup_teardown(deleting_a_webhook_endpoint_cancels_its_pending_deliveries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
