@@ -129,6 +129,7 @@ typedef struct {
     char request_id[PD_ID_MAX];
     char *idempotency_key;
     int64_t created, seq;
+    int64_t pending_webhooks; /* read: deliveries not yet made and still being tried */
 } pd_event_rec_t;
 
 typedef struct {

@@ -211,7 +211,7 @@ pd_render_event(pd_jw_t *w, const pd_event_rec_t *e)
     pd_jw_key(w, "data");
     pd_jw_raw(w, pd_view_cstr(e->data));
     pd_jw_kbool(w, "livemode", e->livemode);
-    pd_jw_kint(w, "pending_webhooks", 0);
+    pd_jw_kint(w, "pending_webhooks", e->pending_webhooks);
     pd_jw_key(w, "request");
     pd_jw_obj_begin(w);
     kopt(w, "id", e->request_id);

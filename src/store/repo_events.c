@@ -1,7 +1,11 @@
 /* Events (the transactional outbox) and webhook endpoints. */
 #include "store/repo.h"
 
-#define EV_COLS "id, merchant_id, livemode, type, data, COALESCE(request_id, ''), idempotency_key, created, seq"
+/* pending_webhooks (Stripe's): the deliveries of the event not yet made and still being
+ * tried (an indexed count per event: webhook_deliveries_event) */
+#define EV_COLS                                                                                                        \
+    "id, merchant_id, livemode, type, data, COALESCE(request_id, ''), idempotency_key, created, seq, "              \
+    "(SELECT COUNT(*) FROM webhook_deliveries d WHERE d.event_id = events.id AND d.state = 'pending')"
 
 static int
 decode_event(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -16,6 +20,7 @@ decode_event(const pd_row_t *r, pd_arena_t *a, void *rec)
     e->idempotency_key = pd_repo_dup(a, r, 6);
     e->created = pd_row_int(r, 7);
     e->seq = pd_row_int(r, 8);
+    e->pending_webhooks = pd_row_int(r, 9);
     return e->data != NULL ? 0 : PD_ERR_NOMEM;
 }
 

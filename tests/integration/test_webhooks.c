@@ -362,6 +362,12 @@ a_hanging_endpoint_does_not_starve_a_healthy_one(void **state)
     /* the hanging endpoint got attempts, but never more than its cap at once */
     assert_true(hang_reqs >= 1);
     assert_true(hang_max <= PER_ENDPOINT);
+    /* the latest event went to the healthy endpoint and not (yet) to the hanging one:
+     * one webhook pending, as Stripe's pending_webhooks counts */
+    json_t *ev;
+    assert_int_equal(api_call(&payd, "GET", "/v1/events?limit=1", NULL, &ev), 200);
+    assert_int_equal(jint(json_array_get(json_object_get(ev, "data"), 0), "pending_webhooks"), 1);
+    json_decref(ev);
     hook_delete(hang_id);
     hook_delete(ok_id);
     hook_stop(hang);
