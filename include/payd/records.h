@@ -244,6 +244,8 @@ int pd_we_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, c
 /* Marks the endpoint deleted (PD_ERR_NOTFOUND if it is not there) and cancels its
  * pending deliveries in the same write: once it commits, none of them is sent (the
  * webhook queue leases only deliveries of live endpoints). */
+/* url, enabled_events, status, description, metadata of a live endpoint; PD_ERR_NOTFOUND if none */
+int pd_we_update(pd_db_t *tx, const pd_we_rec_t *w) PD_WUR;
 int pd_we_delete(pd_db_t *tx, const char *merchant, bool livemode, const char *id, int64_t now) PD_WUR;
 int pd_we_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
                void *arg, bool *has_more) PD_WUR;

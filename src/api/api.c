@@ -83,6 +83,7 @@ const pd_route_t pd_api_routes[] = {
     {PD_M_POST, "/v1/webhook_endpoints", pd_h_we_create, API, BODY, &pd_schema_we_create, "webhook_endpoints"},
     {PD_M_GET, "/v1/webhook_endpoints", pd_h_we_list, API, 0, &pd_schema_list, "webhook_endpoints"},
     {PD_M_GET, "/v1/webhook_endpoints/:id", pd_h_we_get, API, 0, &pd_schema_retrieve, "webhook_endpoints"},
+    {PD_M_POST, "/v1/webhook_endpoints/:id", pd_h_we_update, API, BODY, &pd_schema_we_update, "webhook_endpoints"},
     {PD_M_DELETE, "/v1/webhook_endpoints/:id", pd_h_we_delete, API, 0, &pd_schema_retrieve, "webhook_endpoints"},
 };
 const size_t pd_api_routes_n = sizeof(pd_api_routes) / sizeof(pd_api_routes[0]);

@@ -170,6 +170,7 @@ void pd_h_we_create(pd_req_t *r);
 void pd_h_we_get(pd_req_t *r);
 void pd_h_we_list(pd_req_t *r);
 void pd_h_we_delete(pd_req_t *r);
+void pd_h_we_update(pd_req_t *r);
 
 /* confirmation (shared by create with confirm=true, /confirm, and the recovery worker) */
 void pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id);
@@ -214,7 +215,7 @@ int pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, b
 /* schemas of the routes */
 extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_pi_create, pd_schema_pi_update,
     pd_schema_pi_confirm, pd_schema_pi_capture, pd_schema_pi_cancel, pd_schema_list, pd_schema_list_charges,
-    pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_retrieve;
+    pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve;
 
 /* workers */
 int pd_relay_start(pd_api_t *a);

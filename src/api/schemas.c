@@ -141,5 +141,15 @@ static const pd_field_t we_create[] = {
 };
 const pd_schema_t pd_schema_we_create = PD_SCHEMA(we_create);
 
+static const pd_field_t we_update[] = {
+    {"url", PD_FT_URL, 0},
+    {"enabled_events", PD_FT_LIST, 0, .choices = event_types, .max_items = 20},
+    {"disabled", PD_FT_BOOL, 0},
+    {"description", PD_FT_STRING, PD_FF_UNSET, 0, 5000},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    EXPAND,
+};
+const pd_schema_t pd_schema_we_update = PD_SCHEMA(we_update);
+
 static const pd_field_t retrieve[] = {EXPAND};
 const pd_schema_t pd_schema_retrieve = PD_SCHEMA(retrieve);

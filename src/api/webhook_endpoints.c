@@ -1,5 +1,5 @@
 /*
- * POST/GET /v1/webhook_endpoints, GET/DELETE /v1/webhook_endpoints/:id.
+ * POST/GET /v1/webhook_endpoints, GET/POST/DELETE /v1/webhook_endpoints/:id.
  * The whsec_ signing secret is generated here, encrypted in the vault under
  * alias/webhooks (context: merchant, endpoint) and shown once.
  */
@@ -114,6 +114,26 @@ on_encrypted(void *arg, int rc, const pd_vault_reply_t *reply)
     pd_loop_post(c->op->r->loop, &c->task);
 }
 
+/* the request's enabled_events[] as a JSON array text; NULL after answering 500 */
+static char *
+enabled_events_json(pd_req_t *r)
+{
+    pd_buf_t ev;
+    pd_jw_t w;
+    char *out = NULL;
+    pd_buf_init(&ev, 4096);
+    pd_jw_init(&w, &ev);
+    pd_jw_arr_begin(&w);
+    for (size_t i = 0; i < r->params.n; i++)
+        if (pd_view_starts_with(r->params.v[i].key, "enabled_events["))
+            pd_jw_strv(&w, r->params.v[i].value);
+    pd_jw_arr_end(&w);
+    if (pd_jw_finish(&w) != 0 || (out = pd_arena_strndup(&r->arena, ev.p, ev.len)) == NULL)
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+    pd_buf_free(&ev);
+    return out;
+}
+
 void
 pd_h_we_create(pd_req_t *r)
 {
@@ -128,22 +148,8 @@ pd_h_we_create(pd_req_t *r)
     we->url = (char *)pd_param_str(r, "url");
     if (!url_allowed(r, we->url, au->livemode))
         return;
-    /* enabled_events as a JSON array */
-    pd_buf_t ev;
-    pd_jw_t w;
-    pd_buf_init(&ev, 4096);
-    pd_jw_init(&w, &ev);
-    pd_jw_arr_begin(&w);
-    for (size_t i = 0; i < r->params.n; i++)
-        if (pd_view_starts_with(r->params.v[i].key, "enabled_events["))
-            pd_jw_strv(&w, r->params.v[i].value);
-    pd_jw_arr_end(&w);
-    if (pd_jw_finish(&w) != 0 || (we->enabled_events = pd_arena_strndup(&r->arena, ev.p, ev.len)) == NULL) {
-        pd_buf_free(&ev);
-        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+    if ((we->enabled_events = enabled_events_json(r)) == NULL)
         return;
-    }
-    pd_buf_free(&ev);
     if (pd_id_new("we", we->id, sizeof(we->id)) != 0) {
         pd_resp_error(r, 500, "api_error", NULL, "Cannot create an id.", NULL);
         return;
@@ -245,4 +251,67 @@ pd_h_we_delete(pd_req_t *r)
     if ((op = pd_op_new(r, c)) == NULL)
         return;
     pd_op_commit(op, write_delete, NULL);
+}
+
+/* --- update: url, enabled_events, disabled, description, metadata (Stripe's) --- */
+
+typedef struct {
+    char id[PD_ID_MAX];
+    const char *url, *description, *enabled_events;
+    int disabled; /* -1: not given */
+} upd_ctx_t;
+
+static int
+write_update(pd_db_t *tx, pd_op_t *op)
+{
+    upd_ctx_t *c = op->ctx;
+    pd_we_rec_t we;
+    int r = pd_we_get(tx, &op->r->arena, op->auth->merchant_id, op->auth->livemode, c->id, &we);
+    if (r == PD_ERR_NOTFOUND)
+        return pd_op_error(op, 404, "invalid_request_error", "resource_missing", "id", NULL,
+                           "No such webhook_endpoint: '%.80s'", c->id);
+    if (r != 0)
+        return r;
+    if (c->url != NULL)
+        we.url = (char *)c->url;
+    if (c->enabled_events != NULL)
+        we.enabled_events = (char *)c->enabled_events;
+    if (c->description != NULL)
+        we.description = c->description[0] != '\0' ? (char *)c->description : NULL;
+    /* Stripe's rules: given keys are set, empty values remove a key, metadata="" clears */
+    if ((we.metadata = (char *)pd_param_metadata(op->r, we.metadata)) == NULL)
+        return pd_op_error(op, 400, "invalid_request_error", "parameter_invalid", "metadata", NULL,
+                           "metadata can have at most 50 keys.");
+    if (c->disabled >= 0)
+        snprintf(we.status, sizeof(we.status), "%s", c->disabled ? "disabled" : "enabled");
+    if ((r = pd_we_update(tx, &we)) != 0)
+        return r;
+    pd_jw_t w;
+    pd_jw_init(&w, &op->body);
+    pd_render_we(&w, &we, NULL);
+    return pd_op_respond_json(op, 200, &w);
+}
+
+void
+pd_h_we_update(pd_req_t *r)
+{
+    upd_ctx_t *c = pd_arena_calloc(&r->arena, sizeof(*c));
+    pd_op_t *op;
+    if (c == NULL || pd_view_to_cstr(pd_req_param(r, "id"), c->id, sizeof(c->id)) != 0) {
+        pd_resp_missing(r, "webhook_endpoint", "id", "");
+        return;
+    }
+    if ((op = pd_op_new(r, c)) == NULL)
+        return;
+    c->url = pd_param_str(r, "url");
+    if (c->url != NULL && !url_allowed(r, c->url, ((const pd_auth_t *)r->auth)->livemode))
+        return;
+    bool any_events = false;
+    for (size_t i = 0; i < r->params.n; i++)
+        any_events |= pd_view_starts_with(r->params.v[i].key, "enabled_events[");
+    if (any_events && (c->enabled_events = enabled_events_json(r)) == NULL)
+        return;
+    c->description = pd_param_str(r, "description");
+    c->disabled = pd_param_str(r, "disabled") == NULL ? -1 : pd_param_bool(r, "disabled", false);
+    pd_op_commit(op, write_update, NULL);
 }

@@ -109,6 +109,20 @@ pd_we_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const
 }
 
 int
+pd_we_update(pd_db_t *tx, const pd_we_rec_t *w)
+{
+    int64_t n = 0;
+    int r = pd_db_exec(tx,
+                       "UPDATE webhook_endpoints SET url = ?, enabled_events = ?, status = ?, description = ?, "
+                       "metadata = ? WHERE id = ? AND merchant_id = ? AND livemode = ? AND deleted = 0",
+                       PD_SQL_ARGS(PD_SQL_S(w->url), PD_SQL_S(w->enabled_events), PD_SQL_S(w->status),
+                                   PD_SQL_S(w->description), PD_SQL_S(w->metadata ? w->metadata : "{}"),
+                                   PD_SQL_S(w->id), PD_SQL_S(w->merchant_id), PD_SQL_I(w->livemode)),
+                       &n);
+    return r != 0 ? r : n == 1 ? 0 : PD_ERR_NOTFOUND;
+}
+
+int
 pd_we_delete(pd_db_t *tx, const char *merchant, bool livemode, const char *id, int64_t now)
 {
     int64_t n = 0;

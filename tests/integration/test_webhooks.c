@@ -414,12 +414,56 @@ deleting_an_endpoint_stops_its_queued_deliveries(void **state)
     hook_stop(ok);
 }
 
+/* POST /v1/webhook_endpoints/:id: disabled stops deliveries until enabled again;
+ * description and metadata change with Stripe's merge rules; bad input is refused */
+static void
+an_endpoint_can_be_disabled_and_updated(void **state)
+{
+    (void)state;
+    hook_t *ok = hook_start(HOOK_OK, 0);
+    char id[64], path[128], body[300];
+    json_t *j;
+    hook_register(ok, id, sizeof(id));
+    snprintf(path, sizeof(path), "/v1/webhook_endpoints/%s", id);
+    assert_int_equal(api_call(&payd, "POST", path, "disabled=true&metadata[team]=payments", &j), 200);
+    assert_string_equal(jstr(j, "status"), "disabled");
+    assert_string_equal(jstr(j, "metadata.team"), "payments");
+    json_decref(j);
+    static created_t pi[5];
+    create_intents(pi, 5);
+    usleep(1500000);
+    assert_int_equal(hook_events(ok), 0); /* nothing sent while disabled */
+    assert_int_equal(api_call(&payd, "POST", path, "disabled=false&description=main&metadata[env]=prod", &j), 200);
+    assert_string_equal(jstr(j, "status"), "enabled");
+    assert_string_equal(jstr(j, "description"), "main");
+    assert_string_equal(jstr(j, "metadata.team"), "payments"); /* merged, not replaced */
+    assert_string_equal(jstr(j, "metadata.env"), "prod");
+    json_decref(j);
+    create_intents(pi, 1);
+    for (int i = 0; i < 250 && hook_events(ok) == 0; i++)
+        usleep(20000);
+    assert_true(hook_events(ok) >= 1);
+    assert_int_equal(api_call(&payd, "POST", path, "url=ftp://example.com/hook", &j), 400);
+    assert_string_equal(jstr(j, "error.param"), "url");
+    json_decref(j);
+    snprintf(body, sizeof(body), "enabled_events[]=no.such_event");
+    assert_int_equal(api_call(&payd, "POST", path, body, &j), 400);
+    json_decref(j);
+    assert_int_equal(api_call(&payd, "POST", "/v1/webhook_endpoints/we_nope", "disabled=true", &j), 404);
+    json_decref(j);
+    hook_delete(id);
+    assert_int_equal(api_call(&payd, "POST", path, "disabled=true", &j), 404); /* deleted */
+    json_decref(j);
+    hook_stop(ok);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_hanging_endpoint_does_not_starve_a_healthy_one),
         cmocka_unit_test(deleting_an_endpoint_stops_its_queued_deliveries),
+        cmocka_unit_test(an_endpoint_can_be_disabled_and_updated),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
