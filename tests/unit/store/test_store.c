@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -267,6 +268,55 @@ concurrent_writers_are_batched_and_all_committed(void **state)
     pd_store_close(s);
 }
 
+/* a write that found the disk full makes the store unwritable, with the reason; the
+ * next write that commits makes it writable again */
+static int
+enospc_write(pd_db_t *tx, void *arg)
+{
+    (void)tx;
+    (void)arg;
+    return -ENOSPC;
+}
+
+static void
+writability_follows_the_last_writes(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    char why[200];
+    assert_true(pd_store_writable(s, why, sizeof(why)));
+    assert_string_equal(why, "");
+    assert_int_equal(pd_store_write_sync(s, enospc_write, NULL), -ENOSPC);
+    assert_false(pd_store_writable(s, why, sizeof(why)));
+    assert_string_equal(why, "writes failing (No space left on device)");
+    merchant_w_t dup = {"acct_w", 0};
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &dup), 0);
+    assert_true(pd_store_writable(s, NULL, 0));
+    /* a batch that commits no write proves nothing */
+    assert_int_equal(pd_store_write_sync(s, enospc_write, NULL), -ENOSPC);
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &dup), PD_ERR_EXISTS);
+    assert_false(pd_store_writable(s, NULL, 0));
+    pd_store_close(s);
+}
+
+/* with no writes coming (readiness fails, so callers stop), the store probes by itself */
+static void
+an_idle_failing_store_finds_out_that_writes_pass_again(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    assert_int_equal(pd_store_write_sync(s, enospc_write, NULL), -ENOSPC);
+    assert_false(pd_store_writable(s, NULL, 0));
+    int waited = 0;
+    while (!pd_store_writable(s, NULL, 0) && waited < 5000) {
+        usleep(50 * 1000);
+        waited += 50;
+    }
+    assert_true(pd_store_writable(s, NULL, 0));
+    assert_true(waited >= 500); /* a probe, not the failed write itself */
+    pd_store_close(s);
+}
+
 /* the child writes merchants one by one and reports each acknowledged id on a pipe */
 static void
 child_writer(int fd)
@@ -337,6 +387,8 @@ main(void)
         cmocka_unit_test_setup_teardown(idempotency_keys_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_are_batched_and_all_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(acknowledged_writes_survive_kill_9, setup, teardown),
+        cmocka_unit_test_setup_teardown(writability_follows_the_last_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_idle_failing_store_finds_out_that_writes_pass_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
