@@ -187,7 +187,12 @@ s_simple(pd_db_t *db, const char *sql)
  * must not cost a parse */
 static int s_begin(pd_db_t *db) { return s_exec(db, "BEGIN IMMEDIATE", NULL, 0, NULL); }
 static int s_commit(pd_db_t *db) { return s_exec(db, "COMMIT", NULL, 0, NULL); }
-static int s_rollback(pd_db_t *db) { return s_simple(db, "ROLLBACK"); }
+/* after some errors (SQLITE_FULL, SQLITE_IOERR in a COMMIT) SQLite has rolled back already */
+static int
+s_rollback(pd_db_t *db)
+{
+    return sqlite3_get_autocommit(((sqlite_db_t *)db)->db) ? 0 : s_simple(db, "ROLLBACK");
+}
 static int s_savepoint(pd_db_t *db) { return s_exec(db, "SAVEPOINT w", NULL, 0, NULL); }
 static int s_release(pd_db_t *db) { return s_exec(db, "RELEASE w", NULL, 0, NULL); }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "payd/log.h"
@@ -207,6 +208,22 @@ probe_write(pd_db_t *tx, void *arg)
 }
 
 #define PROBE_MS 1000
+#define PROBE_MIN_FREE (4u << 20)
+
+/*
+ * After a full disk, a probe is tried only once the file system has PROBE_MIN_FREE
+ * again (what an unprivileged user may use): the probe is one small page, which can
+ * pass in the pages a failed commit left allocated to the WAL while the next real
+ * batch would not.
+ */
+static bool
+probe_due(const pd_store_t *s)
+{
+    struct statvfs v;
+    if (s->failing != -ENOSPC)
+        return true;
+    return statvfs(s->path, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize >= PROBE_MIN_FREE;
+}
 
 /*
  * Waits (s->mu held) until a write is queued or the store closes. While writes are
@@ -225,7 +242,8 @@ wait_for_work(pd_store_t *s)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += PROBE_MS / 1000;
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT || s->head != NULL || s->closing)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT || s->head != NULL || s->closing ||
+            !probe_due(s))
             continue;
         job_t *probe = calloc(1, sizeof(*probe));
         if (probe == NULL)
