@@ -260,7 +260,7 @@ static void
 requests_on_idle_tls_connections_after_sigterm_are_answered(void **state)
 {
     (void)state;
-    int counts[3] = {0}, n = rounds() < 3 ? rounds() : 3;
+    int counts[3] = {0}, n = rounds();
     closes_announced = 0;
     for (int i = 0; i < n; i++)
         round_on_idle_connections(NULL, true, counts);
