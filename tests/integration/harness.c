@@ -136,7 +136,13 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
         pd_h_resp_free(&r);
         sleep_ms(50);
     }
-    fprintf(stderr, "payd did not become ready in 15 s\n");
+    /* a payd left running would load the machine for every later test */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    p->pid = 0;
+    char *log = pd_h_log(p);
+    fprintf(stderr, "payd did not become ready in 15 s; its output:\n%s\n", log);
+    free(log);
     return -1;
 }
 

@@ -36,6 +36,19 @@
 #define NCONN 16
 #define WINDOW_MS 50 /* requests are written over the first WINDOW_MS after SIGTERM */
 
+static pd_h_payd_t payd; /* the current one, stopped by the teardown whatever happened */
+
+/* a payd left running by a failed assertion would load the machine for later tests */
+static int
+teardown(void **state)
+{
+    (void)state;
+    if (payd.pid > 0)
+        pd_h_cleanup(&payd);
+    memset(&payd, 0, sizeof(payd));
+    return 0;
+}
+
 static const char get_healthz[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 /* one keep-alive connection: plain TCP to the admin port, or TLS (HTTP/1.1 by ALPN) to the API port */
@@ -186,23 +199,23 @@ static int closes_announced; /* answers that said Connection: close */
 static void
 round_on_idle_connections(const pd_h_opts_t *o, bool tls, int counts[3])
 {
-    pd_h_payd_t p = {0};
+    pd_h_payd_t *p = &payd;
     conn_t conns[NCONN];
     outcome_t out[NCONN];
     SSL_CTX *ctx = NULL;
 
-    assert_int_equal(pd_h_start(&p, o), 0);
+    assert_int_equal(pd_h_start(p, o), 0);
     if (tls) {
         static const unsigned char alpn[] = "\x08http/1.1";
         ctx = SSL_CTX_new(TLS_client_method());
         SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
-        assert_int_equal(SSL_CTX_load_verify_locations(ctx, p.ca_path, NULL), 1);
+        assert_int_equal(SSL_CTX_load_verify_locations(ctx, p->ca_path, NULL), 1);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
-    open_idle(conns, NCONN, tls ? p.api_port : p.admin_port, ctx);
+    open_idle(conns, NCONN, tls ? p->api_port : p->admin_port, ctx);
 
     uint64_t t0 = now_ms();
-    kill(p.pid, SIGTERM);
+    kill(p->pid, SIGTERM);
     for (int i = 0; i < NCONN; i++) {
         sleep_until(t0 + (uint64_t)(i * WINDOW_MS / (NCONN - 1)));
         if (closed_by_server(&conns[i]))
@@ -228,9 +241,9 @@ round_on_idle_connections(const pd_h_opts_t *o, bool tls, int counts[3])
         counts[out[i]]++;
         conn_close(&conns[i]);
     }
-    assert_int_equal(pd_h_stop(&p, 0, 15000), 0);
+    assert_int_equal(pd_h_stop(p, 0, 15000), 0);
     SSL_CTX_free(ctx);
-    pd_h_cleanup(&p);
+    pd_h_cleanup(p);
 }
 
 static int
@@ -278,17 +291,17 @@ static void
 idle_connections_are_closed_when_the_grace_ends(void **state)
 {
     (void)state;
-    pd_h_payd_t p = {0};
+    pd_h_payd_t *p = &payd;
     conn_t conns[6];
     static const unsigned char alpn[] = "\x08http/1.1";
     const char *args[] = {"--set", "api.drain_grace_ms=500", "--set", "api.drain_timeout_ms=20s", NULL};
     pd_h_opts_t o = {.args = args};
-    assert_int_equal(pd_h_start(&p, &o), 0);
+    assert_int_equal(pd_h_start(p, &o), 0);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
-    open_idle(conns, 4, p.admin_port, NULL);
-    open_idle(conns + 4, 2, p.api_port, ctx);
-    pd_h_client_t *h2 = pd_h_client_new(&p);
+    open_idle(conns, 4, p->admin_port, NULL);
+    open_idle(conns + 4, 2, p->api_port, ctx);
+    pd_h_client_t *h2 = pd_h_client_new(p);
     pd_h_req_t rq = {.http2 = true};
     pd_h_resp_t r;
     assert_int_equal(pd_h_do(h2, "GET", "/healthz", &rq, &r), 0);
@@ -296,18 +309,18 @@ idle_connections_are_closed_when_the_grace_ends(void **state)
     pd_h_resp_free(&r);
 
     uint64_t t0 = now_ms();
-    kill(p.pid, SIGTERM);
+    kill(p->pid, SIGTERM);
     for (int i = 0; i < 6; i++) {
         char b;
         assert_int_equal(conn_read(&conns[i], &b, 1, t0 + 5000), 0); /* end of stream, not a reset */
         assert_true(now_ms() - t0 >= 400);                           /* kept open through the grace */
         conn_close(&conns[i]);
     }
-    assert_int_equal(pd_h_stop(&p, 0, 8000), 0);
+    assert_int_equal(pd_h_stop(p, 0, 8000), 0);
     print_message("idle connections: payd exited %llu ms after SIGTERM\n", (unsigned long long)(now_ms() - t0));
     pd_h_client_free(h2);
     SSL_CTX_free(ctx);
-    pd_h_cleanup(&p);
+    pd_h_cleanup(p);
 }
 
 /* with no connection open the grace is not waited out */
@@ -315,24 +328,24 @@ static void
 without_connections_the_drain_ends_at_once(void **state)
 {
     (void)state;
-    pd_h_payd_t p = {0};
+    pd_h_payd_t *p = &payd;
     const char *args[] = {"--set", "api.drain_grace_ms=5s", NULL};
     pd_h_opts_t o = {.args = args};
-    assert_int_equal(pd_h_start(&p, &o), 0);
+    assert_int_equal(pd_h_start(p, &o), 0);
     uint64_t t0 = now_ms();
-    assert_int_equal(pd_h_stop(&p, SIGTERM, 10000), 0);
+    assert_int_equal(pd_h_stop(p, SIGTERM, 10000), 0);
     assert_true(now_ms() - t0 < 3000);
-    pd_h_cleanup(&p);
+    pd_h_cleanup(p);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(requests_on_idle_connections_after_sigterm_are_answered),
-        cmocka_unit_test(requests_on_idle_tls_connections_after_sigterm_are_answered),
-        cmocka_unit_test(idle_connections_are_closed_when_the_grace_ends),
-        cmocka_unit_test(without_connections_the_drain_ends_at_once),
+        cmocka_unit_test_teardown(requests_on_idle_connections_after_sigterm_are_answered, teardown),
+        cmocka_unit_test_teardown(requests_on_idle_tls_connections_after_sigterm_are_answered, teardown),
+        cmocka_unit_test_teardown(idle_connections_are_closed_when_the_grace_ends, teardown),
+        cmocka_unit_test_teardown(without_connections_the_drain_ends_at_once, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
