@@ -199,7 +199,7 @@ sync_main(void *arg)
     return NULL;
 }
 
-/* A write that changes nothing but still commits a page: it needs the space a real write needs. */
+/* The probe: a write that changes nothing but still commits a page to the WAL. */
 static int
 probe_write(pd_db_t *tx, void *arg)
 {
