@@ -34,6 +34,7 @@ typedef struct {
     int64_t idle_timeout_ms;   /* HTTP/2 idle connection timeout */
     int64_t handshake_timeout_ms;
     int64_t drain_timeout_ms;  /* SIGTERM: time allowed for in-flight requests */
+    int64_t drain_grace_ms;    /* SIGTERM: idle HTTP/1 connections stay open this long (capped by drain_timeout_ms) */
     bool hsts;
 } pd_edge_api_config_t;
 
@@ -99,9 +100,19 @@ uint16_t pd_server_admin_port(const pd_server_t *s);
 /* Reloads the certificate and key; new connections use them, open ones keep theirs.
  * On failure the old certificate stays in use. */
 int pd_server_reload_tls(pd_server_t *s) PD_WUR;
-/* Stops accepting, asks clients to go away (GOAWAY / Connection: close), waits for
- * in-flight requests up to drain_timeout_ms. Returns the number of requests that were
- * still in flight at the deadline (0 for a clean drain). */
+/*
+ * Graceful stop. Every loop at once: accepts what is already queued on its listeners
+ * and closes them (new connections are refused; /readyz answers 503 "draining"), and
+ * asks clients to go away: HTTP/2 gets GOAWAY, and every HTTP/1 response from now on
+ * says Connection: close. Open connections stay served: a request that arrives on
+ * one is answered normally. Idle HTTP/1 connections (no request in progress, nothing
+ * received) are closed once drain_grace_ms has passed; h2o closes HTTP/2 connections
+ * about a second after its GOAWAY when they have no stream open. A loop ends when it
+ * has no request in flight and no connection open; the drain ends when every loop
+ * has, or at drain_timeout_ms, whichever comes first. Returns the number of requests
+ * still in flight at the deadline (0 for a clean drain). Called once, from the
+ * thread that started the server.
+ */
 int pd_server_drain(pd_server_t *s);
 void pd_server_free(pd_server_t *s);
 

@@ -17,6 +17,7 @@
 #define PAYD_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "payd/config.h"
@@ -57,6 +58,16 @@ typedef void (*pd_committed_fn)(void *arg);
 int pd_store_submit_ex(pd_store_t *s, pd_write_fn fn, pd_committed_fn committed, pd_done_fn done, void *arg) PD_WUR;
 /* Submits and waits (for tools, tests and start-up; never from an event loop). */
 int pd_store_write_sync(pd_store_t *s, pd_write_fn fn, void *arg) PD_WUR;
+
+/*
+ * Whether the store takes writes: false while they fail (the last batch failed, or a
+ * write in it found the disk full; true again once a batch commits a write: while
+ * none is submitted the writer tries a write that changes nothing every second,
+ * after a full disk only once the file system has 4 MiB free), and for good after a
+ * failed sync (see the sync thread in store.c). why (may be NULL) gets the reason,
+ * e.g. "writes failing (No space left on device)". Thread-safe.
+ */
+bool pd_store_writable(pd_store_t *s, char *why, size_t cap);
 
 /* The calling thread's read connection (opened on first use). */
 pd_db_t *pd_store_reader(pd_store_t *s);

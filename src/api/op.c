@@ -4,6 +4,7 @@
  * that write is durable. The final response of a request that started executing is
  * stored with its idempotency key in the same transaction as its effects.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -234,6 +235,11 @@ pd_op_finish(pd_op_t *op)
     } else if (op->rc == PD_ERR_AGAIN) {
         pd_resp_header(r, "Retry-After", "1");
         pd_resp_error(r, 503, "api_error", "server_busy", "The server is busy. Retry the request shortly.", NULL);
+    } else if (op->rc == -ENOSPC || (op->rc != 0 && !pd_store_writable(op->api->store, NULL, 0))) {
+        /* the write did not take (after a failed sync: it may not be durable); /readyz says why */
+        pd_log_error("operation failed: the store refuses writes", PD_LS("request_id", r->id), PD_LERR(op->rc));
+        pd_resp_error(r, 503, "api_error", "storage_unavailable",
+                      "The server cannot record requests right now. Retry the request later.", NULL);
     } else {
         pd_log_error("operation failed", PD_LS("request_id", r->id), PD_LERR(op->rc));
         pd_resp_error(r, 500, "api_error", NULL, "An error occurred while processing the request.", NULL);

@@ -297,6 +297,12 @@ vault_ready(void *arg, char *why, size_t cap)
     return true;
 }
 
+static bool
+store_ready(void *arg, char *why, size_t cap)
+{
+    return pd_store_writable(arg, why, cap);
+}
+
 /* storage, vault, processor and the payments API; in dev mode also the demo merchant */
 static int
 start_services(app_t *app, pd_router_t *router)
@@ -339,7 +345,8 @@ start_services(app_t *app, pd_router_t *router)
         return r;
     pd_api_deps_t deps = {&app->payments, app->db, &app->vault_link, app->simulator, app->svc.data_dir};
     if ((r = pd_api_new(&app->payments_api, &deps)) != 0 || (r = pd_api_register(app->payments_api, router, g_server)) != 0 ||
-        (r = pd_server_add_probe(g_server, "vault", vault_ready, &app->vault_link)) != 0)
+        (r = pd_server_add_probe(g_server, "vault", vault_ready, &app->vault_link)) != 0 ||
+        (r = pd_server_add_probe(g_server, "store", store_ready, app->db)) != 0)
         return r;
     if (app->dev && (r = pd_api_dev_bootstrap(app->db, &app->vault_link, app->svc.data_dir, &app->dev_keys)) != 0) {
         pd_log_error("cannot create the dev merchant", PD_LERR(r));

@@ -1,7 +1,9 @@
 /*
- * Connection records for the flow log: one record per accepted TCP connection,
- * reported when the connection closes (accepted or rejected, peer, ports, TLS
- * version and cipher, bytes in and out, duration, and why it was rejected).
+ * The loop's open connections, and their records for the flow log: one record per
+ * accepted TCP connection, reported when the connection closes (accepted or
+ * rejected, peer, ports, TLS version and cipher, bytes in and out, duration, and
+ * why it was rejected). The drain counts the open connections and closes the idle
+ * HTTP/1 ones.
  *
  * Hooks into h2o 2.2: the socket's on_close callback (called from dispose_socket,
  * after the TLS state is gone but before the evloop frees the socket), and OpenSSL
@@ -14,6 +16,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <openssl/ssl.h>
@@ -23,6 +26,7 @@
 #include "payd/time.h"
 
 typedef struct {
+    h2o_linklist_t link; /* in loop->conns */
     pd_loop_t *loop;
     h2o_socket_t *sock;
     pd_conn_info_t info;
@@ -31,6 +35,7 @@ typedef struct {
     char client_cn[128];
     char alert[64];
     bool handshake_done;
+    bool shut; /* pd_conn_close_idle shut it down; h2o is closing it */
 } conn_t;
 
 void
@@ -66,6 +71,12 @@ on_close(void *data)
     pd_server_t *s = c->loop->srv;
     pd_conn_info_t *i = &c->info;
 
+    h2o_linklist_unlink(&c->link);
+    c->loop->nconns--;
+    if (s->conn_fn == NULL) {
+        free(c);
+        return;
+    }
     if (i->listener == PD_L_ADMIN) {
         /* plain HTTP: h2o counts what it wrote (the socket is disposed but not yet
          * freed, so its counter is still valid); bytes_in is noted per response */
@@ -79,15 +90,17 @@ on_close(void *data)
     free(c);
 }
 
-void
+int
 pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind)
 {
     struct sockaddr_storage ss;
     char local[64];
     conn_t *c;
 
-    if (loop->srv->conn_fn == NULL || sock->on_close.cb != NULL || (c = calloc(1, sizeof(*c))) == NULL)
-        return;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return PD_ERR_NOMEM;
+    h2o_linklist_insert(&loop->conns, &c->link);
+    loop->nconns++;
     c->loop = loop;
     c->sock = sock;
     c->start_ms = pd_mono_ms();
@@ -99,6 +112,52 @@ pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind)
         pd_edge_addr_text((struct sockaddr *)&ss, local, sizeof(local), &c->info.local_port);
     sock->on_close.cb = on_close;
     sock->on_close.data = c;
+    return 0;
+}
+
+/* HTTP/1: every admin connection (plain HTTP; h2o's upgrade to HTTP/2 is off), and an
+ * API connection whose TLS handshake is done and did not choose h2 */
+static bool
+is_http1(conn_t *c)
+{
+    if (c->info.listener == PD_L_ADMIN)
+        return true;
+    if (!c->handshake_done)
+        return false;
+    h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(c->sock);
+    return !(proto.len == 2 && memcmp(proto.base, "h2", 2) == 0);
+}
+
+/*
+ * Nothing received that is not answered: libh2o 2.2 keeps an HTTP/1 request's bytes
+ * in the socket's input buffer until its response is written, so an empty buffer
+ * means no request in progress, and the kernel holds no bytes of a next one.
+ */
+static bool
+is_idle(conn_t *c)
+{
+    int fd = h2o_socket_get_fd(c->sock), pending = 0;
+    return c->sock->input->size == 0 && fd >= 0 && ioctl(fd, FIONREAD, &pending) == 0 && pending == 0;
+}
+
+size_t
+pd_conn_close_idle(pd_loop_t *loop)
+{
+    size_t n = 0;
+    for (h2o_linklist_t *l = loop->conns.next; l != &loop->conns; l = l->next) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, l);
+        if (c->shut || !is_http1(c) || !is_idle(c))
+            continue;
+        /* h2o then reads the end of the stream and closes the connection as if the
+         * client had (TLS: close_notify, then FIN). A request the client sends in the
+         * same instant is lost, the race every HTTP/1.1 client must expect on an idle
+         * connection (RFC 9112 9.3.1): that is why the drain waits out its grace first */
+        if (shutdown(h2o_socket_get_fd(c->sock), SHUT_RD) == 0) {
+            c->shut = true;
+            n++;
+        }
+    }
+    return n;
 }
 
 void

@@ -27,6 +27,9 @@ static const pd_config_key_t api_keys[] = {
     {"handshake_timeout_ms", PD_CT_MS, A(handshake_timeout_ms), "5s", 100, 60000, .help = "TLS handshake timeout"},
     {"drain_timeout_ms", PD_CT_MS, A(drain_timeout_ms), "10s", 0, 600000,
      .help = "on SIGTERM, how long in-flight requests may take before exit"},
+    {"drain_grace_ms", PD_CT_MS, A(drain_grace_ms), "1s", 0, 600000,
+     .help = "on SIGTERM, how long idle HTTP/1 connections stay open (requests on them are answered, "
+             "with Connection: close) before they are closed; at most drain_timeout_ms"},
     {"hsts", PD_CT_BOOL, A(hsts), "true", .help = "send Strict-Transport-Security on API responses"},
 };
 #undef A

@@ -22,6 +22,8 @@ struct pd_loop {
     _Atomic bool stop;   /* leave the loop now */
     _Atomic bool exited;
     bool drain_started;  /* loop thread only */
+    uint64_t grace_end_ms; /* drain: idle HTTP/1 connections are closed from then on (loop thread only) */
+    pd_task_t drain_task;  /* posted by pd_server_drain to start the drain at once */
     h2o_evloop_t *evloop;
     h2o_context_t ctx;
     h2o_multithread_queue_t *queue;
@@ -31,6 +33,8 @@ struct pd_loop {
     int api_fd, admin_fd;
     unsigned tls_gen;
     size_t inflight;                 /* requests not yet disposed (loop thread only) */
+    h2o_linklist_t conns;            /* every open accepted connection (conn.c; loop thread only) */
+    size_t nconns;                   /* their number */
     _Atomic size_t inflight_shared;  /* the same, readable from the main thread */
 };
 
@@ -71,10 +75,16 @@ struct pd_server {
     size_t nprobes;
 };
 
-/* conn.c: flow records. pd_conn_track before h2o_accept; pd_conn_tls_info and
- * pd_conn_tls_msg are the server SSL_CTX's info and message callbacks
+/* conn.c: the loop's open connections and their flow records. pd_conn_track before
+ * h2o_accept: it counts the connection in loop->nconns until its socket closes, and
+ * returns PD_ERR_NOMEM (the caller closes the socket) when it cannot. pd_conn_tls_info
+ * and pd_conn_tls_msg are the server SSL_CTX's info and message callbacks
  * (pd_conn_tls_init once before). */
-void pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind);
+int pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind) PD_WUR;
+/* Closes the loop's idle HTTP/1 connections: no request in progress and nothing
+ * received, neither by h2o nor in the kernel. HTTP/2 connections and TLS handshakes
+ * are left to h2o. Returns how many it closed. For draining only. */
+size_t pd_conn_close_idle(pd_loop_t *loop);
 /* Plain-HTTP (admin) connections: h2o 2.2 does not count what it reads, and closes the
  * descriptor before the close callback, so each response notes the kernel's count of
  * bytes received so far for the flow log. */

@@ -24,16 +24,14 @@
 #include "payd/log.h"
 #include "payd/time.h"
 
+/* accepts up to max connections queued on listener */
 static void
-on_accept(h2o_socket_t *listener, const char *err)
+accept_queued(pd_loop_t *loop, h2o_socket_t *listener, size_t max)
 {
-    pd_loop_t *loop = listener->data;
     pd_server_t *s = loop->srv;
     h2o_accept_ctx_t *actx = listener == loop->api_sock ? &loop->api_accept : &loop->admin_accept;
     h2o_socket_t *sock;
 
-    if (err != NULL)
-        return;
     /* pick up a reloaded certificate for new connections */
     if (actx->ssl_ctx != NULL && loop->tls_gen != atomic_load(&s->tls_gen)) {
         pthread_mutex_lock(&s->tls_mu);
@@ -43,13 +41,25 @@ on_accept(h2o_socket_t *listener, const char *err)
         loop->tls_gen = atomic_load(&s->tls_gen);
         pthread_mutex_unlock(&s->tls_mu);
     }
-    /* accept a few per wakeup; the kernel balances between threads */
-    for (int i = 0; i < 16; i++) {
+    for (size_t i = 0; i < max; i++) {
         if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
             break;
-        pd_conn_track(loop, sock, listener == loop->api_sock ? PD_L_API : PD_L_ADMIN);
+        /* an untracked connection would not hold up the drain: refuse it */
+        if (pd_conn_track(loop, sock, listener == loop->api_sock ? PD_L_API : PD_L_ADMIN) != 0) {
+            h2o_socket_close(sock);
+            continue;
+        }
         h2o_accept(actx, sock);
     }
+}
+
+static void
+on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    /* a few per wakeup; the kernel balances between threads */
+    accept_queued(listener->data, listener, 16);
 }
 
 static void
@@ -84,19 +94,58 @@ pd_loop_server(pd_loop_t *loop)
     return loop->srv;
 }
 
+/* Closes the listeners. Connections the kernel has queued on them would be reset
+ * with the socket: they are accepted first and served like the others. */
 static void
 stop_listening(pd_loop_t *loop)
 {
     if (loop->api_sock != NULL) {
+        accept_queued(loop, loop->api_sock, SIZE_MAX);
         h2o_socket_read_stop(loop->api_sock);
         h2o_socket_close(loop->api_sock);
         loop->api_sock = NULL;
     }
     if (loop->admin_sock != NULL) {
+        accept_queued(loop, loop->admin_sock, SIZE_MAX);
         h2o_socket_read_stop(loop->admin_sock);
         h2o_socket_close(loop->admin_sock);
         loop->admin_sock = NULL;
     }
+}
+
+/* Starts this loop's drain (see pd_server_drain): once, on the loop thread. */
+static void
+drain_begin(pd_loop_t *loop)
+{
+    const pd_edge_api_config_t *api = loop->srv->api;
+    int64_t grace = api->drain_grace_ms < api->drain_timeout_ms ? api->drain_grace_ms : api->drain_timeout_ms;
+
+    if (loop->drain_started)
+        return;
+    loop->drain_started = true;
+    loop->grace_end_ms = pd_mono_ms() + (uint64_t)grace;
+    stop_listening(loop);
+    /* HTTP/2: GOAWAY; HTTP/1: requests read from now on are answered Connection: close */
+    h2o_context_request_shutdown(&loop->ctx);
+}
+
+static void
+on_drain_task(pd_task_t *t)
+{
+    drain_begin((pd_loop_t *)(void *)((char *)t - offsetof(pd_loop_t, drain_task)));
+}
+
+/* One step of a started drain; true when the loop may end: nothing in flight, no connection open. */
+static bool
+drain_step(pd_loop_t *loop)
+{
+    if (pd_mono_ms() >= loop->grace_end_ms) {
+        size_t n = pd_conn_close_idle(loop);
+        if (n > 0)
+            pd_log_debug("drain: closed idle connections", PD_LI("loop", loop->index), PD_LI("closed", (int64_t)n),
+                         PD_LI("open", (int64_t)loop->nconns));
+    }
+    return loop->inflight == 0 && loop->nconns == 0;
 }
 
 /*
@@ -109,6 +158,8 @@ static void
 loop_setup(pd_loop_t *l)
 {
     pd_server_t *s = l->srv;
+    h2o_linklist_init_anchor(&l->conns);
+    l->drain_task.fn = on_drain_task;
     l->evloop = h2o_evloop_create();
     h2o_context_init(&l->ctx, l->evloop, &s->gconf);
     l->queue = h2o_multithread_create_queue(l->ctx.loop);
@@ -147,12 +198,9 @@ loop_main(void *arg)
         h2o_evloop_run(loop->evloop, 100);
         if (s->tick_fn != NULL)
             s->tick_fn(false, s->tick_arg);
-        if (atomic_load(&s->draining) && !loop->drain_started) {
-            loop->drain_started = true;
-            stop_listening(loop);
-            h2o_context_request_shutdown(&loop->ctx);
-        }
-        if (loop->drain_started && loop->inflight == 0)
+        if (atomic_load(&s->draining))
+            drain_begin(loop); /* in case its task has not run yet */
+        if (loop->drain_started && drain_step(loop))
             break;
     }
     stop_listening(loop);
@@ -415,6 +463,9 @@ pd_server_drain(pd_server_t *s)
     int left = 0;
 
     atomic_store(&s->draining, true);
+    for (int i = 0; i < s->nloops; i++)
+        if (s->loops[i].started)
+            pd_loop_post(&s->loops[i], &s->loops[i].drain_task); /* wakes the loop now */
     for (;;) {
         bool all = true;
         for (int i = 0; i < s->nloops; i++)

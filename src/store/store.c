@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
 
 #include "payd/log.h"
 #include "payd/time.h"
@@ -38,7 +40,8 @@ struct pd_store {
     job_t *head, *tail;
     int64_t queued;
     bool closing, started;
-    int failed; /* a sync failed: what was committed may not be durable; no more writes */
+    int failed;  /* a sync failed: what was committed may not be durable; no more writes */
+    int failing; /* the last batch failed (or a write in it found the disk full); 0 once one commits a write */
     /* deferred sync (when the backend supports it): committed batches wait here
      * for the sync thread, which makes them durable and then calls their done */
     bool deferred;
@@ -63,6 +66,33 @@ finish_jobs(job_t *j)
         free(j);
         j = next;
     }
+}
+
+/*
+ * Keeps s->failing: set when the batch failed or a write in it found the disk full,
+ * cleared when a batch commits at least one write (an empty commit proves nothing).
+ */
+static void
+note_outcome(pd_store_t *s, job_t *batch, int batch_rc)
+{
+    int refused = batch_rc;
+    bool wrote = false;
+    for (job_t *j = batch; j != NULL; j = j->next) {
+        if (j->rc == 0)
+            wrote = true;
+        else if (j->rc == -ENOSPC && refused == 0)
+            refused = j->rc;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (refused != 0 && s->failing == 0)
+        pd_log_error("store refuses writes: not ready until one succeeds", PD_LERR(refused));
+    else if (refused == 0 && wrote && s->failing != 0)
+        pd_log_info("store accepts writes again");
+    if (refused != 0)
+        s->failing = refused;
+    else if (wrote)
+        s->failing = 0;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void
@@ -100,6 +130,7 @@ run_batch(pd_store_t *s, job_t *batch, size_t n)
             s->stats.max_batch = n;
         pthread_mutex_unlock(&s->mu);
     }
+    note_outcome(s, batch, r);
     if (r == 0)
         for (job_t *j = batch; j != NULL; j = j->next)
             if (j->rc == 0 && j->committed != NULL)
@@ -168,6 +199,61 @@ sync_main(void *arg)
     return NULL;
 }
 
+/* The probe: a write that changes nothing but still commits a page to the WAL. */
+static int
+probe_write(pd_db_t *tx, void *arg)
+{
+    (void)arg;
+    return pd_db_exec(tx, "UPDATE schema_version SET version = version", NULL, 0, NULL);
+}
+
+#define PROBE_MS 1000
+#define PROBE_MIN_FREE (4u << 20)
+
+/*
+ * After a full disk, a probe is tried only once the file system has PROBE_MIN_FREE
+ * again (what an unprivileged user may use): the probe is one small page, which can
+ * pass in the pages a failed commit left allocated to the WAL while the next real
+ * batch would not.
+ */
+static bool
+probe_due(const pd_store_t *s)
+{
+    struct statvfs v;
+    if (s->failing != -ENOSPC)
+        return true;
+    return statvfs(s->path, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize >= PROBE_MIN_FREE;
+}
+
+/*
+ * Waits (s->mu held) until a write is queued or the store closes. While writes are
+ * failing and none comes, queues a probe write every PROBE_MS, so that a store taken
+ * out of service (its readiness fails, so callers stop sending) still learns when
+ * writes pass again. Not after a failed sync: that failure is final.
+ */
+static void
+wait_for_work(pd_store_t *s)
+{
+    while (s->head == NULL && !s->closing) {
+        if (s->failing == 0 || s->failed != 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += PROBE_MS / 1000;
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT || s->head != NULL || s->closing ||
+            !probe_due(s))
+            continue;
+        job_t *probe = calloc(1, sizeof(*probe));
+        if (probe == NULL)
+            continue;
+        probe->fn = probe_write;
+        s->head = s->tail = probe;
+        s->queued++;
+    }
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -175,8 +261,7 @@ writer_main(void *arg)
     pthread_setname_np(pthread_self(), "payd-store");
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (s->head == NULL && !s->closing)
-            pthread_cond_wait(&s->cv, &s->mu);
+        wait_for_work(s);
         if (s->head == NULL && s->closing)
             break;
         /* take up to max_batch queued writes */
@@ -313,6 +398,23 @@ pd_store_reader(pd_store_t *s)
     s->readers = rd;
     pthread_mutex_unlock(&s->readers_mu);
     return rd->db;
+}
+
+bool
+pd_store_writable(pd_store_t *s, char *why, size_t cap)
+{
+    pthread_mutex_lock(&s->mu);
+    int failed = s->failed, failing = s->failing;
+    pthread_mutex_unlock(&s->mu);
+    if (why != NULL && cap > 0) {
+        if (failed != 0)
+            snprintf(why, cap, "writes refused until restart: a sync failed (%s)", pd_strerror(failed));
+        else if (failing != 0)
+            snprintf(why, cap, "writes failing (%s)", pd_strerror(failing));
+        else
+            why[0] = '\0';
+    }
+    return failed == 0 && failing == 0;
 }
 
 void

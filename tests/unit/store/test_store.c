@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -7,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -267,6 +270,144 @@ concurrent_writers_are_batched_and_all_committed(void **state)
     pd_store_close(s);
 }
 
+/* a write that found the disk full makes the store unwritable, with the reason; the
+ * next write that commits makes it writable again */
+static int
+enospc_write(pd_db_t *tx, void *arg)
+{
+    (void)tx;
+    (void)arg;
+    return -ENOSPC;
+}
+
+static void
+writability_follows_the_last_writes(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    char why[200];
+    assert_true(pd_store_writable(s, why, sizeof(why)));
+    assert_string_equal(why, "");
+    assert_int_equal(pd_store_write_sync(s, enospc_write, NULL), -ENOSPC);
+    assert_false(pd_store_writable(s, why, sizeof(why)));
+    assert_string_equal(why, "writes failing (No space left on device)");
+    merchant_w_t dup = {"acct_w", 0};
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &dup), 0);
+    assert_true(pd_store_writable(s, NULL, 0));
+    /* a batch that commits no write proves nothing */
+    assert_int_equal(pd_store_write_sync(s, enospc_write, NULL), -ENOSPC);
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &dup), PD_ERR_EXISTS);
+    assert_false(pd_store_writable(s, NULL, 0));
+    pd_store_close(s);
+}
+
+/* with no writes coming (readiness fails, so callers stop), the store probes by itself */
+static void
+an_idle_failing_store_finds_out_that_writes_pass_again(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    assert_int_equal(pd_store_write_sync(s, enospc_write, NULL), -ENOSPC);
+    assert_false(pd_store_writable(s, NULL, 0));
+    int waited = 0;
+    while (!pd_store_writable(s, NULL, 0) && waited < 5000) {
+        usleep(50 * 1000);
+        waited += 50;
+    }
+    assert_true(pd_store_writable(s, NULL, 0));
+    assert_true(waited >= 500); /* a probe, not the failed write itself */
+    pd_store_close(s);
+}
+
+/* a write of `rows` merchants with 3000-byte names: about a WAL page each */
+typedef struct {
+    int first, rows;
+} bulk_t;
+
+static int
+bulk_write(pd_db_t *tx, void *arg)
+{
+    bulk_t *b = arg;
+    static char name[3001];
+    memset(name, 'x', sizeof(name) - 1);
+    for (int i = 0; i < b->rows; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "acct_b%d", b->first + i);
+        int r = pd_db_exec(tx, "INSERT INTO merchants (id, name, created) VALUES (?, ?, 1)",
+                           PD_SQL_ARGS(PD_SQL_S(id), PD_SQL_S(name)), NULL);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+static off_t
+wal_size(void)
+{
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/payd.db-wal", dir);
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static uint64_t
+now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * A reader that holds its snapshot keeps the WAL from being rewound, and the WAL
+ * grows; once it lets go, a WAL far past the restart point (16 MiB) is truncated,
+ * not only rewound. Prints the slowest write around the truncation.
+ */
+static void
+a_wal_grown_far_past_the_limit_is_truncated(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    char path[128];
+    pd_db_t *rd;
+    snprintf(path, sizeof(path), "%s/payd.db", dir);
+    assert_int_equal(pd_db_open_sqlite(&rd, path, false), 0);
+    assert_int_equal(pd_db_script(rd, "BEGIN; SELECT count(*) FROM merchants;"), 0); /* holds a snapshot */
+    int n = 0;
+    uint64_t slowest_before = 0;
+    while (wal_size() < 48 << 20) {
+        bulk_t b = {n, 100};
+        uint64_t t0 = now_us();
+        assert_int_equal(pd_store_write_sync(s, bulk_write, &b), 0);
+        if (now_us() - t0 > slowest_before)
+            slowest_before = now_us() - t0;
+        n += b.rows;
+        assert_true(n < 100000);
+    }
+    off_t grown = wal_size();
+    assert_int_equal(pd_db_script(rd, "COMMIT;"), 0);
+    pd_db_close(rd);
+    /* small writes go on meanwhile: the truncation holds the writer lock */
+    uint64_t slowest = 0, t_end = now_us() + 10 * 1000000;
+    while (wal_size() > 16 << 20 && now_us() < t_end) {
+        bulk_t b = {n++, 1};
+        uint64_t t0 = now_us();
+        assert_int_equal(pd_store_write_sync(s, bulk_write, &b), 0);
+        if (now_us() - t0 > slowest)
+            slowest = now_us() - t0;
+    }
+    off_t after = wal_size();
+    print_message("WAL %lld MiB -> %lld KiB; slowest write: %.1f ms while growing, %.1f ms around the truncation\n",
+                  (long long)(grown >> 20), (long long)(after >> 10), (double)slowest_before / 1000.0,
+                  (double)slowest / 1000.0);
+    assert_true(after <= 16 << 20);
+    assert_int_equal(count_merchants(s), n + 0);
+    pd_store_close(s);
+    s = open_store(); /* and what was written is all there */
+    assert_int_equal(count_merchants(s), n);
+    pd_store_close(s);
+}
+
 /* the child writes merchants one by one and reports each acknowledged id on a pipe */
 static void
 child_writer(int fd)
@@ -410,6 +551,9 @@ main(void)
         cmocka_unit_test_setup_teardown(concurrent_writers_are_batched_and_all_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(acknowledged_writes_survive_kill_9, setup, teardown),
         cmocka_unit_test_setup_teardown(deleting_a_webhook_endpoint_cancels_its_pending_deliveries, setup, teardown),
+        cmocka_unit_test_setup_teardown(writability_follows_the_last_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_idle_failing_store_finds_out_that_writes_pass_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_wal_grown_far_past_the_limit_is_truncated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
