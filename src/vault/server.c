@@ -24,7 +24,6 @@
 #include "payd/config.h"
 #include "payd/log.h"
 #include "payd/time.h"
-#include "vault/handlers.h"
 #include "vault/msg.h"
 #include "vault/server.h"
 #include "vault/transport.h"
@@ -46,13 +45,14 @@ typedef struct {
     pd_buf_t rbuf, wbuf;
 } conn_t;
 
-static const struct {
-    uint16_t type;
-    const char *action;
-    unsigned allowed;
-    uint32_t min_len, max_len;
-    pd_handler_t handler;
-} dispatch[] = {
+/* size bounds of the admin payloads: exactly what their decoders accept */
+#define KEY_MIN PD_WIRE_STR(1)
+#define KEY_MAX PD_WIRE_STR(PD_MSG_KEY_MAX - 1)
+#define SECRET_MIN PD_WIRE_STR(1)
+#define SECRET_MAX PD_WIRE_STR(PD_MSG_SECRET_NAME_MAX)
+#define A PD_PRINCIPAL_ADMIN
+
+static const pd_vault_dispatch_t dispatch[] = {
     {PD_MSG_TOKENIZE, "card.tokenize", PD_PRINCIPAL_API, 12, 512, pd_h_tokenize},
     {PD_MSG_CARD_GET, "card.get", PD_PRINCIPAL_API | PD_PRINCIPAL_PROCESSOR | PD_PRINCIPAL_ADMIN, 4, 2 * PD_ID_MAX + 4,
      pd_h_card_get},
@@ -68,8 +68,40 @@ static const struct {
      pd_h_reencrypt},
     {PD_MSG_SECRET_GET, "secrets.get", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 2, 130,
      pd_h_secret_get},
-    {PD_MSG_ADMIN, "admin", PD_PRINCIPAL_ADMIN, 6, PD_MSG_JSON_MAX + 80, pd_h_admin},
+    /* admin operations (payctl): the admin principal only */
+    {PD_MSG_KMS_LIST, "kms.list", A, 0, 0, pd_h_kms_list},
+    {PD_MSG_KMS_DESCRIBE, "kms.describe", A, KEY_MIN, KEY_MAX, pd_h_kms_describe},
+    {PD_MSG_KMS_CREATE, "kms.create", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64, pd_h_kms_create},
+    {PD_MSG_KMS_ROTATE, "kms.rotate", A, KEY_MIN, KEY_MAX, pd_h_kms_rotate},
+    {PD_MSG_KMS_SET_ROTATION, "kms.set_rotation", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64,
+     pd_h_kms_set_rotation},
+    {PD_MSG_KMS_SET_MIN_DECRYPT, "kms.set_min_decrypt", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64,
+     pd_h_kms_set_min_decrypt},
+    {PD_MSG_KMS_SCHEDULE_DELETION, "kms.schedule_deletion", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64,
+     pd_h_kms_schedule_deletion},
+    {PD_MSG_KMS_CANCEL_DELETION, "kms.cancel_deletion", A, KEY_MIN, KEY_MAX, pd_h_kms_cancel_deletion},
+    {PD_MSG_KMS_REWRAP, "kms.rewrap", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64, pd_h_kms_rewrap},
+    {PD_MSG_SECRETS_LIST, "secrets.list", A, 0, 0, pd_h_secrets_list},
+    {PD_MSG_SECRETS_HISTORY, "secrets.history", A, SECRET_MIN, SECRET_MAX, pd_h_secrets_history},
+    {PD_MSG_SECRETS_GET_STAGE, "secrets.get", A, SECRET_MIN + PD_WIRE_STR(1), SECRET_MAX + PD_WIRE_STR(PD_MSG_STAGE_MAX),
+     pd_h_secrets_get_stage},
+    {PD_MSG_SECRETS_PUT, "secrets.put", A, SECRET_MIN + PD_WIRE_BYTES(1),
+     SECRET_MAX + PD_WIRE_BYTES(PD_MSG_SECRET_VALUE_MAX), pd_h_secrets_put},
+    {PD_MSG_SECRETS_CREATE, "secrets.create", A, SECRET_MIN + 2 * PD_WIRE_I64 + PD_WIRE_STR(0),
+     SECRET_MAX + 2 * PD_WIRE_I64 + PD_WIRE_STR(PD_MSG_EXCLUDE_MAX), pd_h_secrets_create},
+    {PD_MSG_SECRETS_ROTATE, "secrets.rotate", A, SECRET_MIN, SECRET_MAX, pd_h_secrets_rotate, .own_txn = true},
+    {PD_MSG_AUDIT_VERIFY, "audit.verify", A, 0, 0, pd_h_audit_verify},
 };
+#undef A
+
+const pd_vault_dispatch_t *
+pd_vault_dispatch_find(uint16_t type)
+{
+    for (size_t i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++)
+        if (dispatch[i].type == type)
+            return &dispatch[i];
+    return NULL;
+}
 
 typedef struct {
     int conn;
@@ -289,15 +321,6 @@ violation(pd_vault_server_t *s, conn_t *c, const char *what)
     c->closing = true;
 }
 
-static int
-find_handler(uint16_t type)
-{
-    for (size_t i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++)
-        if (dispatch[i].type == type)
-            return (int)i;
-    return -1;
-}
-
 static void
 stage(pd_vault_server_t *s, size_t *n, int conn, uint64_t id, uint16_t type, pd_buf_t *payload, bool secret)
 {
@@ -389,27 +412,27 @@ run_batch(pd_vault_server_t *s, size_t nreq)
             authenticate(s, c, &nst, rq->conn, rq);
             continue;
         }
-        int hi = find_handler(rq->hdr.type);
-        if (hi < 0) {
+        const pd_vault_dispatch_t *d = pd_vault_dispatch_find(rq->hdr.type);
+        if (d == NULL) {
             violation(s, c, "unknown message type");
             continue;
         }
-        if ((dispatch[hi].allowed & c->principal) == 0) {
+        if ((d->allowed & c->principal) == 0) {
             violation(s, c, "message type not allowed for this principal");
             continue;
         }
-        if (rq->hdr.len < dispatch[hi].min_len || rq->hdr.len > dispatch[hi].max_len) {
+        if (rq->hdr.len < d->min_len || rq->hdr.len > d->max_len) {
             violation(s, c, "message size outside the bounds of its type");
             continue;
         }
-        if (rq->hdr.type == PD_MSG_ADMIN && pd_h_admin_own_txn(rq->payload)) {
+        if (d->own_txn) {
             deferred[ndeferred++] = (int)i;
             continue;
         }
         pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
         if ((rc = pd_db_savepoint(s->v->db)) != 0)
             break;
-        int hr = dispatch[hi].handler(&h);
+        int hr = d->handler(&h);
         if ((rc = hr == 0 ? pd_db_release(s->v->db) : pd_db_rollback_to(s->v->db)) != 0)
             break;
         if (hr == PD_ERR_PROTOCOL) {
@@ -417,7 +440,7 @@ run_batch(pd_vault_server_t *s, size_t nreq)
             pd_buf_reset(&reply);
             continue;
         }
-        pd_vault_audit(s->v, pd_principal_name(c->principal), dispatch[hi].action, h.resource, hr, c->origin);
+        pd_vault_audit(s->v, pd_principal_name(c->principal), d->action, h.resource, hr, c->origin);
         if (hr == 0) {
             stage(s, &nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, &reply, h.reply_secret);
             if (h.changed[0] != '\0')
@@ -450,11 +473,17 @@ run_batch(pd_vault_server_t *s, size_t nreq)
     for (size_t d = 0; d < ndeferred; d++) {
         req_t *rq = &s->reqs[deferred[d]];
         conn_t *c = &s->conns[rq->conn];
+        const pd_vault_dispatch_t *row = pd_vault_dispatch_find(rq->hdr.type);
         pd_buf_init(&reply, PD_IPC_MAX_PAYLOAD);
         pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
-        int hr = pd_h_admin(&h);
+        int hr = row->handler(&h);
+        if (hr == PD_ERR_PROTOCOL) {
+            violation(s, c, "malformed message");
+            pd_buf_free_secure(&reply);
+            continue;
+        }
         if (pd_db_begin(s->v->db) == 0) {
-            pd_vault_audit(s->v, pd_principal_name(c->principal), "admin", h.resource, hr, c->origin);
+            pd_vault_audit(s->v, pd_principal_name(c->principal), row->action, h.resource, hr, c->origin);
             if (pd_db_commit(s->v->db) != 0) {
                 (void)pd_db_rollback(s->v->db);
                 pd_vault_audit_resync(s->v);

@@ -5,9 +5,24 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include "vault/handlers.h"
 #include "vault/internal.h"
 
 typedef struct pd_vault_server pd_vault_server_t;
+
+/* One row of the dispatcher: a message type, who may send it, the bounds of its
+ * payload, its handler. Anything else a peer sends is a violation (audited, dropped). */
+typedef struct {
+    uint16_t type;
+    const char *action;        /* the audit record's action, e.g. "kms.rotate" */
+    unsigned allowed;          /* principals that may send it */
+    uint32_t min_len, max_len; /* payload bytes */
+    pd_handler_t handler;
+    bool own_txn;              /* the handler runs its own transactions: after the batch's commit */
+} pd_vault_dispatch_t;
+
+/* the row of a message type, NULL when no peer may send that type */
+const pd_vault_dispatch_t *pd_vault_dispatch_find(uint16_t type);
 
 int pd_vault_server_new(pd_vault_server_t **out, pd_vault_state_t *v);
 void pd_vault_server_free(pd_vault_server_t *s);

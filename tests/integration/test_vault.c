@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 
 #include "harness.h"
 #include "payd/vault.h"
+#include "vault/msg.h"
 
 static char dir[64], sock[128];
 static pid_t vault_pid;
@@ -177,6 +181,112 @@ a_principal_sending_what_it_may_not_is_dropped(void **state)
     assert_true(n >= 2);
 }
 
+static int
+sql_int(const char *query)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "sqlite3 %s/vault/vault.db \"%s\"", dir, query);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p == NULL || fscanf(p, "%d", &n) != 1)
+        n = -1;
+    if (p != NULL)
+        pclose(p);
+    return n;
+}
+
+/* A raw connection as principal: AUTH, then one frame of type with payload. Returns the
+ * type of the reply to that frame, or -1 when the vault closed the connection instead. */
+static int
+raw_exchange(const char *principal, uint16_t type, pd_view_t payload)
+{
+    char path[160], cred[128] = "";
+    snprintf(path, sizeof(path), "%s/vault/credentials/%s", dir, principal);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(cred, sizeof(cred), f));
+    fclose(f);
+    cred[strcspn(cred, "\n")] = '\0';
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(sock) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    pd_buf_t auth, out;
+    pd_buf_init(&auth, 1024);
+    pd_buf_init(&out, 2 * PD_IPC_MAX_PAYLOAD);
+    assert_int_equal(pd_msg_auth_enc(&auth, principal, cred), 0);
+    assert_int_equal(pd_ipc_frame(&out, PD_MSG_AUTH, 1, pd_buf_view(&auth)), 0);
+    assert_int_equal(pd_ipc_frame(&out, type, 2, payload), 0);
+    assert_int_equal(write(fd, out.p, out.len), (ssize_t)out.len);
+    pd_buf_free(&auth);
+    pd_buf_free(&out);
+    /* read frames until the reply to request 2 or the end of the connection */
+    uint8_t buf[1 << 17];
+    size_t have = 0;
+    int result = -1;
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, 5000), 1);
+        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        pd_ipc_hdr_t h;
+        size_t off = 0;
+        while (have - off >= PD_IPC_HEADER && pd_ipc_hdr_decode(buf + off, &h) == 0 &&
+               have - off - PD_IPC_HEADER >= h.len) {
+            if (h.id == 2)
+                result = h.type;
+            off += PD_IPC_HEADER + h.len;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+        if (result >= 0)
+            break;
+    }
+    close(fd);
+    return result;
+}
+
+static void
+admin_operations_are_rows_of_the_dispatcher(void **state)
+{
+    (void)state;
+    pd_buf_t p;
+    pd_buf_init(&p, PD_IPC_MAX_PAYLOAD);
+    int before = sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'ipc.violation'");
+    /* a well-formed KMS_ROTATE from admin is answered with its reply type */
+    assert_int_equal(pd_msg_key_enc(&p, "alias/events"), 0);
+    assert_int_equal(raw_exchange("admin", PD_MSG_KMS_ROTATE, pd_buf_view(&p)), PD_MSG_KMS_ROTATE | PD_MSG_REPLY);
+    /* ... and audited under the operation's name, by principal admin */
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'kms.rotate' AND actor = 'admin' "
+                             "AND resource = 'alias/events' AND outcome = 'success'"),
+                     1);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'admin'"), 0);
+    /* a value the handler refuses is an error reply, the connection stays */
+    pd_buf_reset(&p);
+    assert_int_equal(pd_msg_key_num_enc(&p, "alias/events", 3), 0);
+    assert_int_equal(raw_exchange("admin", PD_MSG_KMS_SCHEDULE_DELETION, pd_buf_view(&p)), PD_MSG_ERROR);
+    /* the api principal may not send it: dropped */
+    pd_buf_reset(&p);
+    assert_int_equal(pd_msg_key_enc(&p, "alias/events"), 0);
+    assert_int_equal(raw_exchange("api", PD_MSG_KMS_ROTATE, pd_buf_view(&p)), -1);
+    assert_int_equal(raw_exchange("processor", PD_MSG_SECRETS_GET_STAGE, pd_buf_view(&p)), -1);
+    /* a trailing byte inside the type's size bounds: malformed, dropped */
+    assert_int_equal(pd_buf_put(&p, "x", 1), 0);
+    assert_int_equal(raw_exchange("admin", PD_MSG_KMS_ROTATE, pd_buf_view(&p)), -1);
+    /* a payload on a type that takes none, and the retired ADMIN type: dropped */
+    assert_int_equal(raw_exchange("admin", PD_MSG_KMS_LIST, PD_VIEW_LIT("x")), -1);
+    pd_buf_reset(&p);
+    assert_int_equal(raw_exchange("admin", 40, PD_VIEW_LIT("\x00\x08kms.list\x00\x00\x00\x00")), -1);
+    pd_buf_free(&p);
+    /* each drop was audited as a violation; the rotation did not happen twice */
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'ipc.violation'") - before, 5);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'kms.rotate'"), 1);
+    assert_int_equal(sql_int("SELECT current_version FROM kms_keys WHERE alias = 'events'"), 2);
+}
+
 static void
 kms_tamper_rotation_and_deletion_window(void **state)
 {
@@ -328,6 +438,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tokenize_as_api_detokenize_as_processor),
         cmocka_unit_test(a_principal_sending_what_it_may_not_is_dropped),
+        cmocka_unit_test(admin_operations_are_rows_of_the_dispatcher),
         cmocka_unit_test(kms_tamper_rotation_and_deletion_window),
         cmocka_unit_test(kill_9_in_the_middle_of_a_secret_rotation_resumes),
         cmocka_unit_test(no_pan_or_cvc_at_rest_after_authorization),
