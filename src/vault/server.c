@@ -129,13 +129,20 @@ struct pd_vault_server {
     staged_t staged[MAX_BATCH];
 };
 
-static void
+/* hex SHA-256 of a credential; PD_ERR_CRYPTO (and out empty) when the digest fails */
+static int
 sha256_hex(const char *s, char out[65])
 {
     uint8_t d[32];
     unsigned int n = 0;
-    EVP_Digest(s, strlen(s), d, &n, EVP_sha256(), NULL);
+    out[0] = '\0';
+    if (EVP_Digest(s, strlen(s), d, &n, EVP_sha256(), NULL) != 1 || n != sizeof(d)) {
+        OPENSSL_cleanse(d, sizeof(d));
+        return PD_ERR_CRYPTO;
+    }
     pd_hex(d, 32, out);
+    OPENSSL_cleanse(d, sizeof(d));
+    return 0;
 }
 
 int
@@ -215,6 +222,10 @@ ensure_credential(pd_vault_server_t *s, const char *dir, unsigned p, int idx)
         fclose(f);
         cred[n] = '\0';
         cred[strcspn(cred, "\r\n")] = '\0';
+        if (cred[0] == '\0') {
+            pd_log_error("vault: a principal's credential file is empty; refusing to start", PD_LS("file", path));
+            return PD_ERR_INVALID;
+        }
     } else {
         if (pd_secret_base62(cred, 48) != 0)
             return PD_ERR_CRYPTO;
@@ -227,9 +238,12 @@ ensure_credential(pd_vault_server_t *s, const char *dir, unsigned p, int idx)
         if (!ok)
             return PD_ERR_IO;
     }
-    sha256_hex(cred, s->cred_hash[idx]);
+    int r = sha256_hex(cred, s->cred_hash[idx]);
     OPENSSL_cleanse(cred, sizeof(cred));
-    return 0;
+    if (r != 0)
+        pd_log_error("vault: cannot hash a principal's credential (SHA-256 failed); refusing to start",
+                     PD_LS("principal", pd_principal_name(p)));
+    return r;
 }
 
 static int
@@ -370,12 +384,14 @@ authenticate(pd_vault_server_t *s, conn_t *c, size_t *nst, int ci, const req_t *
     }
     unsigned p = pd_principal_parse(principal);
     int idx = p ? __builtin_ctz(p) : -1;
-    sha256_hex(cred, hash);
+    /* a digest that fails refuses the peer: an empty hash never matches */
+    bool hashed = sha256_hex(cred, hash) == 0;
     OPENSSL_cleanse(cred, sizeof(cred));
     /* over TLS the client certificate must also name the principal */
     char cn[64];
     bool cert_ok = c->ssl == NULL || (pd_vt_peer_cn(c->ssl, cn, sizeof(cn)) && strcmp(cn, principal) == 0);
-    if (idx < 0 || s->cred_hash[idx][0] == '\0' || CRYPTO_memcmp(hash, s->cred_hash[idx], 64) != 0 || !cert_ok) {
+    if (!hashed || idx < 0 || s->cred_hash[idx][0] == '\0' || CRYPTO_memcmp(hash, s->cred_hash[idx], 64) != 0 ||
+        !cert_ok) {
         pd_vault_audit(s->v, principal, "ipc.auth", "vault", PD_ERR_AUTH, c->origin);
         c->closing = true;
         return;
