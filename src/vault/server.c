@@ -40,6 +40,7 @@ typedef struct {
     unsigned principal; /* 0 until authenticated */
     bool fixed;         /* principal bound by the descriptor (socketpair) */
     bool closing;
+    bool auth_in_batch; /* authenticated by the batch being run (its record not yet committed) */
     uint64_t accepted_ms;
     char origin[64];
     pd_buf_t rbuf, wbuf;
@@ -330,9 +331,11 @@ violation(pd_vault_server_t *s, conn_t *c, const char *what)
     pd_log_warn("vault: protocol violation; dropping the peer", PD_LS("peer", c->origin),
                 PD_LS("principal", c->principal ? pd_principal_name(c->principal) : "unauthenticated"),
                 PD_LS("violation", what));
-    pd_vault_audit(s->v, c->principal ? pd_principal_name(c->principal) : "unauthenticated", "ipc.violation", what,
-                   PD_ERR_PROTOCOL, c->origin);
-    c->closing = true;
+    c->closing = true; /* whether or not its record can be written */
+    if (pd_vault_audit(s->v, c->principal ? pd_principal_name(c->principal) : "unauthenticated", "ipc.violation", what,
+                       PD_ERR_PROTOCOL, c->origin) != 0) {
+        /* logged by pd_vault_audit */
+    }
 }
 
 static void
@@ -373,7 +376,8 @@ notify_secret(pd_vault_server_t *s, const char *name)
     pd_buf_free(&p);
 }
 
-/* handles AUTH on an unauthenticated socket peer */
+/* handles AUTH on an unauthenticated socket peer; an authentication whose audit
+ * record cannot be written is refused like a wrong credential */
 static void
 authenticate(pd_vault_server_t *s, conn_t *c, size_t *nst, int ci, const req_t *rq)
 {
@@ -392,17 +396,79 @@ authenticate(pd_vault_server_t *s, conn_t *c, size_t *nst, int ci, const req_t *
     bool cert_ok = c->ssl == NULL || (pd_vt_peer_cn(c->ssl, cn, sizeof(cn)) && strcmp(cn, principal) == 0);
     if (!hashed || idx < 0 || s->cred_hash[idx][0] == '\0' || CRYPTO_memcmp(hash, s->cred_hash[idx], 64) != 0 ||
         !cert_ok) {
-        pd_vault_audit(s->v, principal, "ipc.auth", "vault", PD_ERR_AUTH, c->origin);
+        if (pd_vault_audit(s->v, principal, "ipc.auth", "vault", PD_ERR_AUTH, c->origin) != 0) {
+            /* logged; the peer is refused either way */
+        }
+        c->closing = true;
+        return;
+    }
+    if (pd_vault_audit(s->v, principal, "ipc.auth", "vault", 0, c->origin) != 0) {
+        pd_log_error("vault: authentication refused: its audit record cannot be written", PD_LS("peer", c->origin),
+                     PD_LS("principal", principal));
         c->closing = true;
         return;
     }
     c->principal = p;
-    pd_vault_audit(s->v, principal, "ipc.auth", "vault", 0, c->origin);
+    c->auth_in_batch = true; /* until the batch (and the record) is committed */
     pd_buf_t ok;
     pd_buf_init(&ok, 64);
     if (pd_msg_data_enc(&ok, PD_VIEW_NULL, PD_VIEW_NULL, principal, 0, 0) == 0)
         stage(s, nst, ci, rq->hdr.id, PD_MSG_AUTH | PD_MSG_REPLY, &ok, false);
     pd_buf_free(&ok);
+}
+
+/* stages the reply of an operation (or its error), wiping a secret reply that is not sent */
+static void
+stage_outcome(pd_vault_server_t *s, size_t *nst, const req_t *rq, pd_hctx_t *h, int hr)
+{
+    if (hr == 0) {
+        stage(s, nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, h->reply, h->reply_secret);
+        if (h->changed[0] != '\0')
+            notify_secret(s, h->changed);
+        return;
+    }
+    if (h->reply_secret)
+        OPENSSL_cleanse(h->reply->p, h->reply->cap);
+    pd_buf_reset(h->reply);
+    stage_error(s, nst, rq->conn, rq->hdr.id, hr, h->msg[0] ? h->msg : pd_strerror(hr));
+}
+
+static void
+audit_failed(pd_hctx_t *h)
+{
+    snprintf(h->msg, sizeof(h->msg), "the vault cannot write the audit record of this operation: it was not done");
+}
+
+/* Runs one request in its own savepoint. The audit record of a success is written
+ * inside that savepoint, so an operation whose record cannot be written is rolled
+ * back with everything it did (memory included) and answered with an error. Returns
+ * the operation's outcome in *hr, or nonzero when the transaction itself broke. */
+static int
+run_one(pd_vault_server_t *s, const pd_vault_dispatch_t *d, conn_t *c, pd_hctx_t *h, int *hr)
+{
+    pd_vault_mark_t mark = pd_vault_mark(s->v);
+    int rc = pd_db_savepoint(s->v->db);
+    if (rc != 0)
+        return rc;
+    *hr = d->handler(h);
+    bool unrecorded = false;
+    if (*hr == 0 && pd_vault_audit(s->v, pd_principal_name(c->principal), d->action, h->resource, 0, c->origin) != 0) {
+        unrecorded = true;
+        *hr = PD_ERR_IO;
+        audit_failed(h);
+    }
+    if (*hr == 0)
+        return pd_db_release(s->v->db);
+    if ((rc = pd_db_rollback_to(s->v->db)) != 0)
+        return rc;
+    pd_vault_undo(s->v, &mark);
+    /* a failure is recorded after its effects are gone; if even that record cannot be
+     * written (logged), the peer still gets the failure */
+    if (*hr != PD_ERR_PROTOCOL && !unrecorded &&
+        pd_vault_audit(s->v, pd_principal_name(c->principal), d->action, h->resource, *hr, c->origin) != 0) {
+        /* logged by pd_vault_audit */
+    }
+    return 0;
 }
 
 /* runs the batch of requests as one transaction and stages their replies */
@@ -418,6 +484,7 @@ run_batch(pd_vault_server_t *s, size_t nreq)
             stage_error(s, &nst, s->reqs[i].conn, s->reqs[i].hdr.id, PD_ERR_IO, "vault storage unavailable");
         goto send;
     }
+    pd_vault_mark_t batch_mark = pd_vault_mark(s->v);
     pd_buf_init(&reply, PD_IPC_MAX_PAYLOAD);
     for (size_t i = 0; i < nreq; i++) {
         req_t *rq = &s->reqs[i];
@@ -446,27 +513,15 @@ run_batch(pd_vault_server_t *s, size_t nreq)
             continue;
         }
         pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
-        if ((rc = pd_db_savepoint(s->v->db)) != 0)
-            break;
-        int hr = d->handler(&h);
-        if ((rc = hr == 0 ? pd_db_release(s->v->db) : pd_db_rollback_to(s->v->db)) != 0)
+        int hr = 0;
+        if ((rc = run_one(s, d, c, &h, &hr)) != 0)
             break;
         if (hr == PD_ERR_PROTOCOL) {
             violation(s, c, "malformed message");
             pd_buf_reset(&reply);
             continue;
         }
-        pd_vault_audit(s->v, pd_principal_name(c->principal), d->action, h.resource, hr, c->origin);
-        if (hr == 0) {
-            stage(s, &nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, &reply, h.reply_secret);
-            if (h.changed[0] != '\0')
-                notify_secret(s, h.changed);
-        } else {
-            if (h.reply_secret)
-                OPENSSL_cleanse(reply.p, reply.cap);
-            pd_buf_reset(&reply);
-            stage_error(s, &nst, rq->conn, rq->hdr.id, hr, h.msg[0] ? h.msg : pd_strerror(hr));
-        }
+        stage_outcome(s, &nst, rq, &h, hr);
     }
     pd_buf_free_secure(&reply);
     if (rc == 0)
@@ -474,6 +529,7 @@ run_batch(pd_vault_server_t *s, size_t nreq)
     if (rc != 0) {
         /* nothing of this batch is durable: no peer may be told otherwise */
         (void)pd_db_rollback(s->v->db);
+        pd_vault_undo(s->v, &batch_mark);
         pd_vault_audit_resync(s->v);
         for (size_t i = 0; i < nst; i++) {
             if (s->staged[i].secret)
@@ -485,6 +541,13 @@ run_batch(pd_vault_server_t *s, size_t nreq)
             stage_error(s, &nst, s->reqs[i].conn, s->reqs[i].hdr.id, PD_ERR_IO, "vault storage failure");
         ndeferred = 0;
     }
+    pd_vault_settle(s->v);
+    /* an authentication stands only once its record is durable */
+    for (int i = 0; i < s->nconns; i++) {
+        if (s->conns[i].auth_in_batch && rc != 0)
+            s->conns[i].closing = true;
+        s->conns[i].auth_in_batch = false;
+    }
     /* operations with their own transactions run after the batch is durable */
     for (size_t d = 0; d < ndeferred; d++) {
         req_t *rq = &s->reqs[deferred[d]];
@@ -492,25 +555,30 @@ run_batch(pd_vault_server_t *s, size_t nreq)
         const pd_vault_dispatch_t *row = pd_vault_dispatch_find(rq->hdr.type);
         pd_buf_init(&reply, PD_IPC_MAX_PAYLOAD);
         pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
+        /* each of its transactions carries the audit records of its steps */
         int hr = row->handler(&h);
         if (hr == PD_ERR_PROTOCOL) {
             violation(s, c, "malformed message");
             pd_buf_free_secure(&reply);
             continue;
         }
-        if (pd_db_begin(s->v->db) == 0) {
-            pd_vault_audit(s->v, pd_principal_name(c->principal), row->action, h.resource, hr, c->origin);
-            if (pd_db_commit(s->v->db) != 0) {
-                (void)pd_db_rollback(s->v->db);
-                pd_vault_audit_resync(s->v);
+        /* the request's own record; when it cannot be written the peer hears of a failure */
+        int ar = pd_db_begin(s->v->db);
+        if (ar == 0 &&
+            (ar = pd_vault_audit(s->v, pd_principal_name(c->principal), row->action, h.resource, hr, c->origin)) == 0)
+            ar = pd_db_commit(s->v->db);
+        if (ar != 0) {
+            (void)pd_db_rollback(s->v->db);
+            pd_vault_audit_resync(s->v);
+            if (hr == 0) {
+                hr = PD_ERR_IO;
+                snprintf(h.msg, sizeof(h.msg), "the vault cannot write the audit record of this request (its steps "
+                                               "were recorded and committed one by one)");
             }
         }
-        if (hr == 0)
-            stage(s, &nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, &reply, h.reply_secret);
-        else
-            stage_error(s, &nst, rq->conn, rq->hdr.id, hr, h.msg[0] ? h.msg : pd_strerror(hr));
-        if (h.changed[0] != '\0')
-            notify_secret(s, h.changed);
+        stage_outcome(s, &nst, rq, &h, hr);
+        if (hr != 0 && h.changed[0] != '\0')
+            notify_secret(s, h.changed); /* CURRENT moved durably even if the request is answered with an error */
         pd_buf_free_secure(&reply);
     }
 send:

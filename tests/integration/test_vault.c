@@ -407,6 +407,89 @@ kill_9_in_the_middle_of_a_secret_rotation_resumes(void **state)
     pd_vault_client_free(admin);
 }
 
+/* runs one SQL statement on the vault's database with the sqlite3 shell (waits for the lock) */
+static void
+sql_exec(const char *stmt)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "sqlite3 -cmd '.timeout 5000' %s/vault/vault.db \"%s\"", dir, stmt);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void
+an_operation_whose_audit_record_cannot_be_written_fails(void **state)
+{
+    (void)state;
+    pd_vault_card_in_t in = amex();
+    pd_vault_card_t card;
+    pd_vault_reply_t r, enc;
+    pd_view_t ctx = PD_VIEW_LIT("merchant=acct_test1;purpose=events;id=ev_1");
+    /* while the vault is stopped, the audit table refuses the records of tokenizations,
+     * key rotations and the processor's authentications */
+    assert_int_equal(stop_vault(vault_pid), 0);
+    sql_exec("CREATE TRIGGER audit_refused BEFORE INSERT ON audit_log WHEN NEW.action IN ('card.tokenize', "
+             "'kms.rotate') OR (NEW.action = 'ipc.auth' AND NEW.actor = 'processor') "
+             "BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END");
+    vault_pid = start_vault(NULL);
+    int cards = sql_int("SELECT COUNT(*) FROM cards"), data_keys = sql_int("SELECT COUNT(*) FROM data_keys"),
+        records = sql_int("SELECT COUNT(*) FROM audit_log"),
+        events_version = sql_int("SELECT current_version FROM kms_keys WHERE alias = 'events'"),
+        versions = sql_int("SELECT COUNT(*) FROM kms_versions");
+    assert_true(cards > 0 && records > 0 && events_version > 0);
+
+    pd_vault_client_t *api = client("api"), *admin = client("admin");
+    /* the tokenization fails with an error (the peer is not dropped) and stores nothing:
+     * no card, not the data key the vault made for it, no record */
+    assert_int_equal(pd_vault_tokenize_sync(api, &in, &card), PD_ERR_IO);
+    assert_true(pd_vault_client_connected(api));
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM cards"), cards);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM data_keys"), data_keys);
+    /* a rotation fails the same way: no new version, in the database or in use */
+    assert_int_not_equal(pd_vault_admin_sync(admin, "kms.rotate", PD_VIEW_LIT("{\"key\":\"alias/events\"}"), &r), 0);
+    assert_non_null(strstr(r.text, "audit record"));
+    pd_vault_reply_free(&r);
+    assert_int_equal(sql_int("SELECT current_version FROM kms_keys WHERE alias = 'events'"), events_version);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM kms_versions"), versions);
+    /* an authentication whose record cannot be written is refused */
+    pd_vault_client_t *proc = client("processor");
+    pd_vault_pan_t pan;
+    assert_int_equal(pd_vault_detokenize_sync(proc, "acct_test1", "card_none", &pan), PD_ERR_CLOSED);
+    pd_vault_client_free(proc);
+    /* operations whose records can be written go on; the chain is intact */
+    assert_int_equal(pd_vault_admin_sync(admin, "audit.verify", PD_VIEW_NULL, &r), 0);
+    assert_non_null(strstr((const char *)r.data.p, "\"intact\":true"));
+    pd_vault_reply_free(&r);
+    int tokenize_records = sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'card.tokenize'");
+
+    /* the audit log writable again, without a restart: the same vault process works, and
+     * what it makes now is still readable after a restart (nothing in its memory refers
+     * to the data key or key version that were rolled back) */
+    sql_exec("DROP TRIGGER audit_refused");
+    assert_int_equal(pd_vault_tokenize_sync(api, &in, &card), 0);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM cards"), cards + 1);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'card.tokenize'"), tokenize_records + 1);
+    assert_int_equal(pd_vault_admin_sync(admin, "kms.rotate", PD_VIEW_LIT("{\"key\":\"alias/events\"}"), &r), 0);
+    pd_vault_reply_free(&r);
+    assert_int_equal(sql_int("SELECT current_version FROM kms_keys WHERE alias = 'events'"), events_version + 1);
+    assert_int_equal(pd_vault_encrypt_sync(api, "alias/events", ctx, PD_VIEW_LIT("event payload"), &enc), 0);
+    pd_vault_client_free(api);
+    pd_vault_client_free(admin);
+    assert_int_equal(stop_vault(vault_pid), 0);
+    vault_pid = start_vault(NULL);
+    api = client("api");
+    proc = client("processor");
+    assert_int_equal(pd_vault_detokenize_sync(proc, "acct_test1", card.token, &pan), 0);
+    assert_string_equal(pan.pan, "378282246310005");
+    pd_vault_pan_wipe(&pan);
+    pd_vault_reply_t dec;
+    assert_int_equal(pd_vault_decrypt_sync(api, ctx, pd_buf_view(&enc.data), &dec), 0);
+    assert_memory_equal(dec.data.p, "event payload", 13);
+    pd_vault_reply_free(&dec);
+    pd_vault_reply_free(&enc);
+    pd_vault_client_free(api);
+    pd_vault_client_free(proc);
+}
+
 static void
 no_pan_or_cvc_at_rest_after_authorization(void **state)
 {
@@ -441,6 +524,7 @@ main(void)
         cmocka_unit_test(admin_operations_are_rows_of_the_dispatcher),
         cmocka_unit_test(kms_tamper_rotation_and_deletion_window),
         cmocka_unit_test(kill_9_in_the_middle_of_a_secret_rotation_resumes),
+        cmocka_unit_test(an_operation_whose_audit_record_cannot_be_written_fails),
         cmocka_unit_test(no_pan_or_cvc_at_rest_after_authorization),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
