@@ -286,8 +286,8 @@ pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_
 }
 
 int
-pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, const pd_vault_tls_opts_t *t, const char *cred_dir,
-                           char *err, size_t errcap)
+pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, SSL_CTX *tls, const char *cred_dir, char *err,
+                           size_t errcap)
 {
     char host[256], port[8];
     uint16_t p;
@@ -295,12 +295,16 @@ pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, const pd_vaul
     struct addrinfo *ai = NULL;
     int r, fd = -1, one = 1;
 
+    SSL_CTX_free(s->tls);
+    s->tls = tls; /* owned by the server from here on, also on failure */
     if (pd_config_parse_addr(addr, host, sizeof(host), &p) != 0) {
         snprintf(err, errcap, "bad listen address %s (expected HOST:PORT)", addr);
         return PD_ERR_CONFIG;
     }
-    if ((s->tls = pd_vt_tls_ctx(true, t->cert, t->key, t->ca, err, errcap)) == NULL)
+    if (tls == NULL) {
+        snprintf(err, errcap, "no TLS context for %s", addr);
         return PD_ERR_CONFIG;
+    }
     if ((r = ensure_credentials(s, cred_dir)) != 0) {
         snprintf(err, errcap, "cannot create the credentials in %s", cred_dir);
         return r;

@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <openssl/ssl.h>
+
 #include "vault/handlers.h"
 #include "vault/internal.h"
 
@@ -31,16 +33,14 @@ int pd_vault_server_add_fd(pd_vault_server_t *s, int fd, unsigned principal, con
 /* Listens on a Unix socket; peers must AUTH with a principal's credential. Creates
  * DIR/credentials/<principal> files (0600) on first use. */
 int pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_dir);
-/* Mutual-TLS TCP listener for a payd on another host (PEM files). */
-typedef struct {
-    const char *cert, *key; /* the vault's certificate and key */
-    const char *ca;         /* CA that signed the clients' certificates */
-} pd_vault_tls_opts_t;
-/* Listens on addr ("host:port"); a peer needs a client certificate from ca whose CN is
- * the principal it authenticates as, and that principal's credential (AUTH), as on the
- * Unix socket. err says what failed. */
-int pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, const pd_vault_tls_opts_t *t, const char *cred_dir,
-                               char *err, size_t errcap);
+/* Mutual-TLS TCP listener for a payd on another host. tls is the server context
+ * (pd_vt_tls_ctx(true, cert, key, client CA): made before privileges are dropped, as
+ * its key is often root's alone); the server owns it from the call on, also on
+ * failure. Listens on addr ("host:port"); a peer needs a client certificate from that
+ * CA whose CN is the principal it authenticates as, and that principal's credential
+ * (AUTH), as on the Unix socket. err says what failed. */
+int pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, SSL_CTX *tls, const char *cred_dir, char *err,
+                               size_t errcap);
 /* Runs until *stop is set, or (exit_when_orphaned) all fixed descriptors closed. */
 int pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit_when_orphaned);
 
