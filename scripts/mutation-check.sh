@@ -21,7 +21,8 @@ faults=(
   "skip-idempotency-claim|src/api/op.c|if (op->has_idem && !op->claimed) {|if (0 && op->has_idem && !op->claimed) {"
   "accept-wrong-webhook-signature|src/events/signature.c|    return matched ? 0 : PD_ERR_AUTH;|    (void)matched;
     return 0;"
-  "skip-audit-append|src/vault/state.c|    if (pd_audit_append(v->db, &v->audit, v->now(), &rec) != 0)|    if (0)"
+  "skip-audit-append|src/vault/state.c|    int r = pd_audit_append(v->db, &v->audit, v->now(), &rec);|    (void)rec;
+    int r = 0;"
   "skip-refund-cap|src/api/refunds.c|        if (f->amount > remaining) {|        if (0 && f->amount > remaining) {"
 )
 

@@ -20,9 +20,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pd_vault_card_t card;
     pd_vault_pan_t pan;
     pd_vault_reply_t reply;
-    char a[PD_ID_MAX], b[PD_ID_MAX], key[PD_MSG_KEY_MAX], name[PD_MSG_NAME_MAX], op[64], principal[16],
-        cred[PD_MSG_CRED_MAX], msg[256];
+    char a[PD_ID_MAX], b[PD_ID_MAX], key[PD_MSG_KEY_MAX], name[PD_MSG_NAME_MAX], principal[16],
+        cred[PD_MSG_CRED_MAX], msg[256], sname[PD_MSG_SECRET_NAME_MAX + 1], stage[PD_MSG_STAGE_MAX + 1],
+        exclude[PD_MSG_EXCLUDE_MAX + 1];
     pd_view_t v1, v2;
+    int64_t n1, n2;
     int code;
     /* every decoder either succeeds with NUL-terminated strings or fails cleanly */
     if (pd_msg_tokenize_dec(p, &in) == 0 && strlen(in.pan) >= sizeof(in.pan))
@@ -34,7 +36,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pd_msg_kms_dec(p, key, &v1, &v2) == 0 && (v1.len > PD_MSG_CTX_MAX || v2.len > PD_MSG_DATA_MAX))
         abort();
     (void)pd_msg_name_dec(p, name);
-    (void)pd_msg_admin_dec(p, op, &v1);
+    /* the admin operations: a decoded key or name is never empty and fits its bound */
+    if (pd_msg_key_dec(p, key) == 0 && (key[0] == '\0' || strlen(key) >= PD_MSG_KEY_MAX))
+        abort();
+    if (pd_msg_key_num_dec(p, key, &n1) == 0 && (key[0] == '\0' || strlen(key) >= PD_MSG_KEY_MAX))
+        abort();
+    if (pd_msg_secret_dec(p, sname) == 0 && (sname[0] == '\0' || strlen(sname) > PD_MSG_SECRET_NAME_MAX))
+        abort();
+    if (pd_msg_secret_stage_dec(p, sname, stage) == 0 && (sname[0] == '\0' || stage[0] == '\0'))
+        abort();
+    if (pd_msg_secret_put_dec(p, sname, &v1) == 0 && (v1.len == 0 || v1.len > PD_MSG_SECRET_VALUE_MAX))
+        abort();
+    if (pd_msg_secret_create_dec(p, sname, &n1, &n2, exclude) == 0 && strlen(exclude) > PD_MSG_EXCLUDE_MAX)
+        abort();
     (void)pd_msg_auth_dec(p, principal, cred);
     if (pd_msg_error_dec(p, &code, msg, sizeof(msg)) == 0 && code >= 0)
         abort();

@@ -80,6 +80,10 @@ void pd_config_reference(const pd_config_t *c, void *file);
 int pd_config_parse_ms(const char *s, int64_t *out) PD_WUR;
 int pd_config_parse_size(const char *s, int64_t *out) PD_WUR;
 int pd_config_parse_bool(const char *s, bool *out) PD_WUR;
+/* A whole decimal integer (optional '-', digits only: no spaces, no '+', no suffix)
+ * from min to max. PD_ERR_INVALID when s is not one, PD_ERR_RANGE when it is outside
+ * [min, max] or int64_t. *out is written only on success. */
+int pd_config_parse_int(const char *s, int64_t min, int64_t max, int64_t *out) PD_WUR;
 /* Splits "host:port" / "[v6]:port"; host gets a NUL-terminated copy. */
 int pd_config_parse_addr(const char *s, char *host, size_t hostcap, uint16_t *port) PD_WUR;
 

@@ -140,7 +140,11 @@ int pd_vault_secret_get(pd_vault_client_t *c, const char *name, pd_vault_cb cb, 
  * "kms.list", "kms.schedule_deletion", "kms.cancel_deletion", "kms.set_rotation",
  * "kms.set_min_decrypt", "kms.create", "kms.rewrap", "secrets.list", "secrets.history",
  * "secrets.put", "secrets.rotate", "secrets.create", "secrets.get", "audit.verify");
- * args is a small JSON object; the reply's data is JSON. */
+ * args is a small JSON object (empty: {}). Each operation is its own message type with
+ * typed fields: the client maps the name and encodes the arguments, so the vault never
+ * parses JSON. An unknown operation or a missing, unknown or mistyped argument is
+ * PD_ERR_INVALID before anything is sent (the sync wrapper puts the reason in
+ * out->text; the callback is not called). The reply's data is JSON. */
 int pd_vault_admin(pd_vault_client_t *c, const char *op, pd_view_t args_json, pd_vault_cb cb, void *arg) PD_WUR;
 
 /* Blocking wrapper: runs fn's async call and waits for its generic reply. */

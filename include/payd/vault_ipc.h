@@ -36,8 +36,26 @@ enum {
     PD_MSG_GENERATE_DATA_KEY = 22,
     PD_MSG_REENCRYPT = 23,
     PD_MSG_SECRET_GET = 30,
-    PD_MSG_ADMIN = 40,
+    /* 40 was ADMIN {op name, JSON}: retired, never reused, so an old client's frame is an
+     * unknown type (the peer is dropped) rather than read as something else */
     PD_MSG_SECRET_CHANGED = 50, /* vault -> client notification */
+    /* admin operations (payctl): one type each, principal admin */
+    PD_MSG_KMS_LIST = 60,
+    PD_MSG_KMS_DESCRIBE = 61,
+    PD_MSG_KMS_CREATE = 62,
+    PD_MSG_KMS_ROTATE = 63,
+    PD_MSG_KMS_SET_ROTATION = 64,
+    PD_MSG_KMS_SET_MIN_DECRYPT = 65,
+    PD_MSG_KMS_SCHEDULE_DELETION = 66,
+    PD_MSG_KMS_CANCEL_DELETION = 67,
+    PD_MSG_KMS_REWRAP = 68,
+    PD_MSG_SECRETS_LIST = 70,
+    PD_MSG_SECRETS_HISTORY = 71,
+    PD_MSG_SECRETS_GET_STAGE = 72, /* any stage, with its version id (SECRET_GET: CURRENT only) */
+    PD_MSG_SECRETS_PUT = 73,
+    PD_MSG_SECRETS_CREATE = 74,
+    PD_MSG_SECRETS_ROTATE = 75,
+    PD_MSG_AUDIT_VERIFY = 80,
     PD_MSG_ERROR = 0x7fff,
     PD_MSG_REPLY = 0x8000,
 };

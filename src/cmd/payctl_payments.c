@@ -219,9 +219,15 @@ static int
 cmd_keys_roll(payctl_t *ctx, int argc, char **argv)
 {
     const char *id = argc > 1 ? argv[1] : NULL, *in = flag(argc, argv, "--expires-in");
-    long long grace = in ? strtoll(in, NULL, 10) : 0;
-    if (id == NULL || id[0] == '-' || grace < 0 || grace > 7 * 86400)
+    int64_t grace = 0;
+    if (id == NULL || id[0] == '-')
         return payctl_fail(ctx, "usage: payctl keys roll KEY_ID [--expires-in SECONDS (0-604800)]");
+    /* a grace period is a whole number of seconds: "10days" is refused, not read as 10 */
+    if (in == NULL && has(argc, argv, "--expires-in"))
+        return payctl_fail(ctx, "--expires-in needs a number of seconds (0 to 604800)");
+    if (in != NULL && pd_config_parse_int(in, 0, 7 * 86400, &grace) != 0)
+        return payctl_fail(ctx, "--expires-in takes a whole number of seconds from 0 to 604800 (7 days), not \"%s\"",
+                           in);
     uint8_t p[256];
     size_t pl = pepper(ctx, p, sizeof(p));
     pd_store_t *s = open_store(ctx);

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "cmd/payctl.h"
+#include "payd/config.h"
 
 /* value of "--name V" among the command's arguments, or NULL */
 static const char *
@@ -47,15 +48,15 @@ positional(int argc, char **argv, int n)
     return NULL;
 }
 
+/* a whole decimal number (no spaces, sign '+' or suffix); the vault checks the range */
 static bool
 parse_int(const char *s, long long *out)
 {
-    char *end;
-    if (s == NULL || *s == '\0')
+    int64_t v;
+    if (pd_config_parse_int(s, INT64_MIN, INT64_MAX, &v) != 0)
         return false;
-    errno = 0;
-    *out = strtoll(s, &end, 10);
-    return errno == 0 && *end == '\0';
+    *out = (long long)v;
+    return true;
 }
 
 /* runs an admin op with args and prints its JSON; returns the exit code */

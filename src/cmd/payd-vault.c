@@ -13,14 +13,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,7 +26,9 @@
 
 #include "payd/config.h"
 #include "payd/log.h"
+#include "vault/privs.h"
 #include "vault/server.h"
+#include "vault/transport.h"
 #include "vault/unseal.h"
 
 #define MAX_FDS 8
@@ -88,42 +87,18 @@ opt(const char *s)
     return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
-/* no core dumps, no ptrace by same-uid processes */
-static void
-harden(void)
+/* a whole number option from min to max; exits the start (code 2) with a message otherwise */
+static bool
+number_opt(const char *name, const char *value, int64_t min, int64_t max, int *out)
 {
-    struct rlimit no = {0, 0};
-    setrlimit(RLIMIT_CORE, &no);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
-/* when started as root: hand the state directory to the vault user and become it */
-static int
-drop_privileges(const char *user, const char *dir)
-{
-    if (geteuid() != 0 || user == NULL || user[0] == '\0')
-        return 0;
-    struct passwd *pw = getpwnam(user);
-    if (pw == NULL) {
-        fprintf(stderr, "payd-vault: no such user: %s\n", user);
-        return PD_ERR_CONFIG;
+    int64_t n;
+    if (pd_config_parse_int(value, min, max, &n) != 0) {
+        fprintf(stderr, "payd-vault: %s expects a whole number from %lld to %lld, not \"%s\"\n", name, (long long)min,
+                (long long)max, value);
+        return false;
     }
-    char cmd[4300];
-    snprintf(cmd, sizeof(cmd), "chown -R %u:%u '%s'", (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, dir);
-    if (strchr(dir, '\'') != NULL || system(cmd) != 0) {
-        fprintf(stderr, "payd-vault: cannot hand %s to %s\n", dir, user);
-        return PD_ERR_IO;
-    }
-    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-        fprintf(stderr, "payd-vault: cannot drop privileges to %s: %s\n", user, strerror(errno));
-        return PD_ERR_PERM;
-    }
-    if (setuid(0) == 0) {
-        fprintf(stderr, "payd-vault: privileges were not dropped\n");
-        return PD_ERR_PERM;
-    }
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* setuid resets it */
-    return 0;
+    *out = (int)n;
+    return true;
 }
 
 static int
@@ -196,7 +171,12 @@ main(int argc, char **argv)
     const char *share_files[MAX_SHARES];
     pd_unseal_opts_t uo = {0};
 
-    harden();
+    char err[256], db[4200];
+    /* before anything is read: no core file and no ptrace can show a secret */
+    if (pd_vault_harden(err, sizeof(err)) != 0) {
+        fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
+        return 1;
+    }
     if (pd_config_new(&cfg) != 0 || pd_config_add(cfg, "vault", daemon_keys, sizeof(daemon_keys) / sizeof(daemon_keys[0]), &dc) != 0)
         return 1;
     /* the file first, so that options override it */
@@ -227,12 +207,20 @@ main(int argc, char **argv)
         switch (c) {
         case 'c': break;
         case 'f': {
-            char *colon = strchr(optarg, ':');
-            long fd = strtol(optarg, NULL, 10);
+            char num[16];
+            const char *colon = strchr(optarg, ':');
+            int64_t fd = -1;
             unsigned p = colon ? pd_principal_parse(colon + 1) : 0;
-            if (nfds == MAX_FDS || colon == NULL || fd < 3 || p == 0) {
-                fprintf(stderr, "payd-vault: --fd expects N:PRINCIPAL with N >= 3 and PRINCIPAL one of api, "
-                                "processor, admin, rotation\n");
+            if (colon != NULL && (size_t)(colon - optarg) < sizeof(num)) {
+                memcpy(num, optarg, (size_t)(colon - optarg));
+                num[colon - optarg] = '\0';
+                if (pd_config_parse_int(num, 3, 65535, &fd) != 0)
+                    fd = -1;
+            }
+            if (nfds == MAX_FDS || fd < 0 || p == 0) {
+                fprintf(stderr, "payd-vault: --fd expects N:PRINCIPAL with N a descriptor number from 3 to 65535 and "
+                                "PRINCIPAL one of api, processor, admin, rotation (at most %d), not \"%s\"\n",
+                        MAX_FDS, optarg);
                 return 2;
             }
             fds[nfds] = (int)fd;
@@ -248,8 +236,14 @@ main(int argc, char **argv)
             }
             share_files[nshare_files++] = optarg;
             break;
-        case 'n': init_n = (int)strtol(optarg, NULL, 10); break;
-        case 't': init_t = (int)strtol(optarg, NULL, 10); break;
+        case 'n':
+            if (!number_opt("--init-shares", optarg, 2, MAX_SHARES, &init_n))
+                return 2;
+            break;
+        case 't':
+            if (!number_opt("--threshold", optarg, 2, MAX_SHARES, &init_t))
+                return 2;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -275,11 +269,22 @@ main(int argc, char **argv)
         fprintf(stderr, "payd-vault: cannot create %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    if (drop_privileges(user, dir) != 0)
-        return 1;
-    if (init_n > 0)
+    if ((init_n > 0) != (init_t > 0)) {
+        fprintf(stderr, "payd-vault: --init-shares and --threshold go together\n");
+        return 2;
+    }
+    if (init_n > 0) {
+        /* nothing secret is read: the vault's user makes the vault */
+        if (pd_vault_drop_privileges(user, dir, err, sizeof(err)) != 0) {
+            fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
+            return 1;
+        }
         return init_shares(dir, init_n, init_t);
+    }
 
+    /* Everything secret the operator hands in (the passphrase file or systemd
+     * credential, share files, the token PIN, the TLS key) is read while still root:
+     * such files are often root's alone (0600). Only then is root dropped. */
     /* shares from files (one share per file) */
     char share_text[MAX_SHARES][PD_SHARE_TEXT];
     const char *share_ptrs[MAX_SHARES];
@@ -300,13 +305,31 @@ main(int argc, char **argv)
     uo.nshares = nshare_files;
 
     uint8_t root[PD_KEY_LEN];
-    char err[256], db[4200];
     bool created = false;
     int r = pd_unseal(&uo, root, &created, err, sizeof(err));
     OPENSSL_cleanse(share_text, sizeof(share_text));
     if (r != 0) {
         fprintf(stderr, "payd-vault: cannot unseal: %s\n", err);
         return r == PD_ERR_AUTH ? 3 : 1;
+    }
+    SSL_CTX *tls = NULL;
+    if (opt(dc.listen) != NULL) {
+        if (opt(dc.tls_cert) == NULL || opt(dc.tls_key) == NULL || opt(dc.tls_client_ca) == NULL) {
+            OPENSSL_cleanse(root, sizeof(root));
+            fprintf(stderr, "payd-vault: a TCP listener needs --tls-cert, --tls-key and --tls-client-ca\n");
+            return 2;
+        }
+        if ((tls = pd_vt_tls_ctx(true, dc.tls_cert, dc.tls_key, dc.tls_client_ca, err, sizeof(err))) == NULL) {
+            OPENSSL_cleanse(root, sizeof(root));
+            fprintf(stderr, "payd-vault: %s\n", err);
+            return 2;
+        }
+    }
+    if (pd_vault_drop_privileges(user, dir, err, sizeof(err)) != 0) {
+        OPENSSL_cleanse(root, sizeof(root));
+        SSL_CTX_free(tls);
+        fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
+        return 1;
     }
     snprintf(db, sizeof(db), "%s/vault.db", dir);
     pd_vault_state_t *v = NULL;
@@ -335,15 +358,12 @@ main(int argc, char **argv)
             return 1;
         }
     }
-    if (opt(dc.listen) != NULL) {
+    if (tls != NULL) {
         char cred_dir[4200];
-        pd_vault_tls_opts_t t = {opt(dc.tls_cert), opt(dc.tls_key), opt(dc.tls_client_ca)};
-        if (t.cert == NULL || t.key == NULL || t.ca == NULL) {
-            fprintf(stderr, "payd-vault: a TCP listener needs --tls-cert, --tls-key and --tls-client-ca\n");
-            return 2;
-        }
         snprintf(cred_dir, sizeof(cred_dir), "%s/credentials", dir);
-        if ((r = pd_vault_server_listen_tcp(srv, dc.listen, &t, cred_dir, err, sizeof(err))) != 0) {
+        r = pd_vault_server_listen_tcp(srv, dc.listen, tls, cred_dir, err, sizeof(err));
+        tls = NULL; /* the server's now */
+        if (r != 0) {
             fprintf(stderr, "payd-vault: %s\n", err);
             return r == PD_ERR_CONFIG ? 2 : 1;
         }
@@ -352,15 +372,18 @@ main(int argc, char **argv)
         fprintf(stderr, "payd-vault: nothing to serve (give --socket, --listen or --fd)\n");
         return 2;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal}, ign = {.sa_handler = SIG_IGN};
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGPIPE, &ign, NULL) != 0) {
+        fprintf(stderr, "payd-vault: cannot set up signal handling: %s\n", strerror(errno));
+        return 1;
+    }
     pd_log_info("vault ready", PD_LS("dir", dir), PD_LS("socket", sock), PD_LS("listen", opt(dc.listen)), PD_LI("peers", nfds),
                 PD_LB("new_vault", created), PD_LB("key_memory_locked", v->locked));
     /* a child vault (fds from payd) ends when payd goes away */
-    if (nfds > 0)
-        prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (nfds > 0 && prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {
+        fprintf(stderr, "payd-vault: cannot ask to end with payd (prctl PR_SET_PDEATHSIG): %s\n", strerror(errno));
+        return 1;
+    }
     r = pd_vault_server_run(srv, &stop, nfds > 0);
     pd_vault_server_free(srv);
     pd_vault_state_close(v);

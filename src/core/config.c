@@ -120,6 +120,27 @@ pd_config_parse_ms(const char *s, int64_t *out)
 }
 
 int
+pd_config_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    if (s == NULL)
+        return PD_ERR_INVALID;
+    const char *digits = s[0] == '-' ? s + 1 : s;
+    if (digits[0] == '\0' || strspn(digits, "0123456789") != strlen(digits))
+        return PD_ERR_INVALID;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0')
+        return PD_ERR_INVALID;
+    if (errno == ERANGE || v < min || v > max)
+        return PD_ERR_RANGE;
+    if (errno != 0)
+        return PD_ERR_INVALID;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int
 pd_config_parse_size(const char *s, int64_t *out)
 {
     char *end;

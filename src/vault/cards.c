@@ -145,9 +145,13 @@ cvc_put(pd_vault_state_t *v, const char *token, const char *cvc)
 {
     int64_t now = v->now();
     size_t h = cvc_hash(token);
+    /* a CVC that a rollback could not find again is not held at all */
+    if (v->ncvc_journal == PD_VAULT_CVC_JOURNAL)
+        return false;
     for (size_t i = 0; i < 64; i++) {
         pd_cvc_slot_t *s = &v->sec->cvc[(h + i) % PD_VAULT_CVC_SLOTS];
         if (s->token[0] == '\0' || s->expires <= now) {
+            v->cvc_journal[v->ncvc_journal++] = (uint32_t)((h + i) % PD_VAULT_CVC_SLOTS);
             snprintf(s->token, sizeof(s->token), "%s", token);
             snprintf(s->cvc, sizeof(s->cvc), "%s", cvc);
             s->expires = now + PD_VAULT_CVC_TTL_S;

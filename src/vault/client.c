@@ -677,10 +677,30 @@ pd_vault_secret_get(pd_vault_client_t *c, const char *name, pd_vault_cb cb, void
     SEND(c, PD_MSG_SECRET_GET, K_GENERIC, cb, arg, pd_msg_name_enc(&_p, name));
 }
 
+/* encodes an admin operation as its own message type (admin_req.c) and sends it;
+ * err gets the reason when the request cannot be made */
+static int
+admin_send(pd_vault_client_t *c, const char *op, pd_view_t args_json, pd_vault_cb cb, void *arg, char *err,
+           size_t errcap)
+{
+    pd_buf_t p;
+    uint16_t type = 0;
+    pd_buf_init(&p, PD_IPC_MAX_PAYLOAD);
+    int r = pd_msg_admin_request(op, args_json, &type, &p, err, errcap);
+    if (r == 0)
+        r = enqueue(c, type, pd_buf_view(&p), K_GENERIC, (void *)cb, arg);
+    pd_buf_free_secure(&p);
+    return r;
+}
+
 int
 pd_vault_admin(pd_vault_client_t *c, const char *op, pd_view_t args_json, pd_vault_cb cb, void *arg)
 {
-    SEND(c, PD_MSG_ADMIN, K_GENERIC, cb, arg, pd_msg_admin_enc(&_p, op, args_json));
+    char err[256];
+    int r = admin_send(c, op, args_json, cb, arg, err, sizeof(err));
+    if (r == PD_ERR_INVALID)
+        pd_log_warn("vault client: admin request not sent", PD_LS("reason", err));
+    return r;
 }
 
 /* --- blocking wrappers --- */
@@ -761,7 +781,8 @@ pd_vault_admin_sync(pd_vault_client_t *c, const char *op, pd_view_t args_json, p
     waiter_t w = WAITER_INIT;
     w.reply = out;
     memset(out, 0, sizeof(*out));
-    return wait_done(&w, pd_vault_admin(c, op, args_json, on_generic, &w));
+    /* a request that cannot be made says why in out->text, as the vault's errors do */
+    return wait_done(&w, admin_send(c, op, args_json, on_generic, &w, out->text, sizeof(out->text)));
 }
 
 int

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 

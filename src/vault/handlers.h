@@ -26,8 +26,23 @@ int pd_h_decrypt(pd_hctx_t *h);
 int pd_h_reencrypt(pd_hctx_t *h);
 int pd_h_generate_data_key(pd_hctx_t *h);
 int pd_h_secret_get(pd_hctx_t *h);
-/* admin ops; *own_txn tells the server the op manages its own transactions */
-int pd_h_admin(pd_hctx_t *h);
-bool pd_h_admin_own_txn(pd_view_t payload);
+/* admin operations (handlers_admin.c), one per message type */
+int pd_h_kms_list(pd_hctx_t *h);
+int pd_h_kms_describe(pd_hctx_t *h);
+int pd_h_kms_create(pd_hctx_t *h);
+int pd_h_kms_rotate(pd_hctx_t *h);
+int pd_h_kms_set_rotation(pd_hctx_t *h);
+int pd_h_kms_set_min_decrypt(pd_hctx_t *h);
+int pd_h_kms_schedule_deletion(pd_hctx_t *h);
+int pd_h_kms_cancel_deletion(pd_hctx_t *h);
+int pd_h_kms_rewrap(pd_hctx_t *h);
+int pd_h_secrets_list(pd_hctx_t *h);
+int pd_h_secrets_history(pd_hctx_t *h);
+int pd_h_secrets_get_stage(pd_hctx_t *h);
+int pd_h_secrets_put(pd_hctx_t *h);
+int pd_h_secrets_create(pd_hctx_t *h);
+/* runs its own transactions: its dispatcher row says so (own_txn) */
+int pd_h_secrets_rotate(pd_hctx_t *h);
+int pd_h_audit_verify(pd_hctx_t *h);
 
 #endif

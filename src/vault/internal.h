@@ -18,6 +18,7 @@
 #define PD_VAULT_MAX_KEK 1024       /* key versions held in memory */
 #define PD_VAULT_CVC_SLOTS 65536
 #define PD_VAULT_CVC_TTL_S 600
+#define PD_VAULT_CVC_JOURNAL 4096   /* CVCs held by one transaction (a batch has at most 4096 requests) */
 
 void *pd_secmem_region(size_t len, bool *locked);
 void pd_secmem_release(void *p, size_t len);
@@ -82,7 +83,28 @@ typedef struct pd_vault_state {
         uint64_t gen;     /* 0: empty */
         pd_kms_key_t key;
     } fp_cache;           /* alias/fingerprint, read on every tokenization */
+    /* CVC slots filled since the last pd_vault_settle: a rolled-back tokenization's CVC is wiped */
+    uint32_t cvc_journal[PD_VAULT_CVC_JOURNAL];
+    size_t ncvc_journal;
 } pd_vault_state_t;
+
+/* What a transaction (or a savepoint) may leave in memory that its rollback does not
+ * take back: key versions appended to sec->kek, a new card data key, CVCs held for
+ * new cards. Take a mark before, and undo to it after a rollback, so that memory
+ * never holds a key version or data key the database does not (which would encrypt
+ * under material that is gone after a restart). */
+typedef struct {
+    size_t nkek;
+    int64_t dk_id;
+    size_t ncvc;
+} pd_vault_mark_t;
+
+pd_vault_mark_t pd_vault_mark(const pd_vault_state_t *v);
+/* after a rollback to where m was taken: drops the key versions added since, the card
+ * data key if it changed, the read cache of data keys, the CVCs held since; bumps kms_gen */
+void pd_vault_undo(pd_vault_state_t *v, const pd_vault_mark_t *m);
+/* the transaction is over (committed, or undone): the CVC journal starts again */
+void pd_vault_settle(pd_vault_state_t *v);
 
 /* state.c */
 /* Opens vault.db (creating the schema), checks the root key against the stored
@@ -137,9 +159,12 @@ int pd_secrets_history(pd_vault_state_t *v, const char *name, pd_jw_t *w);
 void pd_secrets_tick(pd_vault_state_t *v, void (*changed)(void *arg, const char *name), void *arg);
 int pd_secrets_generate(int64_t length, const char *exclude, char *out, size_t cap);
 
-/* audit helper: appends a record in the current transaction */
-void pd_vault_audit(pd_vault_state_t *v, const char *principal, const char *action, const char *resource, int rc,
-                    const char *origin);
+/* Appends an audit record in the current transaction (rc: the operation's outcome).
+ * Returns 0, or the error when the record cannot be written (logged; the chain head in
+ * memory is reloaded): the caller must then fail the operation and roll its effects
+ * back. Nothing the vault does may succeed without its record (PCI DSS 10.2, 10.3). */
+int pd_vault_audit(pd_vault_state_t *v, const char *principal, const char *action, const char *resource, int rc,
+                   const char *origin) PD_WUR;
 /* after a rolled-back transaction: the chain head in memory goes back to the database's */
 void pd_vault_audit_resync(pd_vault_state_t *v);
 

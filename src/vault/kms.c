@@ -436,10 +436,66 @@ due_row(const pd_row_t *r, void *arg)
     return 0;
 }
 
+/* one scheduled change in a savepoint, with its record: a change whose record cannot
+ * be written is undone; a failed change is undone and its failure recorded. Returns
+ * nonzero when nothing more of the tick may stay (the caller rolls it all back). */
+typedef int (*tick_fn)(pd_vault_state_t *v, uint32_t num, char *resource, size_t cap);
+
+static int
+tick_one(pd_vault_state_t *v, const char *action, uint32_t num, tick_fn fn, bool *done)
+{
+    char resource[PD_ID_MAX + 16];
+    pd_vault_mark_t mark = pd_vault_mark(v);
+    int r = pd_db_savepoint(v->db);
+    *done = false;
+    snprintf(resource, sizeof(resource), "key#%u", num);
+    if (r != 0)
+        return r;
+    int rr = fn(v, num, resource, sizeof(resource));
+    int ar = rr == 0 ? pd_vault_audit(v, "rotation", action, resource, 0, "scheduler") : 0;
+    if (rr == 0 && ar == 0) {
+        *done = true;
+        return pd_db_release(v->db);
+    }
+    if ((r = pd_db_rollback_to(v->db)) != 0)
+        return r;
+    pd_vault_undo(v, &mark);
+    if (ar != 0)
+        return ar;
+    return pd_vault_audit(v, "rotation", action, resource, rr, "scheduler");
+}
+
+static int
+tick_rotate(pd_vault_state_t *v, uint32_t num, char *resource, size_t cap)
+{
+    pd_kms_key_t k;
+    int r = pd_kms_get_num(v, num, &k);
+    if (r == 0) {
+        snprintf(resource, cap, "%s", k.id);
+        r = pd_kms_rotate(v, &k);
+    }
+    return r;
+}
+
+/* the material is destroyed: everything it encrypted is unrecoverable, by design */
+static int
+tick_destroy(pd_vault_state_t *v, uint32_t num, char *resource, size_t cap)
+{
+    (void)resource;
+    (void)cap;
+    int r = pd_db_exec(v->db, "UPDATE kms_versions SET material = NULL WHERE key_num = ?", PD_SQL_ARGS(PD_SQL_I(num)),
+                       NULL);
+    if (r == 0)
+        r = pd_db_exec(v->db, "UPDATE kms_keys SET state = 'Deleted' WHERE num = ?", PD_SQL_ARGS(PD_SQL_I(num)), NULL);
+    return r;
+}
+
 void
 pd_kms_tick(pd_vault_state_t *v)
 {
     due_t rot = {{0}, 0}, del = {{0}, 0};
+    uint32_t destroyed[64];
+    size_t ndestroyed = 0;
     int64_t now = v->now();
     if (pd_db_query(v->db,
                     "SELECT num FROM kms_keys WHERE state = 'Enabled' AND rotation_days > 0 AND next_rotation <= ?",
@@ -450,34 +506,31 @@ pd_kms_tick(pd_vault_state_t *v)
     if (rot.n == 0 && del.n == 0)
         return;
     v->kms_gen++;
-    if (pd_db_begin(v->db) != 0)
+    pd_vault_mark_t tick = pd_vault_mark(v);
+    int r = pd_db_begin(v->db);
+    bool done;
+    for (size_t i = 0; r == 0 && i < rot.n; i++)
+        r = tick_one(v, "kms.rotate.automatic", rot.nums[i], tick_rotate, &done);
+    for (size_t i = 0; r == 0 && i < del.n; i++)
+        if ((r = tick_one(v, "kms.delete.complete", del.nums[i], tick_destroy, &done)) == 0 && done)
+            destroyed[ndestroyed++] = del.nums[i];
+    if (r == 0)
+        r = pd_db_commit(v->db);
+    if (r != 0) {
+        /* nothing of this tick stays, in the database or in memory; the next tick tries again */
+        (void)pd_db_rollback(v->db);
+        pd_vault_undo(v, &tick);
+        pd_vault_audit_resync(v);
+        pd_log_error("vault: scheduled key rotations and deletions undone", PD_LERR(r));
         return;
-    for (size_t i = 0; i < rot.n; i++) {
-        pd_kms_key_t k;
-        if (pd_kms_get_num(v, rot.nums[i], &k) == 0) {
-            int r = pd_kms_rotate(v, &k);
-            pd_vault_audit(v, "rotation", "kms.rotate.automatic", k.id, r, "scheduler");
-        }
     }
-    for (size_t i = 0; i < del.n; i++) {
-        /* the material is destroyed: everything it encrypted is unrecoverable, by design */
-        int r = pd_db_exec(v->db, "UPDATE kms_versions SET material = NULL WHERE key_num = ?",
-                           PD_SQL_ARGS(PD_SQL_I(del.nums[i])), NULL);
-        if (r == 0)
-            r = pd_db_exec(v->db, "UPDATE kms_keys SET state = 'Deleted' WHERE num = ?",
-                           PD_SQL_ARGS(PD_SQL_I(del.nums[i])), NULL);
-        for (size_t j = 0; r == 0 && j < v->sec->nkek; j++) {
-            if (v->sec->kek[j].num == del.nums[i]) {
+    /* a destroyed key's material leaves memory once its destruction is durable */
+    for (size_t i = 0; i < ndestroyed; i++) {
+        for (size_t j = 0; j < v->sec->nkek; j++) {
+            if (v->sec->kek[j].num == destroyed[i]) {
                 OPENSSL_cleanse(v->sec->kek[j].material, PD_KEY_LEN);
                 v->sec->kek[j].num = 0;
             }
         }
-        char res[32];
-        snprintf(res, sizeof(res), "key#%u", del.nums[i]);
-        pd_vault_audit(v, "rotation", "kms.delete.complete", res, r, "scheduler");
-    }
-    if (pd_db_commit(v->db) != 0) {
-        (void)pd_db_rollback(v->db);
-        pd_vault_audit_resync(v);
     }
 }

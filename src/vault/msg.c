@@ -214,23 +214,132 @@ pd_msg_name_dec(pd_view_t p, char name[PD_MSG_NAME_MAX])
     return pd_wire_done(&r);
 }
 
+/* a string field that must not be empty */
+static void
+get_name(pd_wire_r_t *r, char *out, size_t cap)
+{
+    pd_wire_get_cstr(r, out, cap);
+    if (r->err == 0 && out[0] == '\0')
+        r->err = PD_ERR_INVALID;
+}
+
 int
-pd_msg_admin_enc(pd_buf_t *b, const char *op, pd_view_t json)
+pd_msg_key_enc(pd_buf_t *b, const char *key)
 {
     pd_wire_w_t w;
     pd_wire_w_init(&w, b);
-    pd_wire_put_str(&w, pd_view_cstr(op));
-    pd_wire_put_bytes(&w, json);
+    pd_wire_put_str(&w, pd_view_cstr(key));
     return done_w(&w);
 }
 
 int
-pd_msg_admin_dec(pd_view_t p, char op[64], pd_view_t *json)
+pd_msg_key_dec(pd_view_t p, char key[PD_MSG_KEY_MAX])
 {
     pd_wire_r_t r;
     pd_wire_r_init(&r, p);
-    pd_wire_get_cstr(&r, op, 64);
-    *json = pd_wire_get_bytes(&r, PD_MSG_JSON_MAX);
+    get_name(&r, key, PD_MSG_KEY_MAX);
+    return pd_wire_done(&r);
+}
+
+int
+pd_msg_key_num_enc(pd_buf_t *b, const char *key, int64_t n)
+{
+    pd_wire_w_t w;
+    pd_wire_w_init(&w, b);
+    pd_wire_put_str(&w, pd_view_cstr(key));
+    pd_wire_put_u64(&w, (uint64_t)n);
+    return done_w(&w);
+}
+
+int
+pd_msg_key_num_dec(pd_view_t p, char key[PD_MSG_KEY_MAX], int64_t *n)
+{
+    pd_wire_r_t r;
+    pd_wire_r_init(&r, p);
+    get_name(&r, key, PD_MSG_KEY_MAX);
+    *n = (int64_t)pd_wire_get_u64(&r);
+    return pd_wire_done(&r);
+}
+
+int
+pd_msg_secret_enc(pd_buf_t *b, const char *name)
+{
+    return pd_msg_key_enc(b, name);
+}
+
+int
+pd_msg_secret_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1])
+{
+    pd_wire_r_t r;
+    pd_wire_r_init(&r, p);
+    get_name(&r, name, PD_MSG_SECRET_NAME_MAX + 1);
+    return pd_wire_done(&r);
+}
+
+int
+pd_msg_secret_stage_enc(pd_buf_t *b, const char *name, const char *stage)
+{
+    pd_wire_w_t w;
+    pd_wire_w_init(&w, b);
+    pd_wire_put_str(&w, pd_view_cstr(name));
+    pd_wire_put_str(&w, pd_view_cstr(stage));
+    return done_w(&w);
+}
+
+int
+pd_msg_secret_stage_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], char stage[PD_MSG_STAGE_MAX + 1])
+{
+    pd_wire_r_t r;
+    pd_wire_r_init(&r, p);
+    get_name(&r, name, PD_MSG_SECRET_NAME_MAX + 1);
+    get_name(&r, stage, PD_MSG_STAGE_MAX + 1);
+    return pd_wire_done(&r);
+}
+
+int
+pd_msg_secret_put_enc(pd_buf_t *b, const char *name, pd_view_t value)
+{
+    pd_wire_w_t w;
+    pd_wire_w_init(&w, b);
+    pd_wire_put_str(&w, pd_view_cstr(name));
+    pd_wire_put_bytes(&w, value);
+    return done_w(&w);
+}
+
+int
+pd_msg_secret_put_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], pd_view_t *value)
+{
+    pd_wire_r_t r;
+    pd_wire_r_init(&r, p);
+    get_name(&r, name, PD_MSG_SECRET_NAME_MAX + 1);
+    *value = pd_wire_get_bytes(&r, PD_MSG_SECRET_VALUE_MAX);
+    if (r.err == 0 && value->len == 0)
+        r.err = PD_ERR_INVALID;
+    return pd_wire_done(&r);
+}
+
+int
+pd_msg_secret_create_enc(pd_buf_t *b, const char *name, int64_t rotation_days, int64_t length, const char *exclude)
+{
+    pd_wire_w_t w;
+    pd_wire_w_init(&w, b);
+    pd_wire_put_str(&w, pd_view_cstr(name));
+    pd_wire_put_u64(&w, (uint64_t)rotation_days);
+    pd_wire_put_u64(&w, (uint64_t)length);
+    pd_wire_put_str(&w, pd_view_cstr(exclude));
+    return done_w(&w);
+}
+
+int
+pd_msg_secret_create_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], int64_t *rotation_days, int64_t *length,
+                         char exclude[PD_MSG_EXCLUDE_MAX + 1])
+{
+    pd_wire_r_t r;
+    pd_wire_r_init(&r, p);
+    get_name(&r, name, PD_MSG_SECRET_NAME_MAX + 1);
+    *rotation_days = (int64_t)pd_wire_get_u64(&r);
+    *length = (int64_t)pd_wire_get_u64(&r);
+    pd_wire_get_cstr(&r, exclude, PD_MSG_EXCLUDE_MAX + 1);
     return pd_wire_done(&r);
 }
 

@@ -37,8 +37,52 @@ int pd_msg_data_dec(pd_view_t p, pd_vault_reply_t *r);
 int pd_msg_name_enc(pd_buf_t *b, const char *name);
 int pd_msg_name_dec(pd_view_t p, char name[PD_MSG_NAME_MAX]);
 
-int pd_msg_admin_enc(pd_buf_t *b, const char *op, pd_view_t json);
-int pd_msg_admin_dec(pd_view_t p, char op[64], pd_view_t *json);
+/* ---- admin operations: one message type each (vault_ipc.h), typed fields ----
+ * Decoders refuse an empty key or secret name (PD_ERR_INVALID) besides the usual
+ * malformations; the size bounds below are the dispatcher's for each type. */
+#define PD_MSG_SECRET_NAME_MAX 120  /* bytes of a secret's name */
+#define PD_MSG_STAGE_MAX 16         /* CURRENT, PENDING, PREVIOUS */
+#define PD_MSG_SECRET_VALUE_MAX 4096
+#define PD_MSG_EXCLUDE_MAX 63       /* characters a generated secret must not contain */
+
+/* encoded sizes of the field types (pd_wire_*) */
+#define PD_WIRE_STR(n) (2u + (n))
+#define PD_WIRE_BYTES(n) (4u + (n))
+#define PD_WIRE_I64 8u
+
+/* KMS_DESCRIBE, KMS_ROTATE, KMS_CANCEL_DELETION: a key (alias/<name> or key_<id>) */
+int pd_msg_key_enc(pd_buf_t *b, const char *key);
+int pd_msg_key_dec(pd_view_t p, char key[PD_MSG_KEY_MAX]);
+/* a key and a number: KMS_CREATE (alias, rotation days), KMS_SET_ROTATION (days),
+ * KMS_SET_MIN_DECRYPT (version), KMS_SCHEDULE_DELETION (days), KMS_REWRAP (batch) */
+int pd_msg_key_num_enc(pd_buf_t *b, const char *key, int64_t n);
+int pd_msg_key_num_dec(pd_view_t p, char key[PD_MSG_KEY_MAX], int64_t *n);
+/* SECRETS_HISTORY, SECRETS_ROTATE: a secret's name */
+int pd_msg_secret_enc(pd_buf_t *b, const char *name);
+int pd_msg_secret_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1]);
+/* SECRETS_GET_STAGE: name, stage */
+int pd_msg_secret_stage_enc(pd_buf_t *b, const char *name, const char *stage);
+int pd_msg_secret_stage_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], char stage[PD_MSG_STAGE_MAX + 1]);
+/* SECRETS_PUT: name, value (1 to 4096 bytes; a view into the payload) */
+int pd_msg_secret_put_enc(pd_buf_t *b, const char *name, pd_view_t value);
+int pd_msg_secret_put_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], pd_view_t *value);
+/* SECRETS_CREATE: name, rotation days, length, excluded characters ("": the default set) */
+int pd_msg_secret_create_enc(pd_buf_t *b, const char *name, int64_t rotation_days, int64_t length,
+                             const char *exclude);
+int pd_msg_secret_create_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], int64_t *rotation_days,
+                             int64_t *length, char exclude[PD_MSG_EXCLUDE_MAX + 1]);
+/* KMS_LIST, SECRETS_LIST, AUDIT_VERIFY carry no payload. */
+
+/* The client side of the admin operations: maps an operation name ("kms.rotate") to
+ * its message type and encodes the JSON arguments payctl gives (an object; empty
+ * means {}) as that type's fields, with their defaults. PD_ERR_INVALID with a message
+ * in err for an unknown operation, an unknown, missing or mistyped argument, or a
+ * value the wire cannot carry; nothing is sent then. The vault checks every value
+ * again. */
+int pd_msg_admin_request(const char *op, pd_view_t args_json, uint16_t *type, pd_buf_t *payload, char *err,
+                         size_t errcap);
+/* the message type of an admin operation, 0 when there is none by that name */
+uint16_t pd_msg_admin_type(const char *op);
 
 int pd_msg_error_enc(pd_buf_t *b, int code, const char *message);
 int pd_msg_error_dec(pd_view_t p, int *code, char *message, size_t cap);

@@ -265,6 +265,22 @@ step_txn(pd_vault_state_t *v, const char *name, const char *token, const char *s
     return r;
 }
 
+/* ends a step's transaction: its audit record, then the commit. A record that cannot
+ * be written, or a commit that fails, rolls the step back: the rotation stays where it
+ * was (and resumes there on the next tick), never a step without its record. */
+static int
+step_commit(pd_vault_state_t *v, const char *action, const char *name, int outcome)
+{
+    int r = pd_vault_audit(v, "rotation", action, name, outcome, "engine");
+    if (r == 0)
+        r = pd_db_commit(v->db);
+    if (r != 0) {
+        (void)pd_db_rollback(v->db);
+        pd_vault_audit_resync(v);
+    }
+    return r;
+}
+
 int
 pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
 {
@@ -292,8 +308,7 @@ pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
             return r;
         }
         OPENSSL_cleanse(value, sizeof(value));
-        pd_vault_audit(v, "rotation", "secrets.rotate.create", name, 0, "engine");
-        if ((r = pd_db_commit(v->db)) != 0)
+        if ((r = step_commit(v, "secrets.rotate.create", name, 0)) != 0)
             return r;
         snprintf(m.step, sizeof(m.step), "create");
         failpoint("create");
@@ -306,8 +321,7 @@ pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
             (void)pd_db_rollback(v->db);
             return r;
         }
-        pd_vault_audit(v, "rotation", "secrets.rotate.set", name, 0, "engine");
-        if ((r = pd_db_commit(v->db)) != 0)
+        if ((r = step_commit(v, "secrets.rotate.set", name, 0)) != 0)
             return r;
         snprintf(m.step, sizeof(m.step), "set");
         failpoint("set");
@@ -322,17 +336,17 @@ pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
         pd_buf_free_secure(&val);
         if (!ok) {
             /* roll back: drop PENDING, clear the token; CURRENT stays as it was */
-            if (pd_db_begin(v->db) == 0) {
-                if (pd_db_exec(v->db, "DELETE FROM secret_versions WHERE name = ? AND stage = 'PENDING'",
-                               PD_SQL_ARGS(PD_SQL_S(name)), NULL) != 0 ||
-                    pd_db_exec(v->db, "UPDATE secrets SET rotation_token = NULL, rotation_step = NULL WHERE name = ?",
-                               PD_SQL_ARGS(PD_SQL_S(name)), NULL) != 0)
-                    (void)pd_db_rollback(v->db);
-                else {
-                    pd_vault_audit(v, "rotation", "secrets.rotate.test", name, PD_ERR_AUTH, "engine");
-                    (void)pd_db_commit(v->db);
-                }
+            if ((r = pd_db_begin(v->db)) != 0)
+                return r;
+            if ((r = pd_db_exec(v->db, "DELETE FROM secret_versions WHERE name = ? AND stage = 'PENDING'",
+                                PD_SQL_ARGS(PD_SQL_S(name)), NULL)) != 0 ||
+                (r = pd_db_exec(v->db, "UPDATE secrets SET rotation_token = NULL, rotation_step = NULL WHERE name = ?",
+                                PD_SQL_ARGS(PD_SQL_S(name)), NULL)) != 0) {
+                (void)pd_db_rollback(v->db);
+                return r;
             }
+            if ((r = step_commit(v, "secrets.rotate.test", name, PD_ERR_AUTH)) != 0)
+                return r;
             return PD_ERR_AUTH;
         }
         if ((r = pd_db_begin(v->db)) != 0)
@@ -341,8 +355,7 @@ pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
             (void)pd_db_rollback(v->db);
             return r;
         }
-        pd_vault_audit(v, "rotation", "secrets.rotate.test", name, 0, "engine");
-        if ((r = pd_db_commit(v->db)) != 0)
+        if ((r = step_commit(v, "secrets.rotate.test", name, 0)) != 0)
             return r;
         snprintf(m.step, sizeof(m.step), "test");
         failpoint("test");
@@ -359,8 +372,7 @@ pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
         (void)pd_db_rollback(v->db);
         return r;
     }
-    pd_vault_audit(v, "rotation", "secrets.rotate.finish", name, 0, "engine");
-    if ((r = pd_db_commit(v->db)) != 0)
+    if ((r = step_commit(v, "secrets.rotate.finish", name, 0)) != 0)
         return r;
     *changed = true;
     return 0;

@@ -24,7 +24,6 @@
 #include "payd/config.h"
 #include "payd/log.h"
 #include "payd/time.h"
-#include "vault/handlers.h"
 #include "vault/msg.h"
 #include "vault/server.h"
 #include "vault/transport.h"
@@ -41,18 +40,20 @@ typedef struct {
     unsigned principal; /* 0 until authenticated */
     bool fixed;         /* principal bound by the descriptor (socketpair) */
     bool closing;
+    bool auth_in_batch; /* authenticated by the batch being run (its record not yet committed) */
     uint64_t accepted_ms;
     char origin[64];
     pd_buf_t rbuf, wbuf;
 } conn_t;
 
-static const struct {
-    uint16_t type;
-    const char *action;
-    unsigned allowed;
-    uint32_t min_len, max_len;
-    pd_handler_t handler;
-} dispatch[] = {
+/* size bounds of the admin payloads: exactly what their decoders accept */
+#define KEY_MIN PD_WIRE_STR(1)
+#define KEY_MAX PD_WIRE_STR(PD_MSG_KEY_MAX - 1)
+#define SECRET_MIN PD_WIRE_STR(1)
+#define SECRET_MAX PD_WIRE_STR(PD_MSG_SECRET_NAME_MAX)
+#define A PD_PRINCIPAL_ADMIN
+
+static const pd_vault_dispatch_t dispatch[] = {
     {PD_MSG_TOKENIZE, "card.tokenize", PD_PRINCIPAL_API, 12, 512, pd_h_tokenize},
     {PD_MSG_CARD_GET, "card.get", PD_PRINCIPAL_API | PD_PRINCIPAL_PROCESSOR | PD_PRINCIPAL_ADMIN, 4, 2 * PD_ID_MAX + 4,
      pd_h_card_get},
@@ -68,8 +69,40 @@ static const struct {
      pd_h_reencrypt},
     {PD_MSG_SECRET_GET, "secrets.get", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 2, 130,
      pd_h_secret_get},
-    {PD_MSG_ADMIN, "admin", PD_PRINCIPAL_ADMIN, 6, PD_MSG_JSON_MAX + 80, pd_h_admin},
+    /* admin operations (payctl): the admin principal only */
+    {PD_MSG_KMS_LIST, "kms.list", A, 0, 0, pd_h_kms_list},
+    {PD_MSG_KMS_DESCRIBE, "kms.describe", A, KEY_MIN, KEY_MAX, pd_h_kms_describe},
+    {PD_MSG_KMS_CREATE, "kms.create", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64, pd_h_kms_create},
+    {PD_MSG_KMS_ROTATE, "kms.rotate", A, KEY_MIN, KEY_MAX, pd_h_kms_rotate},
+    {PD_MSG_KMS_SET_ROTATION, "kms.set_rotation", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64,
+     pd_h_kms_set_rotation},
+    {PD_MSG_KMS_SET_MIN_DECRYPT, "kms.set_min_decrypt", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64,
+     pd_h_kms_set_min_decrypt},
+    {PD_MSG_KMS_SCHEDULE_DELETION, "kms.schedule_deletion", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64,
+     pd_h_kms_schedule_deletion},
+    {PD_MSG_KMS_CANCEL_DELETION, "kms.cancel_deletion", A, KEY_MIN, KEY_MAX, pd_h_kms_cancel_deletion},
+    {PD_MSG_KMS_REWRAP, "kms.rewrap", A, KEY_MIN + PD_WIRE_I64, KEY_MAX + PD_WIRE_I64, pd_h_kms_rewrap},
+    {PD_MSG_SECRETS_LIST, "secrets.list", A, 0, 0, pd_h_secrets_list},
+    {PD_MSG_SECRETS_HISTORY, "secrets.history", A, SECRET_MIN, SECRET_MAX, pd_h_secrets_history},
+    {PD_MSG_SECRETS_GET_STAGE, "secrets.get", A, SECRET_MIN + PD_WIRE_STR(1), SECRET_MAX + PD_WIRE_STR(PD_MSG_STAGE_MAX),
+     pd_h_secrets_get_stage},
+    {PD_MSG_SECRETS_PUT, "secrets.put", A, SECRET_MIN + PD_WIRE_BYTES(1),
+     SECRET_MAX + PD_WIRE_BYTES(PD_MSG_SECRET_VALUE_MAX), pd_h_secrets_put},
+    {PD_MSG_SECRETS_CREATE, "secrets.create", A, SECRET_MIN + 2 * PD_WIRE_I64 + PD_WIRE_STR(0),
+     SECRET_MAX + 2 * PD_WIRE_I64 + PD_WIRE_STR(PD_MSG_EXCLUDE_MAX), pd_h_secrets_create},
+    {PD_MSG_SECRETS_ROTATE, "secrets.rotate", A, SECRET_MIN, SECRET_MAX, pd_h_secrets_rotate, .own_txn = true},
+    {PD_MSG_AUDIT_VERIFY, "audit.verify", A, 0, 0, pd_h_audit_verify},
 };
+#undef A
+
+const pd_vault_dispatch_t *
+pd_vault_dispatch_find(uint16_t type)
+{
+    for (size_t i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++)
+        if (dispatch[i].type == type)
+            return &dispatch[i];
+    return NULL;
+}
 
 typedef struct {
     int conn;
@@ -97,13 +130,20 @@ struct pd_vault_server {
     staged_t staged[MAX_BATCH];
 };
 
-static void
+/* hex SHA-256 of a credential; PD_ERR_CRYPTO (and out empty) when the digest fails */
+static int
 sha256_hex(const char *s, char out[65])
 {
     uint8_t d[32];
     unsigned int n = 0;
-    EVP_Digest(s, strlen(s), d, &n, EVP_sha256(), NULL);
+    out[0] = '\0';
+    if (EVP_Digest(s, strlen(s), d, &n, EVP_sha256(), NULL) != 1 || n != sizeof(d)) {
+        OPENSSL_cleanse(d, sizeof(d));
+        return PD_ERR_CRYPTO;
+    }
     pd_hex(d, 32, out);
+    OPENSSL_cleanse(d, sizeof(d));
+    return 0;
 }
 
 int
@@ -183,6 +223,10 @@ ensure_credential(pd_vault_server_t *s, const char *dir, unsigned p, int idx)
         fclose(f);
         cred[n] = '\0';
         cred[strcspn(cred, "\r\n")] = '\0';
+        if (cred[0] == '\0') {
+            pd_log_error("vault: a principal's credential file is empty; refusing to start", PD_LS("file", path));
+            return PD_ERR_INVALID;
+        }
     } else {
         if (pd_secret_base62(cred, 48) != 0)
             return PD_ERR_CRYPTO;
@@ -195,9 +239,12 @@ ensure_credential(pd_vault_server_t *s, const char *dir, unsigned p, int idx)
         if (!ok)
             return PD_ERR_IO;
     }
-    sha256_hex(cred, s->cred_hash[idx]);
+    int r = sha256_hex(cred, s->cred_hash[idx]);
     OPENSSL_cleanse(cred, sizeof(cred));
-    return 0;
+    if (r != 0)
+        pd_log_error("vault: cannot hash a principal's credential (SHA-256 failed); refusing to start",
+                     PD_LS("principal", pd_principal_name(p)));
+    return r;
 }
 
 static int
@@ -239,8 +286,8 @@ pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_
 }
 
 int
-pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, const pd_vault_tls_opts_t *t, const char *cred_dir,
-                           char *err, size_t errcap)
+pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, SSL_CTX *tls, const char *cred_dir, char *err,
+                           size_t errcap)
 {
     char host[256], port[8];
     uint16_t p;
@@ -248,12 +295,16 @@ pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, const pd_vaul
     struct addrinfo *ai = NULL;
     int r, fd = -1, one = 1;
 
+    SSL_CTX_free(s->tls);
+    s->tls = tls; /* owned by the server from here on, also on failure */
     if (pd_config_parse_addr(addr, host, sizeof(host), &p) != 0) {
         snprintf(err, errcap, "bad listen address %s (expected HOST:PORT)", addr);
         return PD_ERR_CONFIG;
     }
-    if ((s->tls = pd_vt_tls_ctx(true, t->cert, t->key, t->ca, err, errcap)) == NULL)
+    if (tls == NULL) {
+        snprintf(err, errcap, "no TLS context for %s", addr);
         return PD_ERR_CONFIG;
+    }
     if ((r = ensure_credentials(s, cred_dir)) != 0) {
         snprintf(err, errcap, "cannot create the credentials in %s", cred_dir);
         return r;
@@ -284,18 +335,11 @@ violation(pd_vault_server_t *s, conn_t *c, const char *what)
     pd_log_warn("vault: protocol violation; dropping the peer", PD_LS("peer", c->origin),
                 PD_LS("principal", c->principal ? pd_principal_name(c->principal) : "unauthenticated"),
                 PD_LS("violation", what));
-    pd_vault_audit(s->v, c->principal ? pd_principal_name(c->principal) : "unauthenticated", "ipc.violation", what,
-                   PD_ERR_PROTOCOL, c->origin);
-    c->closing = true;
-}
-
-static int
-find_handler(uint16_t type)
-{
-    for (size_t i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++)
-        if (dispatch[i].type == type)
-            return (int)i;
-    return -1;
+    c->closing = true; /* whether or not its record can be written */
+    if (pd_vault_audit(s->v, c->principal ? pd_principal_name(c->principal) : "unauthenticated", "ipc.violation", what,
+                       PD_ERR_PROTOCOL, c->origin) != 0) {
+        /* logged by pd_vault_audit */
+    }
 }
 
 static void
@@ -336,7 +380,8 @@ notify_secret(pd_vault_server_t *s, const char *name)
     pd_buf_free(&p);
 }
 
-/* handles AUTH on an unauthenticated socket peer */
+/* handles AUTH on an unauthenticated socket peer; an authentication whose audit
+ * record cannot be written is refused like a wrong credential */
 static void
 authenticate(pd_vault_server_t *s, conn_t *c, size_t *nst, int ci, const req_t *rq)
 {
@@ -347,23 +392,87 @@ authenticate(pd_vault_server_t *s, conn_t *c, size_t *nst, int ci, const req_t *
     }
     unsigned p = pd_principal_parse(principal);
     int idx = p ? __builtin_ctz(p) : -1;
-    sha256_hex(cred, hash);
+    /* a digest that fails refuses the peer: an empty hash never matches */
+    bool hashed = sha256_hex(cred, hash) == 0;
     OPENSSL_cleanse(cred, sizeof(cred));
     /* over TLS the client certificate must also name the principal */
     char cn[64];
     bool cert_ok = c->ssl == NULL || (pd_vt_peer_cn(c->ssl, cn, sizeof(cn)) && strcmp(cn, principal) == 0);
-    if (idx < 0 || s->cred_hash[idx][0] == '\0' || CRYPTO_memcmp(hash, s->cred_hash[idx], 64) != 0 || !cert_ok) {
-        pd_vault_audit(s->v, principal, "ipc.auth", "vault", PD_ERR_AUTH, c->origin);
+    if (!hashed || idx < 0 || s->cred_hash[idx][0] == '\0' || CRYPTO_memcmp(hash, s->cred_hash[idx], 64) != 0 ||
+        !cert_ok) {
+        if (pd_vault_audit(s->v, principal, "ipc.auth", "vault", PD_ERR_AUTH, c->origin) != 0) {
+            /* logged; the peer is refused either way */
+        }
+        c->closing = true;
+        return;
+    }
+    if (pd_vault_audit(s->v, principal, "ipc.auth", "vault", 0, c->origin) != 0) {
+        pd_log_error("vault: authentication refused: its audit record cannot be written", PD_LS("peer", c->origin),
+                     PD_LS("principal", principal));
         c->closing = true;
         return;
     }
     c->principal = p;
-    pd_vault_audit(s->v, principal, "ipc.auth", "vault", 0, c->origin);
+    c->auth_in_batch = true; /* until the batch (and the record) is committed */
     pd_buf_t ok;
     pd_buf_init(&ok, 64);
     if (pd_msg_data_enc(&ok, PD_VIEW_NULL, PD_VIEW_NULL, principal, 0, 0) == 0)
         stage(s, nst, ci, rq->hdr.id, PD_MSG_AUTH | PD_MSG_REPLY, &ok, false);
     pd_buf_free(&ok);
+}
+
+/* stages the reply of an operation (or its error), wiping a secret reply that is not sent */
+static void
+stage_outcome(pd_vault_server_t *s, size_t *nst, const req_t *rq, pd_hctx_t *h, int hr)
+{
+    if (hr == 0) {
+        stage(s, nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, h->reply, h->reply_secret);
+        if (h->changed[0] != '\0')
+            notify_secret(s, h->changed);
+        return;
+    }
+    if (h->reply_secret)
+        OPENSSL_cleanse(h->reply->p, h->reply->cap);
+    pd_buf_reset(h->reply);
+    stage_error(s, nst, rq->conn, rq->hdr.id, hr, h->msg[0] ? h->msg : pd_strerror(hr));
+}
+
+static void
+audit_failed(pd_hctx_t *h)
+{
+    snprintf(h->msg, sizeof(h->msg), "the vault cannot write the audit record of this operation: it was not done");
+}
+
+/* Runs one request in its own savepoint. The audit record of a success is written
+ * inside that savepoint, so an operation whose record cannot be written is rolled
+ * back with everything it did (memory included) and answered with an error. Returns
+ * the operation's outcome in *hr, or nonzero when the transaction itself broke. */
+static int
+run_one(pd_vault_server_t *s, const pd_vault_dispatch_t *d, conn_t *c, pd_hctx_t *h, int *hr)
+{
+    pd_vault_mark_t mark = pd_vault_mark(s->v);
+    int rc = pd_db_savepoint(s->v->db);
+    if (rc != 0)
+        return rc;
+    *hr = d->handler(h);
+    bool unrecorded = false;
+    if (*hr == 0 && pd_vault_audit(s->v, pd_principal_name(c->principal), d->action, h->resource, 0, c->origin) != 0) {
+        unrecorded = true;
+        *hr = PD_ERR_IO;
+        audit_failed(h);
+    }
+    if (*hr == 0)
+        return pd_db_release(s->v->db);
+    if ((rc = pd_db_rollback_to(s->v->db)) != 0)
+        return rc;
+    pd_vault_undo(s->v, &mark);
+    /* a failure is recorded after its effects are gone; if even that record cannot be
+     * written (logged), the peer still gets the failure */
+    if (*hr != PD_ERR_PROTOCOL && !unrecorded &&
+        pd_vault_audit(s->v, pd_principal_name(c->principal), d->action, h->resource, *hr, c->origin) != 0) {
+        /* logged by pd_vault_audit */
+    }
+    return 0;
 }
 
 /* runs the batch of requests as one transaction and stages their replies */
@@ -379,6 +488,7 @@ run_batch(pd_vault_server_t *s, size_t nreq)
             stage_error(s, &nst, s->reqs[i].conn, s->reqs[i].hdr.id, PD_ERR_IO, "vault storage unavailable");
         goto send;
     }
+    pd_vault_mark_t batch_mark = pd_vault_mark(s->v);
     pd_buf_init(&reply, PD_IPC_MAX_PAYLOAD);
     for (size_t i = 0; i < nreq; i++) {
         req_t *rq = &s->reqs[i];
@@ -389,45 +499,33 @@ run_batch(pd_vault_server_t *s, size_t nreq)
             authenticate(s, c, &nst, rq->conn, rq);
             continue;
         }
-        int hi = find_handler(rq->hdr.type);
-        if (hi < 0) {
+        const pd_vault_dispatch_t *d = pd_vault_dispatch_find(rq->hdr.type);
+        if (d == NULL) {
             violation(s, c, "unknown message type");
             continue;
         }
-        if ((dispatch[hi].allowed & c->principal) == 0) {
+        if ((d->allowed & c->principal) == 0) {
             violation(s, c, "message type not allowed for this principal");
             continue;
         }
-        if (rq->hdr.len < dispatch[hi].min_len || rq->hdr.len > dispatch[hi].max_len) {
+        if (rq->hdr.len < d->min_len || rq->hdr.len > d->max_len) {
             violation(s, c, "message size outside the bounds of its type");
             continue;
         }
-        if (rq->hdr.type == PD_MSG_ADMIN && pd_h_admin_own_txn(rq->payload)) {
+        if (d->own_txn) {
             deferred[ndeferred++] = (int)i;
             continue;
         }
         pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
-        if ((rc = pd_db_savepoint(s->v->db)) != 0)
-            break;
-        int hr = dispatch[hi].handler(&h);
-        if ((rc = hr == 0 ? pd_db_release(s->v->db) : pd_db_rollback_to(s->v->db)) != 0)
+        int hr = 0;
+        if ((rc = run_one(s, d, c, &h, &hr)) != 0)
             break;
         if (hr == PD_ERR_PROTOCOL) {
             violation(s, c, "malformed message");
             pd_buf_reset(&reply);
             continue;
         }
-        pd_vault_audit(s->v, pd_principal_name(c->principal), dispatch[hi].action, h.resource, hr, c->origin);
-        if (hr == 0) {
-            stage(s, &nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, &reply, h.reply_secret);
-            if (h.changed[0] != '\0')
-                notify_secret(s, h.changed);
-        } else {
-            if (h.reply_secret)
-                OPENSSL_cleanse(reply.p, reply.cap);
-            pd_buf_reset(&reply);
-            stage_error(s, &nst, rq->conn, rq->hdr.id, hr, h.msg[0] ? h.msg : pd_strerror(hr));
-        }
+        stage_outcome(s, &nst, rq, &h, hr);
     }
     pd_buf_free_secure(&reply);
     if (rc == 0)
@@ -435,6 +533,7 @@ run_batch(pd_vault_server_t *s, size_t nreq)
     if (rc != 0) {
         /* nothing of this batch is durable: no peer may be told otherwise */
         (void)pd_db_rollback(s->v->db);
+        pd_vault_undo(s->v, &batch_mark);
         pd_vault_audit_resync(s->v);
         for (size_t i = 0; i < nst; i++) {
             if (s->staged[i].secret)
@@ -446,26 +545,44 @@ run_batch(pd_vault_server_t *s, size_t nreq)
             stage_error(s, &nst, s->reqs[i].conn, s->reqs[i].hdr.id, PD_ERR_IO, "vault storage failure");
         ndeferred = 0;
     }
+    pd_vault_settle(s->v);
+    /* an authentication stands only once its record is durable */
+    for (int i = 0; i < s->nconns; i++) {
+        if (s->conns[i].auth_in_batch && rc != 0)
+            s->conns[i].closing = true;
+        s->conns[i].auth_in_batch = false;
+    }
     /* operations with their own transactions run after the batch is durable */
     for (size_t d = 0; d < ndeferred; d++) {
         req_t *rq = &s->reqs[deferred[d]];
         conn_t *c = &s->conns[rq->conn];
+        const pd_vault_dispatch_t *row = pd_vault_dispatch_find(rq->hdr.type);
         pd_buf_init(&reply, PD_IPC_MAX_PAYLOAD);
         pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
-        int hr = pd_h_admin(&h);
-        if (pd_db_begin(s->v->db) == 0) {
-            pd_vault_audit(s->v, pd_principal_name(c->principal), "admin", h.resource, hr, c->origin);
-            if (pd_db_commit(s->v->db) != 0) {
-                (void)pd_db_rollback(s->v->db);
-                pd_vault_audit_resync(s->v);
+        /* each of its transactions carries the audit records of its steps */
+        int hr = row->handler(&h);
+        if (hr == PD_ERR_PROTOCOL) {
+            violation(s, c, "malformed message");
+            pd_buf_free_secure(&reply);
+            continue;
+        }
+        /* the request's own record; when it cannot be written the peer hears of a failure */
+        int ar = pd_db_begin(s->v->db);
+        if (ar == 0 &&
+            (ar = pd_vault_audit(s->v, pd_principal_name(c->principal), row->action, h.resource, hr, c->origin)) == 0)
+            ar = pd_db_commit(s->v->db);
+        if (ar != 0) {
+            (void)pd_db_rollback(s->v->db);
+            pd_vault_audit_resync(s->v);
+            if (hr == 0) {
+                hr = PD_ERR_IO;
+                snprintf(h.msg, sizeof(h.msg), "the vault cannot write the audit record of this request (its steps "
+                                               "were recorded and committed one by one)");
             }
         }
-        if (hr == 0)
-            stage(s, &nst, rq->conn, rq->hdr.id, rq->hdr.type | PD_MSG_REPLY, &reply, h.reply_secret);
-        else
-            stage_error(s, &nst, rq->conn, rq->hdr.id, hr, h.msg[0] ? h.msg : pd_strerror(hr));
-        if (h.changed[0] != '\0')
-            notify_secret(s, h.changed);
+        stage_outcome(s, &nst, rq, &h, hr);
+        if (hr != 0 && h.changed[0] != '\0')
+            notify_secret(s, h.changed); /* CURRENT moved durably even if the request is answered with an error */
         pd_buf_free_secure(&reply);
     }
 send:

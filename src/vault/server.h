@@ -5,9 +5,26 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <openssl/ssl.h>
+
+#include "vault/handlers.h"
 #include "vault/internal.h"
 
 typedef struct pd_vault_server pd_vault_server_t;
+
+/* One row of the dispatcher: a message type, who may send it, the bounds of its
+ * payload, its handler. Anything else a peer sends is a violation (audited, dropped). */
+typedef struct {
+    uint16_t type;
+    const char *action;        /* the audit record's action, e.g. "kms.rotate" */
+    unsigned allowed;          /* principals that may send it */
+    uint32_t min_len, max_len; /* payload bytes */
+    pd_handler_t handler;
+    bool own_txn;              /* the handler runs its own transactions: after the batch's commit */
+} pd_vault_dispatch_t;
+
+/* the row of a message type, NULL when no peer may send that type */
+const pd_vault_dispatch_t *pd_vault_dispatch_find(uint16_t type);
 
 int pd_vault_server_new(pd_vault_server_t **out, pd_vault_state_t *v);
 void pd_vault_server_free(pd_vault_server_t *s);
@@ -16,16 +33,14 @@ int pd_vault_server_add_fd(pd_vault_server_t *s, int fd, unsigned principal, con
 /* Listens on a Unix socket; peers must AUTH with a principal's credential. Creates
  * DIR/credentials/<principal> files (0600) on first use. */
 int pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_dir);
-/* Mutual-TLS TCP listener for a payd on another host (PEM files). */
-typedef struct {
-    const char *cert, *key; /* the vault's certificate and key */
-    const char *ca;         /* CA that signed the clients' certificates */
-} pd_vault_tls_opts_t;
-/* Listens on addr ("host:port"); a peer needs a client certificate from ca whose CN is
- * the principal it authenticates as, and that principal's credential (AUTH), as on the
- * Unix socket. err says what failed. */
-int pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, const pd_vault_tls_opts_t *t, const char *cred_dir,
-                               char *err, size_t errcap);
+/* Mutual-TLS TCP listener for a payd on another host. tls is the server context
+ * (pd_vt_tls_ctx(true, cert, key, client CA): made before privileges are dropped, as
+ * its key is often root's alone); the server owns it from the call on, also on
+ * failure. Listens on addr ("host:port"); a peer needs a client certificate from that
+ * CA whose CN is the principal it authenticates as, and that principal's credential
+ * (AUTH), as on the Unix socket. err says what failed. */
+int pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, SSL_CTX *tls, const char *cred_dir, char *err,
+                               size_t errcap);
 /* Runs until *stop is set, or (exit_when_orphaned) all fixed descriptors closed. */
 int pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit_when_orphaned);
 

@@ -186,7 +186,10 @@ pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t r
             (void)pd_db_rollback(v->db);
             goto fail;
         }
-        pd_vault_audit(v, "admin", "vault.init", "vault", 0, "local");
+        if ((r = pd_vault_audit(v, "admin", "vault.init", "vault", 0, "local")) != 0) {
+            (void)pd_db_rollback(v->db);
+            goto fail;
+        }
         if ((r = pd_db_commit(v->db)) != 0)
             goto fail;
         pd_log_info("vault initialized with standard keys",
@@ -209,7 +212,7 @@ pd_vault_state_close(pd_vault_state_t *v)
     free(v);
 }
 
-void
+int
 pd_vault_audit(pd_vault_state_t *v, const char *principal, const char *action, const char *resource, int rc,
                const char *origin)
 {
@@ -219,8 +222,46 @@ pd_vault_audit(pd_vault_state_t *v, const char *principal, const char *action, c
     else
         snprintf(outcome, sizeof(outcome), "failure: %s", pd_strerror(rc));
     pd_audit_rec_t rec = {principal, action, resource, outcome, origin, ""};
-    if (pd_audit_append(v->db, &v->audit, v->now(), &rec) != 0)
-        pd_log_error("vault: cannot append to the audit log", PD_LS("action", action));
+    int r = pd_audit_append(v->db, &v->audit, v->now(), &rec);
+    if (r != 0) {
+        pd_log_error("vault: cannot append to the audit log; the operation fails", PD_LS("action", action),
+                     PD_LS("principal", principal), PD_LERR(r));
+        /* another writer may have moved the chain: the next record follows the database's head */
+        pd_vault_audit_resync(v);
+    }
+    return r;
+}
+
+pd_vault_mark_t
+pd_vault_mark(const pd_vault_state_t *v)
+{
+    return (pd_vault_mark_t){v->sec->nkek, v->sec->dk.id, v->ncvc_journal};
+}
+
+void
+pd_vault_undo(pd_vault_state_t *v, const pd_vault_mark_t *m)
+{
+    pd_vault_secrets_t *sec = v->sec;
+    if (sec->nkek > m->nkek) {
+        OPENSSL_cleanse(&sec->kek[m->nkek], (sec->nkek - m->nkek) * sizeof(sec->kek[0]));
+        sec->nkek = m->nkek;
+    }
+    if (sec->dk.id != m->dk_id) {
+        /* the data key made meanwhile is gone from the database; an id it had would be reused */
+        OPENSSL_cleanse(&sec->dk, sizeof(sec->dk));
+    }
+    OPENSSL_cleanse(sec->dk_read, sizeof(sec->dk_read));
+    for (size_t i = m->ncvc; i < v->ncvc_journal; i++)
+        OPENSSL_cleanse(&sec->cvc[v->cvc_journal[i]], sizeof(sec->cvc[0]));
+    if (v->ncvc_journal > m->ncvc)
+        v->ncvc_journal = m->ncvc;
+    v->kms_gen++;
+}
+
+void
+pd_vault_settle(pd_vault_state_t *v)
+{
+    v->ncvc_journal = 0;
 }
 
 void

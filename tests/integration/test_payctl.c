@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "harness.h"
 
@@ -134,6 +136,98 @@ secrets_and_audit(void **state)
     free(out);
 }
 
+/* runs payctl --data-dir DIR ARGS... (NULL-terminated) */
+static int
+payctl_args(char **out, const char *const *args)
+{
+    const char *argv[24] = {PAYCTL_BIN, "--data-dir", payd.dir};
+    int n = 3;
+    for (int i = 0; args[i] != NULL && n < 23; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return pd_h_run(argv, out);
+}
+
+/* the merchant's keys as payctl lists them */
+static json_t *
+list_keys(const char *merchant)
+{
+    char *out;
+    const char *const a[] = {"--json", "keys", "list", "--merchant", merchant, NULL};
+    assert_int_equal(payctl_args(&out, a), 0);
+    json_error_t e;
+    json_t *keys = json_loads(out, 0, &e);
+    free(out);
+    assert_true(json_is_array(keys));
+    return keys;
+}
+
+static void
+keys_roll_takes_a_whole_number_of_seconds_only(void **state)
+{
+    (void)state;
+    char *out;
+    json_error_t e;
+    const char *const mc[] = {"--json", "merchant", "create", "--name", "Roll Test", NULL};
+    assert_int_equal(payctl_args(&out, mc), 0);
+    json_t *m = json_loads(out, 0, &e);
+    free(out);
+    assert_non_null(m);
+    char merchant[64];
+    snprintf(merchant, sizeof(merchant), "%s", json_string_value(json_object_get(m, "merchant_id")));
+    json_decref(m);
+    const char *const kc[] = {"--json", "keys", "create", "--merchant", merchant, "--type", "secret", NULL};
+    assert_int_equal(payctl_args(&out, kc), 0);
+    json_t *k = json_loads(out, 0, &e);
+    free(out);
+    assert_non_null(k);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(k, "id")));
+    json_decref(k);
+    json_t *before = list_keys(merchant);
+    size_t nkeys = json_array_size(before);
+    json_decref(before);
+
+    /* "10days" was read as 10 seconds; now it, and every other non-number or value out
+     * of range, is refused with the value named, and nothing is rolled */
+    static const char *const bad[] = {"10days", "-5", "604801", "", "1e3", " 60", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *const roll[] = {"keys", "roll", id, "--expires-in", bad[i], NULL};
+        int rc = payctl_args(&out, roll);
+        char want[96];
+        snprintf(want, sizeof(want), "not \"%s\"", bad[i]);
+        if (rc != 1 || strstr(out, "--expires-in takes a whole number of seconds from 0 to 604800") == NULL ||
+            strstr(out, want) == NULL)
+            fail_msg("--expires-in '%s': exit %d, %s", bad[i], rc, out);
+        free(out);
+    }
+    const char *const novalue[] = {"keys", "roll", id, "--expires-in", NULL};
+    assert_int_equal(payctl_args(&out, novalue), 1);
+    assert_non_null(strstr(out, "--expires-in needs a number of seconds"));
+    free(out);
+    json_t *after = list_keys(merchant);
+    assert_int_equal(json_array_size(after), nkeys);
+    for (size_t i = 0; i < json_array_size(after); i++)
+        assert_null(json_object_get(json_array_get(after, i), "expires_at"));
+    json_decref(after);
+
+    /* a whole number rolls the key: a new one, the old one expiring in that many seconds */
+    const char *const good[] = {"--json", "keys", "roll", id, "--expires-in", "3600", NULL};
+    assert_int_equal(payctl_args(&out, good), 0);
+    free(out);
+    after = list_keys(merchant);
+    assert_int_equal(json_array_size(after), nkeys + 1);
+    json_int_t expires = 0;
+    for (size_t i = 0; i < json_array_size(after); i++) {
+        json_t *o = json_array_get(after, i);
+        if (strcmp(json_string_value(json_object_get(o, "id")), id) == 0)
+            expires = json_integer_value(json_object_get(o, "expires_at"));
+    }
+    json_decref(after);
+    json_int_t now = (json_int_t)time(NULL);
+    assert_true(expires >= now + 3500 && expires <= now + 3600);
+}
+
 int
 main(void)
 {
@@ -142,6 +236,7 @@ main(void)
         cmocka_unit_test(merchants_list_and_show),
         cmocka_unit_test(rotate_and_rewrap_print_progress_and_a_count),
         cmocka_unit_test(secrets_and_audit),
+        cmocka_unit_test(keys_roll_takes_a_whole_number_of_seconds_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 
 #include "harness.h"
 #include "payd/vault.h"
+#include "vault/msg.h"
 
 static char dir[64], sock[128];
 static pid_t vault_pid;
@@ -177,6 +181,112 @@ a_principal_sending_what_it_may_not_is_dropped(void **state)
     assert_true(n >= 2);
 }
 
+static int
+sql_int(const char *query)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "sqlite3 %s/vault/vault.db \"%s\"", dir, query);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p == NULL || fscanf(p, "%d", &n) != 1)
+        n = -1;
+    if (p != NULL)
+        pclose(p);
+    return n;
+}
+
+/* A raw connection as principal: AUTH, then one frame of type with payload. Returns the
+ * type of the reply to that frame, or -1 when the vault closed the connection instead. */
+static int
+raw_exchange(const char *principal, uint16_t type, pd_view_t payload)
+{
+    char path[160], cred[128] = "";
+    snprintf(path, sizeof(path), "%s/vault/credentials/%s", dir, principal);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(cred, sizeof(cred), f));
+    fclose(f);
+    cred[strcspn(cred, "\n")] = '\0';
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(sock) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    pd_buf_t auth, out;
+    pd_buf_init(&auth, 1024);
+    pd_buf_init(&out, 2 * PD_IPC_MAX_PAYLOAD);
+    assert_int_equal(pd_msg_auth_enc(&auth, principal, cred), 0);
+    assert_int_equal(pd_ipc_frame(&out, PD_MSG_AUTH, 1, pd_buf_view(&auth)), 0);
+    assert_int_equal(pd_ipc_frame(&out, type, 2, payload), 0);
+    assert_int_equal(write(fd, out.p, out.len), (ssize_t)out.len);
+    pd_buf_free(&auth);
+    pd_buf_free(&out);
+    /* read frames until the reply to request 2 or the end of the connection */
+    uint8_t buf[1 << 17];
+    size_t have = 0;
+    int result = -1;
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, 5000), 1);
+        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        pd_ipc_hdr_t h;
+        size_t off = 0;
+        while (have - off >= PD_IPC_HEADER && pd_ipc_hdr_decode(buf + off, &h) == 0 &&
+               have - off - PD_IPC_HEADER >= h.len) {
+            if (h.id == 2)
+                result = h.type;
+            off += PD_IPC_HEADER + h.len;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+        if (result >= 0)
+            break;
+    }
+    close(fd);
+    return result;
+}
+
+static void
+admin_operations_are_rows_of_the_dispatcher(void **state)
+{
+    (void)state;
+    pd_buf_t p;
+    pd_buf_init(&p, PD_IPC_MAX_PAYLOAD);
+    int before = sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'ipc.violation'");
+    /* a well-formed KMS_ROTATE from admin is answered with its reply type */
+    assert_int_equal(pd_msg_key_enc(&p, "alias/events"), 0);
+    assert_int_equal(raw_exchange("admin", PD_MSG_KMS_ROTATE, pd_buf_view(&p)), PD_MSG_KMS_ROTATE | PD_MSG_REPLY);
+    /* ... and audited under the operation's name, by principal admin */
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'kms.rotate' AND actor = 'admin' "
+                             "AND resource = 'alias/events' AND outcome = 'success'"),
+                     1);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'admin'"), 0);
+    /* a value the handler refuses is an error reply, the connection stays */
+    pd_buf_reset(&p);
+    assert_int_equal(pd_msg_key_num_enc(&p, "alias/events", 3), 0);
+    assert_int_equal(raw_exchange("admin", PD_MSG_KMS_SCHEDULE_DELETION, pd_buf_view(&p)), PD_MSG_ERROR);
+    /* the api principal may not send it: dropped */
+    pd_buf_reset(&p);
+    assert_int_equal(pd_msg_key_enc(&p, "alias/events"), 0);
+    assert_int_equal(raw_exchange("api", PD_MSG_KMS_ROTATE, pd_buf_view(&p)), -1);
+    assert_int_equal(raw_exchange("processor", PD_MSG_SECRETS_GET_STAGE, pd_buf_view(&p)), -1);
+    /* a trailing byte inside the type's size bounds: malformed, dropped */
+    assert_int_equal(pd_buf_put(&p, "x", 1), 0);
+    assert_int_equal(raw_exchange("admin", PD_MSG_KMS_ROTATE, pd_buf_view(&p)), -1);
+    /* a payload on a type that takes none, and the retired ADMIN type: dropped */
+    assert_int_equal(raw_exchange("admin", PD_MSG_KMS_LIST, PD_VIEW_LIT("x")), -1);
+    pd_buf_reset(&p);
+    assert_int_equal(raw_exchange("admin", 40, PD_VIEW_LIT("\x00\x08kms.list\x00\x00\x00\x00")), -1);
+    pd_buf_free(&p);
+    /* each drop was audited as a violation; the rotation did not happen twice */
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'ipc.violation'") - before, 5);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'kms.rotate'"), 1);
+    assert_int_equal(sql_int("SELECT current_version FROM kms_keys WHERE alias = 'events'"), 2);
+}
+
 static void
 kms_tamper_rotation_and_deletion_window(void **state)
 {
@@ -297,6 +407,89 @@ kill_9_in_the_middle_of_a_secret_rotation_resumes(void **state)
     pd_vault_client_free(admin);
 }
 
+/* runs one SQL statement on the vault's database with the sqlite3 shell (waits for the lock) */
+static void
+sql_exec(const char *stmt)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "sqlite3 -cmd '.timeout 5000' %s/vault/vault.db \"%s\"", dir, stmt);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void
+an_operation_whose_audit_record_cannot_be_written_fails(void **state)
+{
+    (void)state;
+    pd_vault_card_in_t in = amex();
+    pd_vault_card_t card;
+    pd_vault_reply_t r, enc;
+    pd_view_t ctx = PD_VIEW_LIT("merchant=acct_test1;purpose=events;id=ev_1");
+    /* while the vault is stopped, the audit table refuses the records of tokenizations,
+     * key rotations and the processor's authentications */
+    assert_int_equal(stop_vault(vault_pid), 0);
+    sql_exec("CREATE TRIGGER audit_refused BEFORE INSERT ON audit_log WHEN NEW.action IN ('card.tokenize', "
+             "'kms.rotate') OR (NEW.action = 'ipc.auth' AND NEW.actor = 'processor') "
+             "BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END");
+    vault_pid = start_vault(NULL);
+    int cards = sql_int("SELECT COUNT(*) FROM cards"), data_keys = sql_int("SELECT COUNT(*) FROM data_keys"),
+        records = sql_int("SELECT COUNT(*) FROM audit_log"),
+        events_version = sql_int("SELECT current_version FROM kms_keys WHERE alias = 'events'"),
+        versions = sql_int("SELECT COUNT(*) FROM kms_versions");
+    assert_true(cards > 0 && records > 0 && events_version > 0);
+
+    pd_vault_client_t *api = client("api"), *admin = client("admin");
+    /* the tokenization fails with an error (the peer is not dropped) and stores nothing:
+     * no card, not the data key the vault made for it, no record */
+    assert_int_equal(pd_vault_tokenize_sync(api, &in, &card), PD_ERR_IO);
+    assert_true(pd_vault_client_connected(api));
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM cards"), cards);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM data_keys"), data_keys);
+    /* a rotation fails the same way: no new version, in the database or in use */
+    assert_int_not_equal(pd_vault_admin_sync(admin, "kms.rotate", PD_VIEW_LIT("{\"key\":\"alias/events\"}"), &r), 0);
+    assert_non_null(strstr(r.text, "audit record"));
+    pd_vault_reply_free(&r);
+    assert_int_equal(sql_int("SELECT current_version FROM kms_keys WHERE alias = 'events'"), events_version);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM kms_versions"), versions);
+    /* an authentication whose record cannot be written is refused */
+    pd_vault_client_t *proc = client("processor");
+    pd_vault_pan_t pan;
+    assert_int_equal(pd_vault_detokenize_sync(proc, "acct_test1", "card_none", &pan), PD_ERR_CLOSED);
+    pd_vault_client_free(proc);
+    /* operations whose records can be written go on; the chain is intact */
+    assert_int_equal(pd_vault_admin_sync(admin, "audit.verify", PD_VIEW_NULL, &r), 0);
+    assert_non_null(strstr((const char *)r.data.p, "\"intact\":true"));
+    pd_vault_reply_free(&r);
+    int tokenize_records = sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'card.tokenize'");
+
+    /* the audit log writable again, without a restart: the same vault process works, and
+     * what it makes now is still readable after a restart (nothing in its memory refers
+     * to the data key or key version that were rolled back) */
+    sql_exec("DROP TRIGGER audit_refused");
+    assert_int_equal(pd_vault_tokenize_sync(api, &in, &card), 0);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM cards"), cards + 1);
+    assert_int_equal(sql_int("SELECT COUNT(*) FROM audit_log WHERE action = 'card.tokenize'"), tokenize_records + 1);
+    assert_int_equal(pd_vault_admin_sync(admin, "kms.rotate", PD_VIEW_LIT("{\"key\":\"alias/events\"}"), &r), 0);
+    pd_vault_reply_free(&r);
+    assert_int_equal(sql_int("SELECT current_version FROM kms_keys WHERE alias = 'events'"), events_version + 1);
+    assert_int_equal(pd_vault_encrypt_sync(api, "alias/events", ctx, PD_VIEW_LIT("event payload"), &enc), 0);
+    pd_vault_client_free(api);
+    pd_vault_client_free(admin);
+    assert_int_equal(stop_vault(vault_pid), 0);
+    vault_pid = start_vault(NULL);
+    api = client("api");
+    proc = client("processor");
+    assert_int_equal(pd_vault_detokenize_sync(proc, "acct_test1", card.token, &pan), 0);
+    assert_string_equal(pan.pan, "378282246310005");
+    pd_vault_pan_wipe(&pan);
+    pd_vault_reply_t dec;
+    assert_int_equal(pd_vault_decrypt_sync(api, ctx, pd_buf_view(&enc.data), &dec), 0);
+    assert_memory_equal(dec.data.p, "event payload", 13);
+    pd_vault_reply_free(&dec);
+    pd_vault_reply_free(&enc);
+    pd_vault_client_free(api);
+    pd_vault_client_free(proc);
+}
+
 static void
 no_pan_or_cvc_at_rest_after_authorization(void **state)
 {
@@ -328,8 +521,10 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tokenize_as_api_detokenize_as_processor),
         cmocka_unit_test(a_principal_sending_what_it_may_not_is_dropped),
+        cmocka_unit_test(admin_operations_are_rows_of_the_dispatcher),
         cmocka_unit_test(kms_tamper_rotation_and_deletion_window),
         cmocka_unit_test(kill_9_in_the_middle_of_a_secret_rotation_resumes),
+        cmocka_unit_test(an_operation_whose_audit_record_cannot_be_written_fails),
         cmocka_unit_test(no_pan_or_cvc_at_rest_after_authorization),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

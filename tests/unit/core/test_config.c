@@ -173,6 +173,20 @@ value_parsers(void **state)
     assert_string_equal(host, "::1");
     assert_int_equal(port, 9090);
     assert_int_not_equal(pd_config_parse_addr("::1:9090", host, sizeof(host), &port), 0);
+    /* whole integers only: a unit, a space, a sign or an overflow is refused, *out untouched */
+    assert_int_equal(pd_config_parse_int("3600", 0, 604800, &v), 0);
+    assert_int_equal(v, 3600);
+    assert_int_equal(pd_config_parse_int("-7", -10, 10, &v), 0);
+    assert_int_equal(v, -7);
+    v = 42;
+    static const char *const not_numbers[] = {"10days", "", "-", " 10", "10 ", "+10", "0x10", "1e3", "1.5", "٣"};
+    for (size_t i = 0; i < sizeof(not_numbers) / sizeof(not_numbers[0]); i++)
+        assert_int_equal(pd_config_parse_int(not_numbers[i], INT64_MIN, INT64_MAX, &v), PD_ERR_INVALID);
+    assert_int_equal(pd_config_parse_int(NULL, 0, 1, &v), PD_ERR_INVALID);
+    assert_int_equal(pd_config_parse_int("604801", 0, 604800, &v), PD_ERR_RANGE);
+    assert_int_equal(pd_config_parse_int("-1", 0, 604800, &v), PD_ERR_RANGE);
+    assert_int_equal(pd_config_parse_int("99999999999999999999", INT64_MIN, INT64_MAX, &v), PD_ERR_RANGE);
+    assert_int_equal(v, 42);
     assert_int_not_equal(pd_config_parse_addr(":80", host, sizeof(host), &port), 0);
 }
 

@@ -332,6 +332,137 @@ secrets_rotate_through_four_steps_with_one_current(void **state)
     pd_vault_state_close(v);
 }
 
+static int64_t
+count(pd_vault_state_t *v, const char *sql)
+{
+    int64_t n = -1;
+    assert_int_equal(pd_db_query_int(v->db, sql, NULL, 0, &n), 0);
+    return n;
+}
+
+/* the audit table refuses records of one action (as a full disk or a second writer would) */
+static void
+refuse_audit(pd_vault_state_t *v, const char *action)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "CREATE TRIGGER audit_refused BEFORE INSERT ON audit_log WHEN NEW.action = '%s' "
+             "BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END",
+             action);
+    assert_int_equal(pd_db_script(v->db, sql), 0);
+}
+
+static void
+scheduled_key_work_whose_audit_fails_is_undone(void **state)
+{
+    (void)state;
+    pd_vault_state_t *v = open_vault();
+    pd_kms_key_t k;
+    assert_int_equal(pd_db_script(v->db, "UPDATE kms_keys SET next_rotation = 1 WHERE alias = 'webhooks'"), 0);
+    size_t nkek = v->sec->nkek;
+    refuse_audit(v, "kms.rotate.automatic");
+    pd_vault_tick(v);
+    /* no new version, in the database or in memory, and no record */
+    assert_int_equal(pd_kms_get(v, "alias/webhooks", &k), 0);
+    assert_int_equal(k.current_version, 1);
+    assert_int_equal(v->sec->nkek, nkek);
+    assert_int_equal(count(v, "SELECT COUNT(*) FROM kms_versions WHERE key_num = (SELECT num FROM kms_keys "
+                              "WHERE alias = 'webhooks')"),
+                     1);
+    assert_int_equal(pd_db_script(v->db, "DROP TRIGGER audit_refused"), 0);
+    pd_vault_tick(v);
+    assert_int_equal(pd_kms_get(v, "alias/webhooks", &k), 0);
+    assert_int_equal(k.current_version, 2);
+    assert_int_equal(v->sec->nkek, nkek + 1);
+    assert_int_equal(count(v, "SELECT COUNT(*) FROM audit_log WHERE action = 'kms.rotate.automatic' "
+                              "AND outcome = 'success'"),
+                     1);
+
+    /* a deletion whose record cannot be written does not happen: the key keeps its material */
+    assert_int_equal(pd_kms_get(v, "alias/cache", &k), 0);
+    assert_int_equal(pd_db_begin(v->db), 0);
+    assert_int_equal(pd_kms_schedule_deletion(v, &k, 7), 0);
+    assert_int_equal(pd_db_commit(v->db), 0);
+    fake_now += 8 * 86400;
+    refuse_audit(v, "kms.delete.complete");
+    pd_vault_tick(v);
+    assert_int_equal(pd_kms_get(v, "alias/cache", &k), 0);
+    assert_string_equal(k.state, "PendingDeletion");
+    assert_non_null(pd_kms_material(v, k.num, 1));
+    assert_int_equal(count(v, "SELECT COUNT(*) FROM kms_versions WHERE material IS NULL"), 0);
+    assert_int_equal(pd_db_script(v->db, "DROP TRIGGER audit_refused"), 0);
+    pd_vault_tick(v);
+    assert_int_equal(pd_kms_get(v, "alias/cache", &k), 0);
+    assert_string_equal(k.state, "Deleted");
+    assert_null(pd_kms_material(v, k.num, 1));
+    pd_vault_state_close(v);
+}
+
+static void
+a_rotation_step_whose_audit_fails_is_not_taken(void **state)
+{
+    (void)state;
+    pd_vault_state_t *v = open_vault();
+    pd_buf_t val;
+    char before[PD_ID_MAX], after[PD_ID_MAX];
+    bool changed = true;
+    pd_buf_init(&val, 4096);
+    assert_int_equal(pd_db_begin(v->db), 0);
+    assert_int_equal(pd_secrets_create(v, "db/app", 30, 0, NULL), 0);
+    assert_int_equal(pd_db_commit(v->db), 0);
+    assert_int_equal(pd_secrets_get(v, "db/app", "CURRENT", &val, before, sizeof(before)), 0);
+    refuse_audit(v, "secrets.rotate.finish");
+    assert_int_not_equal(pd_secrets_rotate(v, "db/app", &changed), 0);
+    assert_false(changed);
+    /* CURRENT is the old version; the rotation waits at its last recorded step */
+    pd_buf_reset(&val);
+    assert_int_equal(pd_secrets_get(v, "db/app", "CURRENT", &val, after, sizeof(after)), 0);
+    assert_string_equal(after, before);
+    assert_int_equal(count(v, "SELECT COUNT(*) FROM secrets WHERE name = 'db/app' AND rotation_step = 'test'"), 1);
+    assert_int_equal(count(v, "SELECT COUNT(*) FROM audit_log WHERE action = 'secrets.rotate.finish'"), 0);
+    /* the first steps were recorded, each with its change */
+    assert_int_equal(count(v, "SELECT COUNT(*) FROM audit_log WHERE action IN ('secrets.rotate.create', "
+                              "'secrets.rotate.set', 'secrets.rotate.test')"),
+                     3);
+    assert_int_equal(pd_db_script(v->db, "DROP TRIGGER audit_refused"), 0);
+    assert_int_equal(pd_secrets_rotate(v, "db/app", &changed), 0);
+    assert_true(changed);
+    pd_buf_reset(&val);
+    assert_int_equal(pd_secrets_get(v, "db/app", "CURRENT", &val, after, sizeof(after)), 0);
+    assert_string_not_equal(after, before);
+    assert_int_equal(count(v, "SELECT COUNT(*) FROM audit_log WHERE action = 'secrets.rotate.finish'"), 1);
+    pd_buf_free_secure(&val);
+    pd_vault_state_close(v);
+}
+
+/* what a rolled-back tokenization made in memory goes with it: after an undo, cards
+ * tokenized next are readable by a fresh process */
+static void
+an_undone_transaction_leaves_nothing_in_memory(void **state)
+{
+    (void)state;
+    pd_vault_state_t *v = open_vault();
+    tok_t lost = card("acct_1", "4242424242424242", "123"), kept = card("acct_1", "5555555555554444", "");
+    pd_vault_mark_t m = pd_vault_mark(v);
+    assert_int_equal(pd_db_begin(v->db), 0);
+    assert_int_equal(do_tokenize(v, &lost), 0); /* makes the first card data key, holds the CVC */
+    assert_true(lost.out.cvc_held);
+    assert_int_equal(pd_db_rollback(v->db), 0);
+    pd_vault_undo(v, &m);
+    pd_vault_settle(v);
+    pd_vault_card_t meta;
+    assert_int_equal(pd_cards_get(v, "acct_1", lost.out.token, &meta), PD_ERR_NOTFOUND);
+    assert_int_equal(count(v, "SELECT COUNT(*) FROM data_keys"), 0);
+    in_txn(v, do_tokenize, &kept, 0);
+    pd_vault_state_close(v);
+    v = open_vault();
+    pd_vault_pan_t pan;
+    assert_int_equal(pd_cards_detokenize(v, "acct_1", kept.out.token, &pan), 0);
+    assert_string_equal(pan.pan, "5555555555554444");
+    pd_vault_pan_wipe(&pan);
+    pd_vault_state_close(v);
+}
+
 int
 main(void)
 {
@@ -341,6 +472,9 @@ main(void)
         cmocka_unit_test_setup_teardown(kms_policy_rotation_min_version_and_deletion, setup, teardown),
         cmocka_unit_test_setup_teardown(card_key_rotation_and_rewrap_keep_cards_readable, setup, teardown),
         cmocka_unit_test_setup_teardown(secrets_rotate_through_four_steps_with_one_current, setup, teardown),
+        cmocka_unit_test_setup_teardown(scheduled_key_work_whose_audit_fails_is_undone, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_rotation_step_whose_audit_fails_is_not_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_undone_transaction_leaves_nothing_in_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
