@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "payd/config.h"
+#include "payd/lockfile.h"
 #include "payd/log.h"
 #include "vault/privs.h"
 #include "vault/server.h"
@@ -269,6 +270,14 @@ main(int argc, char **argv)
         fprintf(stderr, "payd-vault: cannot create %s: %s\n", dir, strerror(errno));
         return 1;
     }
+    /* one vault per directory: a second one would sign audit records and write keys
+     * into the same database (the lock is held until the process ends) */
+    int lock_fd = -1;
+    if (pd_dir_lock(dir, "vault.lock", &lock_fd, err, sizeof(err)) != 0) {
+        fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
+        return 1;
+    }
+    (void)lock_fd;
     if ((init_n > 0) != (init_t > 0)) {
         fprintf(stderr, "payd-vault: --init-shares and --threshold go together\n");
         return 2;

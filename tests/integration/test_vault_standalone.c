@@ -237,6 +237,18 @@ started_as_root_it_reads_root_only_secrets_then_runs_as_its_user(void **state)
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     close(fd);
+    /* a second vault on the same directory stops at once (exit 1) and names it */
+    {
+        int st2;
+        char vlog[160], grep[400];
+        pid_t second = start_vault(false);
+        assert_int_equal(waitpid(second, &st2, 0), second);
+        assert_true(WIFEXITED(st2) && WEXITSTATUS(st2) == 1);
+        in_dir(vlog, sizeof(vlog), "vault.log");
+        snprintf(grep, sizeof(grep), "grep -c 'refusing to start: .* is in use by another process (pid %d' %s",
+                 (int)pid, vlog);
+        assert_int_equal(run_count(grep), 1);
+    }
     kill(pid, SIGTERM);
     assert_int_equal(waitpid(pid, &st, 0), pid);
     running = 0;
