@@ -210,6 +210,20 @@ loop_main(void *arg)
     return NULL;
 }
 
+/* true when a socket that does not share its port is refused the address: something
+ * else holds it (a listener of our own would not exist yet) */
+static bool
+port_taken(const struct addrinfo *ai)
+{
+    int one = 1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false; /* the real bind reports the error */
+    bool taken = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+                 bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
 static int
 make_listener(const char *addr, uint16_t *port_io, bool reuseport, bool *is_loopback)
 {
@@ -231,6 +245,14 @@ make_listener(const char *addr, uint16_t *port_io, bool reuseport, bool *is_loop
             *is_loopback = (ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr) >> 24) == 127;
         else
             *is_loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
+    }
+    /* SO_REUSEPORT would let this process join another one's listening port, and the
+     * kernel would split the connections between two payds (two databases): the first
+     * listener of an address checks first, with a bind that may not share the port */
+    if (reuseport && *port_io == 0 && port != 0 && port_taken(ai)) {
+        pd_log_error("another process already listens on this address", PD_LS("addr", addr));
+        freeaddrinfo(ai);
+        return -EADDRINUSE;
     }
     if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         goto fail;

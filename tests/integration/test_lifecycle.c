@@ -322,6 +322,34 @@ a_second_payd_on_one_data_dir_is_refused(void **state)
     pd_h_cleanup(&a);
 }
 
+/* a second payd on a port another process listens on stops with exit 1 naming the
+ * address, instead of splitting that port's connections with it (SO_REUSEPORT) */
+static void
+a_port_in_use_is_refused(void **state)
+{
+    (void)state;
+    pd_h_payd_t a = {0}, b = {0};
+    assert_int_equal(pd_h_start(&a, NULL), 0);
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", a.api_port);
+    const char *args[] = {"--listen", listen, NULL};
+    pd_h_opts_t o = {.args = args, .no_wait = true};
+    assert_int_equal(pd_h_start(&b, &o), 0);
+    assert_int_equal(pd_h_stop(&b, 0, 20000), 1);
+    char *log = pd_h_log(&b);
+    assert_non_null(strstr(log, "another process already listens on this address"));
+    assert_non_null(strstr(log, listen));
+    free(log);
+    pd_h_cleanup(&b);
+    pd_h_resp_t r;
+    pd_h_req_t rq = {.admin = true};
+    assert_int_equal(pd_h_request(&a, "GET", "/readyz", &rq, &r), 0);
+    assert_int_equal(r.status, 200);
+    pd_h_resp_free(&r);
+    assert_int_equal(pd_h_stop(&a, SIGTERM, 20000), 0);
+    pd_h_cleanup(&a);
+}
+
 int
 main(void)
 {
@@ -334,6 +362,7 @@ main(void)
         cmocka_unit_test(environment_overrides_are_validated),
         cmocka_unit_test(a_public_admin_listener_is_refused_unless_allowed),
         cmocka_unit_test(a_second_payd_on_one_data_dir_is_refused),
+        cmocka_unit_test(a_port_in_use_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
