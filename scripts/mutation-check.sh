@@ -15,8 +15,10 @@ root=$PWD
 
 # name|file|text to find|replacement
 faults=(
-  "reverse-void-posting|src/pay/ledger.c|add(p, \"merchant_holds\", authorized);
-    add(p, \"card_holds\", -authorized);|add(p, \"merchant_holds\", -authorized);
+  "reverse-void-posting|src/pay/ledger.c|p->kind = \"void\";
+    add(p, \"merchant_holds\", authorized);
+    add(p, \"card_holds\", -authorized);|p->kind = \"void\";
+    add(p, \"merchant_holds\", -authorized);
     add(p, \"card_holds\", authorized);"
   "skip-idempotency-claim|src/api/op.c|if (op->has_idem && !op->claimed) {|if (0 && op->has_idem && !op->claimed) {"
   "accept-wrong-webhook-signature|src/events/signature.c|    return matched ? 0 : PD_ERR_AUTH;|    (void)matched;
