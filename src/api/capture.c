@@ -132,6 +132,17 @@ render_pi(const pd_pi_rec_t *pi, pd_buf_t *body)
     return pd_jw_finish(&w);
 }
 
+/* 402 card_error with the processor's reason */
+static int
+refused(const pd_proc_result_t *res, const char *code, const char *what, const char *request_id, int *status,
+        pd_buf_t *body)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s: %s", what, res->message[0] != '\0' ? res->message : "no reason given");
+    *status = 402;
+    return pd_error_json(body, "card_error", code, NULL, NULL, request_id, msg);
+}
+
 int
 pd_capture_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, const pd_proc_result_t *res,
                   int64_t now, const char *request_id, int *status, pd_buf_t *body)
@@ -165,11 +176,7 @@ pd_capture_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, con
         if ((r = pd_charge_update(tx, &ch)) != 0)
             return r;
     }
-    char msg[256];
-    snprintf(msg, sizeof(msg), "The processor refused the capture: %s",
-             res->message[0] != '\0' ? res->message : "no reason given");
-    *status = 402;
-    return pd_error_json(body, "card_error", "capture_failed", NULL, NULL, request_id, msg);
+    return refused(res, "capture_failed", "The processor refused the capture", request_id, status, body);
 }
 
 static int
@@ -332,11 +339,8 @@ pd_cancel_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, cons
     }
     if (ch.void_requested && (r = cancel_refused(tx, &ch, &pi)) != 0)
         return r;
-    char msg[256];
-    snprintf(msg, sizeof(msg), "The processor refused to void the authorization: %s",
-             res->message[0] != '\0' ? res->message : "no reason given");
-    *status = 402;
-    return pd_error_json(body, "card_error", "processing_error", NULL, NULL, request_id, msg);
+    return refused(res, "processing_error", "The processor refused to void the authorization", request_id, status,
+                   body);
 }
 
 static int

@@ -212,6 +212,13 @@ int pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, 
 int pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id,
                              const pd_proc_result_t *res, int64_t now, int *status_out, pd_buf_t *body_out);
 
+/* processor calls waited for (proc_sync.c): for the workers, never on an event loop */
+void pd_proc_query_sync(pd_processor_t *p, const char *charge_id, pd_proc_result_t *out);
+void pd_proc_capture_sync(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_result_t *out);
+void pd_proc_cancel_sync(pd_processor_t *p, const char *reference, pd_proc_result_t *out);
+void pd_proc_refund_sync(pd_processor_t *p, const char *reference, int64_t amount, const char *refund_id,
+                         pd_proc_result_t *out);
+
 /* schemas of the routes */
 extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_pi_create, pd_schema_pi_update,
     pd_schema_pi_confirm, pd_schema_pi_capture, pd_schema_pi_cancel, pd_schema_list, pd_schema_list_charges,

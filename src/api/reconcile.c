@@ -306,37 +306,15 @@ each_listed(const pd_proc_record_t *p, void *arg)
                    p);
 }
 
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    pd_proc_result_t res;
-} waiter_t;
-
-static void
-on_answer(void *arg, const pd_proc_result_t *res)
-{
-    waiter_t *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->res = *res;
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
 /* pass 2: one charge payd changed that the processor did not list */
 static int
 check_unlisted(recon_t *rc, const pd_charge_rec_t *ch)
 {
     if (ch->processor_ref[0] == '\0' && strcmp(ch->status, "failed") == 0)
         return 0; /* never reached the processor */
-    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
-    rc->proc->query(rc->proc, ch->id, on_answer, &w);
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    const pd_proc_result_t *q = &w.res;
+    pd_proc_result_t answer;
+    pd_proc_query_sync(rc->proc, ch->id, &answer);
+    const pd_proc_result_t *q = &answer;
     if (q->outcome == PD_PROC_UNKNOWN)
         return PD_ERR_UNAVAILABLE;
     if (q->outcome != PD_PROC_NOT_FOUND && q->updated >= rc->since && q->updated < rc->until)

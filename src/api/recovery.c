@@ -17,67 +17,6 @@
 #include "payd/time.h"
 
 typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    pd_proc_result_t res;
-} waiter_t;
-
-static void
-on_query(void *arg, const pd_proc_result_t *res)
-{
-    waiter_t *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->res = *res;
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void
-wait_answer(waiter_t *w, pd_proc_result_t *out)
-{
-    pthread_mutex_lock(&w->mu);
-    while (!w->done)
-        pthread_cond_wait(&w->cv, &w->mu);
-    pthread_mutex_unlock(&w->mu);
-    *out = w->res;
-}
-
-/* the processor calls, waited for (the worker has no event loop) */
-static void
-query(pd_api_t *a, const char *charge_id, pd_proc_result_t *out)
-{
-    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
-    a->proc->query(a->proc, charge_id, on_query, &w);
-    wait_answer(&w, out);
-}
-
-static void
-void_auth(pd_api_t *a, const char *reference, pd_proc_result_t *out)
-{
-    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
-    a->proc->cancel(a->proc, reference, on_query, &w);
-    wait_answer(&w, out);
-}
-
-static void
-capture_now(pd_api_t *a, const char *reference, int64_t amount, pd_proc_result_t *out)
-{
-    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
-    a->proc->capture(a->proc, reference, amount, on_query, &w);
-    wait_answer(&w, out);
-}
-
-static void
-refund_again(pd_api_t *a, const char *reference, int64_t amount, const char *refund_id, pd_proc_result_t *out)
-{
-    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, {0}};
-    a->proc->refund(a->proc, reference, amount, refund_id, on_query, &w);
-    wait_answer(&w, out);
-}
-
-typedef struct {
     pd_charge_rec_t ch;
     pd_proc_result_t res;
     pd_arena_t arena;
@@ -131,7 +70,7 @@ resolve_capture(pd_api_t *a, fix_t *f)
 {
     bool open = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized > 0 && !f->res.captured;
     if (open && f->ch.capture_amount > 0)
-        capture_now(a, f->ch.processor_ref, f->ch.capture_amount, &f->res);
+        pd_proc_capture_sync(a->proc, f->ch.processor_ref, f->ch.capture_amount, &f->res);
     else if (f->res.outcome == PD_PROC_NOT_FOUND || open)
         f->res.outcome = PD_PROC_DECLINED; /* nothing to capture (or a request from before migration 9) */
 }
@@ -143,7 +82,7 @@ resolve_void(pd_api_t *a, fix_t *f)
     bool voided = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized == 0 && !f->res.captured;
     bool open = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized > 0 && !f->res.captured;
     if (open)
-        void_auth(a, f->ch.processor_ref, &f->res);
+        pd_proc_cancel_sync(a->proc, f->ch.processor_ref, &f->res);
     else if (!voided && f->res.outcome != PD_PROC_UNKNOWN)
         f->res.outcome = PD_PROC_DECLINED; /* captured, or unknown to the processor: nothing to void */
 }
@@ -162,7 +101,7 @@ resolve(void *rec, void *arg)
     if (f.ch.pending_idempotency_key != NULL)
         f.ch.pending_idempotency_key =
             pd_arena_strndup(&f.arena, f.ch.pending_idempotency_key, strlen(f.ch.pending_idempotency_key));
-    query(a, f.ch.id, &f.res);
+    pd_proc_query_sync(a->proc, f.ch.id, &f.res);
     int r = 0;
     if (f.ch.processing) {
         if (f.res.outcome == PD_PROC_NOT_FOUND) {
@@ -229,7 +168,7 @@ resolve_refund(void *rec, void *arg)
         f.rf.idempotency_key = pd_arena_strndup(&f.arena, f.rf.idempotency_key, strlen(f.rf.idempotency_key));
     int r = pd_charge_get(pd_store_reader(a->store), &f.arena, f.rf.merchant_id, f.rf.livemode, f.rf.charge, &ch);
     if (r == 0) {
-        refund_again(a, ch.processor_ref, f.rf.amount, f.rf.id, &f.res);
+        pd_proc_refund_sync(a->proc, ch.processor_ref, f.rf.amount, f.rf.id, &f.res);
         if (f.res.outcome != PD_PROC_UNKNOWN && (r = pd_store_write_sync(a->store, write_refund, &f)) == 0)
             pd_log_warn("recovered an interrupted refund", PD_LS("refund", f.rf.id),
                         PD_LS("outcome", f.res.outcome == PD_PROC_APPROVED ? "succeeded" : "failed"));
