@@ -130,6 +130,10 @@ payctl_finds_and_repairs(void **state)
     assert_non_null(strstr(out, "refund_not_at_processor"));
     free(out);
 
+    /* a window it cannot read is refused, naming the flag */
+    assert_int_equal(payctl(&out, "reconcile", "--since", "10days"), 1);
+    assert_non_null(strstr(out, "--since takes a duration"));
+    free(out);
     assert_int_equal(payctl(&out, "reconcile", "--report-only", NULL), 3);
     assert_non_null(strstr(out, "3 mismatch(es), 0 repaired"));
     free(out);
