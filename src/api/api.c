@@ -99,8 +99,6 @@ pd_api_new(pd_api_t **out, const pd_api_deps_t *deps)
     a->vault = deps->vault;
     a->proc = deps->processor;
     snprintf(a->data_dir, sizeof(a->data_dir), "%s", deps->data_dir);
-    pthread_mutex_init(&a->kick_mu, NULL);
-    pthread_cond_init(&a->kick_cv, NULL);
     if (pd_cache_new_memory(&a->limits, 1000000) != 0) {
         free(a);
         return PD_ERR_NOMEM;
@@ -131,9 +129,16 @@ pd_api_start(pd_api_t *a)
     OPENSSL_cleanse(pepper, sizeof(pepper));
     if (r != 0)
         return r;
-    r = pd_relay_start(a);
-    if (r == 0)
-        r = pd_recovery_start(a);
+    pd_relay_opts_t ro = {.store = a->store,
+                          .vault = a->vault->api,
+                          .max_in_flight = (int)a->cfg->webhook_concurrency,
+                          .per_endpoint = (int)a->cfg->webhook_concurrency_per_endpoint,
+                          .timeout_ms = a->cfg->webhook_timeout_ms};
+    r = pd_relay_start(&a->relay, &ro);
+    if (r == 0 && (r = pd_recovery_start(a)) != 0) {
+        pd_relay_stop(a->relay);
+        a->relay = NULL;
+    }
     a->workers_started = r == 0;
     return r;
 }
@@ -144,10 +149,16 @@ pd_api_stop(pd_api_t *a)
     if (a == NULL || !a->workers_started)
         return;
     atomic_store(&a->stop, true);
-    pd_api_kick(a);
     pd_recovery_stop(a);
-    pd_relay_stop(a);
+    pd_relay_stop(a->relay);
+    a->relay = NULL;
     a->workers_started = false;
+}
+
+void
+pd_api_kick(pd_api_t *a)
+{
+    pd_relay_kick(a->relay);
 }
 
 void
@@ -156,8 +167,6 @@ pd_api_free(pd_api_t *a)
     if (a == NULL)
         return;
     pd_api_stop(a);
-    pthread_mutex_destroy(&a->kick_mu);
-    pthread_cond_destroy(&a->kick_cv);
     pd_cache_free(a->limits);
     free(a);
 }

@@ -47,7 +47,7 @@ pd_emit(pd_db_t *tx, pd_op_t *op, const char *type, pd_view_t obj)
 static void
 render_event_cb(pd_jw_t *w, const void *rec)
 {
-    pd_render_event(w, rec);
+    pd_event_json(w, rec);
 }
 
 void
@@ -68,7 +68,7 @@ pd_h_event_get(pd_req_t *r)
 static int
 each_event(void *rec, void *arg)
 {
-    pd_render_event(arg, rec);
+    pd_event_json(arg, rec);
     return 0;
 }
 

@@ -12,8 +12,8 @@
 #include "payd/json.h"
 #include "payd/records.h"
 #include "payd/schema.h"
+#include "payd/relay.h"
 #include "payd/webhook.h"
-#include "payd/webhook_sched.h"
 
 #define RESP_MAX (256u * 1024)
 
@@ -23,15 +23,10 @@ struct pd_api {
     pd_vault_link_t *vault;
     pd_processor_t *proc;
     char data_dir[4096];
-    pd_webhook_engine_t *webhooks;
-    pd_webhook_sched_t *wh_sched; /* engine thread only (webhook_queue.c) */
-    char wh_cursor[PD_ID_MAX];    /* where the next look for due endpoints starts */
-    pthread_t relay, recovery;
+    pd_relay_t *relay; /* the outbox relay and webhook delivery (src/events) */
+    pthread_t recovery;
     bool workers_started;
     atomic_bool stop;
-    pthread_mutex_t kick_mu;
-    pthread_cond_t kick_cv;
-    bool kicked;
     pd_cache_t *limits; /* usage plans, auth failures, lockouts */
 };
 
@@ -112,7 +107,6 @@ int pd_render_set_client_secret_key(const uint8_t *pepper, size_t len) PD_WUR;
 void pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm);
 void pd_render_refund(pd_jw_t *w, const pd_refund_rec_t *f);
 void pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p);
-void pd_render_event(pd_jw_t *w, const pd_event_rec_t *e);
 void pd_render_we(pd_jw_t *w, const pd_we_rec_t *we, const char *secret_once);
 void pd_render_btxn(pd_jw_t *w, const pd_btxn_rec_t *b);
 /* renders into a fresh buffer: returns its view (arena-owned) or an empty view */
@@ -225,12 +219,6 @@ extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_
     pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve;
 
 /* workers */
-int pd_relay_start(pd_api_t *a);
-void pd_relay_stop(pd_api_t *a);
-/* webhook_queue.c: the webhook engine on the store's delivery queue (a->webhooks) with
- * the fair scheduler; stop waits for in-flight attempts (up to the attempt timeout) */
-int pd_webhooks_start(pd_api_t *a);
-void pd_webhooks_stop(pd_api_t *a);
 int pd_recovery_start(pd_api_t *a);
 void pd_recovery_stop(pd_api_t *a);
 /* one recovery pass over charges created before older_than (tests call it directly) */

@@ -1,0 +1,33 @@
+/* Internals of the relay and its webhook queue (relay.c, queue.c). Not a public interface. */
+#ifndef PAYD_EVENTS_INTERNAL_H
+#define PAYD_EVENTS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "payd/id.h"
+#include "payd/relay.h"
+#include "payd/webhook.h"
+#include "payd/webhook_sched.h"
+
+struct pd_relay {
+    pd_store_t *store;
+    pd_vault_client_t *vault;
+    int per_endpoint;
+    int64_t timeout_ms;
+    pthread_t thread;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool kicked;
+    pd_webhook_engine_t *engine;
+    pd_webhook_sched_t *sched; /* the engine thread's (queue.c) */
+    char cursor[PD_ID_MAX];    /* where the next look for due endpoints starts */
+};
+
+/* queue.c: the engine with its queue over the store */
+int pd_relay_queue_start(pd_relay_t *rl, int max_in_flight) PD_WUR;
+void pd_relay_queue_stop(pd_relay_t *rl);
+
+#endif
