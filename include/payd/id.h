@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "payd/buf.h"
 #include "payd/error.h"
@@ -26,6 +27,9 @@ int pd_rand_base62(char *out, size_t n) PD_WUR;
 /* Random bytes for public identifiers (trace ids), from the same pooled CSPRNG
  * output as ids. Never for keys or secrets. */
 int pd_rand_public(uint8_t *out, size_t n) PD_WUR;
+/* A process-wide increasing sequence (microseconds of the real clock, bumped past the last
+ * one given) that orders records within lists. */
+int64_t pd_next_seq(void);
 /* True when v looks like an id with this prefix: prefix "_" [0-9A-Za-z]{8,64}. */
 bool pd_id_valid(pd_view_t v, const char *prefix);
 

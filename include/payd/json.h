@@ -51,6 +51,14 @@ static inline void pd_jw_kint(pd_jw_t *w, const char *k, int64_t v) { pd_jw_key(
 static inline void pd_jw_kbool(pd_jw_t *w, const char *k, bool v) { pd_jw_key(w, k); pd_jw_bool(w, v); }
 static inline void pd_jw_knull(pd_jw_t *w, const char *k) { pd_jw_key(w, k); pd_jw_null(w); }
 
+/* A Stripe error body {"error": {type, code, message, param, <extra members>, request_id}}
+ * into body (reset first): the one writer of error bodies, for the edge's answers and for
+ * those the API stores with idempotency keys. code, param, extra_members and request_id
+ * may be NULL; extra_members is member text written by payd itself
+ * ("charge":"ch_…","payment_intent":{…}). */
+int pd_error_json(pd_buf_t *body, const char *type, const char *code, const char *param, const char *extra_members,
+                  const char *request_id, const char *message) PD_WUR;
+
 /* Appends s as a JSON string literal (with quotes) to b. */
 int pd_json_escape(pd_buf_t *b, const uint8_t *s, size_t len) PD_WUR;
 

@@ -285,7 +285,5 @@ typedef struct {
 /* Checks the invariants (see ledger_verify.c); 0 when they hold, PD_ERR_STATE otherwise. */
 int pd_ledger_verify(pd_db_t *db, pd_ledger_report_t *rep) PD_WUR;
 
-/* a store-wide monotonic sequence for newest-first lists (unix microseconds, strictly increasing) */
-int64_t pd_next_seq(void);
 
 #endif

@@ -20,7 +20,6 @@
 #include "payd/log.h"
 #include "payd/money.h"
 
-#define AVAILABLE_AFTER_S (2 * 86400)
 
 static int
 load_charge(pd_db_t *db, pd_op_t *op, pi_ctx_t *c)
@@ -58,39 +57,12 @@ capture_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t capture
                  const char *request_id, pd_buf_t *body)
 {
     pd_posting_t post;
+    pd_btxn_rec_t bt;
     pd_jw_t w;
     int r;
-    int64_t fee = pd_fee(captured, pd_currency_exponent(pd_view_cstr(ch->currency)));
-    ch->captured = true;
-    ch->capture_requested = false;
-    ch->capture_amount = 0;
-    ch->pending_idempotency_key = NULL;
-    ch->amount_captured = captured;
-    ch->version++;
-    pd_post_capture(&post, ch->amount, captured, fee);
-    if ((r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &post, now)) != 0)
+    if ((r = pd_pay_captured(ch, pi, captured, now, &post, &bt)) != 0 ||
+        (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &post, now)) != 0)
         return r;
-    pd_btxn_rec_t bt;
-    memset(&bt, 0, sizeof(bt));
-    if ((r = pd_id_new("txn", bt.id, sizeof(bt.id))) != 0)
-        return r;
-    snprintf(bt.merchant_id, sizeof(bt.merchant_id), "%s", ch->merchant_id);
-    bt.livemode = ch->livemode;
-    bt.amount = captured;
-    bt.fee = fee;
-    bt.net = captured - fee;
-    snprintf(bt.currency, sizeof(bt.currency), "%s", ch->currency);
-    snprintf(bt.type, sizeof(bt.type), "charge");
-    snprintf(bt.source, sizeof(bt.source), "%s", ch->id);
-    snprintf(bt.status, sizeof(bt.status), "pending");
-    bt.available_on = now + AVAILABLE_AFTER_S;
-    bt.created = now;
-    bt.seq = pd_next_seq();
-    bt.description = ch->description;
-    pi->status = PD_PI_SUCCEEDED;
-    pi->amount_received = captured;
-    pi->amount_capturable = 0;
-    pi->version++;
     if ((r = pd_btxn_insert(tx, &bt)) != 0 || (r = pd_charge_update(tx, ch)) != 0 || (r = pd_pi_update(tx, pi)) != 0)
         return r;
     pd_buf_t chb;
@@ -261,23 +233,11 @@ cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, con
 {
     pd_jw_t w;
     int r;
-    if (ch != NULL) {
-        pd_posting_t post;
-        pd_post_void(&post, ch->amount);
-        ch->void_requested = false;
-        ch->capture_amount = 0;
-        ch->pending_idempotency_key = NULL;
-        ch->version++;
-        if ((r = pd_charge_update(tx, ch)) != 0 ||
-            (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &post, now)) != 0)
-            return r;
-    }
-    pi->status = PD_PI_CANCELED;
-    pi->amount_capturable = 0;
-    pi->canceled_at = now;
-    if (pi->cancellation_reason[0] == '\0')
-        snprintf(pi->cancellation_reason, sizeof(pi->cancellation_reason), "requested_by_customer");
-    pi->version++;
+    pd_posting_t post;
+    pd_pay_voided(ch, pi, now, &post);
+    if (ch != NULL && ((r = pd_charge_update(tx, ch)) != 0 ||
+                       (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &post, now)) != 0))
+        return r;
     if ((r = pd_pi_update(tx, pi)) != 0)
         return r;
     pd_buf_reset(body);

@@ -85,11 +85,6 @@ void pd_op_commit_early(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn committ
 void pd_op_finish(pd_op_t *op);
 /* Inside a write: sets the final response (rendered JSON) to store with the idempotency key. */
 int pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w);
-/* A Stripe error body {"error": {type, code, message, param, ..., request_id}} into body
- * (code, param, extra_json, request_id may be NULL). The one writer of error bodies
- * stored with idempotency keys. */
-int pd_error_json(pd_buf_t *body, const char *type, const char *code, const char *param, const char *extra_json,
-                  const char *request_id, const char *message) PD_WUR;
 /* Inside a write: a Stripe error as the final response. */
 int pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));

@@ -75,31 +75,6 @@ pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w)
 }
 
 int
-pd_error_json(pd_buf_t *body, const char *type, const char *code, const char *param, const char *extra_json,
-              const char *request_id, const char *message)
-{
-    pd_jw_t w;
-    pd_buf_reset(body);
-    pd_jw_init(&w, body);
-    pd_jw_obj_begin(&w);
-    pd_jw_key(&w, "error");
-    pd_jw_obj_begin(&w);
-    pd_jw_kstr(&w, "type", type);
-    if (code != NULL)
-        pd_jw_kstr(&w, "code", code);
-    pd_jw_kstr(&w, "message", message);
-    if (param != NULL)
-        pd_jw_kstr(&w, "param", param);
-    if (extra_json != NULL)
-        pd_jw_raw(&w, pd_view_cstr(extra_json)); /* members rendered by the caller, e.g. "payment_intent": {...} */
-    if (request_id != NULL && request_id[0] != '\0')
-        pd_jw_kstr(&w, "request_id", request_id);
-    pd_jw_obj_end(&w);
-    pd_jw_obj_end(&w);
-    return pd_jw_finish(&w);
-}
-
-int
 pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
             const char *fmt, ...)
 {

@@ -7,9 +7,7 @@
 #include <string.h>
 
 #include "api/pi.h"
-#include "payd/money.h"
-
-#define AVAILABLE_AFTER_S (2 * 86400)
+#include "payd/transitions.h"
 
 static void
 render_charge_json(pd_arena_t *a, const pd_charge_rec_t *ch, const pd_pm_rec_t *pm, pd_view_t *out)
@@ -83,6 +81,29 @@ render_pm_cb(pd_jw_t *w, const void *rec)
     pd_render_pm(w, rec);
 }
 
+/* what a declined confirmation's card_error carries besides the usual members */
+static char *
+decline_members(pd_arena_t *a, const pd_proc_result_t *res, const pd_charge_rec_t *ch, pd_view_t pi_json,
+                pd_view_t pm_json)
+{
+    pd_buf_t b;
+    pd_jw_t w;
+    pd_buf_init(&b, RESP_MAX);
+    pd_jw_init(&w, &b);
+    pd_jw_obj_begin(&w);
+    pd_jw_kstr(&w, "decline_code", res->decline_code);
+    pd_jw_kstr(&w, "charge", ch->id);
+    pd_jw_key(&w, "payment_intent");
+    pd_jw_raw(&w, pi_json);
+    pd_jw_key(&w, "payment_method");
+    pd_jw_raw(&w, pm_json);
+    pd_jw_obj_end(&w);
+    /* the members without the braces around them */
+    char *out = pd_jw_finish(&w) == 0 && b.len >= 2 ? pd_arena_strndup(a, (const char *)b.p + 1, b.len - 2) : NULL;
+    pd_buf_free(&b);
+    return out;
+}
+
 static int
 emit(pd_db_t *tx, const pd_charge_rec_t *ch, const char *type, pd_view_t obj, int64_t now)
 {
@@ -106,55 +127,19 @@ pd_outcome_plan(pd_arena_t *a, const pd_charge_rec_t *ch_in, const pd_pi_rec_t *
     memset(o, 0, sizeof(*o));
     *ch = *ch_in;
     *pi = *pi_in;
-    o->approved = res->outcome == PD_PROC_APPROVED;
-    o->automatic = strcmp(pi->capture_method, "manual") != 0;
-    ch->processing = false;
-    ch->version++;
-    snprintf(ch->processor_ref, sizeof(ch->processor_ref), "%s", res->reference);
+    pd_authorization_t plan;
+    if ((r = pd_pay_authorized(ch, pi, res, now, &plan)) != 0)
+        return r;
+    o->approved = plan.approved;
+    o->automatic = plan.automatic;
+    o->authorization = plan.authorization;
+    o->capture = plan.capture;
+    o->bt = plan.bt;
     ch->outcome = outcome_json(a, res, o->approved);
     if (res->cvc_check[0] != '\0')
         snprintf(pm.cvc_check, sizeof(pm.cvc_check), "%s", res->cvc_check);
-    pi->version++;
-    pi->last_payment_error = NULL;
-    if (o->approved) {
-        snprintf(ch->status, sizeof(ch->status), "succeeded");
-        pd_post_authorization(&o->authorization, ch->amount);
-        if (o->automatic) {
-            int64_t fee = pd_fee(ch->amount, pd_currency_exponent(pd_view_cstr(ch->currency)));
-            ch->captured = true;
-            ch->amount_captured = ch->amount;
-            pd_post_capture(&o->capture, ch->amount, ch->amount, fee);
-            pd_btxn_rec_t *bt = &o->bt;
-            if ((r = pd_id_new("txn", bt->id, sizeof(bt->id))) != 0)
-                return r;
-            snprintf(bt->merchant_id, sizeof(bt->merchant_id), "%s", ch->merchant_id);
-            bt->livemode = ch->livemode;
-            bt->amount = ch->amount;
-            bt->fee = fee;
-            bt->net = ch->amount - fee;
-            snprintf(bt->currency, sizeof(bt->currency), "%s", ch->currency);
-            snprintf(bt->type, sizeof(bt->type), "charge");
-            snprintf(bt->source, sizeof(bt->source), "%s", ch->id);
-            snprintf(bt->status, sizeof(bt->status), "pending");
-            bt->available_on = now + AVAILABLE_AFTER_S;
-            bt->created = now;
-            bt->seq = pd_next_seq();
-            bt->description = ch->description;
-            pi->status = PD_PI_SUCCEEDED;
-            pi->amount_received = ch->amount;
-            pi->amount_capturable = 0;
-        } else {
-            pi->status = PD_PI_REQUIRES_CAPTURE;
-            pi->amount_capturable = ch->amount;
-        }
-    } else {
-        snprintf(ch->status, sizeof(ch->status), "failed");
-        snprintf(ch->failure_code, sizeof(ch->failure_code), "%s", res->error_code);
-        snprintf(ch->failure_message, sizeof(ch->failure_message), "%s", res->message);
-        snprintf(ch->decline_code, sizeof(ch->decline_code), "%s", res->decline_code);
-        pi->status = PD_PI_REQUIRES_PAYMENT_METHOD;
+    if (!o->approved)
         pi->last_payment_error = payment_error_json(a, res, ch, pd_render_to_arena(a, render_pm_cb, &pm));
-    }
     o->pi_json = pd_pi_json(a, pi);
     render_charge_json(a, ch, &pm, &o->ch_json);
     /* the response the confirming request gets (and that its idempotency key replays) */
@@ -163,26 +148,11 @@ pd_outcome_plan(pd_arena_t *a, const pd_charge_rec_t *ch_in, const pd_pi_rec_t *
         o->status = 200;
         return pd_buf_put(body_out, o->pi_json.p, o->pi_json.len);
     }
-    pd_jw_t w;
-    pd_jw_init(&w, body_out);
-    pd_jw_obj_begin(&w);
-    pd_jw_key(&w, "error");
-    pd_jw_obj_begin(&w);
-    pd_jw_kstr(&w, "type", "card_error");
-    pd_jw_kstr(&w, "code", res->error_code);
-    pd_jw_kstr(&w, "decline_code", res->decline_code);
-    pd_jw_kstr(&w, "message", res->message);
-    pd_jw_kstr(&w, "charge", ch->id);
-    pd_jw_key(&w, "payment_intent");
-    pd_jw_raw(&w, o->pi_json);
-    pd_jw_key(&w, "payment_method");
-    pd_jw_raw(&w, pd_render_to_arena(a, render_pm_cb, &pm));
-    if (ch->request_id[0])
-        pd_jw_kstr(&w, "request_id", ch->request_id);
-    pd_jw_obj_end(&w);
-    pd_jw_obj_end(&w);
+    const char *members = decline_members(a, res, ch, o->pi_json, pd_render_to_arena(a, render_pm_cb, &pm));
+    if (members == NULL)
+        return PD_ERR_NOMEM;
     o->status = 402;
-    return pd_jw_finish(&w);
+    return pd_error_json(body_out, "card_error", res->error_code, NULL, members, ch->request_id, res->message);
 }
 
 int

@@ -4,6 +4,7 @@
 
 #include "api/internal.h"
 #include "payd/processor.h"
+#include "payd/transitions.h"
 
 typedef struct {
     pd_op_t *op;

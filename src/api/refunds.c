@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "payd/transitions.h"
 #include "payd/money.h"
 
 typedef struct {
@@ -62,10 +63,7 @@ pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, cons
         return r;
     const char *idem = f.idempotency_key != NULL && f.idempotency_key[0] ? f.idempotency_key : NULL;
     if (res->outcome != PD_PROC_APPROVED) {
-        snprintf(f.status, sizeof(f.status), "failed");
-        snprintf(f.failure_reason, sizeof(f.failure_reason), "declined");
-        ch.amount_refunded -= f.amount;
-        ch.version++;
+        pd_pay_refund_failed(&f, &ch);
         if ((r = pd_refund_finish(tx, &f)) != 0 || (r = pd_charge_update(tx, &ch)) != 0)
             return r;
         char msg[256], extra[PD_ID_MAX + 16];
@@ -74,24 +72,10 @@ pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, cons
         *status_out = 402;
         return pd_error_json(body_out, "card_error", "processing_error", NULL, extra, f.request_id, msg);
     }
-    snprintf(f.status, sizeof(f.status), "succeeded");
     pd_posting_t post;
-    pd_post_refund(&post, f.amount);
     pd_btxn_rec_t bt;
-    memset(&bt, 0, sizeof(bt));
-    if ((r = pd_id_new("txn", bt.id, sizeof(bt.id))) != 0)
+    if ((r = pd_pay_refunded(&f, &ch, now, &post, &bt)) != 0)
         return r;
-    snprintf(bt.merchant_id, sizeof(bt.merchant_id), "%s", ch.merchant_id);
-    bt.livemode = ch.livemode;
-    bt.amount = -f.amount;
-    bt.net = -f.amount;
-    snprintf(bt.currency, sizeof(bt.currency), "%s", ch.currency);
-    snprintf(bt.type, sizeof(bt.type), "refund");
-    snprintf(bt.source, sizeof(bt.source), "%s", f.id);
-    snprintf(bt.status, sizeof(bt.status), "available");
-    bt.available_on = now;
-    bt.created = now;
-    bt.seq = pd_next_seq();
     if ((r = pd_refund_finish(tx, &f)) != 0 ||
         (r = pd_ledger_insert(tx, ch.merchant_id, ch.livemode, ch.currency, f.id, &post, now)) != 0 ||
         (r = pd_btxn_insert(tx, &bt)) != 0)

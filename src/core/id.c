@@ -1,9 +1,11 @@
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
 #include <openssl/rand.h>
 
 #include "payd/id.h"
+#include "payd/time.h"
 
 static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -88,4 +90,15 @@ pd_id_valid(pd_view_t v, const char *prefix)
             return false;
     }
     return true;
+}
+
+int64_t
+pd_next_seq(void)
+{
+    static _Atomic int64_t last;
+    int64_t now = pd_real_ms() * 1000, prev = atomic_load(&last), next;
+    do {
+        next = now > prev ? now : prev + 1;
+    } while (!atomic_compare_exchange_weak(&last, &prev, next));
+    return next;
 }

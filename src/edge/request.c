@@ -203,31 +203,10 @@ pd_resp_error_x(pd_req_t *r, int status, const char *type, const char *code, con
                 const char *extra_json)
 {
     pd_buf_t b;
-    pd_jw_t w;
 
     pd_buf_init(&b, ERROR_BODY_MAX);
-    pd_jw_init(&w, &b);
-    pd_jw_obj_begin(&w);
-    pd_jw_key(&w, "error");
-    pd_jw_obj_begin(&w);
-    pd_jw_kstr(&w, "type", type);
-    if (code != NULL)
-        pd_jw_kstr(&w, "code", code);
-    pd_jw_kstr(&w, "message", message);
-    if (param != NULL)
-        pd_jw_kstr(&w, "param", param);
-    if (extra_json != NULL && extra_json[0] != '\0') {
-        /* members written by the caller as trusted JSON text */
-        if (w.err == 0)
-            w.err = pd_buf_put_byte(&b, ',');
-        if (w.err == 0)
-            w.err = pd_buf_put_cstr(&b, extra_json);
-    }
-    pd_jw_kstr(&w, "request_id", r->id);
-    pd_jw_obj_end(&w);
-    pd_jw_obj_end(&w);
     r->error_code = code != NULL ? code : type;
-    if (pd_jw_finish(&w) != 0) {
+    if (pd_error_json(&b, type, code, param, extra_json, r->id, message) != 0) {
         pd_buf_reset(&b);
         if (pd_buf_put_cstr(&b, "{\"error\":{\"type\":\"api_error\",\"message\":\"error too large\"}}") != 0)
             b.len = 0;

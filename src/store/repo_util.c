@@ -1,20 +1,8 @@
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "payd/time.h"
 #include "store/repo.h"
-
-int64_t
-pd_next_seq(void)
-{
-    static _Atomic int64_t last;
-    int64_t now = pd_real_ms() * 1000, prev = atomic_load(&last), next;
-    do {
-        next = now > prev ? now : prev + 1;
-    } while (!atomic_compare_exchange_weak(&last, &prev, next));
-    return next;
-}
 
 char *
 pd_repo_dup(pd_arena_t *a, const pd_row_t *r, int col)
