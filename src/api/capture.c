@@ -155,39 +155,14 @@ static int
 write_captured(pd_db_t *tx, pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
-    return pd_capture_record(tx, &op->r->arena, &c->ch, &c->res, op->now, op->r->id, &op->status, &op->body);
+    return pd_capture_record(tx, &op->r->arena, &c->ch, &c->step.res, op->now, op->r->id, &op->status, &op->body);
 }
 
 static void
-after_capture(pd_task_t *t)
+call_capture(pd_step_t *s)
 {
-    pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
-    if (c->res.outcome == PD_PROC_UNKNOWN) {
-        /* no answer: the processor may have captured; the capture stays requested for recovery */
-        pd_resp_no_answer(c->op->r, "capture", "PaymentIntent");
-        return;
-    }
-    pd_op_commit(c->op, write_captured, NULL);
-}
-
-static void
-on_captured(void *arg, const pd_proc_result_t *res)
-{
-    pi_ctx_t *c = arg;
-    c->res = *res;
-    c->task.fn = after_capture;
-    pd_loop_post(c->op->r->loop, &c->task);
-}
-
-static void
-on_capture_requested(pd_op_t *op)
-{
-    pi_ctx_t *c = op->ctx;
-    if (op->rc != 0 || op->status != 0) {
-        pd_op_finish(op);
-        return;
-    }
-    op->api->proc->capture(op->api->proc, c->ch.processor_ref, c->amount_to_capture, on_captured, c);
+    pi_ctx_t *c = s->op->ctx;
+    s->op->api->proc->capture(s->op->api->proc, c->ch.processor_ref, c->amount_to_capture, pd_step_answer, s);
 }
 
 void
@@ -220,7 +195,8 @@ pd_h_pi_capture(pd_req_t *r)
         return;
     }
     c->pi.version++;
-    pd_op_commit(c->op, write_capture_requested, on_capture_requested);
+    pd_step_init(&c->step, c->op, call_capture, NULL, write_captured, "capture", "PaymentIntent");
+    pd_step_start(&c->step, write_capture_requested);
 }
 
 /* --- cancel --- */
@@ -309,7 +285,7 @@ write_canceled(pd_db_t *tx, pd_op_t *op)
     pi_ctx_t *c = op->ctx;
     const char *idem = op->has_idem ? op->idem_key : NULL;
     if (c->ch.id[0] != '\0')
-        return pd_cancel_record(tx, &op->r->arena, &c->ch, &c->res, op->now, op->r->id, idem, &op->status,
+        return pd_cancel_record(tx, &op->r->arena, &c->ch, &c->step.res, op->now, op->r->id, idem, &op->status,
                                 &op->body);
     /* nothing was authorized: nothing to void */
     int r = cancel_apply(tx, NULL, &c->pi, op->now, op->r->id, idem, &op->body);
@@ -319,35 +295,10 @@ write_canceled(pd_db_t *tx, pd_op_t *op)
 }
 
 static void
-after_void(pd_task_t *t)
+call_void(pd_step_t *s)
 {
-    pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
-    if (c->res.outcome == PD_PROC_UNKNOWN) {
-        /* no answer: the void stays requested for the recovery worker */
-        pd_resp_no_answer(c->op->r, "cancellation", "PaymentIntent");
-        return;
-    }
-    pd_op_commit(c->op, write_canceled, NULL);
-}
-
-static void
-on_voided(void *arg, const pd_proc_result_t *res)
-{
-    pi_ctx_t *c = arg;
-    c->res = *res;
-    c->task.fn = after_void;
-    pd_loop_post(c->op->r->loop, &c->task);
-}
-
-static void
-on_void_requested(pd_op_t *op)
-{
-    pi_ctx_t *c = op->ctx;
-    if (op->rc != 0 || op->status != 0) {
-        pd_op_finish(op);
-        return;
-    }
-    op->api->proc->cancel(op->api->proc, c->ch.processor_ref, on_voided, c);
+    pi_ctx_t *c = s->op->ctx;
+    s->op->api->proc->cancel(s->op->api->proc, c->ch.processor_ref, pd_step_answer, s);
 }
 
 void
@@ -372,5 +323,6 @@ pd_h_pi_cancel(pd_req_t *r)
         return;
     }
     c->pi.version++;
-    pd_op_commit(c->op, write_void_requested, on_void_requested);
+    pd_step_init(&c->step, c->op, call_void, NULL, write_canceled, "cancellation", "PaymentIntent");
+    pd_step_start(&c->step, write_void_requested);
 }

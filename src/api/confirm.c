@@ -24,6 +24,8 @@
 #include "payd/money.h"
 
 static void on_phase1(pd_op_t *op);
+static int write_phase2(pd_db_t *tx, pd_op_t *op);
+static int plan_outcome(pd_step_t *s);
 static void read_card(pd_op_t *op);
 
 static int
@@ -86,6 +88,8 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
         initial.latest_charge[0] = '\0';
         c->created_json = pd_pi_json(&op->r->arena, &initial);
     }
+    /* the processor is called by advance() once phase 1 is durable and the card is here */
+    pd_step_init(&c->step, op, NULL, plan_outcome, write_phase2, "payment", "PaymentIntent");
     pd_op_commit_early(op, write_phase1, op->auth->livemode ? NULL : read_card, on_phase1);
 }
 
@@ -104,38 +108,24 @@ write_phase2(pd_db_t *tx, pd_op_t *op)
         return r;
     /* the charge changed after phase 1 (the recovery worker resolved it?): decide
      * again from what is stored now, inside this transaction */
-    return pd_confirm_apply_outcome(tx, &op->r->arena, c->ch.merchant_id, c->ch.livemode, c->ch.id, &c->res, op->now,
+    return pd_confirm_apply_outcome(tx, &op->r->arena, c->ch.merchant_id, c->ch.livemode, c->ch.id, &c->step.res, op->now,
                                     &op->status, &op->body);
 }
 
-static void
-after_processor(pd_task_t *t)
+/* on the loop, with the processor's answer: the records are as phase 1 wrote them, so
+ * the outcome is planned here and the store's writer only writes */
+static int
+plan_outcome(pd_step_t *s)
 {
-    pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, task));
-    if (c->res.outcome == PD_PROC_UNKNOWN) {
-        /* no answer: the charge stays in processing for the recovery worker */
-        pd_log_warn("processor gave no answer; leaving the charge to recovery", PD_LS("charge", c->ch.id));
-        pd_resp_no_answer(c->op->r, "payment", "PaymentIntent");
-        return;
-    }
-    if (c->res.outcome == PD_PROC_DECLINED && strcmp(c->res.network_status, "not_sent_to_network") != 0)
-        pd_velocity_declined(c->op->api, c->ch.merchant_id, c->pm.fingerprint);
-    /* the records are as phase 1 wrote them: plan here, the store's writer only writes */
-    if (pd_outcome_plan(&c->op->r->arena, &c->ch, &c->pi, &c->pm, &c->res, c->op->now, &c->outcome, &c->op->body) != 0) {
+    pi_ctx_t *c = s->op->ctx;
+    if (s->res.outcome == PD_PROC_DECLINED && strcmp(s->res.network_status, "not_sent_to_network") != 0)
+        pd_velocity_declined(s->op->api, c->ch.merchant_id, c->pm.fingerprint);
+    if (pd_outcome_plan(&s->op->r->arena, &c->ch, &c->pi, &c->pm, &s->res, s->op->now, &c->outcome, &s->op->body) != 0) {
         pd_log_error("cannot plan the outcome; leaving the charge to recovery", PD_LS("charge", c->ch.id));
-        pd_resp_error(c->op->r, 500, "api_error", NULL, "An error occurred while processing the request.", NULL);
-        return;
+        pd_resp_error(s->op->r, 500, "api_error", NULL, "An error occurred while processing the request.", NULL);
+        return 1;
     }
-    pd_op_commit(c->op, write_phase2, NULL);
-}
-
-static void
-on_authorized(void *arg, const pd_proc_result_t *res)
-{
-    pi_ctx_t *c = arg;
-    c->res = *res;
-    c->task.fn = after_processor;
-    pd_loop_post(c->op->r->loop, &c->task);
+    return 0;
 }
 
 static void
@@ -148,7 +138,7 @@ decline_unsent(pi_ctx_t *c, const char *message)
     snprintf(res.decline_code, sizeof(res.decline_code), "processing_error");
     snprintf(res.message, sizeof(res.message), "%s", message);
     snprintf(res.network_status, sizeof(res.network_status), "not_sent_to_network");
-    on_authorized(c, &res);
+    pd_step_answer(&c->step, &res);
 }
 
 /* phase 1 is durable and the card is here: the processor authorizes, the card is wiped */
@@ -173,7 +163,7 @@ authorize(pi_ctx_t *c)
         .currency = c->ch.currency,
         .capture = strcmp(c->pi.capture_method, "manual") != 0,
     };
-    api->proc->authorize(api->proc, &req, on_authorized, c);
+    api->proc->authorize(api->proc, &req, pd_step_answer, &c->step);
     /* the processor copied what it needs */
     OPENSSL_cleanse(&req, sizeof(req));
     OPENSSL_cleanse(&c->card, sizeof(c->card));

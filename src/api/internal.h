@@ -47,6 +47,7 @@ void pd_api_kick(pd_api_t *a);
 
 /* --- asynchronous operations: store writes with idempotency, then a continuation on the loop --- */
 typedef struct pd_op pd_op_t;
+typedef struct pd_step pd_step_t;
 typedef int (*pd_op_write_fn)(pd_db_t *tx, pd_op_t *op);
 typedef void (*pd_op_next_fn)(pd_op_t *op);
 
@@ -69,6 +70,7 @@ struct pd_op {
     pd_buf_t body;
     int64_t now;
     void *ctx;            /* the handler's state */
+    pd_step_t *step;      /* its processor step, if it has one */
 };
 
 /* Prepares an operation for a mutating request: reads Idempotency-Key (≤ 255) and
@@ -88,6 +90,31 @@ int pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w);
 /* Inside a write: a Stripe error as the final response. */
 int pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/* --- the two-phase processor step (proc_step.c) ---
+ * Shared by confirm, capture, cancel and refund. Phase 1, the write that records the
+ * request (and claims its idempotency key), is durable; then `call` starts the processor
+ * operation, which answers pd_step_answer(step, result) on any thread; the answer comes
+ * back to the request's loop. No answer (PD_PROC_UNKNOWN) is a 502, and the recorded
+ * request is left to the recovery worker. Otherwise `prepare` (may be NULL) runs on the
+ * loop (non-zero: it responded), then phase 2 commits the outcome, read from step->res,
+ * and the op sends its response. */
+struct pd_step {
+    pd_op_t *op;
+    pd_task_t task;
+    pd_proc_result_t res;
+    void (*call)(pd_step_t *s);
+    int (*prepare)(pd_step_t *s);
+    pd_op_write_fn phase2;
+    const char *operation, *object; /* the 502's words: "capture", "PaymentIntent" */
+};
+void pd_step_init(pd_step_t *s, pd_op_t *op, void (*call)(pd_step_t *), int (*prepare)(pd_step_t *), pd_op_write_fn phase2,
+                  const char *operation, const char *object);
+/* Commits phase 1, then calls the processor unless phase 1 answered already (a replay,
+ * a conflict, an error response). */
+void pd_step_start(pd_step_t *s, pd_op_write_fn phase1);
+/* The processor's answer (a pd_proc_cb whose arg is the step). */
+void pd_step_answer(void *arg, const pd_proc_result_t *res);
 
 /* --- events (inside a write) --- */
 /* Inserts an event whose data.object is the JSON text obj. */

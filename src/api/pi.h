@@ -8,13 +8,12 @@
 
 typedef struct {
     pd_op_t *op;
-    pd_task_t task;
+    pd_step_t step; /* the processor call and phase 2 (step.res: the processor's answer) */
     pd_pi_rec_t pi;   /* the state to write */
     bool pi_new;      /* insert rather than update */
     pd_pm_rec_t pm;
     bool pm_new;
     pd_charge_rec_t ch;
-    pd_proc_result_t res;
     pd_view_t created_json; /* payment_intent.created of a new intent, rendered before phase 1 */
     /* the card, read from the vault while phase 1's fsync runs; wiped after the
      * processor call or when the request ends without one */

@@ -21,10 +21,9 @@
 
 typedef struct {
     pd_op_t *op;
-    pd_task_t task;
+    pd_step_t step;
     pd_charge_rec_t ch;
     pd_refund_rec_t rf;
-    pd_proc_result_t res;
 } refund_ctx_t;
 
 static int
@@ -103,7 +102,7 @@ static int
 write_refund_outcome(pd_db_t *tx, pd_op_t *op)
 {
     refund_ctx_t *c = op->ctx;
-    int r = pd_refund_apply(tx, &op->r->arena, &c->rf, &c->res, op->now, &op->status, &op->body);
+    int r = pd_refund_apply(tx, &op->r->arena, &c->rf, &c->step.res, op->now, &op->status, &op->body);
     if (r != PD_ERR_STATE)
         return r;
     /* no longer pending: recovery recorded the outcome first; answer the refund as it is */
@@ -120,35 +119,10 @@ write_refund_outcome(pd_db_t *tx, pd_op_t *op)
 }
 
 static void
-after_refund(pd_task_t *t)
+call_refund(pd_step_t *s)
 {
-    refund_ctx_t *c = (refund_ctx_t *)((char *)t - offsetof(refund_ctx_t, task));
-    if (c->res.outcome == PD_PROC_UNKNOWN) {
-        /* no answer: the refund stays pending for the recovery worker */
-        pd_resp_no_answer(c->op->r, "refund", "refund");
-        return;
-    }
-    pd_op_commit(c->op, write_refund_outcome, NULL);
-}
-
-static void
-on_refunded(void *arg, const pd_proc_result_t *res)
-{
-    refund_ctx_t *c = arg;
-    c->res = *res;
-    c->task.fn = after_refund;
-    pd_loop_post(c->op->r->loop, &c->task);
-}
-
-static void
-on_refund_requested(pd_op_t *op)
-{
-    refund_ctx_t *c = op->ctx;
-    if (op->rc != 0 || op->status != 0) {
-        pd_op_finish(op); /* replay, conflict, or an error response */
-        return;
-    }
-    op->api->proc->refund(op->api->proc, c->ch.processor_ref, c->rf.amount, c->rf.id, on_refunded, c);
+    refund_ctx_t *c = s->op->ctx;
+    s->op->api->proc->refund(s->op->api->proc, c->ch.processor_ref, c->rf.amount, c->rf.id, pd_step_answer, s);
 }
 
 void
@@ -239,7 +213,8 @@ pd_h_refund_create(pd_req_t *r)
     }
     f->created = c->op->now;
     f->seq = pd_next_seq();
-    pd_op_commit(c->op, write_refund_requested, on_refund_requested);
+    pd_step_init(&c->step, c->op, call_refund, NULL, write_refund_outcome, "refund", "refund");
+    pd_step_start(&c->step, write_refund_requested);
 }
 
 void
