@@ -57,26 +57,6 @@ int pd_api_start(pd_api_t *a) PD_WUR;
 void pd_api_stop(pd_api_t *a);
 void pd_api_free(pd_api_t *a);
 
-/* --- reconciliation with the processor (src/api/reconcile.c) --- */
-#define PD_RECON_MAX_LINES 50
-enum {
-    PD_RECON_REPAIR = 1, /* record captures and voids the processor made that payd did not */
-    PD_RECON_AUDIT = 2,  /* write every mismatch to payd's audit log */
-};
-typedef struct {
-    int64_t compared, matched, in_flight; /* charges */
-    int64_t mismatches, repaired;
-    int nlines; /* the first mismatches, one line each: "KIND CHARGE: detail" */
-    char lines[PD_RECON_MAX_LINES][240];
-} pd_reconcile_report_t;
-
-/* Compares payd's charges and refunds with the processor's record over the window from
- * `since` (Unix seconds) to now (see reconcile.c); each mismatch is logged and counted,
- * and flags add repairs and audit records. Returns 0 when the comparison ran (whatever
- * it found), a PD_ERR_* when the store or the processor could not be read. */
-int pd_reconcile(pd_store_t *store, pd_processor_t *proc, int64_t since, int flags, pd_reconcile_report_t *rep) PD_WUR;
-/* mismatches found since start (the metric reconciliation_mismatches_total) */
-int64_t pd_reconcile_mismatches_total(void);
 
 /* The routes (for the OpenAPI consistency test and docs). */
 extern const pd_route_t pd_api_routes[];

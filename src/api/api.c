@@ -135,7 +135,14 @@ pd_api_start(pd_api_t *a)
                           .per_endpoint = (int)a->cfg->webhook_concurrency_per_endpoint,
                           .timeout_ms = a->cfg->webhook_timeout_ms};
     r = pd_relay_start(&a->relay, &ro);
-    if (r == 0 && (r = pd_recovery_start(a)) != 0) {
+    pd_recovery_opts_t wo = {.store = a->store,
+                             .proc = a->proc,
+                             .relay = a->relay,
+                             .recovery_after_ms = a->cfg->recovery_after_ms,
+                             .idempotency_ttl_ms = a->cfg->idempotency_ttl_ms,
+                             .reconcile_interval_ms = a->cfg->reconcile_interval_ms,
+                             .reconcile_window_ms = a->cfg->reconcile_window_ms};
+    if (r == 0 && (r = pd_recovery_start(&a->recovery, &wo)) != 0) {
         pd_relay_stop(a->relay);
         a->relay = NULL;
     }
@@ -148,8 +155,8 @@ pd_api_stop(pd_api_t *a)
 {
     if (a == NULL || !a->workers_started)
         return;
-    atomic_store(&a->stop, true);
-    pd_recovery_stop(a);
+    pd_recovery_stop(a->recovery);
+    a->recovery = NULL;
     pd_relay_stop(a->relay);
     a->relay = NULL;
     a->workers_started = false;

@@ -4,40 +4,6 @@
 #include "api/internal.h"
 
 int
-pd_emit_raw(pd_db_t *tx, const char *merchant, bool livemode, const char *type, pd_view_t obj, const char *request_id,
-            const char *idem_key, int64_t now)
-{
-    pd_event_rec_t e;
-    pd_buf_t data;
-    memset(&e, 0, sizeof(e));
-    int r = pd_id_new("evt", e.id, sizeof(e.id));
-    if (r != 0)
-        return r;
-    pd_buf_init(&data, RESP_MAX + 64);
-    if ((r = pd_buf_put_cstr(&data, "{\"object\":")) != 0 || (r = pd_buf_put(&data, obj.p, obj.len)) != 0 ||
-        (r = pd_buf_put_byte(&data, '}')) != 0) {
-        pd_buf_free(&data);
-        return r;
-    }
-    const char *text;
-    if ((r = pd_buf_cstr(&data, &text)) != 0) {
-        pd_buf_free(&data);
-        return r;
-    }
-    snprintf(e.merchant_id, sizeof(e.merchant_id), "%s", merchant);
-    e.livemode = livemode;
-    snprintf(e.type, sizeof(e.type), "%s", type);
-    e.data = (char *)text;
-    snprintf(e.request_id, sizeof(e.request_id), "%s", request_id ? request_id : "");
-    e.idempotency_key = (char *)(idem_key != NULL && idem_key[0] ? idem_key : NULL);
-    e.created = now;
-    e.seq = pd_next_seq();
-    r = pd_event_insert(tx, &e);
-    pd_buf_free(&data);
-    return r;
-}
-
-int
 pd_emit(pd_db_t *tx, pd_op_t *op, const char *type, pd_view_t obj)
 {
     return pd_emit_raw(tx, op->auth->merchant_id, op->auth->livemode, type, obj, op->r->id,

@@ -10,12 +10,13 @@
 #include "payd/cache.h"
 #include "payd/http.h"
 #include "payd/json.h"
+#include "payd/payments.h"
 #include "payd/records.h"
 #include "payd/schema.h"
 #include "payd/relay.h"
 #include "payd/webhook.h"
 
-#define RESP_MAX (256u * 1024)
+#define RESP_MAX PD_OBJECT_MAX
 
 struct pd_api {
     const pd_api_config_t *cfg;
@@ -24,9 +25,8 @@ struct pd_api {
     pd_processor_t *proc;
     char data_dir[4096];
     pd_relay_t *relay; /* the outbox relay and webhook delivery (src/events) */
-    pthread_t recovery;
+    pd_recovery_t *recovery; /* the recovery worker (src/pay) */
     bool workers_started;
-    atomic_bool stop;
     pd_cache_t *limits; /* usage plans, auth failures, lockouts */
 };
 
@@ -119,20 +119,6 @@ void pd_step_answer(void *arg, const pd_proc_result_t *res);
 /* --- events (inside a write) --- */
 /* Inserts an event whose data.object is the JSON text obj. */
 int pd_emit(pd_db_t *tx, pd_op_t *op, const char *type, pd_view_t obj);
-int pd_emit_raw(pd_db_t *tx, const char *merchant, bool livemode, const char *type, pd_view_t obj,
-                const char *request_id, const char *idem_key, int64_t now);
-
-/* --- rendering (Stripe shapes) --- */
-void pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p);
-/* derives the key that makes client_secret values unguessable; called at start */
-int pd_render_set_client_secret_key(const uint8_t *pepper, size_t len) PD_WUR;
-void pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm);
-void pd_render_refund(pd_jw_t *w, const pd_refund_rec_t *f);
-void pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p);
-void pd_render_we(pd_jw_t *w, const pd_we_rec_t *we, const char *secret_once);
-void pd_render_btxn(pd_jw_t *w, const pd_btxn_rec_t *b);
-/* renders into a fresh buffer: returns its view (arena-owned) or an empty view */
-pd_view_t pd_render_to_arena(pd_arena_t *a, void (*fn)(pd_jw_t *, const void *), const void *rec);
 
 /* --- request helpers --- */
 const char *pd_param_str(pd_req_t *r, const char *key); /* NULL if absent */
@@ -190,62 +176,12 @@ void pd_h_we_update(pd_req_t *r);
 
 /* confirmation (shared by create with confirm=true, /confirm, and the recovery worker) */
 void pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id);
-/* Phase 2 of a confirmation as data: the charge and intent after the processor's
- * outcome, the ledger postings, the balance transaction, the event objects and the
- * response status (pd_outcome_plan, no I/O), then written by pd_outcome_write inside
- * a write; the writes are version-checked, and a charge that changed since the plan
- * was made is PD_ERR_CONFLICT before anything is written. */
-typedef struct {
-    pd_charge_rec_t ch;
-    pd_pi_rec_t pi;
-    bool approved, automatic;
-    pd_posting_t authorization, capture;
-    pd_btxn_rec_t bt;
-    pd_view_t ch_json, pi_json;
-    int status;
-} pd_outcome_t;
-int pd_outcome_plan(pd_arena_t *a, const pd_charge_rec_t *ch, const pd_pi_rec_t *pi, const pd_pm_rec_t *pm,
-                    const pd_proc_result_t *res, int64_t now, pd_outcome_t *o, pd_buf_t *body_out) PD_WUR;
-int pd_outcome_write(pd_db_t *tx, const pd_outcome_t *o, int64_t now) PD_WUR;
-/* Records the processor's answer to the capture requested on `charge` (its id, merchant
- * and mode are read), on the charge and intent as stored now, inside a write: the
- * capture when the processor captured (its amount_captured, else the amount
- * requested), else the request cleared and the intent left capturable. A capture
- * recorded already (recovery, reconciliation) is answered as it is. *status and body
- * get the response: 200 with the intent, or 402 capture_failed. */
-int pd_capture_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, const pd_proc_result_t *res,
-                      int64_t now, const char *request_id, int *status, pd_buf_t *body) PD_WUR;
-/* The same for a requested void: APPROVED cancels the intent (ledger: the hold
- * released), anything else puts it back to capturable with 402. */
-int pd_cancel_record(pd_db_t *tx, pd_arena_t *a, const pd_charge_rec_t *charge, const pd_proc_result_t *res,
-                     int64_t now, const char *request_id, const char *idem_key, int *status, pd_buf_t *body) PD_WUR;
-/* applies the processor's answer to a pending refund (the request's phase 2, and
- * recovery); the response (refund or card_error) goes to status_out/body_out */
-int pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, const pd_proc_result_t *res,
-                    int64_t now, int *status_out, pd_buf_t *body_out) PD_WUR;
-/* loads a charge left in processing and applies a processor outcome to it (recovery,
- * and a confirmation whose plan met a conflict); inside a write */
-int pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *charge_id,
-                             const pd_proc_result_t *res, int64_t now, int *status_out, pd_buf_t *body_out);
-
-/* processor calls waited for (proc_sync.c): for the workers, never on an event loop */
-void pd_proc_query_sync(pd_processor_t *p, const char *charge_id, pd_proc_result_t *out);
-void pd_proc_capture_sync(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_result_t *out);
-void pd_proc_cancel_sync(pd_processor_t *p, const char *reference, pd_proc_result_t *out);
-void pd_proc_refund_sync(pd_processor_t *p, const char *reference, int64_t amount, const char *refund_id,
-                         pd_proc_result_t *out);
-
 /* schemas of the routes */
 extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_pi_create, pd_schema_pi_update,
     pd_schema_pi_confirm, pd_schema_pi_capture, pd_schema_pi_cancel, pd_schema_list, pd_schema_list_charges,
     pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve;
 
 /* workers */
-int pd_recovery_start(pd_api_t *a);
-void pd_recovery_stop(pd_api_t *a);
-/* one recovery pass over charges created before older_than (tests call it directly) */
-int pd_recovery_once(pd_api_t *a, int64_t older_than);
-
 /* authentication filter */
 int pd_auth_filter(pd_req_t *r, void *arg);
 /* refuses Stripe-Account and expand[] (unsupported.c); a PD_STAGE_PARSED filter */

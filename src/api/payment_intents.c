@@ -6,18 +6,6 @@
 #include "api/pm_resolve.h"
 #include "payd/money.h"
 
-static void
-render_pi_cb(pd_jw_t *w, const void *rec)
-{
-    pd_render_pi(w, rec);
-}
-
-pd_view_t
-pd_pi_json(pd_arena_t *a, const pd_pi_rec_t *p)
-{
-    return pd_render_to_arena(a, render_pi_cb, p);
-}
-
 pi_ctx_t *
 pd_pi_ctx_new(pd_req_t *r)
 {

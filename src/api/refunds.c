@@ -26,6 +26,12 @@ typedef struct {
     pd_refund_rec_t rf;
 } refund_ctx_t;
 
+static void
+render_refund_cb(pd_jw_t *w, const void *rec)
+{
+    pd_render_refund(w, rec);
+}
+
 static int
 write_refund_requested(pd_db_t *tx, pd_op_t *op)
 {
@@ -44,59 +50,6 @@ write_refund_requested(pd_db_t *tx, pd_op_t *op)
     return r != 0 ? r : pd_refund_insert(tx, &c->rf);
 }
 
-static void
-render_refund_cb(pd_jw_t *w, const void *rec)
-{
-    pd_render_refund(w, rec);
-}
-
-int
-pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, const pd_proc_result_t *res, int64_t now,
-                int *status_out, pd_buf_t *body_out)
-{
-    pd_refund_rec_t f = *pending;
-    pd_charge_rec_t ch;
-    int r;
-    /* the charge as it is now: other refunds may have changed it since phase 1 */
-    if ((r = pd_charge_get(tx, a, f.merchant_id, f.livemode, f.charge, &ch)) != 0)
-        return r;
-    const char *idem = f.idempotency_key != NULL && f.idempotency_key[0] ? f.idempotency_key : NULL;
-    if (res->outcome != PD_PROC_APPROVED) {
-        pd_pay_refund_failed(&f, &ch);
-        if ((r = pd_refund_finish(tx, &f)) != 0 || (r = pd_charge_update(tx, &ch)) != 0)
-            return r;
-        char msg[256], extra[PD_ID_MAX + 16];
-        snprintf(msg, sizeof(msg), "The processor refused the refund: %s", res->message);
-        snprintf(extra, sizeof(extra), "\"refund\":\"%s\"", f.id);
-        *status_out = 402;
-        return pd_error_json(body_out, "card_error", "processing_error", NULL, extra, f.request_id, msg);
-    }
-    pd_posting_t post;
-    pd_btxn_rec_t bt;
-    if ((r = pd_pay_refunded(&f, &ch, now, &post, &bt)) != 0)
-        return r;
-    if ((r = pd_refund_finish(tx, &f)) != 0 ||
-        (r = pd_ledger_insert(tx, ch.merchant_id, ch.livemode, ch.currency, f.id, &post, now)) != 0 ||
-        (r = pd_btxn_insert(tx, &bt)) != 0)
-        return r;
-    pd_buf_t chb;
-    pd_jw_t cw;
-    pd_buf_init(&chb, RESP_MAX);
-    pd_jw_init(&cw, &chb);
-    pd_render_charge(&cw, &ch, NULL);
-    r = pd_jw_finish(&cw);
-    if (r == 0)
-        r = pd_emit_raw(tx, ch.merchant_id, ch.livemode, "charge.refunded", pd_buf_view(&chb), f.request_id, idem, now);
-    pd_buf_free(&chb);
-    if (r != 0)
-        return r;
-    pd_view_t json = pd_render_to_arena(a, render_refund_cb, &f);
-    pd_buf_reset(body_out);
-    if ((r = pd_buf_put(body_out, json.p, json.len)) != 0)
-        return r;
-    *status_out = 200;
-    return pd_emit_raw(tx, ch.merchant_id, ch.livemode, "refund.created", json, f.request_id, idem, now);
-}
 
 static int
 write_refund_outcome(pd_db_t *tx, pd_op_t *op)

@@ -11,6 +11,7 @@
 
 #include "cmd/payctl.h"
 #include "payd/api.h"
+#include "payd/payments.h"
 #include "payd/audit.h"
 #include "payd/config.h"
 #include "payd/processor.h"

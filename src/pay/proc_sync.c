@@ -3,7 +3,7 @@
  * connector thread, and either way wakes the caller. */
 #include <pthread.h>
 
-#include "api/internal.h"
+#include "payd/payments.h"
 
 typedef struct {
     pthread_mutex_t mu;

@@ -4,7 +4,7 @@
 
 #include <openssl/crypto.h>
 
-#include "api/internal.h"
+#include "payd/payments.h"
 #include "payd/pay.h"
 #include "payd/crypto.h"
 
@@ -244,7 +244,7 @@ pd_render_to_arena(pd_arena_t *a, void (*fn)(pd_jw_t *, const void *), const voi
 {
     pd_buf_t b;
     pd_jw_t w;
-    pd_buf_init(&b, RESP_MAX);
+    pd_buf_init(&b, PD_OBJECT_MAX);
     pd_jw_init(&w, &b);
     fn(&w, rec);
     pd_view_t out = PD_VIEW_NULL;
@@ -255,4 +255,16 @@ pd_render_to_arena(pd_arena_t *a, void (*fn)(pd_jw_t *, const void *), const voi
     }
     pd_buf_free(&b);
     return out;
+}
+
+static void
+render_pi_cb(pd_jw_t *w, const void *rec)
+{
+    pd_render_pi(w, rec);
+}
+
+pd_view_t
+pd_pi_json(pd_arena_t *a, const pd_pi_rec_t *p)
+{
+    return pd_render_to_arena(a, render_pi_cb, p);
 }

@@ -8,13 +8,29 @@
  * Refunds left pending are sent again with the same refund id (the processor
  * refunds once per id) and their outcome recorded.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "api/internal.h"
 #include "payd/log.h"
+#include "payd/payments.h"
 #include "payd/time.h"
+
+/* what one pass works with */
+typedef struct {
+    pd_store_t *store;
+    pd_processor_t *proc;
+    pd_relay_t *relay;
+} pass_t;
+
+struct pd_recovery {
+    pd_recovery_opts_t o;
+    pthread_t thread;
+    atomic_bool stop;
+};
 
 typedef struct {
     pd_charge_rec_t ch;
@@ -66,7 +82,7 @@ write_void(pd_db_t *tx, void *arg)
 /* a requested capture: made at the processor now if it never got there (it was
  * requested durably, and the client was told it will be completed) */
 static void
-resolve_capture(pd_api_t *a, fix_t *f)
+resolve_capture(pass_t *a, fix_t *f)
 {
     bool open = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized > 0 && !f->res.captured;
     if (open && f->ch.capture_amount > 0)
@@ -77,7 +93,7 @@ resolve_capture(pd_api_t *a, fix_t *f)
 
 /* a requested void: made at the processor if it is not yet, then recorded */
 static void
-resolve_void(pd_api_t *a, fix_t *f)
+resolve_void(pass_t *a, fix_t *f)
 {
     bool voided = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized == 0 && !f->res.captured;
     bool open = f->res.outcome == PD_PROC_APPROVED && f->res.amount_authorized > 0 && !f->res.captured;
@@ -90,12 +106,12 @@ resolve_void(pd_api_t *a, fix_t *f)
 static int
 resolve(void *rec, void *arg)
 {
-    pd_api_t *a = arg;
+    pass_t *a = arg;
     fix_t f;
     memset(&f, 0, sizeof(f));
     f.ch = *(pd_charge_rec_t *)rec;
     pd_arena_init(&f.arena, 4u << 20);
-    pd_buf_init(&f.body, RESP_MAX);
+    pd_buf_init(&f.body, PD_OBJECT_MAX);
     if (f.ch.idempotency_key != NULL)
         f.ch.idempotency_key = pd_arena_strndup(&f.arena, f.ch.idempotency_key, strlen(f.ch.idempotency_key));
     if (f.ch.pending_idempotency_key != NULL)
@@ -131,7 +147,7 @@ resolve(void *rec, void *arg)
         pd_log_error("recovery of a charge failed", PD_LS("charge", f.ch.id), PD_LERR(r));
     pd_buf_free(&f.body);
     pd_arena_free(&f.arena);
-    pd_api_kick(a);
+    pd_relay_kick(a->relay);
     return 0;
 }
 
@@ -157,13 +173,13 @@ write_refund(pd_db_t *tx, void *arg)
 static int
 resolve_refund(void *rec, void *arg)
 {
-    pd_api_t *a = arg;
+    pass_t *a = arg;
     refund_fix_t f;
     pd_charge_rec_t ch;
     memset(&f, 0, sizeof(f));
     f.rf = *(pd_refund_rec_t *)rec;
     pd_arena_init(&f.arena, 4u << 20);
-    pd_buf_init(&f.body, RESP_MAX);
+    pd_buf_init(&f.body, PD_OBJECT_MAX);
     if (f.rf.idempotency_key != NULL)
         f.rf.idempotency_key = pd_arena_strndup(&f.arena, f.rf.idempotency_key, strlen(f.rf.idempotency_key));
     int r = pd_charge_get(pd_store_reader(a->store), &f.arena, f.rf.merchant_id, f.rf.livemode, f.rf.charge, &ch);
@@ -177,20 +193,21 @@ resolve_refund(void *rec, void *arg)
         pd_log_error("recovery of a refund failed", PD_LS("refund", f.rf.id), PD_LERR(r));
     pd_buf_free(&f.body);
     pd_arena_free(&f.arena);
-    pd_api_kick(a);
+    pd_relay_kick(a->relay);
     return 0;
 }
 
 /* one pass over stuck charges and refunds */
 int
-pd_recovery_once(pd_api_t *a, int64_t older_than)
+pd_recovery_once(pd_store_t *store, pd_processor_t *proc, pd_relay_t *relay, int64_t older_than)
 {
+    pass_t a = {store, proc, relay};
     pd_arena_t arena;
     pd_arena_init(&arena, 64u << 20);
-    pd_db_t *db = pd_store_reader(a->store);
-    int r = db != NULL ? pd_charge_list_processing(db, &arena, older_than, resolve, a) : PD_ERR_UNAVAILABLE;
+    pd_db_t *db = pd_store_reader(store);
+    int r = db != NULL ? pd_charge_list_processing(db, &arena, older_than, resolve, &a) : PD_ERR_UNAVAILABLE;
     if (r == 0)
-        r = pd_refund_list_pending(db, &arena, older_than, resolve_refund, a);
+        r = pd_refund_list_pending(db, &arena, older_than, resolve_refund, &a);
     pd_arena_free(&arena);
     return r;
 }
@@ -205,15 +222,15 @@ write_purge(pd_db_t *tx, void *arg)
     return pd_idem_purge(tx, ((purge_t *)arg)->before, 1000);
 }
 
-/* idempotency keys older than [payments] idempotency_ttl_ms are deleted, 1000 per pass */
+/* idempotency keys older than the TTL are deleted, 1000 per pass */
 static void
-purge_idempotency_keys(pd_api_t *a)
+purge_idempotency_keys(pd_recovery_t *w)
 {
-    purge_t p = {pd_unix_now() - a->cfg->idempotency_ttl_ms / 1000};
+    purge_t p = {pd_unix_now() - w->o.idempotency_ttl_ms / 1000};
     bool any = false;
-    pd_db_t *db = pd_store_reader(a->store);
+    pd_db_t *db = pd_store_reader(w->o.store);
     if (db != NULL && pd_idem_expired(db, p.before, &any) == 0 && any) {
-        int r = pd_store_write_sync(a->store, write_purge, &p);
+        int r = pd_store_write_sync(w->o.store, write_purge, &p);
         if (r != 0)
             pd_log_warn("cannot delete expired idempotency keys", PD_LERR(r));
     }
@@ -221,29 +238,31 @@ purge_idempotency_keys(pd_api_t *a)
 
 /* a reconciliation pass when one is due (repairs what the processor's record decides) */
 static void
-reconcile_if_due(pd_api_t *a, uint64_t *next_ns)
+reconcile_if_due(pd_recovery_t *w, uint64_t *next_ns)
 {
     uint64_t now = pd_mono_ns();
-    if (a->cfg->reconcile_interval_ms <= 0 || now < *next_ns)
+    if (w->o.reconcile_interval_ms <= 0 || now < *next_ns)
         return;
-    *next_ns = now + (uint64_t)a->cfg->reconcile_interval_ms * 1000000u;
+    *next_ns = now + (uint64_t)w->o.reconcile_interval_ms * 1000000u;
     pd_reconcile_report_t rep;
-    int64_t since = pd_unix_now() - a->cfg->reconcile_window_ms / 1000;
-    if (pd_reconcile(a->store, a->proc, since, PD_RECON_REPAIR | PD_RECON_AUDIT, &rep) == 0 && rep.repaired > 0)
-        pd_api_kick(a); /* the repairs queued events */
+    int64_t since = pd_unix_now() - w->o.reconcile_window_ms / 1000;
+    if (pd_reconcile(w->o.store, w->o.proc, since, PD_RECON_REPAIR | PD_RECON_AUDIT, &rep) == 0 && rep.repaired > 0)
+        pd_relay_kick(w->o.relay); /* the repairs queued events */
 }
 
 static void *
 recovery_main(void *arg)
 {
-    pd_api_t *a = arg;
+    pd_recovery_t *w = arg;
     uint64_t next_reconcile = 0;
     pthread_setname_np(pthread_self(), "payd-recovery");
-    while (!atomic_load(&a->stop)) {
-        (void)pd_recovery_once(a, pd_unix_now() - a->cfg->recovery_after_ms / 1000);
-        purge_idempotency_keys(a);
-        reconcile_if_due(a, &next_reconcile);
-        for (int i = 0; i < 20 && !atomic_load(&a->stop); i++) {
+    while (!atomic_load(&w->stop)) {
+        int r = pd_recovery_once(w->o.store, w->o.proc, w->o.relay, pd_unix_now() - w->o.recovery_after_ms / 1000);
+        if (r != 0)
+            pd_log_warn("a recovery pass did not finish; the next one retries", PD_LERR(r));
+        purge_idempotency_keys(w);
+        reconcile_if_due(w, &next_reconcile);
+        for (int i = 0; i < 20 && !atomic_load(&w->stop); i++) {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
         }
@@ -252,13 +271,27 @@ recovery_main(void *arg)
 }
 
 int
-pd_recovery_start(pd_api_t *a)
+pd_recovery_start(pd_recovery_t **out, const pd_recovery_opts_t *o)
 {
-    return pthread_create(&a->recovery, NULL, recovery_main, a) == 0 ? 0 : PD_ERR_INTERNAL;
+    pd_recovery_t *w = calloc(1, sizeof(*w));
+    *out = NULL;
+    if (w == NULL)
+        return PD_ERR_NOMEM;
+    w->o = *o;
+    if (pthread_create(&w->thread, NULL, recovery_main, w) != 0) {
+        free(w);
+        return PD_ERR_INTERNAL;
+    }
+    *out = w;
+    return 0;
 }
 
 void
-pd_recovery_stop(pd_api_t *a)
+pd_recovery_stop(pd_recovery_t *w)
 {
-    pthread_join(a->recovery, NULL);
+    if (w == NULL)
+        return;
+    atomic_store(&w->stop, true);
+    pthread_join(w->thread, NULL);
+    free(w);
 }

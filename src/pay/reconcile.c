@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/internal.h"
+#include "payd/payments.h"
 #include "payd/audit.h"
 #include "payd/log.h"
 #include "payd/time.h"
@@ -138,7 +138,7 @@ repair(recon_t *rc, const pd_charge_rec_t *ch, pd_proc_state_t done, int64_t amo
     repair_t x = {rc, ch, {.outcome = PD_PROC_APPROVED}, 0, {0}};
     x.res.captured = done == PD_PROC_STATE_CAPTURED;
     x.res.amount_captured = amount_captured;
-    pd_buf_init(&x.body, RESP_MAX);
+    pd_buf_init(&x.body, PD_OBJECT_MAX);
     int r = pd_store_write_sync(rc->store, done == PD_PROC_STATE_CAPTURED ? write_capture : write_void, &x);
     pd_buf_free(&x.body);
     if (r != 0)

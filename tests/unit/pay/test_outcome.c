@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "api/internal.h"
+#include "payd/payments.h"
 #include "payd/money.h"
 
 static const int64_t NOW = 1800000000;
@@ -85,7 +85,7 @@ approval_with_automatic_capture(void **state)
     records(&ch, &pi, &pm, "automatic");
     approved(&res);
     pd_arena_init(&a, 1u << 20);
-    pd_buf_init(&body, RESP_MAX);
+    pd_buf_init(&body, PD_OBJECT_MAX);
     assert_int_equal(pd_outcome_plan(&a, &ch, &pi, &pm, &res, NOW, &o, &body), 0);
     assert_true(o.approved && o.automatic);
     assert_int_equal(o.status, 200);
@@ -130,7 +130,7 @@ approval_for_manual_capture_holds_only(void **state)
     records(&ch, &pi, &pm, "manual");
     approved(&res);
     pd_arena_init(&a, 1u << 20);
-    pd_buf_init(&body, RESP_MAX);
+    pd_buf_init(&body, PD_OBJECT_MAX);
     assert_int_equal(pd_outcome_plan(&a, &ch, &pi, &pm, &res, NOW, &o, &body), 0);
     assert_true(o.approved);
     assert_false(o.automatic);
@@ -161,7 +161,7 @@ decline_is_a_card_error_and_moves_nothing(void **state)
     pd_simulator_decide("4000000000009995", 16, "123", 12, 2034, &res); /* insufficient funds */
     snprintf(ch.request_id, sizeof(ch.request_id), "req_1");
     pd_arena_init(&a, 1u << 20);
-    pd_buf_init(&body, RESP_MAX);
+    pd_buf_init(&body, PD_OBJECT_MAX);
     assert_int_equal(pd_outcome_plan(&a, &ch, &pi, &pm, &res, NOW, &o, &body), 0);
     assert_false(o.approved);
     assert_int_equal(o.status, 402);

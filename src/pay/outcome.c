@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/pi.h"
+#include "payd/payments.h"
 #include "payd/transitions.h"
 
 static void
@@ -14,7 +14,7 @@ render_charge_json(pd_arena_t *a, const pd_charge_rec_t *ch, const pd_pm_rec_t *
 {
     pd_buf_t b;
     pd_jw_t w;
-    pd_buf_init(&b, RESP_MAX);
+    pd_buf_init(&b, PD_OBJECT_MAX);
     pd_jw_init(&w, &b);
     pd_render_charge(&w, ch, pm);
     *out = PD_VIEW_NULL;
@@ -56,7 +56,7 @@ payment_error_json(pd_arena_t *a, const pd_proc_result_t *res, const pd_charge_r
 {
     pd_buf_t b;
     pd_jw_t w;
-    pd_buf_init(&b, RESP_MAX);
+    pd_buf_init(&b, PD_OBJECT_MAX);
     pd_jw_init(&w, &b);
     pd_jw_obj_begin(&w);
     pd_jw_kstr(&w, "charge", ch->id);
@@ -88,7 +88,7 @@ decline_members(pd_arena_t *a, const pd_proc_result_t *res, const pd_charge_rec_
 {
     pd_buf_t b;
     pd_jw_t w;
-    pd_buf_init(&b, RESP_MAX);
+    pd_buf_init(&b, PD_OBJECT_MAX);
     pd_jw_init(&w, &b);
     pd_jw_obj_begin(&w);
     pd_jw_kstr(&w, "decline_code", res->decline_code);
