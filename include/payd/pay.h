@@ -37,6 +37,47 @@ void pd_pi_refusal(pd_pi_status_t s, pd_pi_action_t a, char *msg, size_t cap);
 /* The status an authorization outcome leads to. */
 pd_pi_status_t pd_pi_after_authorization(bool approved, bool capture_automatic);
 
+/* --- Charge lifecycle ---
+ * payd's states of a charge (Stripe shows them as status, captured and refunded). The
+ * transitions say which event may happen in which state; the records' transitions
+ * (payd/transitions.h) refuse the others with PD_ERR_STATE. */
+typedef enum {
+    PD_CH_PROCESSING, /* the authorization was sent; its outcome is not recorded */
+    PD_CH_FAILED,     /* declined */
+    PD_CH_AUTHORIZED, /* held and capturable */
+    PD_CH_CAPTURING,  /* a capture requested, its outcome not recorded */
+    PD_CH_VOIDING,    /* a void requested, likewise */
+    PD_CH_CAPTURED,
+    PD_CH_VOIDED,
+    PD_CH_STATE_COUNT
+} pd_charge_state_t;
+
+typedef enum {
+    PD_CH_APPROVE,         /* the authorization approved (manual capture) */
+    PD_CH_DECLINE,         /* ... declined */
+    PD_CH_REQUEST_CAPTURE, /* phase 1 of a capture */
+    PD_CH_REQUEST_VOID,    /* phase 1 of a void */
+    PD_CH_CAPTURE,         /* the processor captured: automatic capture, a request, or found by reconciliation */
+    PD_CH_VOID,            /* the processor voided: a request, or found by reconciliation */
+    PD_CH_REFUSE,          /* the processor refused the requested capture or void */
+    PD_CH_REFUND,          /* a refund of captured money */
+    PD_CH_EVENT_COUNT
+} pd_charge_event_t;
+
+const char *pd_charge_state_name(pd_charge_state_t s);
+/* The state event e leads to from s, or -1 when e is not allowed in s. */
+int pd_charge_next(pd_charge_state_t s, pd_charge_event_t e);
+
+/* --- Refund lifecycle (Stripe's statuses) --- */
+typedef enum { PD_RF_PENDING, PD_RF_SUCCEEDED, PD_RF_FAILED, PD_RF_CANCELED, PD_RF_STATUS_COUNT } pd_refund_status_t;
+typedef enum { PD_RF_APPROVE, PD_RF_DECLINE, PD_RF_EVENT_COUNT } pd_refund_event_t;
+
+const char *pd_refund_status_name(pd_refund_status_t s);
+/* -1 if unknown */
+int pd_refund_status_parse(const char *s);
+/* The status event e leads to from s, or -1 when e is not allowed in s. */
+int pd_refund_next(pd_refund_status_t s, pd_refund_event_t e);
+
 /* --- ledger --- */
 #define PD_LEDGER_MAX_ENTRIES 8
 

@@ -22,6 +22,13 @@ int pd_btxn_for_capture(pd_btxn_rec_t *bt, const pd_charge_rec_t *ch, int64_t ca
 int pd_btxn_for_refund(pd_btxn_rec_t *bt, const pd_charge_rec_t *ch, const char *refund_id, int64_t amount,
                        int64_t now) PD_WUR;
 
+/* The lifecycle state (payd/pay.h) of a charge as stored; pi_status is its intent's
+ * status (pd_pi_status_t), or -1 when unknown (a voided charge then reads as authorized). */
+pd_charge_state_t pd_charge_state_of(const pd_charge_rec_t *ch, int pi_status);
+
+/* Each transition below is refused with PD_ERR_STATE, nothing changed, where the
+ * charge's or refund's state does not allow it. */
+
 /* An authorization's outcome on a charge still processing and its intent: approved →
  * the hold posted, and with automatic capture the capture too (posting + balance
  * transaction); declined → the charge failed with the processor's reasons and the
@@ -41,11 +48,11 @@ int pd_pay_captured(pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t captured, int6
                     pd_btxn_rec_t *bt) PD_WUR;
 /* The processor voided the authorization (ch NULL when nothing was authorized): the hold
  * released, the intent canceled (reason requested_by_customer unless one is set). */
-void pd_pay_voided(pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, pd_posting_t *post);
+int pd_pay_voided(pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, pd_posting_t *post) PD_WUR;
 /* The processor made a pending refund: succeeded, its posting and balance transaction. */
 int pd_pay_refunded(pd_refund_rec_t *f, const pd_charge_rec_t *ch, int64_t now, pd_posting_t *post,
                     pd_btxn_rec_t *bt) PD_WUR;
 /* The processor refused a pending refund: failed, its amount given back to the charge. */
-void pd_pay_refund_failed(pd_refund_rec_t *f, pd_charge_rec_t *ch);
+int pd_pay_refund_failed(pd_refund_rec_t *f, pd_charge_rec_t *ch) PD_WUR;
 
 #endif

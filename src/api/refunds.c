@@ -119,7 +119,7 @@ pd_h_refund_create(pd_req_t *r)
         pd_resp_invalid(r, "parameter_invalid", "charge", "The charge does not belong to payment_intent %.40s.", pi_id);
         return;
     }
-    if (!c->ch.captured) {
+    if (pd_charge_next(pd_charge_state_of(&c->ch, -1), PD_CH_REFUND) < 0) {
         pd_resp_invalid(r, "charge_not_refundable", "charge", "This charge has not been captured.");
         return;
     }

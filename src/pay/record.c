@@ -119,7 +119,8 @@ cancel_apply(pd_db_t *tx, pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, con
     pd_jw_t w;
     int r;
     pd_posting_t post;
-    pd_pay_voided(ch, pi, now, &post);
+    if ((r = pd_pay_voided(ch, pi, now, &post)) != 0)
+        return r;
     if (ch != NULL && ((r = pd_charge_update(tx, ch)) != 0 ||
                        (r = pd_ledger_insert(tx, ch->merchant_id, ch->livemode, ch->currency, ch->id, &post, now)) != 0))
         return r;
@@ -200,7 +201,8 @@ pd_refund_apply(pd_db_t *tx, pd_arena_t *a, const pd_refund_rec_t *pending, cons
         return r;
     const char *idem = f.idempotency_key != NULL && f.idempotency_key[0] ? f.idempotency_key : NULL;
     if (res->outcome != PD_PROC_APPROVED) {
-        pd_pay_refund_failed(&f, &ch);
+        if ((r = pd_pay_refund_failed(&f, &ch)) != 0)
+            return r;
         if ((r = pd_refund_finish(tx, &f)) != 0 || (r = pd_charge_update(tx, &ch)) != 0)
             return r;
         char msg[256], extra[PD_ID_MAX + 16];

@@ -111,6 +111,9 @@ partial_capture_releases_the_rest(void **state)
     pd_posting_t post;
     pd_btxn_rec_t bt;
     records(&ch, &pi, "manual", 1000);
+    ch.processing = false;
+    snprintf(ch.status, sizeof(ch.status), "succeeded");
+    pi.status = PD_PI_REQUIRES_CAPTURE;
     ch.capture_requested = true;
     ch.capture_amount = 400;
     assert_int_equal(pd_pay_captured(&ch, &pi, 400, 7, &post, &bt), 0);
@@ -124,6 +127,8 @@ partial_capture_releases_the_rest(void **state)
     assert_true(pd_posting_balanced(&post));
     assert_int_equal(bt.amount, 400);
     assert_int_equal(bt.available_on, 7 + PD_AVAILABLE_AFTER_S);
+    /* captured once: a second capture is refused */
+    assert_int_equal(pd_pay_captured(&ch, &pi, 400, 7, &post, &bt), PD_ERR_STATE);
 }
 
 static void
@@ -134,14 +139,23 @@ void_releases_the_hold_and_cancels(void **state)
     pd_pi_rec_t pi;
     pd_posting_t post;
     records(&ch, &pi, "manual", 300);
+    pi.status = PD_PI_REQUIRES_CAPTURE;
+    ch.processing = false;
+    snprintf(ch.status, sizeof(ch.status), "succeeded");
     ch.void_requested = true;
-    pd_pay_voided(&ch, &pi, 9, &post);
+    assert_int_equal(pd_pay_voided(&ch, &pi, 9, &post), 0);
     assert_false(ch.void_requested);
     assert_int_equal(pi.status, PD_PI_CANCELED);
     assert_string_equal(pi.cancellation_reason, "requested_by_customer");
     assert_int_equal(entry(&post, "merchant_holds"), 300);
     assert_int_equal(entry(&post, "card_holds"), -300);
-    pd_pay_voided(NULL, &pi, 9, &post); /* nothing authorized: nothing posted */
+    assert_int_equal(pd_charge_state_of(&ch, pi.status), PD_CH_VOIDED);
+    /* voided is final: no second void, no capture */
+    pd_pi_rec_t pi2 = pi;
+    assert_int_equal(pd_pay_voided(&ch, &pi2, 9, &post), PD_ERR_STATE);
+    pd_btxn_rec_t bt;
+    assert_int_equal(pd_pay_captured(&ch, &pi2, 100, 9, &post, &bt), PD_ERR_STATE);
+    assert_int_equal(pd_pay_voided(NULL, &pi, 9, &post), 0); /* nothing authorized: nothing posted */
     assert_int_equal(post.n, 0);
 }
 
@@ -157,6 +171,11 @@ refund_outcomes(void **state)
     records(&ch, &pi, "automatic", 1000);
     memset(&f, 0, sizeof(f));
     snprintf(f.id, sizeof(f.id), "re_1");
+    snprintf(f.status, sizeof(f.status), "pending");
+    /* an uncaptured charge has nothing to refund */
+    ch.processing = false;
+    assert_int_equal(pd_pay_refunded(&f, &ch, 5, &post, &bt), PD_ERR_STATE);
+    ch.captured = true;
     f.amount = 250;
     ch.amount_refunded = 250;
     assert_int_equal(pd_pay_refunded(&f, &ch, 5, &post, &bt), 0);
@@ -167,9 +186,35 @@ refund_outcomes(void **state)
     assert_string_equal(bt.status, "available");
     assert_int_equal(bt.available_on, 5);
     assert_string_equal(bt.source, "re_1");
-    pd_pay_refund_failed(&f, &ch);
+    /* decided once: a refund that succeeded cannot fail after */
+    assert_int_equal(pd_pay_refund_failed(&f, &ch), PD_ERR_STATE);
+    snprintf(f.status, sizeof(f.status), "pending");
+    assert_int_equal(pd_pay_refund_failed(&f, &ch), 0);
     assert_string_equal(f.status, "failed");
     assert_int_equal(ch.amount_refunded, 0);
+}
+
+static void
+lifecycle_tables(void **state)
+{
+    (void)state;
+    assert_int_equal(pd_charge_next(PD_CH_PROCESSING, PD_CH_APPROVE), PD_CH_AUTHORIZED);
+    assert_int_equal(pd_charge_next(PD_CH_PROCESSING, PD_CH_CAPTURE), PD_CH_CAPTURED);
+    assert_int_equal(pd_charge_next(PD_CH_PROCESSING, PD_CH_REQUEST_CAPTURE), -1);
+    assert_int_equal(pd_charge_next(PD_CH_AUTHORIZED, PD_CH_REQUEST_VOID), PD_CH_VOIDING);
+    assert_int_equal(pd_charge_next(PD_CH_CAPTURING, PD_CH_REFUSE), PD_CH_AUTHORIZED);
+    assert_int_equal(pd_charge_next(PD_CH_CAPTURED, PD_CH_REFUND), PD_CH_CAPTURED);
+    assert_int_equal(pd_charge_next(PD_CH_AUTHORIZED, PD_CH_REFUND), -1);
+    for (int e = 0; e < PD_CH_EVENT_COUNT; e++) {
+        assert_int_equal(pd_charge_next(PD_CH_FAILED, e), -1);
+        assert_int_equal(pd_charge_next(PD_CH_VOIDED, e), -1);
+    }
+    assert_int_equal(pd_charge_next(PD_CH_STATE_COUNT, PD_CH_APPROVE), -1);
+    assert_int_equal(pd_refund_next(PD_RF_PENDING, PD_RF_APPROVE), PD_RF_SUCCEEDED);
+    assert_int_equal(pd_refund_next(PD_RF_PENDING, PD_RF_DECLINE), PD_RF_FAILED);
+    assert_int_equal(pd_refund_next(PD_RF_SUCCEEDED, PD_RF_DECLINE), -1);
+    assert_int_equal(pd_refund_status_parse("canceled"), PD_RF_CANCELED);
+    assert_int_equal(pd_refund_status_parse("x"), -1);
 }
 
 int
@@ -182,6 +227,7 @@ main(void)
         cmocka_unit_test(partial_capture_releases_the_rest),
         cmocka_unit_test(void_releases_the_hold_and_cancels),
         cmocka_unit_test(refund_outcomes),
+        cmocka_unit_test(lifecycle_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
