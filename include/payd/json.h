@@ -41,8 +41,8 @@ void pd_jw_bool(pd_jw_t *w, bool v);
 void pd_jw_null(pd_jw_t *w);
 /* Inserts already-serialized JSON (the caller vouches for its validity). */
 void pd_jw_raw(pd_jw_t *w, pd_view_t json);
-/* Serializes a jansson value. */
-void pd_jw_json(pd_jw_t *w, const json_t *v);
+/* Serializes a jansson value (jansson's iterators take a mutable value; v is not changed). */
+void pd_jw_json(pd_jw_t *w, json_t *v);
 
 /* key + value shorthands */
 static inline void pd_jw_kstr(pd_jw_t *w, const char *k, const char *s) { pd_jw_key(w, k); pd_jw_str(w, s); }

@@ -46,7 +46,8 @@ mac_ctx(void)
     EVP_MAC_CTX *c = pthread_getspecific(mac_key);
     if (c != NULL)
         return c;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+    char digest[] = "SHA256"; /* OSSL_PARAM takes a mutable buffer */
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                            OSSL_PARAM_construct_end()};
     if ((c = EVP_MAC_CTX_new(mac_hmac)) == NULL || EVP_MAC_CTX_set_params(c, params) != 1 ||
         pthread_setspecific(mac_key, c) != 0) {

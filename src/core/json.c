@@ -139,7 +139,7 @@ pd_jw_raw(pd_jw_t *w, pd_view_t json)
 }
 
 void
-pd_jw_json(pd_jw_t *w, const json_t *v)
+pd_jw_json(pd_jw_t *w, json_t *v)
 {
     const char *k;
     json_t *e;
@@ -148,7 +148,7 @@ pd_jw_json(pd_jw_t *w, const json_t *v)
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         pd_jw_obj_begin(w);
-        json_object_foreach((json_t *)v, k, e) {
+        json_object_foreach(v, k, e) {
             pd_jw_key(w, k);
             pd_jw_json(w, e);
         }
@@ -290,7 +290,7 @@ fail:
 }
 
 static int
-json_depth_ok(const json_t *v, int left)
+json_depth_ok(json_t *v, int left)
 {
     const char *k;
     json_t *e;
@@ -299,7 +299,7 @@ json_depth_ok(const json_t *v, int left)
     if (left < 0)
         return 0;
     if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, k, e) if (!json_depth_ok(e, left - 1)) return 0;
+        json_object_foreach(v, k, e) if (!json_depth_ok(e, left - 1)) return 0;
     } else if (json_is_array(v)) {
         json_array_foreach(v, i, e) if (!json_depth_ok(e, left - 1)) return 0;
     }

@@ -19,7 +19,8 @@ hmac_hex(const char *secret, size_t secret_len, int64_t t, pd_view_t payload, ch
     int pl = snprintf(prefix, sizeof(prefix), "%" PRId64 ".", t);
     EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+    char digest[] = "SHA256"; /* OSSL_PARAM takes a mutable buffer */
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
     size_t outl = 0;
     int ok = ctx != NULL && EVP_MAC_init(ctx, (const unsigned char *)secret, secret_len, params) == 1 &&
              EVP_MAC_update(ctx, (const unsigned char *)prefix, (size_t)pl) == 1 &&

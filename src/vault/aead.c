@@ -40,10 +40,12 @@ pd_aead_open(const uint8_t key[PD_KEY_LEN], const uint8_t *aad, size_t aadlen, c
     size_t ctlen = inlen - PD_GCM_NONCE - PD_GCM_TAG;
     if (ctlen > INT32_MAX || aadlen > INT32_MAX || (c = EVP_CIPHER_CTX_new()) == NULL)
         return PD_ERR_CRYPTO;
+    uint8_t tag[PD_GCM_TAG]; /* OpenSSL takes the expected tag through a mutable pointer */
+    memcpy(tag, in + PD_GCM_NONCE + ctlen, sizeof(tag));
     if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in) != 1 ||
         (aadlen > 0 && EVP_DecryptUpdate(c, NULL, &n, aad, (int)aadlen) != 1) ||
         (ctlen > 0 && EVP_DecryptUpdate(c, out, &n, in + PD_GCM_NONCE, (int)ctlen) != 1) ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, PD_GCM_TAG, (void *)(in + PD_GCM_NONCE + ctlen)) != 1)
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, PD_GCM_TAG, tag) != 1)
         goto out;
     if (EVP_DecryptFinal_ex(c, out + n, &n) != 1) {
         /* never hand back unauthenticated bytes */

@@ -27,7 +27,9 @@
 #include "vault/unseal.h"
 
 #define P11_MAGIC "payd-vault-p11 1"
-#define P11_AAD "payd-root-key"
+/* the AAD of the root key's wrap (PKCS#11 takes it as a mutable pointer) */
+static CK_BYTE p11_aad[] = "payd-root-key";
+#define P11_LABEL_MAX 128
 #define P11_IV 12
 #define P11_TAG 16
 #define PIN_MAX 256
@@ -146,7 +148,11 @@ static int
 find_key(p11_t *t, const char *label, CK_OBJECT_HANDLE *key)
 {
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
+    char lab[P11_LABEL_MAX];
+    int ll = snprintf(lab, sizeof(lab), "%s", label);
+    if (ll < 0 || (size_t)ll >= sizeof(lab))
+        return PD_ERR_TOOBIG;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, lab, (CK_ULONG)ll}};
     CK_ULONG found = 0;
     if (t->f->C_FindObjectsInit(t->s, tmpl, 2) != CKR_OK)
         return PD_ERR_CRYPTO;
@@ -165,12 +171,16 @@ generate_key(p11_t *t, const char *label, CK_OBJECT_HANDLE *key)
     CK_KEY_TYPE kt = CKK_AES;
     CK_ULONG len = 32;
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    char lab[P11_LABEL_MAX];
+    int ll = snprintf(lab, sizeof(lab), "%s", label);
+    if (ll < 0 || (size_t)ll >= sizeof(lab))
+        return PD_ERR_TOOBIG;
     CK_ATTRIBUTE tmpl[] = {
         {CKA_CLASS, &cls, sizeof(cls)},      {CKA_KEY_TYPE, &kt, sizeof(kt)},
         {CKA_VALUE_LEN, &len, sizeof(len)},  {CKA_TOKEN, &yes, sizeof(yes)},
         {CKA_PRIVATE, &yes, sizeof(yes)},    {CKA_SENSITIVE, &yes, sizeof(yes)},
         {CKA_EXTRACTABLE, &no, sizeof(no)},  {CKA_ENCRYPT, &yes, sizeof(yes)},
-        {CKA_DECRYPT, &yes, sizeof(yes)},    {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_DECRYPT, &yes, sizeof(yes)},    {CKA_LABEL, lab, (CK_ULONG)ll},
         {CKA_WRAP, &no, sizeof(no)},         {CKA_UNWRAP, &no, sizeof(no)},
         {CKA_SIGN, &no, sizeof(no)},         {CKA_VERIFY, &no, sizeof(no)},
     };
@@ -179,17 +189,16 @@ generate_key(p11_t *t, const char *label, CK_OBJECT_HANDLE *key)
 }
 
 static int
-gcm(p11_t *t, CK_OBJECT_HANDLE key, bool encrypt, uint8_t iv[P11_IV], const uint8_t *in, size_t inlen, uint8_t *out,
+gcm(p11_t *t, CK_OBJECT_HANDLE key, bool encrypt, uint8_t iv[P11_IV], uint8_t *in, size_t inlen, uint8_t *out,
     size_t outcap, size_t *outlen)
 {
-    CK_GCM_PARAMS p = {.pIv = iv, .ulIvLen = P11_IV, .ulIvBits = P11_IV * 8, .pAAD = (CK_BYTE_PTR)P11_AAD,
-                       .ulAADLen = strlen(P11_AAD), .ulTagBits = P11_TAG * 8};
+    CK_GCM_PARAMS p = {.pIv = iv, .ulIvLen = P11_IV, .ulIvBits = P11_IV * 8, .pAAD = p11_aad,
+                       .ulAADLen = sizeof(p11_aad) - 1, .ulTagBits = P11_TAG * 8};
     CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
     CK_ULONG n = outcap;
     CK_RV rv = encrypt ? t->f->C_EncryptInit(t->s, &m, key) : t->f->C_DecryptInit(t->s, &m, key);
     if (rv == CKR_OK)
-        rv = encrypt ? t->f->C_Encrypt(t->s, (CK_BYTE_PTR)in, inlen, out, &n)
-                     : t->f->C_Decrypt(t->s, (CK_BYTE_PTR)in, inlen, out, &n);
+        rv = encrypt ? t->f->C_Encrypt(t->s, in, inlen, out, &n) : t->f->C_Decrypt(t->s, in, inlen, out, &n);
     if (rv != CKR_OK)
         return encrypt ? PD_ERR_CRYPTO : PD_ERR_AUTH;
     *outlen = n;

@@ -75,7 +75,7 @@ file_then_env_then_flags_override_in_order(void **state)
     assert_int_equal(s.threads, 4);
     assert_int_equal(s.timeout, 2000);
     assert_int_equal(s.mode, 1);
-    char *env[] = {"PAYD_API_THREADS=8", "HOME=/root", NULL};
+    char e1[] = "PAYD_API_THREADS=8", e2[] = "HOME=/root", *env[] = {e1, e2, NULL};
     assert_int_equal(pd_config_load_env(c, env), 0);
     assert_int_equal(s.threads, 8);
     assert_int_equal(pd_config_set_arg(c, "api.threads=2", "--set"), 0);
@@ -130,7 +130,7 @@ unknown_environment_settings_are_errors(void **state)
     (void)state;
     sample_t s;
     pd_config_t *c = make(&s);
-    char *env[] = {"PAYD_API_THREDS=1", NULL};
+    char e1[] = "PAYD_API_THREDS=1", *env[] = {e1, NULL};
     assert_int_equal(pd_config_load_env(c, env), PD_ERR_CONFIG);
     assert_non_null(strstr(pd_config_error(c), "PAYD_API_THREDS"));
     pd_config_free(c);

@@ -96,13 +96,13 @@ a_pattern_hyperscan_refuses_is_named(void **state)
     const char text[] = "990001 custom 1 5 any norm (a)\\1\n"; /* back-references are not supported */
     assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
     close(fd);
-    pd_waf_config_t cfg = {.mode = PD_WAF_BLOCK, .paranoia = 1, .threshold = 5, .rules_file = path, .route_modes = ""};
+    pd_waf_config_t cfg = {.mode = PD_WAF_BLOCK, .paranoia = 1, .threshold = 5, .rules_file = path, .route_modes = (char[]){""}};
     pd_waf_t *w = NULL;
     char err[256];
     assert_int_equal(pd_waf_new(&w, &cfg, err, sizeof(err)), PD_ERR_CONFIG);
     assert_non_null(strstr(err, "rule 990001: pattern refused by Hyperscan"));
-    cfg.rules_file = "";
-    cfg.route_modes = "POST /v1/tokens=maybe";
+    cfg.rules_file = (char[]){""};
+    cfg.route_modes = (char[]){"POST /v1/tokens=maybe"};
     assert_int_equal(pd_waf_new(&w, &cfg, err, sizeof(err)), PD_ERR_CONFIG);
     assert_non_null(strstr(err, "route_modes"));
     unlink(path);
@@ -111,7 +111,7 @@ a_pattern_hyperscan_refuses_is_named(void **state)
 static pd_waf_t *
 builtin(void)
 {
-    pd_waf_config_t cfg = {.mode = PD_WAF_BLOCK, .paranoia = 1, .threshold = 5, .rules_file = "", .route_modes = ""};
+    pd_waf_config_t cfg = {.mode = PD_WAF_BLOCK, .paranoia = 1, .threshold = 5, .rules_file = (char[]){""}, .route_modes = (char[]){""}};
     pd_waf_t *w = NULL;
     char err[256] = "";
     if (pd_waf_new(&w, &cfg, err, sizeof(err)) != 0)
