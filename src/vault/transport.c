@@ -7,6 +7,7 @@
  * verified against a configured CA; the server requires the client's certificate.
  */
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,8 +37,11 @@ pd_vt_read(int fd, SSL *ssl, void *buf, size_t n)
 ssize_t
 pd_vt_write(int fd, SSL *ssl, const void *buf, size_t n)
 {
-    if (ssl == NULL)
-        return write(fd, buf, n);
+    if (ssl == NULL) {
+        /* a vault that went away is an EPIPE for the caller, never a SIGPIPE for the process */
+        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
+        return w < 0 && errno == ENOTSOCK ? write(fd, buf, n) : w;
+    }
     int r = SSL_write(ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
     if (r > 0)
         return r;
