@@ -36,6 +36,10 @@ typedef struct {
     int64_t drain_timeout_ms;  /* SIGTERM: time allowed for in-flight requests */
     int64_t drain_grace_ms;    /* SIGTERM: idle HTTP/1 connections stay open this long (capped by drain_timeout_ms) */
     bool hsts;
+    int64_t max_connections;        /* API connections open at once, all loops; 0: the open-file limit less 256 */
+    int64_t max_connections_per_ip; /* API connections open at once from one address; 0: no limit */
+    int64_t http2_max_streams_per_s;/* streams a client opens per HTTP/2 connection and second; more -> GOAWAY */
+    int64_t http2_max_resets_per_s; /* RST_STREAM frames per HTTP/2 connection and second; more -> GOAWAY */
 } pd_edge_api_config_t;
 
 typedef struct {
@@ -90,6 +94,25 @@ typedef struct {
 typedef void (*pd_conn_fn)(const pd_conn_info_t *c, void *arg);
 /* Called on the loop thread when a connection closes. One callback; set before start. */
 void pd_server_on_conn_close(pd_server_t *s, pd_conn_fn fn, void *arg);
+
+/* Called on the loop thread when the edge itself refuses a request as malformed (its
+ * HTTP/1 framing, an encoded '/' or NUL in its path), before the 400 goes out: the
+ * WAF counts it toward the client address's rate rule. One callback; set before start. */
+typedef void (*pd_refused_fn)(pd_req_t *r, void *arg);
+void pd_server_on_refused(pd_server_t *s, pd_refused_fn fn, void *arg);
+
+/* The edge's own counters, since start (for /metrics). */
+typedef struct {
+    uint64_t refused_max_connections; /* connections refused at accept: max_connections reached */
+    uint64_t refused_per_ip;          /* ... max_connections_per_ip reached */
+    uint64_t out_of_fds;              /* accept failed with EMFILE/ENFILE (the listener then rests 100 ms) */
+    uint64_t h2_calm;                 /* HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM */
+    uint64_t h2_request_timeouts;     /* HTTP/2 streams reset: request not received within request_timeout_ms */
+    uint64_t malformed;               /* requests refused as malformed (framing, encoded path) */
+    uint64_t open_connections;        /* API connections open now */
+    uint64_t max_connections;         /* the limit in effect */
+} pd_edge_stats_t;
+void pd_server_stats(pd_server_t *s, pd_edge_stats_t *out);
 
 /* Binds the listeners (refusing a public admin address unless allowed), loads TLS,
  * starts the loops. Errors are logged with the reason. */

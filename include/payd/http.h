@@ -131,6 +131,25 @@ void pd_resp_invalid(pd_req_t *r, const char *code, const char *param, const cha
 /* Checks a raw HTTP/1.x request head (request line to the empty line) for what could
  * make two parsers disagree on its end: NULL when acceptable, else the reason. */
 const char *pd_http1_check_head(const uint8_t *p, size_t n, bool http11);
+/* Strict chunked body decoding (RFC 9112 7.1; src/edge/chunked.c), with
+ * picohttpparser's contract: decodes buf in place as its bytes arrive (d zeroed
+ * before the first call, consume_trailer set to read the trailer section too);
+ * *bufsz becomes the number of decoded body bytes; returns -2 while incomplete, -1
+ * for a framing error (bare LF, a size not followed by ";" or CRLF, a control
+ * character in an extension or trailer, more than 16 hex digits), else the number of
+ * bytes after the body, moved to follow the decoded ones. */
+typedef struct {
+    size_t bytes_left_in_chunk;
+    char consume_trailer;
+    char _hex_count;
+    char _state;
+} pd_chunked_decoder_t;
+long pd_chunked_decode(pd_chunked_decoder_t *d, char *buf, size_t *bufsz);
+
+/* Checks a request path as sent, before percent-decoding (without the query): NULL
+ * when acceptable, else the reason. Refused: an encoded '/' (%2F) or NUL (%00), which
+ * decoding would turn into a segment boundary or a string end. */
+const char *pd_path_check_raw(pd_view_t raw);
 
 /* --- trace context (W3C traceparent) --- */
 /* Parses a traceparent value; on success writes the 32 hex digit trace id and the flags. */

@@ -103,5 +103,9 @@ typedef struct pd_waf_ip pd_waf_ip_t;
 int pd_waf_ip_new(pd_waf_ip_t **out, const pd_waf_config_t *cfg, char *err, size_t errcap) PD_WUR;
 void pd_waf_ip_free(pd_waf_ip_t *ip);
 int pd_waf_ip_filter(pd_req_t *r, void *arg);
+/* The edge's refused hook (pd_server_on_refused): a request refused as malformed
+ * counts toward its client address's rate rule like any other (allowlisted addresses
+ * excepted), so a client sending garbage reaches the limit too. */
+void pd_waf_ip_count_refused(pd_req_t *r, void *arg);
 
 #endif

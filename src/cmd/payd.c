@@ -323,6 +323,7 @@ start_services(app_t *app, pd_router_t *router)
     if ((r = pd_server_add_filter(g_server, PD_STAGE_EARLY, pd_waf_ip_filter, app->waf_ip)) != 0 ||
         (r = pd_server_add_filter(g_server, PD_STAGE_PARSED, pd_waf_filter, app->waf)) != 0)
         return r;
+    pd_server_on_refused(g_server, pd_waf_ip_count_refused, app->waf_ip); /* malformed requests count too */
     if ((r = pd_store_open(&app->db, &app->store, app->svc.data_dir)) != 0) {
         pd_log_error("cannot open the store", PD_LERR(r));
         return r;

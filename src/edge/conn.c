@@ -36,6 +36,9 @@ typedef struct {
     char alert[64];
     bool handshake_done;
     bool shut; /* pd_conn_close_idle shut it down; h2o is closing it */
+    bool counted; /* holds a place in the server's connection limits under key */
+    uint8_t key[16];
+    pd_h2guard_t *h2g; /* HTTP/2 connections only (h2guard.c) */
 } conn_t;
 
 void
@@ -73,6 +76,10 @@ on_close(void *data)
 
     h2o_linklist_unlink(&c->link);
     c->loop->nconns--;
+    if (c->counted)
+        pd_conn_limit_give(s->limit, c->key);
+    pd_h2guard_free(c->h2g);
+    c->h2g = NULL;
     if (s->conn_fn == NULL) {
         free(c);
         return;
@@ -91,7 +98,7 @@ on_close(void *data)
 }
 
 int
-pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind)
+pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind, bool counted, const uint8_t key[16])
 {
     struct sockaddr_storage ss;
     char local[64];
@@ -106,6 +113,8 @@ pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind)
     c->start_ms = pd_mono_ms();
     c->info.listener = kind;
     c->info.peer = c->peer;
+    c->counted = counted;
+    memcpy(c->key, key, 16);
     if (h2o_socket_getpeername(sock, (struct sockaddr *)&ss) != 0)
         pd_edge_addr_text((struct sockaddr *)&ss, c->peer, sizeof(c->peer), &c->info.peer_port);
     if (h2o_socket_getsockname(sock, (struct sockaddr *)&ss) != 0)
@@ -113,6 +122,38 @@ pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind)
     sock->on_close.cb = on_close;
     sock->on_close.data = c;
     return 0;
+}
+
+void
+pd_conn_log_refused(pd_loop_t *loop, pd_listener_kind_t kind, const struct sockaddr *peer, const char *why)
+{
+    pd_server_t *s = loop->srv;
+    char text[64];
+    pd_conn_info_t i = {.listener = kind, .peer = text, .reject_reason = why};
+    if (s->conn_fn == NULL)
+        return;
+    pd_edge_addr_text(peer, text, sizeof(text), &i.peer_port);
+    s->conn_fn(&i, s->conn_arg);
+}
+
+pd_h2guard_t **
+pd_conn_h2guard_slot(h2o_socket_t *sock)
+{
+    if (sock == NULL || sock->on_close.cb != on_close)
+        return NULL;
+    return &((conn_t *)sock->on_close.data)->h2g;
+}
+
+void
+pd_conn_each_h2guard(pd_loop_t *loop, void (*fn)(pd_loop_t *loop, pd_h2guard_t *g))
+{
+    h2o_linklist_t *l, *next;
+    for (l = loop->conns.next; l != &loop->conns; l = next) {
+        next = l->next; /* fn may close the connection */
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, l);
+        if (c->h2g != NULL)
+            fn(loop, c->h2g);
+    }
 }
 
 /* HTTP/1: every admin connection (plain HTTP; h2o's upgrade to HTTP/2 is off), and an

@@ -31,6 +31,17 @@ static const pd_config_key_t api_keys[] = {
      .help = "on SIGTERM, how long idle HTTP/1 connections stay open (requests on them are answered, "
              "with Connection: close) before they are closed; at most drain_timeout_ms"},
     {"hsts", PD_CT_BOOL, A(hsts), "true", .help = "send Strict-Transport-Security on API responses"},
+    {"max_connections", PD_CT_INT, A(max_connections), "0", 0, 10000000,
+     .help = "API connections open at once; more are refused at accept (flow log reason max_connections); "
+             "0 = the open-file limit less 256"},
+    {"max_connections_per_ip", PD_CT_INT, A(max_connections_per_ip), "256", 0, 10000000,
+     .help = "API connections open at once from one client address; more are refused at accept (flow log reason "
+             "max_connections_per_ip); 0 = no limit. Behind a load balancer every connection has its address"},
+    {"http2_max_streams_per_s", PD_CT_INT, A(http2_max_streams_per_s), "2000", 1, 10000000,
+     .help = "streams one HTTP/2 connection may open per second; more -> GOAWAY ENHANCE_YOUR_CALM and close"},
+    {"http2_max_resets_per_s", PD_CT_INT, A(http2_max_resets_per_s), "200", 1, 10000000,
+     .help = "RST_STREAM frames one HTTP/2 connection may send per second; more -> GOAWAY ENHANCE_YOUR_CALM and close "
+             "(rapid reset, CVE-2023-44487)"},
 };
 #undef A
 

@@ -335,6 +335,48 @@ check_schema(pd_req_t *r)
  * only after its response), so the framing is checked on the bytes as received.
  * A refused request is answered 400 and the connection closed.
  */
+bool
+pd_warn_limit(pd_warn_limit_t *w, uint64_t *count)
+{
+    uint64_t now = pd_mono_ms();
+    bool say = false;
+    pthread_mutex_lock(&w->mu);
+    w->count++;
+    if (w->last_ms == 0 || now - w->last_ms >= 10000) {
+        say = true;
+        *count = w->count;
+        w->count = 0;
+        w->last_ms = now;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return say;
+}
+
+static pd_warn_limit_t malformed_warn = PD_WARN_LIMIT_INIT;
+
+/*
+ * A request the edge refuses as malformed: 400, the connection closed (HTTP/1), the
+ * refusal counted toward the client's address rule (the WAF's refused hook), and one
+ * warning line per 10 s with the number of refusals, so that a client sending
+ * garbage cannot flood the log.
+ */
+static void
+refuse_malformed(pd_req_t *r, const char *code, const char *why, const char *msg)
+{
+    pd_server_t *s = r->loop->srv;
+    uint64_t n;
+    r->close = true;
+    r->waf_action = "block";
+    snprintf(r->waf_rules, sizeof(r->waf_rules), "protocol");
+    atomic_fetch_add(&s->stats.malformed, 1);
+    if (s->refused_fn != NULL)
+        s->refused_fn(r, s->refused_arg);
+    if (pd_warn_limit(&malformed_warn, &n))
+        pd_log_warn("refused malformed requests", PD_LS("request_id", r->id), PD_LS("reason", why),
+                    PD_LS("peer", r->peer), PD_LI("count", (int64_t)n), PD_LI("per_s", 10));
+    pd_resp_error(r, 400, "invalid_request_error", code, msg, NULL);
+}
+
 static bool
 framing_refused(pd_req_t *r, h2o_req_t *req)
 {
@@ -348,12 +390,22 @@ framing_refused(pd_req_t *r, h2o_req_t *req)
         return false;
     char msg[160];
     snprintf(msg, sizeof(msg), "Malformed HTTP request: %s.", why);
-    r->close = true;
-    r->waf_action = "block";
-    snprintf(r->waf_rules, sizeof(r->waf_rules), "protocol");
-    pd_log_warn("refused a malformed HTTP/1 request", PD_LS("request_id", r->id), PD_LS("reason", why),
-                PD_LS("peer", r->peer));
-    pd_resp_error(r, 400, "invalid_request_error", "invalid_http_request", msg, NULL);
+    refuse_malformed(r, "invalid_http_request", why, msg);
+    return true;
+}
+
+/* the path as sent (before libh2o decodes it) with an encoded '/' or NUL: refused, so
+ * that payd's routes and a front proxy's path rules cannot read it differently */
+static bool
+path_refused(pd_req_t *r, h2o_req_t *req)
+{
+    size_t n = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    const char *why = pd_path_check_raw(pd_view(req->path.base, n));
+    if (why == NULL)
+        return false;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "The request path is invalid: %s.", why);
+    refuse_malformed(r, "invalid_request_path", why, msg);
     return true;
 }
 
@@ -365,7 +417,7 @@ route_request(pd_req_t *r)
     unsigned allowed = 0;
     char msg[600];
 
-    if (framing_refused(r, r->h2o))
+    if (framing_refused(r, r->h2o) || path_refused(r, r->h2o))
         return;
     if (headers_too_large(r, r->h2o)) {
         pd_resp_error(r, 431, "invalid_request_error", "request_header_fields_too_large",

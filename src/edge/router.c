@@ -172,3 +172,18 @@ pd_router_match(const pd_router_t *rt, unsigned listener, pd_view_t method, pd_v
     }
     return PD_MATCH_NOT_FOUND;
 }
+
+const char *
+pd_path_check_raw(pd_view_t raw)
+{
+    for (size_t i = 0; i + 2 < raw.len; i++) {
+        if (raw.p[i] != '%')
+            continue;
+        uint8_t a = raw.p[i + 1], b = raw.p[i + 2];
+        if (a == '2' && (b == 'f' || b == 'F'))
+            return "an encoded '/' (%2F) in a path segment";
+        if (a == '0' && b == '0')
+            return "an encoded NUL (%00) in the path";
+    }
+    return NULL;
+}

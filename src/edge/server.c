@@ -24,44 +24,6 @@
 #include "payd/log.h"
 #include "payd/time.h"
 
-/* accepts up to max connections queued on listener */
-static void
-accept_queued(pd_loop_t *loop, h2o_socket_t *listener, size_t max)
-{
-    pd_server_t *s = loop->srv;
-    h2o_accept_ctx_t *actx = listener == loop->api_sock ? &loop->api_accept : &loop->admin_accept;
-    h2o_socket_t *sock;
-
-    /* pick up a reloaded certificate for new connections */
-    if (actx->ssl_ctx != NULL && loop->tls_gen != atomic_load(&s->tls_gen)) {
-        pthread_mutex_lock(&s->tls_mu);
-        SSL_CTX_up_ref(s->tls_ctx);
-        SSL_CTX_free(loop->api_accept.ssl_ctx);
-        loop->api_accept.ssl_ctx = s->tls_ctx;
-        loop->tls_gen = atomic_load(&s->tls_gen);
-        pthread_mutex_unlock(&s->tls_mu);
-    }
-    for (size_t i = 0; i < max; i++) {
-        if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
-            break;
-        /* an untracked connection would not hold up the drain: refuse it */
-        if (pd_conn_track(loop, sock, listener == loop->api_sock ? PD_L_API : PD_L_ADMIN) != 0) {
-            h2o_socket_close(sock);
-            continue;
-        }
-        h2o_accept(actx, sock);
-    }
-}
-
-static void
-on_accept(h2o_socket_t *listener, const char *err)
-{
-    if (err != NULL)
-        return;
-    /* a few per wakeup; the kernel balances between threads */
-    accept_queued(listener->data, listener, 16);
-}
-
 static void
 on_task(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
@@ -99,14 +61,15 @@ pd_loop_server(pd_loop_t *loop)
 static void
 stop_listening(pd_loop_t *loop)
 {
+    pd_accept_loop_stop(loop);
     if (loop->api_sock != NULL) {
-        accept_queued(loop, loop->api_sock, SIZE_MAX);
+        pd_accept_queued(loop, loop->api_sock, SIZE_MAX);
         h2o_socket_read_stop(loop->api_sock);
         h2o_socket_close(loop->api_sock);
         loop->api_sock = NULL;
     }
     if (loop->admin_sock != NULL) {
-        accept_queued(loop, loop->admin_sock, SIZE_MAX);
+        pd_accept_queued(loop, loop->admin_sock, SIZE_MAX);
         h2o_socket_read_stop(loop->admin_sock);
         h2o_socket_close(loop->admin_sock);
         loop->admin_sock = NULL;
@@ -162,6 +125,7 @@ loop_setup(pd_loop_t *l)
     l->drain_task.fn = on_drain_task;
     l->evloop = h2o_evloop_create();
     h2o_context_init(&l->ctx, l->evloop, &s->gconf);
+    pd_accept_loop_init(l);
     l->queue = h2o_multithread_create_queue(l->ctx.loop);
     h2o_multithread_register_receiver(l->queue, &l->receiver, on_task);
     l->api_accept.ctx = &l->ctx;
@@ -173,13 +137,13 @@ loop_setup(pd_loop_t *l)
     l->tls_gen = 1;
     l->api_sock = h2o_evloop_socket_create(l->evloop, l->api_fd, H2O_SOCKET_FLAG_DONT_READ);
     l->api_sock->data = l;
-    h2o_socket_read_start(l->api_sock, on_accept);
+    pd_accept_start(l->api_sock);
     if (l->admin_fd >= 0) {
         l->admin_accept.ctx = &l->ctx;
         l->admin_accept.hosts = s->admin_hosts;
         l->admin_sock = h2o_evloop_socket_create(l->evloop, l->admin_fd, H2O_SOCKET_FLAG_DONT_READ);
         l->admin_sock->data = l;
-        h2o_socket_read_start(l->admin_sock, on_accept);
+        pd_accept_start(l->admin_sock);
     }
 }
 
@@ -196,6 +160,7 @@ loop_main(void *arg)
     sem_post(&loop->ready);
     while (!atomic_load(&loop->stop)) {
         h2o_evloop_run(loop->evloop, 100);
+        pd_h2guard_sweep(loop);
         if (s->tick_fn != NULL)
             s->tick_fn(false, s->tick_arg);
         if (atomic_load(&s->draining))
@@ -333,6 +298,29 @@ pd_server_on_tick(pd_server_t *s, pd_tick_fn fn, void *arg)
 }
 
 void
+pd_server_on_refused(pd_server_t *s, pd_refused_fn fn, void *arg)
+{
+    s->refused_fn = fn;
+    s->refused_arg = arg;
+}
+
+void
+pd_server_stats(pd_server_t *s, pd_edge_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->refused_max_connections = atomic_load(&s->stats.refused_max_connections);
+    out->refused_per_ip = atomic_load(&s->stats.refused_per_ip);
+    out->out_of_fds = atomic_load(&s->stats.out_of_fds);
+    out->h2_calm = atomic_load(&s->stats.h2_calm);
+    out->h2_request_timeouts = atomic_load(&s->stats.h2_request_timeouts);
+    out->malformed = atomic_load(&s->stats.malformed);
+    if (s->limit != NULL) {
+        out->open_connections = pd_conn_limit_open(s->limit, NULL);
+        out->max_connections = pd_conn_limit_max(s->limit);
+    }
+}
+
+void
 pd_server_on_conn_close(pd_server_t *s, pd_conn_fn fn, void *arg)
 {
     s->conn_fn = fn;
@@ -405,6 +393,14 @@ pd_server_start(pd_server_t *s)
         return r;
     }
     atomic_store(&s->tls_gen, 1);
+    /* chunked bodies are decoded by payd's strict decoder (chunked.c), or not at all */
+    if (!pd_chunked_bound()) {
+        pd_log_error("libh2o's chunked-body decoder is not payd's strict one (phr_decode_chunked is not bound to "
+                     "the executable's definition); refusing to start");
+        return PD_ERR_INTERNAL;
+    }
+    if ((r = pd_accept_setup(s)) != 0)
+        return r;
     setup_globalconf(s);
     if ((s->loops = calloc((size_t)s->nloops, sizeof(*s->loops))) == NULL)
         return PD_ERR_NOMEM;
@@ -562,6 +558,7 @@ pd_server_free(pd_server_t *s)
     if (s->gconf.hosts != NULL)
         h2o_config_dispose(&s->gconf);
     SSL_CTX_free(s->tls_ctx);
+    pd_conn_limit_free(s->limit);
     pthread_mutex_destroy(&s->tls_mu);
     free(s);
 }

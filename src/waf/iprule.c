@@ -181,6 +181,29 @@ refuse(pd_req_t *r, const char *why, const char *client)
     return 1;
 }
 
+/* one hit of the rate rule for the client of r, at now */
+static int64_t
+hit(pd_waf_ip_t *ip, const char *client)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char key[80];
+    snprintf(key, sizeof(key), "ip:%s", client);
+    return pd_cache_hit(ip->cache, key, ip->window_ms, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+void
+pd_waf_ip_count_refused(pd_req_t *r, void *arg)
+{
+    pd_waf_ip_t *ip = arg;
+    char client[64];
+    int family = 0;
+    uint8_t addr[16] = {0};
+    if (!client_addr(ip, r, client, sizeof(client), &family, addr) || in_list(ip->allow, ip->nallow, family, addr))
+        return;
+    (void)hit(ip, client);
+}
+
 int
 pd_waf_ip_filter(pd_req_t *r, void *arg)
 {
@@ -198,11 +221,7 @@ pd_waf_ip_filter(pd_req_t *r, void *arg)
     /* health checks (public routes) are not rate-limited: load balancers poll them */
     if (in_list(ip->allow, ip->nallow, family, addr) || (r->route != NULL && (r->route->flags & PD_ROUTE_PUBLIC)))
         return 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    char key[80];
-    snprintf(key, sizeof(key), "ip:%s", client);
-    if (pd_cache_hit(ip->cache, key, ip->window_ms, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) > ip->limit)
+    if (hit(ip, client) > ip->limit)
         return refuse(r, "rate-rule", client);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -136,6 +137,11 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
             close(fd);
         }
         unsetenv("PAYD_TEST_KEEP"); /* the harness's own switch, not a payd setting */
+        if (opts->nofile > 0) {
+            struct rlimit rl = {(rlim_t)opts->nofile, (rlim_t)opts->nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                _exit(126);
+        }
         for (size_t i = 0; opts->env != NULL && opts->env[i] != NULL; i++)
             putenv((char *)opts->env[i]);
         execv(PAYD_BIN, (char *const *)argv);

@@ -24,6 +24,7 @@ typedef struct {
     const char *const *env;  /* extra NAME=value (NULL-terminated) */
     const char *reuse_dir;   /* start on an existing data dir (restart tests) */
     bool no_wait;            /* do not wait for /readyz */
+    long nofile;             /* > 0: payd's RLIMIT_NOFILE, soft and hard (so payd cannot raise it) */
 } pd_h_opts_t;
 
 /* Starts payd --dev; returns 0 when /readyz answered 200 within 40 s (else it is killed). */
@@ -81,6 +82,43 @@ int pd_h_tls_probe_client(uint16_t port, const char *cert, const char *key, pd_h
  * server closes or 2 s pass. *out gets what was received (malloc'd); *closed tells
  * whether the server closed the connection. Returns 0 when the exchange ran. */
 int pd_h_raw_http1(uint16_t port, const void *req, size_t len, char **out, bool *closed);
+/* A TLS connection to the API port from source address src (NULL: any loopback),
+ * offering ALPN alpn ("h2" or "http/1.1"); reads time out after timeout_ms. NULL on
+ * failure. pd_h_tls_close frees both. */
+typedef struct {
+    int fd;
+    void *ssl_ctx, *ssl; /* SSL_CTX *, SSL * */
+} pd_h_tls_t;
+int pd_h_tls_open(pd_h_tls_t *t, uint16_t port, const char *src, const char *alpn, int timeout_ms);
+void pd_h_tls_close(pd_h_tls_t *t);
+
+/* A minimal HTTP/2 client over pd_h_tls_t (frames and literal HPACK; no flow control
+ * beyond the defaults), for the tests of the edge's HTTP/2 limits. */
+typedef struct {
+    pd_h_tls_t tls;
+    uint8_t in[65536 + 16];
+    size_t inlen;
+} pd_h_h2_t;
+/* connects with ALPN h2 and sends the preface and an empty SETTINGS frame */
+int pd_h_h2_open(pd_h_h2_t *h, uint16_t port, int timeout_ms);
+void pd_h_h2_close(pd_h_h2_t *h);
+/* appends one frame to out (at most cap bytes); returns its length or 0 if it does not fit */
+size_t pd_h_h2_frame(uint8_t *out, size_t cap, uint8_t type, uint8_t flags, uint32_t stream, const void *payload,
+                     size_t len);
+/* a HEADERS frame for method path (authority localhost), extra "name: value" headers
+ * (NULL-terminated, lower-case names) and the given flags (END_STREAM 0x1, END_HEADERS 0x4) */
+size_t pd_h_h2_headers(uint8_t *out, size_t cap, uint32_t stream, uint8_t flags, const char *method, const char *path,
+                       const char *const *extra);
+/* writes all of buf; 0, or -1 once the server has closed */
+int pd_h_h2_write(pd_h_h2_t *h, const void *buf, size_t len);
+/* reads the next frame: 0 (type, flags, stream and up to cap payload bytes into payload,
+ * *len its length), 1 when none arrived within timeout_ms, -1 when the connection closed.
+ * SETTINGS frames from the server are acknowledged on the way. */
+int pd_h_h2_read(pd_h_h2_t *h, int timeout_ms, uint8_t *type, uint8_t *flags, uint32_t *stream, uint8_t *payload,
+                 size_t cap, size_t *len);
+/* CPU time (user + system) a process has used, in clock ticks, from /proc/PID/stat; -1 on error */
+long pd_h_cpu_ticks(int pid);
+
 /* Runs argv, captures stdout+stderr (malloc'd into *out), returns the exit status or -1. */
 int pd_h_run(const char *const *argv, char **out);
 /* A currently free loopback TCP port. */

@@ -101,6 +101,20 @@ rejects_bad_patterns_and_duplicates(void **state)
     pd_router_free(rt);
 }
 
+static void
+refuses_encoded_slash_and_nul_in_raw_paths(void **state)
+{
+    (void)state;
+    assert_null(pd_path_check_raw(PD_VIEW_LIT("/v1/payment_intents/pi_1/cancel")));
+    assert_null(pd_path_check_raw(PD_VIEW_LIT("/v1/customers/a%20b")));
+    assert_null(pd_path_check_raw(PD_VIEW_LIT("/v1/x%252Fy"))); /* decodes to a literal "%2F" */
+    assert_null(pd_path_check_raw(PD_VIEW_LIT("/%2")));         /* too short to be an escape */
+    assert_non_null(pd_path_check_raw(PD_VIEW_LIT("/v1/payment_intents/pi_1%2Fcancel")));
+    assert_non_null(pd_path_check_raw(PD_VIEW_LIT("/v1/payment_intents/pi_1%2fcancel")));
+    assert_non_null(pd_path_check_raw(PD_VIEW_LIT("/v1/payment_intents/pi_1%00junk")));
+    assert_non_null(pd_path_check_raw(PD_VIEW_LIT("%2F")));
+}
+
 int
 main(void)
 {
@@ -108,6 +122,7 @@ main(void)
         cmocka_unit_test(matches_literal_and_parameter_routes),
         cmocka_unit_test(distinguishes_not_found_from_method_not_allowed),
         cmocka_unit_test(rejects_bad_patterns_and_duplicates),
+        cmocka_unit_test(refuses_encoded_slash_and_nul_in_raw_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
