@@ -163,8 +163,15 @@ int pd_merchant_list(pd_db_t *db, pd_rec_fn fn, void *arg) PD_WUR;
 int pd_key_insert(pd_db_t *tx, const pd_key_rec_t *k) PD_WUR;
 int pd_key_by_prefix(pd_db_t *db, const char *prefix, pd_key_rec_t *out) PD_WUR;
 int pd_key_get(pd_db_t *db, const char *id, pd_key_rec_t *out) PD_WUR;
+/* Revokes a key not revoked yet (PD_ERR_NOTFOUND otherwise) and moves the key epoch. */
 int pd_key_revoke(pd_db_t *tx, const char *id, int64_t when) PD_WUR;
-int pd_key_set_expiry(pd_db_t *tx, const char *id, int64_t when) PD_WUR;
+/* Makes a live key (not revoked, not expired at `now`) expire at `when`, or keeps its
+ * earlier expiry; moves the key epoch. PD_ERR_STATE when the key is not live (or absent). */
+int pd_key_set_expiry(pd_db_t *tx, const char *id, int64_t when, int64_t now) PD_WUR;
+/* The store-wide key epoch: it changes whenever a key is revoked or gets an expiry, in
+ * the transaction that does it, so a cache that compares it on every use never serves
+ * a key past its revocation (on any thread or node that reads this database). */
+int pd_key_epoch(pd_db_t *db, int64_t *out) PD_WUR;
 int pd_key_list(pd_db_t *db, const char *merchant_id, pd_rec_fn fn, void *arg) PD_WUR;
 
 /* --- payment methods --- */
