@@ -49,6 +49,9 @@ static const pd_config_key_t keys[] = {
      .help = "webhook deliveries in flight at once"},
     {"webhook_concurrency_per_endpoint", PD_CT_INT, C(webhook_concurrency_per_endpoint), "8", 1, 4096,
      .help = "webhook deliveries in flight at once to one endpoint (an endpoint that hangs holds no more slots)"},
+    {"webhook_live_rules_in_test", PD_CT_BOOL, C(webhook_live_rules_in_test), "false",
+     .help = "apply the live-mode webhook rules to test mode too (https only, no private, loopback or link-local "
+             "targets, at registration and at connect time): for hosts shared by several tenants"},
 };
 #undef C
 

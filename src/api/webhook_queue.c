@@ -226,7 +226,7 @@ make_delivery(pd_api_t *a, pd_db_t *db, pd_arena_t *arena, const due_t *d, pd_de
     }
     o->attempt = d->attempts + 1;
     o->first_at = d->first_at;
-    o->allow_private = !d->livemode;
+    o->allow_private = !d->livemode && !a->cfg->webhook_live_rules_in_test;
     return 0;
 }
 
