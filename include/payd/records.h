@@ -45,7 +45,10 @@ typedef struct {
     char vault_token[PD_ID_MAX];
     char brand[16], last4[5], funding[16], fingerprint[24], country[4], cvc_check[16];
     int exp_month, exp_year;
-    char *billing_name; /* NULL if none */
+    char *billing_name;     /* the clear name, in memory only: NULL if none or not decrypted (a row
+                             * written before version 12 may still hold it in clear) */
+    char *billing_name_enc; /* what is stored: hex envelope of the name under alias/pii, context
+                             * "merchant=M;purpose=billing_name;id=PM" (NULL if none) */
     char *metadata;     /* JSON object text */
     bool used;          /* tokens are single-use */
     int64_t created, seq;
@@ -248,6 +251,9 @@ int pd_event_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemod
 /* --- webhook endpoints --- */
 int pd_we_insert(pd_db_t *tx, const pd_we_rec_t *w) PD_WUR;
 int pd_we_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_we_rec_t *out) PD_WUR;
+/* pd_we_get that also finds a deleted endpoint (a replay of its creation) */
+int pd_we_get_any(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                  pd_we_rec_t *out) PD_WUR;
 /* Marks the endpoint deleted (PD_ERR_NOTFOUND if it is not there) and cancels its
  * pending deliveries in the same write: once it commits, none of them is sent (the
  * webhook queue leases only deliveries of live endpoints). */
@@ -264,6 +270,8 @@ typedef struct {
     int status;
     char *body; /* stored response */
     int64_t created;
+    char *redacted; /* NULL, or what was left out of body and how to get it back ("we_secret:ID",
+                     * "pm_name:ID"): a replay re-derives it from that record through the vault */
 } pd_idem_rec_t;
 /* The record of key for (merchant, mode); PD_ERR_NOTFOUND if none. */
 int pd_idem_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *key,
@@ -279,6 +287,9 @@ int pd_idem_expired(pd_db_t *db, int64_t before, bool *any) PD_WUR;
 int pd_idem_purge(pd_db_t *tx, int64_t before, int64_t limit) PD_WUR;
 int pd_idem_complete(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status,
                      pd_view_t body) PD_WUR;
+/* pd_idem_complete for a body that had a secret taken out (redacted names it) */
+int pd_idem_complete_redacted(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status,
+                              pd_view_t body, const char *redacted) PD_WUR;
 /* drops an in-flight claim whose request produced no stored response */
 int pd_idem_release(pd_db_t *tx, const char *merchant, bool livemode, const char *key) PD_WUR;
 

@@ -119,8 +119,18 @@ write_we(pd_db_t *tx, pd_op_t *op)
         return r;
     pd_jw_init(&w, &op->body);
     pd_render_we(&w, &c->we, c->secret);
-    r = pd_op_respond_json(op, 200, &w);
-    return r;
+    if ((r = pd_op_respond_json(op, 200, &w)) != 0 || !op->has_idem)
+        return r;
+    /* the idempotency record keeps the response without the secret: a replay decrypts
+     * it from the endpoint's record */
+    char *red = pd_arena_alloc(&op->r->arena, PD_ID_MAX + 16);
+    if (red == NULL)
+        return PD_ERR_NOMEM;
+    snprintf(red, PD_ID_MAX + 16, "we_secret:%s", c->we.id);
+    pd_buf_reset(&op->idem_body);
+    pd_jw_init(&w, &op->idem_body);
+    pd_render_we(&w, &c->we, NULL);
+    return pd_op_store_redacted(op, &w, red);
 }
 
 static void
