@@ -36,6 +36,7 @@ typedef struct {
     int64_t webhook_concurrency;              /* attempts in flight at once ... */
     int64_t webhook_concurrency_per_endpoint; /* ... and to one endpoint */
     bool webhook_live_rules_in_test; /* test-mode endpoints too: https only, no private addresses */
+    bool refuse_card_numbers_in_text; /* a Luhn-valid 13-19 digit run in description/metadata: 400 */
 } pd_api_config_t;
 
 int pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c) PD_WUR;

@@ -256,5 +256,9 @@ int pd_recovery_once(pd_api_t *a, int64_t older_than);
 int pd_auth_filter(pd_req_t *r, void *arg);
 /* refuses Stripe-Account and expand[] (unsupported.c); a PD_STAGE_PARSED filter */
 int pd_unsupported_filter(pd_req_t *r, void *arg);
+/* A PD_STAGE_PARSED filter (free_text.c): refuses a card number in free text (arg: the api). */
+int pd_free_text_filter(pd_req_t *r, void *arg);
+/* true when v holds a Luhn-valid run of 13 to 19 digits (single spaces or dashes between them allowed) */
+bool pd_text_has_card_number(pd_view_t v);
 
 #endif

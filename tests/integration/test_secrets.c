@@ -348,7 +348,8 @@ live_rules_apply_to_test_mode_when_set(void **state)
 {
     (void)state;
     pd_h_payd_t p2;
-    const char *env[] = {"PAYD_PAYMENTS_WEBHOOK_LIVE_RULES_IN_TEST=true", NULL};
+    const char *env[] = {"PAYD_PAYMENTS_WEBHOOK_LIVE_RULES_IN_TEST=true", "PAYD_PAYMENTS_REFUSE_CARD_NUMBERS_IN_TEXT=false",
+                         NULL};
     pd_h_opts_t o = {.env = env};
     assert_int_equal(pd_h_start(&p2, &o), 0);
     char path[400], sk[128] = "";
@@ -373,8 +374,54 @@ live_rules_apply_to_test_mode_when_set(void **state)
                                  "url=https://8.8.8.8/hook&enabled_events[]=*", NULL, &j),
                      200);
     json_decref(j);
+    /* this instance also turned the free-text card number check off */
+    assert_int_equal(api_call_as(&p2, sk, "POST", "/v1/payment_intents",
+                                 "amount=100&currency=usd&metadata[note]=4000056655665556", NULL, &j),
+                     200);
+    json_decref(j);
     assert_int_equal(pd_h_stop(&p2, SIGTERM, 15000), 0);
     pd_h_cleanup(&p2);
+}
+
+/* a card number pasted into free text is refused, the parameter named; nothing is stored */
+static void
+card_numbers_in_free_text_are_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *body, *param;
+    } cases[] = {
+        {"/v1/payment_intents", "amount=100&currency=usd&description=card%204242%204242%204242%204242",
+         "description"},
+        {"/v1/payment_intents", "amount=100&currency=usd&metadata[note]=4000056655665556", "metadata[note]"},
+        {"/v1/payment_intents", "amount=100&currency=usd&metadata[4242424242424242]=x", "metadata"},
+        {"/v1/payment_intents", "{\"amount\":100,\"currency\":\"usd\",\"metadata\":{\"n\":\"5555-5555-5555-4444\"}}",
+         "metadata[n]"},
+        {"/v1/payment_methods",
+         "type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2031&metadata[c]=378282246310005",
+         "metadata[c]"},
+        {"/v1/webhook_endpoints", "url=http://127.0.0.1:9/hook&enabled_events[]=*&description=6011111111111117",
+         "description"},
+    };
+    long before = api_sql_long(&payd, "payd.db", "SELECT COUNT(*) FROM payment_intents");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j;
+        long st = api_call(&payd, "POST", cases[i].path, cases[i].body, &j);
+        if (st != 400)
+            fail_msg("%s %s: %ld %s", cases[i].path, cases[i].body, st, json_dumps(j, 0));
+        expect_error(j, "parameter_invalid", cases[i].param);
+        assert_non_null(strstr(jstr(j, "error.message"), "card number"));
+        json_decref(j);
+    }
+    assert_int_equal(api_sql_long(&payd, "payd.db", "SELECT COUNT(*) FROM payment_intents"), before);
+    /* digits that are not a card number pass */
+    json_t *j;
+    assert_int_equal(api_call(&payd, "POST", "/v1/payment_intents",
+                              "amount=100&currency=usd&description=order%2012345&metadata[ref]=4242424242424241", &j),
+                     200);
+    json_decref(j);
+    not_on_disk("a card number in free text", "4000056655665556");
+    not_on_disk("a card number in free text", "5555-5555-5555-4444");
 }
 
 int
@@ -384,6 +431,7 @@ main(void)
         cmocka_unit_test(secrets_are_not_stored_in_clear),
         cmocka_unit_test(webhook_urls_are_read_as_curl_reads_them),
         cmocka_unit_test(live_rules_apply_to_test_mode_when_set),
+        cmocka_unit_test(card_numbers_in_free_text_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
