@@ -35,6 +35,8 @@ typedef struct {
     int64_t webhook_timeout_ms;
     int64_t webhook_concurrency;              /* attempts in flight at once ... */
     int64_t webhook_concurrency_per_endpoint; /* ... and to one endpoint */
+    bool webhook_live_rules_in_test; /* test-mode endpoints too: https only, no private addresses */
+    bool refuse_card_numbers_in_text; /* a Luhn-valid 13-19 digit run in description/metadata: 400 */
 } pd_api_config_t;
 
 int pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c) PD_WUR;
@@ -78,6 +80,17 @@ int pd_api_create_merchant(pd_store_t *store, const uint8_t *pepper, size_t pepp
 int pd_api_create_key(pd_store_t *store, const uint8_t *pepper, size_t pepper_len, const char *merchant_id,
                       const char *kind, bool livemode, const char *scopes, int64_t expires_at, char *key_out,
                       size_t key_cap, char *key_id_out) PD_WUR;
+/* Replaces a live key (not revoked, not expired): a new key of the same merchant, kind,
+ * mode and scopes is stored and the old one expires grace_s seconds from now (or at
+ * its earlier expiry), in one transaction. PD_ERR_NOTFOUND: no such key;
+ * PD_ERR_STATE: the key is revoked or expired (a dead key stays dead). */
+int pd_api_roll_key(pd_store_t *store, const uint8_t *pepper, size_t pepper_len, const char *key_id, int64_t grace_s,
+                    char *key_out, size_t key_cap, char *key_id_out) PD_WUR;
+/* Checks the scopes of a restricted key: "resource:level" items separated by commas,
+ * no spaces, each resource one of the API's (payment_intents, refunds, ...) at most
+ * once, each level read or write. 0, or PD_ERR_INVALID with the reason and the
+ * accepted values in err. pd_api_create_key refuses what this refuses. */
+int pd_api_scopes_check(const char *scopes, char *err, size_t err_cap) PD_WUR;
 /* HMAC-SHA256 of a key under the pepper, hex. */
 int pd_api_key_hash(const uint8_t *pepper, size_t pepper_len, pd_view_t key, char out[65]) PD_WUR;
 

@@ -45,7 +45,10 @@ typedef struct {
     char vault_token[PD_ID_MAX];
     char brand[16], last4[5], funding[16], fingerprint[24], country[4], cvc_check[16];
     int exp_month, exp_year;
-    char *billing_name; /* NULL if none */
+    char *billing_name;     /* the clear name, in memory only: NULL if none or not decrypted (a row
+                             * written before version 12 may still hold it in clear) */
+    char *billing_name_enc; /* what is stored: hex envelope of the name under alias/pii, context
+                             * "merchant=M;purpose=billing_name;id=PM" (NULL if none) */
     char *metadata;     /* JSON object text */
     bool used;          /* tokens are single-use */
     int64_t created, seq;
@@ -163,8 +166,15 @@ int pd_merchant_list(pd_db_t *db, pd_rec_fn fn, void *arg) PD_WUR;
 int pd_key_insert(pd_db_t *tx, const pd_key_rec_t *k) PD_WUR;
 int pd_key_by_prefix(pd_db_t *db, const char *prefix, pd_key_rec_t *out) PD_WUR;
 int pd_key_get(pd_db_t *db, const char *id, pd_key_rec_t *out) PD_WUR;
+/* Revokes a key not revoked yet (PD_ERR_NOTFOUND otherwise) and moves the key epoch. */
 int pd_key_revoke(pd_db_t *tx, const char *id, int64_t when) PD_WUR;
-int pd_key_set_expiry(pd_db_t *tx, const char *id, int64_t when) PD_WUR;
+/* Makes a live key (not revoked, not expired at `now`) expire at `when`, or keeps its
+ * earlier expiry; moves the key epoch. PD_ERR_STATE when the key is not live (or absent). */
+int pd_key_set_expiry(pd_db_t *tx, const char *id, int64_t when, int64_t now) PD_WUR;
+/* The store-wide key epoch: it changes whenever a key is revoked or gets an expiry, in
+ * the transaction that does it, so a cache that compares it on every use never serves
+ * a key past its revocation (on any thread or node that reads this database). */
+int pd_key_epoch(pd_db_t *db, int64_t *out) PD_WUR;
 int pd_key_list(pd_db_t *db, const char *merchant_id, pd_rec_fn fn, void *arg) PD_WUR;
 
 /* --- payment methods --- */
@@ -241,6 +251,9 @@ int pd_event_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemod
 /* --- webhook endpoints --- */
 int pd_we_insert(pd_db_t *tx, const pd_we_rec_t *w) PD_WUR;
 int pd_we_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_we_rec_t *out) PD_WUR;
+/* pd_we_get that also finds a deleted endpoint (a replay of its creation) */
+int pd_we_get_any(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                  pd_we_rec_t *out) PD_WUR;
 /* Marks the endpoint deleted (PD_ERR_NOTFOUND if it is not there) and cancels its
  * pending deliveries in the same write: once it commits, none of them is sent (the
  * webhook queue leases only deliveries of live endpoints). */
@@ -257,6 +270,8 @@ typedef struct {
     int status;
     char *body; /* stored response */
     int64_t created;
+    char *redacted; /* NULL, or what was left out of body and how to get it back ("we_secret:ID",
+                     * "pm_name:ID"): a replay re-derives it from that record through the vault */
 } pd_idem_rec_t;
 /* The record of key for (merchant, mode); PD_ERR_NOTFOUND if none. */
 int pd_idem_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *key,
@@ -272,6 +287,9 @@ int pd_idem_expired(pd_db_t *db, int64_t before, bool *any) PD_WUR;
 int pd_idem_purge(pd_db_t *tx, int64_t before, int64_t limit) PD_WUR;
 int pd_idem_complete(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status,
                      pd_view_t body) PD_WUR;
+/* pd_idem_complete for a body that had a secret taken out (redacted names it) */
+int pd_idem_complete_redacted(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status,
+                              pd_view_t body, const char *redacted) PD_WUR;
 /* drops an in-flight claim whose request produced no stored response */
 int pd_idem_release(pd_db_t *tx, const char *merchant, bool livemode, const char *key) PD_WUR;
 

@@ -26,6 +26,7 @@ typedef struct {
     int max_in_flight;        /* webhook attempts at once */
     int per_endpoint;         /* ... to one endpoint */
     int64_t timeout_ms;       /* of one attempt */
+    bool live_rules_in_test;  /* test-mode deliveries refuse private targets as live mode does */
 } pd_relay_opts_t;
 
 /* Starts the webhook engine and the relay thread. */

@@ -83,7 +83,11 @@ void pd_webhook_engine_kick(pd_webhook_engine_t *e);
 void pd_webhook_engine_stop(pd_webhook_engine_t *e);
 
 /* SSRF rule for live mode: true when the address is loopback, private, link-local,
- * unique-local, multicast, unspecified or otherwise not publicly routable. */
+ * unique-local, multicast, unspecified or otherwise not publicly routable. IPv6 forms
+ * that embed an IPv4 address (::ffff:a.b.c.d, ::ffff:0:a.b.c.d, NAT64 64:ff9b::/96,
+ * 6to4 2002::/16) are judged by that address; IPv4-compatible ::a.b.c.d, local-use
+ * NAT64 64:ff9b:1::/48, discard 100::/64 and Teredo 2001::/32 are always private.
+ * Used both when an endpoint is registered and when libcurl connects. */
 struct sockaddr;
 bool pd_addr_is_private(const struct sockaddr *sa);
 

@@ -49,6 +49,12 @@ static const pd_config_key_t keys[] = {
      .help = "webhook deliveries in flight at once"},
     {"webhook_concurrency_per_endpoint", PD_CT_INT, C(webhook_concurrency_per_endpoint), "8", 1, 4096,
      .help = "webhook deliveries in flight at once to one endpoint (an endpoint that hangs holds no more slots)"},
+    {"webhook_live_rules_in_test", PD_CT_BOOL, C(webhook_live_rules_in_test), "false",
+     .help = "apply the live-mode webhook rules to test mode too (https only, no private, loopback or link-local "
+             "targets, at registration and at connect time): for hosts shared by several tenants"},
+    {"refuse_card_numbers_in_text", PD_CT_BOOL, C(refuse_card_numbers_in_text), "true",
+     .help = "refuse (400) a description, statement descriptor or metadata holding a Luhn-valid run of 13 to 19 "
+             "digits: card data is not stored in free text"},
 };
 #undef C
 
@@ -115,7 +121,9 @@ pd_api_register(pd_api_t *a, pd_router_t *rt, pd_server_t *srv)
         return r;
     pd_server_set_user(srv, a);
     r = pd_server_add_filter(srv, PD_STAGE_EARLY, pd_auth_filter, a);
-    return r != 0 ? r : pd_server_add_filter(srv, PD_STAGE_PARSED, pd_unsupported_filter, a);
+    if (r == 0)
+        r = pd_server_add_filter(srv, PD_STAGE_PARSED, pd_unsupported_filter, a);
+    return r != 0 ? r : pd_server_add_filter(srv, PD_STAGE_PARSED, pd_free_text_filter, a);
 }
 
 int
@@ -133,7 +141,8 @@ pd_api_start(pd_api_t *a)
                           .vault = a->vault->api,
                           .max_in_flight = (int)a->cfg->webhook_concurrency,
                           .per_endpoint = (int)a->cfg->webhook_concurrency_per_endpoint,
-                          .timeout_ms = a->cfg->webhook_timeout_ms};
+                          .timeout_ms = a->cfg->webhook_timeout_ms,
+                          .live_rules_in_test = a->cfg->webhook_live_rules_in_test};
     r = pd_relay_start(&a->relay, &ro);
     pd_recovery_opts_t wo = {.store = a->store,
                              .proc = a->proc,

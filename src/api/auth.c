@@ -30,6 +30,127 @@ pd_api_key_hash(const uint8_t *pepper, size_t pepper_len, pd_view_t key, char ou
     return r;
 }
 
+/* --- scopes of restricted keys --- */
+
+/* true when some route names this resource (the list restricted keys may be scoped to) */
+static bool
+known_resource(const char *p, size_t n)
+{
+    for (size_t i = 0; i < pd_api_routes_n; i++) {
+        const char *res = pd_api_routes[i].resource;
+        if (res != NULL && strlen(res) == n && memcmp(res, p, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* the accepted resources, comma-separated, each once, in route order */
+static void
+resource_list(char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < pd_api_routes_n; i++) {
+        const char *res = pd_api_routes[i].resource;
+        bool seen = false;
+        if (res == NULL)
+            continue;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = pd_api_routes[j].resource != NULL && strcmp(pd_api_routes[j].resource, res) == 0;
+        if (seen)
+            continue;
+        int n = snprintf(out + len, cap - len, "%s%s", len ? ", " : "", res);
+        if (n < 0 || (size_t)n >= cap - len)
+            return;
+        len += (size_t)n;
+    }
+}
+
+int
+pd_api_scopes_check(const char *scopes, char *err, size_t err_cap)
+{
+    char list[400];
+    int r = PD_ERR_INVALID;
+    resource_list(list, sizeof(list));
+    if (scopes == NULL || scopes[0] == '\0') {
+        snprintf(err, err_cap, "a restricted key needs scopes: resource:read or resource:write, comma-separated "
+                               "(resources: %s)", list);
+        return r;
+    }
+    if (strlen(scopes) >= sizeof(((pd_key_rec_t *)0)->scopes)) {
+        snprintf(err, err_cap, "the scopes are longer than %zu characters", sizeof(((pd_key_rec_t *)0)->scopes) - 1);
+        return r;
+    }
+    for (const char *p = scopes;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *colon = memchr(p, ':', n);
+        size_t rl = colon ? (size_t)(colon - p) : n;
+        if (colon == NULL || !known_resource(p, rl)) {
+            snprintf(err, err_cap, "unknown scope resource \"%.*s\" in \"%.*s\": the accepted resources are %s",
+                     (int)(rl > 64 ? 64 : rl), p, (int)(n > 80 ? 80 : n), p, list);
+            return r;
+        }
+        const char *lv = colon + 1;
+        size_t ll = n - rl - 1;
+        if (!((ll == 4 && memcmp(lv, "read", 4) == 0) || (ll == 5 && memcmp(lv, "write", 5) == 0))) {
+            snprintf(err, err_cap, "unknown scope level \"%.*s\" in \"%.*s\": the accepted levels are read and write",
+                     (int)(ll > 64 ? 64 : ll), lv, (int)(n > 80 ? 80 : n), p);
+            return r;
+        }
+        /* one level per resource: a second one would be ignored by the filter */
+        for (const char *q = scopes; q < p;) {
+            const char *qe = strchr(q, ',');
+            if (strncmp(q, p, rl + 1) == 0) {
+                snprintf(err, err_cap, "the scope resource \"%.*s\" is given twice", (int)rl, p);
+                return r;
+            }
+            q = qe + 1;
+        }
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* a new key's text and record (not stored) */
+static int
+make_key(const char *merchant_id, const char *kind, bool livemode, const char *scopes, int64_t expires_at,
+         const uint8_t *pepper, size_t pepper_len, char *key_out, size_t key_cap, pd_key_rec_t *k)
+{
+    const char *p = strcmp(kind, "secret") == 0 ? "sk" : strcmp(kind, "publishable") == 0 ? "pk"
+                                                     : strcmp(kind, "restricted") == 0 ? "rk" : NULL;
+    char err[8];
+    int r;
+    if (p == NULL || key_cap < 48)
+        return PD_ERR_INVALID;
+    /* scopes belong to restricted keys, and only scopes that grant something */
+    if (strcmp(kind, "restricted") == 0 ? pd_api_scopes_check(scopes, err, sizeof(err)) != 0
+                                        : scopes != NULL && scopes[0] != '\0')
+        return PD_ERR_INVALID;
+    memset(k, 0, sizeof(*k));
+    int n = snprintf(key_out, key_cap, "%s_%s_", p, livemode ? "live" : "test");
+    if ((r = pd_secret_base62(key_out + n, 32)) != 0)
+        return r;
+    key_out[n + 32] = '\0';
+    if ((r = pd_id_new("key", k->id, sizeof(k->id))) != 0 ||
+        (r = pd_api_key_hash(pepper, pepper_len, pd_view_cstr(key_out), k->hash)) != 0) {
+        OPENSSL_cleanse(key_out, key_cap);
+        return r;
+    }
+    snprintf(k->merchant_id, sizeof(k->merchant_id), "%s", merchant_id);
+    snprintf(k->kind, sizeof(k->kind), "%s", kind);
+    k->livemode = livemode;
+    memcpy(k->prefix, key_out, PD_KEY_PREFIX_LEN);
+    k->prefix[PD_KEY_PREFIX_LEN] = '\0';
+    snprintf(k->last4, sizeof(k->last4), "%s", key_out + strlen(key_out) - 4);
+    snprintf(k->scopes, sizeof(k->scopes), "%s", scopes ? scopes : "");
+    k->created = pd_unix_now();
+    k->expires_at = expires_at;
+    return 0;
+}
+
 static int
 insert_key(pd_db_t *tx, void *arg)
 {
@@ -42,33 +163,54 @@ pd_api_create_key(pd_store_t *store, const uint8_t *pepper, size_t pepper_len, c
                   size_t key_cap, char *key_id_out)
 {
     pd_key_rec_t k;
-    const char *p = strcmp(kind, "secret") == 0 ? "sk" : strcmp(kind, "publishable") == 0 ? "pk"
-                                                     : strcmp(kind, "restricted") == 0 ? "rk" : NULL;
-    int r;
-    if (p == NULL || key_cap < 48)
-        return PD_ERR_INVALID;
-    memset(&k, 0, sizeof(k));
-    int n = snprintf(key_out, key_cap, "%s_%s_", p, livemode ? "live" : "test");
-    if ((r = pd_secret_base62(key_out + n, 32)) != 0)
-        return r;
-    key_out[n + 32] = '\0';
-    if ((r = pd_id_new("key", k.id, sizeof(k.id))) != 0 ||
-        (r = pd_api_key_hash(pepper, pepper_len, pd_view_cstr(key_out), k.hash)) != 0)
-        goto out;
-    snprintf(k.merchant_id, sizeof(k.merchant_id), "%s", merchant_id);
-    snprintf(k.kind, sizeof(k.kind), "%s", kind);
-    k.livemode = livemode;
-    memcpy(k.prefix, key_out, PD_KEY_PREFIX_LEN);
-    k.prefix[PD_KEY_PREFIX_LEN] = '\0';
-    snprintf(k.last4, sizeof(k.last4), "%s", key_out + strlen(key_out) - 4);
-    snprintf(k.scopes, sizeof(k.scopes), "%s", scopes ? scopes : "");
-    k.created = pd_unix_now();
-    k.expires_at = expires_at;
-    r = pd_store_write_sync(store, insert_key, &k);
+    int r = make_key(merchant_id, kind, livemode, scopes, expires_at, pepper, pepper_len, key_out, key_cap, &k);
+    if (r == 0)
+        r = pd_store_write_sync(store, insert_key, &k);
     if (r == 0 && key_id_out != NULL)
         snprintf(key_id_out, PD_ID_MAX, "%s", k.id);
-out:
     if (r != 0)
+        OPENSSL_cleanse(key_out, key_cap);
+    return r;
+}
+
+typedef struct {
+    const char *old_id;
+    int64_t grace_s, now;
+    const uint8_t *pepper;
+    size_t pepper_len;
+    char *key_out;
+    size_t key_cap;
+    pd_key_rec_t k;
+} roll_t;
+
+/* one transaction: the old key is live now, the new key is stored, the old one expires */
+static int
+write_roll(pd_db_t *tx, void *arg)
+{
+    roll_t *x = arg;
+    pd_key_rec_t old;
+    int r = pd_key_get(tx, x->old_id, &old);
+    if (r != 0)
+        return r;
+    if (old.revoked_at != 0 || (old.expires_at != 0 && old.expires_at <= x->now))
+        return PD_ERR_STATE;
+    if ((r = make_key(old.merchant_id, old.kind, old.livemode, old.scopes, 0, x->pepper, x->pepper_len, x->key_out,
+                      x->key_cap, &x->k)) != 0 ||
+        (r = pd_key_insert(tx, &x->k)) != 0 ||
+        (r = pd_key_set_expiry(tx, x->old_id, x->now + x->grace_s, x->now)) != 0)
+        return r;
+    return 0;
+}
+
+int
+pd_api_roll_key(pd_store_t *store, const uint8_t *pepper, size_t pepper_len, const char *key_id, int64_t grace_s,
+                char *key_out, size_t key_cap, char *key_id_out)
+{
+    roll_t x = {key_id, grace_s, pd_unix_now(), pepper, pepper_len, key_out, key_cap, {{0}}};
+    int r = pd_store_write_sync(store, write_roll, &x);
+    if (r == 0)
+        snprintf(key_id_out, PD_ID_MAX, "%s", x.k.id);
+    else
         OPENSSL_cleanse(key_out, key_cap);
     return r;
 }
@@ -109,6 +251,7 @@ typedef struct {
 } cache_slot_t;
 
 static _Thread_local cache_slot_t key_cache[CACHE_SLOTS];
+static _Thread_local int64_t cache_epoch = -1;
 
 static size_t
 slot_of(const char *prefix)
@@ -119,17 +262,35 @@ slot_of(const char *prefix)
     return h % CACHE_SLOTS;
 }
 
-/* the key's record: from this thread's cache (2 s) or the database */
+/*
+ * The key's record, from this thread's cache or the database. Every request reads
+ * the store's key epoch, which a revocation or an expiry moves in its own
+ * transaction: once `payctl keys revoke` has returned, the next request on any loop
+ * thread (and any node on the same database) finds a new epoch, drops its cached
+ * keys and reads the revoked one. The cache saves the key's row, not the check; the
+ * TTL bounds only how long other changes of a key (its limits) take to be seen.
+ */
 static int
 lookup(pd_req_t *r, const char *prefix, pd_key_rec_t *out)
 {
+    pd_db_t *db = pd_reader(r);
     cache_slot_t *s = &key_cache[slot_of(prefix)];
     uint64_t now = pd_mono_ms();
+    int64_t epoch = -1;
+    if (db == NULL)
+        return PD_ERR_INTERNAL;
+    int rc = pd_key_epoch(db, &epoch);
+    if (rc != 0)
+        return rc;
+    if (epoch != cache_epoch) {
+        memset(key_cache, 0, sizeof(key_cache));
+        cache_epoch = epoch;
+    }
     if (s->used && strcmp(s->rec.prefix, prefix) == 0 && now - s->fetched_ms < CACHE_TTL_MS) {
         *out = s->rec;
         return 0;
     }
-    int rc = pd_key_by_prefix(pd_reader(r), prefix, out);
+    rc = pd_key_by_prefix(db, prefix, out);
     if (rc == 0) {
         s->rec = *out;
         s->fetched_ms = now;

@@ -68,6 +68,8 @@ struct pd_op {
     int rc;               /* result of the last write */
     int status;           /* final response, once known (0: not yet) */
     pd_buf_t body;
+    pd_buf_t idem_body;   /* with idem_redacted: what is stored with the key instead of body */
+    const char *idem_redacted;
     int64_t now;
     void *ctx;            /* the handler's state */
     pd_step_t *step;      /* its processor step, if it has one */
@@ -87,6 +89,20 @@ void pd_op_commit_early(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn committ
 void pd_op_finish(pd_op_t *op);
 /* Inside a write: sets the final response (rendered JSON) to store with the idempotency key. */
 int pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w);
+/* Inside a write, after pd_op_respond_json: the response holds a secret, so the
+ * idempotency key stores `stored` (rendered into op->idem_body: the response without
+ * it) and `redacted` ("we_secret:ID", "pm_name:ID", see redact.c), from which a replay
+ * re-derives it through the vault. No secret, key or card data is stored in a replay body. */
+int pd_op_store_redacted(pd_op_t *op, pd_jw_t *stored, const char *redacted);
+/* Replays a complete record whose body had a secret taken out (redact.c): answers later. */
+void pd_redact_replay(pd_op_t *op);
+/* The encryption context of a payment method's cardholder name under alias/pii. */
+void pd_pii_context(char *out, size_t cap, const char *merchant, const char *pm_id);
+/* Decrypts a hex envelope through the vault (api principal) and calls fn on r's loop
+ * with the clear value (wiped after fn returns; NULL when rc != 0). Holds r. 0 when the
+ * call is under way; else nothing was sent and fn is not called. */
+typedef void (*pd_secret_fn)(pd_req_t *r, void *arg, int rc, const char *value);
+int pd_secret_open(pd_req_t *r, const char *context, const char *env_hex, pd_secret_fn fn, void *arg) PD_WUR;
 /* Inside a write: a Stripe error as the final response. */
 int pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
@@ -186,5 +202,9 @@ extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_
 int pd_auth_filter(pd_req_t *r, void *arg);
 /* refuses Stripe-Account and expand[] (unsupported.c); a PD_STAGE_PARSED filter */
 int pd_unsupported_filter(pd_req_t *r, void *arg);
+/* A PD_STAGE_PARSED filter (free_text.c): refuses a card number in free text (arg: the api). */
+int pd_free_text_filter(pd_req_t *r, void *arg);
+/* true when v holds a Luhn-valid run of 13 to 19 digits (single spaces or dashes between them allowed) */
+bool pd_text_has_card_number(pd_view_t v);
 
 #endif

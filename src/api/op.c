@@ -30,6 +30,7 @@ pd_op_new(pd_req_t *r, void *ctx)
     op->ctx = ctx;
     op->now = pd_unix_now();
     pd_buf_init(&op->body, RESP_MAX);
+    pd_buf_init(&op->idem_body, RESP_MAX);
     pd_view_t key = pd_req_header(r, "idempotency-key");
     if (key.p != NULL) {
         if (key.len == 0 || key.len > 255) {
@@ -75,6 +76,15 @@ pd_op_respond_json(pd_op_t *op, int status, pd_jw_t *w)
 }
 
 int
+pd_op_store_redacted(pd_op_t *op, pd_jw_t *stored, const char *redacted)
+{
+    int r = pd_jw_finish(stored);
+    if (r == 0)
+        op->idem_redacted = redacted;
+    return r;
+}
+
+int
 pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const char *param, const char *extra_json,
             const char *fmt, ...)
 {
@@ -107,10 +117,14 @@ write_wrapper(pd_db_t *tx, void *arg)
         op->claimed = claimed_now = true;
     }
     op->status = 0;
+    op->idem_redacted = NULL;
     r = op->write(tx, op);
     if (r == 0 && op->status != 0 && op->has_idem)
-        r = pd_idem_complete(tx, op->auth->merchant_id, op->auth->livemode, op->idem_key, op->status,
-                             pd_buf_view(&op->body));
+        r = op->idem_redacted != NULL
+                ? pd_idem_complete_redacted(tx, op->auth->merchant_id, op->auth->livemode, op->idem_key, op->status,
+                                            pd_buf_view(&op->idem_body), op->idem_redacted)
+                : pd_idem_complete(tx, op->auth->merchant_id, op->auth->livemode, op->idem_key, op->status,
+                                   pd_buf_view(&op->body));
     if (r != 0 && claimed_now)
         op->claimed = false; /* the savepoint rolls the claim back too */
     return r;
@@ -182,6 +196,10 @@ replay(pd_op_t *op)
                       NULL);
         return;
     }
+    if (e->redacted != NULL) {
+        pd_redact_replay(op); /* the stored body lacks a secret: re-derived through the vault */
+        return;
+    }
     pd_resp_header(r, "Idempotent-Replayed", "true");
     r->status = e->status;
     pd_resp_json(r, e->status, pd_view_cstr(e->body));
@@ -220,4 +238,5 @@ pd_op_finish(pd_op_t *op)
         pd_resp_error(r, 500, "api_error", NULL, "An error occurred while processing the request.", NULL);
     }
     pd_buf_free(&op->body);
+    pd_buf_free(&op->idem_body);
 }

@@ -10,6 +10,8 @@
 #include <openssl/crypto.h>
 
 #include "api/internal.h"
+#include "payd/crypto.h"
+#include "payd/log.h"
 #include "payd/time.h"
 
 typedef struct {
@@ -99,7 +101,49 @@ write_pm(pd_db_t *tx, pd_op_t *op)
         return r;
     pd_jw_init(&w, &op->body);
     pd_render_pm(&w, &c->pm);
-    return pd_op_respond_json(op, 200, &w);
+    if ((r = pd_op_respond_json(op, 200, &w)) != 0 || !op->has_idem || c->pm.billing_name == NULL ||
+        strcmp(c->pm.object, "token") == 0)
+        return r;
+    /* the idempotency record keeps the response without the name: a replay decrypts it
+     * from the payment method's record */
+    char *red = pd_arena_alloc(&op->r->arena, PD_ID_MAX + 16);
+    if (red == NULL)
+        return PD_ERR_NOMEM;
+    snprintf(red, PD_ID_MAX + 16, "pm_name:%s", c->pm.id);
+    pd_pm_rec_t shown = c->pm;
+    shown.billing_name = NULL;
+    pd_buf_reset(&op->idem_body);
+    pd_jw_init(&w, &op->idem_body);
+    pd_render_pm(&w, &shown);
+    return pd_op_store_redacted(op, &w, red);
+}
+
+static void
+after_name_encrypted(pd_task_t *t)
+{
+    pm_ctx_t *c = (pm_ctx_t *)((char *)t - offsetof(pm_ctx_t, task));
+    if (c->vault_rc != 0) {
+        pd_resp_error(c->op->r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
+        return;
+    }
+    pd_op_commit(c->op, write_pm, NULL);
+}
+
+static void
+on_name_encrypted(void *arg, int rc, const pd_vault_reply_t *reply)
+{
+    pm_ctx_t *c = arg;
+    c->vault_rc = rc;
+    if (rc == 0) {
+        char *hex = pd_arena_alloc(&c->op->r->arena, reply->data.len * 2 + 1);
+        if (hex == NULL)
+            c->vault_rc = PD_ERR_NOMEM;
+        else
+            pd_hex(reply->data.p, reply->data.len, hex);
+        c->pm.billing_name_enc = hex;
+    }
+    c->task.fn = after_name_encrypted;
+    pd_loop_post(c->op->r->loop, &c->task);
 }
 
 static void
@@ -138,7 +182,17 @@ after_tokenize(pd_task_t *t)
     p->metadata = (char *)c->metadata;
     p->created = op->now;
     p->seq = pd_next_seq();
-    pd_op_commit(op, write_pm, NULL);
+    if (p->billing_name == NULL || p->billing_name[0] == '\0') {
+        p->billing_name = NULL;
+        pd_op_commit(op, write_pm, NULL);
+        return;
+    }
+    /* the cardholder name is stored encrypted under alias/pii, bound to this merchant and payment method */
+    char ctx[200];
+    pd_pii_context(ctx, sizeof(ctx), p->merchant_id, p->id);
+    if (pd_vault_encrypt(op->api->vault->api, "alias/pii", pd_view_cstr(ctx), pd_view_cstr(p->billing_name),
+                         on_name_encrypted, c) != 0)
+        pd_resp_error(op->r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
 }
 
 static void
@@ -206,17 +260,47 @@ render_pm_cb(pd_jw_t *w, const void *rec)
     pd_render_pm(w, rec);
 }
 
+static void
+name_opened(pd_req_t *r, void *arg, int rc, const char *name)
+{
+    pd_pm_rec_t *p = arg;
+    if (rc != 0) {
+        pd_log_error("cannot decrypt a cardholder name", PD_LS("payment_method", p->id), PD_LERR(rc));
+        pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
+        return;
+    }
+    p->billing_name = (char *)name;
+    pd_buf_t b;
+    pd_jw_t w;
+    pd_buf_init(&b, RESP_MAX);
+    pd_jw_init(&w, &b);
+    pd_render_pm(&w, p);
+    p->billing_name = NULL;
+    pd_resp_jw(r, 200, &w);
+    pd_buf_free_secure(&b);
+}
+
 void
 pd_h_pm_get(pd_req_t *r)
 {
-    pd_pm_rec_t p;
-    char id[PD_ID_MAX];
+    pd_pm_rec_t *p = pd_arena_calloc(&r->arena, sizeof(*p));
+    char id[PD_ID_MAX] = "", ctx[200];
     const pd_auth_t *au = r->auth;
+    if (p == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
     if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
-        pd_pm_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, &p) != 0 ||
-        strcmp(p.object, "payment_method") != 0) {
+        pd_pm_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, p) != 0 ||
+        strcmp(p->object, "payment_method") != 0) {
         pd_resp_missing(r, "payment_method", "id", id);
         return;
     }
-    pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_pm_cb, &p));
+    if (p->billing_name_enc == NULL) {
+        pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_pm_cb, p));
+        return;
+    }
+    pd_pii_context(ctx, sizeof(ctx), au->merchant_id, p->id);
+    if (pd_secret_open(r, ctx, p->billing_name_enc, name_opened, p) != 0)
+        pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #include "api/internal.h"
@@ -22,52 +23,89 @@ typedef struct {
     char *env_hex;
 } we_ctx_t;
 
-/* live mode: https only, and the host must not resolve to a private or loopback address */
+/*
+ * The URL is read by libcurl's own parser (curl_url), the one the delivery engine
+ * hands it to, so registration checks the host that will be connected to: a URL
+ * that two parsers would read differently (https://8.8.8.8:1@127.0.0.1/) cannot pass
+ * one and reach another. User info (user:password@) is refused in every mode.
+ * Live mode (and test mode with payments.webhook_live_rules_in_test): https only, and
+ * no address the host resolves to may be private, loopback or link-local
+ * (pd_addr_is_private, which the engine applies again at connect time).
+ */
 static bool
 url_allowed(pd_req_t *r, const char *url, bool livemode)
 {
-    bool https = strncmp(url, "https://", 8) == 0;
-    if (!https && strncmp(url, "http://", 7) != 0) {
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *part = NULL;
+    struct addrinfo *ai = NULL;
+    bool ok = false;
+    if (u == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return false;
+    }
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc != CURLUE_OK) {
+        pd_resp_invalid(r, "url_invalid", "url", "Invalid URL: %s.", curl_url_strerror(uc));
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)) {
         pd_resp_invalid(r, "url_invalid", "url", "Invalid URL: must start with https:// or http://.");
-        return false;
+        goto out;
     }
-    if (!livemode)
-        return true;
-    if (!https) {
-        pd_resp_invalid(r, "url_invalid", "url", "Live mode webhook endpoints must use https://.");
-        return false;
-    }
-    char host[256];
-    const char *h = url + 8;
-    size_t n = strcspn(h, ":/?#");
-    if (h[0] == '[') {
-        const char *rb = strchr(h, ']');
-        if (rb == NULL) {
-            pd_resp_invalid(r, "url_invalid", "url", "Invalid URL host.");
-            return false;
+    static const CURLUPart userinfo[] = {CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_OPTIONS};
+    for (size_t i = 0; i < sizeof(userinfo) / sizeof(userinfo[0]); i++) {
+        if (curl_url_get(u, userinfo[i], &part, 0) == CURLUE_OK) {
+            pd_resp_invalid(r, "url_invalid", "url",
+                            "Invalid URL: a webhook URL may not contain a user name or password (user:password@).");
+            goto out;
         }
-        h++;
-        n = (size_t)(rb - h);
     }
-    if (n == 0 || n >= sizeof(host)) {
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
         pd_resp_invalid(r, "url_invalid", "url", "Invalid URL host.");
-        return false;
+        goto out;
     }
-    memcpy(host, h, n);
-    host[n] = '\0';
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL, *p;
-    if (getaddrinfo(host, "443", &hints, &ai) != 0) {
-        pd_resp_invalid(r, "url_invalid", "url", "The webhook host %.100s does not resolve.", host);
-        return false;
+    const pd_api_t *api = pd_api_of(r);
+    if (!livemode && !api->cfg->webhook_live_rules_in_test) {
+        ok = true;
+        goto out;
     }
-    bool ok = true;
-    for (p = ai; p != NULL; p = p->ai_next)
+    if (strcmp(scheme, "https") != 0) {
+        pd_resp_invalid(r, "url_invalid", "url", "%s webhook endpoints must use https://.",
+                        livemode ? "Live mode" : "On this server,");
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_ZONEID, &part, 0) == CURLUE_OK) {
+        pd_resp_invalid(r, "url_invalid", "url", "Invalid URL: an IPv6 zone id names a link-local address.");
+        goto out;
+    }
+    /* curl keeps an IPv6 literal in its brackets */
+    size_t hl = strlen(host);
+    char *h = host;
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        h = host + 1;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+    if (getaddrinfo(h, "443", &hints, &ai) != 0) {
+        pd_resp_invalid(r, "url_invalid", "url", "The webhook host %.100s does not resolve.", h);
+        goto out;
+    }
+    ok = true;
+    for (struct addrinfo *p = ai; p != NULL; p = p->ai_next)
         if (pd_addr_is_private(p->ai_addr))
             ok = false;
-    freeaddrinfo(ai);
     if (!ok)
         pd_resp_invalid(r, "url_invalid", "url",
-                        "Live mode webhook endpoints may not point at private, loopback or link-local addresses.");
+                        "%s webhook endpoints may not point at private, loopback or link-local addresses.",
+                        livemode ? "Live mode" : "On this server,");
+out:
+    if (ai != NULL)
+        freeaddrinfo(ai);
+    curl_free(part);
+    curl_free(host);
+    curl_free(scheme);
+    curl_url_cleanup(u);
     return ok;
 }
 
@@ -81,8 +119,18 @@ write_we(pd_db_t *tx, pd_op_t *op)
         return r;
     pd_jw_init(&w, &op->body);
     pd_render_we(&w, &c->we, c->secret);
-    r = pd_op_respond_json(op, 200, &w);
-    return r;
+    if ((r = pd_op_respond_json(op, 200, &w)) != 0 || !op->has_idem)
+        return r;
+    /* the idempotency record keeps the response without the secret: a replay decrypts
+     * it from the endpoint's record */
+    char *red = pd_arena_alloc(&op->r->arena, PD_ID_MAX + 16);
+    if (red == NULL)
+        return PD_ERR_NOMEM;
+    snprintf(red, PD_ID_MAX + 16, "we_secret:%s", c->we.id);
+    pd_buf_reset(&op->idem_body);
+    pd_jw_init(&w, &op->idem_body);
+    pd_render_we(&w, &c->we, NULL);
+    return pd_op_store_redacted(op, &w, red);
 }
 
 static void

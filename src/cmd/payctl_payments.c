@@ -156,8 +156,11 @@ cmd_keys_create(payctl_t *ctx, int argc, char **argv)
     if (merchant == NULL || type == NULL)
         return payctl_fail(ctx, "usage: payctl keys create --merchant ID --type secret|publishable|restricted "
                                 "[--live] [--scopes payment_intents:write,refunds:read]");
-    if (strcmp(type, "restricted") == 0 && (scopes == NULL || strchr(scopes, ':') == NULL))
-        return payctl_fail(ctx, "a restricted key needs --scopes resource:read|write,...");
+    char why[600];
+    if (strcmp(type, "restricted") == 0 && pd_api_scopes_check(scopes, why, sizeof(why)) != 0)
+        return payctl_fail(ctx, "invalid --scopes: %s", why);
+    if (strcmp(type, "restricted") != 0 && scopes != NULL)
+        return payctl_fail(ctx, "--scopes is for restricted keys only (--type restricted)");
     uint8_t p[256];
     size_t pl = pepper(ctx, p, sizeof(p));
     pd_store_t *s = open_store(ctx);
@@ -192,13 +195,6 @@ write_revoke(pd_db_t *tx, void *arg)
 }
 
 static int
-write_expire(pd_db_t *tx, void *arg)
-{
-    revoke_t *x = arg;
-    return pd_key_set_expiry(tx, x->id, x->when);
-}
-
-static int
 cmd_keys_revoke(payctl_t *ctx, int argc, char **argv)
 {
     const char *id = argc > 1 ? argv[1] : NULL;
@@ -211,7 +207,11 @@ cmd_keys_revoke(payctl_t *ctx, int argc, char **argv)
     pd_store_close(s);
     if (r != 0)
         return payctl_fail(ctx, "cannot revoke %s: %s", id, r == PD_ERR_NOTFOUND ? "no such active key" : pd_strerror(r));
-    printf(ctx->json ? "{\"id\":\"%s\",\"revoked\":true}\n" : "revoked %s\n", id);
+    /* the revocation moved the store's key epoch: every payd thread and node refuses the
+     * key from its next request on */
+    printf(ctx->json ? "{\"id\":\"%s\",\"revoked\":true}\n"
+                     : "revoked %s: refused from the next request on, on every payd node\n",
+           id);
     return 0;
 }
 
@@ -232,23 +232,20 @@ cmd_keys_roll(payctl_t *ctx, int argc, char **argv)
     uint8_t p[256];
     size_t pl = pepper(ctx, p, sizeof(p));
     pd_store_t *s = open_store(ctx);
-    pd_key_rec_t old, rec;
+    pd_key_rec_t rec;
     char key[80], nid[PD_ID_MAX] = "";
-    int r = pd_key_get(pd_store_reader(s), id, &old);
-    if (r == 0 && old.revoked_at != 0)
-        r = PD_ERR_STATE;
-    if (r == 0)
-        r = pd_api_create_key(s, p, pl, old.merchant_id, old.kind, old.livemode, old.scopes, 0, key, sizeof(key), nid);
+    int r = pd_api_roll_key(s, p, pl, id, grace, key, sizeof(key), nid);
     OPENSSL_cleanse(p, sizeof(p));
-    revoke_t x = {id, pd_unix_now() + grace};
-    if (r == 0)
-        r = pd_store_write_sync(s, write_expire, &x);
     audit(s, "api_key.roll", id, r);
     if (r == 0)
         r = pd_key_get(pd_store_reader(s), nid, &rec);
     pd_store_close(s);
     if (r != 0)
-        return payctl_fail(ctx, "cannot roll %s: %s", id, r == PD_ERR_NOTFOUND ? "no such key" : pd_strerror(r));
+        return payctl_fail(ctx, "cannot roll %s: %s", id,
+                           r == PD_ERR_NOTFOUND ? "no such key"
+                           : r == PD_ERR_STATE  ? "the key is revoked or expired, and a dead key stays dead (create a new key)"
+                           : r == PD_ERR_INVALID ? "its scopes are not valid any more (create a new key)"
+                                                 : pd_strerror(r));
     print_key(ctx, nid, key, &rec);
     OPENSSL_cleanse(key, sizeof(key));
     return 0;
@@ -500,8 +497,8 @@ const payctl_cmd_t payctl_payments_cmds[] = {
      cmd_merchant_create},
     {"keys", "create", "--merchant ID --type secret|publishable|restricted [--live] [--scopes S]",
      "create an API key (shown once)", cmd_keys_create},
-    {"keys", "revoke", "KEY_ID", "revoke an API key now", cmd_keys_revoke},
-    {"keys", "roll", "KEY_ID [--expires-in SECONDS]", "replace a key; the old one expires after the grace period",
+    {"keys", "revoke", "KEY_ID", "revoke an API key (refused from the next request on)", cmd_keys_revoke},
+    {"keys", "roll", "KEY_ID [--expires-in SECONDS]", "replace a live key; the old one expires after the grace period",
      cmd_keys_roll},
     {"keys", "list", "--merchant ID", "list a merchant's keys (redacted)", cmd_keys_list},
     {"ledger", "verify", "[--with-processor [--simulator-db PATH]]",

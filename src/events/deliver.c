@@ -40,9 +40,19 @@ struct pd_webhook_engine {
     transfer_t *active; /* in-flight transfers */
 };
 
+static bool
+v4_is_private(const uint8_t b[4])
+{
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    memcpy(&v4.sin_addr, b, 4);
+    return pd_addr_is_private((const struct sockaddr *)&v4);
+}
+
 bool
 pd_addr_is_private(const struct sockaddr *sa)
 {
+    static const uint8_t zero[12] = {0}, nat64[12] = {0x00, 0x64, 0xff, 0x9b},
+                         siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
     if (sa->sa_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
         return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xA9FE /* 169.254 */ ||
@@ -52,13 +62,22 @@ pd_addr_is_private(const struct sockaddr *sa)
     }
     if (sa->sa_family == AF_INET6) {
         const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            memcpy(&v4.sin_addr, &a6->s6_addr[12], 4);
-            return pd_addr_is_private((const struct sockaddr *)&v4);
-        }
+        const uint8_t *b = a6->s6_addr;
+        /* forms that carry an IPv4 address, which some stack or gateway on the way may
+         * reach: mapped ::ffff:a.b.c.d, translated ::ffff:0:a.b.c.d, NAT64 64:ff9b::/96
+         * and 6to4 2002::/16 are judged by the IPv4 address they embed */
+        if (IN6_IS_ADDR_V4MAPPED(a6) || memcmp(b, siit, 12) == 0 || memcmp(b, nat64, 12) == 0)
+            return v4_is_private(b + 12);
+        if (b[0] == 0x20 && b[1] == 0x02)
+            return v4_is_private(b + 2);
+        /* IPv4-compatible ::a.b.c.d (deprecated; :: and ::1 included), the local-use
+         * NAT64 prefix 64:ff9b:1::/48, the discard prefix 100::/64 and Teredo 2001::/32
+         * (its IPv4 address is obfuscated) are never a webhook target */
+        if (memcmp(b, zero, 12) == 0 || (memcmp(b, nat64, 4) == 0 && b[4] == 0 && b[5] == 1) ||
+            (b[0] == 0x01 && memcmp(b + 1, zero, 7) == 0) || (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0))
+            return true;
         return IN6_IS_ADDR_LOOPBACK(a6) || IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LINKLOCAL(a6) ||
-               IN6_IS_ADDR_SITELOCAL(a6) || IN6_IS_ADDR_MULTICAST(a6) || (a6->s6_addr[0] & 0xfe) == 0xfc;
+               IN6_IS_ADDR_SITELOCAL(a6) || IN6_IS_ADDR_MULTICAST(a6) || (b[0] & 0xfe) == 0xfc;
     }
     return true; /* unknown families are never allowed */
 }

@@ -16,6 +16,7 @@ struct pd_relay {
     pd_vault_client_t *vault;
     int per_endpoint;
     int64_t timeout_ms;
+    bool live_rules_in_test; /* test-mode endpoints get the live rules (no private targets) */
     pthread_t thread;
     atomic_bool stop;
     pthread_mutex_t mu;

@@ -143,7 +143,7 @@ make_delivery(pd_relay_t *rl, pd_db_t *db, pd_arena_t *arena, const pd_delivery_
     }
     o->attempt = d->attempts + 1;
     o->first_at = d->first_at;
-    o->allow_private = !d->livemode;
+    o->allow_private = !d->livemode && !rl->live_rules_in_test;
     return 0;
 }
 

@@ -149,6 +149,7 @@ pd_relay_start(pd_relay_t **out, const pd_relay_opts_t *o)
     rl->vault = o->vault;
     rl->per_endpoint = o->per_endpoint;
     rl->timeout_ms = o->timeout_ms;
+    rl->live_rules_in_test = o->live_rules_in_test;
     pthread_mutex_init(&rl->mu, NULL);
     pthread_cond_init(&rl->cv, NULL);
     if ((r = pd_relay_queue_start(rl, o->max_in_flight)) != 0)

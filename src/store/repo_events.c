@@ -109,6 +109,14 @@ pd_we_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const
 }
 
 int
+pd_we_get_any(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_we_rec_t *out)
+{
+    return pd_get_one(db,
+                      "SELECT " WE_COLS " FROM webhook_endpoints WHERE id = ? AND merchant_id = ? AND livemode = ?",
+                      decode_we, a, out, merchant, livemode, id);
+}
+
+int
 pd_we_update(pd_db_t *tx, const pd_we_rec_t *w)
 {
     int64_t n = 0;

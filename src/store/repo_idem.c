@@ -17,6 +17,7 @@ idem_row(const pd_row_t *r, void *arg)
     x->rec->status = (int)pd_row_int(r, 2);
     x->rec->body = pd_repo_dup(x->a, r, 3);
     x->rec->created = pd_row_int(r, 4);
+    x->rec->redacted = pd_repo_dup(x->a, r, 5);
     return 1;
 }
 
@@ -25,7 +26,7 @@ pd_idem_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, con
 {
     idem_t x = {a, out, false};
     int r = pd_db_query(db,
-                        "SELECT fingerprint, state, COALESCE(status, 0), body, created FROM idempotency_keys "
+                        "SELECT fingerprint, state, COALESCE(status, 0), body, created, redacted FROM idempotency_keys "
                         "WHERE merchant_id = ? AND livemode = ? AND key = ?",
                         PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(key)), idem_row, &x);
     return r != 0 ? r : x.found ? 0 : PD_ERR_NOTFOUND;
@@ -68,6 +69,18 @@ pd_idem_complete(pd_db_t *tx, const char *merchant, bool livemode, const char *k
                       "WHERE merchant_id = ? AND livemode = ? AND key = ?",
                       PD_SQL_ARGS(PD_SQL_I(status), PD_SQL_V(body), PD_SQL_S(merchant), PD_SQL_I(livemode),
                                   PD_SQL_S(key)),
+                      NULL);
+}
+
+int
+pd_idem_complete_redacted(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status,
+                          pd_view_t body, const char *redacted)
+{
+    return pd_db_exec(tx,
+                      "UPDATE idempotency_keys SET state = 'complete', status = ?, body = ?, redacted = ? "
+                      "WHERE merchant_id = ? AND livemode = ? AND key = ?",
+                      PD_SQL_ARGS(PD_SQL_I(status), PD_SQL_V(body), pd_repo_opt(redacted), PD_SQL_S(merchant),
+                                  PD_SQL_I(livemode), PD_SQL_S(key)),
                       NULL);
 }
 

@@ -116,22 +116,45 @@ pd_key_get(pd_db_t *db, const char *id, pd_key_rec_t *out)
     return r != 0 ? r : out->id[0] ? 0 : PD_ERR_NOTFOUND;
 }
 
+/* every change that can end a key's life moves the epoch in the same transaction:
+ * the auth caches of every thread and node compare it on each request */
+static int
+bump_epoch(pd_db_t *tx)
+{
+    return pd_db_exec(tx, "UPDATE api_key_epoch SET epoch = epoch + 1", NULL, 0, NULL);
+}
+
+int
+pd_key_epoch(pd_db_t *db, int64_t *out)
+{
+    return pd_db_query_int(db, "SELECT epoch FROM api_key_epoch", NULL, 0, out);
+}
+
 int
 pd_key_revoke(pd_db_t *tx, const char *id, int64_t when)
 {
     int64_t n = 0;
     int r = pd_db_exec(tx, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                        PD_SQL_ARGS(PD_SQL_I(when), PD_SQL_S(id)), &n);
-    return r != 0 ? r : n == 1 ? 0 : PD_ERR_NOTFOUND;
+    if (r == 0 && n != 1)
+        r = PD_ERR_NOTFOUND;
+    return r != 0 ? r : bump_epoch(tx);
 }
 
 int
-pd_key_set_expiry(pd_db_t *tx, const char *id, int64_t when)
+pd_key_set_expiry(pd_db_t *tx, const char *id, int64_t when, int64_t now)
 {
     int64_t n = 0;
-    int r = pd_db_exec(tx, "UPDATE api_keys SET expires_at = ? WHERE id = ?", PD_SQL_ARGS(PD_SQL_I(when), PD_SQL_S(id)),
-                       &n);
-    return r != 0 ? r : n == 1 ? 0 : PD_ERR_NOTFOUND;
+    /* only a live key gets an expiry, and never a later one than it has: an expired or
+     * revoked key stays dead */
+    int r = pd_db_exec(tx,
+                       "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < ? "
+                       "THEN expires_at ELSE ? END WHERE id = ? AND revoked_at IS NULL "
+                       "AND (expires_at IS NULL OR expires_at > ?)",
+                       PD_SQL_ARGS(PD_SQL_I(when), PD_SQL_I(when), PD_SQL_S(id), PD_SQL_I(now)), &n);
+    if (r == 0 && n != 1)
+        r = PD_ERR_STATE;
+    return r != 0 ? r : bump_epoch(tx);
 }
 
 typedef struct {

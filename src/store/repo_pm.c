@@ -7,13 +7,14 @@ pd_pm_insert(pd_db_t *tx, const pd_pm_rec_t *p)
     return pd_db_exec(
         tx,
         "INSERT INTO payment_methods (id, object, merchant_id, livemode, vault_token, brand, last4, exp_month, "
-        "exp_year, fingerprint, funding, country, cvc_check, billing_name, metadata, used, created, seq) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "exp_year, fingerprint, funding, country, cvc_check, billing_name, metadata, used, created, seq, "
+        "billing_name_enc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         PD_SQL_ARGS(PD_SQL_S(p->id), PD_SQL_S(p->object), PD_SQL_S(p->merchant_id), PD_SQL_I(p->livemode),
                     PD_SQL_S(p->vault_token), PD_SQL_S(p->brand), PD_SQL_S(p->last4), PD_SQL_I(p->exp_month),
                     PD_SQL_I(p->exp_year), PD_SQL_S(p->fingerprint), PD_SQL_S(p->funding), pd_repo_opt(p->country),
-                    pd_repo_opt(p->cvc_check), PD_SQL_S(p->billing_name), PD_SQL_S(p->metadata ? p->metadata : "{}"),
-                    PD_SQL_I(p->used), PD_SQL_I(p->created), PD_SQL_I(p->seq)),
+                    pd_repo_opt(p->cvc_check), PD_SQL_NIL /* the clear name is never stored */,
+                    PD_SQL_S(p->metadata ? p->metadata : "{}"), PD_SQL_I(p->used), PD_SQL_I(p->created),
+                    PD_SQL_I(p->seq), PD_SQL_S(p->billing_name_enc)),
         NULL);
 }
 
@@ -39,6 +40,7 @@ decode_pm(const pd_row_t *r, pd_arena_t *a, void *rec)
     p->used = pd_row_int(r, 15) != 0;
     p->created = pd_row_int(r, 16);
     p->seq = pd_row_int(r, 17);
+    p->billing_name_enc = pd_repo_dup(a, r, 18);
     return 0;
 }
 
@@ -48,7 +50,7 @@ pd_pm_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const
     return pd_get_one(db,
                       "SELECT id, object, merchant_id, livemode, vault_token, brand, last4, exp_month, exp_year, "
                       "fingerprint, funding, COALESCE(country, ''), COALESCE(cvc_check, ''), billing_name, metadata, "
-                      "used, created, seq FROM payment_methods WHERE id = ? AND merchant_id = ? AND livemode = ?",
+                      "used, created, seq, billing_name_enc FROM payment_methods WHERE id = ? AND merchant_id = ? AND livemode = ?",
                       decode_pm, a, out, merchant, livemode, id);
 }
 

@@ -182,6 +182,15 @@ static const char *const migrations[] = {
      * before this version are canceled here */
     "UPDATE webhook_deliveries SET state = 'canceled', last_error = 'endpoint deleted'"
     "  WHERE state = 'pending' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted = 1);",
+    /* 12: secrets out of the clear. A stored response that held a secret (a webhook
+     * endpoint's whsec_, a cardholder name) is stored without it, `redacted` naming the
+     * record its value is re-derived from on replay; the cardholder name is stored
+     * encrypted under alias/pii; and a store-wide epoch, bumped with every change of an
+     * API key's revocation or expiry, tells every node's key cache to drop its entries */
+    "ALTER TABLE idempotency_keys ADD COLUMN redacted TEXT;"
+    "ALTER TABLE payment_methods ADD COLUMN billing_name_enc TEXT;"
+    "CREATE TABLE api_key_epoch (epoch INTEGER NOT NULL);"
+    "INSERT INTO api_key_epoch (epoch) VALUES (0);",
 };
 
 int

@@ -67,8 +67,10 @@ meta_row(const pd_row_t *r, void *arg)
 }
 
 /* the standard keys every vault has (ARCHITECTURE.md §6) */
+/* the standard keys; `missing_only` (an existing vault) creates those it lacks, which
+ * an older version did not make, and not the pepper */
 static int
-create_standard_keys(pd_vault_state_t *v)
+create_standard_keys(pd_vault_state_t *v, bool missing_only)
 {
     static const struct {
         const char *alias;
@@ -83,6 +85,8 @@ create_standard_keys(pd_vault_state_t *v)
         {"files", 365, PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN, PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN,
          PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN},
         {"cache", 365, PD_PRINCIPAL_API, PD_PRINCIPAL_API, PD_PRINCIPAL_API},
+        /* personal data payd stores outside the card vault (the cardholder name) */
+        {"pii", 365, PD_PRINCIPAL_API, PD_PRINCIPAL_API, 0},
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         unsigned policy[PD_KMS_OP_COUNT] = {
@@ -93,10 +97,21 @@ create_standard_keys(pd_vault_state_t *v)
             [PD_KMS_MANAGE] = PD_PRINCIPAL_ADMIN,
         };
         pd_kms_key_t k;
+        char alias[32];
+        snprintf(alias, sizeof(alias), "alias/%s", keys[i].alias);
+        if (missing_only && pd_kms_get(v, alias, &k) == 0)
+            continue;
         int r = pd_kms_create(v, keys[i].alias, keys[i].rotation_days, policy, &k);
+        if (r == 0 && missing_only) {
+            r = pd_vault_audit(v, "admin", "kms.create", alias, 0, "local");
+            if (r == 0)
+                pd_log_info("vault: standard key created", PD_LS("key", alias));
+        }
         if (r != 0)
             return r;
     }
+    if (missing_only)
+        return 0;
     /* the pepper payd hashes API keys with; rotated only on demand (rotating it
      * invalidates every API key) */
     return pd_secrets_create(v, "payd/api-key-pepper", 0, 64, "");
@@ -176,13 +191,20 @@ pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t r
                              NULL, 0, kek_row, &l)) != 0 ||
             (r = l.rc) != 0)
             goto fail;
+        /* a vault made by an older version gets the standard keys added since (alias/pii) */
+        if ((r = pd_db_begin(v->db)) != 0)
+            goto fail;
+        if ((r = create_standard_keys(v, true)) != 0 || (r = pd_db_commit(v->db)) != 0) {
+            (void)pd_db_rollback(v->db);
+            goto fail;
+        }
     } else {
         /* a new vault: root check, standard keys and secrets in one transaction */
         if ((r = pd_db_begin(v->db)) != 0)
             goto fail;
         if ((r = pd_db_exec(v->db, "INSERT INTO meta (name, value) VALUES ('root_check', ?)",
                             PD_SQL_ARGS(PD_SQL_S(check)), NULL)) != 0 ||
-            (r = create_standard_keys(v)) != 0) {
+            (r = create_standard_keys(v, false)) != 0) {
             (void)pd_db_rollback(v->db);
             goto fail;
         }
@@ -193,7 +215,8 @@ pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t r
         if ((r = pd_db_commit(v->db)) != 0)
             goto fail;
         pd_log_info("vault initialized with standard keys",
-                    PD_LS("keys", "alias/cards,alias/fingerprint,alias/secrets,alias/webhooks,alias/events,alias/files,alias/cache"));
+                    PD_LS("keys", "alias/cards,alias/fingerprint,alias/secrets,alias/webhooks,alias/events,alias/files,alias/cache,"
+                                    "alias/pii"));
     }
     *out = v;
     return 0;

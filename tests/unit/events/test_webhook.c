@@ -67,7 +67,13 @@ private_addresses_are_recognized(void **state)
                  {"172.32.0.1", false},   {"192.168.1.1", true}, {"169.254.169.254", true}, {"100.64.0.1", true},
                  {"0.0.0.0", true},       {"224.0.0.1", true},   {"8.8.8.8", false},    {"93.184.216.34", false},
                  {"::1", true},           {"fe80::1", true},     {"fd00::1", true},     {"::ffff:10.0.0.1", true},
-                 {"2606:4700::1111", false}};
+                 {"2606:4700::1111", false},
+                 /* IPv6 forms that carry an IPv4 address, and prefixes never to be reached */
+                 {"::127.0.0.1", true},   {"::8.8.8.8", true},   {"::ffff:0:7f00:1", true},
+                 {"64:ff9b::7f00:1", true}, {"64:ff9b::a00:1", true}, {"64:ff9b::808:808", false},
+                 {"64:ff9b:1::808:808", true}, {"2002:7f00:1::1", true}, {"2002:c0a8:101::1", true},
+                 {"2002:808:808::1", false}, {"100::1", true}, {"100::ffff:1", true}, {"100:1::1", false},
+                 {"2001:0:4136:e378:8000:63bf:3fff:fdd2", true}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct sockaddr_storage ss = {0};
         if (strchr(cases[i].ip, ':')) {
@@ -137,6 +143,7 @@ typedef struct {
     int total;
     uint16_t port;
     bool allow_private;
+    const char *host6; /* an IPv6 literal to send to over https; NULL: 127.0.0.1 */
     pd_attempt_t attempts[8];
     int nattempts;
 } fake_queue_t;
@@ -152,7 +159,10 @@ next_due(void *ctx, int64_t now, pd_delivery_t *out, int max)
         pd_delivery_t *d = &out[n++];
         snprintf(d->delivery_id, sizeof(d->delivery_id), "whd_%d", q->handed);
         snprintf(d->event_id, sizeof(d->event_id), "evt_1");
-        snprintf(d->url, sizeof(d->url), "%s://127.0.0.1:%u/hook", q->allow_private ? "http" : "https", q->port);
+        if (q->host6 != NULL)
+            snprintf(d->url, sizeof(d->url), "https://[%s]:%u/hook", q->host6, q->port);
+        else
+            snprintf(d->url, sizeof(d->url), "%s://127.0.0.1:%u/hook", q->allow_private ? "http" : "https", q->port);
         pd_buf_init(&d->payload, 1024);
         pd_buf_init(&d->secret, 64);
         if (pd_buf_put_cstr(&d->payload, "{\"id\":\"evt_1\",\"type\":\"charge.succeeded\"}") != 0 ||
@@ -230,6 +240,24 @@ engine_delivers_signed_events_and_reports_failures(void **state)
     assert_int_equal(q2.nattempts, 1);
     assert_false(q2.attempts[0].ok);
     assert_non_null(strstr(q2.attempts[0].error, "private or loopback"));
+    assert_int_equal(ep.served, served_before);
+
+    /* the connect-time guard reads the address libcurl connects to: every IPv6 form of
+     * a private IPv4 address is refused before a socket is opened (without the rule
+     * curl would try to connect and fail otherwise, or reach it through a gateway) */
+    static const char *forms[] = {"::127.0.0.1",    "::ffff:0:7f00:1", "64:ff9b::7f00:1",
+                                  "2002:7f00:1::1", "100::1",          "::ffff:127.0.0.1"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        fake_queue_t q3 = {.mu = PTHREAD_MUTEX_INITIALIZER, .total = 1, .port = ep.port, .host6 = forms[i]};
+        pd_webhook_queue_t wq3 = {next_due, record, &q3};
+        assert_int_equal(pd_webhook_engine_start(&e, &wq3, &o), 0);
+        for (int k = 0; k < 300 && attempts(&q3) < 1; k++)
+            usleep(10000);
+        pd_webhook_engine_stop(e);
+        assert_int_equal(q3.nattempts, 1);
+        if (strstr(q3.attempts[0].error, "private or loopback") == NULL)
+            fail_msg("%s: not refused by the guard: %s", forms[i], q3.attempts[0].error);
+    }
     assert_int_equal(ep.served, served_before);
     shutdown(ep.fd, SHUT_RDWR);
     close(ep.fd);
