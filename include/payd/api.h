@@ -96,7 +96,7 @@ int pd_api_key_hash(const uint8_t *pepper, size_t pepper_len, pd_view_t key, cha
 
 /* Dev mode: on first start creates a demo merchant and writes DATA_DIR/credentials.json
  * ({"secret_key", "publishable_key", "merchant_id"}); later starts read it back. */
-int pd_api_dev_bootstrap(pd_store_t *store, const pd_vault_link_t *vault, const char *data_dir,
+int pd_api_dev_bootstrap(pd_store_t *store, pd_vault_link_t *vault, const char *data_dir,
                          pd_merchant_keys_t *out) PD_WUR;
 
 #endif

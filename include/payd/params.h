@@ -41,6 +41,7 @@ typedef struct {
     pd_view_t value; /* decoded, NUL-terminated */
     pd_ptype_t type;
     bool used;       /* matched by the schema or read by the handler */
+    char *bytes;     /* value's bytes, owned by the request's arena: wiped in place for secrets */
 } pd_param_t;
 
 typedef struct {

@@ -45,11 +45,11 @@ typedef struct {
     char vault_token[PD_ID_MAX];
     char brand[16], last4[5], funding[16], fingerprint[24], country[4], cvc_check[16];
     int exp_month, exp_year;
-    char *billing_name;     /* the clear name, in memory only: NULL if none or not decrypted (a row
+    const char *billing_name;     /* the clear name, in memory only: NULL if none or not decrypted (a row
                              * written before version 12 may still hold it in clear) */
-    char *billing_name_enc; /* what is stored: hex envelope of the name under alias/pii, context
+    const char *billing_name_enc; /* what is stored: hex envelope of the name under alias/pii, context
                              * "merchant=M;purpose=billing_name;id=PM" (NULL if none) */
-    char *metadata;     /* JSON object text */
+    const char *metadata;     /* JSON object text */
     bool used;          /* tokens are single-use */
     int64_t created, seq;
 } pd_pm_rec_t;
@@ -63,10 +63,10 @@ typedef struct {
     int status; /* pd_pi_status_t */
     char capture_method[12];
     char payment_method[PD_ID_MAX]; /* "" if none */
-    char *description, *metadata, *statement_descriptor, *receipt_email; /* NULL = null; metadata is JSON */
+    const char *description, *metadata, *statement_descriptor, *receipt_email; /* NULL = null; metadata is JSON */
     int64_t amount_capturable, amount_received;
     char latest_charge[PD_ID_MAX];
-    char *last_payment_error; /* JSON object text or NULL */
+    const char *last_payment_error; /* JSON object text or NULL */
     char cancellation_reason[40];
     int64_t canceled_at, created, seq, version;
 } pd_pi_rec_t;
@@ -84,10 +84,10 @@ typedef struct {
     int64_t amount_captured, amount_refunded;
     char processor_ref[64];
     char failure_code[40], failure_message[160], decline_code[40];
-    char *outcome;     /* JSON object text or NULL */
-    char *description; /* NULL = null */
-    char *idempotency_key; /* of the confirming request, so recovery can complete it */
-    char *pending_idempotency_key; /* of the capture or cancel request in flight, likewise */
+    const char *outcome;     /* JSON object text or NULL */
+    const char *description; /* NULL = null */
+    const char *idempotency_key; /* of the confirming request, so recovery can complete it */
+    const char *pending_idempotency_key; /* of the capture or cancel request in flight, likewise */
     int64_t capture_amount;        /* what the capture in flight asked for */
     char request_id[PD_ID_MAX];
     int64_t created, seq, version;
@@ -103,9 +103,9 @@ typedef struct {
     char currency[4];
     char status[16]; /* pending (the processor not yet answered) | succeeded | failed */
     char reason[40];
-    char *metadata;
+    const char *metadata;
     char failure_reason[40];
-    char *idempotency_key; /* of the creating request, so recovery can complete it */
+    const char *idempotency_key; /* of the creating request, so recovery can complete it */
     char request_id[PD_ID_MAX];
     int64_t created, seq;
 } pd_refund_rec_t;
@@ -120,7 +120,7 @@ typedef struct {
     char source[PD_ID_MAX];
     char status[16]; /* pending | available */
     int64_t available_on, created, seq;
-    char *description;
+    const char *description;
 } pd_btxn_rec_t;
 
 typedef struct {
@@ -128,9 +128,9 @@ typedef struct {
     char merchant_id[PD_ID_MAX];
     bool livemode;
     char type[64];
-    char *data; /* the object snapshot (JSON) */
+    const char *data; /* the object snapshot (JSON) */
     char request_id[PD_ID_MAX];
-    char *idempotency_key;
+    const char *idempotency_key;
     int64_t created, seq;
     int64_t pending_webhooks; /* read: deliveries not yet made and still being tried */
 } pd_event_rec_t;
@@ -139,12 +139,12 @@ typedef struct {
     char id[PD_ID_MAX];
     char merchant_id[PD_ID_MAX];
     bool livemode;
-    char *url;
-    char *enabled_events; /* JSON array text */
-    char *secret;         /* hex of the whsec_ value's envelope under alias/webhooks */
+    const char *url;
+    const char *enabled_events; /* JSON array text */
+    const char *secret;         /* hex of the whsec_ value's envelope under alias/webhooks */
     char status[16];
-    char *description;
-    char *metadata;
+    const char *description;
+    const char *metadata;
     int64_t created, seq;
 } pd_we_rec_t;
 
@@ -268,9 +268,9 @@ typedef struct {
     char fingerprint[65];
     bool complete;
     int status;
-    char *body; /* stored response */
+    const char *body; /* stored response */
     int64_t created;
-    char *redacted; /* NULL, or what was left out of body and how to get it back ("we_secret:ID",
+    const char *redacted; /* NULL, or what was left out of body and how to get it back ("we_secret:ID",
                      * "pm_name:ID"): a replay re-derives it from that record through the vault */
 } pd_idem_rec_t;
 /* The record of key for (merchant, mode); PD_ERR_NOTFOUND if none. */

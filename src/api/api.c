@@ -210,7 +210,7 @@ read_credentials(const char *path, pd_merchant_keys_t *out)
 }
 
 int
-pd_api_dev_bootstrap(pd_store_t *store, const pd_vault_link_t *vault, const char *data_dir, pd_merchant_keys_t *out)
+pd_api_dev_bootstrap(pd_store_t *store, pd_vault_link_t *vault, const char *data_dir, pd_merchant_keys_t *out)
 {
     char path[4200], tmp[4300];
     uint8_t pepper[256];
@@ -219,7 +219,7 @@ pd_api_dev_bootstrap(pd_store_t *store, const pd_vault_link_t *vault, const char
     snprintf(path, sizeof(path), "%s/credentials.json", data_dir);
     if (access(path, F_OK) == 0)
         return read_credentials(path, out);
-    if ((r = pd_vault_link_pepper((pd_vault_link_t *)vault, pepper, sizeof(pepper), &pl)) != 0)
+    if ((r = pd_vault_link_pepper(vault, pepper, sizeof(pepper), &pl)) != 0)
         return r;
     r = pd_api_create_merchant(store, pepper, pl, "Demo merchant", false, out);
     OPENSSL_cleanse(pepper, sizeof(pepper));

@@ -264,6 +264,6 @@ pd_h_pi_confirm(pd_req_t *r)
         snprintf(c->pi.capture_method, sizeof(c->pi.capture_method), "%s",
                  strcmp(capture, "manual") == 0 ? "manual" : "automatic");
     if (pd_params_get(&r->params, "receipt_email") != NULL)
-        c->pi.receipt_email = (char *)pd_param_str(r, "receipt_email");
+        c->pi.receipt_email = pd_param_str(r, "receipt_email");
     pd_pm_resolve(c->op, pm, &c->pm, &c->pm_new, confirm_resolved);
 }

@@ -119,13 +119,13 @@ pd_h_pi_create(pd_req_t *r)
     const char *capture = pd_param_str(r, "capture_method");
     snprintf(p->capture_method, sizeof(p->capture_method), "%s",
              capture != NULL && strcmp(capture, "manual") == 0 ? "manual" : "automatic");
-    if ((p->metadata = (char *)pd_param_metadata(r, NULL)) == NULL) {
+    if ((p->metadata = pd_param_metadata(r, NULL)) == NULL) {
         pd_resp_invalid(r, "parameter_invalid", "metadata", "metadata can have at most 50 keys.");
         return;
     }
-    p->description = (char *)pd_param_str(r, "description");
-    p->statement_descriptor = (char *)pd_param_str(r, "statement_descriptor");
-    p->receipt_email = (char *)pd_param_str(r, "receipt_email");
+    p->description = pd_param_str(r, "description");
+    p->statement_descriptor = pd_param_str(r, "statement_descriptor");
+    p->receipt_email = pd_param_str(r, "receipt_email");
     if (pd_id_new("pi", p->id, sizeof(p->id)) != 0) {
         pd_resp_error(r, 500, "api_error", NULL, "Cannot create an id.", NULL);
         return;
@@ -191,17 +191,17 @@ pd_h_pi_update(pd_req_t *r)
     const char *capture = pd_param_str(r, "capture_method");
     if (capture != NULL)
         snprintf(p->capture_method, sizeof(p->capture_method), "%s", strcmp(capture, "manual") == 0 ? "manual" : "automatic");
-    if ((p->metadata = (char *)pd_param_metadata(r, p->metadata)) == NULL) {
+    if ((p->metadata = pd_param_metadata(r, p->metadata)) == NULL) {
         pd_resp_invalid(r, "parameter_invalid", "metadata", "metadata can have at most 50 keys.");
         return;
     }
     /* a parameter given as "" unsets it */
     if (pd_params_get(&r->params, "description") != NULL)
-        p->description = (char *)pd_param_str(r, "description");
+        p->description = pd_param_str(r, "description");
     if (pd_params_get(&r->params, "statement_descriptor") != NULL)
-        p->statement_descriptor = (char *)pd_param_str(r, "statement_descriptor");
+        p->statement_descriptor = pd_param_str(r, "statement_descriptor");
     if (pd_params_get(&r->params, "receipt_email") != NULL)
-        p->receipt_email = (char *)pd_param_str(r, "receipt_email");
+        p->receipt_email = pd_param_str(r, "receipt_email");
     p->version++;
     const char *pm = pd_param_str(r, "payment_method");
     if (pm != NULL)

@@ -32,7 +32,7 @@ wipe_card_params(pd_req_t *r)
     for (size_t i = 0; i < r->params.n; i++) {
         pd_param_t *p = &r->params.v[i];
         if (pd_view_eq_cstr(p->key, "card[number]") || pd_view_eq_cstr(p->key, "card[cvc]"))
-            OPENSSL_cleanse((void *)p->value.p, p->value.len);
+            OPENSSL_cleanse(p->bytes, p->value.len);
     }
 }
 
@@ -178,8 +178,8 @@ after_tokenize(pd_task_t *t)
     snprintf(p->cvc_check, sizeof(p->cvc_check), "%s", c->card.cvc_held ? "unchecked" : "");
     p->exp_month = c->card.exp_month;
     p->exp_year = c->card.exp_year;
-    p->billing_name = (char *)c->name;
-    p->metadata = (char *)c->metadata;
+    p->billing_name = c->name;
+    p->metadata = c->metadata;
     p->created = op->now;
     p->seq = pd_next_seq();
     if (p->billing_name == NULL || p->billing_name[0] == '\0') {
@@ -269,7 +269,7 @@ name_opened(pd_req_t *r, void *arg, int rc, const char *name)
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
         return;
     }
-    p->billing_name = (char *)name;
+    p->billing_name = name;
     pd_buf_t b;
     pd_jw_t w;
     pd_buf_init(&b, RESP_MAX);

@@ -160,7 +160,7 @@ pd_h_refund_create(pd_req_t *r)
     snprintf(f->request_id, sizeof(f->request_id), "%s", r->id);
     const char *reason = pd_param_str(r, "reason");
     snprintf(f->reason, sizeof(f->reason), "%s", reason ? reason : "");
-    if ((f->metadata = (char *)pd_param_metadata(r, NULL)) == NULL) {
+    if ((f->metadata = pd_param_metadata(r, NULL)) == NULL) {
         pd_resp_invalid(r, "parameter_invalid", "metadata", "metadata can have at most 50 keys.");
         return;
     }

@@ -193,7 +193,7 @@ pd_h_we_create(pd_req_t *r)
         return;
     }
     pd_we_rec_t *we = &c->we;
-    we->url = (char *)pd_param_str(r, "url");
+    we->url = pd_param_str(r, "url");
     if (!url_allowed(r, we->url, au->livemode))
         return;
     if ((we->enabled_events = enabled_events_json(r)) == NULL)
@@ -205,8 +205,8 @@ pd_h_we_create(pd_req_t *r)
     snprintf(we->merchant_id, sizeof(we->merchant_id), "%s", au->merchant_id);
     we->livemode = au->livemode;
     snprintf(we->status, sizeof(we->status), "enabled");
-    we->description = (char *)pd_param_str(r, "description");
-    if ((we->metadata = (char *)pd_param_metadata(r, NULL)) == NULL) {
+    we->description = pd_param_str(r, "description");
+    if ((we->metadata = pd_param_metadata(r, NULL)) == NULL) {
         pd_resp_invalid(r, "parameter_invalid", "metadata", "metadata can have at most 50 keys.");
         return;
     }
@@ -321,13 +321,13 @@ write_update(pd_db_t *tx, pd_op_t *op)
     if (r != 0)
         return r;
     if (c->url != NULL)
-        we.url = (char *)c->url;
+        we.url = c->url;
     if (c->enabled_events != NULL)
-        we.enabled_events = (char *)c->enabled_events;
+        we.enabled_events = c->enabled_events;
     if (c->description != NULL)
-        we.description = c->description[0] != '\0' ? (char *)c->description : NULL;
+        we.description = c->description[0] != '\0' ? c->description : NULL;
     /* Stripe's rules: given keys are set, empty values remove a key, metadata="" clears */
-    if ((we.metadata = (char *)pd_param_metadata(op->r, we.metadata)) == NULL)
+    if ((we.metadata = pd_param_metadata(op->r, we.metadata)) == NULL)
         return pd_op_error(op, 400, "invalid_request_error", "parameter_invalid", "metadata", NULL,
                            "metadata can have at most 50 keys.");
     if (c->disabled >= 0)

@@ -54,7 +54,7 @@ push(builder_t *b, const char *key, size_t klen, const char *val, size_t vlen, p
     char *v = pd_arena_strndup(b->a, val, vlen);
     if (k == NULL || v == NULL)
         return PD_ERR_NOMEM;
-    p->v[p->n++] = (pd_param_t){pd_view(k, klen), pd_view(v, vlen), type, false};
+    p->v[p->n++] = (pd_param_t){pd_view(k, klen), pd_view(v, vlen), type, false, v};
     return 0;
 }
 

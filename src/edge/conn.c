@@ -225,6 +225,8 @@ pd_conn_note_received(h2o_req_t *req)
  */
 static int ex_index = -1;
 
+/* the connection of a TLS session: remembered on the session once known (the message
+ * callback, which gets the session mutable, stores it), else found through its BIO */
 static conn_t *
 conn_of(const SSL *ssl)
 {
@@ -235,8 +237,15 @@ conn_of(const SSL *ssl)
     h2o_socket_t *sock = bio != NULL ? BIO_get_data(bio) : NULL;
     if (sock == NULL || sock->on_close.cb != on_close || ex_index < 0)
         return NULL;
-    c = sock->on_close.data;
-    SSL_set_ex_data((SSL *)ssl, ex_index, c);
+    return sock->on_close.data;
+}
+
+static conn_t *
+conn_bind(SSL *ssl)
+{
+    conn_t *c = conn_of(ssl);
+    if (c != NULL && SSL_get_ex_data(ssl, ex_index) == NULL)
+        SSL_set_ex_data(ssl, ex_index, c);
     return c;
 }
 
@@ -244,7 +253,7 @@ void
 pd_conn_tls_init(void)
 {
     if (ex_index < 0)
-        ex_index = SSL_get_ex_new_index(0, "payd conn", NULL, NULL, NULL);
+        ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 void
@@ -275,7 +284,7 @@ pd_conn_tls_msg(int write_p, int version, int content_type, const void *buf, siz
     (void)arg;
     if (content_type != SSL3_RT_HEADER || len < 5)
         return;
-    conn_t *c = conn_of(ssl);
+    conn_t *c = conn_bind(ssl);
     if (c == NULL)
         return;
     const uint8_t *h = buf;

@@ -28,9 +28,9 @@ pd_emit_raw(pd_db_t *tx, const char *merchant, bool livemode, const char *type, 
     snprintf(e.merchant_id, sizeof(e.merchant_id), "%s", merchant);
     e.livemode = livemode;
     snprintf(e.type, sizeof(e.type), "%s", type);
-    e.data = (char *)text;
+    e.data = text;
     snprintf(e.request_id, sizeof(e.request_id), "%s", request_id ? request_id : "");
-    e.idempotency_key = (char *)(idem_key != NULL && idem_key[0] ? idem_key : NULL);
+    e.idempotency_key = idem_key != NULL && idem_key[0] ? idem_key : NULL;
     e.created = now;
     e.seq = pd_next_seq();
     r = pd_event_insert(tx, &e);

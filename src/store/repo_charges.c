@@ -266,8 +266,9 @@ static int
 each_charge_id(const pd_row_t *r, void *arg)
 {
     each_t *e = arg;
-    pd_view_t id = pd_row_text(r, 0);
-    return e->fn((void *)id.p, e->arg);
+    char id[PD_ID_MAX];
+    COPY(r, 0, id);
+    return e->fn(id, e->arg);
 }
 
 int
