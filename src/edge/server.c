@@ -390,7 +390,7 @@ setup_globalconf(pd_server_t *s)
 }
 
 int
-pd_server_start(pd_server_t *s)
+pd_server_bind(pd_server_t *s)
 {
     char err[512];
     bool loopback = true;
@@ -405,7 +405,6 @@ pd_server_start(pd_server_t *s)
         return r;
     }
     atomic_store(&s->tls_gen, 1);
-    setup_globalconf(s);
     if ((s->loops = calloc((size_t)s->nloops, sizeof(*s->loops))) == NULL)
         return PD_ERR_NOMEM;
 
@@ -433,6 +432,17 @@ pd_server_start(pd_server_t *s)
             }
         }
     }
+    s->bound = true;
+    return 0;
+}
+
+int
+pd_server_start(pd_server_t *s)
+{
+    int r;
+    if (!s->bound && (r = pd_server_bind(s)) != 0)
+        return r;
+    setup_globalconf(s);
     for (int i = 0; i < s->nloops; i++) {
         pd_loop_t *l = &s->loops[i];
         sem_init(&l->ready, 0, 0);
