@@ -83,8 +83,14 @@ pd_vault_drop_privileges(const char *user, const char *dir, char *err, size_t er
         return fail_errno(err, errcap, "cannot drop the supplementary groups (setgroups)", NULL);
     if (setresgid(gid, gid, gid) != 0)
         return fail_errno(err, errcap, "cannot change the group (setresgid)", NULL);
+    /* nothing the vault could execute may gain a capability back */
+    for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+            return fail_errno(err, errcap, "cannot empty the capability bounding set (prctl PR_CAPBSET_DROP)", NULL);
     if (setresuid(uid, uid, uid) != 0)
         return fail_errno(err, errcap, "cannot change the user (setresuid)", user);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return fail_errno(err, errcap, "cannot set no_new_privs (prctl PR_SET_NO_NEW_PRIVS)", NULL);
     uid_t ru, eu, su;
     gid_t rg, eg, sg;
     if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0 || ru != uid || eu != uid || su != uid ||
