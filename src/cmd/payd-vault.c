@@ -378,6 +378,10 @@ main(int argc, char **argv)
         snprintf(cred_dir, sizeof(cred_dir), "%s/credentials", dir);
         if ((r = pd_vault_server_listen(srv, sock, cred_dir)) != 0) {
             fprintf(stderr, "payd-vault: cannot listen on %s: %s\n", sock, pd_strerror(r));
+            /* a refused start (a credential file open to other users, ...) frees what it made */
+            pd_vault_server_free(srv);
+            pd_vault_state_close(v);
+            pd_config_free(cfg);
             return 1;
         }
     }
