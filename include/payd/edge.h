@@ -114,8 +114,11 @@ typedef struct {
 } pd_edge_stats_t;
 void pd_server_stats(pd_server_t *s, pd_edge_stats_t *out);
 
-/* Binds the listeners (refusing a public admin address unless allowed), loads TLS,
- * starts the loops. Errors are logged with the reason. */
+/* Loads TLS and binds the listeners (refusing a public admin address unless allowed),
+ * starting nothing: payd does it as root, before it drops root. Errors are logged with
+ * the reason. */
+int pd_server_bind(pd_server_t *s) PD_WUR;
+/* Binds (unless pd_server_bind ran) and starts the loops. */
 int pd_server_start(pd_server_t *s) PD_WUR;
 /* Bound ports (useful with port 0). */
 uint16_t pd_server_api_port(const pd_server_t *s);

@@ -9,6 +9,7 @@
 
 typedef struct {
     char *data_dir;     /* state: databases, dev TLS material, credentials */
+    char *user;         /* started as root: the user payd switches to */
     int log_level;      /* pd_log_level_t: debug, info, warn, error */
     char *log_file;     /* "stderr" or a path */
     int64_t log_max_bytes;

@@ -35,8 +35,16 @@ typedef struct {
 
 int pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c) PD_WUR;
 
+/* child mode: the vault's privileged parent (src/vault/monitor.h) */
 typedef struct {
-    pid_t child;                   /* 0 in socket mode */
+    int fd;    /* control channel, -1 when none */
+    pid_t pid; /* the parent process, 0 when none */
+} pd_vault_monitor_t;
+
+typedef struct {
+    pid_t child;                   /* the vault's pid (child mode; its parent is the monitor) */
+    pd_vault_monitor_t monitor;    /* child mode: starts and reaps the vault for payd */
+    bool prepared;                 /* pd_vault_link_prepare ran */
     /* child mode: a supervisor thread restarts a child that dies and hands the clients
      * the new connections */
     pthread_t supervisor;
@@ -52,7 +60,19 @@ typedef struct {
     size_t pepper_len;
 } pd_vault_link_t;
 
-/* Starts or connects, then loads the API-key pepper (which also proves the vault
+/* Child mode: forks the vault's privileged parent (see src/vault/monitor.h), which
+ * starts the vault as [vault] user when payd runs as root. Call it before payd drops
+ * root and before it starts any thread; a no-op in socket and tcp modes. Initializes
+ * l (pd_vault_link_open then uses it). */
+int pd_vault_link_prepare(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev) PD_WUR;
+/* Checks the modes of the vault's files payd can see: in child mode the credentials
+ * directory and files of the vault's directory and its socket (owned by vault_uid
+ * unless it is (uid_t)-1), in socket and tcp modes the credential files (and client
+ * keys) and the socket payd is configured with. Missing files are fine (a vault not
+ * yet created). PD_ERR_PERM with the file, its mode and the fix in err otherwise. */
+int pd_vault_link_check_files(const pd_vault_config_t *c, const char *data_dir, uid_t vault_uid, char *err,
+                              size_t errcap) PD_WUR;
+/* Starts (through the privileged parent) or connects, then loads the API-key pepper (which also proves the vault
  * is unsealed and answering). data_dir is payd's; dev passes --dev to the child. */
 int pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev) PD_WUR;
 /* Copies the current API-key pepper (thread-safe). */

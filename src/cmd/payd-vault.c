@@ -27,6 +27,8 @@
 #include "payd/config.h"
 #include "payd/lockfile.h"
 #include "payd/log.h"
+#include "payd/privsep.h"
+#include "payd/vault_files.h"
 #include "vault/privs.h"
 #include "vault/server.h"
 #include "vault/transport.h"
@@ -172,7 +174,8 @@ main(int argc, char **argv)
     const char *share_files[MAX_SHARES];
     pd_unseal_opts_t uo = {0};
 
-    char err[256], db[4200];
+    char err[4400], db[4200];
+    umask(077); /* the key file, the database and the journal: the vault's user's alone */
     /* before anything is read: no core file and no ptrace can show a secret */
     if (pd_vault_harden(err, sizeof(err)) != 0) {
         fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
@@ -266,8 +269,19 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0700) == 0) {
+        /* the vault's group (payd's user) may pass through to the credentials it needs */
+        if (chmod(dir, PD_VAULT_DIR_MODE) != 0) {
+            fprintf(stderr, "payd-vault: cannot chmod %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
+    } else if (errno != EEXIST) {
         fprintf(stderr, "payd-vault: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    /* nothing of the vault's state is for other users (its files are 0600 or 0640) */
+    if (pd_privsep_check_mode(dir, (uid_t)-1, 0750, err, sizeof(err)) != 0) {
+        fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
         return 1;
     }
     /* one vault per directory: a second one would sign audit records and write keys
@@ -364,6 +378,10 @@ main(int argc, char **argv)
         snprintf(cred_dir, sizeof(cred_dir), "%s/credentials", dir);
         if ((r = pd_vault_server_listen(srv, sock, cred_dir)) != 0) {
             fprintf(stderr, "payd-vault: cannot listen on %s: %s\n", sock, pd_strerror(r));
+            /* a refused start (a credential file open to other users, ...) frees what it made */
+            pd_vault_server_free(srv);
+            pd_vault_state_close(v);
+            pd_config_free(cfg);
             return 1;
         }
     }

@@ -20,6 +20,7 @@
 #include "payd/edge.h"
 #include "payd/lockfile.h"
 #include "payd/log.h"
+#include "payd/privsep.h"
 #include "payd/service.h"
 #include "payd/vault_spawn.h"
 #include "payd/traffic_log.h"
@@ -47,6 +48,9 @@ typedef struct {
     pd_api_t *payments_api;
     pd_merchant_keys_t dev_keys;
     const char *config_path;
+    bool root;                     /* started as root: drops to run_as after binding */
+    pd_privsep_user_t run_as;      /* [server] user */
+    pd_privsep_user_t vault_user;  /* [vault] user (child mode) */
     bool dev;
     bool check_only;
     bool print_config;
@@ -232,11 +236,17 @@ print_banner(app_t *app)
     if (app->admin.listen[0] != '\0')
         printf("  admin:  http://%s\n", app->admin.listen);
     if (app->dev) {
+        /* the key itself stays in the file: captured output (a terminal log, a CI job,
+         * journald) would keep it at rest */
+        char prefix[16];
+        snprintf(prefix, sizeof(prefix), "%.12s", app->dev_keys.secret_key);
         printf("  CA:     %s/tls/ca.pem\n", app->svc.data_dir);
-        printf("  keys:   %s/credentials.json (merchant %s)\n", app->svc.data_dir, app->dev_keys.merchant_id);
-        printf("  try:    curl --cacert %s/tls/ca.pem %s/v1/payment_intents -u %s: \\\n"
+        printf("  keys:   %s/credentials.json (merchant %s, secret key %s...)\n", app->svc.data_dir,
+               app->dev_keys.merchant_id, prefix);
+        printf("  try:    curl --cacert %s/tls/ca.pem %s/v1/payment_intents \\\n"
+               "            -u \"$(grep -o 'sk_test_[A-Za-z0-9]*' %s/credentials.json):\" \\\n"
                "            -d amount=1099 -d currency=usd -d payment_method=pm_card_visa -d confirm=true\n",
-               app->svc.data_dir, url, app->dev_keys.secret_key);
+               app->svc.data_dir, url, app->svc.data_dir);
     }
     printf("\n");
     fflush(stdout);
@@ -375,6 +385,92 @@ stop_services(app_t *app)
     app->traffic = NULL;
 }
 
+/* Started as root: [server] user and, in child mode, [vault] user must exist, be
+ * dedicated (not root, not nobody) and differ. payd creates no user itself. */
+static int
+check_users(app_t *app)
+{
+    char err[1024], cmd[300];
+    app->root = geteuid() == 0;
+    if (!app->root)
+        return 0;
+    bool child = app->vault.mode == PD_VAULT_CHILD;
+    /* payd joins the vault's group to read the credentials and the socket of a standalone vault */
+    snprintf(cmd, sizeof(cmd), "useradd --system --user-group --no-create-home --home-dir /nonexistent --shell "
+                               "/usr/sbin/nologin --groups %s %s", app->vault.user[0] ? app->vault.user : "payd-vault",
+             app->svc.user);
+    if (pd_privsep_user(app->svc.user, "[server] user, the user payd serves the network as", cmd, &app->run_as, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "payd: refusing to start as root: %s\n", err);
+        return PD_ERR_CONFIG;
+    }
+    if (!child)
+        return 0;
+    snprintf(cmd, sizeof(cmd), "useradd --system --user-group --no-create-home --home-dir /nonexistent --shell "
+                               "/usr/sbin/nologin %s", app->vault.user);
+    if (pd_privsep_user(app->vault.user, "[vault] user, the user the vault runs as", cmd, &app->vault_user, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "payd: refusing to start as root: %s\n", err);
+        return PD_ERR_CONFIG;
+    }
+    if (app->vault_user.uid == app->run_as.uid) {
+        fprintf(stderr, "payd: refusing to start as root: [server] user and [vault] user are both uid %u; the vault "
+                        "must run as a user of its own, or payd could read its keys\n",
+                (unsigned)app->run_as.uid);
+        return PD_ERR_CONFIG;
+    }
+    return 0;
+}
+
+/* --dev as root: the data dir (what payd made as root: TLS material, the lock) goes
+ * to [server] user; the vault's directory is the vault's */
+static int
+give_data_dir(app_t *app)
+{
+    char err[4400];
+    const char *skip = app->vault.mode == PD_VAULT_CHILD && app->vault.dir[0] == '\0' ? "vault" : NULL;
+    int r = pd_privsep_chown_tree(app->svc.data_dir, app->run_as.uid, app->run_as.gid, skip, err, sizeof(err));
+    if (r != 0)
+        pd_log_error("refusing to start: cannot give the data dir to payd's user", PD_LS("user", app->run_as.name),
+                     PD_LS("reason", err));
+    return r;
+}
+
+/* After binding and forking the vault's parent: payd leaves root for good, or says
+ * loudly that there is no boundary between it and the vault. */
+static int
+drop_root(app_t *app)
+{
+    char err[1024];
+    int r;
+    if (!app->root) {
+        if (app->vault.mode == PD_VAULT_CHILD) {
+            fprintf(stderr, "\npayd: WARNING: the vault is NOT isolated: it runs as uid %u, the same user as payd, "
+                            "so anything that takes over payd can read the vault's keys and every stored card.\n"
+                            "payd: start payd as root (with the users payd and payd-vault, see scripts/deps.sh) "
+                            "for the privilege boundary; see docs/vault.md.\n\n",
+                    (unsigned)geteuid());
+            pd_log_warn("the vault is not isolated: payd and the vault run as the same user",
+                        PD_LI("uid", (int64_t)geteuid()));
+        }
+        return 0;
+    }
+    if ((r = pd_privsep_drop(&app->run_as, err, sizeof(err))) != 0) {
+        pd_log_error("refusing to start: cannot drop root", PD_LS("reason", err));
+        return r;
+    }
+    if (access(app->svc.data_dir, R_OK | W_OK | X_OK) != 0) {
+        pd_log_error("refusing to start: payd's user cannot write its data dir; give it to that user",
+                     PD_LS("data_dir", app->svc.data_dir), PD_LS("user", app->run_as.name),
+                     PD_LS("fix", "chown -R [server] user: DATA_DIR (the vault's directory stays the vault's)"));
+        return PD_ERR_PERM;
+    }
+    pd_log_info("dropped root", PD_LS("user", app->run_as.name), PD_LI("uid", (int64_t)app->run_as.uid),
+                PD_LS("vault_user", app->vault.mode == PD_VAULT_CHILD ? app->vault_user.name : NULL),
+                PD_LI("capabilities", 0));
+    return 0;
+}
+
 static int
 run(app_t *app)
 {
@@ -391,11 +487,31 @@ run(app_t *app)
         return r;
     }
     (void)lock_fd; /* held until the process ends */
+    if (app->dev && app->root && (r = give_data_dir(app)) != 0)
+        return r;
     if ((r = pd_router_new(&router)) != 0 || (r = pd_router_add(router, pd_health_routes, pd_health_routes_n)) != 0)
         return r;
     if (app->admin.test_endpoints && (r = pd_router_add(router, pd_debug_routes, pd_debug_routes_n)) != 0)
         return r;
     if ((r = pd_server_new(&g_server, &app->api, &app->admin, router)) != 0)
+        return r;
+    /* as root: the ports (any port), the TLS key; then the vault's parent, which keeps
+     * root to start the vault as its user; then payd leaves root. No thread exists yet. */
+    if ((r = pd_server_bind(g_server)) != 0)
+        return r;
+    char files_err[4400];
+    uid_t vault_uid = app->vault.mode != PD_VAULT_CHILD ? (uid_t)-1 : app->root ? app->vault_user.uid : geteuid();
+    if ((r = pd_vault_link_check_files(&app->vault, app->svc.data_dir, vault_uid, files_err, sizeof(files_err))) != 0) {
+        pd_log_error("refusing to start: a vault file is open to more users than the vault's and payd's",
+                     PD_LS("reason", files_err));
+        fprintf(stderr, "payd: refusing to start: %s\n", files_err);
+        return r;
+    }
+    if ((r = pd_vault_link_prepare(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
+        pd_log_error("cannot start the vault's privileged parent", PD_LERR(r));
+        return r;
+    }
+    if ((r = drop_root(app)) != 0)
         return r;
 
     /* signals are taken synchronously by this thread; loops inherit the mask */
@@ -459,6 +575,8 @@ main(int argc, char **argv)
         rc = 0;
         goto out;
     }
+    if (check_users(&app) != 0)
+        goto out;
     if (app.dev && prepare_dev(&app) != 0) {
         rc = 1;
         goto out;

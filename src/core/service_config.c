@@ -6,6 +6,9 @@
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const pd_config_key_t keys[] = {
     {"data_dir", PD_CT_PATH, S(data_dir), "/var/lib/payd", .help = "directory for databases and generated state"},
+    {"user", PD_CT_STR, S(user), "payd",
+     .help = "started as root: the user payd serves the network as, after binding its ports and starting the "
+             "vault (never root, never nobody, never [vault] user)"},
     {"log_level", PD_CT_ENUM, S(log_level), "info", .choices = levels, .reloadable = true,
      .help = "least severe level written to the service log"},
     {"log_file", PD_CT_PATH, S(log_file), "stderr", .help = "service log destination: stderr or a file path"},

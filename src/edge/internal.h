@@ -53,6 +53,7 @@ struct pd_server {
     h2o_hostconf_t *api_hosts[2], *admin_hosts[2];
     pd_loop_t *loops;
     int nloops;
+    bool bound; /* pd_server_bind ran: TLS loaded, listeners open */
     uint16_t api_port, admin_port;
     pthread_mutex_t tls_mu;
     SSL_CTX *tls_ctx; /* current; guarded by tls_mu */

@@ -378,7 +378,7 @@ setup_globalconf(pd_server_t *s)
 }
 
 int
-pd_server_start(pd_server_t *s)
+pd_server_bind(pd_server_t *s)
 {
     char err[512];
     bool loopback = true;
@@ -401,7 +401,6 @@ pd_server_start(pd_server_t *s)
     }
     if ((r = pd_accept_setup(s)) != 0)
         return r;
-    setup_globalconf(s);
     if ((s->loops = calloc((size_t)s->nloops, sizeof(*s->loops))) == NULL)
         return PD_ERR_NOMEM;
 
@@ -429,6 +428,17 @@ pd_server_start(pd_server_t *s)
             }
         }
     }
+    s->bound = true;
+    return 0;
+}
+
+int
+pd_server_start(pd_server_t *s)
+{
+    int r;
+    if (!s->bound && (r = pd_server_bind(s)) != 0)
+        return r;
+    setup_globalconf(s);
     for (int i = 0; i < s->nloops; i++) {
         pd_loop_t *l = &s->loops[i];
         sem_init(&l->ready, 0, 0);

@@ -12,9 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "payd/privsep.h"
 #include "vault/privs.h"
 
-#define CHOWN_MAX_DEPTH 32
+#define NOBODY_UID 65534
 
 static int
 fail_errno(char *err, size_t errcap, const char *what, const char *path)
@@ -43,82 +44,10 @@ pd_vault_harden(char *err, size_t errcap)
     return 0;
 }
 
-/* chowns every entry of the open directory dfd (path: for messages), depth first */
-static int
-chown_below(int dfd, const char *path, uid_t uid, gid_t gid, int depth, char *err, size_t errcap)
-{
-    char sub[4096];
-    if (depth > CHOWN_MAX_DEPTH) {
-        snprintf(err, errcap, "%s: more than %d directories deep", path, CHOWN_MAX_DEPTH);
-        return PD_ERR_TOOBIG;
-    }
-    int dup_fd = dup(dfd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (d == NULL) {
-        int r = fail_errno(err, errcap, "cannot read the directory", path);
-        if (dup_fd >= 0)
-            close(dup_fd);
-        return r;
-    }
-    int r = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *e = readdir(d);
-        if (e == NULL) {
-            if (errno != 0)
-                r = fail_errno(err, errcap, "cannot read the directory", path);
-            break;
-        }
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        struct stat st;
-        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            r = fail_errno(err, errcap, "cannot stat", sub);
-            break;
-        }
-        if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
-            snprintf(err, errcap, "refusing to chown %s: it has %ju hard links (it also lives outside the directory)",
-                     sub, (uintmax_t)st.st_nlink);
-            r = PD_ERR_PERM;
-            break;
-        }
-        /* a symbolic link is changed itself, never what it points to */
-        if (fchownat(dfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
-            r = fail_errno(err, errcap, "cannot chown", sub);
-            break;
-        }
-        if (!S_ISDIR(st.st_mode))
-            continue;
-        /* O_NOFOLLOW: a directory swapped for a link since the fstatat is not entered */
-        int cfd = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (cfd < 0) {
-            r = fail_errno(err, errcap, "cannot open the directory", sub);
-            break;
-        }
-        r = chown_below(cfd, sub, uid, gid, depth + 1, err, errcap);
-        close(cfd);
-        if (r != 0)
-            break;
-    }
-    closedir(d);
-    return r;
-}
-
 int
 pd_vault_chown_tree(const char *dir, uid_t uid, gid_t gid, char *err, size_t errcap)
 {
-    /* dir itself is the operator's path (it may be a link to where the state lives) */
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return fail_errno(err, errcap, "cannot open", dir);
-    int r = 0;
-    if (fchown(fd, uid, gid) != 0)
-        r = fail_errno(err, errcap, "cannot chown", dir);
-    else
-        r = chown_below(fd, dir, uid, gid, 0, err, errcap);
-    close(fd);
-    return r;
+    return pd_privsep_chown_tree(dir, uid, gid, NULL, err, errcap);
 }
 
 int
@@ -140,6 +69,13 @@ pd_vault_drop_privileges(const char *user, const char *dir, char *err, size_t er
         snprintf(err, errcap, "the vault's user must not be root (%s has uid 0)", user);
         return PD_ERR_CONFIG;
     }
+    /* every service of the host may run as nobody: the vault's files and socket would
+     * be theirs too */
+    if (uid == NOBODY_UID || strcmp(user, "nobody") == 0) {
+        snprintf(err, errcap, "the vault's user must not be nobody (uid %u): use a dedicated user such as payd-vault",
+                 (unsigned)uid);
+        return PD_ERR_CONFIG;
+    }
     int r = pd_vault_chown_tree(dir, uid, gid, err, errcap);
     if (r != 0)
         return r;
@@ -147,8 +83,14 @@ pd_vault_drop_privileges(const char *user, const char *dir, char *err, size_t er
         return fail_errno(err, errcap, "cannot drop the supplementary groups (setgroups)", NULL);
     if (setresgid(gid, gid, gid) != 0)
         return fail_errno(err, errcap, "cannot change the group (setresgid)", NULL);
+    /* nothing the vault could execute may gain a capability back */
+    for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+            return fail_errno(err, errcap, "cannot empty the capability bounding set (prctl PR_CAPBSET_DROP)", NULL);
     if (setresuid(uid, uid, uid) != 0)
         return fail_errno(err, errcap, "cannot change the user (setresuid)", user);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return fail_errno(err, errcap, "cannot set no_new_privs (prctl PR_SET_NO_NEW_PRIVS)", NULL);
     uid_t ru, eu, su;
     gid_t rg, eg, sg;
     if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0 || ru != uid || eu != uid || su != uid ||

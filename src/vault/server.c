@@ -23,6 +23,8 @@
 
 #include "payd/config.h"
 #include "payd/log.h"
+#include "payd/privsep.h"
+#include "payd/vault_files.h"
 #include "payd/time.h"
 #include "vault/msg.h"
 #include "vault/server.h"
@@ -216,7 +218,17 @@ static int
 ensure_credential(pd_vault_server_t *s, const char *dir, unsigned p, int idx)
 {
     char path[4200], cred[65];
-    snprintf(path, sizeof(path), "%s/%s", dir, pd_principal_name(p));
+    char why[4400];
+    const char *name = pd_principal_name(p);
+    mode_t max = pd_vault_cred_max(name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    /* an existing file that more users may read than payd's and the vault's refuses the start */
+    int mr = pd_privsep_check_mode(path, geteuid(), max, why, sizeof(why));
+    if (mr != 0 && mr != -ENOENT) {
+        pd_log_error("vault: a credential file is open to more users than it may be; refusing to start",
+                     PD_LS("reason", why));
+        return PD_ERR_PERM;
+    }
     FILE *f = fopen(path, "re");
     if (f != NULL) {
         size_t n = fread(cred, 1, sizeof(cred) - 1, f);
@@ -234,7 +246,8 @@ ensure_credential(pd_vault_server_t *s, const char *dir, unsigned p, int idx)
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
             return -errno;
-        bool ok = write(fd, cred, 48) == 48 && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+        /* fchmod: the umask does not decide what the group may read */
+        bool ok = fchmod(fd, max) == 0 && write(fd, cred, 48) == 48 && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
         close(fd);
         if (!ok)
             return PD_ERR_IO;
@@ -251,8 +264,18 @@ static int
 ensure_credentials(pd_vault_server_t *s, const char *cred_dir)
 {
     int r;
-    if (mkdir(cred_dir, 0700) != 0 && errno != EEXIST)
+    char why[4400];
+    if (mkdir(cred_dir, 0700) == 0) {
+        if (chmod(cred_dir, PD_VAULT_DIR_MODE) != 0)
+            return -errno;
+    } else if (errno != EEXIST) {
         return -errno;
+    }
+    if ((r = pd_privsep_check_mode(cred_dir, geteuid(), PD_VAULT_DIR_MODE, why, sizeof(why))) != 0) {
+        pd_log_error("vault: the credentials directory is open to more users than it may be; refusing to start",
+                     PD_LS("reason", why));
+        return PD_ERR_PERM;
+    }
     for (int i = 0; i < 4; i++)
         if ((r = ensure_credential(s, cred_dir, 1u << i, i)) != 0)
             return r;
@@ -273,7 +296,8 @@ pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *cred_
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    mode_t old = umask(0177); /* the socket file is created 0600 */
+    /* the socket file is created 0660: the vault's user and its group (payd's user) */
+    mode_t old = umask(0777 & ~PD_VAULT_SOCKET_MODE);
     r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);
     if (r != 0 || listen(fd, 64) != 0) {

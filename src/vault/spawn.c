@@ -15,8 +15,11 @@
 #include <openssl/crypto.h>
 
 #include "payd/log.h"
+#include "payd/privsep.h"
+#include "payd/vault_files.h"
 #include "payd/time.h"
 #include "payd/vault_spawn.h"
+#include "vault/monitor.h"
 
 #define C(f) offsetof(pd_vault_config_t, f)
 static const char *const modes[] = {"child", "socket", "tcp", NULL};
@@ -26,7 +29,8 @@ static const pd_config_key_t keys[] = {
              "tcp: a payd-vault on another host, over mutual TLS"},
     {"dir", PD_CT_PATH, C(dir), "", .help = "child mode: the vault's state directory (default DATA_DIR/vault)"},
     {"binary", PD_CT_PATH, C(binary), "", .help = "child mode: the payd-vault program (default: next to payd)"},
-    {"user", PD_CT_STR, C(user), "nobody", .help = "child mode, started as root: the user the vault runs as"},
+    {"user", PD_CT_STR, C(user), "payd-vault",
+     .help = "child mode, started as root: the user the vault runs as (never nobody, never [server] user)"},
     {"passphrase_file", PD_CT_PATH, C(passphrase_file), "",
      .help = "child mode: file with the unseal passphrase (else PAYD_VAULT_PASSPHRASE or a systemd credential)"},
     {"socket", PD_CT_PATH, C(socket), "", .help = "socket mode: path of the vault's Unix socket"},
@@ -50,16 +54,26 @@ pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c)
     return pd_config_add(cfg, "vault", keys, sizeof(keys) / sizeof(keys[0]), c);
 }
 
-static int
-spawn_child(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev, int fds[2])
+static void
+vault_dir(const pd_vault_config_t *c, const char *data_dir, char *out, size_t cap)
+{
+    if (c->dir[0] != '\0')
+        snprintf(out, cap, "%s", c->dir);
+    else
+        snprintf(out, cap, "%s/vault", data_dir);
+}
+
+int
+pd_vault_link_prepare(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev)
 {
     char dir[4200], bin[4200], sock[4300], self[4096];
-    int api[2], proc[2];
-
-    if (c->dir[0] != '\0')
-        snprintf(dir, sizeof(dir), "%s", c->dir);
-    else
-        snprintf(dir, sizeof(dir), "%s/vault", data_dir);
+    memset(l, 0, sizeof(*l));
+    l->monitor.fd = -1;
+    pthread_mutex_init(&l->mu, NULL);
+    l->prepared = true;
+    if (c->mode != PD_VAULT_CHILD)
+        return 0;
+    vault_dir(c, data_dir, dir, sizeof(dir));
     if (c->binary[0] != '\0') {
         snprintf(bin, sizeof(bin), "%s", c->binary);
     } else {
@@ -71,59 +85,88 @@ spawn_child(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir
         snprintf(bin, sizeof(bin), "%s/payd-vault", self);
     }
     snprintf(sock, sizeof(sock), "%s/vault.sock", dir);
+    /* the command line is fixed here, in the parent's copy of this memory: payd can
+     * later ask for a vault, not say which */
+    const char *argv[20];
+    int n = 0;
+    argv[n++] = bin;
+    argv[n++] = "--data-dir";
+    argv[n++] = dir;
+    argv[n++] = "--fd";
+    argv[n++] = "3:api";
+    argv[n++] = "--fd";
+    argv[n++] = "4:processor";
+    argv[n++] = "--socket"; /* for payctl (principal admin) */
+    argv[n++] = sock;
+    if (dev)
+        argv[n++] = "--dev";
+    if (c->passphrase_file[0] != '\0') {
+        argv[n++] = "--passphrase-file";
+        argv[n++] = c->passphrase_file;
+    }
+    bool root = geteuid() == 0;
+    if (root && c->user[0] != '\0') {
+        argv[n++] = "--user";
+        argv[n++] = c->user;
+    }
+    argv[n] = NULL;
     /* a vault that drops to its own user must be able to reach its directory
      * through payd's (0711: traverse, not list) */
-    if (geteuid() == 0 && c->user[0] != '\0' && c->dir[0] == '\0' && chmod(data_dir, 0711) != 0)
-        return -errno;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, api) != 0)
-        return -errno;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, proc) != 0) {
-        int e = -errno;
-        close(api[0]);
-        close(api[1]);
-        return e;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = -errno;
-        close(api[0]), close(api[1]), close(proc[0]), close(proc[1]);
-        return e;
-    }
-    if (pid == 0) {
-        /* the child's ends become fds 3 and 4 (dup2 clears close-on-exec) */
-        if (dup2(api[1], 3) < 0 || dup2(proc[1], 4) < 0)
-            _exit(126);
-        const char *argv[20];
-        int n = 0;
-        argv[n++] = bin;
-        argv[n++] = "--data-dir";
-        argv[n++] = dir;
-        argv[n++] = "--fd";
-        argv[n++] = "3:api";
-        argv[n++] = "--fd";
-        argv[n++] = "4:processor";
-        argv[n++] = "--socket"; /* for payctl (principal admin) */
-        argv[n++] = sock;
-        if (dev)
-            argv[n++] = "--dev";
-        if (c->passphrase_file[0] != '\0') {
-            argv[n++] = "--passphrase-file";
-            argv[n++] = c->passphrase_file;
+    const char *traverse = root && c->user[0] != '\0' && c->dir[0] == '\0' ? data_dir : NULL;
+    return pd_vault_monitor_start(&l->monitor, (char *const *)argv, traverse);
+}
+
+static int
+check_one(const char *path, uid_t owner, mode_t max, char *err, size_t errcap)
+{
+    int r = pd_privsep_check_mode(path, owner, max, err, errcap);
+    return r == -ENOENT ? 0 : r;
+}
+
+int
+pd_vault_link_check_files(const pd_vault_config_t *c, const char *data_dir, uid_t vault_uid, char *err,
+                          size_t errcap)
+{
+    static const char *const principals[] = {"api", "processor", "admin", "rotation"};
+    char dir[4200], path[4400];
+    int r = 0;
+    if (c->mode == PD_VAULT_CHILD) {
+        vault_dir(c, data_dir, dir, sizeof(dir));
+        snprintf(path, sizeof(path), "%s/credentials", dir);
+        if ((r = check_one(path, vault_uid, PD_VAULT_DIR_MODE, err, errcap)) != 0)
+            return r;
+        for (size_t i = 0; i < sizeof(principals) / sizeof(principals[0]); i++) {
+            snprintf(path, sizeof(path), "%s/credentials/%s", dir, principals[i]);
+            if ((r = check_one(path, vault_uid, pd_vault_cred_max(principals[i]), err, errcap)) != 0)
+                return r;
         }
-        if (geteuid() == 0 && c->user[0] != '\0') {
-            argv[n++] = "--user";
-            argv[n++] = c->user;
-        }
-        argv[n] = NULL;
-        prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-        execv(bin, (char *const *)argv);
-        _exit(127);
+        snprintf(path, sizeof(path), "%s/vault.sock", dir);
+        return check_one(path, vault_uid, PD_VAULT_SOCKET_MODE, err, errcap);
     }
-    close(api[1]);
-    close(proc[1]);
+    /* the operator's files: payd reads them after it dropped root, as [server] user
+     * (the owner or, through the vault's group, a reader) */
+    const char *const creds[] = {c->api_credential, c->processor_credential,
+                                 c->mode == PD_VAULT_TCP ? c->api_tls_key : "",
+                                 c->mode == PD_VAULT_TCP ? c->processor_tls_key : ""};
+    for (size_t i = 0; i < sizeof(creds) / sizeof(creds[0]); i++)
+        if (creds[i][0] != '\0' && (r = check_one(creds[i], (uid_t)-1, PD_VAULT_CRED_PAYD_MODE, err, errcap)) != 0)
+            return r;
+    if (c->mode == PD_VAULT_SOCKET && c->socket[0] != '\0')
+        r = check_one(c->socket, (uid_t)-1, PD_VAULT_SOCKET_MODE, err, errcap);
+    return r;
+}
+
+/* a vault from the privileged parent: the clients' new connections */
+static int
+spawn_child(pd_vault_link_t *l, int fds[2])
+{
+    char dir[4200];
+    pid_t pid = 0;
+    int r = pd_vault_monitor_spawn(&l->monitor, fds, &pid);
+    if (r != 0)
+        return r;
     l->child = pid;
-    fds[0] = api[0];
-    fds[1] = proc[0];
+    vault_dir(l->cfg, l->data_dir, dir, sizeof(dir));
     pd_log_info("vault started as a child", PD_LI("pid", pid), PD_LS("dir", dir));
     return 0;
 }
@@ -223,29 +266,39 @@ supervise(void *arg)
     pthread_setname_np(pthread_self(), "payd-vaultsup");
     while (!atomic_load(&l->closing)) {
         int st = 0;
-        pid_t p = waitpid(l->child, &st, WNOHANG);
-        if (p == 0 || (p < 0 && errno == EINTR)) {
-            nap(l, 100);
+        pid_t p = 0;
+        /* 100 ms at a time: it also notices the link closing */
+        int w = pd_vault_monitor_wait(&l->monitor, 100, &p, &st);
+        if (w == 0)
             continue;
+        if (w < 0) {
+            pd_log_error("the vault's privileged parent is gone: a vault that exits cannot be restarted",
+                         PD_LERR(w));
+            break;
         }
-        pd_log_error("vault child exited; restarting it", PD_LI("pid", l->child),
-                     PD_LI("exit_status", p > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1),
-                     PD_LI("signal", p > 0 && WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+        pd_log_error("vault child exited; restarting it", PD_LI("pid", p),
+                     PD_LI("exit_status", WIFEXITED(st) ? WEXITSTATUS(st) : -1),
+                     PD_LI("signal", WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+        l->child = 0;
         if (pd_mono_ms() - started > 60000)
             backoff = 500; /* it had been running fine */
-        nap(l, backoff);
-        backoff = backoff < 15000 ? backoff * 2 : 30000;
-        if (atomic_load(&l->closing))
-            break;
-        int fds[2];
-        int r = spawn_child(l, l->cfg, l->data_dir, l->dev, fds);
-        started = pd_mono_ms();
-        if (r != 0) {
+        for (;;) {
+            nap(l, backoff);
+            backoff = backoff < 15000 ? backoff * 2 : 30000;
+            if (atomic_load(&l->closing))
+                return NULL;
+            int fds[2];
+            int r = spawn_child(l, fds);
+            started = pd_mono_ms();
+            if (r == 0) {
+                pd_vault_client_adopt_fd(l->api, fds[0]);
+                pd_vault_client_adopt_fd(l->processor, fds[1]);
+                break;
+            }
             pd_log_error("cannot restart the vault child", PD_LERR(r));
-            continue; /* waitpid on the old pid fails at once: the next attempt after the back-off */
+            if (r == PD_ERR_CLOSED)
+                return NULL; /* the parent is gone */
         }
-        pd_vault_client_adopt_fd(l->api, fds[0]);
-        pd_vault_client_adopt_fd(l->processor, fds[1]);
     }
     return NULL;
 }
@@ -254,11 +307,16 @@ int
 pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev)
 {
     int r, fds[2] = {-1, -1};
-    memset(l, 0, sizeof(*l));
-    pthread_mutex_init(&l->mu, NULL);
+    if (!l->prepared && (r = pd_vault_link_prepare(l, c, data_dir, dev)) != 0)
+        return r;
+    l->cfg = c;
+    l->data_dir = data_dir;
+    l->dev = dev;
     if (c->mode == PD_VAULT_CHILD) {
-        if ((r = spawn_child(l, c, data_dir, dev, fds)) != 0)
+        if ((r = spawn_child(l, fds)) != 0) {
+            pd_vault_link_close(l);
             return r;
+        }
         pd_vault_client_opts_t oa = {.fd = fds[0], .timeout_ms = c->timeout_ms};
         pd_vault_client_opts_t op = {.fd = fds[1], .timeout_ms = c->timeout_ms};
         if ((r = pd_vault_client_new(&l->api, &oa)) != 0 || (r = pd_vault_client_new(&l->processor, &op)) != 0 ||
@@ -266,9 +324,6 @@ pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *d
             pd_vault_link_close(l);
             return r;
         }
-        l->cfg = c;
-        l->data_dir = data_dir;
-        l->dev = dev;
         if (pthread_create(&l->supervisor, NULL, supervise, l) != 0) {
             pd_vault_link_close(l);
             return PD_ERR_INTERNAL;
@@ -322,15 +377,15 @@ pd_vault_link_close(pd_vault_link_t *l)
     pd_vault_client_free(l->api);
     pd_vault_client_free(l->processor);
     l->api = l->processor = NULL;
-    if (l->child > 0) {
+    if (l->monitor.fd >= 0) {
+        /* its descriptors are closed: the child finishes its batch and exits, and the
+         * parent says so (within 3 s; then the parent ends it) */
         int st;
-        /* its descriptors are closed: the child finishes its batch and exits */
-        for (int i = 0; i < 300 && waitpid(l->child, &st, WNOHANG) == 0; i++)
-            usleep(10000);
-        if (waitpid(l->child, &st, WNOHANG) == 0) {
-            kill(l->child, SIGTERM);
-            waitpid(l->child, &st, 0);
-        }
+        pid_t p;
+        for (int i = 0; l->child > 0 && i < 30; i++)
+            if (pd_vault_monitor_wait(&l->monitor, 100, &p, &st) != 0)
+                break;
+        pd_vault_monitor_stop(&l->monitor);
         l->child = 0;
     }
 }

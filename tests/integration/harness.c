@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -135,6 +137,14 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
             dup2(fd, 1);
             dup2(fd, 2);
             close(fd);
+        }
+        if (opts->user != NULL) {
+            struct passwd *pw = getpwnam(opts->user);
+            if (pw == NULL || chown(p->dir, pw->pw_uid, pw->pw_gid) != 0 || initgroups(opts->user, pw->pw_gid) != 0 ||
+                setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+                setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0 ||
+                prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) /* a change of user clears it */
+                _exit(126);
         }
         unsetenv("PAYD_TEST_KEEP"); /* the harness's own switch, not a payd setting */
         if (opts->nofile > 0) {

@@ -8,6 +8,7 @@
  * on the normal disk. The tmpfs is unmounted in the teardown, whatever happened.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -41,6 +42,10 @@ setup(void **state)
     mounted = mount("tmpfs", mnt, "tmpfs", 0, "size=8m,mode=0700") == 0;
     if (!mounted)
         print_message("cannot mount a tmpfs on %s: %s\n", mnt, strerror(errno));
+    /* payd started as root writes its store as [server] user */
+    struct passwd *pw = getpwnam("payd");
+    if (mounted && pw != NULL && chown(mnt, pw->pw_uid, pw->pw_gid) != 0)
+        print_message("cannot give %s to payd: %s\n", mnt, strerror(errno));
     snprintf(filler, sizeof(filler), "%s/filler", mnt);
     return 0;
 }

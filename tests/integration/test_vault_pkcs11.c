@@ -6,6 +6,7 @@
  * token are refused with a clear message.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -78,8 +79,8 @@ vault_conf(const char *path, const char *pin_file, const char *token)
     char text[1024];
     snprintf(text, sizeof(text),
              "[vault]\ndata_dir = %s\nsocket = %s\npkcs11_module = " SOFTHSM_MODULE "\npkcs11_token = %s\n"
-             "pkcs11_key = payd-root\npkcs11_pin_file = %s\n",
-             vdir, sock, token, pin_file);
+             "pkcs11_key = payd-root\npkcs11_pin_file = %s\n%s",
+             vdir, sock, token, pin_file, geteuid() == 0 ? "user = payd-vault\n" : "");
     write_text(path, text);
 }
 
@@ -92,7 +93,11 @@ setup(void **state)
     if (mkdtemp(dir) == NULL)
         return -1;
     snprintf(vdir, sizeof(vdir), "%s/vault", dir);
-    snprintf(sock, sizeof(sock), "%s/vault.sock", dir);
+    /* in the vault's own directory: started as root, it runs as payd-vault, and payd
+     * (a member of payd-vault's group) reaches the socket and credentials there */
+    snprintf(sock, sizeof(sock), "%s/vault.sock", vdir);
+    if (geteuid() == 0 && chmod(dir, 0711) != 0)
+        return -1;
     snprintf(conf, sizeof(conf), "%s/vault.conf", dir);
     snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
     snprintf(cmd, sizeof(cmd), "directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n", dir);

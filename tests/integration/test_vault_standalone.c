@@ -5,6 +5,7 @@
  * without core dumps. Options that take numbers refuse anything but a whole number.
  */
 #include <fcntl.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,7 +26,8 @@
 #include "harness.h"
 #include "payd/vault.h"
 
-#define NOBODY 65534
+/* the vault's dedicated user (scripts/deps.sh creates it; nobody is refused) */
+#define VAULT_USER "payd-vault"
 
 static char dir[64], vdir[128], sock[160], addr[64];
 static pid_t running; /* a vault this test started and has not stopped */
@@ -90,7 +92,7 @@ start_vault(bool init)
         dup2(fd, 1);
         dup2(fd, 2);
         const char *argv[] = {PAYD_VAULT_BIN, "--data-dir", vdir, "--socket", sock, "--passphrase-file", pass,
-                              "--user", "nobody", "--listen", addr, "--tls-cert", cert, "--tls-key", key,
+                              "--user", VAULT_USER, "--listen", addr, "--tls-cert", cert, "--tls-key", key,
                               "--tls-client-ca", ca, init ? "--init" : NULL, NULL};
         execv(PAYD_VAULT_BIN, (char *const *)argv);
         _exit(127);
@@ -179,11 +181,16 @@ started_as_root_it_reads_root_only_secrets_then_runs_as_its_user(void **state)
         }
         fail_msg("the vault did not start (status %d)", st);
     }
-    /* it runs as nobody, every id of it, with no supplementary group */
+    /* it runs as its user, every id of it, with no supplementary group */
+    struct passwd *pw = getpwnam(VAULT_USER);
+    assert_non_null(pw);
+    uid_t vuid = pw->pw_uid;
+    char want_uid[80], want_gid[80];
+    snprintf(want_uid, sizeof(want_uid), "\nUid:\t%u\t%u\t%u\t%u\n", vuid, vuid, vuid, vuid);
+    snprintf(want_gid, sizeof(want_gid), "\nGid:\t%u\t%u\t%u\t%u\n", pw->pw_gid, pw->pw_gid, pw->pw_gid, pw->pw_gid);
     char *status = proc_file(pid, "status");
     const char *groups = strstr(status, "\nGroups:");
-    bool uid = strstr(status, "\nUid:\t65534\t65534\t65534\t65534\n") != NULL,
-         gid = strstr(status, "\nGid:\t65534\t65534\t65534\t65534\n") != NULL,
+    bool uid = strstr(status, want_uid) != NULL, gid = strstr(status, want_gid) != NULL,
          no_groups = groups != NULL && strspn(groups + 8, " \t") == strcspn(groups + 8, "\n");
     free(status);
     assert_true(uid);
@@ -203,10 +210,10 @@ started_as_root_it_reads_root_only_secrets_then_runs_as_its_user(void **state)
     assert_int_equal(soft, 0);
     assert_int_equal(hard, 0);
     /* its directory is its user's, all of it; what the planted link points to is not */
-    snprintf(cmd, sizeof(cmd), "find %s ! -user nobody | wc -l", vdir);
+    snprintf(cmd, sizeof(cmd), "find %s ! -user " VAULT_USER " | wc -l", vdir);
     assert_int_equal(run_count(cmd), 0);
     assert_int_equal(lstat(p2, &sb), 0);
-    assert_int_equal(sb.st_uid, NOBODY);
+    assert_int_equal(sb.st_uid, vuid);
     in_dir(p1, sizeof(p1), "outside");
     assert_int_equal(stat(p1, &sb), 0);
     assert_int_equal(sb.st_uid, 0);

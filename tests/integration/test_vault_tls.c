@@ -84,13 +84,24 @@ setup(void **state)
     path_of(key, sizeof(key), "ca-vault-key.pem");
     path_of(ca, sizeof(ca), "ca.pem");
     path_of(log, sizeof(log), "vault.log");
+    /* started as root, payd reads its client keys and credentials as [server] user (payd):
+     * the operator gives it its keys, and the vault runs as its own user, whose group
+     * (payd is a member) may read the api and processor credentials */
+    bool root = geteuid() == 0;
+    if (root) {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "chmod 0711 %s && cd %s && chown payd:payd ca-api-key.pem ca-processor-key.pem", dir,
+                 dir);
+        if (system(cmd) != 0)
+            return -1;
+    }
     vault_pid = fork();
     if (vault_pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
         execl(PAYD_VAULT_BIN, PAYD_VAULT_BIN, "--data-dir", vdir, "--dev", "--listen", addr, "--tls-cert", cert,
-              "--tls-key", key, "--tls-client-ca", ca, (char *)NULL);
+              "--tls-key", key, "--tls-client-ca", ca, root ? "--user" : (char *)NULL, "payd-vault", (char *)NULL);
         _exit(127);
     }
     char cred[200];

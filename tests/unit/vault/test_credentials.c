@@ -38,6 +38,7 @@ listening_fails_when_the_credentials_cannot_be_hashed(void **state)
     for (size_t i = 0; i < 4; i++) {
         snprintf(path, sizeof(path), "%s/%s", creds, principals[i]);
         write_text(path, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL\n");
+        assert_int_equal(chmod(path, 0600), 0); /* a credential other users may read refuses the start */
     }
     snprintf(sock, sizeof(sock), "%s/vault.sock", dir);
     pd_vault_server_t *s = NULL;
