@@ -29,7 +29,7 @@ enum { PD_STORE_SQLITE = 0 };
 
 typedef struct {
     int backend;          /* PD_STORE_SQLITE (PostgreSQL arrives with its backend) */
-    char *path;           /* SQLite file ("" = DATA_DIR/payd.db) */
+    const char *path;     /* SQLite file ("" = DATA_DIR/payd.db) */
     int64_t max_batch;    /* most writes per transaction */
     int64_t max_queue;    /* writes waiting before submit refuses with PD_ERR_AGAIN */
 } pd_store_config_t;

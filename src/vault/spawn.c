@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 
+#include "payd/argv.h"
 #include "payd/log.h"
 #include "payd/privsep.h"
 #include "payd/vault_files.h"
@@ -113,7 +114,12 @@ pd_vault_link_prepare(pd_vault_link_t *l, const pd_vault_config_t *c, const char
     /* a vault that drops to its own user must be able to reach its directory
      * through payd's (0711: traverse, not list) */
     const char *traverse = root && c->user[0] != '\0' && c->dir[0] == '\0' ? data_dir : NULL;
-    return pd_vault_monitor_start(&l->monitor, (char *const *)argv, traverse);
+    char **av = pd_argv_dup(argv);
+    if (av == NULL)
+        return PD_ERR_NOMEM;
+    int r = pd_vault_monitor_start(&l->monitor, av, traverse); /* the monitor keeps its own copy */
+    pd_argv_free(av);
+    return r;
 }
 
 static int

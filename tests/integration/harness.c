@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "harness.h"
+#include "payd/argv.h"
 
 #ifndef PAYD_BIN
 #error "PAYD_BIN must be defined by the build"
@@ -125,9 +126,19 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
 
     struct stat lst;
     size_t log_from = stat(p->log_path, &lst) == 0 ? (size_t)lst.st_size : 0;
-    pid_t pid = fork();
-    if (pid < 0)
+    static const char *const no_env[] = {NULL};
+    char **av = pd_argv_dup(argv), **env = pd_argv_dup(opts->env != NULL ? opts->env : no_env);
+    if (av == NULL || env == NULL) {
+        pd_argv_free(av);
+        pd_argv_free(env);
         return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        pd_argv_free(av);
+        pd_argv_free(env);
+        return -1;
+    }
     if (pid == 0) {
         /* payd dies with the test process, whatever way that ends (a failed assertion
          * longjmps past the test's own stop; an abort skips atexit) */
@@ -152,11 +163,13 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
             if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
                 _exit(126);
         }
-        for (size_t i = 0; opts->env != NULL && opts->env[i] != NULL; i++)
-            putenv((char *)opts->env[i]);
-        execv(PAYD_BIN, (char *const *)argv);
+        for (size_t i = 0; env[i] != NULL; i++)
+            putenv(env[i]);
+        execv(PAYD_BIN, av);
         _exit(127);
     }
+    pd_argv_free(av);
+    pd_argv_free(env);
     p->pid = pid;
     if (opts->no_wait)
         return 0;
@@ -508,16 +521,20 @@ int
 pd_h_run(const char *const *argv, char **out)
 {
     char path[] = "/tmp/payd-run-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
+    char **av = pd_argv_dup(argv);
+    int fd = av != NULL ? mkstemp(path) : -1;
+    if (fd < 0) {
+        pd_argv_free(av);
         return -1;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fd, 1);
         dup2(fd, 2);
-        execv(argv[0], (char *const *)argv);
+        execv(av[0], av);
         _exit(127);
     }
+    pd_argv_free(av);
     close(fd);
     int st = 0;
     waitpid(pid, &st, 0);

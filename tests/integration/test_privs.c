@@ -48,8 +48,9 @@ need_root_and_users(void **state)
         memset(&payd_pw, 0, sizeof(payd_pw));
         return 0; /* each test skips */
     }
-    payd_pw.pw_name = "payd";
-    vault_pw.pw_name = "payd-vault";
+    static char payd_name[] = "payd", vault_name[] = "payd-vault";
+    payd_pw.pw_name = payd_name;
+    vault_pw.pw_name = vault_name;
     return 0;
 }
 

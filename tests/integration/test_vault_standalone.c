@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "payd/argv.h"
 #include "payd/vault.h"
 
 /* the vault's dedicated user (scripts/deps.sh creates it; nobody is refused) */
@@ -94,7 +95,9 @@ start_vault(bool init)
         const char *argv[] = {PAYD_VAULT_BIN, "--data-dir", vdir, "--socket", sock, "--passphrase-file", pass,
                               "--user", VAULT_USER, "--listen", addr, "--tls-cert", cert, "--tls-key", key,
                               "--tls-client-ca", ca, init ? "--init" : NULL, NULL};
-        execv(PAYD_VAULT_BIN, (char *const *)argv);
+        char **av = pd_argv_dup(argv); /* single-threaded child: allocating is safe */
+        if (av != NULL)
+            execv(PAYD_VAULT_BIN, av);
         _exit(127);
     }
     return pid;
