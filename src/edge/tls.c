@@ -45,8 +45,9 @@ pd_tls_server_ctx(SSL_CTX **out, const char *cert, const char *key, const char *
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_NO_TICKET);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    char groups[] = "X25519:P-256:P-384"; /* the macro casts its argument to char * */
     if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 || SSL_CTX_set_ciphersuites(ctx, tls13_suites) != 1 ||
-        SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
+        SSL_CTX_set1_groups_list(ctx, groups) != 1) {
         ssl_error(err, errcap, "cipher policy", NULL);
         goto out;
     }
