@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "harness.h"
+#include "pg_server.h"
 
 #ifndef PAYD_BIN
 #error "PAYD_BIN must be defined by the build"
@@ -77,6 +78,27 @@ listening_ports(pd_h_payd_t *p, size_t from)
     return p->api_port != 0 && p->admin_port != 0;
 }
 
+/* PAYD_TEST_STORE=postgres: the data dir's own database on the tests' PostgreSQL (named
+ * after the dir, so a restart on the dir finds it), as "store.url=URL" in out; false
+ * on SQLite or when args set the store themselves */
+bool
+pd_h_store_args(const char *dir, const char *const *args, char *out, size_t cap)
+{
+    if (!pd_pg_wanted())
+        return false;
+    for (size_t i = 0; args != NULL && args[i] != NULL; i++)
+        if (strncmp(args[i], "store.backend=", 14) == 0 || strncmp(args[i], "store.url=", 10) == 0)
+            return false;
+    const char *base = strrchr(dir, '/');
+    char url[360];
+    if (pd_pg_database(base != NULL ? base + 1 : dir, true, url, sizeof(url)) != 0) {
+        fprintf(stderr, "harness: no PostgreSQL database for %s\n", dir);
+        return false;
+    }
+    snprintf(out, cap, "store.url=%s", url);
+    return true;
+}
+
 int
 pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
 {
@@ -116,6 +138,13 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
     argv[n++] = listen;
     argv[n++] = "--admin-listen";
     argv[n++] = admin;
+    char store_url[400];
+    if (pd_h_store_args(p->dir, opts->args, store_url, sizeof(store_url))) {
+        argv[n++] = "--set";
+        argv[n++] = "store.backend=postgres";
+        argv[n++] = "--set";
+        argv[n++] = store_url;
+    }
     for (size_t i = 0; opts->args != NULL && opts->args[i] != NULL && n < 62; i++)
         argv[n++] = opts->args[i];
     argv[n] = NULL;
@@ -495,10 +524,20 @@ pd_h_run(const char *const *argv, char **out)
     int fd = mkstemp(path);
     if (fd < 0)
         return -1;
+    char url[400];
+    const char *dir = NULL;
+    for (size_t i = 1; argv[i] != NULL && argv[i + 1] != NULL; i++)
+        if (strcmp(argv[i], "--data-dir") == 0)
+            dir = argv[i + 1];
+    bool pg = dir != NULL && pd_h_store_args(dir, NULL, url, sizeof(url));
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fd, 1);
         dup2(fd, 2);
+        if (pg) { /* payctl opens the payd's store through the same settings */
+            setenv("PAYD_STORE_BACKEND", "postgres", 1);
+            setenv("PAYD_STORE_URL", url + strlen("store.url="), 1);
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
