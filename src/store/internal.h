@@ -18,7 +18,7 @@ int pd_store_schema_latest(void);
 
 /* PostgreSQL SQL translation (pg_sql.c), token-aware: quoted strings, quoted
  * identifiers and comments are never rewritten.
- * pd_pg_params: "?" placeholders to "$1".."$n" into out (cap bytes incl. NUL);
+ * pd_pg_params: "?" and "?NNN" placeholders to "$1".."$n" into out (cap bytes incl. NUL);
  * *nparams gets n, is_null_ctx[i] whether placeholder i is followed by IS (so a NULL
  * bound there needs an explicit type). PD_ERR_TOOBIG past cap or max_params. */
 int pd_pg_params(const char *sql, char *out, size_t cap, size_t *nparams, bool *is_null_ctx, size_t max_params);

@@ -104,16 +104,27 @@ pd_pg_params(const char *sql, char *out, size_t cap, size_t *nparams, bool *is_n
             continue;
         }
         if (*s == '?') {
-            char num[16];
-            if (n == max_params)
+            /* "?NNN" is parameter NNN (SQLite's numbered form), a bare "?" the largest
+             * number so far plus one, as SQLite counts them */
+            char num[24];
+            size_t k = 0, d = 1;
+            while (isdigit((unsigned char)s[d]) && d < 6)
+                k = k * 10 + (size_t)(s[d++] - '0');
+            if (d == 1)
+                k = n + 1;
+            if (k == 0 || k > max_params)
                 return PD_ERR_TOOBIG;
+            if (k > n) {
+                for (size_t i = n; i < k; i++)
+                    is_null_ctx[i] = false;
+                n = k;
+            }
             /* "? IS [NOT] NULL" gives the server no type to infer for a NULL */
-            const char *after = ws(s + 1);
-            is_null_ctx[n] = word_is(after, "IS");
-            n++;
-            snprintf(num, sizeof(num), "$%zu", n);
+            if (word_is(ws(s + d), "IS"))
+                is_null_ctx[k - 1] = true;
+            snprintf(num, sizeof(num), "$%zu", k);
             puts_(&o, num);
-            s++;
+            s += d;
             continue;
         }
         put(&o, s, 1);

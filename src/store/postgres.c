@@ -195,8 +195,10 @@ stmt_get(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, uin
             return r;
         }
         if (n != nargs) {
+            pd_view_t snip;
+            sql_snip(sql, &snip);
             pd_log_error("statement has a different number of placeholders than values", PD_LI("placeholders", (int64_t)n),
-                         PD_LI("values", (int64_t)nargs));
+                         PD_LI("values", (int64_t)nargs), PD_LV("sql", snip));
             return PD_ERR_INTERNAL;
         }
         Oid types[MAX_PARAMS];

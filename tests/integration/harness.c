@@ -165,6 +165,7 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
             close(fd);
         }
         unsetenv("PAYD_TEST_KEEP"); /* the harness's own switch, not a payd setting */
+        unsetenv("PAYD_TEST_STORE"); /* likewise */
         for (size_t i = 0; opts->env != NULL && opts->env[i] != NULL; i++)
             putenv((char *)opts->env[i]);
         execv(PAYD_BIN, (char *const *)argv);
