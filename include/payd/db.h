@@ -63,7 +63,7 @@ int pd_db_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t na
 /* Convenience: the first column of the first row as an integer; PD_ERR_NOTFOUND if no row. */
 int pd_db_query_int(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *out) PD_WUR;
 
-/* Backend interface (implemented by sqlite.c and, next, postgres.c). */
+/* Backend interface (implemented by sqlite.c and postgres.c). */
 typedef struct {
     const char *name;
     int (*exec)(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *changes);
@@ -80,6 +80,12 @@ typedef struct {
     int (*rollback_to)(pd_db_t *db);
     /* runs a multi-statement script without parameters (migrations) */
     int (*script)(pd_db_t *db, const char *sql);
+    /* optional: a lock that serializes migrations between processes sharing the
+     * database (PostgreSQL: an advisory lock); lock = false releases it */
+    int (*migration_lock)(pd_db_t *db, bool lock);
+    /* the number of tables in the database (its default schema) besides
+     * schema_version, and whether schema_version exists */
+    int (*user_tables)(pd_db_t *db, int64_t *others, bool *has_version);
     /* optional (NULL when the backend cannot): defer_sync makes commit stop waiting
      * for the disk (the database stays consistent across a power loss, recent
      * commits may be missing); sync then makes every commit made before the call
@@ -96,6 +102,12 @@ struct pd_db {
 /* Opens an SQLite connection: writer (read-write, created if missing, WAL,
  * synchronous=FULL) or a read-only reader. */
 int pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer) PD_WUR;
+/* Opens a PostgreSQL connection. url: a libpq URI or conninfo string (multi-host,
+ * sslmode, sslrootcert, target_session_attrs ... as libpq reads them); password (may
+ * be NULL) overrides the URL's. On failure why gets libpq's one-line reason (it names
+ * the host, never the password): PD_ERR_AUTH for a refused password, else
+ * PD_ERR_UNAVAILABLE. */
+int pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *why, size_t whycap) PD_WUR;
 /* Process-wide SQLite settings; every SQLite user calls it before its first open
  * (the settings only take before SQLite initializes). Idempotent, thread-safe. */
 void pd_sqlite_setup(void);

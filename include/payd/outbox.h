@@ -26,7 +26,7 @@
 
 /* --- outbox --- */
 typedef struct {
-    int64_t seq; /* the outbox row's id: increasing in commit order */
+    int64_t seq; /* the outbox row's id: increasing in insertion order (not commit order with several writers) */
     char event_id[PD_ID_MAX], merchant[PD_ID_MAX], type[64];
     bool livemode;
 } pd_outbox_ev_t;
@@ -43,10 +43,12 @@ typedef struct {
     char id[PD_ID_MAX], event_id[PD_ID_MAX], endpoint_id[PD_ID_MAX], merchant[PD_ID_MAX];
 } pd_delivery_new_t;
 
-/* Inside a write: the n new deliveries (pending, due now), then the outbox rows up to
- * and including seq removed. With one writer, queue rows get increasing ids while the
- * row with the largest id is present, so every row up to seq is one the peek read. */
-int pd_outbox_relay(pd_db_t *tx, const pd_delivery_new_t *d, size_t n, int64_t seq, int64_t now) PD_WUR;
+/* Inside a write: the nev outbox rows the peek read (ev) removed, then the n new
+ * deliveries (pending, due now). Only those rows: with several writers or nodes, ids
+ * are not committed in order, so a row with a smaller id may appear after the peek.
+ * PD_ERR_CONFLICT (nothing written) when one of them is gone: another relay took it. */
+int pd_outbox_relay(pd_db_t *tx, const pd_delivery_new_t *d, size_t n, const pd_outbox_ev_t *ev, size_t nev,
+                    int64_t now) PD_WUR;
 
 /* --- delivery queue --- */
 /* fn(endpoint, merchant or NULL when the endpoint is deleted or disabled, due retries,

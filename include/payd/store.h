@@ -1,17 +1,23 @@
 /*
  * The store: durable state of payd with group commit.
  *
- * Writes: callers from any thread submit a write function. One writer thread takes
+ * Writes: callers from any thread submit a write function. A writer thread takes
  * every write that is queued, runs each inside its own savepoint of one
  * transaction (a write that returns an error is rolled back alone) and commits
- * once. Where the backend can defer its sync (SQLite), a sync thread then makes
+ * once. SQLite has one writer. PostgreSQL has `writers` of them, each on its own
+ * connection committing its own batch, so one batch's round trips overlap another's
+ * (and other nodes may write the same database): two writes submitted one after the
+ * other without waiting for the first's done may commit in either order, and a
+ * version-checked update that lost a race to another writer fails (the caller
+ * decides again) rather than being applied. Where the backend can defer its sync (SQLite), a sync thread then makes
  * every batch committed so far durable with one fsync while the writer already
  * runs the next batch. Only then is each write's done callback called with its
  * result: nobody is told "ok" before their write is durable. Readers may see a
  * committed batch up to one fsync before its writers are answered.
  *
  * Reads: pd_store_reader() returns the calling thread's own read connection
- * (WAL snapshot reads that never wait for the writer).
+ * (SQLite: WAL snapshot reads that never wait for the writer; PostgreSQL: a
+ * connection of its own, autocommit, READ COMMITTED).
  */
 #ifndef PAYD_STORE_H
 #define PAYD_STORE_H
@@ -25,18 +31,25 @@
 
 typedef struct pd_store pd_store_t;
 
-enum { PD_STORE_SQLITE = 0 };
+enum { PD_STORE_SQLITE = 0, PD_STORE_POSTGRES = 1 };
 
 typedef struct {
-    int backend;          /* PD_STORE_SQLITE (PostgreSQL arrives with its backend) */
+    int backend;          /* PD_STORE_SQLITE or PD_STORE_POSTGRES */
     const char *path;     /* SQLite file ("" = DATA_DIR/payd.db) */
+    const char *url;      /* PostgreSQL: libpq URI or conninfo string */
+    const char *password_file; /* PostgreSQL: file with the password ("" = none; the URL's or libpq's own) */
+    int64_t writers;      /* PostgreSQL: writer connections (SQLite: always one) */
     int64_t max_batch;    /* most writes per transaction */
     int64_t max_queue;    /* writes waiting before submit refuses with PD_ERR_AGAIN */
 } pd_store_config_t;
 
 int pd_store_config_register(pd_config_t *cfg, pd_store_config_t *c) PD_WUR;
 
-/* Opens (creating if needed), applies pending migrations, starts the writer. */
+/* Opens (creating if needed), applies pending migrations, starts the writer(s). A
+ * failure is logged in one line naming the cause and the setting (store.url,
+ * store.path, store.password_file): PD_ERR_UNAVAILABLE (unreachable), PD_ERR_AUTH
+ * (password refused), PD_ERR_STATE (not payd's database, or a newer schema),
+ * PD_ERR_CONFIG (bad settings). */
 int pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir) PD_WUR;
 /* Finishes queued writes, stops the writer, closes every connection. */
 void pd_store_close(pd_store_t *s);

@@ -69,7 +69,7 @@ static int
 write_batch(pd_db_t *tx, void *arg)
 {
     batch_t *b = arg;
-    return pd_outbox_relay(tx, b->dl, b->ndl, b->ev[b->nev - 1].seq, b->now);
+    return pd_outbox_relay(tx, b->dl, b->ndl, b->ev, b->nev, b->now);
 }
 
 /* one pass: returns the number of events taken */

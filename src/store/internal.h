@@ -2,10 +2,29 @@
 #ifndef PAYD_STORE_INTERNAL_H
 #define PAYD_STORE_INTERNAL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "payd/db.h"
 #include "payd/store.h"
 
-/* Applies pending migrations on the writer connection; returns the resulting version. */
-int pd_store_migrate(pd_db_t *db, int *version);
+/* Applies pending migrations on the writer connection; returns the resulting version.
+ * Refuses (PD_ERR_STATE, logged with the cause) a database that has tables but no
+ * schema_version (not payd's) and a schema newer than this binary; the log line names
+ * setting (the store.* key that points at the database). */
+int pd_store_migrate(pd_db_t *db, int *version, const char *setting);
+/* The number of migrations this binary knows. */
+int pd_store_schema_latest(void);
+
+/* PostgreSQL SQL translation (pg_sql.c), token-aware: quoted strings, quoted
+ * identifiers and comments are never rewritten.
+ * pd_pg_params: "?" and "?NNN" placeholders to "$1".."$n" into out (cap bytes incl. NUL);
+ * *nparams gets n, is_null_ctx[i] whether placeholder i is followed by IS (so a NULL
+ * bound there needs an explicit type). PD_ERR_TOOBIG past cap or max_params. */
+int pd_pg_params(const char *sql, char *out, size_t cap, size_t *nparams, bool *is_null_ctx, size_t max_params);
+/* pd_pg_ddl: the migrations' SQLite types to PostgreSQL's (INTEGER -> BIGINT,
+ * INTEGER PRIMARY KEY -> identity, BLOB -> BYTEA, WITHOUT ROWID dropped, a table
+ * rename renames its primary key index and identity sequence). PD_ERR_TOOBIG past cap. */
+int pd_pg_ddl(const char *sql, char *out, size_t cap);
 
 #endif

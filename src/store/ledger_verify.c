@@ -136,7 +136,7 @@ pd_ledger_verify(pd_db_t *db, pd_ledger_report_t *rep)
                          "  AND p.status != 'canceled' THEN c.amount ELSE 0 END AS expected "
                          " FROM charges c JOIN payment_intents p ON p.id = c.payment_intent LEFT JOIN "
                          " (SELECT source, SUM(amount) AS s FROM ledger_entries WHERE account = 'card_holds' "
-                         "  GROUP BY source) h ON h.source = c.id) WHERE held != expected LIMIT 20",
+                         "  GROUP BY source) h ON h.source = c.id) holds WHERE held != expected LIMIT 20",
                          NULL, 0, hold_row, rep)) != 0)
         return r;
     if ((r = pd_db_query(db,
@@ -147,7 +147,7 @@ pd_ledger_verify(pd_db_t *db, pd_ledger_report_t *rep)
                          "  CASE WHEN c.captured = 1 THEN c.amount_captured ELSE 0 END AS expected "
                          "  FROM charges c LEFT JOIN recv e ON e.source = c.id "
                          " UNION ALL SELECT f.id, COALESCE(e.s, 0), CASE WHEN f.status = 'succeeded' THEN -f.amount "
-                         "  ELSE 0 END FROM refunds f LEFT JOIN recv e ON e.source = f.id) "
+                         "  ELSE 0 END FROM refunds f LEFT JOIN recv e ON e.source = f.id) posts "
                          "WHERE posted != expected LIMIT 20",
                          NULL, 0, receivable_row, rep)) != 0)
         return r;
@@ -156,7 +156,7 @@ pd_ledger_verify(pd_db_t *db, pd_ledger_report_t *rep)
                          "SELECT merchant_id, SUM(v) FROM ("
                          " SELECT merchant_id, livemode, currency, amount AS v FROM ledger_entries WHERE account = 'merchant_balance'"
                          " UNION ALL SELECT merchant_id, livemode, currency, net AS v FROM balance_transactions"
-                         ") GROUP BY merchant_id, livemode, currency HAVING SUM(v) != 0 LIMIT 20",
+                         ") lines GROUP BY merchant_id, livemode, currency HAVING SUM(v) != 0 LIMIT 20",
                          NULL, 0, balance_row, rep)) != 0)
         return r;
     return rep->nproblems == 0 ? 0 : PD_ERR_STATE;

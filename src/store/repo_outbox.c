@@ -60,9 +60,19 @@ pd_outbox_endpoints(pd_db_t *db, const char *merchant, bool livemode, pd_outbox_
 }
 
 int
-pd_outbox_relay(pd_db_t *tx, const pd_delivery_new_t *d, size_t n, int64_t seq, int64_t now)
+pd_outbox_relay(pd_db_t *tx, const pd_delivery_new_t *d, size_t n, const pd_outbox_ev_t *ev, size_t nev, int64_t now)
 {
     int r;
+    /* exactly the rows the peek read, each still there: with several writers (or nodes)
+     * ids do not commit in order, so "id <= last" could take a row the peek never saw;
+     * and a row another relay took first fails this write whole (its deliveries too) */
+    for (size_t i = 0; i < nev; i++) {
+        int64_t gone = 0;
+        if ((r = pd_db_exec(tx, "DELETE FROM outbox WHERE id = ?", PD_SQL_ARGS(PD_SQL_I(ev[i].seq)), &gone)) != 0)
+            return r;
+        if (gone != 1)
+            return PD_ERR_CONFLICT;
+    }
     for (size_t i = 0; i < n; i++) {
         if ((r = pd_db_exec(tx,
                             "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, merchant_id, state, attempts, "
@@ -72,7 +82,7 @@ pd_outbox_relay(pd_db_t *tx, const pd_delivery_new_t *d, size_t n, int64_t seq, 
                             NULL)) != 0)
             return r;
     }
-    return pd_db_exec(tx, "DELETE FROM outbox WHERE id <= ?", PD_SQL_ARGS(PD_SQL_I(seq)), NULL);
+    return 0;
 }
 
 /* The endpoints with pending deliveries after a cursor id, in id order, up to a limit:

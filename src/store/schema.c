@@ -194,11 +194,26 @@ static const char *const migrations[] = {
 };
 
 int
-pd_store_migrate(pd_db_t *db, int *version)
+pd_store_schema_latest(void)
 {
-    int64_t v = 0;
+    return (int)(sizeof(migrations) / sizeof(migrations[0]));
+}
+
+static int
+migrate_locked(pd_db_t *db, int *version, const char *setting)
+{
+    int64_t v = 0, tables = 0;
+    bool has_version = false;
     int r;
 
+    /* a database with tables of its own and no schema_version is someone else's */
+    if ((r = db->ops->user_tables(db, &tables, &has_version)) != 0)
+        return r;
+    if (!has_version && tables > 0) {
+        pd_log_error("cannot open the store: the database is not payd's (it has tables but no schema_version)",
+                     PD_LI("tables", tables), PD_LS("setting", setting));
+        return PD_ERR_STATE;
+    }
     if ((r = pd_db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", NULL, 0, NULL)) != 0)
         return r;
     r = pd_db_query_int(db, "SELECT version FROM schema_version", NULL, 0, &v);
@@ -211,7 +226,8 @@ pd_store_migrate(pd_db_t *db, int *version)
     }
     size_t n = sizeof(migrations) / sizeof(migrations[0]);
     if (v > (int64_t)n) {
-        pd_log_error("database schema is newer than this payd", PD_LI("schema", v), PD_LI("known", (int64_t)n));
+        pd_log_error("cannot open the store: the database schema is newer than this payd", PD_LI("schema", v),
+                     PD_LI("known", (int64_t)n), PD_LS("setting", setting));
         return PD_ERR_STATE;
     }
     for (size_t i = (size_t)v; i < n; i++) {
@@ -229,4 +245,19 @@ pd_store_migrate(pd_db_t *db, int *version)
     }
     *version = (int)n;
     return 0;
+}
+
+/* Several nodes may start at once against one database: where the backend has a
+ * lock between processes, the whole check-and-apply runs under it, so a migration is
+ * applied once and the others find it done. */
+int
+pd_store_migrate(pd_db_t *db, int *version, const char *setting)
+{
+    int r;
+    if (db->ops->migration_lock != NULL && (r = db->ops->migration_lock(db, true)) != 0)
+        return r;
+    r = migrate_locked(db, version, setting);
+    if (db->ops->migration_lock != NULL)
+        (void)db->ops->migration_lock(db, false);
+    return r;
 }

@@ -422,6 +422,28 @@ s_close(pd_db_t *db)
     free(d);
 }
 
+static int
+s_count_row(const pd_row_t *r, void *arg)
+{
+    int64_t *n = arg;
+    n[0] = s_row_int(r, 0);
+    n[1] = s_row_int(r, 1);
+    return 1;
+}
+
+static int
+s_user_tables(pd_db_t *db, int64_t *others, bool *has_version)
+{
+    int64_t n[2] = {0, 0};
+    int r = s_query(db,
+                    "SELECT COUNT(*) - COALESCE(SUM(name = 'schema_version'), 0), COALESCE(SUM(name = 'schema_version'), 0) "
+                    "FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                    NULL, 0, s_count_row, n);
+    *others = n[0];
+    *has_version = n[1] > 0;
+    return r;
+}
+
 static const pd_db_ops_t sqlite_ops = {
     .name = "sqlite",
     .exec = s_exec,
@@ -436,6 +458,8 @@ static const pd_db_ops_t sqlite_ops = {
     .release = s_release,
     .rollback_to = s_rollback_to,
     .script = s_simple,
+    .migration_lock = NULL, /* one writer: the file's write lock serializes migrations */
+    .user_tables = s_user_tables,
     .defer_sync = s_defer_sync,
     .sync = s_sync,
     .close = s_close,

@@ -10,6 +10,8 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "payd/log.h"
 #include "payd/time.h"
 #include "store/internal.h"
@@ -29,12 +31,26 @@ typedef struct reader {
     pd_db_t *db;
 } reader_t;
 
+#define MAX_WRITERS 64
+#define PASSWORD_MAX 1024
+
+typedef struct {
+    pd_store_t *s;
+    pd_db_t *db;
+    pthread_t thread;
+    bool started;
+} writer_t;
+
 struct pd_store {
     char path[4096];
-    pd_db_t *writer;
+    int backend;
+    char *url;      /* PostgreSQL */
+    char *password; /* PostgreSQL, from password_file (wiped at close) */
+    pd_db_t *writer; /* the first writer: migrations, and the sync thread's connection */
+    writer_t writers[MAX_WRITERS];
+    int nwriters;
     int version;
     int64_t max_batch, max_queue;
-    pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job_t *head, *tail;
@@ -96,15 +112,15 @@ note_outcome(pd_store_t *s, job_t *batch, int batch_rc)
 }
 
 static void
-run_batch(pd_store_t *s, job_t *batch, size_t n)
+run_batch(pd_store_t *s, pd_db_t *w, job_t *batch, size_t n)
 {
     uint64_t t0 = pd_mono_ns();
-    int r = s->writer->ops->begin(s->writer);
+    int r = w->ops->begin(w);
     for (job_t *j = batch; r == 0 && j != NULL; j = j->next) {
-        if ((j->rc = s->writer->ops->savepoint(s->writer)) != 0)
+        if ((j->rc = w->ops->savepoint(w)) != 0)
             break;
-        j->rc = j->fn(s->writer, j->arg);
-        int e = j->rc == 0 ? s->writer->ops->release(s->writer) : s->writer->ops->rollback_to(s->writer);
+        j->rc = j->fn(w, j->arg);
+        int e = j->rc == 0 ? w->ops->release(w) : w->ops->rollback_to(w);
         if (e != 0) {
             r = e;
             break;
@@ -112,11 +128,11 @@ run_batch(pd_store_t *s, job_t *batch, size_t n)
     }
     uint64_t t1 = pd_mono_ns();
     if (r == 0)
-        r = s->writer->ops->commit(s->writer);
+        r = w->ops->commit(w);
     uint64_t t2 = pd_mono_ns();
     if (r != 0) {
         /* nothing of this batch is durable: every write learns it */
-        (void)s->writer->ops->rollback(s->writer);
+        (void)w->ops->rollback(w);
         for (job_t *j = batch; j != NULL; j = j->next)
             j->rc = r;
         pd_log_error("store batch failed", PD_LERR(r), PD_LI("writes", (int64_t)n));
@@ -257,7 +273,8 @@ wait_for_work(pd_store_t *s)
 static void *
 writer_main(void *arg)
 {
-    pd_store_t *s = arg;
+    writer_t *w = arg;
+    pd_store_t *s = w->s;
     pthread_setname_np(pthread_self(), "payd-store");
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -277,7 +294,7 @@ writer_main(void *arg)
         last->next = NULL;
         s->queued -= (int64_t)n;
         pthread_mutex_unlock(&s->mu);
-        run_batch(s, batch, n);
+        run_batch(s, w->db, batch, n);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -387,7 +404,12 @@ pd_store_reader(pd_store_t *s)
         return rd->db;
     if ((rd = calloc(1, sizeof(*rd))) == NULL)
         return NULL;
-    if (pd_db_open_sqlite(&rd->db, s->path, false) != 0) {
+    char why[512];
+    int r = s->backend == PD_STORE_POSTGRES ? pd_db_open_postgres(&rd->db, s->url, s->password, why, sizeof(why))
+                                            : pd_db_open_sqlite(&rd->db, s->path, false);
+    if (r != 0) {
+        if (s->backend == PD_STORE_POSTGRES)
+            pd_log_error("cannot open a database reader connection", PD_LS("reason", why), PD_LS("setting", "store.url"));
         free(rd);
         return NULL;
     }
@@ -431,32 +453,108 @@ pd_store_schema_version(pd_store_t *s)
     return s->version;
 }
 
+/* the password in store.password_file (one line; a trailing newline is not part of it) */
+static int
+read_password(const char *path, char **out)
+{
+    char buf[PASSWORD_MAX + 2];
+    int r = PD_ERR_CONFIG;
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        pd_log_error("cannot read the database password file", PD_LS("path", path), PD_LS("error", strerror(errno)),
+                     PD_LS("setting", "store.password_file"));
+        return PD_ERR_CONFIG;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    bool more = n == sizeof(buf) - 1;
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    if (more || n == 0 || memchr(buf, '\0', n) != NULL || memchr(buf, '\n', n) != NULL) {
+        pd_log_error(more ? "the database password file is too long" : "the database password file holds no one-line password",
+                     PD_LS("path", path), PD_LS("setting", "store.password_file"));
+    } else if ((*out = strdup(buf)) == NULL) {
+        r = PD_ERR_NOMEM;
+    } else {
+        r = 0;
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return r;
+}
+
+static int
+open_writer(pd_store_t *s, pd_db_t **out)
+{
+    char why[512];
+    int r;
+    if (s->backend == PD_STORE_SQLITE)
+        return pd_db_open_sqlite(out, s->path, true);
+    if ((r = pd_db_open_postgres(out, s->url, s->password, why, sizeof(why))) != 0)
+        pd_log_error(r == PD_ERR_AUTH ? "cannot open the store: the database refused the password"
+                                      : "cannot open the store: the database is unreachable",
+                     PD_LS("reason", why), PD_LS("setting", r == PD_ERR_AUTH && s->password != NULL
+                                                            ? "store.password_file" : "store.url"));
+    return r;
+}
+
 int
 pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir)
 {
     pd_store_t *s;
     int r;
 
-    if (c->backend != PD_STORE_SQLITE)
+    if (c->backend != PD_STORE_SQLITE && c->backend != PD_STORE_POSTGRES)
         return PD_ERR_CONFIG;
+    if (c->backend == PD_STORE_POSTGRES && (c->url == NULL || c->url[0] == '\0')) {
+        pd_log_error("cannot open the store: store.backend is postgres and store.url is empty",
+                     PD_LS("setting", "store.url"));
+        return PD_ERR_CONFIG;
+    }
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return PD_ERR_NOMEM;
-    if (c->path != NULL && c->path[0] != '\0')
+    s->backend = c->backend;
+    if (c->backend == PD_STORE_POSTGRES)
+        snprintf(s->path, sizeof(s->path), "%s", data_dir); /* for the free-space check after a full disk */
+    else if (c->path != NULL && c->path[0] != '\0')
         snprintf(s->path, sizeof(s->path), "%s", c->path);
     else
         snprintf(s->path, sizeof(s->path), "%s/payd.db", data_dir);
     s->max_batch = c->max_batch;
     s->max_queue = c->max_queue;
+    s->nwriters = c->backend == PD_STORE_POSTGRES ? (int)(c->writers < 1 ? 1 : c->writers > MAX_WRITERS ? MAX_WRITERS : c->writers) : 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->readers_mu, NULL);
     pthread_mutex_init(&s->sync_mu, NULL);
     pthread_cond_init(&s->sync_cv, NULL);
     pthread_key_create(&s->reader_key, NULL);
-    if ((r = pd_db_open_sqlite(&s->writer, s->path, true)) != 0 || (r = pd_store_migrate(s->writer, &s->version)) != 0) {
+    if (c->backend == PD_STORE_POSTGRES) {
+        if ((s->url = strdup(c->url)) == NULL) {
+            pd_store_close(s);
+            return PD_ERR_NOMEM;
+        }
+        if (c->password_file != NULL && c->password_file[0] != '\0' &&
+            (r = read_password(c->password_file, &s->password)) != 0) {
+            pd_store_close(s);
+            return r;
+        }
+    }
+    const char *setting = c->backend == PD_STORE_POSTGRES ? "store.url" : "store.path";
+    if ((r = open_writer(s, &s->writers[0].db)) != 0) {
         pd_store_close(s);
         return r;
     }
+    s->writer = s->writers[0].db;
+    if ((r = pd_store_migrate(s->writer, &s->version, setting)) != 0) {
+        pd_store_close(s);
+        return r;
+    }
+    for (int i = 1; i < s->nwriters; i++)
+        if ((r = open_writer(s, &s->writers[i].db)) != 0) {
+            pd_store_close(s);
+            return r;
+        }
     if (s->writer->ops->defer_sync != NULL && s->writer->ops->defer_sync(s->writer) == 0) {
         if ((r = pthread_create(&s->sync_thread, NULL, sync_main, s)) != 0) {
             pd_store_close(s);
@@ -464,11 +562,17 @@ pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir
         }
         s->sync_started = s->deferred = true;
     }
-    if ((r = pthread_create(&s->thread, NULL, writer_main, s)) != 0) {
-        pd_store_close(s);
-        return -r;
+    for (int i = 0; i < s->nwriters; i++) {
+        s->writers[i].s = s;
+        if ((r = pthread_create(&s->writers[i].thread, NULL, writer_main, &s->writers[i])) != 0) {
+            pd_store_close(s);
+            return -r;
+        }
+        s->writers[i].started = s->started = true;
     }
-    s->started = true;
+    if (c->backend == PD_STORE_POSTGRES)
+        pd_log_info("store open", PD_LS("backend", "postgres"), PD_LI("writers", s->nwriters),
+                    PD_LI("schema", s->version));
     *out = s;
     return 0;
 }
@@ -481,9 +585,11 @@ pd_store_close(pd_store_t *s)
     if (s->started) {
         pthread_mutex_lock(&s->mu);
         s->closing = true;
-        pthread_cond_signal(&s->cv);
+        pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
-        pthread_join(s->thread, NULL);
+        for (int i = 0; i < s->nwriters; i++)
+            if (s->writers[i].started)
+                pthread_join(s->writers[i].thread, NULL);
     }
     if (s->sync_started) {
         /* the writer is done: the sync thread answers what it committed last */
@@ -499,8 +605,13 @@ pd_store_close(pd_store_t *s)
                     PD_LI("exec_ms", (int64_t)(s->stats.exec_ns / 1000000)),
                     PD_LI("commit_ms", (int64_t)(s->stats.commit_ns / 1000000)),
                     PD_LI("sync_ms", (int64_t)(s->stats.sync_ns / 1000000)));
-    if (s->writer != NULL)
-        s->writer->ops->close(s->writer);
+    for (int i = 0; i < s->nwriters; i++)
+        pd_db_close(s->writers[i].db);
+    if (s->password != NULL) {
+        OPENSSL_cleanse(s->password, strlen(s->password));
+        free(s->password);
+    }
+    free(s->url);
     reader_t *rd = s->readers;
     while (rd != NULL) {
         reader_t *n = rd->next;

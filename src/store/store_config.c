@@ -3,10 +3,16 @@
 #include "payd/store.h"
 
 #define S(f) offsetof(pd_store_config_t, f)
-static const char *const backends[] = {"sqlite", NULL};
+static const char *const backends[] = {"sqlite", "postgres", NULL};
 static const pd_config_key_t keys[] = {
     {"backend", PD_CT_ENUM, S(backend), "sqlite", .choices = backends, .help = "storage backend"},
     {"path", PD_CT_PATH, S(path), "", .help = "SQLite database file (default DATA_DIR/payd.db)"},
+    {"url", PD_CT_STR, S(url), "",
+     .help = "PostgreSQL libpq URI or conninfo string, multi-host included (backend = postgres)"},
+    {"password_file", PD_CT_PATH, S(password_file), "",
+     .help = "file holding the PostgreSQL password (overrides one in url)"},
+    {"writers", PD_CT_INT, S(writers), "4", 1, 64,
+     .help = "PostgreSQL writer connections, each committing its own batch (SQLite has one writer)"},
     {"max_batch", PD_CT_INT, S(max_batch), "512", 1, 100000,
      .help = "most writes committed together in one transaction (group commit)"},
     {"max_queue", PD_CT_INT, S(max_queue), "100000", 16, 10000000,

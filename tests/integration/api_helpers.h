@@ -114,12 +114,16 @@ api_ledger_verifies(const pd_h_payd_t *p)
 static inline long
 api_sql_long(const pd_h_payd_t *p, const char *db, const char *query)
 {
-    char path[400];
+    char path[400], url[400];
     snprintf(path, sizeof(path), "%s/%s", p->dir, db);
     const char *argv[] = {"/usr/bin/sqlite3", "-readonly", path, query, NULL};
+    /* on PostgreSQL the payments store is the data dir's database there */
+    const char *pg_argv[] = {"/usr/lib/postgresql/15/bin/psql", "-XAtq", "-d", url + strlen("store.url="), "-c", query,
+                             NULL};
+    bool pg = strcmp(db, "payd.db") == 0 && pd_h_store_args(p->dir, NULL, url, sizeof(url));
     char *out = NULL;
     long n = -1;
-    if (pd_h_run(argv, &out) == 0 && out != NULL)
+    if (pd_h_run(pg ? pg_argv : argv, &out) == 0 && out != NULL)
         n = strtol(out, NULL, 10);
     free(out);
     return n;

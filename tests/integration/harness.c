@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include "payd/argv.h"
+#include "pg_server.h"
 
 #ifndef PAYD_BIN
 #error "PAYD_BIN must be defined by the build"
@@ -81,6 +82,27 @@ listening_ports(pd_h_payd_t *p, size_t from)
     return p->api_port != 0 && p->admin_port != 0;
 }
 
+/* PAYD_TEST_STORE=postgres: the data dir's own database on the tests' PostgreSQL (named
+ * after the dir, so a restart on the dir finds it), as "store.url=URL" in out; false
+ * on SQLite or when args set the store themselves */
+bool
+pd_h_store_args(const char *dir, const char *const *args, char *out, size_t cap)
+{
+    if (!pd_pg_wanted())
+        return false;
+    for (size_t i = 0; args != NULL && args[i] != NULL; i++)
+        if (strncmp(args[i], "store.backend=", 14) == 0 || strncmp(args[i], "store.url=", 10) == 0)
+            return false;
+    const char *base = strrchr(dir, '/');
+    char url[360];
+    if (pd_pg_database(base != NULL ? base + 1 : dir, true, url, sizeof(url)) != 0) {
+        fprintf(stderr, "harness: no PostgreSQL database for %s\n", dir);
+        return false;
+    }
+    snprintf(out, cap, "store.url=%s", url);
+    return true;
+}
+
 int
 pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
 {
@@ -120,6 +142,13 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
     argv[n++] = listen;
     argv[n++] = "--admin-listen";
     argv[n++] = admin;
+    char store_url[400];
+    if (pd_h_store_args(p->dir, opts->args, store_url, sizeof(store_url))) {
+        argv[n++] = "--set";
+        argv[n++] = "store.backend=postgres";
+        argv[n++] = "--set";
+        argv[n++] = store_url;
+    }
     for (size_t i = 0; opts->args != NULL && opts->args[i] != NULL && n < 62; i++)
         argv[n++] = opts->args[i];
     argv[n] = NULL;
@@ -158,6 +187,7 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
                 _exit(126);
         }
         unsetenv("PAYD_TEST_KEEP"); /* the harness's own switch, not a payd setting */
+        unsetenv("PAYD_TEST_STORE"); /* likewise */
         if (opts->nofile > 0) {
             struct rlimit rl = {(rlim_t)opts->nofile, (rlim_t)opts->nofile};
             if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -527,10 +557,20 @@ pd_h_run(const char *const *argv, char **out)
         pd_argv_free(av);
         return -1;
     }
+    char url[400];
+    const char *dir = NULL;
+    for (size_t i = 1; argv[i] != NULL && argv[i + 1] != NULL; i++)
+        if (strcmp(argv[i], "--data-dir") == 0)
+            dir = argv[i + 1];
+    bool pg = dir != NULL && pd_h_store_args(dir, NULL, url, sizeof(url));
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fd, 1);
         dup2(fd, 2);
+        if (pg) { /* payctl opens the payd's store through the same settings */
+            setenv("PAYD_STORE_BACKEND", "postgres", 1);
+            setenv("PAYD_STORE_URL", url + strlen("store.url="), 1);
+        }
         execv(av[0], av);
         _exit(127);
     }

@@ -125,6 +125,9 @@ long pd_h_cpu_ticks(int pid);
 int pd_h_run(const char *const *argv, char **out);
 /* A currently free loopback TCP port. */
 uint16_t pd_h_free_port(void);
+/* PostgreSQL runs (PAYD_TEST_STORE=postgres, see pg_server.h): "store.url=URL" of the
+ * data dir's own database into out; false on SQLite or when args set the store */
+bool pd_h_store_args(const char *dir, const char *const *args, char *out, size_t cap);
 /* Writes text to path (0644); returns 0 on success. */
 int pd_h_write_file(const char *path, const char *text);
 

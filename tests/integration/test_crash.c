@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "api_helpers.h"
+#include "pg_server.h"
 
 enum { THREADS = 8, PER_THREAD = 400 };
 
@@ -149,7 +150,7 @@ acknowledged_payments_survive_kill_9(void **state)
     /* no intent has two succeeded charges */
     assert_int_equal(api_sql_long(&p, "payd.db",
                                "SELECT count(*) FROM (SELECT payment_intent FROM charges WHERE status = 'succeeded'"
-                               " GROUP BY payment_intent HAVING count(*) > 1)"),
+                               " GROUP BY payment_intent HAVING count(*) > 1) twice"),
                      0);
     /* the processor holds money only for succeeded charges, and the reverse */
     long held = api_sql_long(&p, "simulator.db", "SELECT count(*) FROM auths WHERE status IN ('authorized', 'captured')");
@@ -161,7 +162,28 @@ acknowledged_payments_survive_kill_9(void **state)
              "ATTACH '%s/payd.db' AS p; SELECT count(*) FROM auths a LEFT JOIN p.charges c ON c.id = a.charge_id"
              " WHERE a.status IN ('authorized', 'captured') AND (c.id IS NULL OR c.status != 'succeeded')",
              p.dir);
-    assert_int_equal(api_sql_long(&p, "simulator.db", q), 0);
+    if (!pd_pg_wanted()) {
+        assert_int_equal(api_sql_long(&p, "simulator.db", q), 0);
+    } else {
+        /* the two databases cannot be joined: the processor's held charges, as a list,
+         * must all be succeeded charges of payd's */
+        char sim[400];
+        snprintf(sim, sizeof(sim), "%s/simulator.db", p.dir);
+        const char *argv[] = {"/usr/bin/sqlite3", "-readonly", sim,
+                              "SELECT group_concat(quote(charge_id), ',') FROM auths WHERE status IN ('authorized', 'captured')",
+                              NULL};
+        char *list = NULL;
+        assert_int_equal(pd_h_run(argv, &list), 0);
+        assert_non_null(list);
+        list[strcspn(list, "\n")] = '\0';
+        size_t qn = strlen(list) + 200;
+        char *q2 = malloc(qn);
+        assert_non_null(q2);
+        snprintf(q2, qn, "SELECT count(*) FROM charges WHERE status = 'succeeded' AND id IN (%s)", list);
+        assert_int_equal(api_sql_long(&p, "payd.db", q2), held);
+        free(q2);
+        free(list);
+    }
 
     assert_true(api_ledger_verifies(&p));
     assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);

@@ -1,0 +1,228 @@
+/*
+ * SQL text translation for the PostgreSQL backend (see store/internal.h): "?" to "$n"
+ * in statements, and the SQLite dialect of the migrations to PostgreSQL's. Both walk
+ * the text token by token: quoted strings, quoted identifiers and comments are copied
+ * as they are, never rewritten.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "store/internal.h"
+
+typedef struct {
+    char *p;
+    size_t cap, len;
+    bool toobig;
+} out_t;
+
+static void
+put(out_t *o, const char *s, size_t n)
+{
+    if (o->toobig || o->len + n + 1 > o->cap) {
+        o->toobig = true;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    o->p[o->len] = '\0';
+}
+
+static void
+puts_(out_t *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+/* the length of the quoted token or comment at s[0] (0 if there is none) */
+static size_t
+skip_quoted(const char *s)
+{
+    size_t i = 1;
+    if (s[0] == '\'' || s[0] == '"') {
+        char q = s[0];
+        for (; s[i] != '\0'; i++) {
+            if (s[i] == q) {
+                if (s[i + 1] == q) { /* a doubled quote stands for itself */
+                    i++;
+                    continue;
+                }
+                return i + 1;
+            }
+        }
+        return i;
+    }
+    if (s[0] == '-' && s[1] == '-') {
+        while (s[i] != '\0' && s[i] != '\n')
+            i++;
+        return i;
+    }
+    if (s[0] == '/' && s[1] == '*') {
+        const char *e = strstr(s + 2, "*/");
+        return e != NULL ? (size_t)(e - s) + 2 : strlen(s);
+    }
+    return 0;
+}
+
+static bool
+word_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_';
+}
+
+/* s starts a word equal (case-insensitively) to w */
+static bool
+word_is(const char *s, const char *w)
+{
+    size_t n = strlen(w);
+    return strncasecmp(s, w, n) == 0 && !word_char(s[n]);
+}
+
+/* skips spaces: the next non-space character */
+static const char *
+ws(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    return s;
+}
+
+int
+pd_pg_params(const char *sql, char *out, size_t cap, size_t *nparams, bool *is_null_ctx, size_t max_params)
+{
+    out_t o = {out, cap, 0, false};
+    size_t n = 0;
+    if (cap == 0)
+        return PD_ERR_TOOBIG;
+    out[0] = '\0';
+    for (const char *s = sql; *s != '\0';) {
+        size_t q = skip_quoted(s);
+        if (q > 0) {
+            put(&o, s, q);
+            s += q;
+            continue;
+        }
+        if (*s == '?') {
+            /* "?NNN" is parameter NNN (SQLite's numbered form), a bare "?" the largest
+             * number so far plus one, as SQLite counts them */
+            char num[24];
+            size_t k = 0, d = 1;
+            while (isdigit((unsigned char)s[d]) && d < 6)
+                k = k * 10 + (size_t)(s[d++] - '0');
+            if (d == 1)
+                k = n + 1;
+            if (k == 0 || k > max_params)
+                return PD_ERR_TOOBIG;
+            if (k > n) {
+                for (size_t i = n; i < k; i++)
+                    is_null_ctx[i] = false;
+                n = k;
+            }
+            /* "? IS [NOT] NULL" gives the server no type to infer for a NULL */
+            if (word_is(ws(s + d), "IS"))
+                is_null_ctx[k - 1] = true;
+            snprintf(num, sizeof(num), "$%zu", k);
+            puts_(&o, num);
+            s += d;
+            continue;
+        }
+        put(&o, s, 1);
+        s++;
+    }
+    *nparams = n;
+    return o.toobig ? PD_ERR_TOOBIG : 0;
+}
+
+/*
+ * The migrations' SQLite types to PostgreSQL's: INTEGER is 64-bit in SQLite and 32-bit
+ * in PostgreSQL (ids, money and microsecond seqs need 64), so INTEGER becomes BIGINT;
+ * "INTEGER PRIMARY KEY" is SQLite's rowid, which numbers rows by itself, so it becomes
+ * an identity column; BLOB is BYTEA; WITHOUT ROWID has no meaning and is dropped.
+ * PostgreSQL names a table's primary key index and identity sequence after the table,
+ * and a renamed table keeps them: "ALTER TABLE a RENAME TO b" renames them with it, so
+ * a later migration can create a table named a again (migrations 4 and 6 do).
+ */
+int
+pd_pg_ddl(const char *sql, char *out, size_t cap)
+{
+    out_t o = {out, cap, 0, false};
+    if (cap == 0)
+        return PD_ERR_TOOBIG;
+    out[0] = '\0';
+    const char *stmt = sql; /* start of the current statement */
+    for (const char *s = sql; *s != '\0';) {
+        size_t q = skip_quoted(s);
+        if (q > 0) {
+            put(&o, s, q);
+            s += q;
+            continue;
+        }
+        if (*s == ';')
+            stmt = s + 1;
+        bool at_word = word_char(*s) && (s == sql || !word_char(s[-1]));
+        if (!at_word) {
+            put(&o, s, 1);
+            s++;
+            continue;
+        }
+        if (word_is(s, "INTEGER")) {
+            const char *a = ws(s + 7);
+            if (word_is(a, "PRIMARY")) {
+                const char *b = ws(a + 7);
+                if (word_is(b, "KEY")) {
+                    puts_(&o, "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY");
+                    s = b + 3;
+                    continue;
+                }
+            }
+            puts_(&o, "BIGINT");
+            s += 7;
+            continue;
+        }
+        if (word_is(s, "BLOB")) {
+            puts_(&o, "BYTEA");
+            s += 4;
+            continue;
+        }
+        if (word_is(s, "WITHOUT")) {
+            const char *a = ws(s + 7);
+            if (word_is(a, "ROWID")) {
+                s = a + 5;
+                continue;
+            }
+        }
+        if (word_is(s, "RENAME") && word_is(ws(stmt), "ALTER")) {
+            /* ALTER TABLE <a> RENAME TO <b>: the statement goes as it is, then the renames */
+            const char *t = ws(ws(stmt) + 5);
+            const char *a = word_is(t, "TABLE") ? ws(t + 5) : NULL;
+            const char *to = ws(s + 6);
+            if (a != NULL && word_is(to, "TO")) {
+                const char *b = ws(to + 2);
+                size_t an = 0, bn = 0;
+                while (word_char(a[an]))
+                    an++;
+                while (word_char(b[bn]))
+                    bn++;
+                if (an > 0 && bn > 0 && an < 60 && bn < 60) {
+                    char extra[512];
+                    put(&o, s, (size_t)(b + bn - s));
+                    snprintf(extra, sizeof(extra),
+                             ";ALTER INDEX IF EXISTS %.*s_pkey RENAME TO %.*s_pkey"
+                             ";ALTER SEQUENCE IF EXISTS %.*s_id_seq RENAME TO %.*s_id_seq",
+                             (int)an, a, (int)bn, b, (int)an, a, (int)bn, b);
+                    puts_(&o, extra);
+                    s = b + bn;
+                    continue;
+                }
+            }
+        }
+        /* any other word is copied whole (so INTEGERS or MY_BLOB stay as they are) */
+        const char *e = s;
+        while (word_char(*e))
+            e++;
+        put(&o, s, (size_t)(e - s));
+        s = e;
+    }
+    return o.toobig ? PD_ERR_TOOBIG : 0;
+}

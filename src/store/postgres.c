@@ -1,0 +1,564 @@
+/*
+ * PostgreSQL backend of pd_db_t over libpq.
+ *
+ * Statements: "?" placeholders become "$n" (pg_sql.c); each statement is prepared once
+ * per connection and cached by the SQL literal's address and the types of its bound
+ * values (int8, text, bytea; a NULL is left for the server to infer, except before
+ * IS [NOT] NULL, where it is text), so "? IS NULL OR x = ?" works. Parameters go in
+ * binary, results come back as text (integers parsed, booleans as 0/1).
+ *
+ * Transactions: BEGIN, and the savepoint around each write of a batch, are sent with
+ * the next statement's round trip rather than on their own: a write that runs one
+ * statement costs one round trip for its savepoint bookkeeping (RELEASE of the last
+ * write's savepoint and SAVEPOINT of its own, in one message) plus its statements.
+ *
+ * Errors map to the PD_ERR_* model by SQLSTATE: unique and other integrity
+ * violations PD_ERR_EXISTS (as SQLite's constraint errors), serialization failures
+ * and deadlocks PD_ERR_CONFLICT, read-only transactions (25006, a standby after a
+ * failover) and lost connections PD_ERR_UNAVAILABLE, disk full -ENOSPC, data errors
+ * PD_ERR_INVALID. Logs name the server (host, port, database), never the password.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+
+#include "payd/log.h"
+#include "store/internal.h"
+
+#define CACHE_SLOTS 512
+#define MAX_PARAMS 64
+#define SQL_MAX 16384
+/* the advisory lock around migrations: 0x70617964, "payd" */
+#define MIGRATION_LOCK "1885434212"
+
+/* the type codes of a statement's signature, 2 bits per parameter */
+enum { T_UNKNOWN = 0, T_INT8 = 1, T_TEXT = 2, T_BYTEA = 3 };
+static const Oid type_oids[] = {0, 20 /* int8 */, 25 /* text */, 17 /* bytea */};
+
+typedef struct {
+    const char *sql;
+    uint64_t sig[2];
+    uint32_t id;
+} stmt_t;
+
+typedef struct {
+    pd_db_t super;
+    PGconn *c;
+    uint32_t next_id;
+    bool in_tx, pend_begin, pend_sp, pend_release;
+    stmt_t cache[CACHE_SLOTS];
+} pg_db_t;
+
+typedef struct {
+    pd_row_t super;
+    PGresult *res;
+    int row;
+} pg_row_t;
+
+/* "host:port/db" of the connection, for logs (no user, no password) */
+static void
+server_name(const pg_db_t *d, char *out, size_t cap)
+{
+    const char *h = d->c != NULL ? PQhost(d->c) : NULL, *p = d->c != NULL ? PQport(d->c) : NULL;
+    const char *db = d->c != NULL ? PQdb(d->c) : NULL;
+    snprintf(out, cap, "%s:%s/%s", h != NULL ? h : "?", p != NULL ? p : "?", db != NULL ? db : "?");
+}
+
+static void
+sql_snip(const char *sql, pd_view_t *v)
+{
+    size_t n = strlen(sql);
+    *v = pd_view(sql, n > 120 ? 120 : n);
+}
+
+/* the PD_ERR_* of a failed result (res may be NULL: the connection failed) */
+static int
+map_error(pg_db_t *d, const PGresult *res, const char *sql)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char srv[300];
+    pd_view_t snip;
+    if (msg == NULL)
+        msg = PQerrorMessage(d->c);
+    server_name(d, srv, sizeof(srv));
+    sql_snip(sql, &snip);
+    if (PQstatus(d->c) == CONNECTION_BAD || state == NULL || strncmp(state, "08", 2) == 0 ||
+        strncmp(state, "57P", 3) == 0) {
+        pd_log_error("database connection lost", PD_LS("server", srv), PD_LS("error", msg),
+                     PD_LS("sqlstate", state != NULL ? state : ""));
+        return PD_ERR_UNAVAILABLE;
+    }
+    if (strncmp(state, "23", 2) == 0)
+        return PD_ERR_EXISTS; /* an integrity violation, as SQLite's constraint error */
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+        return PD_ERR_CONFLICT; /* serialization failure, deadlock: decided again by the caller */
+    if (strcmp(state, "25006") == 0) {
+        pd_log_error("database is read-only (a standby, e.g. after a failover)", PD_LS("server", srv),
+                     PD_LS("sqlstate", state));
+        return PD_ERR_UNAVAILABLE;
+    }
+    if (strcmp(state, "53100") == 0) {
+        pd_log_error("database full", PD_LS("server", srv), PD_LS("error", msg));
+        return -ENOSPC;
+    }
+    if (strncmp(state, "22", 2) == 0) {
+        pd_log_warn("database refused a value", PD_LS("error", msg), PD_LS("sqlstate", state), PD_LV("sql", snip));
+        return PD_ERR_INVALID;
+    }
+    pd_log_error("database error", PD_LS("server", srv), PD_LS("error", msg), PD_LS("sqlstate", state),
+                 PD_LV("sql", snip));
+    return PD_ERR_IO;
+}
+
+/* a command result: 0 or the mapped error; clears res */
+static int
+check_cmd(pg_db_t *d, PGresult *res, const char *sql)
+{
+    ExecStatusType st = PQresultStatus(res);
+    int r = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : map_error(d, res, sql);
+    PQclear(res);
+    return r;
+}
+
+/* runs a parameterless command now (simple protocol, may hold several statements) */
+static int
+simple(pg_db_t *d, const char *sql)
+{
+    return check_cmd(d, PQexec(d->c, sql), sql);
+}
+
+/* sends what begin, savepoint and release left pending, in one round trip */
+static int
+flush_pending(pg_db_t *d)
+{
+    char buf[96];
+    size_t n = 0;
+    buf[0] = '\0';
+    if (d->pend_begin)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "BEGIN;");
+    if (d->pend_release)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "RELEASE SAVEPOINT w;");
+    if (d->pend_sp)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "SAVEPOINT w;");
+    d->pend_begin = d->pend_release = d->pend_sp = false;
+    return n == 0 ? 0 : simple(d, buf);
+}
+
+static uint64_t
+mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/*
+ * The prepared statement for sql with these argument types, prepared now if this
+ * connection has none yet. *id gets its number (its name is "p<id>").
+ */
+static int
+stmt_get(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, uint32_t *id)
+{
+    uint64_t sig[2] = {0, 0};
+    if (nargs > MAX_PARAMS)
+        return PD_ERR_TOOBIG;
+    char text[SQL_MAX];
+    bool is_null_ctx[MAX_PARAMS];
+    size_t n = 0;
+    int r;
+    /* the signature needs the NULL contexts only for NULLs; computed on a miss below */
+    uint8_t codes[MAX_PARAMS];
+    for (size_t i = 0; i < nargs; i++) {
+        codes[i] = args[i].t == PD_SQL_INT    ? T_INT8
+                   : args[i].t == PD_SQL_TEXT ? T_TEXT
+                   : args[i].t == PD_SQL_BLOB ? T_BYTEA
+                                              : T_UNKNOWN;
+        sig[i / 32] |= (uint64_t)codes[i] << (2 * (i % 32));
+    }
+    size_t h = (size_t)(mix((uint64_t)(uintptr_t)sql ^ mix(sig[0] ^ (sig[1] << 1))) % CACHE_SLOTS);
+    for (size_t k = 0; k < 16; k++) {
+        stmt_t *e = &d->cache[(h + k) % CACHE_SLOTS];
+        if (e->sql == sql && e->sig[0] == sig[0] && e->sig[1] == sig[1]) {
+            *id = e->id;
+            return 0;
+        }
+        if (e->sql != NULL)
+            continue;
+        if ((r = pd_pg_params(sql, text, sizeof(text), &n, is_null_ctx, MAX_PARAMS)) != 0) {
+            pd_log_error("statement too long for the PostgreSQL backend", PD_LI("max", SQL_MAX));
+            return r;
+        }
+        if (n != nargs) {
+            pd_view_t snip;
+            sql_snip(sql, &snip);
+            pd_log_error("statement has a different number of placeholders than values", PD_LI("placeholders", (int64_t)n),
+                         PD_LI("values", (int64_t)nargs), PD_LV("sql", snip));
+            return PD_ERR_INTERNAL;
+        }
+        Oid types[MAX_PARAMS];
+        for (size_t i = 0; i < n; i++)
+            types[i] = codes[i] == T_UNKNOWN && is_null_ctx[i] ? type_oids[T_TEXT] : type_oids[codes[i]];
+        char name[16];
+        uint32_t nid = ++d->next_id;
+        snprintf(name, sizeof(name), "p%u", nid);
+        if ((r = check_cmd(d, PQprepare(d->c, name, text, (int)n, types), sql)) != 0)
+            return r;
+        e->sql = sql;
+        e->sig[0] = sig[0];
+        e->sig[1] = sig[1];
+        e->id = nid;
+        *id = nid;
+        return 0;
+    }
+    pd_log_error("statement cache full (too many distinct statements)", PD_LI("slots", CACHE_SLOTS));
+    return PD_ERR_INTERNAL;
+}
+
+/* runs a statement; *res gets its result (the caller clears it) */
+static int
+run(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, PGresult **res)
+{
+    uint32_t id = 0;
+    int r;
+    *res = NULL;
+    if (PQstatus(d->c) == CONNECTION_BAD && !d->in_tx) {
+        PQreset(d->c); /* autocommit statements on a lost connection: one new try through the host list */
+        memset(d->cache, 0, sizeof(d->cache));
+    }
+    if ((r = flush_pending(d)) != 0 || (r = stmt_get(d, sql, args, nargs, &id)) != 0)
+        return r;
+    const char *values[MAX_PARAMS];
+    int lengths[MAX_PARAMS], formats[MAX_PARAMS];
+    uint8_t ints[MAX_PARAMS][8];
+    for (size_t i = 0; i < nargs; i++) {
+        formats[i] = 1;
+        switch (args[i].t) {
+        case PD_SQL_INT: {
+            uint64_t v = (uint64_t)args[i].i;
+            for (int b = 0; b < 8; b++)
+                ints[i][b] = (uint8_t)(v >> (56 - 8 * b));
+            values[i] = (const char *)ints[i];
+            lengths[i] = 8;
+            break;
+        }
+        case PD_SQL_TEXT:
+        case PD_SQL_BLOB:
+            if (args[i].len > (size_t)INT32_MAX)
+                return PD_ERR_TOOBIG;
+            values[i] = args[i].len > 0 ? args[i].p : "";
+            lengths[i] = (int)args[i].len;
+            break;
+        default:
+            values[i] = NULL;
+            lengths[i] = 0;
+        }
+    }
+    char name[16];
+    snprintf(name, sizeof(name), "p%u", id);
+    *res = PQexecPrepared(d->c, name, (int)nargs, values, lengths, formats, 0);
+    ExecStatusType st = PQresultStatus(*res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        r = map_error(d, *res, sql);
+        PQclear(*res);
+        *res = NULL;
+        return r;
+    }
+    return 0;
+}
+
+static int
+p_exec(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *changes)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    PGresult *res = NULL;
+    int r = run(d, sql, args, nargs, &res);
+    if (changes != NULL) {
+        const char *t = r == 0 ? PQcmdTuples(res) : "";
+        *changes = t != NULL && t[0] != '\0' ? strtoll(t, NULL, 10) : 0;
+    }
+    PQclear(res);
+    return r;
+}
+
+static int
+p_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_row_fn fn, void *arg)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    PGresult *res = NULL;
+    int r = run(d, sql, args, nargs, &res);
+    if (r != 0)
+        return r;
+    pg_row_t row = {{db->ops}, res, 0};
+    int nrows = PQntuples(res);
+    for (row.row = 0; row.row < nrows; row.row++) {
+        int cr = fn(&row.super, arg);
+        if (cr != 0) {
+            r = cr < 0 ? cr : 0;
+            break;
+        }
+    }
+    PQclear(res);
+    return r;
+}
+
+static int64_t
+p_row_int(const pd_row_t *r, int col)
+{
+    const pg_row_t *pr = (const pg_row_t *)r;
+    if (col < 0 || col >= PQnfields(pr->res) || PQgetisnull(pr->res, pr->row, col))
+        return 0;
+    const char *v = PQgetvalue(pr->res, pr->row, col);
+    if (v[0] == 't' && v[1] == '\0') /* booleans read as SQLite's 0/1 */
+        return 1;
+    if (v[0] == 'f' && v[1] == '\0')
+        return 0;
+    return strtoll(v, NULL, 10);
+}
+
+static bool
+p_row_is_null(const pd_row_t *r, int col)
+{
+    const pg_row_t *pr = (const pg_row_t *)r;
+    return col < 0 || col >= PQnfields(pr->res) || PQgetisnull(pr->res, pr->row, col);
+}
+
+static pd_view_t
+p_row_text(const pd_row_t *r, int col)
+{
+    const pg_row_t *pr = (const pg_row_t *)r;
+    if (p_row_is_null(r, col))
+        return pd_view("", 0);
+    return pd_view(PQgetvalue(pr->res, pr->row, col), (size_t)PQgetlength(pr->res, pr->row, col));
+}
+
+static int
+p_begin(pd_db_t *db)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    if (d->in_tx)
+        return PD_ERR_STATE;
+    if (PQstatus(d->c) == CONNECTION_BAD) {
+        PQreset(d->c);
+        memset(d->cache, 0, sizeof(d->cache)); /* a new session has no prepared statements */
+        if (PQstatus(d->c) == CONNECTION_BAD)
+            return map_error(d, NULL, "BEGIN");
+        pd_log_info("database connection re-established");
+    }
+    d->in_tx = d->pend_begin = true;
+    d->pend_sp = d->pend_release = false;
+    return 0;
+}
+
+static int
+p_commit(pd_db_t *db)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    if (!d->in_tx)
+        return PD_ERR_STATE;
+    d->in_tx = false;
+    if (d->pend_begin) { /* nothing ran: nothing to commit */
+        d->pend_begin = d->pend_sp = d->pend_release = false;
+        return 0;
+    }
+    d->pend_sp = d->pend_release = false; /* COMMIT releases every savepoint */
+    PGresult *res = PQexec(d->c, "COMMIT");
+    ExecStatusType st = PQresultStatus(res);
+    int r = 0;
+    if (st != PGRES_COMMAND_OK) {
+        if (PQstatus(d->c) == CONNECTION_BAD) {
+            /* the COMMIT may or may not have been applied */
+            pd_log_error("database connection lost during COMMIT: the batch's outcome is unknown");
+            r = PD_ERR_UNAVAILABLE;
+        } else {
+            r = map_error(d, res, "COMMIT");
+        }
+    } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        /* an aborted transaction "commits" as ROLLBACK */
+        pd_log_error("database rolled the transaction back at COMMIT", PD_LS("status", PQcmdStatus(res)));
+        r = PD_ERR_IO;
+    }
+    PQclear(res);
+    return r;
+}
+
+static int
+p_rollback(pd_db_t *db)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    bool sent = d->in_tx && !d->pend_begin;
+    d->in_tx = d->pend_begin = d->pend_sp = d->pend_release = false;
+    if (!sent || PQstatus(d->c) == CONNECTION_BAD)
+        return 0;
+    return simple(d, "ROLLBACK");
+}
+
+static int
+p_savepoint(pd_db_t *db)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    if (!d->in_tx || d->pend_sp)
+        return PD_ERR_STATE;
+    d->pend_sp = true;
+    return 0;
+}
+
+static int
+p_release(pd_db_t *db)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    if (d->pend_sp) /* the write ran no statement */
+        d->pend_sp = false;
+    else
+        d->pend_release = true;
+    return 0;
+}
+
+static int
+p_rollback_to(pd_db_t *db)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    if (d->pend_sp) {
+        d->pend_sp = false;
+        return 0;
+    }
+    int r = flush_pending(d);
+    return r != 0 ? r : simple(d, "ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w");
+}
+
+static int
+p_script(pd_db_t *db, const char *sql)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    size_t cap = strlen(sql) * 2 + 4096;
+    char *text = malloc(cap);
+    int r;
+    if (text == NULL)
+        return PD_ERR_NOMEM;
+    if ((r = pd_pg_ddl(sql, text, cap)) == 0 && (r = flush_pending(d)) == 0)
+        r = simple(d, text);
+    free(text);
+    return r;
+}
+
+static int
+p_migration_lock(pd_db_t *db, bool lock)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    return simple(d, lock ? "SELECT pg_advisory_lock(" MIGRATION_LOCK ")" : "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")");
+}
+
+static int
+count_row(const pd_row_t *r, void *arg)
+{
+    int64_t *n = arg;
+    n[0] = p_row_int(r, 0);
+    n[1] = p_row_int(r, 1);
+    return 1;
+}
+
+static int
+p_user_tables(pd_db_t *db, int64_t *others, bool *has_version)
+{
+    int64_t n[2] = {0, 0};
+    int r = p_query(db,
+                    "SELECT COUNT(*) FILTER (WHERE table_name <> 'schema_version'), "
+                    "COUNT(*) FILTER (WHERE table_name = 'schema_version') FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()",
+                    NULL, 0, count_row, n);
+    *others = n[0];
+    *has_version = n[1] > 0;
+    return r;
+}
+
+static void
+p_close(pd_db_t *db)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    if (d == NULL)
+        return;
+    PQfinish(d->c);
+    free(d);
+}
+
+static const pd_db_ops_t pg_ops = {
+    .name = "postgres",
+    .exec = p_exec,
+    .query = p_query,
+    .row_int = p_row_int,
+    .row_is_null = p_row_is_null,
+    .row_text = p_row_text,
+    .begin = p_begin,
+    .commit = p_commit,
+    .rollback = p_rollback,
+    .savepoint = p_savepoint,
+    .release = p_release,
+    .rollback_to = p_rollback_to,
+    .script = p_script,
+    .migration_lock = p_migration_lock,
+    .user_tables = p_user_tables,
+    .defer_sync = NULL, /* a COMMIT is durable when it returns (synchronous_commit) */
+    .sync = NULL,
+    .close = p_close,
+};
+
+/* libpq's notices (e.g. "relation already exists, skipping") go to the debug log */
+static void
+notice(void *arg, const char *msg)
+{
+    (void)arg;
+    size_t n = strlen(msg);
+    pd_log_debug("database notice", PD_LV("msg", pd_view(msg, n > 0 && msg[n - 1] == '\n' ? n - 1 : n)));
+}
+
+int
+pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *why, size_t whycap)
+{
+    pg_db_t *d = calloc(1, sizeof(*d));
+    int r = PD_ERR_UNAVAILABLE;
+    if (why != NULL && whycap > 0)
+        why[0] = '\0';
+    if (d == NULL)
+        return PD_ERR_NOMEM;
+    d->super.ops = &pg_ops;
+    /* the URL or conninfo string is expanded as libpq does (multi-host, sslmode,
+     * sslrootcert, target_session_attrs ...); a password given apart overrides the URL's */
+    const char *keys[4] = {"dbname", "application_name", NULL, NULL};
+    const char *vals[4] = {url, "payd", NULL, NULL};
+    if (password != NULL) {
+        keys[2] = "password";
+        vals[2] = password;
+    }
+    d->c = PQconnectdbParams(keys, vals, 1);
+    if (d->c == NULL) {
+        free(d);
+        return PD_ERR_NOMEM;
+    }
+    if (PQstatus(d->c) != CONNECTION_OK) {
+        /* libpq's message names the host and the cause, never the password */
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(d->c));
+        for (char *p = msg; *p != '\0'; p++)
+            if (*p == '\n')
+                *p = *(p + 1) != '\0' ? ' ' : '\0';
+        if (why != NULL && whycap > 0)
+            snprintf(why, whycap, "%s", msg);
+        if (strstr(msg, "password authentication failed") != NULL || strstr(msg, "no password supplied") != NULL)
+            r = PD_ERR_AUTH;
+        p_close(&d->super);
+        return r;
+    }
+    PQsetNoticeProcessor(d->c, notice, NULL);
+    /* the session speaks UTF-8 whatever the database's default */
+    if ((r = simple(d, "SET client_encoding = 'UTF8'")) != 0) {
+        p_close(&d->super);
+        return r;
+    }
+    *out = &d->super;
+    return 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * A real PostgreSQL 15 for the tests, on loopback: initdb into a temp dir and the
+ * server started on a free 127.0.0.1 port (as the postgres system user when the
+ * tests run as root), once per test process. It is a child of the test process that
+ * dies with it (SIGKILL on the parent's death, whatever way that ends) and is stopped
+ * by its pid, and its dir removed, at exit.
+ *
+ * The binaries come from Debian's postgresql package (/usr/lib/postgresql/15/bin, or
+ * PAYD_TEST_PG_BIN). Roles: the superuser "postgres" and "payd", both with password
+ * PD_PG_PASSWORD over TCP (scram-sha-256).
+ */
+#ifndef PAYD_TEST_PG_SERVER_H
+#define PAYD_TEST_PG_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PD_PG_PASSWORD "pd-test-pw"
+
+/* PAYD_TEST_STORE=postgres: the tests run payd on PostgreSQL */
+bool pd_pg_wanted(void);
+/* Starts the server if it is not running; 0 when it accepts connections. */
+int pd_pg_start(void);
+uint16_t pd_pg_port(void);
+/* Creates database name (owned by payd) unless it exists, and writes a URL for user
+ * payd (password included unless with_password is false) into url. */
+int pd_pg_database(const char *name, bool with_password, char *url, size_t cap);
+/* Runs SQL as the superuser in database db; 0 on success. */
+int pd_pg_sql(const char *db, const char *sql);
+/* Stops the server (also run at exit). */
+void pd_pg_stop(void);
+
+#endif
