@@ -61,7 +61,9 @@ for f in "${faults[@]}"; do
   git checkout -q -- .
   apply "$file" "$find" "$repl"
   echo "== $name ($file)"
-  if make test TEST_BUILD="$work/build" CTEST_ARGS="${CTEST_ARGS:-}" >"$work/$name.log" 2>&1; then
+  # make expands '$' in a variable's value ('$|' is one of its own): pass it as '$$'
+  args=${CTEST_ARGS:-}
+  if make test TEST_BUILD="$work/build" CTEST_ARGS="${args//\$/\$\$}" >"$work/$name.log" 2>&1; then
     echo "   SURVIVED: the tests passed with this fault (log: kept below)"
     tail -5 "$work/$name.log"
     survived=$((survived + 1))
