@@ -154,4 +154,15 @@ jint(json_t *o, const char *path)
     return json_is_integer(cur) ? (long long)json_integer_value(cur) : -1;
 }
 
+/* fails the test unless j is a Stripe error with this code (and this param, unless NULL) */
+static inline void
+api_expect_error(json_t *j, const char *code, const char *param)
+{
+    const char *got = jstr(j, "error.code"), *gp = jstr(j, "error.param");
+    if (got == NULL || strcmp(got, code) != 0)
+        fail_msg("expected error code %s, got %s", code, json_dumps(j, 0));
+    if (param != NULL && (gp == NULL || strcmp(gp, param) != 0))
+        fail_msg("expected param %s, got %s", param, json_dumps(j, 0));
+}
+
 #endif

@@ -625,3 +625,17 @@ out:
     SSL_CTX_free(ctx);
     return r;
 }
+
+int
+pd_h_payctl(const pd_h_payd_t *p, const char *const *args, char **out)
+{
+    const char *argv[40] = {PAYCTL_BIN, "--data-dir", p->dir};
+    size_t n = 3;
+    for (size_t i = 0; args[i] != NULL; i++) {
+        if (n == sizeof(argv) / sizeof(argv[0]) - 1)
+            return -1;
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    return pd_h_run(argv, out);
+}

@@ -123,6 +123,8 @@ long pd_h_cpu_ticks(int pid);
 
 /* Runs argv, captures stdout+stderr (malloc'd into *out), returns the exit status or -1. */
 int pd_h_run(const char *const *argv, char **out);
+/* Runs `payctl --data-dir <p's data dir> ARGS...` (args NULL-terminated) with pd_h_run. */
+int pd_h_payctl(const pd_h_payd_t *p, const char *const *args, char **out);
 /* A currently free loopback TCP port. */
 uint16_t pd_h_free_port(void);
 /* PostgreSQL runs (PAYD_TEST_STORE=postgres, see pg_server.h): "store.url=URL" of the

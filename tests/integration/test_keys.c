@@ -51,12 +51,12 @@ teardown(void **state)
 static int
 payctl(char **out, const char *const *args)
 {
-    const char *argv[20] = {PAYCTL_BIN, "--data-dir", payd.dir, "--json"};
-    int n = 4;
+    const char *argv[20] = {"--json"};
+    int n = 1;
     for (int i = 0; args[i] != NULL && n < 19; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    return pd_h_run(argv, out);
+    return pd_h_payctl(&payd, argv, out);
 }
 
 /* creates a key; its text and id */

@@ -36,13 +36,8 @@ teardown(void **state)
 static int
 payctl(char **out, const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
 {
-    const char *argv[12] = {PAYCTL_BIN, "--data-dir", payd.dir};
-    int n = 3;
-    const char *a[] = {a1, a2, a3, a4, a5};
-    for (int i = 0; i < 5 && a[i] != NULL; i++)
-        argv[n++] = a[i];
-    argv[n] = NULL;
-    return pd_h_run(argv, out);
+    const char *a[] = {a1, a2, a3, a4, a5, NULL};
+    return pd_h_payctl(&payd, a, out); /* stops at the first NULL */
 }
 
 static void
@@ -140,12 +135,7 @@ secrets_and_audit(void **state)
 static int
 payctl_args(char **out, const char *const *args)
 {
-    const char *argv[24] = {PAYCTL_BIN, "--data-dir", payd.dir};
-    int n = 3;
-    for (int i = 0; args[i] != NULL && n < 23; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    return pd_h_run(argv, out);
+    return pd_h_payctl(&payd, args, out);
 }
 
 /* the merchant's keys as payctl lists them */

@@ -37,16 +37,6 @@ teardown(void **state)
 }
 
 static void
-expect_error(json_t *j, const char *code, const char *param)
-{
-    const char *got = jstr(j, "error.code"), *gp = jstr(j, "error.param");
-    if (got == NULL || strcmp(got, code) != 0)
-        fail_msg("expected error code %s, got %s", code, json_dumps(j, 0));
-    if (param != NULL && (gp == NULL || strcmp(gp, param) != 0))
-        fail_msg("expected param %s, got %s", param, json_dumps(j, 0));
-}
-
-static void
 authentication(void **state)
 {
     (void)state;
@@ -104,20 +94,20 @@ payment_methods_store_cards_in_the_vault(void **state)
     assert_int_equal(api_call(&payd, "POST", "/v1/payment_methods",
                               "type=card&card[number]=4242424242424241&card[exp_month]=12&card[exp_year]=2034", &j),
                      402);
-    expect_error(j, "incorrect_number", "card[number]");
+    api_expect_error(j, "incorrect_number", "card[number]");
     assert_string_equal(jstr(j, "error.type"), "card_error");
     json_decref(j);
     assert_int_equal(api_call(&payd, "POST", "/v1/payment_methods",
                               "type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2019", &j),
                      402);
-    expect_error(j, "invalid_expiry_year", "card[exp_year]");
+    api_expect_error(j, "invalid_expiry_year", "card[exp_year]");
     json_decref(j);
     assert_int_equal(api_call(&payd, "POST", "/v1/payment_methods", "type=card&card[exp_month]=12&card[exp_year]=2030", &j),
                      400);
-    expect_error(j, "parameter_missing", "card[number]");
+    api_expect_error(j, "parameter_missing", "card[number]");
     json_decref(j);
     assert_int_equal(api_call(&payd, "GET", "/v1/payment_methods/pm_doesnotexist", NULL, &j), 404);
-    expect_error(j, "resource_missing", NULL);
+    api_expect_error(j, "resource_missing", NULL);
     json_decref(j);
 }
 
@@ -168,7 +158,7 @@ manual_capture_partial_then_refund(void **state)
     json_decref(j);
     snprintf(path, sizeof(path), "/v1/payment_intents/%s/capture", pi);
     assert_int_equal(api_call(&payd, "POST", path, "amount_to_capture=6000", &j), 400);
-    expect_error(j, "amount_too_large", "amount_to_capture");
+    api_expect_error(j, "amount_too_large", "amount_to_capture");
     json_decref(j);
     assert_int_equal(api_call_as(&payd, api_sk, "POST", path, "amount_to_capture=3000", "capture-once", &j), 200);
     assert_string_equal(jstr(j, "status"), "succeeded");
@@ -181,7 +171,7 @@ manual_capture_partial_then_refund(void **state)
     json_decref(j);
     /* a second capture is an illegal transition */
     assert_int_equal(api_call(&payd, "POST", path, "", &j), 400);
-    expect_error(j, "payment_intent_unexpected_state", NULL);
+    api_expect_error(j, "payment_intent_unexpected_state", NULL);
     assert_string_equal(jstr(j, "error.payment_intent.status"), "succeeded");
     json_decref(j);
     /* refunds never exceed what was captured */
@@ -193,7 +183,7 @@ manual_capture_partial_then_refund(void **state)
     json_decref(j);
     snprintf(body, sizeof(body), "payment_intent=%s&amount=2001", pi);
     assert_int_equal(api_call(&payd, "POST", "/v1/refunds", body, &j), 400);
-    expect_error(j, "amount_too_large", "amount");
+    api_expect_error(j, "amount_too_large", "amount");
     json_decref(j);
     snprintf(body, sizeof(body), "payment_intent=%s", pi); /* the rest */
     assert_int_equal(api_call(&payd, "POST", "/v1/refunds", body, &j), 200);
@@ -202,7 +192,7 @@ manual_capture_partial_then_refund(void **state)
     snprintf(charge, sizeof(charge), "%s", jstr(j, "charge"));
     json_decref(j);
     assert_int_equal(api_call(&payd, "POST", "/v1/refunds", body, &j), 400);
-    expect_error(j, "charge_already_refunded", NULL);
+    api_expect_error(j, "charge_already_refunded", NULL);
     json_decref(j);
     snprintf(path, sizeof(path), "/v1/charges/%s", charge);
     assert_int_equal(api_call(&payd, "GET", path, NULL, &j), 200);
@@ -267,7 +257,7 @@ state_machine_cancel_and_update(void **state)
     json_decref(j);
     snprintf(path, sizeof(path), "/v1/payment_intents/%s/capture", pi);
     assert_int_equal(api_call(&payd, "POST", path, "", &j), 400);
-    expect_error(j, "payment_intent_unexpected_state", NULL);
+    api_expect_error(j, "payment_intent_unexpected_state", NULL);
     json_decref(j);
     snprintf(path, sizeof(path), "/v1/payment_intents/%s/cancel", pi);
     assert_int_equal(api_call(&payd, "POST", path, "cancellation_reason=abandoned", &j), 200);
@@ -275,7 +265,7 @@ state_machine_cancel_and_update(void **state)
     assert_string_equal(jstr(j, "cancellation_reason"), "abandoned");
     json_decref(j);
     assert_int_equal(api_call(&payd, "POST", path, "", &j), 400);
-    expect_error(j, "payment_intent_unexpected_state", NULL);
+    api_expect_error(j, "payment_intent_unexpected_state", NULL);
     json_decref(j);
     /* cancel voids an authorization */
     assert_int_equal(api_call(&payd, "POST", "/v1/payment_intents",
@@ -315,7 +305,7 @@ bad_parameters_get_stripe_errors_with_param(void **state)
     };
     for (size_t i = 0; i + 1 < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_int_equal(api_call(&payd, "POST", "/v1/payment_intents", cases[i].body, &j), 400);
-        expect_error(j, cases[i].code, cases[i].param);
+        api_expect_error(j, cases[i].code, cases[i].param);
         assert_non_null(jstr(j, "error.message"));
         json_decref(j);
     }
@@ -335,7 +325,7 @@ bad_parameters_get_stripe_errors_with_param(void **state)
         pd_h_resp_free(&r);
     }
     assert_int_equal(api_call(&payd, "GET", "/v1/payment_intents?expand[]=data.latest_charge", NULL, &j), 400);
-    expect_error(j, "parameter_invalid", "expand");
+    api_expect_error(j, "parameter_invalid", "expand");
     json_decref(j);
     /* JSON bodies work like forms */
     assert_int_equal(api_call(&payd, "POST", "/v1/payment_intents",
@@ -632,7 +622,7 @@ test_and_live_objects_are_separate(void **state)
     assert_int_equal(api_call_as(&payd, live, "POST", "/v1/webhook_endpoints",
                                  "url=http://example.com/hook&enabled_events[]=*", NULL, &j),
                      400);
-    expect_error(j, "url_invalid", "url");
+    api_expect_error(j, "url_invalid", "url");
     json_decref(j);
     assert_int_equal(api_call_as(&payd, live, "POST", "/v1/webhook_endpoints",
                                  "url=https://127.0.0.1/hook&enabled_events[]=*", NULL, &j),

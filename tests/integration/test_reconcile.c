@@ -75,8 +75,8 @@ status_of(const char *id)
 static int
 payctl(char **out, const char *a1, const char *a2, const char *a3)
 {
-    const char *argv[] = {PAYCTL_BIN, "--data-dir", payd.dir, a1, a2, a3, NULL};
-    return pd_h_run(argv, out);
+    const char *a[] = {a1, a2, a3, NULL};
+    return pd_h_payctl(&payd, a, out);
 }
 
 static void

@@ -43,16 +43,6 @@ teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-static void
-expect_error(json_t *j, const char *code, const char *param)
-{
-    const char *got = jstr(j, "error.code"), *gp = jstr(j, "error.param");
-    if (got == NULL || strcmp(got, code) != 0)
-        fail_msg("expected error code %s, got %s", code, json_dumps(j, 0));
-    if (param != NULL && (gp == NULL || strcmp(gp, param) != 0))
-        fail_msg("expected param %s, got %s", param, json_dumps(j, 0));
-}
-
 /* a POST as the dev secret key with an Idempotency-Key (NULL: none); *replayed gets the
  * Idempotent-Replayed header ("" when absent) */
 static long
@@ -117,13 +107,13 @@ not_on_disk(const char *what, const char *needle)
 static int
 payctl_json(json_t **out, const char *const *args)
 {
-    const char *argv[20] = {PAYCTL_BIN, "--data-dir", payd.dir, "--json"};
-    int n = 4;
+    const char *argv[20] = {"--json"};
+    int n = 1;
     for (int i = 0; args[i] != NULL && n < 19; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
     char *text = NULL;
-    int rc = pd_h_run(argv, &text);
+    int rc = pd_h_payctl(&payd, argv, &text);
     json_error_t e;
     const char *brace = text != NULL ? strchr(text, '{') : NULL;
     *out = brace != NULL ? json_loads(brace, JSON_DISABLE_EOF_CHECK, &e) : NULL;
@@ -305,7 +295,7 @@ webhook_urls_are_read_as_curl_reads_them(void **state)
         long st = api_call_as(&payd, live, "POST", "/v1/webhook_endpoints", body, NULL, &j);
         if (st != 400)
             fail_msg("%s: %ld %s", url, st, json_dumps(j, 0));
-        expect_error(j, "url_invalid", "url");
+        api_expect_error(j, "url_invalid", "url");
         if (strchr(url, '@') != NULL && strstr(jstr(j, "error.message"), "user name or password") == NULL)
             fail_msg("%s: %s", url, json_dumps(j, 0));
         json_decref(j);
@@ -328,7 +318,7 @@ webhook_urls_are_read_as_curl_reads_them(void **state)
     snprintf(path, sizeof(path), "/v1/webhook_endpoints/%s", jstr(j, "id"));
     json_decref(j);
     assert_int_equal(api_call_as(&payd, live, "POST", path, "url=https://[64:ff9b::7f00:1]/hook", NULL, &j), 400);
-    expect_error(j, "url_invalid", "url");
+    api_expect_error(j, "url_invalid", "url");
     json_decref(j);
     /* test mode: loopback and http are allowed by default, user info never */
     assert_int_equal(api_call(&payd, "POST", "/v1/webhook_endpoints",
@@ -338,7 +328,7 @@ webhook_urls_are_read_as_curl_reads_them(void **state)
     snprintf(body, sizeof(body), "url=http://8.8.8.8:1@127.0.0.1:%u/hook&enabled_events[]=*",
              (unsigned)payd.api_port);
     assert_int_equal(api_call(&payd, "POST", "/v1/webhook_endpoints", body, &j), 400);
-    expect_error(j, "url_invalid", "url");
+    api_expect_error(j, "url_invalid", "url");
     json_decref(j);
 }
 
@@ -367,7 +357,7 @@ live_rules_apply_to_test_mode_when_set(void **state)
         long st = api_call_as(&p2, sk, "POST", "/v1/webhook_endpoints", body, NULL, &j);
         if (st != 400)
             fail_msg("%s: %ld %s", refused[i], st, json_dumps(j, 0));
-        expect_error(j, "url_invalid", "url");
+        api_expect_error(j, "url_invalid", "url");
         json_decref(j);
     }
     assert_int_equal(api_call_as(&p2, sk, "POST", "/v1/webhook_endpoints",
@@ -409,7 +399,7 @@ card_numbers_in_free_text_are_refused(void **state)
         long st = api_call(&payd, "POST", cases[i].path, cases[i].body, &j);
         if (st != 400)
             fail_msg("%s %s: %ld %s", cases[i].path, cases[i].body, st, json_dumps(j, 0));
-        expect_error(j, "parameter_invalid", cases[i].param);
+        api_expect_error(j, "parameter_invalid", cases[i].param);
         assert_non_null(strstr(jstr(j, "error.message"), "card number"));
         json_decref(j);
     }
