@@ -740,16 +740,41 @@ went_down(pd_redis_t *r, const char *why)
     atomic_store_explicit(&r->up, false, memory_order_release);
     atomic_fetch_add(&r->fallbacks, 1);
     set_text(r, r->last_error, why);
-    pd_log_warn("cache: redis connection lost; limits are answered by this node alone (in-process fallback)",
-                PD_LS("reason", why), PD_LS("server", r->server));
-    r->last_warn = pd_real_ms();
+    int64_t now = pd_real_ms();
+    if (now - r->last_warn >= WARN_EVERY_MS) { /* a flapping server: once per 10 s too */
+        pd_log_warn("cache: redis connection lost; limits are answered by this node alone (in-process fallback)",
+                    PD_LS("reason", why), PD_LS("server", r->server), PD_LI("fallbacks", atomic_load(&r->fallbacks)));
+        r->last_warn = now;
+    }
+}
+
+/* waits on the queue's condition until deadline (Unix ms) or a stop; a wake-up on the way ends it early */
+static void
+wait_until(pd_redis_t *r, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_mutex_lock(&r->qmu);
+    if (!r->stop)
+        pthread_cond_timedwait(&r->qcv, &r->qmu, &ts);
+    r->rounds_done++; /* a waiter in pd_redis_sync sees the attempt */
+    pthread_cond_broadcast(&r->donecv);
+    pthread_mutex_unlock(&r->qmu);
+}
+
+/* the next attempt: backoff/2 .. backoff from now; backoff doubles up to BACKOFF_MAX_MS */
+static int64_t
+next_attempt(int64_t *backoff, int64_t now)
+{
+    int64_t b = *backoff;
+    *backoff = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+    return now + b / 2 + (int64_t)(((uint64_t)now * 2654435761u) % (uint64_t)(b / 2 + 1));
 }
 
 static void *
 sync_main(void *arg)
 {
     pd_redis_t *r = arg;
-    int64_t backoff = BACKOFF_MIN_MS;
+    int64_t backoff = BACKOFF_MIN_MS, next_connect = 0;
     char err[512];
     for (;;) {
         pthread_mutex_lock(&r->qmu);
@@ -759,37 +784,26 @@ sync_main(void *arg)
             break;
         int64_t now = pd_real_ms();
         if (!atomic_load(&r->up)) {
+            if (now < next_connect) {
+                wait_until(r, next_connect);
+                continue;
+            }
             bool fatal = false;
             err[0] = '\0';
             if (connect_master(r, &fatal, err, sizeof(err)) == 0) {
-                went_up(r);
-                backoff = BACKOFF_MIN_MS;
+                went_up(r); /* the back-off is reset by a round that works, not by a connect */
                 pd_log_info("cache: redis connected; limits are shared by every node", PD_LS("server", r->conn.peer),
                             PD_LI("fallback_ops", atomic_load(&r->fallback_ops)));
                 continue;
             }
             set_text(r, r->last_error, err);
+            next_connect = next_attempt(&backoff, now);
             if (now - r->last_warn >= WARN_EVERY_MS) {
                 pd_log_warn("cache: redis unavailable; limits are answered by this node alone (in-process fallback)",
                             PD_LS("reason", err), PD_LI("fallback_ops", atomic_load(&r->fallback_ops)),
-                            PD_LI("retry_ms", backoff));
+                            PD_LI("retry_ms", next_connect - now));
                 r->last_warn = now;
             }
-            /* back-off with jitter, woken early by a stop */
-            int64_t wait = backoff / 2 + (int64_t)((uint64_t)now * 2654435761u % (uint64_t)(backoff / 2 + 1));
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L)
-                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-            pthread_mutex_lock(&r->qmu);
-            if (!r->stop)
-                pthread_cond_timedwait(&r->qcv, &r->qmu, &ts);
-            r->rounds_done++; /* a waiter in pd_redis_sync sees the attempt */
-            pthread_cond_broadcast(&r->donecv);
-            pthread_mutex_unlock(&r->qmu);
             continue;
         }
         /* wait for work or the poll */
@@ -808,10 +822,13 @@ sync_main(void *arg)
         }
         err[0] = '\0';
         int rc = round_trip(r, err, sizeof(err));
-        if (rc != 0)
+        if (rc != 0) {
             went_down(r, err); /* rediscovers on the next pass (Sentinel rule 3) */
-        else
+            next_connect = next_attempt(&backoff, pd_real_ms());
+        } else {
             atomic_fetch_add_explicit(&r->rounds, 1, memory_order_relaxed);
+            backoff = BACKOFF_MIN_MS;
+        }
         pthread_mutex_lock(&r->qmu);
         r->rounds_done++;
         pthread_cond_broadcast(&r->donecv);
