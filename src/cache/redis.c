@@ -243,6 +243,11 @@ pd_redis_take(pd_redis_t *r, const char *key, double rate, double burst, int64_t
         e->first_debt++;
         e->debt++;
         ok = true;
+    } else if (e->known && e->debt + e->f_debt < e->tokens / (4 * atomic_load(&r->nodes))) {
+        /* the bucket had plenty at the last answer and this node's grant is on its way: every
+         * node together spends at most a quarter of what was left before the next answer */
+        e->debt++;
+        ok = true;
     }
     if (ok)
         e->spent++;
@@ -652,7 +657,8 @@ round_trip(pd_redis_t *r, char *err, size_t cap)
             rc = PD_ERR_PROTOCOL;
         }
         /* changed while in flight (or sent again): next round */
-        if (rc == 0 && (e->pend > 0 || e->debt > 0 || e->block_ms > 0 || noscript))
+        if (rc == 0 && (e->pend > 0 || e->debt > 0 || e->block_ms > 0 || noscript ||
+                        (e->kind == K_TAKE && (e->spent > 0 || e->refused > 0))))
             enqueue(r, e);
         pthread_mutex_unlock(&sl[got].s->mu);
         freeReplyObject(rp);
