@@ -59,6 +59,19 @@ pd_h_redis_free_port(void)
     return port;
 }
 
+/* in a child: execvp with mutable copies of argv (execvp's prototype wants char *const *) */
+static void
+exec_copy(const char *const *argv)
+{
+    char *v[40];
+    int n = 0;
+    for (; argv[n] != NULL && n < 39; n++)
+        v[n] = strdup(argv[n]);
+    v[n] = NULL;
+    execvp(v[0], v);
+    _exit(127);
+}
+
 static int
 run_quiet(const char *const *argv)
 {
@@ -67,8 +80,7 @@ run_quiet(const char *const *argv)
         int dn = open("/dev/null", O_WRONLY);
         dup2(dn, 1);
         dup2(dn, 2);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
+        exec_copy(argv);
     }
     int st = 0;
     if (p < 0 || waitpid(p, &st, 0) < 0)
@@ -118,8 +130,7 @@ pd_h_redis_cli(uint16_t port, const char *const *args)
         dup2(pfd[1], 1);
         dup2(pfd[1], 2);
         close(pfd[0]);
-        execvp("redis-cli", (char *const *)argv);
-        _exit(127);
+        exec_copy(argv);
     }
     close(pfd[1]);
     size_t cap = 4096, len = 0;
@@ -171,8 +182,7 @@ pings(const pd_h_redis_t *r, const pd_h_redis_opts_t *o)
         dup2(pfd[1], 1);
         dup2(pfd[1], 2);
         close(pfd[0]);
-        execvp("redis-cli", (char *const *)argv);
-        _exit(127);
+        exec_copy(argv);
     }
     close(pfd[1]);
     char buf[256] = "";
