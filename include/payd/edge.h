@@ -60,7 +60,8 @@ typedef struct pd_server pd_server_t;
 /* A filter returns 0 to pass the request on, or 1 after it responded. */
 typedef int (*pd_filter_fn)(pd_req_t *r, void *arg);
 typedef enum { PD_STAGE_EARLY, PD_STAGE_PARSED } pd_stage_t;
-/* A readiness probe: true when ready; else writes a short reason into why. */
+/* A readiness probe: true when ready (a note in why marks a degraded dependency:
+ * /readyz shows it as "degraded"); else writes a short reason into why. */
 typedef bool (*pd_ready_fn)(void *arg, char *why, size_t cap);
 
 int pd_server_new(pd_server_t **out, const pd_edge_api_config_t *api, const pd_edge_admin_config_t *admin,
@@ -149,7 +150,8 @@ void *pd_server_user(pd_server_t *s);
 int pd_server_nloops(const pd_server_t *s);
 pd_loop_t *pd_server_loop(pd_server_t *s, int i);
 pd_server_t *pd_loop_server(pd_loop_t *loop);
-/* True until draining starts and every probe passes; why explains a false. */
+/* True until draining starts and every probe passes; why explains a false, or
+ * holds the first ready probe's note ("" when none). */
 bool pd_server_ready(pd_server_t *s, char *why, size_t cap);
 bool pd_server_draining(const pd_server_t *s);
 

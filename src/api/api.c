@@ -61,7 +61,10 @@ static const pd_config_key_t keys[] = {
 int
 pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c)
 {
-    return pd_config_add(cfg, "payments", keys, sizeof(keys) / sizeof(keys[0]), c);
+    int r = pd_config_add(cfg, "payments", keys, sizeof(keys) / sizeof(keys[0]), c);
+    /* [cache] holds the limits of this section and the WAF's; registered here so the
+     * programs that load [payments] know it too */
+    return r != 0 ? r : pd_cache_config_register(cfg);
 }
 
 #define API PD_L_API
@@ -105,9 +108,12 @@ pd_api_new(pd_api_t **out, const pd_api_deps_t *deps)
     a->vault = deps->vault;
     a->proc = deps->processor;
     snprintf(a->data_dir, sizeof(a->data_dir), "%s", deps->data_dir);
-    if (pd_cache_new_memory(&a->limits, 1000000) != 0) {
+    char err[512] = "";
+    int r = pd_cache_open(&a->limits, 1000000, err, sizeof(err));
+    if (r != 0) {
+        pd_log_error("cannot open the cache", PD_LS("reason", err), PD_LERR(r));
         free(a);
-        return PD_ERR_NOMEM;
+        return r;
     }
     *out = a;
     return 0;
@@ -121,6 +127,8 @@ pd_api_register(pd_api_t *a, pd_router_t *rt, pd_server_t *srv)
         return r;
     pd_server_set_user(srv, a);
     r = pd_server_add_filter(srv, PD_STAGE_EARLY, pd_auth_filter, a);
+    if (r == 0)
+        r = pd_server_add_probe(srv, "cache", pd_cache_ready, a->limits); /* a note only: limits fail open */
     if (r == 0)
         r = pd_server_add_filter(srv, PD_STAGE_PARSED, pd_unsupported_filter, a);
     return r != 0 ? r : pd_server_add_filter(srv, PD_STAGE_PARSED, pd_free_text_filter, a);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "payd/cache.h"
+#include "cache/internal.h"
 
 #define SHARDS 64
 #define BUCKETS 1024 /* per shard */
@@ -31,7 +31,7 @@ typedef struct {
     int64_t n;
 } shard_t;
 
-struct pd_cache {
+struct pd_mem {
     shard_t shards[SHARDS];
     int64_t max_per_shard;
 };
@@ -46,9 +46,9 @@ hash(const char *s)
 }
 
 int
-pd_cache_new_memory(pd_cache_t **out, int64_t max_entries)
+pd_mem_new(pd_mem_t **out, int64_t max_entries)
 {
-    pd_cache_t *c = calloc(1, sizeof(*c));
+    pd_mem_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return PD_ERR_NOMEM;
     for (int i = 0; i < SHARDS; i++)
@@ -59,7 +59,7 @@ pd_cache_new_memory(pd_cache_t **out, int64_t max_entries)
 }
 
 void
-pd_cache_free(pd_cache_t *c)
+pd_mem_free(pd_mem_t *c)
 {
     if (c == NULL)
         return;
@@ -103,7 +103,7 @@ evict(shard_t *s, int64_t now_ms)
 
 /* the entry for key with its shard locked (caller unlocks); NULL only without memory */
 static entry_t *
-get(pd_cache_t *c, const char *key, int64_t now_ms, shard_t **sh)
+get(pd_mem_t *c, const char *key, int64_t now_ms, shard_t **sh)
 {
     uint64_t h = hash(key);
     shard_t *s = &c->shards[h % SHARDS];
@@ -141,7 +141,7 @@ keep_until(entry_t *e, int64_t t)
 }
 
 bool
-pd_cache_take(pd_cache_t *c, const char *key, double rate, double burst, int64_t now_ms, int64_t *remaining,
+pd_mem_take(pd_mem_t *c, const char *key, double rate, double burst, int64_t now_ms, int64_t *remaining,
               int64_t *reset_ms, int64_t *retry_ms)
 {
     shard_t *s;
@@ -171,7 +171,7 @@ pd_cache_take(pd_cache_t *c, const char *key, double rate, double burst, int64_t
 }
 
 int64_t
-pd_cache_hit(pd_cache_t *c, const char *key, int64_t window_ms, int64_t now_ms)
+pd_mem_hit(pd_mem_t *c, const char *key, int64_t window_ms, int64_t now_ms)
 {
     shard_t *s;
     entry_t *e = get(c, key, now_ms, &s);
@@ -194,7 +194,7 @@ pd_cache_hit(pd_cache_t *c, const char *key, int64_t window_ms, int64_t now_ms)
 }
 
 int64_t
-pd_cache_add(pd_cache_t *c, const char *key, int64_t n, int64_t expires_ms, int64_t now_ms)
+pd_mem_add(pd_mem_t *c, const char *key, int64_t n, int64_t expires_ms, int64_t now_ms)
 {
     shard_t *s;
     entry_t *e = get(c, key, now_ms, &s);
@@ -210,7 +210,7 @@ pd_cache_add(pd_cache_t *c, const char *key, int64_t n, int64_t expires_ms, int6
 }
 
 void
-pd_cache_block(pd_cache_t *c, const char *key, int64_t until_ms, int64_t now_ms)
+pd_mem_block(pd_mem_t *c, const char *key, int64_t until_ms, int64_t now_ms)
 {
     shard_t *s;
     entry_t *e = get(c, key, now_ms, &s);
@@ -222,7 +222,7 @@ pd_cache_block(pd_cache_t *c, const char *key, int64_t until_ms, int64_t now_ms)
 }
 
 int64_t
-pd_cache_blocked(pd_cache_t *c, const char *key, int64_t now_ms)
+pd_mem_blocked(pd_mem_t *c, const char *key, int64_t now_ms)
 {
     uint64_t h = hash(key);
     shard_t *s = &c->shards[h % SHARDS];

@@ -340,13 +340,17 @@ pd_server_ready(pd_server_t *s, char *why, size_t cap)
         snprintf(why, cap, "draining");
         return false;
     }
+    char note[256] = "";
     for (size_t i = 0; i < s->nprobes; i++) {
         char r[200] = "";
         if (!s->probes[i].fn(s->probes[i].arg, r, sizeof(r))) {
             snprintf(why, cap, "%s: %s", s->probes[i].name, r[0] ? r : "not ready");
             return false;
         }
+        if (r[0] != '\0' && note[0] == '\0') /* ready, with a note (a degraded dependency) */
+            snprintf(note, sizeof(note), "%s: %s", s->probes[i].name, r);
     }
+    snprintf(why, cap, "%s", note);
     return true;
 }
 

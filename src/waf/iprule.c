@@ -111,7 +111,7 @@ pd_waf_ip_new(pd_waf_ip_t **out, const pd_waf_config_t *cfg, char *err, size_t e
     if (rc == 0)
         rc = parse_cidrs("deny", cfg->deny, &ip->deny, &ip->ndeny, err, errcap);
     if (rc == 0)
-        rc = pd_cache_new_memory(&ip->cache, 1000000);
+        rc = pd_cache_open(&ip->cache, 1000000, err, errcap);
     if (rc != 0) {
         pd_waf_ip_free(ip);
         return rc;
