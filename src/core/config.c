@@ -525,6 +525,43 @@ is_secret_name(const char *name)
     return strstr(name, "secret") != NULL || strstr(name, "password") != NULL || strstr(name, "passphrase") != NULL;
 }
 
+/* Hides a password inside a value: the userinfo of a URL (scheme://user:PASSWORD@host) and
+ * a libpq conninfo's password=VALUE. */
+static void
+mask_embedded_password(char *v, size_t cap)
+{
+    char tmp[4200];
+    const char *scheme = strstr(v, "://");
+    if (scheme != NULL) {
+        const char *auth = scheme + 3, *end = auth + strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (const char *p = auth; p < end; p++)
+            if (*p == '@')
+                at = p;
+        const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon != NULL) {
+            snprintf(tmp, sizeof(tmp), "%.*s(set)%s", (int)(colon + 1 - v), v, at);
+            snprintf(v, cap, "%s", tmp);
+        }
+        return;
+    }
+    char *pw = strstr(v, "password=");
+    if (pw != NULL && (pw == v || pw[-1] == ' ')) {
+        char *val = pw + strlen("password="), *after = val;
+        if (*after == '\'') {
+            for (after++; *after != '\0' && *after != '\''; after++)
+                if (*after == '\\' && after[1] != '\0')
+                    after++;
+            if (*after == '\'')
+                after++;
+        } else {
+            after += strcspn(after, " ");
+        }
+        snprintf(tmp, sizeof(tmp), "%.*s(set)%s", (int)(val - v), v, after);
+        snprintf(v, cap, "%s", tmp);
+    }
+}
+
 static void
 format_value(const pd_config_key_t *k, const void *base, char *out, size_t cap)
 {
@@ -565,6 +602,8 @@ pd_config_dump(const pd_config_t *c, void *file)
             format_value(&s->keys[k], s->base, v, sizeof(v));
             if (is_secret_name(s->keys[k].name) && v[0] != '\0')
                 snprintf(v, sizeof(v), "(set)");
+            else
+                mask_embedded_password(v, sizeof(v));
             fprintf(f, "%s = %s\n", s->keys[k].name, v);
         }
     }

@@ -190,6 +190,51 @@ value_parsers(void **state)
     assert_int_not_equal(pd_config_parse_addr(":80", host, sizeof(host), &port), 0);
 }
 
+typedef struct {
+    char *url;
+    char *password;
+} conn_t;
+
+static const pd_config_key_t conn_keys[] = {
+    {"url", PD_CT_STR, offsetof(conn_t, url), ""},
+    {"password", PD_CT_STR, offsetof(conn_t, password), ""},
+};
+
+/* --print-config never shows a password, also one written inside a URL or a conninfo */
+static void
+dump_hides_passwords_inside_values(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *shown;
+    } cases[] = {
+        {"redis://payd:S3cretPw@127.0.0.1:6379/0", "url = redis://payd:(set)@127.0.0.1:6379/0"},
+        {"postgresql://payd:S3cretPw@db1:5432,db2:5432/payd?sslmode=verify-full",
+         "url = postgresql://payd:(set)@db1:5432,db2:5432/payd?sslmode=verify-full"},
+        {"host=db1 user=payd password=S3cretPw dbname=payd", "url = host=db1 user=payd password=(set) dbname=payd"},
+        {"host=db1 password='S3 cret\\'Pw' dbname=payd", "url = host=db1 password=(set) dbname=payd"},
+        {"redis://127.0.0.1:6379/0", "url = redis://127.0.0.1:6379/0"},
+        {"rediss://user@host:1/0", "url = rediss://user@host:1/0"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        conn_t s;
+        pd_config_t *c;
+        assert_int_equal(pd_config_new(&c), 0);
+        assert_int_equal(pd_config_add(c, "store", conn_keys, 2, &s), 0);
+        assert_int_equal(pd_config_set(c, "store", "url", cases[i].url, "test"), 0);
+        assert_int_equal(pd_config_set(c, "store", "password", "TopS3cret", "test"), 0);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        pd_config_dump(c, f);
+        fclose(f);
+        if (strstr(text, cases[i].shown) == NULL || strstr(text, "S3") != NULL || strstr(text, "TopS3cret") != NULL)
+            fail_msg("case %zu: %s", i, text);
+        free(text);
+        pd_config_free(c);
+    }
+}
+
 int
 main(void)
 {
@@ -201,6 +246,7 @@ main(void)
         cmocka_unit_test(unknown_environment_settings_are_errors),
         cmocka_unit_test(syntax_errors_name_the_line),
         cmocka_unit_test(value_parsers),
+        cmocka_unit_test(dump_hides_passwords_inside_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
