@@ -35,7 +35,7 @@ static inline long
 api_call_as(const pd_h_payd_t *p, const char *key, const char *method, const char *path, const char *body,
             const char *idem, json_t **out)
 {
-    char auth[200], idh[300];
+    char auth[512], idh[300];
     const char *hdrs[4];
     int n = 0;
     if (key != NULL) {
