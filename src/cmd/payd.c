@@ -326,7 +326,7 @@ start_services(app_t *app, pd_router_t *router)
     pd_log_info("waf ready", PD_LS("mode", app->waf_cfg.mode == PD_WAF_BLOCK ? "block" : app->waf_cfg.mode == PD_WAF_DETECT ? "detect" : "off"),
                 PD_LI("rules", (int64_t)pd_waf_rule_count(app->waf)), PD_LI("paranoia", app->waf_cfg.paranoia));
     if ((r = pd_waf_ip_new(&app->waf_ip, &app->waf_cfg, err, sizeof(err))) != 0) {
-        pd_log_error("bad WAF address rules", PD_LS("reason", err));
+        pd_log_error("cannot set up the WAF address rules (address lists, rate rule and its cache)", PD_LS("reason", err));
         return r;
     }
     /* the address rules run first, before authentication and its lookups */
