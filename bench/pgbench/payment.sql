@@ -7,66 +7,66 @@
 \set now 1796185846
 -- the request's reads: the API key, the idempotency key, the payment method
 SELECT epoch FROM api_key_epoch;
-SELECT id, merchant_id, kind, livemode, prefix, hash FROM api_keys WHERE prefix = 'sk_test_bench' || (:r % 10);
+SELECT id, merchant_id, kind, livemode, prefix, hash FROM api_keys WHERE prefix = 'sk_test_bench' || (:r::bigint % 10);
 SELECT fingerprint, state, COALESCE(status, 0), body, created, redacted FROM idempotency_keys
-  WHERE merchant_id = '__MERCHANT__' AND livemode = 0 AND key = 'k' || :r;
+  WHERE merchant_id = '__MERCHANT__' AND livemode = 0 AND key = 'k' || :r::bigint;
 SELECT id, vault_token, brand, last4 FROM payment_methods WHERE id = 'pm_bench' AND merchant_id = '__MERCHANT__' AND livemode = 0;
 -- phase 1: claim the key, the intent and its charge (processing), an event in the outbox
 BEGIN;
 SAVEPOINT w;
 INSERT INTO idempotency_keys (merchant_id, livemode, key, fingerprint, state, created)
-  VALUES ('__MERCHANT__', 0, 'k' || :r, md5('f' || :r) || md5('g' || :r), 'in_flight', :now)
+  VALUES ('__MERCHANT__', 0, 'k' || :r::bigint, md5('f' || :r::bigint) || md5('g' || :r::bigint), 'in_flight', :now)
   ON CONFLICT (merchant_id, livemode, key) DO NOTHING;
 INSERT INTO events (id, merchant_id, livemode, type, data, request_id, idempotency_key, created, seq)
-  VALUES ('evt_a' || :r, '__MERCHANT__', 0, 'payment_intent.created', repeat('x', 1400), 'req_' || :r, 'k' || :r, :now, :r * 8);
-INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES ('evt_a' || :r, '__MERCHANT__', 0, 'payment_intent.created');
+  VALUES ('evt_a' || :r::bigint, '__MERCHANT__', 0, 'payment_intent.created', repeat('x', 1400), 'req_' || :r::bigint, 'k' || :r::bigint, :now, :r::bigint * 16);
+INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES ('evt_a' || :r::bigint, '__MERCHANT__', 0, 'payment_intent.created');
 INSERT INTO payment_intents (id, merchant_id, livemode, amount, currency, status, capture_method, payment_method, description,
     metadata, statement_descriptor, receipt_email, amount_capturable, amount_received, latest_charge, last_payment_error,
     cancellation_reason, canceled_at, created, seq, version)
-  VALUES ('pi_' || :r, '__MERCHANT__', 0, 1999, 'usd', 'processing', 'automatic', 'pm_bench', 'bench', '{}', NULL, NULL, 0, 0,
-    'ch_' || :r, NULL, NULL, NULL, :now, :r * 8 + 1, 1);
+  VALUES ('pi_' || :r::bigint, '__MERCHANT__', 0, 1999, 'usd', 'processing', 'automatic', 'pm_bench', 'bench', '{}', NULL, NULL, 0, 0,
+    'ch_' || :r::bigint, NULL, NULL, NULL, :now, :r::bigint * 16 + 1, 1);
 INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, captured, processing,
     capture_requested, amount_captured, amount_refunded, processor_ref, failure_code, failure_message, decline_code, outcome,
     description, idempotency_key, request_id, created, seq, version, void_requested, capture_amount, updated)
-  VALUES ('ch_' || :r, '__MERCHANT__', 0, 'pi_' || :r, 'pm_bench', 1999, 'usd', 'pending', 0, 1, 0, 0, 0, NULL, NULL, NULL, NULL,
-    NULL, 'bench', 'k' || :r, 'req_' || :r, :now, :r * 8 + 2, 1, 0, 0, :now);
+  VALUES ('ch_' || :r::bigint, '__MERCHANT__', 0, 'pi_' || :r::bigint, 'pm_bench', 1999, 'usd', 'pending', 0, 1, 0, 0, 0, NULL, NULL, NULL, NULL,
+    NULL, 'bench', 'k' || :r::bigint, 'req_' || :r::bigint, :now, :r::bigint * 16 + 2, 1, 0, 0, :now);
 COMMIT;
 -- phase 2 (after the processor): the outcome, the ledger, the balance, events, the key's response
 BEGIN;
 SAVEPOINT w;
 UPDATE charges SET status = 'succeeded', captured = 1, processing = 0, capture_requested = 0, amount_captured = 1999,
-    amount_refunded = 0, processor_ref = 'sim_' || :r, failure_code = NULL, failure_message = NULL, decline_code = NULL,
+    amount_refunded = 0, processor_ref = 'sim_' || :r::bigint, failure_code = NULL, failure_message = NULL, decline_code = NULL,
     outcome = repeat('o', 150), void_requested = 0, pending_idempotency_key = NULL, capture_amount = 0, updated = :now, version = 2
-  WHERE id = 'ch_' || :r AND version = 1;
+  WHERE id = 'ch_' || :r::bigint AND version = 1;
 UPDATE payment_intents SET amount = 1999, currency = 'usd', status = 'succeeded', capture_method = 'automatic',
     payment_method = 'pm_bench', description = 'bench', metadata = '{}', statement_descriptor = NULL, receipt_email = NULL,
-    amount_capturable = 0, amount_received = 1999, latest_charge = 'ch_' || :r, last_payment_error = NULL,
+    amount_capturable = 0, amount_received = 1999, latest_charge = 'ch_' || :r::bigint, last_payment_error = NULL,
     cancellation_reason = NULL, canceled_at = NULL, version = 2
-  WHERE id = 'pi_' || :r AND version = 1;
+  WHERE id = 'pi_' || :r::bigint AND version = 1;
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_a' || :r, 'ltx_a' || :r, '__MERCHANT__', 0, 'card_holds', 'usd', 1999, 'ch_' || :r, 'authorization', :now, :r * 8 + 3);
+  VALUES ('le_a' || :r::bigint, 'ltx_a' || :r::bigint, '__MERCHANT__', 0, 'card_holds', 'usd', 1999, 'ch_' || :r::bigint, 'authorization', :now, :r::bigint * 16 + 3);
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_b' || :r, 'ltx_a' || :r, '__MERCHANT__', 0, 'merchant_holds', 'usd', -1999, 'ch_' || :r, 'authorization', :now, :r * 8 + 4);
+  VALUES ('le_b' || :r::bigint, 'ltx_a' || :r::bigint, '__MERCHANT__', 0, 'merchant_holds', 'usd', -1999, 'ch_' || :r::bigint, 'authorization', :now, :r::bigint * 16 + 4);
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_c' || :r, 'ltx_b' || :r, '__MERCHANT__', 0, 'merchant_holds', 'usd', 1999, 'ch_' || :r, 'capture', :now, :r * 8 + 5);
+  VALUES ('le_c' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'merchant_holds', 'usd', 1999, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 5);
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_d' || :r, 'ltx_b' || :r, '__MERCHANT__', 0, 'card_holds', 'usd', -1999, 'ch_' || :r, 'capture', :now, :r * 8 + 6);
+  VALUES ('le_d' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'card_holds', 'usd', -1999, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 6);
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_e' || :r, 'ltx_b' || :r, '__MERCHANT__', 0, 'processor_receivable', 'usd', 1999, 'ch_' || :r, 'capture', :now, :r * 8 + 7);
+  VALUES ('le_e' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'processor_receivable', 'usd', 1999, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 7);
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_f' || :r, 'ltx_b' || :r, '__MERCHANT__', 0, 'merchant_balance', 'usd', -1911, 'ch_' || :r, 'capture', :now, :r * 8 + 8);
+  VALUES ('le_f' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'merchant_balance', 'usd', -1911, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 8);
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_g' || :r, 'ltx_b' || :r, '__MERCHANT__', 0, 'fees', 'usd', -88, 'ch_' || :r, 'capture', :now, :r * 8 + 9);
+  VALUES ('le_g' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'fees', 'usd', -88, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 9);
 INSERT INTO balance_transactions (id, merchant_id, livemode, amount, fee, net, currency, type, source, status, available_on,
     created, seq, description)
-  VALUES ('txn_' || :r, '__MERCHANT__', 0, 1999, 88, 1911, 'usd', 'charge', 'ch_' || :r, 'pending', :now + 172800, :now,
-    :r * 8 + 10, 'bench');
+  VALUES ('txn_' || :r::bigint, '__MERCHANT__', 0, 1999, 88, 1911, 'usd', 'charge', 'ch_' || :r::bigint, 'pending', :now + 172800, :now,
+    :r::bigint * 16 + 10, 'bench');
 INSERT INTO events (id, merchant_id, livemode, type, data, request_id, idempotency_key, created, seq)
-  VALUES ('evt_b' || :r, '__MERCHANT__', 0, 'charge.succeeded', repeat('x', 1800), 'req_' || :r, 'k' || :r, :now, :r * 8 + 11);
-INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES ('evt_b' || :r, '__MERCHANT__', 0, 'charge.succeeded');
+  VALUES ('evt_b' || :r::bigint, '__MERCHANT__', 0, 'charge.succeeded', repeat('x', 1800), 'req_' || :r::bigint, 'k' || :r::bigint, :now, :r::bigint * 16 + 11);
+INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES ('evt_b' || :r::bigint, '__MERCHANT__', 0, 'charge.succeeded');
 INSERT INTO events (id, merchant_id, livemode, type, data, request_id, idempotency_key, created, seq)
-  VALUES ('evt_c' || :r, '__MERCHANT__', 0, 'payment_intent.succeeded', repeat('x', 1500), 'req_' || :r, 'k' || :r, :now, :r * 8 + 12);
-INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES ('evt_c' || :r, '__MERCHANT__', 0, 'payment_intent.succeeded');
+  VALUES ('evt_c' || :r::bigint, '__MERCHANT__', 0, 'payment_intent.succeeded', repeat('x', 1500), 'req_' || :r::bigint, 'k' || :r::bigint, :now, :r::bigint * 16 + 12);
+INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES ('evt_c' || :r::bigint, '__MERCHANT__', 0, 'payment_intent.succeeded');
 UPDATE idempotency_keys SET state = 'complete', status = 200, body = repeat('b', 1300)
-  WHERE merchant_id = '__MERCHANT__' AND livemode = 0 AND key = 'k' || :r;
+  WHERE merchant_id = '__MERCHANT__' AND livemode = 0 AND key = 'k' || :r::bigint;
 COMMIT;

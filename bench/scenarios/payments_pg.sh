@@ -33,6 +33,7 @@ start_pg() {
     -c max_wal_size=4GB -c checkpoint_timeout=30min -c log_min_messages=warning >"$PG_DIR/pg.log" 2>&1 &
   BENCH_PIDS+=($!)
   PG_PID=$!
+  trap 'stop_pg; bench_cleanup' EXIT
   for _ in $(seq 1 200); do
     if pg_as "$PG_BIN/pg_isready" -q -h "$PG_DIR" -p "$PG_PORT"; then break; fi
     sleep 0.05
@@ -44,7 +45,13 @@ start_pg() {
 # pg_sql DB SQL: as the superuser over the server's socket; prints the rows (unaligned)
 pg_sql() { pg_as "$PG_BIN/psql" -XAtq -h "$PG_DIR" -p "$PG_PORT" -U postgres -d "$1" -c "$2"; }
 
-stop_pg() { kill -INT "$PG_PID" 2>/dev/null; wait "$PG_PID" 2>/dev/null || true; }
+# stop_pg: a fast shutdown of the postmaster (by the pid in its data dir: PG_PID may be runuser's)
+stop_pg() {
+  local pm
+  pm=$(head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null || true)
+  if [[ -n "$pm" ]]; then kill -INT "$pm" 2>/dev/null || true; fi
+  wait "$PG_PID" 2>/dev/null || true
+}
 
 # run_pgbench DB SCRIPT: prints "<payments/s> <p50 ms> <p99 ms>" for SCRIPT (one payment a run)
 run_pgbench() {
