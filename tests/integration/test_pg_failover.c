@@ -45,7 +45,7 @@ typedef struct {
     int n;
     long amount[MAX_KEYS];
     char id[MAX_KEYS][40];
-    int acked, recovered, s503, s503_bad, s409, s500, other, slow;
+    int acked, recovered, s503, s503_unknown, s503_bad, s409, s500, other, slow;
     long max_ms;
 } client_t;
 
@@ -128,6 +128,8 @@ client_main(void *arg)
             }
             if (st == 503) {
                 c->s503++;
+                if (strstr(r.body != NULL ? r.body : "", "storage_outcome_unknown") != NULL)
+                    c->s503_unknown++;
                 if (!good_503(&r)) {
                     c->s503_bad++;
                     fprintf(stderr, "a 503 without Retry-After or api_error: %s\n", r.body);
@@ -176,6 +178,95 @@ pg_long(const char *query)
     return n;
 }
 
+/* psql as the superuser on the server; the first line of its output into out */
+static int
+pg_super(const char *sql, char *out, size_t cap)
+{
+    char su[200];
+    snprintf(su, sizeof(su), "postgresql://postgres:%s@127.0.0.1:%u/postgres", PD_PG_PASSWORD, pd_pg_port());
+    const char *argv[] = {"/usr/lib/postgresql/15/bin/psql", "-XAtq", "-d", su, "-c", sql, NULL};
+    char *o = NULL;
+    int rc = pd_h_run(argv, &o);
+    snprintf(out, cap, "%s", o != NULL ? o : "");
+    free(o);
+    return rc;
+}
+
+typedef struct {
+    long status;
+    char body[2048], retry_after[16];
+} post_t;
+
+static void *
+post_main(void *arg)
+{
+    post_t *pt = arg;
+    char auth[200];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_sk);
+    const char *hdrs[] = {auth, "Content-Type: application/x-www-form-urlencoded", "Idempotency-Key: indoubt-1", NULL};
+    pd_h_req_t rq = {.headers = hdrs, .body = "amount=4242&currency=usd", .timeout_ms = 30000};
+    pd_h_resp_t r;
+    pt->status = pd_h_request(&p, "POST", "/v1/payment_intents", &rq, &r) == 0 ? r.status : -1;
+    snprintf(pt->body, sizeof(pt->body), "%s", r.body != NULL ? r.body : "");
+    if (!pd_h_resp_header(&r, "retry-after", pt->retry_after, sizeof(pt->retry_after)))
+        pt->retry_after[0] = '\0';
+    pd_h_resp_free(&r);
+    return NULL;
+}
+
+/*
+ * A COMMIT whose connection drops while it waits: the synchronous standby is named
+ * away (commits wait for a standby that never answers), payd's session waiting in
+ * SyncRep is terminated. The transaction is committed on the primary, the client was
+ * never told so: the answer must be neither a failure nor a success, but a 503 saying
+ * the outcome is unknown; the same key retried replays the one payment.
+ */
+static void
+a_commit_cut_off_is_neither_failed_nor_done(void **state)
+{
+    (void)state;
+    char out[256];
+    pthread_t th;
+    post_t pt = {0};
+    assert_int_equal(pg_super("ALTER SYSTEM SET synchronous_standby_names = 'nobody'", out, sizeof(out)), 0);
+    assert_int_equal(pg_super("SELECT pg_reload_conf()", out, sizeof(out)), 0);
+    nap(300);
+    assert_int_equal(pthread_create(&th, NULL, post_main, &pt), 0);
+    int killed = 0;
+    for (int i = 0; i < 100 && killed == 0; i++) { /* payd's COMMIT waits for the standby */
+        nap(100);
+        if (pg_super("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep' "
+                     "AND application_name = 'payd' AND query = 'COMMIT'",
+                     out, sizeof(out)) == 0)
+            killed = atoi(out);
+    }
+    assert_int_equal(pg_super("ALTER SYSTEM SET synchronous_standby_names = '*'", out, sizeof(out)), 0);
+    assert_int_equal(pg_super("SELECT pg_reload_conf()", out, sizeof(out)), 0);
+    pthread_join(th, NULL);
+    printf("in doubt: %d session(s) cut off in COMMIT; the client got %ld (Retry-After %s): %.200s\n", killed, pt.status,
+           pt.retry_after, pt.body);
+    fflush(stdout);
+    assert_true(killed >= 1);
+    assert_int_equal(pt.status, 503);
+    assert_true(atoi(pt.retry_after) >= 1);
+    assert_non_null(strstr(pt.body, "\"type\":\"api_error\""));
+    assert_non_null(strstr(pt.body, "storage_outcome_unknown"));
+    /* it had committed: the key's retry replays it, and there is one payment */
+    json_t *o = NULL;
+    long st = 0;
+    for (int i = 0; i < 50 && (st = api_call_as(&p, api_sk, "POST", "/v1/payment_intents", "amount=4242&currency=usd",
+                                                "indoubt-1", &o)) != 200;
+         i++) {
+        json_decref(o);
+        o = NULL;
+        nap(200);
+    }
+    assert_int_equal(st, 200);
+    assert_int_equal(jint(o, "amount"), 4242);
+    json_decref(o);
+    assert_int_equal(pg_long("SELECT count(*) FROM payment_intents WHERE amount = 4242"), 1);
+}
+
 static void
 acknowledged_payments_survive_a_failover(void **state)
 {
@@ -217,6 +308,7 @@ acknowledged_payments_survive_a_failover(void **state)
         sum.acked += clients[i].acked;
         sum.recovered += clients[i].recovered;
         sum.s503 += clients[i].s503;
+        sum.s503_unknown += clients[i].s503_unknown;
         sum.s503_bad += clients[i].s503_bad;
         sum.s409 += clients[i].s409;
         sum.s500 += clients[i].s500;
@@ -225,10 +317,11 @@ acknowledged_payments_survive_a_failover(void **state)
         if (clients[i].max_ms > sum.max_ms)
             sum.max_ms = clients[i].max_ms;
     }
-    printf("failover: %d keys, %d acknowledged (%d before the kill), %d answers 503 (%d without Retry-After/api_error), "
+    printf("failover: %d keys, %d acknowledged (%d before the kill), %d answers 503 (%d outcome unknown, %d without "
+           "Retry-After/api_error), "
            "%d 409 in flight, %d 5xx other than 503, %d other, slowest answer %ld ms; %d keys settled as failed by "
            "recovery; readyz %ld while down, %ld %ld ms after the promotion\n",
-           keys, sum.acked, before, sum.s503, sum.s503_bad, sum.s409, sum.s500, sum.other, sum.max_ms, sum.recovered,
+           keys, sum.acked, before, sum.s503, sum.s503_unknown, sum.s503_bad, sum.s409, sum.s500, sum.other, sum.max_ms, sum.recovered,
            ready_down, ready_up, ready_ms);
     fflush(stdout);
     assert_true(before > 0);
@@ -240,8 +333,7 @@ acknowledged_payments_survive_a_failover(void **state)
     assert_int_equal(sum.slow, 0);
     assert_int_equal(sum.acked + sum.recovered, keys); /* every key was answered for good in the end */
 
-    /* every acknowledged payment is there, on the promoted standby (read with psql: the
-     * API's WAF may rate a burst of GETs from one address) */
+    /* every acknowledged payment is there, on the promoted standby */
     const char *argv[] = {"/usr/lib/postgresql/15/bin/psql", "-XAtq", "-F", " ", "-d", url, "-c",
                           "SELECT id, status, amount FROM payment_intents WHERE amount >= 100000", NULL};
     char *rows = NULL;
@@ -293,9 +385,11 @@ setup(void **state)
              "postgresql://payd:%s@127.0.0.1:%u,127.0.0.1:%u/failover?target_session_attrs=read-write&connect_timeout=2",
              PD_PG_PASSWORD, pd_pg_port(), pd_pg_standby_port());
     snprintf(set_url, sizeof(set_url), "store.url=%s", url);
-    /* a payment left between its phases by the failover is settled soon */
+    /* a payment left between its phases by the failover is settled soon; the load
+     * (bounded by LOAD_MS) is not what the address and usage limits are for */
     const char *args[] = {"--set", "store.backend=postgres", "--set", set_url, "--set",
-                          "payments.recovery_after_ms=2s", NULL};
+                          "payments.recovery_after_ms=2s", "--set", "waf.ip_rate_limit=100000000", "--set",
+                          "payments.rate_per_s=1000000", "--set", "payments.burst=10000000", NULL};
     pd_h_opts_t o = {.args = args};
     if (pd_h_start(&p, &o) != 0)
         return -1;
@@ -317,6 +411,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_commit_cut_off_is_neither_failed_nor_done),
         cmocka_unit_test(acknowledged_payments_survive_a_failover),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
