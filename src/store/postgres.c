@@ -322,6 +322,10 @@ p_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_
     pg_db_t *d = (pg_db_t *)db;
     PGresult *res = NULL;
     int r = run(d, sql, args, nargs, &res);
+    if (r == PD_ERR_UNAVAILABLE && !d->in_tx && (PQstatus(d->c) == CONNECTION_BAD || d->need_reset) &&
+        strncmp(sql, "SELECT", 6) == 0)
+        r = run(d, sql, args, nargs, &res); /* a read outside a transaction found its session gone (a
+                                             * failover): once more on a new one, through the host list */
     if (r != 0)
         return r;
     pg_row_t row = {{db->ops}, res, 0};
