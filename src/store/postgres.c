@@ -555,12 +555,16 @@ pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *
         return PD_ERR_NOMEM;
     d->super.ops = &pg_ops;
     /* the URL or conninfo string is expanded as libpq does (multi-host, sslmode,
-     * sslrootcert, target_session_attrs ...); a password given apart overrides the URL's */
-    const char *keys[4] = {"dbname", "application_name", NULL, NULL};
-    const char *vals[4] = {url, "payd", NULL, NULL};
+     * sslrootcert, target_session_attrs ...); a password given apart overrides the URL's.
+     * Keywords before dbname are defaults the URL may override: a host that does not
+     * answer is given up after connect_timeout (then the next host of the list), and
+     * sent data unacknowledged for tcp_user_timeout (a partition) fails the session
+     * instead of leaving a writer waiting on TCP for minutes. */
+    const char *keys[6] = {"connect_timeout", "tcp_user_timeout", "dbname", "application_name", NULL, NULL};
+    const char *vals[6] = {"5", "10000", url, "payd", NULL, NULL};
     if (password != NULL) {
-        keys[2] = "password";
-        vals[2] = password;
+        keys[4] = "password";
+        vals[4] = password;
     }
     d->c = PQconnectdbParams(keys, vals, 1);
     if (d->c == NULL) {
