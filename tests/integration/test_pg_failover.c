@@ -192,6 +192,38 @@ pg_super(const char *sql, char *out, size_t cap)
     return rc;
 }
 
+/*
+ * With no traffic at all, readiness still follows the primary: the store probes it every
+ * second. The primary turned read-only (default_transaction_read_only, as a demoted
+ * primary: writes fail with 25006, payd reconnects through the host list and finds no
+ * writable server) makes /readyz 503; writable again, 200.
+ */
+static void
+readiness_follows_the_primary_while_idle(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(readyz_status(), 200);
+    assert_int_equal(pg_super("ALTER SYSTEM SET default_transaction_read_only = on", out, sizeof(out)), 0);
+    assert_int_equal(pg_super("SELECT pg_reload_conf()", out, sizeof(out)), 0);
+    uint64_t t0 = now_ms();
+    long st = 0;
+    while (now_ms() - t0 < 5000 && (st = readyz_status()) != 503)
+        nap(100);
+    long down_ms = (long)(now_ms() - t0);
+    assert_int_equal(pg_super("ALTER SYSTEM RESET default_transaction_read_only", out, sizeof(out)), 0);
+    assert_int_equal(pg_super("SELECT pg_reload_conf()", out, sizeof(out)), 0);
+    uint64_t t1 = now_ms();
+    long up = 0;
+    while (now_ms() - t1 < 5000 && (up = readyz_status()) != 200)
+        nap(100);
+    printf("idle: readyz %ld %ld ms after the primary turned read-only, %ld %ld ms after it took writes again\n", st,
+           down_ms, up, (long)(now_ms() - t1));
+    fflush(stdout);
+    assert_int_equal(st, 503);
+    assert_int_equal(up, 200);
+}
+
 typedef struct {
     long status;
     char body[2048], retry_after[16];
@@ -415,6 +447,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(readiness_follows_the_primary_while_idle),
         cmocka_unit_test(a_commit_cut_off_is_neither_failed_nor_done),
         cmocka_unit_test(acknowledged_payments_survive_a_failover),
     };
