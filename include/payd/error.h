@@ -37,7 +37,8 @@ enum {
     PD_ERR_TRUNCATED = -1023,     /* input ended early */
     PD_ERR_DECLINED = -1024,      /* processor declined */
     PD_ERR_BUSY = -1025,          /* another operation on the object is in flight */
-    PD_ERR__MIN = -1026
+    PD_ERR_INDOUBT = -1026,       /* a commit's outcome is unknown (the connection dropped during it) */
+    PD_ERR__MIN = -1027
 };
 
 /* Returns a static, human-readable text for a PD_ERR_* code or a -errno value. */

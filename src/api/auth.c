@@ -398,6 +398,12 @@ pd_auth_filter(pd_req_t *r, void *arg)
         pd_api_key_hash(pepper, pepper_len, pd_view_cstr(key), hash) != 0 || CRYPTO_memcmp(hash, rec.hash, 64) != 0) {
         OPENSSL_cleanse(key, sizeof(key));
         OPENSSL_cleanse(pepper, sizeof(pepper));
+        if (rc == PD_ERR_UNAVAILABLE) { /* the database went away (a failover): come back */
+            pd_resp_header(r, "Retry-After", "1");
+            pd_resp_error(r, 503, "api_error", "storage_unavailable",
+                          "The server cannot check the API key right now. Retry the request later.", NULL);
+            return 1;
+        }
         if (rc != 0 && rc != PD_ERR_NOTFOUND) {
             pd_resp_error(r, 500, "api_error", NULL, "Cannot check the API key.", NULL);
             return 1;

@@ -228,9 +228,25 @@ pd_op_finish(pd_op_t *op)
     } else if (op->rc == PD_ERR_AGAIN) {
         pd_resp_header(r, "Retry-After", "1");
         pd_resp_error(r, 503, "api_error", "server_busy", "The server is busy. Retry the request shortly.", NULL);
-    } else if (op->rc == -ENOSPC || (op->rc != 0 && !pd_store_writable(op->api->store, NULL, 0))) {
-        /* the write did not take (after a failed sync: it may not be durable); /readyz says why */
+    } else if (op->rc == PD_ERR_INDOUBT) {
+        /* the database connection dropped during the commit (a failover): whether the
+         * request took effect is not known, so it is reported neither failed nor done.
+         * Its idempotency record committed with its effects or not at all: a retry with
+         * the same key replays it or runs it anew; the recovery worker finishes a payment
+         * left between its phases */
+        pd_log_error("operation outcome unknown: the store's commit was interrupted", PD_LS("request_id", r->id));
+        pd_resp_header(r, "Retry-After", "1");
+        pd_resp_header(r, "Stripe-Should-Retry", "true");
+        pd_resp_error(r, 503, "api_error", "storage_outcome_unknown",
+                      "The database connection was lost while this request was being recorded, so whether it took "
+                      "effect is not known yet. Retry the request with the same Idempotency-Key.",
+                      NULL);
+    } else if (op->rc == -ENOSPC || op->rc == PD_ERR_UNAVAILABLE ||
+               (op->rc != 0 && !pd_store_writable(op->api->store, NULL, 0))) {
+        /* the write did not take (a full disk, no writable database, e.g. during a
+         * failover; after a failed sync: it may not be durable); /readyz says why */
         pd_log_error("operation failed: the store refuses writes", PD_LS("request_id", r->id), PD_LERR(op->rc));
+        pd_resp_header(r, "Retry-After", "1");
         pd_resp_error(r, 503, "api_error", "storage_unavailable",
                       "The server cannot record requests right now. Retry the request later.", NULL);
     } else {

@@ -33,6 +33,7 @@ pd_strerror(int err)
     case PD_ERR_TRUNCATED: return "truncated input";
     case PD_ERR_DECLINED: return "declined";
     case PD_ERR_BUSY: return "another operation is in flight";
+    case PD_ERR_INDOUBT: return "outcome unknown (the connection dropped during the commit)";
     }
     if (err < 0 && err > -4096)
         {

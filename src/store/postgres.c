@@ -50,6 +50,7 @@ typedef struct {
     PGconn *c;
     uint32_t next_id;
     bool in_tx, pend_begin, pend_sp, pend_release;
+    bool need_reset; /* the server is read-only (a demoted or standby primary): reconnect through the host list */
     stmt_t cache[CACHE_SLOTS];
 } pg_db_t;
 
@@ -58,6 +59,15 @@ typedef struct {
     PGresult *res;
     int row;
 } pg_row_t;
+
+/* libpq's notices (e.g. "relation already exists, skipping") go to the debug log */
+static void
+notice(void *arg, const char *msg)
+{
+    (void)arg;
+    size_t n = strlen(msg);
+    pd_log_debug("database notice", PD_LV("msg", pd_view(msg, n > 0 && msg[n - 1] == '\n' ? n - 1 : n)));
+}
 
 /* "host:port/db" of the connection, for logs (no user, no password) */
 static void
@@ -98,6 +108,7 @@ map_error(pg_db_t *d, const PGresult *res, const char *sql)
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
         return PD_ERR_CONFLICT; /* serialization failure, deadlock: decided again by the caller */
     if (strcmp(state, "25006") == 0) {
+        d->need_reset = true;
         pd_log_error("database is read-only (a standby, e.g. after a failover)", PD_LS("server", srv),
                      PD_LS("sqlstate", state));
         return PD_ERR_UNAVAILABLE;
@@ -220,6 +231,27 @@ stmt_get(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, uin
     return PD_ERR_INTERNAL;
 }
 
+/*
+ * A new session through the host list (libpq tries each host of the URL in turn, with
+ * target_session_attrs): after a lost connection, or a server found read-only.
+ */
+static void
+reconnect(pg_db_t *d)
+{
+    char srv[300];
+    PQreset(d->c);
+    memset(d->cache, 0, sizeof(d->cache)); /* a new session has no prepared statements */
+    d->next_id = 0;
+    d->need_reset = false;
+    if (PQstatus(d->c) == CONNECTION_OK) {
+        PQsetNoticeProcessor(d->c, notice, NULL);
+        if (simple(d, "SET client_encoding = 'UTF8'") == 0) {
+            server_name(d, srv, sizeof(srv));
+            pd_log_info("database connection re-established", PD_LS("server", srv));
+        }
+    }
+}
+
 /* runs a statement; *res gets its result (the caller clears it) */
 static int
 run(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, PGresult **res)
@@ -227,10 +259,8 @@ run(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, PGresult
     uint32_t id = 0;
     int r;
     *res = NULL;
-    if (PQstatus(d->c) == CONNECTION_BAD && !d->in_tx) {
-        PQreset(d->c); /* autocommit statements on a lost connection: one new try through the host list */
-        memset(d->cache, 0, sizeof(d->cache));
-    }
+    if ((PQstatus(d->c) == CONNECTION_BAD || d->need_reset) && !d->in_tx)
+        reconnect(d); /* autocommit statements on a lost connection: one new try through the host list */
     if ((r = flush_pending(d)) != 0 || (r = stmt_get(d, sql, args, nargs, &id)) != 0)
         return r;
     const char *values[MAX_PARAMS];
@@ -292,6 +322,10 @@ p_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_
     pg_db_t *d = (pg_db_t *)db;
     PGresult *res = NULL;
     int r = run(d, sql, args, nargs, &res);
+    if (r == PD_ERR_UNAVAILABLE && !d->in_tx && (PQstatus(d->c) == CONNECTION_BAD || d->need_reset) &&
+        strncmp(sql, "SELECT", 6) == 0)
+        r = run(d, sql, args, nargs, &res); /* a read outside a transaction found its session gone (a
+                                             * failover): once more on a new one, through the host list */
     if (r != 0)
         return r;
     pg_row_t row = {{db->ops}, res, 0};
@@ -343,12 +377,10 @@ p_begin(pd_db_t *db)
     pg_db_t *d = (pg_db_t *)db;
     if (d->in_tx)
         return PD_ERR_STATE;
-    if (PQstatus(d->c) == CONNECTION_BAD) {
-        PQreset(d->c);
-        memset(d->cache, 0, sizeof(d->cache)); /* a new session has no prepared statements */
+    if (PQstatus(d->c) == CONNECTION_BAD || d->need_reset) {
+        reconnect(d);
         if (PQstatus(d->c) == CONNECTION_BAD)
             return map_error(d, NULL, "BEGIN");
-        pd_log_info("database connection re-established");
     }
     d->in_tx = d->pend_begin = true;
     d->pend_sp = d->pend_release = false;
@@ -372,9 +404,14 @@ p_commit(pd_db_t *db)
     int r = 0;
     if (st != PGRES_COMMAND_OK) {
         if (PQstatus(d->c) == CONNECTION_BAD) {
-            /* the COMMIT may or may not have been applied */
-            pd_log_error("database connection lost during COMMIT: the batch's outcome is unknown");
-            r = PD_ERR_UNAVAILABLE;
+            /* the COMMIT may or may not have been applied: neither failed nor succeeded.
+             * The callers answer so; a retry with the same idempotency key finds the
+             * record if it took effect, or runs anew if it did not */
+            char srv[300];
+            server_name(d, srv, sizeof(srv));
+            pd_log_error("database connection lost during COMMIT: the batch's outcome is unknown",
+                         PD_LS("server", srv));
+            r = PD_ERR_INDOUBT;
         } else {
             r = map_error(d, res, "COMMIT");
         }
@@ -507,15 +544,6 @@ static const pd_db_ops_t pg_ops = {
     .close = p_close,
 };
 
-/* libpq's notices (e.g. "relation already exists, skipping") go to the debug log */
-static void
-notice(void *arg, const char *msg)
-{
-    (void)arg;
-    size_t n = strlen(msg);
-    pd_log_debug("database notice", PD_LV("msg", pd_view(msg, n > 0 && msg[n - 1] == '\n' ? n - 1 : n)));
-}
-
 int
 pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *why, size_t whycap)
 {
@@ -527,12 +555,16 @@ pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *
         return PD_ERR_NOMEM;
     d->super.ops = &pg_ops;
     /* the URL or conninfo string is expanded as libpq does (multi-host, sslmode,
-     * sslrootcert, target_session_attrs ...); a password given apart overrides the URL's */
-    const char *keys[4] = {"dbname", "application_name", NULL, NULL};
-    const char *vals[4] = {url, "payd", NULL, NULL};
+     * sslrootcert, target_session_attrs ...); a password given apart overrides the URL's.
+     * Keywords before dbname are defaults the URL may override: a host that does not
+     * answer is given up after connect_timeout (then the next host of the list), and
+     * sent data unacknowledged for tcp_user_timeout (a partition) fails the session
+     * instead of leaving a writer waiting on TCP for minutes. */
+    const char *keys[6] = {"connect_timeout", "tcp_user_timeout", "dbname", "application_name", NULL, NULL};
+    const char *vals[6] = {"5", "10000", url, "payd", NULL, NULL};
     if (password != NULL) {
-        keys[2] = "password";
-        vals[2] = password;
+        keys[4] = "password";
+        vals[4] = password;
     }
     d->c = PQconnectdbParams(keys, vals, 1);
     if (d->c == NULL) {

@@ -57,6 +57,7 @@ struct pd_store {
     int64_t queued;
     bool closing, started;
     int failed;  /* a sync failed: what was committed may not be durable; no more writes */
+    uint64_t next_probe_ms; /* no probe before (pd_mono_ms) */
     int failing; /* the last batch failed (or a write in it found the disk full); 0 once one commits a write */
     /* deferred sync (when the backend supports it): committed batches wait here
      * for the sync thread, which makes them durable and then calls their done */
@@ -245,13 +246,17 @@ probe_due(const pd_store_t *s)
  * Waits (s->mu held) until a write is queued or the store closes. While writes are
  * failing and none comes, queues a probe write every PROBE_MS, so that a store taken
  * out of service (its readiness fails, so callers stop sending) still learns when
- * writes pass again. Not after a failed sync: that failure is final.
+ * writes pass again. Not after a failed sync: that failure is final. On PostgreSQL
+ * the probe also runs while the store is idle (one per PROBE_MS whatever the number
+ * of writers): the primary can go away, or fail over, with no write to notice it, and
+ * readiness must say so while no writable primary is reachable.
  */
 static void
 wait_for_work(pd_store_t *s)
 {
+    bool idle_probe = s->backend == PD_STORE_POSTGRES;
     while (s->head == NULL && !s->closing) {
-        if (s->failing == 0 || s->failed != 0) {
+        if ((s->failing == 0 && !idle_probe) || s->failed != 0) {
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
@@ -261,6 +266,10 @@ wait_for_work(pd_store_t *s)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT || s->head != NULL || s->closing ||
             !probe_due(s))
             continue;
+        uint64_t now = pd_mono_ms();
+        if (now < s->next_probe_ms)
+            continue; /* another writer probed within PROBE_MS */
+        s->next_probe_ms = now + PROBE_MS;
         job_t *probe = calloc(1, sizeof(*probe));
         if (probe == NULL)
             continue;

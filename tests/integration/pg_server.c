@@ -25,8 +25,8 @@
 
 #include <libpq-fe.h>
 
-static pid_t g_pid;
-static uint16_t g_port;
+static pid_t g_pid, g_standby_pid;
+static uint16_t g_port, g_standby_port;
 static char g_dir[64];
 static bool g_atexit;
 
@@ -138,24 +138,32 @@ print_log(void)
     fprintf(stderr, "pg_server: server log:\n%s\n", buf);
 }
 
+static void
+stop_pid(pid_t *pidp)
+{
+    if (*pidp > 0) {
+        pid_t pid = *pidp;
+        int st;
+        kill(pid, SIGINT); /* fast shutdown: aborts sessions, then a clean stop */
+        for (int i = 0; i < 1000 && waitpid(pid, &st, WNOHANG) != pid; i++)
+            nap_ms(10);
+        if (kill(pid, 0) == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+        *pidp = 0;
+    }
+}
+
 void
 pd_pg_stop(void)
 {
-    if (g_pid > 0) {
-        int st;
-        kill(g_pid, SIGINT); /* fast shutdown: aborts sessions, then a clean stop */
-        for (int i = 0; i < 1000 && waitpid(g_pid, &st, WNOHANG) != g_pid; i++)
-            nap_ms(10);
-        if (kill(g_pid, 0) == 0) {
-            kill(g_pid, SIGKILL);
-            waitpid(g_pid, &st, 0);
-        }
-        g_pid = 0;
-    }
+    stop_pid(&g_standby_pid);
+    stop_pid(&g_pid);
     if (g_dir[0] != '\0' && getenv("PAYD_TEST_KEEP") == NULL)
         rm_rf(g_dir);
     g_dir[0] = '\0';
-    g_port = 0;
+    g_port = g_standby_port = 0;
 }
 
 static void
@@ -164,6 +172,8 @@ on_signal(int sig)
     /* a test stopped by a signal still stops its server (the death signal covers SIGKILL) */
     if (g_pid > 0)
         kill(g_pid, SIGQUIT);
+    if (g_standby_pid > 0)
+        kill(g_standby_pid, SIGQUIT);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -185,10 +195,36 @@ conninfo(char *out, size_t cap, const char *user, const char *db)
              PD_PG_PASSWORD, db);
 }
 
+/* the postmaster on data and port as the server's user, a child of the test that dies with it */
+static pid_t
+spawn_postmaster(const char *data, const char *portarg, const char *log)
+{
+    char postgres[300];
+    snprintf(postgres, sizeof(postgres), "%s/postgres", bindir());
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    drop_root();
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* after the uid change, which clears it */
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+    }
+    const char *argv[] = {postgres, "-D", data, "-p", portarg, "-k", g_dir, "-c", "listen_addresses=127.0.0.1",
+                          "-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "fsync=on",
+                          "-c", "synchronous_commit=on", "-c", "log_min_messages=warning", NULL};
+    char **av = pd_argv_dup(argv);
+    if (av != NULL)
+        execv(postgres, av);
+    _exit(127);
+}
+
 int
 pd_pg_start(void)
 {
-    char data[96], pwfile[96], log[96], sock[96], portarg[16], info[256];
+    char data[96], pwfile[96], log[96], portarg[16], info[256];
     if (g_pid > 0)
         return 0;
     snprintf(g_dir, sizeof(g_dir), "/tmp/payd-pg-XXXXXX");
@@ -204,7 +240,6 @@ pd_pg_start(void)
     snprintf(data, sizeof(data), "%s/data", g_dir);
     snprintf(pwfile, sizeof(pwfile), "%s/pw", g_dir);
     snprintf(log, sizeof(log), "%s/pg.log", g_dir);
-    snprintf(sock, sizeof(sock), "%s", g_dir);
     if (write_file(pwfile, PD_PG_PASSWORD "\n") != 0)
         goto fail;
     if (geteuid() == 0) {
@@ -214,9 +249,8 @@ pd_pg_start(void)
             goto fail;
         }
     }
-    char initdb[300], postgres[300];
+    char initdb[300];
     snprintf(initdb, sizeof(initdb), "%s/initdb", bindir());
-    snprintf(postgres, sizeof(postgres), "%s/postgres", bindir());
     const char *iargv[] = {initdb, "-D", data, "-U", "postgres", "--pwfile", pwfile, "--auth-host=scram-sha-256",
                            "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions", NULL};
     if (run_as_pg(iargv, log) != 0) {
@@ -227,26 +261,9 @@ pd_pg_start(void)
     for (int attempt = 0; attempt < 5; attempt++) {
         g_port = free_port();
         snprintf(portarg, sizeof(portarg), "%u", g_port);
-        pid_t pid = fork();
+        pid_t pid = spawn_postmaster(data, portarg, log);
         if (pid < 0)
             goto fail;
-        if (pid == 0) {
-            drop_root();
-            prctl(PR_SET_PDEATHSIG, SIGKILL); /* after the uid change, which clears it */
-            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-            const char *argv[] = {postgres, "-D", data, "-p", portarg, "-k", sock, "-c", "listen_addresses=127.0.0.1",
-                                  "-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "fsync=on",
-                                  "-c", "synchronous_commit=on", "-c", "log_min_messages=warning", NULL};
-            char **av = pd_argv_dup(argv);
-            if (av != NULL)
-                execv(postgres, av);
-            _exit(127);
-        }
         g_pid = pid;
         conninfo(info, sizeof(info), "postgres", "postgres");
         for (int i = 0; i < 600; i++) { /* 30 s */
@@ -324,4 +341,103 @@ pd_pg_database(const char *name, bool with_password, char *url, size_t cap)
     if (r == 0)
         snprintf(url, cap, "postgresql://payd%s@127.0.0.1:%u/%s", with_password ? ":" PD_PG_PASSWORD : "", g_port, name);
     return r;
+}
+
+/* the first column of the first row of sql as the superuser on port (e.g. the standby) into out */
+static int
+sql_value_at(uint16_t port, const char *sql, char *out, size_t cap)
+{
+    char info[256];
+    snprintf(info, sizeof(info), "host=127.0.0.1 port=%u user=postgres password=%s dbname=postgres connect_timeout=5",
+             port, PD_PG_PASSWORD);
+    PGconn *c = PQconnectdb(info);
+    int r = -1;
+    out[0] = '\0';
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *res = PQexec(c, sql);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK) {
+            r = 0;
+            if (PQntuples(res) > 0 && PQnfields(res) > 0)
+                snprintf(out, cap, "%s", PQgetvalue(res, 0, 0));
+        }
+        PQclear(res);
+    }
+    PQfinish(c);
+    return r;
+}
+
+uint16_t
+pd_pg_standby_start(void)
+{
+    char data[96], log[96], portarg[16], bb[300], conn[256], v[64];
+    if (g_standby_pid > 0)
+        return g_standby_port;
+    if (pd_pg_start() != 0)
+        return 0;
+    snprintf(data, sizeof(data), "%s/standby", g_dir);
+    snprintf(log, sizeof(log), "%s/standby.log", g_dir);
+    snprintf(bb, sizeof(bb), "%s/pg_basebackup", bindir());
+    snprintf(conn, sizeof(conn), "host=127.0.0.1 port=%u user=postgres password=%s", g_port, PD_PG_PASSWORD);
+    /* -R: standby.signal and primary_conninfo; the WAL streamed during the copy */
+    const char *argv[] = {bb, "-d", conn, "-D", data, "-X", "stream", "-R", "--no-sync", NULL};
+    if (run_as_pg(argv, log) != 0) {
+        fprintf(stderr, "pg_server: pg_basebackup failed (see %s)\n", log);
+        return 0;
+    }
+    g_standby_port = free_port();
+    snprintf(portarg, sizeof(portarg), "%u", g_standby_port);
+    if ((g_standby_pid = spawn_postmaster(data, portarg, log)) < 0) {
+        g_standby_pid = 0;
+        return 0;
+    }
+    /* commits on the primary now wait for the standby (the standby's copy of the
+     * configuration predates this: once promoted, it has no standby to wait for) */
+    if (pd_pg_sql("postgres", "ALTER SYSTEM SET synchronous_standby_names = '*'") != 0 ||
+        pd_pg_sql("postgres", "SELECT pg_reload_conf()") != 0)
+        return 0;
+    for (int i = 0; i < 600; i++) { /* 30 s */
+        if (sql_value_at(g_port, "SELECT sync_state FROM pg_stat_replication", v, sizeof(v)) == 0 &&
+            strcmp(v, "sync") == 0)
+            return g_standby_port;
+        nap_ms(50);
+    }
+    fprintf(stderr, "pg_server: the standby did not become synchronous\n");
+    return 0;
+}
+
+uint16_t
+pd_pg_standby_port(void)
+{
+    return g_standby_port;
+}
+
+void
+pd_pg_kill_primary(void)
+{
+    if (g_pid <= 0)
+        return;
+    kill(g_pid, SIGKILL);
+    waitpid(g_pid, NULL, 0);
+    g_pid = 0;
+}
+
+int
+pd_pg_promote(void)
+{
+    char v[16];
+    if (g_standby_pid <= 0 || sql_value_at(g_standby_port, "SELECT pg_promote(true, 30)", v, sizeof(v)) != 0 ||
+        strcmp(v, "t") != 0)
+        return -1;
+    for (int i = 0; i < 600; i++) { /* until it takes writes */
+        if (sql_value_at(g_standby_port, "SELECT pg_is_in_recovery()", v, sizeof(v)) == 0 && strcmp(v, "f") == 0) {
+            /* from now on the promoted server is the server */
+            stop_pid(&g_pid);
+            g_pid = g_standby_pid;
+            g_port = g_standby_port;
+            g_standby_pid = 0;
+            return 0;
+        }
+        nap_ms(50);
+    }
+    return -1;
 }

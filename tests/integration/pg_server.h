@@ -28,7 +28,18 @@ uint16_t pd_pg_port(void);
 int pd_pg_database(const char *name, bool with_password, char *url, size_t cap);
 /* Runs SQL as the superuser in database db; 0 on success. */
 int pd_pg_sql(const char *db, const char *sql);
-/* Stops the server (also run at exit). */
+/* A synchronous standby (synchronous_commit=on, synchronous_standby_names = '*' on the
+ * primary): pg_basebackup of the running server, started on another free loopback port,
+ * a child of the test like the primary. Returns its port once the primary reports it
+ * "sync", 0 on failure. */
+uint16_t pd_pg_standby_start(void);
+uint16_t pd_pg_standby_port(void);
+/* SIGKILLs the primary's postmaster (a crashed host: no shutdown) and reaps it. */
+void pd_pg_kill_primary(void);
+/* Promotes the standby (pg_promote) and waits until it takes writes; from then on it is
+ * the server (pd_pg_port, pd_pg_sql, pd_pg_stop). 0 on success. */
+int pd_pg_promote(void);
+/* Stops the server and the standby (also run at exit). */
 void pd_pg_stop(void);
 
 #endif
