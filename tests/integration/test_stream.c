@@ -497,6 +497,57 @@ entries_older_than_the_retention_are_trimmed(void **state)
     redis_do(cfg2);
 }
 
+static int
+count_in_log(const pd_h_payd_t *p, const char *what)
+{
+    char *log = pd_h_log(p);
+    int n = 0;
+    for (const char *q = log; q != NULL && (q = strstr(q, what)) != NULL; q++)
+        n++;
+    free(log);
+    return n;
+}
+
+static void
+redis_down_keeps_the_rows_and_publishes_them_when_back(void **state)
+{
+    (void)state;
+    const char *args[] = {"--set", "cache.backend=redis", "--set", g_urlset, NULL};
+    pd_h_opts_t o = {.args = args};
+    pd_h_payd_t p;
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+    uint16_t port = g_rs.port;
+    pd_h_redis_stop(&g_rs, SIGKILL);
+    pd_h_redis_cleanup(&g_rs);
+    for (int i = 0; i < 5; i++)
+        pay(&p, api_sk); /* payments do not wait on the stream */
+    /* the relay moved every event on (webhook deliveries are made); the stream's rows wait */
+    long waiting = 0;
+    for (int i = 0; i < 100; i++) {
+        if (api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM outbox") == 0 &&
+            (waiting = api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM stream_outbox")) >= 15)
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM outbox"), 0);
+    assert_true(waiting >= 15);
+    sleep(3); /* back-off retries meanwhile: logged once per 10 s */
+    assert_int_equal(count_in_log(&p, "stream: redis unavailable"), 1);
+    assert_int_equal(api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM stream_outbox"), waiting);
+    pd_h_redis_opts_t ro = {.port = port};
+    assert_int_equal(pd_h_redis_start(&g_rs, &ro), 0);
+    wait_drained(&p);
+    int ndb, dups;
+    check_every_event(&p, true, false, &ndb, &dups);
+    printf("redis down: %ld events waited, then %d published exactly once\n", waiting, ndb);
+    assert_true(count_in_log(&p, "stream: redis reachable again") >= 1);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+    const char *del[] = {"DEL", "payd:txn:0", "payd:txn:1", "payd:txn:2", NULL};
+    redis_do(del);
+}
+
 int
 main(void)
 {
@@ -504,6 +555,7 @@ main(void)
         cmocka_unit_test(every_event_once_over_all_partitions_and_a_group_reads_them),
         cmocka_unit_test(kill9_during_publication_loses_no_event),
         cmocka_unit_test(entries_older_than_the_retention_are_trimmed),
+        cmocka_unit_test(redis_down_keeps_the_rows_and_publishes_them_when_back),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
