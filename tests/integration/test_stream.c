@@ -548,6 +548,39 @@ redis_down_keeps_the_rows_and_publishes_them_when_back(void **state)
     redis_do(del);
 }
 
+static void
+stream_refused_at_start(const char *set, const char *why)
+{
+    const char *args[] = {"--set", "cache.backend=redis", "--set", g_urlset, "--set", set, NULL};
+    pd_h_payd_t p;
+    pd_h_opts_t o = {.args = args, .no_wait = true};
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    int rc = pd_h_stop(&p, 0, 20000);
+    char *log = pd_h_log(&p);
+    assert_int_not_equal(rc, 0);
+    if (strstr(log, why) == NULL)
+        fail_msg("%s: \"%s\" not in the log:\n%s", set, why, log);
+    assert_null(strstr(log, "wrong-pass")); /* never the password */
+    free(log);
+    pd_h_cleanup(&p);
+}
+
+static void
+bad_stream_config_is_an_error_at_start(void **state)
+{
+    (void)state;
+    stream_refused_at_start("stream.backend=kinesis", "[stream] backend: \\\"kinesis\\\" is not off or redis");
+    stream_refused_at_start("stream.url=redis://127.0.0.1", "[stream] url:");
+    pd_h_redis_t pw;
+    pd_h_redis_opts_t ro = {.requirepass = "right-pass"};
+    assert_int_equal(pd_h_redis_start(&pw, &ro), 0);
+    char set[200];
+    snprintf(set, sizeof(set), "stream.url=redis://:wrong-pass@127.0.0.1:%u", (unsigned)pw.port);
+    stream_refused_at_start(set, "[stream] url:");
+    pd_h_redis_stop(&pw, SIGTERM);
+    pd_h_redis_cleanup(&pw);
+}
+
 int
 main(void)
 {
@@ -556,6 +589,7 @@ main(void)
         cmocka_unit_test(kill9_during_publication_loses_no_event),
         cmocka_unit_test(entries_older_than_the_retention_are_trimmed),
         cmocka_unit_test(redis_down_keeps_the_rows_and_publishes_them_when_back),
+        cmocka_unit_test(bad_stream_config_is_an_error_at_start),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
