@@ -9,7 +9,10 @@
  * missing and duplicates carry the same id; entries older than the retention are
  * trimmed.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -581,6 +584,146 @@ bad_stream_config_is_an_error_at_start(void **state)
     pd_h_redis_cleanup(&pw);
 }
 
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* a loopback listener; *port its port */
+static int
+listener(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 64), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* a webhook endpoint that answers every request 200, one at a time, counting them */
+typedef struct {
+    int fd;
+    atomic_int requests;
+    atomic_bool stop;
+} sink_t;
+
+static void *
+sink_main(void *arg)
+{
+    sink_t *k = arg;
+    while (!atomic_load(&k->stop)) {
+        int c = accept(k->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        struct timeval tv = {1, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char buf[65536];
+        size_t got = 0;
+        for (;;) {
+            ssize_t n = read(c, buf + got, sizeof(buf) - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            buf[got] = '\0';
+            char *h = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "content-length:");
+            if (h != NULL && cl != NULL && got >= (size_t)(h + 4 - buf) + strtoul(cl + 15, NULL, 10)) {
+                const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                if (write(c, ok, sizeof(ok) - 1) > 0)
+                    atomic_fetch_add(&k->requests, 1);
+                break;
+            }
+            if (got == sizeof(buf) - 1)
+                break;
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void
+hook(const pd_h_payd_t *p, uint16_t port)
+{
+    char body[200];
+    json_t *j;
+    snprintf(body, sizeof(body), "url=http://127.0.0.1:%u/hook&enabled_events[]=*", (unsigned)port);
+    assert_int_equal(api_call(p, "POST", "/v1/webhook_endpoints", body, &j), 200);
+    json_decref(j);
+}
+
+static void
+webhooks_and_the_stream_do_not_wait_on_each_other(void **state)
+{
+    (void)state;
+    const char *args[] = {"--set", "cache.backend=redis", "--set", g_urlset, NULL};
+    pd_h_opts_t o = {.args = args};
+    pd_h_payd_t p;
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+    /* Redis down: webhooks still go out (Redis restarts empty: this comes first) */
+    int ndb, dups;
+    sink_t k = {0};
+    uint16_t sink_port;
+    k.fd = listener(&sink_port);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, sink_main, &k), 0);
+    hook(&p, sink_port);
+    uint16_t port = g_rs.port;
+    pd_h_redis_stop(&g_rs, SIGKILL);
+    pd_h_redis_cleanup(&g_rs);
+    for (int i = 0; i < 3; i++)
+        pay(&p, api_sk);
+    for (int i = 0; i < 200 && atomic_load(&k.requests) < 9; i++)
+        usleep(50 * 1000);
+    long waiting = api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM stream_outbox");
+    printf("redis down: %d webhooks delivered, %ld events waiting for the stream\n", atomic_load(&k.requests), waiting);
+    assert_true(atomic_load(&k.requests) >= 9);
+    assert_true(waiting >= 9);
+    pd_h_redis_opts_t ro = {.port = port};
+    assert_int_equal(pd_h_redis_start(&g_rs, &ro), 0);
+    wait_drained(&p);
+    /* the sink goes: the next deliveries are the hanging endpoint's */
+    json_t *j;
+    assert_int_equal(api_call(&p, "GET", "/v1/webhook_endpoints", NULL, &j), 200);
+    char del[120];
+    snprintf(del, sizeof(del), "/v1/webhook_endpoints/%s", jstr(json_array_get(json_object_get(j, "data"), 0), "id"));
+    json_decref(j);
+    assert_int_equal(api_call(&p, "DELETE", del, NULL, &j), 200);
+    json_decref(j);
+
+    /* a webhook endpoint that never answers (it never even accepts): the stream is not slowed */
+    uint16_t hang_port;
+    int hang = listener(&hang_port);
+    hook(&p, hang_port);
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 5; i++)
+        pay(&p, api_sk);
+    wait_drained(&p);
+    int64_t took = mono_ms() - t0;
+    long pending = api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'");
+    check_every_event(&p, true, false, &ndb, &dups);
+    printf("hanging webhook: %d events in the stream %lld ms after the first payment, %ld deliveries still pending\n",
+           ndb, (long long)took, pending);
+    assert_true(pending >= 15);
+    assert_true(took < 5000);
+    close(hang);
+
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    atomic_store(&k.stop, true);
+    shutdown(k.fd, SHUT_RDWR);
+    close(k.fd);
+    pthread_join(th, NULL);
+    pd_h_cleanup(&p);
+    const char *dk[] = {"DEL", "payd:txn:0", "payd:txn:1", "payd:txn:2", NULL};
+    redis_do(dk);
+}
+
 int
 main(void)
 {
@@ -590,6 +733,7 @@ main(void)
         cmocka_unit_test(entries_older_than_the_retention_are_trimmed),
         cmocka_unit_test(redis_down_keeps_the_rows_and_publishes_them_when_back),
         cmocka_unit_test(bad_stream_config_is_an_error_at_start),
+        cmocka_unit_test(webhooks_and_the_stream_do_not_wait_on_each_other),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
