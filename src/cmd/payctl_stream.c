@@ -209,9 +209,8 @@ read_partition(payctl_t *ctx, target_t *t, const char *key, const char *group, c
             if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
                 continue;
             *empty = false;
-            if (e->element[1]->type != REDIS_REPLY_ARRAY)
-                continue; /* trimmed while pending: nothing to print */
-            if ((r = print_entry(ctx, e->element[1], err, cap)) != 0)
+            bool trimmed = e->element[1]->type != REDIS_REPLY_ARRAY; /* trimmed while pending: nothing to print */
+            if (!trimmed && (r = print_entry(ctx, e->element[1], err, cap)) != 0)
                 break;
             fflush(stdout);
             const char *x[] = {"XACK", key, group, e->element[0]->str};
@@ -219,7 +218,8 @@ read_partition(payctl_t *ctx, target_t *t, const char *key, const char *group, c
             if ((r = pd_rlink_cmd(t->link, &ack, 4, x)) != 0)
                 snprintf(err, cap, "XACK: %s", pd_strerror(r));
             freeReplyObject(ack);
-            (*printed)++;
+            if (!trimmed)
+                (*printed)++;
         }
     }
     freeReplyObject(rep);
