@@ -50,6 +50,15 @@ typedef struct {
 int pd_outbox_relay(pd_db_t *tx, const pd_delivery_new_t *d, size_t n, const pd_outbox_ev_t *ev, size_t nev,
                     int64_t now) PD_WUR;
 
+/* --- the transaction stream's queue (src/events/stream.c) --- */
+/* Inside the relay's write: the nev events (ev) queued for the stream. */
+int pd_stream_outbox_queue(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev) PD_WUR;
+/* The oldest events queued for the stream, as pd_outbox_peek. */
+int pd_stream_outbox_peek(pd_db_t *db, pd_outbox_ev_t *out, size_t max, size_t *n) PD_WUR;
+/* Inside a write: removes the nev rows (by seq) Redis acknowledged; a row already gone
+ * (another node published it too: a duplicate entry with the same id) is no error. */
+int pd_stream_outbox_done(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev) PD_WUR;
+
 /* --- delivery queue --- */
 /* fn(endpoint, merchant or NULL when the endpoint is deleted or disabled, due retries,
  * due first attempts), each count up to cap; fn returns non-zero to stop the walk. */

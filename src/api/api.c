@@ -11,6 +11,7 @@
 
 #include "api/internal.h"
 #include "payd/log.h"
+#include "payd/stream.h"
 
 #define C(f) offsetof(pd_api_config_t, f)
 static const pd_config_key_t keys[] = {
@@ -64,7 +65,10 @@ pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c)
     int r = pd_config_add(cfg, "payments", keys, sizeof(keys) / sizeof(keys[0]), c);
     /* [cache] holds the limits of this section and the WAF's; registered here so the
      * programs that load [payments] know it too */
-    return r != 0 ? r : pd_cache_config_register(cfg);
+    if (r == 0)
+        r = pd_cache_config_register(cfg);
+    /* [stream] defaults to the cache's Redis: registered with it */
+    return r != 0 ? r : pd_stream_config_register(cfg);
 }
 
 #define API PD_L_API

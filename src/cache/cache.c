@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cache/internal.h"
+#include "payd/redis_link.h"
 
 struct pd_cache {
     pd_mem_t *mem;     /* backend = memory */
@@ -39,6 +40,12 @@ pd_cache_config_register(pd_config_t *cfg)
     if (r == 0)
         g_cfg = &g_cfg_storage;
     return r;
+}
+
+const pd_cache_config_t *
+pd_cache_config(void)
+{
+    return g_cfg;
 }
 
 int

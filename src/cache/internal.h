@@ -92,6 +92,9 @@ int pd_rconn_tls_ctx(SSL_CTX **out, const char *ca_file, char *err, size_t cap) 
 int pd_rmaster_connect(pd_rconn_t *c, const pd_rurl_t *u, SSL_CTX *ctx, int timeout_ms, bool *fatal, char *err,
                        size_t cap) PD_WUR;
 
+/* The first line of path into out (the password of password_file); err names the file, never the value. */
+int pd_rpassword_file(const char *path, char *out, size_t cap, char *err, size_t ecap) PD_WUR;
+
 /* --- the scripts (scripts.c) --- */
 typedef enum { PD_RS_TAKE, PD_RS_HIT, PD_RS_ADD, PD_RS_BLOCK, PD_RS_NODES, PD_RS__N } pd_rscript_t;
 const char *pd_rscript_body(pd_rscript_t s);

@@ -844,8 +844,8 @@ sync_main(void *arg)
     return NULL;
 }
 
-static int
-read_password_file(const char *path, char *out, size_t cap, char *err, size_t ecap)
+int
+pd_rpassword_file(const char *path, char *out, size_t cap, char *err, size_t ecap)
 {
     FILE *f = fopen(path, "re");
     if (f == NULL) {
@@ -898,7 +898,7 @@ pd_redis_new(pd_redis_t **out, const pd_cache_config_t *cfg, int64_t max_entries
     if ((rc = pd_rurl_parse(&r->url, cfg->url, err, cap)) != 0)
         goto fail;
     if (cfg->password_file != NULL && cfg->password_file[0] != '\0' &&
-        (rc = read_password_file(cfg->password_file, r->url.password, sizeof(r->url.password), err, cap)) != 0)
+        (rc = pd_rpassword_file(cfg->password_file, r->url.password, sizeof(r->url.password), err, cap)) != 0)
         goto fail;
     if (r->url.kind == PD_RURL_PLAIN && cfg->tls_ca != NULL && cfg->tls_ca[0] != '\0') {
         snprintf(err, cap, "[cache] tls_ca is set but the url is not rediss://");

@@ -21,6 +21,7 @@ static const struct {
 } tables[] = {
     {payctl_vault_cmds, &payctl_vault_ncmds},
     {payctl_payments_cmds, &payctl_payments_ncmds},
+    {payctl_stream_cmds, &payctl_stream_ncmds},
 };
 
 static void

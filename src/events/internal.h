@@ -8,6 +8,7 @@
 
 #include "payd/id.h"
 #include "payd/relay.h"
+#include "payd/stream.h"
 #include "payd/webhook.h"
 #include "payd/webhook_sched.h"
 
@@ -25,6 +26,7 @@ struct pd_relay {
     pd_webhook_engine_t *engine;
     pd_webhook_sched_t *sched; /* the engine thread's (queue.c) */
     char cursor[PD_ID_MAX];    /* where the next look for due endpoints starts */
+    pd_stream_t *stream;       /* the transaction stream's publisher, or NULL (stream.c) */
 };
 
 /* queue.c: the engine with its queue over the store */

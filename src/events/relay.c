@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "events/internal.h"
+#include "payd/log.h"
 #include "payd/outbox.h"
 #include "payd/time.h"
 
@@ -23,6 +24,7 @@ typedef struct {
     pd_delivery_new_t *dl;
     size_t ndl, dlcap;
     int64_t now;
+    bool stream; /* queue the events for the transaction stream too */
 } batch_t;
 
 typedef struct {
@@ -69,7 +71,12 @@ static int
 write_batch(pd_db_t *tx, void *arg)
 {
     batch_t *b = arg;
-    return pd_outbox_relay(tx, b->dl, b->ndl, b->ev, b->nev, b->now);
+    int r = pd_outbox_relay(tx, b->dl, b->ndl, b->ev, b->nev, b->now);
+    /* the stream's own queue, in the same write: its publisher deletes a row only after
+     * Redis acknowledged the entry, and neither side waits on the other */
+    if (r == 0 && b->stream)
+        r = pd_stream_outbox_queue(tx, b->ev, b->nev);
+    return r;
 }
 
 /* one pass: returns the number of events taken */
@@ -82,6 +89,7 @@ relay_once(pd_relay_t *rl)
         return 0;
     pd_db_t *db = pd_store_reader(rl->store);
     b->now = pd_unix_now();
+    b->stream = rl->stream != NULL;
     if (db == NULL || pd_outbox_peek(db, b->ev, RELAY_BATCH, &b->nev) != 0 || b->nev == 0)
         goto out;
     for (size_t i = 0; i < b->nev; i++) {
@@ -94,6 +102,7 @@ relay_once(pd_relay_t *rl)
         n = b->nev;
         if (b->ndl > 0)
             pd_webhook_engine_kick(rl->engine);
+        pd_stream_kick(rl->stream);
     }
 out:
     free(b->dl);
@@ -152,10 +161,18 @@ pd_relay_start(pd_relay_t **out, const pd_relay_opts_t *o)
     rl->live_rules_in_test = o->live_rules_in_test;
     pthread_mutex_init(&rl->mu, NULL);
     pthread_cond_init(&rl->cv, NULL);
-    if ((r = pd_relay_queue_start(rl, o->max_in_flight)) != 0)
+    char err[600] = "";
+    if ((r = pd_stream_start(&rl->stream, o->store, o->vault, err, sizeof(err))) != 0) {
+        pd_log_error("cannot start the transaction stream", PD_LS("reason", err), PD_LERR(r));
         goto fail;
+    }
+    if ((r = pd_relay_queue_start(rl, o->max_in_flight)) != 0) {
+        pd_stream_stop(rl->stream);
+        goto fail;
+    }
     if (pthread_create(&rl->thread, NULL, relay_main, rl) != 0) {
         pd_relay_queue_stop(rl);
+        pd_stream_stop(rl->stream);
         r = PD_ERR_INTERNAL;
         goto fail;
     }
@@ -176,6 +193,7 @@ pd_relay_stop(pd_relay_t *rl)
     atomic_store(&rl->stop, true);
     pd_relay_kick(rl);
     pthread_join(rl->thread, NULL);
+    pd_stream_stop(rl->stream);
     pd_relay_queue_stop(rl);
     pthread_mutex_destroy(&rl->mu);
     pthread_cond_destroy(&rl->cv);

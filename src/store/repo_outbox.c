@@ -35,6 +35,46 @@ pd_outbox_peek(pd_db_t *db, pd_outbox_ev_t *out, size_t max, size_t *n)
     return r;
 }
 
+int
+pd_stream_outbox_queue(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev)
+{
+    for (size_t i = 0; i < nev; i++) {
+        if (ev[i].event_id[0] == '\0')
+            continue; /* malformed: nothing to publish */
+        int r = pd_db_exec(tx, "INSERT INTO stream_outbox (event_id, merchant_id, livemode, type) VALUES (?,?,?,?)",
+                           PD_SQL_ARGS(PD_SQL_S(ev[i].event_id), PD_SQL_S(ev[i].merchant), PD_SQL_I(ev[i].livemode),
+                                       PD_SQL_S(ev[i].type)),
+                           NULL);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+int
+pd_stream_outbox_peek(pd_db_t *db, pd_outbox_ev_t *out, size_t max, size_t *n)
+{
+    peek_t p = {out, max, 0};
+    *n = 0;
+    if (max == 0)
+        return 0;
+    int r = pd_db_query(db, "SELECT id, event_id, merchant_id, livemode, type FROM stream_outbox ORDER BY id LIMIT ?",
+                        PD_SQL_ARGS(PD_SQL_I((int64_t)max)), outbox_row, &p);
+    *n = p.n;
+    return r;
+}
+
+int
+pd_stream_outbox_done(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev)
+{
+    for (size_t i = 0; i < nev; i++) {
+        int r = pd_db_exec(tx, "DELETE FROM stream_outbox WHERE id = ?", PD_SQL_ARGS(PD_SQL_I(ev[i].seq)), NULL);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
 typedef struct {
     pd_outbox_endpoint_fn fn;
     void *arg;

@@ -191,6 +191,12 @@ static const char *const migrations[] = {
     "ALTER TABLE payment_methods ADD COLUMN billing_name_enc TEXT;"
     "CREATE TABLE api_key_epoch (epoch INTEGER NOT NULL);"
     "INSERT INTO api_key_epoch (epoch) VALUES (0);",
+    /* 13: the transaction stream's queue: the relay moves an event here when it has made
+     * its webhook deliveries, and the stream publisher deletes the row only after Redis
+     * acknowledged the entry, so webhooks never wait on Redis nor the stream on webhooks */
+    "CREATE TABLE stream_outbox ("
+    "  id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL,"
+    "  type TEXT NOT NULL);",
 };
 
 int

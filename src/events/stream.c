@@ -1,0 +1,421 @@
+/*
+ * The transaction stream's publisher (payd/stream.h): one thread that takes the
+ * events the relay queued for the stream, XADDs each to its partition (one
+ * pipeline per batch), and deletes the rows Redis acknowledged. Its Redis
+ * connection is its own (payd/redis_link.h), apart from the cache's.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "payd/arena.h"
+#include "payd/log.h"
+#include "payd/outbox.h"
+#include "payd/records.h"
+#include "payd/redis_link.h"
+#include "payd/relay.h"
+#include "payd/stream.h"
+#include "payd/time.h"
+
+#define STREAM_BATCH 100
+#define STREAM_TICK_MS 500
+#define STREAM_EVENT_MAX (1u << 20) /* one event's JSON */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define WARN_EVERY_MS 10000
+
+static const pd_config_key_t keys[] = {
+#define C(f) offsetof(pd_stream_config_t, f)
+    {"backend", PD_CT_STR, C(backend), "",
+     .help = "off or redis (empty: redis when [cache] url names a Redis, otherwise off); see docs/redis.md"},
+    {"url", PD_CT_STR, C(url), "", .help = "the stream's Redis, in the [cache] url forms (empty: the cache's)"},
+    {"partitions", PD_CT_INT, C(partitions), "3", 1, 256,
+     .help = "streams payd:txn:0 .. N-1; an event goes to hash(merchant id) mod N"},
+    {"retention", PD_CT_MS, C(retention_ms), "24h", 1000, 365LL * 86400000,
+     .help = "entries older than this are trimmed (XADD MINID ~)"},
+    {"encrypt", PD_CT_BOOL, C(encrypt), "true", .help = "payload envelope-encrypted under alias/events"},
+#undef C
+};
+
+static pd_stream_config_t g_cfg_storage;
+static const pd_stream_config_t *g_cfg;
+
+int
+pd_stream_config_register(pd_config_t *cfg)
+{
+    int r = pd_config_add(cfg, "stream", keys, sizeof(keys) / sizeof(keys[0]), &g_cfg_storage);
+    if (r == 0)
+        g_cfg = &g_cfg_storage;
+    return r;
+}
+
+const pd_stream_config_t *
+pd_stream_config(void)
+{
+    return g_cfg;
+}
+
+uint32_t
+pd_stream_partition(const char *merchant, int64_t partitions)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)merchant; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return partitions > 0 ? (uint32_t)(h % (uint64_t)partitions) : 0;
+}
+
+int
+pd_stream_context(char *out, size_t cap, const char *event_id, const char *merchant)
+{
+    int n = snprintf(out, cap, "payd:txn|%s|%s", event_id, merchant);
+    return n > 0 && (size_t)n < cap ? 0 : PD_ERR_TOOBIG;
+}
+
+int
+pd_stream_target(pd_stream_target_t *t, char *err, size_t cap)
+{
+    const pd_cache_config_t *cc = pd_cache_config();
+    const pd_stream_config_t *sc = g_cfg;
+    memset(t, 0, sizeof(*t));
+    const char *backend = sc != NULL && sc->backend != NULL ? sc->backend : "";
+    bool cache_redis = cc != NULL && cc->url != NULL && cc->url[0] != '\0' &&
+                       (strncmp(cc->url, "redis://", 8) == 0 || strncmp(cc->url, "rediss://", 9) == 0 ||
+                        strncmp(cc->url, "redis-sentinel://", 17) == 0);
+    if (strcmp(backend, "off") == 0)
+        return 0;
+    if (backend[0] != '\0' && strcmp(backend, "redis") != 0) {
+        snprintf(err, cap, "[stream] backend: \"%.40s\" is not off or redis", backend);
+        return PD_ERR_CONFIG;
+    }
+    bool own_url = sc != NULL && sc->url != NULL && sc->url[0] != '\0';
+    if (backend[0] == '\0' && !own_url && !cache_redis)
+        return 0; /* the default: off without a Redis */
+    if (!own_url && !cache_redis) {
+        snprintf(err, cap, "[stream] backend = redis needs [stream] url or a Redis [cache] url");
+        return PD_ERR_CONFIG;
+    }
+    t->on = true;
+    t->url = own_url ? sc->url : cc->url;
+    t->tls_ca = cc != NULL ? cc->tls_ca : NULL;
+    t->password_file = own_url || cc == NULL ? NULL : cc->password_file;
+    t->timeout_ms = cc != NULL && cc->timeout_ms > 0 ? cc->timeout_ms : 1000;
+    return 0;
+}
+
+struct pd_stream {
+    pd_store_t *store;
+    pd_vault_client_t *vault;
+    pd_rlink_t *link;
+    int64_t partitions, retention_ms;
+    bool encrypt;
+    pthread_t thread;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool kicked;
+    int64_t backoff_ms, last_warn;
+};
+
+typedef struct {
+    pd_outbox_ev_t ev[STREAM_BATCH];
+    size_t nev;
+    bool acked[STREAM_BATCH];
+} sbatch_t;
+
+static void
+warn_down(pd_stream_t *s, const char *what, const char *why)
+{
+    int64_t now = pd_real_ms();
+    if (s->last_warn == 0 || now - s->last_warn >= WARN_EVERY_MS) {
+        pd_log_warn("stream: redis unavailable; events wait in the outbox and are published when it is back",
+                    PD_LS("step", what), PD_LS("reason", why));
+        s->last_warn = now;
+    }
+}
+
+/* the payload of one event: its JSON, or the hex of its envelope; into p */
+static int
+payload(pd_stream_t *s, pd_db_t *db, const pd_outbox_ev_t *e, pd_buf_t *p, int64_t *created)
+{
+    pd_arena_t a;
+    pd_buf_t js;
+    pd_event_rec_t rec;
+    pd_vault_reply_t env;
+    int r;
+    memset(&env, 0, sizeof(env));
+    pd_arena_init(&a, 2 * STREAM_EVENT_MAX);
+    pd_buf_init(&js, STREAM_EVENT_MAX);
+    if ((r = pd_event_get(db, &a, e->merchant, e->livemode, e->event_id, &rec)) != 0)
+        goto out;
+    *created = rec.created;
+    pd_jw_t w;
+    pd_jw_init(&w, &js);
+    pd_event_json(&w, &rec);
+    if ((r = pd_jw_finish(&w)) != 0)
+        goto out;
+    if (!s->encrypt) {
+        r = pd_buf_put(p, js.p, js.len);
+        goto out;
+    }
+    char ctx[200];
+    if ((r = pd_stream_context(ctx, sizeof(ctx), e->event_id, e->merchant)) != 0)
+        goto out;
+    if ((r = pd_vault_encrypt_sync(s->vault, PD_STREAM_KEY_ALIAS, pd_view_cstr(ctx), pd_buf_view(&js), &env)) != 0)
+        goto out;
+    if ((r = pd_buf_reserve(p, env.data.len * 2 + 1)) != 0)
+        goto out;
+    pd_hex(env.data.p, env.data.len, (char *)p->p + p->len);
+    p->len += env.data.len * 2;
+out:
+    pd_vault_reply_free(&env);
+    pd_buf_free_secure(&js);
+    pd_arena_free(&a);
+    return r;
+}
+
+static int
+append_xadd(pd_stream_t *s, const pd_outbox_ev_t *e, int64_t created, const pd_buf_t *p, int64_t minid_ms)
+{
+    char key[64], minid[32], cr[24];
+    snprintf(key, sizeof(key), PD_STREAM_KEY_PREFIX "%u", (unsigned)pd_stream_partition(e->merchant, s->partitions));
+    snprintf(minid, sizeof(minid), "%lld-0", (long long)(minid_ms > 0 ? minid_ms : 0));
+    snprintf(cr, sizeof(cr), "%lld", (long long)created);
+    const char *lm = e->livemode ? "true" : "false";
+    const char *argv[] = {"XADD", key,  "MINID",    "~",      minid,       "*",      "id", e->event_id,
+                          "type", e->type, "merchant", e->merchant, "livemode", lm, "created", cr,
+                          "payload", (const char *)p->p};
+    size_t lens[sizeof(argv) / sizeof(argv[0])];
+    int argc = (int)(sizeof(argv) / sizeof(argv[0]));
+    for (int i = 0; i < argc - 1; i++)
+        lens[i] = strlen(argv[i]);
+    lens[argc - 1] = p->len;
+    return pd_rlink_append(s->link, argc, argv, lens);
+}
+
+static int
+write_done(pd_db_t *tx, void *arg)
+{
+    sbatch_t *b = arg;
+    pd_outbox_ev_t done[STREAM_BATCH];
+    size_t n = 0;
+    for (size_t i = 0; i < b->nev; i++)
+        if (b->acked[i])
+            done[n++] = b->ev[i];
+    return pd_stream_outbox_done(tx, done, n);
+}
+
+/* one pass: the number of rows taken (acknowledged or dropped); -1 when Redis failed */
+static int
+publish_once(pd_stream_t *s)
+{
+    sbatch_t *b = calloc(1, sizeof(*b));
+    pd_buf_t p;
+    int n = 0, r;
+    size_t sent = 0;
+    bool retry = false;
+    char why[300] = "";
+    pd_buf_init(&p, 2 * STREAM_EVENT_MAX + 64);
+    if (b == NULL)
+        return 0;
+    pd_db_t *db = pd_store_reader(s->store);
+    if (db == NULL || pd_stream_outbox_peek(db, b->ev, STREAM_BATCH, &b->nev) != 0 || b->nev == 0)
+        goto out;
+    bool fatal = false;
+    if ((r = pd_rlink_connect(s->link, &fatal, why, sizeof(why))) != 0) {
+        warn_down(s, "connect", why);
+        n = -1;
+        goto out;
+    }
+    int64_t minid = pd_real_ms() - s->retention_ms;
+    size_t which[STREAM_BATCH];
+    for (size_t i = 0; i < b->nev; i++) {
+        int64_t created = 0;
+        pd_buf_reset(&p);
+        if (b->ev[i].event_id[0] == '\0') {
+            b->acked[i] = true; /* malformed row: nothing to publish */
+            continue;
+        }
+        r = payload(s, db, &b->ev[i], &p, &created);
+        if (r == PD_ERR_NOTFOUND) {
+            pd_log_error("stream: a queued event is not in the store; dropped from the stream queue",
+                         PD_LS("event", b->ev[i].event_id));
+            b->acked[i] = true;
+            continue;
+        }
+        if (r != 0) { /* the vault (or memory): this event waits for the next pass, after a back-off */
+            pd_log_warn("stream: cannot build an entry; retried", PD_LS("event", b->ev[i].event_id), PD_LERR(r));
+            retry = true;
+            continue;
+        }
+        if ((r = append_xadd(s, &b->ev[i], created, &p, minid)) != 0) {
+            snprintf(why, sizeof(why), "%s", pd_strerror(r));
+            break;
+        }
+        which[sent++] = i;
+    }
+    if (sent > 0 && (r = pd_rlink_flush(s->link)) != 0) {
+        snprintf(why, sizeof(why), "write: %s", pd_strerror(r));
+        sent = 0;
+        n = -1;
+    }
+    for (size_t k = 0; k < sent; k++) {
+        redisReply *rep = NULL;
+        if ((r = pd_rlink_read(s->link, &rep)) != 0) {
+            snprintf(why, sizeof(why), "read: %s", pd_strerror(r));
+            n = -1;
+            break;
+        }
+        if (rep->type == REDIS_REPLY_STRING) {
+            b->acked[which[k]] = true;
+        } else {
+            snprintf(why, sizeof(why), "XADD refused: %.200s", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+            n = -1;
+        }
+        freeReplyObject(rep);
+    }
+    if (n < 0) {
+        warn_down(s, "publish", why);
+        if (pd_rlink_connected(s->link) && strstr(why, "READONLY") != NULL)
+            pd_rlink_drop(s->link); /* a failover: rediscover the master */
+    }
+    size_t acked = 0;
+    for (size_t i = 0; i < b->nev; i++)
+        acked += b->acked[i];
+    /* the rows go only once Redis holds their entries: a crash before this write
+     * publishes them again (the same ids) */
+    if (acked > 0 && (r = pd_store_write_sync(s->store, write_done, b)) != 0)
+        pd_log_warn("stream: cannot remove published events from the queue; they will be published again", PD_LERR(r));
+    else if (n == 0)
+        n = retry ? -1 : (int)b->nev;
+out:
+    pd_buf_free(&p);
+    free(b);
+    return n;
+}
+
+static void
+wait_ms(pd_stream_t *s, int64_t ms, bool wake_on_kick)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!(wake_on_kick && s->kicked) && !atomic_load(&s->stop)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    if (wake_on_kick)
+        s->kicked = false;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *
+stream_main(void *arg)
+{
+    pd_stream_t *s = arg;
+    pthread_setname_np(pthread_self(), "payd-stream");
+    while (!atomic_load(&s->stop)) {
+        int n = publish_once(s);
+        if (n < 0) {
+            wait_ms(s, s->backoff_ms, false);
+            s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+            continue;
+        }
+        if (s->last_warn != 0 && n > 0) {
+            pd_log_info("stream: redis reachable again; publishing", PD_LS("server", pd_rlink_peer(s->link)));
+            s->last_warn = 0;
+        }
+        s->backoff_ms = BACKOFF_MIN_MS;
+        if (n == STREAM_BATCH)
+            continue;
+        wait_ms(s, STREAM_TICK_MS, true);
+    }
+    return NULL;
+}
+
+int
+pd_stream_start(pd_stream_t **out, pd_store_t *store, pd_vault_client_t *vault, char *err, size_t cap)
+{
+    pd_stream_target_t t;
+    *out = NULL;
+    int r = pd_stream_target(&t, err, cap);
+    if (r != 0 || !t.on)
+        return r;
+    pd_stream_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return PD_ERR_NOMEM;
+    s->store = store;
+    s->vault = vault;
+    s->partitions = g_cfg != NULL ? g_cfg->partitions : 3;
+    s->retention_ms = g_cfg != NULL ? g_cfg->retention_ms : 86400000;
+    s->encrypt = g_cfg == NULL || g_cfg->encrypt;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    char why[400] = "";
+    if ((r = pd_rlink_new(&s->link, t.url, t.tls_ca, t.password_file, (int)t.timeout_ms, why, sizeof(why))) != 0) {
+        snprintf(err, cap, "[stream] url: %s", why);
+        goto fail;
+    }
+    bool fatal = false;
+    if (pd_rlink_connect(s->link, &fatal, why, sizeof(why)) != 0) {
+        if (fatal) {
+            snprintf(err, cap, "[stream] url: %s", why);
+            r = PD_ERR_CONFIG;
+            goto fail;
+        }
+        warn_down(s, "connect at start", why);
+    } else {
+        pd_log_info("stream: publishing events to redis", PD_LS("server", pd_rlink_peer(s->link)),
+                    PD_LI("partitions", s->partitions), PD_LS("encrypted", s->encrypt ? "true" : "false"));
+    }
+    if (pthread_create(&s->thread, NULL, stream_main, s) != 0) {
+        snprintf(err, cap, "[stream] cannot start the publisher thread");
+        r = PD_ERR_INTERNAL;
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    pd_rlink_free(s->link);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    return r;
+}
+
+void
+pd_stream_kick(pd_stream_t *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->kicked = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void
+pd_stream_stop(pd_stream_t *s)
+{
+    if (s == NULL)
+        return;
+    atomic_store(&s->stop, true);
+    pd_stream_kick(s);
+    pthread_join(s->thread, NULL);
+    pd_rlink_free(s->link);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
