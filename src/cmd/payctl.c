@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "cmd/payctl.h"
 #include "payd/log.h"
@@ -68,7 +69,7 @@ payctl_print_json(payctl_t *ctx, const char *text)
 }
 
 pd_vault_client_t *
-payctl_vault(payctl_t *ctx)
+payctl_vault_as(payctl_t *ctx, const char *principal, int64_t timeout_ms)
 {
     char sock[4200], credpath[4200], cred[256] = "";
     if (ctx->vault != NULL)
@@ -78,23 +79,35 @@ payctl_vault(payctl_t *ctx)
         snprintf(sock, sizeof(sock), "%s/vault/vault.sock", ctx->data_dir);
     snprintf(credpath, sizeof(credpath), "%s", ctx->credential ? ctx->credential : "");
     if (credpath[0] == '\0')
-        snprintf(credpath, sizeof(credpath), "%s/vault/credentials/admin", ctx->data_dir);
+        snprintf(credpath, sizeof(credpath), "%s/vault/credentials/%s", ctx->data_dir, principal);
     FILE *f = fopen(credpath, "re");
     if (f == NULL || fgets(cred, sizeof(cred), f) == NULL) {
         if (f)
             fclose(f);
-        exit(payctl_fail(ctx, "cannot read the admin credential %s (is the vault initialized? use --credential)",
-                         credpath));
+        payctl_fail(ctx, "cannot read the %s credential %s (is the vault initialized? use --credential)", principal,
+                    credpath);
+        return NULL;
     }
     fclose(f);
     cred[strcspn(cred, "\r\n")] = '\0';
-    pd_vault_client_opts_t o = {.fd = -1, .socket_path = sock, .principal = "admin", .credential = cred,
-                                .timeout_ms = 60000};
+    pd_vault_client_opts_t o = {.fd = -1, .socket_path = sock, .principal = principal, .credential = cred,
+                                .timeout_ms = timeout_ms};
     int r = pd_vault_client_new(&ctx->vault, &o);
-    memset(cred, 0, sizeof(cred));
-    if (r != 0)
-        exit(payctl_fail(ctx, "cannot connect to the vault at %s: %s", sock, pd_strerror(r)));
+    OPENSSL_cleanse(cred, sizeof(cred));
+    if (r != 0) {
+        payctl_fail(ctx, "cannot connect to the vault at %s: %s", sock, pd_strerror(r));
+        return NULL;
+    }
     return ctx->vault;
+}
+
+pd_vault_client_t *
+payctl_vault(payctl_t *ctx)
+{
+    pd_vault_client_t *v = payctl_vault_as(ctx, "admin", 60000);
+    if (v == NULL)
+        exit(1);
+    return v;
 }
 
 int

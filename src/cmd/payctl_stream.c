@@ -87,39 +87,6 @@ key_of(char *out, size_t cap, int64_t i)
     snprintf(out, cap, PD_STREAM_KEY_PREFIX "%lld", (long long)i);
 }
 
-/* the vault as the "api" principal, which alias/events lets decrypt */
-static pd_vault_client_t *
-stream_vault(payctl_t *ctx)
-{
-    char sock[4200], credpath[4200], cred[256] = "";
-    if (ctx->vault != NULL)
-        return ctx->vault;
-    snprintf(sock, sizeof(sock), "%s", ctx->vault_socket ? ctx->vault_socket : "");
-    if (sock[0] == '\0')
-        snprintf(sock, sizeof(sock), "%s/vault/vault.sock", ctx->data_dir);
-    snprintf(credpath, sizeof(credpath), "%s", ctx->credential ? ctx->credential : "");
-    if (credpath[0] == '\0')
-        snprintf(credpath, sizeof(credpath), "%s/vault/credentials/api", ctx->data_dir);
-    FILE *f = fopen(credpath, "re");
-    if (f == NULL || fgets(cred, sizeof(cred), f) == NULL) {
-        if (f)
-            fclose(f);
-        payctl_fail(ctx, "cannot read the api credential %s (use --credential)", credpath);
-        return NULL;
-    }
-    fclose(f);
-    cred[strcspn(cred, "\r\n")] = '\0';
-    pd_vault_client_opts_t o = {.fd = -1, .socket_path = sock, .principal = "api", .credential = cred,
-                                .timeout_ms = 10000};
-    int r = pd_vault_client_new(&ctx->vault, &o);
-    OPENSSL_cleanse(cred, sizeof(cred));
-    if (r != 0) {
-        payctl_fail(ctx, "cannot connect to the vault at %s: %s", sock, pd_strerror(r));
-        return NULL;
-    }
-    return ctx->vault;
-}
-
 static const redisReply *
 field(const redisReply *fv, const char *name)
 {
@@ -147,7 +114,8 @@ print_entry(payctl_t *ctx, const redisReply *fv, char *err, size_t cap)
         snprintf(err, cap, "event %.64s: the payload is not an envelope", id->str);
         return PD_ERR_INVALID;
     }
-    pd_vault_client_t *v = stream_vault(ctx);
+    /* as the "api" principal, which alias/events lets decrypt */
+    pd_vault_client_t *v = payctl_vault_as(ctx, "api", 10000);
     if (v == NULL) {
         snprintf(err, cap, "no vault to decrypt with");
         return PD_ERR_UNAVAILABLE;

@@ -408,7 +408,7 @@ noscript_reloads(void **state)
     const char *ex[] = {"EXISTS", "payd:sw:ip:ns", NULL};
     char *out = pd_h_redis_cli(g_redis.port, ex);
     assert_non_null(out);
-    assert_int_equal(atoi(out), 1);
+    assert_int_equal(strtol(out, NULL, 10), 1);
     free(out);
     pd_cache_free(a);
 }
@@ -461,7 +461,7 @@ fallback_then_global_again(void **state)
     assert_int_equal(pd_cache_sync(a, 2000), 0);
     const char *ex[] = {"EXISTS", "payd:sw:ip:back", NULL};
     char *out = pd_h_redis_cli(r.port, ex);
-    assert_int_equal(atoi(out), 1);
+    assert_int_equal(strtol(out, NULL, 10), 1);
     free(out);
     pd_cache_free(a);
     pd_h_redis_stop(&r, SIGTERM);
