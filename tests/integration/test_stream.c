@@ -319,15 +319,17 @@ every_event_once_over_all_partitions_and_a_group_reads_them(void **state)
     pd_h_payd_t p;
     assert_int_equal(pd_h_start(&p, &o), 0);
     api_load_credentials(&p);
-    /* merchants until every partition has one */
-    char ids[12][64], keys[12][128];
+    /* merchants until every partition has one: ids are random, so with 3
+     * partitions 40 tries miss one with probability 3 * (2/3)^40, about 3e-7 */
+    enum { MAXM = 40 };
+    char ids[MAXM][64], keys[MAXM][128];
     int nm = 0;
     bool covered[PARTS] = {false};
     snprintf(ids[0], sizeof(ids[0]), "%s", api_merchant);
     snprintf(keys[0], sizeof(keys[0]), "%s", api_sk);
     covered[pd_stream_partition(api_merchant, PARTS)] = true;
     nm = 1;
-    while (nm < 12 && !(covered[0] && covered[1] && covered[2])) {
+    while (nm < MAXM && !(covered[0] && covered[1] && covered[2])) {
         new_merchant(&p, ids[nm], sizeof(ids[nm]), keys[nm], sizeof(keys[nm]));
         covered[pd_stream_partition(ids[nm], PARTS)] = true;
         nm++;
