@@ -127,6 +127,9 @@ typedef struct {
     pd_outbox_ev_t ev[STREAM_BATCH];
     size_t nev;
     bool acked[STREAM_BATCH];
+    pd_buf_t payload[STREAM_BATCH]; /* the JSON, then (encrypted) its envelope's hex */
+    int64_t created[STREAM_BATCH];
+    int rc[STREAM_BATCH];
 } sbatch_t;
 
 static void
@@ -140,44 +143,101 @@ warn_down(pd_stream_t *s, const char *what, const char *why)
     }
 }
 
-/* the payload of one event: its JSON, or the hex of its envelope; into p */
+/* one event's JSON into js (its creation time into *created) */
 static int
-payload(pd_stream_t *s, pd_db_t *db, const pd_outbox_ev_t *e, pd_buf_t *p, int64_t *created)
+event_json(pd_db_t *db, const pd_outbox_ev_t *e, pd_buf_t *js, int64_t *created)
 {
     pd_arena_t a;
-    pd_buf_t js;
     pd_event_rec_t rec;
-    pd_vault_reply_t env;
     int r;
-    memset(&env, 0, sizeof(env));
     pd_arena_init(&a, 2 * STREAM_EVENT_MAX);
-    pd_buf_init(&js, STREAM_EVENT_MAX);
-    if ((r = pd_event_get(db, &a, e->merchant, e->livemode, e->event_id, &rec)) != 0)
-        goto out;
-    *created = rec.created;
-    pd_jw_t w;
-    pd_jw_init(&w, &js);
-    pd_event_json(&w, &rec);
-    if ((r = pd_jw_finish(&w)) != 0)
-        goto out;
-    if (!s->encrypt) {
-        r = pd_buf_put(p, js.p, js.len);
-        goto out;
+    if ((r = pd_event_get(db, &a, e->merchant, e->livemode, e->event_id, &rec)) == 0) {
+        *created = rec.created;
+        pd_jw_t w;
+        pd_jw_init(&w, js);
+        pd_event_json(&w, &rec);
+        r = pd_jw_finish(&w);
     }
-    char ctx[200];
-    if ((r = pd_stream_context(ctx, sizeof(ctx), e->event_id, e->merchant)) != 0)
-        goto out;
-    if ((r = pd_vault_encrypt_sync(s->vault, PD_STREAM_KEY_ALIAS, pd_view_cstr(ctx), pd_buf_view(&js), &env)) != 0)
-        goto out;
-    if ((r = pd_buf_reserve(p, env.data.len * 2 + 1)) != 0)
-        goto out;
-    pd_hex(env.data.p, env.data.len, (char *)p->p + p->len);
-    p->len += env.data.len * 2;
-out:
-    pd_vault_reply_free(&env);
-    pd_buf_free_secure(&js);
     pd_arena_free(&a);
     return r;
+}
+
+/*
+ * Sealing a batch: every event's envelope is requested from the vault at once and
+ * the publisher waits for the last reply, so a batch costs one round trip rather
+ * than one per event (the vault client matches replies to requests). Each reply
+ * replaces its entry's JSON with the hex of the envelope, on the client's thread;
+ * the publisher touches the entries again only after the count reached zero.
+ */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t left;
+} seal_wait_t;
+
+typedef struct {
+    seal_wait_t *wait;
+    pd_buf_t *payload; /* in: the JSON; out: the envelope's hex */
+    int rc;
+} seal_t;
+
+static void
+on_sealed(void *arg, int rc, const pd_vault_reply_t *env)
+{
+    seal_t *e = arg;
+    if (rc == 0 && env != NULL) {
+        pd_buf_t *p = e->payload;
+        OPENSSL_cleanse(p->p, p->len);
+        pd_buf_reset(p);
+        if ((rc = pd_buf_reserve(p, env->data.len * 2 + 1)) == 0) {
+            pd_hex(env->data.p, env->data.len, (char *)p->p);
+            p->len = env->data.len * 2;
+        }
+    } else if (rc == 0) {
+        rc = PD_ERR_INTERNAL;
+    }
+    e->rc = rc;
+    pthread_mutex_lock(&e->wait->mu);
+    if (--e->wait->left == 0)
+        pthread_cond_signal(&e->wait->cv);
+    pthread_mutex_unlock(&e->wait->mu);
+}
+
+/* seals the entries whose rc[i] is 0; an entry that fails gets its rc[i] */
+static void
+seal_batch(pd_stream_t *s, const pd_outbox_ev_t *ev, pd_buf_t *payload, int *rc, size_t n)
+{
+    seal_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    seal_t seals[STREAM_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        char ctx[200];
+        if (rc[i] != 0)
+            continue;
+        if ((rc[i] = pd_stream_context(ctx, sizeof(ctx), ev[i].event_id, ev[i].merchant)) != 0)
+            continue;
+        seals[i] = (seal_t){&w, &payload[i], 0};
+        pthread_mutex_lock(&w.mu);
+        w.left++;
+        pthread_mutex_unlock(&w.mu);
+        int r = pd_vault_encrypt(s->vault, PD_STREAM_KEY_ALIAS, pd_view_cstr(ctx), pd_buf_view(&payload[i]), on_sealed,
+                                 &seals[i]);
+        if (r != 0) {
+            pthread_mutex_lock(&w.mu);
+            w.left--;
+            pthread_mutex_unlock(&w.mu);
+            rc[i] = r;
+            seals[i].rc = r;
+        }
+    }
+    pthread_mutex_lock(&w.mu);
+    while (w.left > 0)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    for (size_t i = 0; i < n; i++)
+        if (rc[i] == 0)
+            rc[i] = seals[i].rc;
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
 }
 
 static int
@@ -216,14 +276,14 @@ static int
 publish_once(pd_stream_t *s)
 {
     sbatch_t *b = calloc(1, sizeof(*b));
-    pd_buf_t p;
     int n = 0, r;
     size_t sent = 0;
     bool retry = false;
     char why[300] = "";
-    pd_buf_init(&p, 2 * STREAM_EVENT_MAX + 64);
     if (b == NULL)
         return 0;
+    for (size_t i = 0; i < STREAM_BATCH; i++)
+        pd_buf_init(&b->payload[i], 2 * STREAM_EVENT_MAX + 64);
     pd_db_t *db = pd_store_reader(s->store);
     if (db == NULL || pd_stream_outbox_peek(db, b->ev, STREAM_BATCH, &b->nev) != 0 || b->nev == 0)
         goto out;
@@ -234,27 +294,28 @@ publish_once(pd_stream_t *s)
         goto out;
     }
     int64_t minid = pd_real_ms() - s->retention_ms;
-    size_t which[STREAM_BATCH];
     for (size_t i = 0; i < b->nev; i++) {
-        int64_t created = 0;
-        pd_buf_reset(&p);
-        if (b->ev[i].event_id[0] == '\0') {
+        b->rc[i] = b->ev[i].event_id[0] == '\0' ? PD_ERR_INVALID : event_json(db, &b->ev[i], &b->payload[i], &b->created[i]);
+        if (b->rc[i] == PD_ERR_INVALID) {
             b->acked[i] = true; /* malformed row: nothing to publish */
-            continue;
-        }
-        r = payload(s, db, &b->ev[i], &p, &created);
-        if (r == PD_ERR_NOTFOUND) {
+        } else if (b->rc[i] == PD_ERR_NOTFOUND) {
             pd_log_error("stream: a queued event is not in the store; dropped from the stream queue",
                          PD_LS("event", b->ev[i].event_id));
             b->acked[i] = true;
-            continue;
         }
-        if (r != 0) { /* the vault (or memory): this event waits for the next pass, after a back-off */
-            pd_log_warn("stream: cannot build an entry; retried", PD_LS("event", b->ev[i].event_id), PD_LERR(r));
+    }
+    if (s->encrypt)
+        seal_batch(s, b->ev, b->payload, b->rc, b->nev);
+    size_t which[STREAM_BATCH];
+    for (size_t i = 0; i < b->nev; i++) {
+        if (b->acked[i])
+            continue;
+        if (b->rc[i] != 0) { /* the vault (or memory): this event waits for the next pass, after a back-off */
+            pd_log_warn("stream: cannot build an entry; retried", PD_LS("event", b->ev[i].event_id), PD_LERR(b->rc[i]));
             retry = true;
             continue;
         }
-        if ((r = append_xadd(s, &b->ev[i], created, &p, minid)) != 0) {
+        if ((r = append_xadd(s, &b->ev[i], b->created[i], &b->payload[i], minid)) != 0) {
             snprintf(why, sizeof(why), "%s", pd_strerror(r));
             break;
         }
@@ -295,7 +356,8 @@ publish_once(pd_stream_t *s)
     else if (n == 0)
         n = retry ? -1 : (int)b->nev;
 out:
-    pd_buf_free(&p);
+    for (size_t i = 0; i < STREAM_BATCH; i++)
+        pd_buf_free_secure(&b->payload[i]); /* plaintext events when not encrypted */
     free(b);
     return n;
 }
