@@ -53,6 +53,12 @@ void pd_config_free(pd_config_t *c);
  */
 int pd_config_add(pd_config_t *c, const char *section, const pd_config_key_t *keys, size_t nkeys, void *base) PD_WUR;
 
+/* A tool's partial view of payd's configuration (payctl): in files and the
+ * environment, sections that were not registered are skipped unchecked; keys of the
+ * registered sections are checked as always, and pd_config_set still refuses an
+ * unknown section. `payd --check-config` validates a whole file. */
+void pd_config_partial(pd_config_t *c);
+
 /* Sets one value from text; origin names where it came from (for messages). */
 int pd_config_set(pd_config_t *c, const char *section, const char *key, const char *value, const char *origin) PD_WUR;
 /* Parses "section.key=value". */

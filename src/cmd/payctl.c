@@ -2,7 +2,11 @@
  * payctl: the operator CLI. A thin dispatcher over tables of commands; each area's
  * commands live in payctl_<area>.c.
  *
- *   payctl [--data-dir DIR] [--vault-socket PATH] [--credential FILE] [--json] AREA COMMAND [ARGS]
+ *   payctl [--config FILE] [--set section.key=value]... [--data-dir DIR] [--vault-socket PATH]
+ *          [--credential FILE] [--json] AREA COMMAND [ARGS]
+ *
+ * The configuration is payd's, read the way payd reads it (defaults, then --config FILE,
+ * then PAYD_* variables, then --set and --data-dir), for the sections payctl uses.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -14,7 +18,11 @@
 #include <openssl/crypto.h>
 
 #include "cmd/payctl.h"
+#include "payd/cache.h"
 #include "payd/log.h"
+#include "payd/stream.h"
+
+extern char **environ;
 
 static const struct {
     const payctl_cmd_t *cmds;
@@ -28,8 +36,10 @@ static const struct {
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: payctl [--data-dir DIR] [--vault-socket PATH] [--credential FILE] [--json] AREA COMMAND [ARGS]\n"
-               "  --data-dir defaults to $PAYD_SERVER_DATA_DIR, else /var/lib/payd (as payd's server.data_dir)\n\n");
+    fprintf(f, "usage: payctl [--config FILE] [--set section.key=value]... [--data-dir DIR] [--vault-socket PATH]\n"
+               "              [--credential FILE] [--json] AREA COMMAND [ARGS]\n"
+               "  --config, --set and PAYD_* variables as for payd ([server], [store], [cache] and [stream] are used;\n"
+               "  other sections of the file are left to payd); --data-dir is --set server.data_dir=DIR\n\n");
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (size_t i = 0; i < *tables[t].n; i++)
             fprintf(f, "  payctl %s%s%s %s\n      %s\n", tables[t].cmds[i].area,
@@ -110,33 +120,73 @@ payctl_vault(payctl_t *ctx)
     return v;
 }
 
+/* registers the sections payctl reads; 0, or an exit code after a message */
+static int
+configure(payctl_t *ctx, const char *file, char **sets, int nsets)
+{
+    int r;
+    if ((r = pd_config_new(&ctx->cfg)) != 0 || (r = pd_service_config_register(ctx->cfg, &ctx->server)) != 0 ||
+        (r = pd_store_config_register(ctx->cfg, &ctx->store)) != 0 || (r = pd_cache_config_register(ctx->cfg)) != 0 ||
+        (r = pd_stream_config_register(ctx->cfg)) != 0) {
+        fprintf(stderr, "payctl: internal configuration error: %s\n", ctx->cfg ? pd_config_error(ctx->cfg) : "");
+        return 1;
+    }
+    pd_config_partial(ctx->cfg);
+    if ((file != NULL && pd_config_load_file(ctx->cfg, file) != 0) || pd_config_load_env(ctx->cfg, environ) != 0) {
+        fprintf(stderr, "payctl: %s\n", pd_config_error(ctx->cfg));
+        return 2;
+    }
+    for (int i = 0; i < nsets; i++)
+        if (pd_config_set_arg(ctx->cfg, sets[i], "--set") != 0) {
+            fprintf(stderr, "payctl: %s\n", pd_config_error(ctx->cfg));
+            return 2;
+        }
+    ctx->data_dir = ctx->server.data_dir;
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data-dir", required_argument, NULL, 'd'}, {"vault-socket", required_argument, NULL, 's'},
-        {"credential", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'f'},       {"set", required_argument, NULL, 'S'},
+        {"data-dir", required_argument, NULL, 'd'},     {"vault-socket", required_argument, NULL, 's'},
+        {"credential", required_argument, NULL, 'c'},   {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
-    /* the same default and variable as payd's server.data_dir (dev: --data-dir .dev) */
-    const char *env_dir = getenv("PAYD_SERVER_DATA_DIR");
-    payctl_t ctx = {.data_dir = env_dir != NULL && env_dir[0] != '\0' ? env_dir : "/var/lib/payd"};
-    int c;
+    payctl_t ctx = {0};
+    const char *file = NULL;
+    char **sets = calloc((size_t)argc + 1, sizeof(*sets)), dirset[4200];
+    int nsets = 0, c;
 
     pd_log_level = PD_LOG_WARN;
+    if (sets == NULL)
+        return 1;
     /* options stop at the first non-option: command flags belong to the command */
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': ctx.data_dir = optarg; break;
+        case 'f': file = optarg; break;
+        case 'S': sets[nsets++] = optarg; break;
+        case 'd':
+            snprintf(dirset, sizeof(dirset), "server.data_dir=%s", optarg);
+            sets[nsets++] = dirset;
+            break;
         case 's': ctx.vault_socket = optarg; break;
         case 'c': ctx.credential = optarg; break;
         case 'j': ctx.json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h': usage(stdout); free(sets); return 0;
+        default: usage(stderr); free(sets); return 2;
         }
+    }
+    int rc = configure(&ctx, file, sets, nsets);
+    free(sets);
+    if (rc != 0) {
+        pd_config_free(ctx.cfg);
+        return rc;
     }
     if (argc - optind < 1) {
         usage(stderr);
+        pd_config_free(ctx.cfg);
         return 2;
     }
     /* AREA COMMAND [ARGS], or AREA [ARGS] for a command of its own (command "") */
@@ -147,13 +197,15 @@ main(int argc, char **argv)
             bool alone = cmd->command[0] == '\0' && (command[0] == '\0' || command[0] == '-');
             if (strcmp(cmd->area, area) == 0 && (alone || strcmp(cmd->command, command) == 0)) {
                 int skip = alone ? 0 : 1;
-                int rc = cmd->fn(&ctx, argc - optind - skip, argv + optind + skip);
+                rc = cmd->fn(&ctx, argc - optind - skip, argv + optind + skip);
                 pd_vault_client_free(ctx.vault);
+                pd_config_free(ctx.cfg);
                 return rc;
             }
         }
     }
     fprintf(stderr, "payctl: unknown command \"%s %s\"\n\n", area, command);
     usage(stderr);
+    pd_config_free(ctx.cfg);
     return 2;
 }

@@ -5,14 +5,22 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "payd/config.h"
+#include "payd/service.h"
+#include "payd/store.h"
 #include "payd/vault.h"
 
 typedef struct {
-    const char *data_dir;      /* payd's data dir (default /var/lib/payd like payd; dev: .dev) */
+    const char *data_dir;      /* payd's [server] data_dir (default /var/lib/payd like payd; dev: .dev) */
     const char *vault_socket;  /* default DATA_DIR/vault/vault.sock */
     const char *credential;    /* admin credential file, default DATA_DIR/vault/credentials/admin */
     bool json;                 /* --json output */
     pd_vault_client_t *vault;  /* connected on first use */
+    /* payd's configuration as payd reads it (defaults, --config FILE, PAYD_* variables,
+     * --set), for the sections payctl uses: [server], [store], [cache], [stream] */
+    pd_config_t *cfg;
+    pd_service_config_t server;
+    pd_store_config_t store;
 } payctl_t;
 
 typedef int (*payctl_fn)(payctl_t *ctx, int argc, char **argv);

@@ -39,20 +39,9 @@ has(int argc, char **argv, const char *name)
 static pd_store_t *
 open_store(payctl_t *ctx)
 {
-    pd_store_config_t c = {.backend = PD_STORE_SQLITE, .path = "", .max_batch = 64, .max_queue = 1024, .writers = 1};
-    /* the store payd uses, through payd's own variables for [store] (PAYD_STORE_BACKEND,
-     * PAYD_STORE_URL, PAYD_STORE_PASSWORD_FILE, PAYD_STORE_PATH) */
-    const char *backend = getenv("PAYD_STORE_BACKEND"), *url = getenv("PAYD_STORE_URL");
-    const char *pwfile = getenv("PAYD_STORE_PASSWORD_FILE"), *path = getenv("PAYD_STORE_PATH");
-    if (backend != NULL && strcmp(backend, "postgres") == 0) {
-        c.backend = PD_STORE_POSTGRES;
-        c.url = url != NULL ? url : "";
-        c.password_file = pwfile != NULL ? pwfile : "";
-    } else if (backend != NULL && backend[0] != '\0' && strcmp(backend, "sqlite") != 0) {
-        exit(payctl_fail(ctx, "PAYD_STORE_BACKEND must be sqlite or postgres"));
-    } else if (path != NULL) {
-        c.path = path;
-    }
+    /* the store payd uses: [store] from --config, PAYD_STORE_* and --set, as payd reads it */
+    pd_store_config_t c = ctx->store;
+    c.writers = 1; /* a tool's few writes: one connection */
     pd_store_t *s = NULL;
     int r = pd_store_open(&s, &c, ctx->data_dir);
     if (r != 0)

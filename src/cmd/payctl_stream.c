@@ -1,8 +1,8 @@
 /*
  * payctl stream: read, claim and inspect the transaction stream (payd/stream.h).
- * The Redis comes from --url, else $PAYD_STREAM_URL, else $PAYD_CACHE_URL (as payd's
+ * The Redis comes from --url, else payd's [stream] url, else its [cache] url (as payd's
  * [stream] url defaults to [cache] url); the partitions from --partitions, else
- * $PAYD_STREAM_PARTITIONS, else 3. Payloads are decrypted through the vault as the
+ * [stream] partitions (3 by default). Payloads are decrypted through the vault as the
  * "api" principal (the one alias/events lets decrypt): --credential FILE, default
  * DATA_DIR/vault/credentials/api.
  */
@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "cmd/payctl.h"
+#include "payd/cache.h"
 #include "payd/redis_link.h"
 #include "payd/stream.h"
 
@@ -60,20 +61,22 @@ open_target(payctl_t *ctx, int argc, char **argv, target_t *t)
 {
     const char *url = flag(argc, argv, "--url");
     const char *parts = flag(argc, argv, "--partitions");
-    if (url == NULL)
-        url = getenv("PAYD_STREAM_URL");
-    if (url == NULL || url[0] == '\0')
-        url = getenv("PAYD_CACHE_URL");
-    if (url == NULL || url[0] == '\0')
-        return payctl_fail(ctx, "no Redis: give --url (or set PAYD_STREAM_URL or PAYD_CACHE_URL)");
-    if (parts == NULL)
-        parts = getenv("PAYD_STREAM_PARTITIONS");
-    t->partitions = 3;
-    if (parts != NULL && parts[0] != '\0' && pd_config_parse_int(parts, 1, 256, &t->partitions) != 0)
-        return payctl_fail(ctx, "--partitions: \"%s\" is not a whole number from 1 to 256", parts);
+    const pd_stream_config_t *sc = pd_stream_config();
+    pd_stream_target_t st = {0};
     char err[512] = "";
-    const char *pwfile = getenv("PAYD_CACHE_PASSWORD_FILE"), *ca = getenv("PAYD_CACHE_TLS_CA");
-    int r = pd_rlink_new(&t->link, url, ca, pwfile, 5000, err, sizeof(err));
+    /* without --url: payd's own target ([stream] url, else [cache] url with its TLS CA
+     * and password file) */
+    if (url == NULL && pd_stream_target(&st, err, sizeof(err)) != 0)
+        return payctl_fail(ctx, "%s", err);
+    if (url == NULL && !st.on)
+        return payctl_fail(ctx, "no Redis: give --url, or [stream] url or [cache] url (--config, --set or PAYD_*)");
+    t->partitions = sc != NULL ? sc->partitions : 3;
+    if (parts != NULL && pd_config_parse_int(parts, 1, 256, &t->partitions) != 0)
+        return payctl_fail(ctx, "--partitions: \"%s\" is not a whole number from 1 to 256", parts);
+    const pd_cache_config_t *cc = pd_cache_config();
+    const char *ca = url != NULL ? (cc != NULL ? cc->tls_ca : NULL) : st.tls_ca;
+    const char *pwfile = url != NULL ? (cc != NULL ? cc->password_file : NULL) : st.password_file;
+    int r = pd_rlink_new(&t->link, url != NULL ? url : st.url, ca, pwfile, 5000, err, sizeof(err));
     if (r == 0 && (r = pd_rlink_connect(t->link, NULL, err, sizeof(err))) != 0) {
         pd_rlink_free(t->link);
         t->link = NULL;

@@ -23,6 +23,7 @@ typedef struct {
 struct pd_config {
     section_t sections[MAX_SECTIONS];
     size_t nsections;
+    bool partial; /* pd_config_partial: files and environment may name other sections */
     char err[ERR_MAX];
     int first_err;
     /* file parsing state: inih calls our reader once per line, then the handler */
@@ -394,6 +395,12 @@ describe_sections(const pd_config_t *c, char *out, size_t cap)
         used += (size_t)snprintf(out + used, cap - used, "%s[%s]", i ? ", " : "", c->sections[i].name);
 }
 
+void
+pd_config_partial(pd_config_t *c)
+{
+    c->partial = true;
+}
+
 int
 pd_config_set(pd_config_t *c, const char *section, const char *key, const char *value, const char *origin)
 {
@@ -447,6 +454,8 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
         fail(c, PD_ERR_CONFIG, "%s: key \"%s\" outside any [section]", origin, name);
         return 0;
     }
+    if (c->partial && find_section(c, section) == NULL)
+        return 1; /* another program's section */
     return pd_config_set(c, section, name, value, origin) == 0 ? 1 : 0;
 }
 
@@ -488,7 +497,7 @@ pd_config_load_env(pd_config_t *c, char **envp)
         name[nl] = '\0';
         /* find the section whose upper-cased name + '_' prefixes the rest */
         const char *rest = name + sizeof(prefix) - 1;
-        bool matched = false;
+        bool matched = false, own_section = false;
         for (size_t i = 0; i < c->nsections && !matched; i++) {
             section_t *s = &c->sections[i];
             size_t sl = strlen(s->name);
@@ -497,6 +506,7 @@ pd_config_load_env(pd_config_t *c, char **envp)
                 same = toupper((unsigned char)s->name[j]) == rest[j];
             if (!same)
                 continue;
+            own_section = true;
             for (size_t k = 0; k < s->nkeys && !matched; k++) {
                 const char *kn = s->keys[k].name, *en = rest + sl + 1;
                 size_t j = 0;
@@ -510,7 +520,7 @@ pd_config_load_env(pd_config_t *c, char **envp)
                 }
             }
         }
-        if (!matched && !pd_config_env_ignored(name)) {
+        if (!matched && !pd_config_env_ignored(name) && !(c->partial && !own_section)) {
             int r = fail(c, PD_ERR_CONFIG, "environment: %s: no such setting (names are PAYD_<SECTION>_<KEY>)", name);
             if (first == 0)
                 first = r;

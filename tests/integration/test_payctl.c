@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -152,6 +153,51 @@ list_keys(const char *merchant)
     return keys;
 }
 
+/* payctl reads payd's own configuration file: its sections ([server], [store], ...)
+ * as payd does, other sections left to payd, and every bad value refused by name */
+static void
+payctl_reads_payds_config_file(void **state)
+{
+    (void)state;
+    char cfg[400], text[1200], *out;
+    snprintf(cfg, sizeof(cfg), "%s/payd.ini", payd.dir);
+    snprintf(text, sizeof(text),
+             "[server]\ndata_dir = %s\n\n[api]\nlisten = 127.0.0.1:8443\n\n[store]\nbackend = sqlite\n", payd.dir);
+    assert_int_equal(pd_h_write_file(cfg, text), 0);
+    const char *ok[] = {PAYCTL_BIN, "--config", cfg, "--json", "merchant", "list", NULL};
+    assert_int_equal(pd_h_run(ok, &out), 0);
+    assert_non_null(strstr(out, "\"id\":\""));
+    free(out);
+    /* --set after the file, as for payd */
+    const char *verify[] = {PAYCTL_BIN, "--config", cfg, "--set", "store.max_batch=8", "ledger", "verify", NULL};
+    assert_int_equal(pd_h_run(verify, &out), 0);
+    free(out);
+    static const struct {
+        const char *set, *why;
+    } bad[] = {
+        {"store.backend=mysql", "--set: [store] backend"},
+        {"store.bakend=sqlite", "unknown key \"bakend\" in [store]"},
+        {"nosuch.key=1", "unknown section [nosuch]"},
+        {"store.writers=0", "[store] writers"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *a[] = {PAYCTL_BIN, "--config", cfg, "--set", bad[i].set, "ledger", "verify", NULL};
+        int rc = pd_h_run(a, &out);
+        if (rc != 2 || strstr(out, bad[i].why) == NULL)
+            fail_msg("--set %s: exit %d, %s (wanted exit 2 and \"%s\")", bad[i].set, rc, out, bad[i].why);
+        free(out);
+    }
+    /* a bad value in the file names its line */
+    snprintf(text, sizeof(text), "[server]\ndata_dir = %s\n[store]\nbackend = oracle\n", payd.dir);
+    assert_int_equal(pd_h_write_file(cfg, text), 0);
+    const char *badfile[] = {PAYCTL_BIN, "--config", cfg, "ledger", "verify", NULL};
+    int rc = pd_h_run(badfile, &out);
+    if (rc != 2 || strstr(out, "payd.ini:4") == NULL || strstr(out, "oracle") == NULL)
+        fail_msg("bad file: exit %d, %s", rc, out);
+    free(out);
+    unlink(cfg);
+}
+
 static void
 keys_roll_takes_a_whole_number_of_seconds_only(void **state)
 {
@@ -227,6 +273,7 @@ main(void)
         cmocka_unit_test(rotate_and_rewrap_print_progress_and_a_count),
         cmocka_unit_test(secrets_and_audit),
         cmocka_unit_test(keys_roll_takes_a_whole_number_of_seconds_only),
+        cmocka_unit_test(payctl_reads_payds_config_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
