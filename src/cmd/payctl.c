@@ -31,6 +31,7 @@ static const struct {
     {payctl_vault_cmds, &payctl_vault_ncmds},
     {payctl_payments_cmds, &payctl_payments_ncmds},
     {payctl_stream_cmds, &payctl_stream_ncmds},
+    {payctl_store_cmds, &payctl_store_ncmds},
 };
 
 static void

@@ -36,6 +36,8 @@ extern const payctl_cmd_t payctl_payments_cmds[];
 extern const size_t payctl_payments_ncmds;
 extern const payctl_cmd_t payctl_stream_cmds[];
 extern const size_t payctl_stream_ncmds;
+extern const payctl_cmd_t payctl_store_cmds[];
+extern const size_t payctl_store_ncmds;
 
 /* the admin vault connection (exits with a message when it cannot connect) */
 pd_vault_client_t *payctl_vault(payctl_t *ctx);

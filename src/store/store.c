@@ -462,9 +462,8 @@ pd_store_schema_version(pd_store_t *s)
     return s->version;
 }
 
-/* the password in store.password_file (one line; a trailing newline is not part of it) */
-static int
-read_password(const char *path, char **out)
+int
+pd_store_read_password(const char *path, char **out)
 {
     char buf[PASSWORD_MAX + 2];
     int r = PD_ERR_CONFIG;
@@ -544,7 +543,7 @@ pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir
             return PD_ERR_NOMEM;
         }
         if (c->password_file != NULL && c->password_file[0] != '\0' &&
-            (r = read_password(c->password_file, &s->password)) != 0) {
+            (r = pd_store_read_password(c->password_file, &s->password)) != 0) {
             pd_store_close(s);
             return r;
         }
