@@ -67,6 +67,10 @@ int pd_log_sink_open(pd_log_sink_t **out, const char *path, uint64_t max_bytes, 
 void pd_log_sink_free(pd_log_sink_t *s);
 /* Rotate a file once it has been written to for max_age_ms (0: never). Call before use. */
 void pd_log_sink_set_max_age(pd_log_sink_t *s, uint64_t max_age_ms);
+/* Rotated files (path.1 .. path.keep) last written more than retention_ms ago are
+ * removed, now and at every rotation (0: only keep bounds them). keep bounds the
+ * count, the retention the age: whichever comes first. */
+void pd_log_sink_set_retention(pd_log_sink_t *s, uint64_t retention_ms);
 int pd_log_sink_reopen(pd_log_sink_t *s) PD_WUR;
 /* Writes one complete line (the caller includes the trailing newline). */
 void pd_log_sink_write(pd_log_sink_t *s, const void *line, size_t len);

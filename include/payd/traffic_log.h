@@ -21,6 +21,7 @@ typedef struct {
     int64_t max_bytes; /* rotate a file past this size (0: never) */
     int64_t max_age_ms; /* rotate a file this long after it was started (0: never) */
     int64_t keep;      /* rotated files kept per log */
+    int64_t retention_ms; /* rotated files older than this removed ([logs] retention; the service log too) */
 } pd_traffic_log_config_t;
 
 int pd_traffic_log_config_register(pd_config_t *cfg, pd_traffic_log_config_t *c) PD_WUR;

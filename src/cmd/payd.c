@@ -264,6 +264,7 @@ apply_logging(app_t *app)
         fprintf(stderr, "payd: cannot open log file %s: %s\n", app->svc.log_file, pd_strerror(r));
         return r;
     }
+    pd_log_sink_set_retention(sink, (uint64_t)app->traffic_cfg.retention_ms);
     pd_log_set_sink(sink);
     return 0;
 }

@@ -24,6 +24,7 @@ struct pd_log_sink {
     unsigned keep;
     _Atomic uint64_t written;
     uint64_t max_age_ms;         /* rotate a file older than this (0: never) */
+    uint64_t retention_ms;       /* rotated files last written longer ago are removed (0: kept) */
     _Atomic uint64_t opened_ms;  /* real time the current file was started */
 };
 
@@ -129,6 +130,22 @@ pd_log_sink_reopen(pd_log_sink_t *s)
     return r;
 }
 
+/* removes the rotated files (path.1 .. path.keep) last written before the retention */
+static void
+sink_expire_locked(pd_log_sink_t *s)
+{
+    char name[4096];
+    if (s->path == NULL || s->retention_ms == 0)
+        return;
+    int64_t cutoff_s = (pd_real_ms() - (int64_t)s->retention_ms) / 1000;
+    for (unsigned i = 1; i <= s->keep; i++) {
+        struct stat st;
+        snprintf(name, sizeof(name), "%s.%u", s->path, i);
+        if (stat(name, &st) == 0 && (int64_t)st.st_mtime < cutoff_s)
+            (void)unlink(name);
+    }
+}
+
 static void
 sink_rotate_locked(pd_log_sink_t *s)
 {
@@ -143,6 +160,16 @@ sink_rotate_locked(pd_log_sink_t *s)
     }
     if (s->keep == 0 && truncate(s->path, 0) != 0)
         return; /* nothing better to do than keep appending */
+    sink_expire_locked(s);
+}
+
+void
+pd_log_sink_set_retention(pd_log_sink_t *s, uint64_t retention_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->retention_ms = retention_ms;
+    sink_expire_locked(s); /* what expired while payd was not running */
+    pthread_mutex_unlock(&s->mu);
 }
 
 void

@@ -42,7 +42,11 @@ static const pd_config_key_t keys[] = {
      .help = "rotate an access or flow log file past this size (0: never)"},
     {"max_age", PD_CT_MS, C(max_age_ms), "1d", 0, INT64_MAX,
      .help = "rotate an access or flow log file this long after it was started (0: never)"},
-    {"keep", PD_CT_INT, C(keep), "14", 0, 1000, .help = "rotated access and flow log files kept (retention)"},
+    {"keep", PD_CT_INT, C(keep), "100", 0, 1000,
+     .help = "rotated access and flow log files kept at most (with daily rotation, more than the retention)"},
+    {"retention", PD_CT_MS, C(retention_ms), "90d", 0, INT64_MAX,
+     .help = "rotated access, flow and service log files older than this are removed (0: only keep bounds them); "
+             "the seed keeps logs 3 months"},
 };
 #undef C
 
@@ -70,6 +74,7 @@ open_one(pd_log_sink_t **out, const char *what, const pd_traffic_log_config_t *c
         return r;
     }
     pd_log_sink_set_max_age(*out, (uint64_t)c->max_age_ms);
+    pd_log_sink_set_retention(*out, (uint64_t)c->retention_ms);
     return 0;
 }
 
