@@ -6,7 +6,6 @@
  * when set, else from the URL or libpq's own means.
  */
 #include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,10 +69,10 @@ cmd_store_migrate(payctl_t *ctx, int argc, char **argv)
 
     pd_store_config_t src = ctx->store, dst = ctx->store;
     src.backend = PD_STORE_SQLITE;
-    src.path = (char *)(uintptr_t)path;
+    src.path = path;
     src.writers = 1;
     dst.backend = PD_STORE_POSTGRES;
-    dst.url = (char *)(uintptr_t)to;
+    dst.url = to;
     dst.writers = 1;
     pd_ledger_report_t before, after;
     int r;
