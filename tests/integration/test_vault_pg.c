@@ -415,6 +415,7 @@ static void
 charges_keep_succeeding(const pd_h_payd_t *p, const char *pm, int n)
 {
     int ok = 0, failed_before = 0;
+    uint64_t t0 = pd_mono_ms();
     for (int i = 0; i < n; i++) {
         json_t *o = NULL;
         long st = api_charge(p, pm, 1000 + i, "eur", &o);
@@ -428,6 +429,8 @@ charges_keep_succeeding(const pd_h_payd_t *p, const char *pm, int n)
         }
         json_decref(o);
     }
+    fprintf(stderr, "vault_pg: %d charges, %d failed before the first success, %llu ms in all\n", n, failed_before,
+            (unsigned long long)(pd_mono_ms() - t0));
     assert_true(failed_before <= 2);
     assert_int_equal(ok + failed_before, n);
 }
