@@ -36,6 +36,7 @@
 #include "pg_server.h"
 
 #define VAULT_PW "pd-vault-pw"
+#define PD_TEST_REFRESH_MS 5000 /* PD_VAULT_REFRESH_MS, the bound docs/vault.md gives */
 
 static char dir[64], vdir[2][128], addr[2][64], url[256], url_pw[256], pwfile[128];
 static pid_t vault_pid[2];
@@ -389,6 +390,237 @@ rotation_through_a_is_used_by_b(void **state)
     pd_vault_client_free(api_b);
 }
 
+/* --- every operation on PostgreSQL, through either instance --- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    pd_buf_t data, data2;
+} waiter_t;
+
+static void
+on_reply(void *arg, int rc, const pd_vault_reply_t *r)
+{
+    waiter_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->rc = rc;
+    if (rc == 0 && r != NULL) {
+        assert_int_equal(pd_buf_put(&w->data, r->data.p, r->data.len), 0);
+        assert_int_equal(pd_buf_put(&w->data2, r->data2.p, r->data2.len), 0);
+    }
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void
+waiter_init(waiter_t *w)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    pd_buf_init(&w->data, 1 << 16);
+    pd_buf_init(&w->data2, 1 << 16);
+}
+
+static int
+waiter_wait(waiter_t *w, int sent)
+{
+    if (sent != 0)
+        return sent;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    return w->rc;
+}
+
+static void
+waiter_free(waiter_t *w)
+{
+    pd_buf_free(&w->data);
+    pd_buf_free(&w->data2);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+/* an admin operation; its JSON reply's field (string or integer) into out when given */
+static int
+admin(pd_vault_client_t *c, const char *op, const char *args, const char *field, char *out, size_t cap)
+{
+    pd_vault_reply_t r;
+    memset(&r, 0, sizeof(r));
+    int rc = pd_vault_admin_sync(c, op, pd_view_cstr(args), &r);
+    if (rc == 0 && field != NULL) {
+        json_error_t e;
+        json_t *o = json_loadb((const char *)r.data.p, r.data.len, 0, &e);
+        json_t *f = json_object_get(o, field);
+        if (json_is_string(f))
+            snprintf(out, cap, "%s", json_string_value(f));
+        else if (json_is_integer(f))
+            snprintf(out, cap, "%lld", (long long)json_integer_value(f));
+        else
+            snprintf(out, cap, "?");
+        json_decref(o);
+    }
+    pd_vault_reply_free(&r);
+    return rc;
+}
+
+/* one integer from the vault's database, read as the superuser */
+static long long
+pg_int(const char *sql)
+{
+    char info[256];
+    snprintf(info, sizeof(info), "host=127.0.0.1 port=%u dbname=payd_vault user=postgres password=" PD_PG_PASSWORD,
+             pd_pg_port());
+    PGconn *c = PQconnectdb(info);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static void
+every_operation_through_either_instance(void **state)
+{
+    (void)state;
+    pd_vault_client_t *adm_a = NULL, *adm_b = NULL, *api_a = NULL, *api_b = NULL, *proc_b = NULL;
+    char v[256], v2[256];
+    assert_int_equal(client("admin", addr[0], &adm_a), 0);
+    assert_int_equal(client("admin", addr[1], &adm_b), 0);
+    assert_int_equal(client("api", addr[0], &api_a), 0);
+    assert_int_equal(client("api", addr[1], &api_b), 0);
+    assert_int_equal(client("processor", addr[1], &proc_b), 0);
+
+    /* keys: created through A, seen and changed through B at once */
+    assert_int_equal(admin(adm_a, "kms.list", "{}", NULL, NULL, 0), 0);
+    assert_int_equal(admin(adm_a, "kms.create", "{\"alias\":\"alias/pgtest\",\"rotation_days\":90}", "key_id", v,
+                           sizeof(v)),
+                     0);
+    assert_int_equal(strncmp(v, "key_", 4), 0);
+    assert_int_equal(admin(adm_b, "kms.describe", "{\"key\":\"alias/pgtest\"}", "key_id", v2, sizeof(v2)), 0);
+    assert_string_equal(v, v2);
+    assert_int_equal(admin(adm_b, "kms.set_rotation", "{\"key\":\"alias/pgtest\",\"days\":120}", NULL, NULL, 0), 0);
+    assert_int_equal(admin(adm_a, "kms.describe", "{\"key\":\"alias/pgtest\"}", "rotation_period_days", v, sizeof(v)),
+                     0);
+    assert_string_equal(v, "120");
+    assert_int_equal(admin(adm_a, "kms.schedule_deletion", "{\"key\":\"alias/pgtest\",\"days\":7}", NULL, NULL, 0),
+                     0);
+    assert_int_equal(admin(adm_b, "kms.describe", "{\"key\":\"alias/pgtest\"}", "state", v, sizeof(v)), 0);
+    assert_string_equal(v, "PendingDeletion");
+    assert_int_equal(admin(adm_b, "kms.cancel_deletion", "{\"key\":\"alias/pgtest\"}", NULL, NULL, 0), 0);
+    assert_int_equal(admin(adm_a, "kms.describe", "{\"key\":\"alias/pgtest\"}", "state", v, sizeof(v)), 0);
+    assert_string_equal(v, "Enabled");
+
+    /* a minimum decryption version raised through A holds on B at once */
+    pd_view_t ctx = pd_view_cstr("purpose=test;id=2"), msg = pd_view_cstr("old envelope");
+    pd_vault_reply_t old, r;
+    memset(&old, 0, sizeof(old));
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(pd_vault_encrypt_sync(api_b, "alias/events", ctx, msg, &old), 0);
+    assert_int_equal(admin(adm_a, "kms.rotate", "{\"key\":\"alias/events\"}", "current_version", v, sizeof(v)), 0);
+    char args[400];
+    snprintf(args, sizeof(args), "{\"key\":\"alias/events\",\"version\":%s}", v);
+    assert_int_equal(admin(adm_a, "kms.set_min_decrypt", args, NULL, NULL, 0), 0);
+    assert_int_equal(pd_vault_decrypt_sync(api_b, ctx, pd_buf_view(&old.data), &r), PD_ERR_KEY_VERSION);
+    pd_vault_reply_free(&r);
+    assert_int_equal(admin(adm_b, "kms.set_min_decrypt", "{\"key\":\"alias/events\",\"version\":1}", NULL, NULL, 0),
+                     0);
+    /* reencrypt through A: the old envelope comes back under the current version */
+    waiter_t w;
+    waiter_init(&w);
+    assert_int_equal(waiter_wait(&w, pd_vault_reencrypt(api_a, ctx, pd_buf_view(&old.data), on_reply, &w)), 0);
+    pd_env_header_t h;
+    assert_int_equal(pd_env_parse(pd_buf_view(&w.data), &h), 0);
+    assert_int_equal((long long)h.key_version, strtoll(v, NULL, 10));
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(pd_vault_decrypt_sync(api_b, ctx, pd_buf_view(&w.data), &r), 0);
+    assert_memory_equal(r.data.p, msg.p, msg.len);
+    pd_vault_reply_free(&r);
+    pd_vault_reply_free(&old);
+    waiter_free(&w);
+    /* a data key made through B opens through A */
+    waiter_init(&w);
+    assert_int_equal(waiter_wait(&w, pd_vault_generate_data_key(api_b, "alias/events", ctx, on_reply, &w)), 0);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(pd_vault_decrypt_sync(api_a, ctx, pd_buf_view(&w.data2), &r), 0);
+    assert_int_equal(r.data.len, w.data.len);
+    assert_memory_equal(r.data.p, w.data.p, w.data.len);
+    pd_vault_reply_free(&r);
+    waiter_free(&w);
+
+    /* cards: a rotation of alias/cards through B reaches A's new cards within the 5 s
+     * bound, the rewrap through A moves the old data keys, and old cards still open */
+    pd_vault_card_in_t in;
+    pd_vault_card_t before, after;
+    memset(&in, 0, sizeof(in));
+    snprintf(in.merchant_id, sizeof(in.merchant_id), "acct_rot");
+    snprintf(in.pan, sizeof(in.pan), "4000056655665556");
+    in.exp_month = 5;
+    in.exp_year = 2036;
+    assert_int_equal(pd_vault_tokenize_sync(api_a, &in, &before), 0);
+    assert_int_equal(admin(adm_b, "kms.rotate", "{\"key\":\"alias/cards\"}", "current_version", v, sizeof(v)), 0);
+    usleep((PD_TEST_REFRESH_MS + 1500) * 1000);
+    assert_int_equal(pd_vault_tokenize_sync(api_a, &in, &after), 0);
+    char sql[600];
+    snprintf(sql, sizeof(sql), "SELECT d.kek_version FROM cards c JOIN data_keys d ON d.id = c.dk_id WHERE c.token = '%s'",
+             after.token);
+    assert_int_equal(pg_int(sql), strtoll(v, NULL, 10));
+    assert_int_equal(admin(adm_a, "kms.rewrap", "{\"key\":\"alias/cards\",\"batch\":1000}", NULL, NULL, 0), 0);
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM data_keys WHERE kek_version < %s", v);
+    assert_int_equal(pg_int(sql), 0);
+    pd_vault_pan_t pan;
+    assert_int_equal(pd_vault_detokenize_sync(proc_b, in.merchant_id, before.token, &pan), 0);
+    assert_string_equal(pan.pan, in.pan);
+    pd_vault_pan_wipe(&pan);
+    /* deleted through A: gone for B, its ciphertext overwritten */
+    waiter_init(&w);
+    assert_int_equal(waiter_wait(&w, pd_vault_card_delete(api_a, in.merchant_id, before.token, on_reply, &w)), 0);
+    waiter_free(&w);
+    assert_int_equal(pd_vault_detokenize_sync(proc_b, in.merchant_id, before.token, &pan), PD_ERR_NOTFOUND);
+    snprintf(sql, sizeof(sql), "SELECT length(pan) FROM cards WHERE token = '%s'", before.token);
+    assert_int_equal(pg_int(sql), 0);
+
+    /* secrets: made through A, read, replaced and rotated through either */
+    assert_int_equal(admin(adm_a, "secrets.create",
+                           "{\"name\":\"pg/test\",\"rotation_days\":30,\"length\":32,\"exclude\":\"\"}", NULL, NULL,
+                           0),
+                     0);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(pd_vault_admin_sync(adm_b, "secrets.get", pd_view_cstr("{\"name\":\"pg/test\"}"), &r), 0);
+    assert_int_equal(r.data2.len, 32); /* the value (data: the JSON of its version) */
+    pd_vault_reply_free(&r);
+    assert_int_equal(admin(adm_b, "secrets.put", "{\"name\":\"pg/test\",\"value\":\"put-through-b-0123456789\"}",
+                           NULL, NULL, 0),
+                     0);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(pd_vault_admin_sync(adm_a, "secrets.get", pd_view_cstr("{\"name\":\"pg/test\"}"), &r), 0);
+    assert_int_equal(r.data2.len, 24);
+    assert_memory_equal(r.data2.p, "put-through-b-0123456789", 24);
+    pd_vault_reply_free(&r);
+    assert_int_equal(admin(adm_a, "secrets.rotate", "{\"name\":\"pg/test\"}", NULL, NULL, 0), 0);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(pd_vault_admin_sync(adm_b, "secrets.get", pd_view_cstr("{\"name\":\"pg/test\"}"), &r), 0);
+    assert_int_equal(r.data2.len, 32); /* a new generated value is CURRENT */
+    pd_vault_reply_free(&r);
+    assert_int_equal(admin(adm_b, "secrets.history", "{\"name\":\"pg/test\"}", NULL, NULL, 0), 0);
+    assert_int_equal(admin(adm_b, "secrets.list", "{}", NULL, NULL, 0), 0);
+    assert_int_equal(admin(adm_a, "audit.verify", "{}", NULL, NULL, 0), 0);
+
+    pd_vault_client_free(adm_a);
+    pd_vault_client_free(adm_b);
+    pd_vault_client_free(api_a);
+    pd_vault_client_free(api_b);
+    pd_vault_client_free(proc_b);
+}
+
 /* payd reaches the vault at "A,B" */
 static void
 start_payd(pd_h_payd_t *p)
@@ -651,6 +883,7 @@ main(void)
         cmocka_unit_test(payments_role_cannot_read_cards),
         cmocka_unit_test(tokenized_through_a_detokenized_through_b),
         cmocka_unit_test(rotation_through_a_is_used_by_b),
+        cmocka_unit_test(every_operation_through_either_instance),
         cmocka_unit_test(payd_fails_over_between_instances),
         cmocka_unit_test(in_flight_requests_fail_cleanly),
         cmocka_unit_test(bad_store_settings_stop_the_start),
