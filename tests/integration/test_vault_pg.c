@@ -6,6 +6,8 @@
  * - a card tokenized through A is detokenized through B;
  * - a key rotated through A is used by B for encryption, and A decrypts what B made;
  *   two rotations at once (one through each) give two versions, one number each;
+ * - every operation works through either instance; a due automatic rotation is done once
+ *   (scheduler lease), and the lease moves when its holder dies;
  * - payd with [vault] address = A,B keeps serving payments after A is SIGKILLed, and
  *   after A is back and B is killed in turn; requests in flight at a kill fail at once
  *   with PD_ERR_CLOSED, and those answered are durable;
@@ -621,6 +623,71 @@ every_operation_through_either_instance(void **state)
     pd_vault_client_free(proc_b);
 }
 
+static bool
+log_has(int i, const char *what)
+{
+    char path[200], buf[1 << 17] = "";
+    snprintf(path, sizeof(path), "%s/vault%d.log", dir, i);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    return n > 0 && strstr(buf, what) != NULL;
+}
+
+#define LEASE_MSG "this instance runs the scheduled work"
+
+/* waits up to ms for alias/pgtest's current version to be want */
+static bool
+pgtest_version_becomes(long long want, int ms)
+{
+    for (int t = 0; t < ms / 100; t++) {
+        if (pg_int("SELECT current_version FROM kms_keys WHERE alias = 'pgtest'") == want)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+/* a due automatic rotation is done once, by the instance holding the scheduler lease;
+ * when that instance dies, the other takes the lease and the schedule goes on */
+static void
+scheduled_rotation_runs_once(void **state)
+{
+    (void)state;
+    long long v0 = pg_int("SELECT current_version FROM kms_keys WHERE alias = 'pgtest'");
+    long long n0 = pg_int("SELECT COUNT(*) FROM kms_versions v JOIN kms_keys k ON k.num = v.key_num "
+                          "WHERE k.alias = 'pgtest'");
+    assert_int_equal(pd_pg_sql("payd_vault", "UPDATE kms_keys SET next_rotation = 1 WHERE alias = 'pgtest'"), 0);
+    assert_true(pgtest_version_becomes(v0 + 1, 5000));
+    usleep(3000 * 1000); /* three more ticks of each instance */
+    assert_int_equal(pg_int("SELECT current_version FROM kms_keys WHERE alias = 'pgtest'"), v0 + 1);
+    assert_int_equal(pg_int("SELECT COUNT(*) FROM kms_versions v JOIN kms_keys k ON k.num = v.key_num "
+                            "WHERE k.alias = 'pgtest'"),
+                     n0 + 1);
+    assert_int_equal(pg_int("SELECT COUNT(*) FROM audit_log a JOIN kms_keys k ON a.resource = k.id "
+                            "WHERE k.alias = 'pgtest' AND a.action = 'kms.rotate.automatic'"),
+                     1);
+    /* one lease holder; kill it, the other takes over */
+    bool a = log_has(0, LEASE_MSG), b = log_has(1, LEASE_MSG);
+    assert_true(a != b);
+    int leader = a ? 0 : 1, other = 1 - leader;
+    kill(vault_pid[leader], SIGKILL);
+    waitpid(vault_pid[leader], NULL, 0);
+    vault_pid[leader] = 0;
+    bool took = false;
+    for (int t = 0; t < 50 && !took; t++) {
+        took = log_has(other, LEASE_MSG);
+        usleep(100000);
+    }
+    assert_true(took);
+    assert_int_equal(pd_pg_sql("payd_vault", "UPDATE kms_keys SET next_rotation = 1 WHERE alias = 'pgtest'"), 0);
+    assert_true(pgtest_version_becomes(v0 + 2, 5000));
+    vault_pid[leader] = start_vault(leader, leader == 0 ? url : url_pw, leader == 0 ? pwfile : NULL);
+    assert_true(wait_ready(leader));
+}
+
 /* payd reaches the vault at "A,B" */
 static void
 start_payd(pd_h_payd_t *p)
@@ -884,6 +951,7 @@ main(void)
         cmocka_unit_test(tokenized_through_a_detokenized_through_b),
         cmocka_unit_test(rotation_through_a_is_used_by_b),
         cmocka_unit_test(every_operation_through_either_instance),
+        cmocka_unit_test(scheduled_rotation_runs_once),
         cmocka_unit_test(payd_fails_over_between_instances),
         cmocka_unit_test(in_flight_requests_fail_cleanly),
         cmocka_unit_test(bad_store_settings_stop_the_start),
