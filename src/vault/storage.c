@@ -14,6 +14,7 @@
  *   instance holding the scheduler lease (a session-level advisory lock); if that
  *   instance dies its session ends and another takes the lease on its next tick.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 /* advisory lock keys in the vault's database: "pdvw" (writes), "pdvs" (scheduler) */
 #define WRITE_LOCK "1885631095"
 #define LEASE_LOCK 1885631091
+#define STUCK_TX_S "10"
+#define LOCK_WAIT_S "5"
 
 /* --- migrations --- */
 
@@ -212,6 +215,16 @@ pd_vault_db_open(pd_vault_state_t *v, const pd_vault_store_t *st)
     }
     pd_db_t *pg = NULL;
     char why[512];
+    /* An instance that stops inside a transaction (a paused VM, a stalled disk) holds the
+     * write lock: the server ends its session after STUCK_TX_S idle in the transaction,
+     * which frees the lock for the others, and no instance waits for a lock longer than
+     * LOCK_WAIT_S (its batch fails; the next one tries again). Session settings through
+     * libpq's PGOPTIONS, so that they hold on every reconnection too; the operator's own
+     * PGOPTIONS, or options= in the URL, win. */
+    if (getenv("PGOPTIONS") == NULL &&
+        setenv("PGOPTIONS", "-c idle_in_transaction_session_timeout=" STUCK_TX_S "s -c lock_timeout=" LOCK_WAIT_S "s",
+               0) != 0)
+        return -errno;
     if ((r = pd_db_open_postgres(&pg, st->pg_url, st->pg_password, why, sizeof(why))) != 0) {
         if (st->why != NULL)
             snprintf(st->why, st->whycap, "%s", why);

@@ -10,7 +10,8 @@
  *   (scheduler lease), and the lease moves when its holder dies;
  * - payd with [vault] address = A,B keeps serving payments after A is SIGKILLed, and
  *   after A is back and B is killed in turn; requests in flight at a kill fail at once
- *   with PD_ERR_CLOSED, and those answered are durable;
+ *   with PD_ERR_CLOSED, and those answered are durable; an instance stopped inside a
+ *   transaction stalls the other for at most ~10 s;
  * - an unreachable store_url and a wrong password stop the start with one line naming
  *   [vault] store_url, exit codes 1 and 3.
  */
@@ -197,6 +198,7 @@ teardown(void **state)
     (void)state;
     for (int i = 0; i < 2; i++) {
         if (vault_pid[i] > 0) {
+            kill(vault_pid[i], SIGCONT); /* a test that failed may have left it stopped */
             kill(vault_pid[i], SIGTERM);
             waitpid(vault_pid[i], NULL, 0);
         }
@@ -209,8 +211,16 @@ teardown(void **state)
 }
 
 /* a client of principal `as` to the instance list `where` */
+static int client_t(const char *as, const char *where, int64_t timeout_ms, pd_vault_client_t **out);
+
 static int
 client(const char *as, const char *where, pd_vault_client_t **out)
+{
+    return client_t(as, where, 5000, out);
+}
+
+static int
+client_t(const char *as, const char *where, int64_t timeout_ms, pd_vault_client_t **out)
 {
     char c[200], k[200], a[200], cred[200];
     snprintf(c, sizeof(c), "%s/%s.pem", dir, as);
@@ -218,7 +228,7 @@ client(const char *as, const char *where, pd_vault_client_t **out)
     snprintf(a, sizeof(a), "%s/ca.pem", dir);
     read_cred(as, cred, sizeof(cred));
     pd_vault_client_opts_t o = {.fd = -1, .tcp_address = where, .tls_cert = c, .tls_key = k, .tls_ca = a,
-                                .principal = as, .credential = cred, .timeout_ms = 5000};
+                                .principal = as, .credential = cred, .timeout_ms = timeout_ms};
     return pd_vault_client_new(out, &o);
 }
 
@@ -857,6 +867,75 @@ in_flight_requests_fail_cleanly(void **state)
     assert_true(wait_ready(0));
 }
 
+static void
+on_any_card(void *arg, int rc, const pd_vault_card_t *card)
+{
+    (void)arg;
+    (void)rc;
+    (void)card;
+}
+
+/* An instance stopped inside a transaction (SIGSTOP: a paused VM) holds the write lock.
+ * The other's batches wait at most 5 s for it (then fail cleanly), and the server ends
+ * the stopped instance's session after 10 s idle in its transaction, so the other serves
+ * again; the stopped one, resumed, reconnects and serves too. */
+static void
+a_stopped_instance_does_not_stall_the_other(void **state)
+{
+    (void)state;
+    pd_vault_client_t *a = NULL, *b = NULL;
+    assert_int_equal(client_t("api", addr[0], 20000, &a), 0);
+    assert_int_equal(client_t("api", addr[1], 20000, &b), 0);
+    pd_vault_card_in_t in;
+    pd_vault_card_t card;
+    memset(&in, 0, sizeof(in));
+    snprintf(in.merchant_id, sizeof(in.merchant_id), "acct_stop");
+    snprintf(in.pan, sizeof(in.pan), "4242424242424242");
+    in.exp_month = 7;
+    in.exp_year = 2035;
+    const char *held_sql = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = 1885631095 "
+                           "AND granted";
+    bool held = false;
+    for (int t = 0; t < 40 && !held; t++) {
+        for (int i = 0; i < 200; i++)
+            assert_int_equal(pd_vault_tokenize(a, &in, on_any_card, NULL), 0);
+        usleep((useconds_t)(1000 + 500 * t));
+        kill(vault_pid[0], SIGSTOP);
+        usleep(50000);
+        held = pg_int(held_sql) == 1;
+        if (!held) {
+            kill(vault_pid[0], SIGCONT);
+            usleep(200000);
+        }
+    }
+    assert_true(held); /* A is stopped with the lock */
+    uint64_t t0 = pd_mono_ms();
+    int rc = -1, tries = 0;
+    while (rc != 0 && pd_mono_ms() - t0 < 16000) {
+        rc = pd_vault_tokenize_sync(b, &in, &card);
+        tries++;
+        /* the lock wait gave up: "vault storage failure", or for a connection whose
+         * authentication was in that batch, the connection (the client reconnects) */
+        if (rc != 0 && rc != PD_ERR_IO && rc != PD_ERR_CLOSED)
+            fail_msg("B failed otherwise: %s", pd_strerror(rc));
+    }
+    uint64_t took = pd_mono_ms() - t0;
+    fprintf(stderr, "vault_pg: B served again %llu ms after A stopped inside a transaction (%d tries)\n",
+            (unsigned long long)took, tries);
+    assert_int_equal(rc, 0);
+    kill(vault_pid[0], SIGCONT);
+    /* A's session is gone: its batch fails, the next one reconnects */
+    rc = -1;
+    for (int i = 0; i < 20 && rc != 0; i++) {
+        rc = pd_vault_tokenize_sync(a, &in, &card);
+        if (rc != 0)
+            usleep(100000);
+    }
+    assert_int_equal(rc, 0);
+    pd_vault_client_free(a);
+    pd_vault_client_free(b);
+}
+
 /* runs payd-vault on a fresh data dir with a Unix socket and these store options;
  * its exit code, its output into *out (caller frees) */
 static int
@@ -954,6 +1033,7 @@ main(void)
         cmocka_unit_test(scheduled_rotation_runs_once),
         cmocka_unit_test(payd_fails_over_between_instances),
         cmocka_unit_test(in_flight_requests_fail_cleanly),
+        cmocka_unit_test(a_stopped_instance_does_not_stall_the_other),
         cmocka_unit_test(bad_store_settings_stop_the_start),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
