@@ -220,12 +220,18 @@ pd_vault_db_open(pd_vault_state_t *v, const pd_vault_store_t *st)
      * which frees the lock for the others, and no instance waits for a lock longer than
      * LOCK_WAIT_S (its batch fails; the next one tries again). Session settings through
      * libpq's PGOPTIONS, so that they hold on every reconnection too; the operator's own
-     * PGOPTIONS, or options= in the URL, win. */
-    if (getenv("PGOPTIONS") == NULL &&
-        setenv("PGOPTIONS", "-c idle_in_transaction_session_timeout=" STUCK_TX_S "s -c lock_timeout=" LOCK_WAIT_S "s",
-               0) != 0)
+     * PGOPTIONS, or options= in the URL, win. libpq keeps what it read for the
+     * connection's reconnections (PQreset), so the variable goes again right after:
+     * other libpq users in this process (secret rotation handlers) do not inherit it. */
+    bool set = getenv("PGOPTIONS") == NULL;
+    if (set && setenv("PGOPTIONS", "-c idle_in_transaction_session_timeout=" STUCK_TX_S "s -c lock_timeout=" LOCK_WAIT_S
+                                   "s",
+                      0) != 0)
         return -errno;
-    if ((r = pd_db_open_postgres(&pg, st->pg_url, st->pg_password, why, sizeof(why))) != 0) {
+    r = pd_db_open_postgres(&pg, st->pg_url, st->pg_password, why, sizeof(why));
+    if (set)
+        (void)unsetenv("PGOPTIONS");
+    if (r != 0) {
         if (st->why != NULL)
             snprintf(st->why, st->whycap, "%s", why);
         return r;
