@@ -91,7 +91,8 @@ typedef struct pd_vault_client pd_vault_client_t;
 typedef struct {
     int fd;                  /* an already connected socket (socketpair from payd), or -1 */
     const char *socket_path; /* Unix socket of a standalone vault (when fd < 0) */
-    const char *tcp_address; /* or "host:port" of a vault on another host: mutual TLS */
+    const char *tcp_address; /* or "host:port" of a vault on another host: mutual TLS; a comma-separated
+                              * list of up to 8 instances on one database: failover (client.c) */
     const char *tls_cert, *tls_key; /* with tcp_address: this principal's certificate (CN = the principal) */
     const char *tls_ca;      /* with tcp_address: the CA of the vault's certificate */
     const char *principal;   /* the principal to authenticate as */
@@ -100,6 +101,9 @@ typedef struct {
 } pd_vault_client_opts_t;
 
 int pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o) PD_WUR;
+/* Splits "host:port,host:port" (spaces around entries allowed) into out; PD_ERR_CONFIG
+ * for an empty entry, one that is not host:port, or more than max. */
+int pd_vault_parse_addresses(const char *list, char out[][300], int max, int *n) PD_WUR;
 void pd_vault_client_free(pd_vault_client_t *c);
 /* For a client made with fd: switches to a new connected descriptor (a restarted
  * child vault); requests in flight on the old one fail with PD_ERR_CLOSED. */

@@ -5,6 +5,7 @@
  *              [--init] [--passphrase-file FILE] [--share-file FILE]... [--user NAME]
  *              [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL] [--pkcs11-pin-file F]]
  *              [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]   (mutual TLS)
+ *              [--store-url URL [--store-password-file F]]   (tables on PostgreSQL)
  *   payd-vault --data-dir DIR --init-shares N --threshold T     (split knowledge)
  *
  * A configuration file has one [vault] section with the same settings as the long
@@ -54,6 +55,7 @@ usage(FILE *f)
                "                  [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL]\n"
                "                   [--pkcs11-pin-file FILE]] [--log-level LEVEL]\n"
                "                  [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]\n"
+               "                  [--store-url URL [--store-password-file FILE]]\n"
                "       payd-vault --data-dir DIR --init-shares N --threshold T\n");
 }
 
@@ -62,6 +64,7 @@ typedef struct {
     char *data_dir, *socket, *user, *passphrase_file;
     char *pkcs11_module, *pkcs11_token, *pkcs11_key, *pkcs11_pin_file;
     char *listen, *tls_cert, *tls_key, *tls_client_ca;
+    char *store_url, *store_password_file;
     int log_level;
 } daemon_config_t;
 
@@ -81,6 +84,11 @@ static const pd_config_key_t daemon_keys[] = {
     {"tls_cert", PD_CT_PATH, C(tls_cert), "", .help = "the listener's certificate (PEM, with chain)"},
     {"tls_key", PD_CT_PATH, C(tls_key), "", .help = "the listener's private key"},
     {"tls_client_ca", PD_CT_PATH, C(tls_client_ca), "", .help = "CA of the clients' certificates (CN = principal)"},
+    {"store_url", PD_CT_STR, C(store_url), "",
+     .help = "PostgreSQL URL of the vault's own database (instances on one database share cards and keys); "
+             "empty: DIR/vault.db"},
+    {"store_password_file", PD_CT_PATH, C(store_password_file), "",
+     .help = "file holding the password of store_url's role (overrides a password in the URL)"},
 };
 #undef C
 
@@ -104,15 +112,18 @@ number_opt(const char *name, const char *value, int64_t min, int64_t max, int *o
     return true;
 }
 
+static int open_failed(int r, const pd_vault_store_t *st, const char *db);
+
 static int
-init_shares(const char *dir, int n, int t)
+init_shares(const char *dir, int n, int t, pd_vault_store_t *st)
 {
     uint8_t root[PD_KEY_LEN];
-    char shares[MAX_SHARES][PD_SHARE_TEXT], db[4200], err[256];
+    char shares[MAX_SHARES][PD_SHARE_TEXT], db[4200];
     pd_vault_state_t *v = NULL;
     int r;
     snprintf(db, sizeof(db), "%s/vault.db", dir);
-    if (access(db, F_OK) == 0) {
+    st->sqlite_path = db;
+    if (st->pg_url == NULL && access(db, F_OK) == 0) {
         fprintf(stderr, "payd-vault: %s already exists; shares are made when a vault is created\n", db);
         return 2;
     }
@@ -124,11 +135,9 @@ init_shares(const char *dir, int n, int t)
         fprintf(stderr, "payd-vault: cannot split the root key\n");
         return 1;
     }
-    if ((r = pd_vault_state_open(&v, db, root)) != 0) {
-        snprintf(err, sizeof(err), "%s", pd_strerror(r));
-        fprintf(stderr, "payd-vault: cannot create the vault: %s\n", err);
+    if ((r = pd_vault_state_open_store(&v, st, root)) != 0) {
         OPENSSL_cleanse(root, sizeof(root));
-        return 1;
+        return open_failed(r, st, db);
     }
     pd_vault_state_close(v);
     OPENSSL_cleanse(root, sizeof(root));
@@ -138,6 +147,39 @@ init_shares(const char *dir, int n, int t)
     OPENSSL_cleanse(shares, sizeof(shares));
     fflush(stdout);
     return 0;
+}
+
+/* reads the store's password (first line) while still root */
+static bool
+read_password(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    bool ok = f != NULL && fgets(out, (int)cap, f) != NULL;
+    if (f != NULL)
+        fclose(f);
+    if (ok)
+        out[strcspn(out, "\r\n")] = '\0';
+    return ok && out[0] != '\0';
+}
+
+/* One line naming the setting and why; the exit code (docs/vault.md): 3 when a secret
+ * was refused (the root key, the store's password), 1 when the store cannot be reached */
+static int
+open_failed(int r, const pd_vault_store_t *st, const char *db)
+{
+    if (st->pg_url != NULL && st->why[0] != '\0') {
+        /* the reason is libpq's (it names the host, never the password); the URL is not
+         * printed, as it may hold the password */
+        fprintf(stderr, "payd-vault: [vault] store_url: %s: %s\n",
+                r == PD_ERR_AUTH ? "the database refused the password (store_url or store_password_file)"
+                                 : "cannot use the vault's database",
+                st->why);
+    } else {
+        fprintf(stderr, "payd-vault: cannot open %s: %s\n", st->pg_url != NULL ? "the vault's database (store_url)" : db,
+                r == PD_ERR_AUTH ? "the root key does not belong to this vault (wrong passphrase or shares)"
+                                 : pd_strerror(r));
+    }
+    return r == PD_ERR_AUTH ? 3 : 1;
 }
 
 int
@@ -154,7 +196,8 @@ main(int argc, char **argv)
         {"pkcs11-token", required_argument, NULL, 'T'}, {"pkcs11-key", required_argument, NULL, 'K'},
         {"pkcs11-pin-file", required_argument, NULL, 'P'}, {"listen", required_argument, NULL, 'L'},
         {"tls-cert", required_argument, NULL, 'C'},     {"tls-key", required_argument, NULL, 'k'},
-        {"tls-client-ca", required_argument, NULL, 'A'},
+        {"tls-client-ca", required_argument, NULL, 'A'}, {"store-url", required_argument, NULL, 'U'},
+        {"store-password-file", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     /* option letter -> configuration key */
@@ -164,13 +207,13 @@ main(int argc, char **argv)
     } to_key[] = {{'d', "data_dir"},      {'s', "socket"},        {'u', "user"},         {'p', "passphrase_file"},
                   {'M', "pkcs11_module"}, {'T', "pkcs11_token"},  {'K', "pkcs11_key"},   {'P', "pkcs11_pin_file"},
                   {'l', "log_level"},     {'L', "listen"},        {'C', "tls_cert"},     {'k', "tls_key"},
-                  {'A', "tls_client_ca"}};
+                  {'A', "tls_client_ca"}, {'U', "store_url"},   {'W', "store_password_file"}};
     static daemon_config_t dc; /* static: reachable until exit, also on early returns */
     static pd_config_t *cfg;
     const char *dir = NULL, *sock = NULL, *user = NULL;
     int fds[MAX_FDS];
     unsigned principals[MAX_FDS];
-    int nfds = 0, nshare_files = 0, c, init_n = 0, init_t = 0;
+    int nfds = 0, nshare_files = 0, c, init_n = 0, init_t = 0, r;
     const char *share_files[MAX_SHARES];
     pd_unseal_opts_t uo = {0};
 
@@ -296,13 +339,30 @@ main(int argc, char **argv)
         fprintf(stderr, "payd-vault: --init-shares and --threshold go together\n");
         return 2;
     }
+    /* the store's password is read while still root, like every other secret */
+    static char store_pw[512], store_why[600];
+    pd_vault_store_t store = {.pg_url = opt(dc.store_url), .why = store_why, .whycap = sizeof(store_why)};
+    if (opt(dc.store_password_file) != NULL) {
+        if (store.pg_url == NULL) {
+            fprintf(stderr, "payd-vault: [vault] store_password_file is set but store_url is not\n");
+            return 2;
+        }
+        if (!read_password(dc.store_password_file, store_pw, sizeof(store_pw))) {
+            fprintf(stderr, "payd-vault: [vault] store_password_file: cannot read a password from %s\n",
+                    dc.store_password_file);
+            return 2;
+        }
+        store.pg_password = store_pw;
+    }
     if (init_n > 0) {
         /* nothing secret is read: the vault's user makes the vault */
         if (pd_vault_drop_privileges(user, dir, err, sizeof(err)) != 0) {
             fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
             return 1;
         }
-        return init_shares(dir, init_n, init_t);
+        r = init_shares(dir, init_n, init_t, &store);
+        OPENSSL_cleanse(store_pw, sizeof(store_pw));
+        return r;
     }
 
     /* Everything secret the operator hands in (the passphrase file or systemd
@@ -329,7 +389,7 @@ main(int argc, char **argv)
 
     uint8_t root[PD_KEY_LEN];
     bool created = false;
-    int r = pd_unseal(&uo, root, &created, err, sizeof(err));
+    r = pd_unseal(&uo, root, &created, err, sizeof(err));
     OPENSSL_cleanse(share_text, sizeof(share_text));
     if (r != 0) {
         fprintf(stderr, "payd-vault: cannot unseal: %s\n", err);
@@ -355,15 +415,13 @@ main(int argc, char **argv)
         return 1;
     }
     snprintf(db, sizeof(db), "%s/vault.db", dir);
+    store.sqlite_path = db;
     pd_vault_state_t *v = NULL;
-    r = pd_vault_state_open(&v, db, root);
+    r = pd_vault_state_open_store(&v, &store, root);
     OPENSSL_cleanse(root, sizeof(root)); /* the copy in locked memory is the only one now */
-    if (r != 0) {
-        fprintf(stderr, "payd-vault: cannot open %s: %s\n", db,
-                r == PD_ERR_AUTH ? "the root key does not belong to this vault (wrong passphrase or shares)"
-                                 : pd_strerror(r));
-        return r == PD_ERR_AUTH ? 3 : 1;
-    }
+    OPENSSL_cleanse(store_pw, sizeof(store_pw));
+    if (r != 0)
+        return open_failed(r, &store, db);
     pd_vault_server_t *srv = NULL;
     if ((r = pd_vault_server_new(&srv, v)) != 0)
         return 1;
@@ -404,7 +462,7 @@ main(int argc, char **argv)
         fprintf(stderr, "payd-vault: cannot set up signal handling: %s\n", strerror(errno));
         return 1;
     }
-    pd_log_info("vault ready", PD_LS("dir", dir), PD_LS("socket", sock), PD_LS("listen", opt(dc.listen)), PD_LI("peers", nfds),
+    pd_log_info("vault ready", PD_LS("dir", dir), PD_LS("store", store.pg_url != NULL ? "postgres" : "sqlite"), PD_LS("socket", sock), PD_LS("listen", opt(dc.listen)), PD_LI("peers", nfds),
                 PD_LB("new_vault", created), PD_LB("key_memory_locked", v->locked));
     /* a child vault (fds from payd) ends when payd goes away */
     if (nfds > 0 && prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {

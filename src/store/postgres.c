@@ -58,7 +58,13 @@ typedef struct {
     pd_row_t super;
     PGresult *res;
     int row;
+    /* bytea columns of the current row, decoded from the text result (PQunescapeBytea):
+     * NULL where the column is not bytea or is NULL */
+    unsigned char **bytea;
+    size_t *bytea_len;
 } pg_row_t;
+
+#define BYTEA_OID 17
 
 /* libpq's notices (e.g. "relation already exists, skipping") go to the debug log */
 static void
@@ -328,15 +334,42 @@ p_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_
                                              * failover): once more on a new one, through the host list */
     if (r != 0)
         return r;
-    pg_row_t row = {{db->ops}, res, 0};
-    int nrows = PQntuples(res);
-    for (row.row = 0; row.row < nrows; row.row++) {
-        int cr = fn(&row.super, arg);
+    pg_row_t row = {{db->ops}, res, 0, NULL, NULL};
+    int nrows = PQntuples(res), nf = PQnfields(res);
+    bool any_bytea = false;
+    for (int f = 0; f < nf; f++)
+        any_bytea = any_bytea || PQftype(res, f) == BYTEA_OID;
+    /* BLOB columns come back as bytea in text form ("\x..."): the row gives the bytes,
+     * as SQLite's does */
+    if (any_bytea && nrows > 0) {
+        row.bytea = calloc((size_t)nf, sizeof(*row.bytea));
+        row.bytea_len = calloc((size_t)nf, sizeof(*row.bytea_len));
+        if (row.bytea == NULL || row.bytea_len == NULL)
+            r = PD_ERR_NOMEM;
+    }
+    for (row.row = 0; r == 0 && row.row < nrows; row.row++) {
+        for (int f = 0; row.bytea != NULL && f < nf; f++) {
+            if (PQftype(res, f) != BYTEA_OID || PQgetisnull(res, row.row, f))
+                continue;
+            row.bytea[f] = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row.row, f), &row.bytea_len[f]);
+            if (row.bytea[f] == NULL)
+                r = PD_ERR_NOMEM;
+        }
+        int cr = r == 0 ? fn(&row.super, arg) : 0;
+        for (int f = 0; row.bytea != NULL && f < nf; f++) {
+            if (row.bytea[f] != NULL) {
+                OPENSSL_cleanse(row.bytea[f], row.bytea_len[f]); /* may be key material or a card */
+                PQfreemem(row.bytea[f]);
+                row.bytea[f] = NULL;
+            }
+        }
         if (cr != 0) {
             r = cr < 0 ? cr : 0;
             break;
         }
     }
+    free(row.bytea);
+    free(row.bytea_len);
     PQclear(res);
     return r;
 }
@@ -368,6 +401,8 @@ p_row_text(const pd_row_t *r, int col)
     const pg_row_t *pr = (const pg_row_t *)r;
     if (p_row_is_null(r, col))
         return pd_view("", 0);
+    if (pr->bytea != NULL && pr->bytea[col] != NULL)
+        return pd_view(pr->bytea[col], pr->bytea_len[col]);
     return pd_view(PQgetvalue(pr->res, pr->row, col), (size_t)PQgetlength(pr->res, pr->row, col));
 }
 

@@ -459,8 +459,8 @@ pd_cards_delete(pd_vault_state_t *v, const char *merchant, const char *token)
     int64_t changed = 0;
     /* the ciphertext is overwritten, not just flagged: a redacted card is gone */
     int r = pd_db_exec(v->db,
-                       "UPDATE cards SET deleted = 1, pan = X'', name = NULL WHERE token = ? AND merchant_id = ? AND deleted = 0",
-                       PD_SQL_ARGS(PD_SQL_S(token), PD_SQL_S(merchant)), &changed);
+                       "UPDATE cards SET deleted = 1, pan = ?, name = NULL WHERE token = ? AND merchant_id = ? AND deleted = 0",
+                       PD_SQL_ARGS(PD_SQL_B("", 0), PD_SQL_S(token), PD_SQL_S(merchant)), &changed);
     if (r != 0)
         return r;
     char scratch[8];

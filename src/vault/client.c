@@ -2,6 +2,16 @@
  * The vault client: one I/O thread per connection, many requests in flight
  * (request ids), per-request deadlines, reconnect for socket connections.
  * Callbacks run on the I/O thread. See include/payd/vault.h.
+ *
+ * TCP failover: the address may list several vault instances (on one shared
+ * database). A connection goes to the first that accepts it, in list order, skipping
+ * for ADDR_DOWN_MS an instance whose connect or handshake just failed. When the
+ * connection drops, the requests in flight on it fail with PD_ERR_CLOSED (none is
+ * resent: the vault may have done it, and a tokenization or an audited detokenization
+ * is not the caller's to repeat unasked), and the next request goes to the next
+ * instance that answers. A client on a later instance goes back to the first one
+ * when it is idle (nothing in flight) and the first accepts a connection again,
+ * checked every ADDR_HOME_MS.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +40,9 @@
 #define BUCKETS 1024
 #define WBUF_MAX (64u * 1024 * 1024)
 #define RBUF_MAX (2u * (PD_IPC_HEADER + PD_IPC_MAX_PAYLOAD))
+#define MAX_ADDRS 8
+#define ADDR_DOWN_MS 5000
+#define ADDR_HOME_MS 5000
 
 typedef enum { K_CARD, K_PAN, K_GENERIC } kind_t;
 
@@ -49,7 +62,11 @@ struct pd_vault_client {
     SSL_CTX *tls;
     int wake;
     char path[108];
-    char addr[300]; /* "host:port" of a TCP vault */
+    char addrs[MAX_ADDRS][300]; /* "host:port" of each TCP vault instance, in order of preference */
+    int naddrs, cur;            /* cur: the instance of the connection (I/O thread) */
+    uint64_t down_until[MAX_ADDRS]; /* an instance that just failed is skipped until then */
+    uint64_t next_home_ms;      /* next look at whether the first instance is back */
+    uint64_t addr_warned_ms;
     uint64_t tls_warned_ms; /* last handshake failure logged (reconnects retry every 200 ms) */
     int adopt_fd;           /* guarded by mu: a new descriptor for the I/O thread to switch to, or -1 */
     char principal[16];
@@ -72,7 +89,7 @@ struct pd_vault_client {
 static bool
 remote(const pd_vault_client_t *c)
 {
-    return c->path[0] != '\0' || c->addr[0] != '\0';
+    return c->path[0] != '\0' || c->naddrs > 0;
 }
 
 static void
@@ -256,13 +273,13 @@ handle_frame(pd_vault_client_t *c, const pd_ipc_hdr_t *h, pd_view_t payload)
 /* TCP + TLS handshake (blocking, bounded by the request timeout), verifying the
  * vault's certificate against the configured CA and the host name or address */
 static int
-connect_tls(pd_vault_client_t *c, SSL **out)
+connect_tls(pd_vault_client_t *c, int idx, SSL **out)
 {
     char host[256], port[8];
     uint16_t p;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
-    if (pd_config_parse_addr(c->addr, host, sizeof(host), &p) != 0)
+    if (pd_config_parse_addr(c->addrs[idx], host, sizeof(host), &p) != 0)
         return PD_ERR_CONFIG;
     snprintf(port, sizeof(port), "%u", p);
     if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
@@ -287,7 +304,7 @@ connect_tls(pd_vault_client_t *c, SSL **out)
         (!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1) || SSL_connect(ssl) != 1) {
         if (pd_mono_ms() - c->tls_warned_ms >= 10000) {
             c->tls_warned_ms = pd_mono_ms();
-            pd_log_warn("vault client: TLS handshake with the vault failed", PD_LS("vault", c->addr),
+            pd_log_warn("vault client: TLS handshake with the vault failed", PD_LS("vault", c->addrs[idx]),
                         PD_LS("verify", ssl != NULL ? X509_verify_cert_error_string(SSL_get_verify_result(ssl)) : "-"));
         }
         ERR_clear_error();
@@ -300,12 +317,46 @@ connect_tls(pd_vault_client_t *c, SSL **out)
     return fd;
 }
 
+/* the first instance, in list order, that accepts a connection (skipping those that
+ * failed within ADDR_DOWN_MS, unless all did); c->cur gets its index */
+static int
+connect_any(pd_vault_client_t *c, SSL **ssl)
+{
+    uint64_t now = pd_mono_ms();
+    int e = PD_ERR_UNAVAILABLE;
+    bool all_down = true;
+    for (int i = 0; i < c->naddrs; i++)
+        all_down = all_down && c->down_until[i] > now;
+    for (int i = 0; i < c->naddrs; i++) {
+        if (!all_down && c->down_until[i] > now)
+            continue;
+        int fd = connect_tls(c, i, ssl);
+        if (fd >= 0) {
+            if (i != c->cur || c->naddrs > 1)
+                pd_log_info("vault client: connected", PD_LS("vault", c->addrs[i]), PD_LS("principal", c->principal),
+                            PD_LI("instance", i + 1), PD_LI("instances", c->naddrs));
+            c->down_until[i] = 0;
+            c->cur = i;
+            c->next_home_ms = now + ADDR_HOME_MS;
+            return fd;
+        }
+        e = fd;
+        c->down_until[i] = pd_mono_ms() + ADDR_DOWN_MS;
+        if (c->naddrs > 1 && pd_mono_ms() - c->addr_warned_ms >= 10000) {
+            c->addr_warned_ms = pd_mono_ms();
+            pd_log_warn("vault client: a vault instance does not answer; trying the next", PD_LS("vault", c->addrs[i]),
+                        PD_LS("principal", c->principal), PD_LERR(e));
+        }
+    }
+    return e;
+}
+
 static int
 connect_socket(pd_vault_client_t *c, SSL **ssl)
 {
     *ssl = NULL;
-    if (c->addr[0] != '\0')
-        return connect_tls(c, ssl);
+    if (c->naddrs > 0)
+        return connect_any(c, ssl);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -320,28 +371,46 @@ connect_socket(pd_vault_client_t *c, SSL **ssl)
     return fd;
 }
 
-/* (re)connects a socket client and queues AUTH ahead of everything else */
-static void
-try_connect(pd_vault_client_t *c)
+/* makes fd the connection and queues AUTH ahead of everything else; idle_only: only
+ * when nothing is in flight or queued (else false, and fd is closed) */
+static bool
+install(pd_vault_client_t *c, int fd, SSL *ssl, bool idle_only)
 {
     pd_buf_t auth, frame;
-    SSL *ssl;
-    int fd = connect_socket(c, &ssl);
-    if (fd < 0)
-        return;
     pd_buf_init(&auth, 512);
     pd_buf_init(&frame, WBUF_MAX);
     pthread_mutex_lock(&c->mu);
-    c->auth_id = ++c->next_id;
-    if (pd_msg_auth_enc(&auth, c->principal, c->credential) != 0 ||
-        pd_ipc_frame(&frame, PD_MSG_AUTH, c->auth_id, pd_buf_view(&auth)) != 0 ||
-        pd_buf_put(&frame, c->wbuf.p, c->wbuf.len) != 0) {
+    if (idle_only && (c->npending > 0 || c->wbuf.len > 0 || c->stopping)) {
         pthread_mutex_unlock(&c->mu);
         SSL_free(ssl);
         close(fd);
         pd_buf_free_secure(&auth);
         pd_buf_free_secure(&frame);
-        return;
+        return false;
+    }
+    if (idle_only) {
+        /* the connection it replaces has nothing in flight: closed without a failure */
+        SSL_free(c->ssl);
+        if (c->fd >= 0)
+            close(c->fd);
+        OPENSSL_cleanse(c->rbuf.p, c->rbuf.cap);
+        c->rbuf.len = 0;
+    }
+    c->auth_id = ++c->next_id;
+    if (pd_msg_auth_enc(&auth, c->principal, c->credential) != 0 ||
+        pd_ipc_frame(&frame, PD_MSG_AUTH, c->auth_id, pd_buf_view(&auth)) != 0 ||
+        pd_buf_put(&frame, c->wbuf.p, c->wbuf.len) != 0) {
+        if (idle_only) {
+            c->fd = -1;
+            c->ssl = NULL;
+            c->connected = false;
+        }
+        pthread_mutex_unlock(&c->mu);
+        SSL_free(ssl);
+        close(fd);
+        pd_buf_free_secure(&auth);
+        pd_buf_free_secure(&frame);
+        return false;
     }
     pd_buf_free_secure(&c->wbuf);
     c->wbuf = frame;
@@ -350,6 +419,43 @@ try_connect(pd_vault_client_t *c)
     c->connected = true;
     pthread_mutex_unlock(&c->mu);
     pd_buf_free_secure(&auth);
+    return true;
+}
+
+/* (re)connects a socket client */
+static void
+try_connect(pd_vault_client_t *c)
+{
+    SSL *ssl;
+    int fd = connect_socket(c, &ssl);
+    if (fd >= 0)
+        (void)install(c, fd, ssl, false);
+}
+
+/* on a later instance while idle: back to the first one if it accepts a connection */
+static void
+try_home(pd_vault_client_t *c)
+{
+    uint64_t now = pd_mono_ms();
+    if (c->naddrs < 2 || c->cur == 0 || c->fd < 0 || now < c->next_home_ms)
+        return;
+    c->next_home_ms = now + ADDR_HOME_MS;
+    pthread_mutex_lock(&c->mu);
+    bool idle = c->npending == 0 && c->wbuf.len == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!idle || c->down_until[0] > now)
+        return;
+    SSL *ssl = NULL;
+    int fd = connect_tls(c, 0, &ssl);
+    if (fd < 0) {
+        c->down_until[0] = pd_mono_ms() + ADDR_DOWN_MS;
+        return;
+    }
+    if (install(c, fd, ssl, true)) {
+        c->cur = 0;
+        pd_log_info("vault client: back on the first vault instance", PD_LS("vault", c->addrs[0]),
+                    PD_LS("principal", c->principal));
+    }
 }
 
 static void
@@ -402,6 +508,7 @@ io_main(void *arg)
             try_connect(c);
             next_retry = pd_mono_ms() + 200;
         }
+        try_home(c);
         struct pollfd pfd[2] = {{.fd = c->wake, .events = POLLIN},
                                 {.fd = c->fd, .events = (short)(POLLIN | (want_write ? POLLOUT : 0))}};
         int pr = poll(pfd, c->fd >= 0 ? 2 : 1, 50);
@@ -474,6 +581,35 @@ io_main(void *arg)
 }
 
 int
+pd_vault_parse_addresses(const char *list, char out[][300], int max, int *n)
+{
+    *n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        char host[256];
+        uint16_t port;
+        if (*n == max || len == 0 || len >= 300)
+            return PD_ERR_CONFIG;
+        memcpy(out[*n], p, len);
+        out[*n][len] = '\0';
+        if (pd_config_parse_addr(out[*n], host, sizeof(host), &port) != 0)
+            return PD_ERR_CONFIG;
+        (*n)++;
+        if (e == NULL)
+            return 0;
+        p = e + 1;
+    }
+}
+
+int
 pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o)
 {
     pd_vault_client_t *c = calloc(1, sizeof(*c));
@@ -496,7 +632,9 @@ pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o)
     } else {
         const char *where = o->tcp_address != NULL ? o->tcp_address : o->socket_path;
         char err[300];
-        if (where == NULL || strlen(where) >= sizeof(c->path) || o->principal == NULL || o->credential == NULL ||
+        if (where == NULL || (o->tcp_address == NULL && strlen(where) >= sizeof(c->path)) ||
+            (o->tcp_address != NULL && pd_vault_parse_addresses(o->tcp_address, c->addrs, MAX_ADDRS, &c->naddrs) != 0) ||
+            o->principal == NULL || o->credential == NULL ||
             strlen(o->credential) >= sizeof(c->credential) ||
             (o->tcp_address != NULL && (o->tls_cert == NULL || o->tls_key == NULL || o->tls_ca == NULL))) {
             close(c->wake);
@@ -504,7 +642,6 @@ pd_vault_client_new(pd_vault_client_t **out, const pd_vault_client_opts_t *o)
             return PD_ERR_INVALID;
         }
         if (o->tcp_address != NULL) {
-            snprintf(c->addr, sizeof(c->addr), "%s", o->tcp_address);
             if ((c->tls = pd_vt_tls_ctx(false, o->tls_cert, o->tls_key, o->tls_ca, err, sizeof(err))) == NULL) {
                 pd_log_error("vault client: TLS setup failed", PD_LS("reason", err));
                 close(c->wake);

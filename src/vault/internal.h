@@ -86,7 +86,18 @@ typedef struct pd_vault_state {
     /* CVC slots filled since the last pd_vault_settle: a rolled-back tokenization's CVC is wiped */
     uint32_t cvc_journal[PD_VAULT_CVC_JOURNAL];
     size_t ncvc_journal;
+    bool shared;          /* the tables are on PostgreSQL, maybe shared with other instances */
+    bool leader;          /* shared: this instance holds the scheduler lease */
+    int64_t refreshed_ms; /* shared: when key material and key state were last reloaded */
+    uint32_t cards_min;   /* shared: alias/cards's minimum decryption version at that reload */
 } pd_vault_state_t;
+
+/* How long (at most) an instance on a shared database keeps using what it cached of a
+ * change another instance made: key versions added (a rotation), destroyed, and the
+ * card data key under a rotated alias/cards. Key rows (state, current and minimum
+ * version, policy) are read from the database on every operation; a version unknown
+ * in memory is loaded from the database when first asked for. */
+#define PD_VAULT_REFRESH_MS 5000
 
 /* What a transaction (or a savepoint) may leave in memory that its rollback does not
  * take back: key versions appended to sec->kek, a new card data key, CVCs held for
@@ -106,7 +117,26 @@ void pd_vault_undo(pd_vault_state_t *v, const pd_vault_mark_t *m);
 /* the transaction is over (committed, or undone): the CVC journal starts again */
 void pd_vault_settle(pd_vault_state_t *v);
 
+/* storage.c: where the tables are */
+typedef struct {
+    const char *sqlite_path; /* vault.db, used when pg_url is NULL */
+    const char *pg_url;      /* [vault] store_url: PostgreSQL, shared by the vault's instances */
+    const char *pg_password; /* overrides the URL's (store_password_file); may be NULL */
+    char *why;               /* on failure: a one-line reason (never the password) */
+    size_t whycap;
+} pd_vault_store_t;
+
+/* Opens v->db and applies the vault's migrations (versioned in vault_schema_version,
+ * under the backend's migration lock). PostgreSQL: PD_ERR_AUTH when the password is
+ * refused, PD_ERR_UNAVAILABLE when the server cannot be reached; st->why says why. */
+int pd_vault_db_open(pd_vault_state_t *v, const pd_vault_store_t *st) PD_WUR;
+/* Whether this instance runs the scheduled work (always true on SQLite); on a shared
+ * database the one holding the scheduler lease does. Called once per tick. */
+bool pd_vault_leader(pd_vault_state_t *v);
+
 /* state.c */
+/* pd_vault_state_open with the tables where st says */
+int pd_vault_state_open_store(pd_vault_state_t **out, const pd_vault_store_t *st, const uint8_t root[PD_KEY_LEN]);
 /* Opens vault.db (creating the schema), checks the root key against the stored
  * check value (PD_ERR_AUTH when it is another key), loads key material. A new vault
  * gets the standard keys (alias/cards, ...) and the api-key pepper secret. */
@@ -121,7 +151,16 @@ int pd_kms_get(pd_vault_state_t *v, const char *name, pd_kms_key_t *out);
 int pd_kms_get_num(pd_vault_state_t *v, uint32_t num, pd_kms_key_t *out);
 /* PD_ERR_PERM unless principal may do op on the key; PD_ERR_KEY_DISABLED when pending deletion/deleted */
 int pd_kms_check(const pd_kms_key_t *k, pd_kms_op_t op, unsigned principal);
+/* the material of a key version: from memory, else loaded from the database (a
+ * version another instance made); NULL when there is none (or it was destroyed) */
 const uint8_t *pd_kms_material(pd_vault_state_t *v, uint32_t num, uint32_t version);
+/* Loads every key version the database has and memory lacks; wipes from memory the
+ * versions whose material the database no longer has (a completed deletion).
+ * strict (at open): a version that does not open under the root key fails with
+ * PD_ERR_AUTH; otherwise it is logged and skipped. *added (may be NULL) gets how many. */
+int pd_kms_load(pd_vault_state_t *v, bool strict, size_t *added);
+/* shared database: what another instance changed reaches memory (PD_VAULT_REFRESH_MS) */
+void pd_kms_refresh(pd_vault_state_t *v);
 int pd_kms_encrypt(pd_vault_state_t *v, const pd_kms_key_t *k, pd_view_t ctx, pd_view_t pt, pd_buf_t *env);
 /* decrypts with whatever key/version the envelope names; *k receives that key */
 int pd_kms_decrypt(pd_vault_state_t *v, pd_view_t ctx, pd_view_t env, pd_buf_t *pt, pd_kms_key_t *k);

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "payd/log.h"
+#include "payd/time.h"
 #include "vault/internal.h"
 
 static const char *const op_names[PD_KMS_OP_COUNT] = {"encrypt", "decrypt", "generate_data_key", "reencrypt",
@@ -115,13 +116,138 @@ pd_kms_check(const pd_kms_key_t *k, pd_kms_op_t op, unsigned principal)
     return 0;
 }
 
-const uint8_t *
-pd_kms_material(pd_vault_state_t *v, uint32_t num, uint32_t version)
+static const uint8_t *
+material_held(const pd_vault_state_t *v, uint32_t num, uint32_t version)
 {
     for (size_t i = 0; i < v->sec->nkek; i++)
         if (v->sec->kek[i].num == num && v->sec->kek[i].version == version)
             return v->sec->kek[i].material;
     return NULL;
+}
+
+typedef struct {
+    pd_vault_state_t *v;
+    bool strict;
+    size_t added;
+    int rc;
+} load_t;
+
+/* one kms_versions row (key_num, version, material) into memory, unless held already */
+static int
+kek_row(const pd_row_t *r, void *arg)
+{
+    load_t *l = arg;
+    pd_vault_state_t *v = l->v;
+    uint32_t num = (uint32_t)pd_row_int(r, 0), version = (uint32_t)pd_row_int(r, 1);
+    pd_view_t sealed = pd_row_text(r, 2);
+    char aad[48];
+    if (pd_row_is_null(r, 2) || material_held(v, num, version) != NULL)
+        return 0; /* destroyed by a completed deletion, or known */
+    if (v->sec->nkek == PD_VAULT_MAX_KEK) {
+        l->rc = PD_ERR_TOOBIG;
+        return 1;
+    }
+    int n = snprintf(aad, sizeof(aad), "kek:%u:%u", num, version);
+    pd_kek_t *k = &v->sec->kek[v->sec->nkek];
+    if (sealed.len != PD_GCM_NONCE + PD_KEY_LEN + PD_GCM_TAG ||
+        pd_aead_open(v->sec->root, (const uint8_t *)aad, (size_t)n, sealed.p, sealed.len, k->material) != 0) {
+        OPENSSL_cleanse(k->material, PD_KEY_LEN);
+        pd_log_error("vault: a key version does not open under the root key", PD_LI("key", num),
+                     PD_LI("version", version));
+        if (!l->strict)
+            return 0;
+        l->rc = PD_ERR_AUTH;
+        return 1;
+    }
+    k->num = num;
+    k->version = version;
+    v->sec->nkek++;
+    l->added++;
+    return 0;
+}
+
+int
+pd_kms_load(pd_vault_state_t *v, bool strict, size_t *added)
+{
+    load_t l = {v, strict, 0, 0};
+    int r = pd_db_query(v->db, "SELECT key_num, version, material FROM kms_versions ORDER BY key_num, version", NULL,
+                        0, kek_row, &l);
+    if (r == 0)
+        r = l.rc;
+    if (added != NULL)
+        *added = l.added;
+    return r;
+}
+
+const uint8_t *
+pd_kms_material(pd_vault_state_t *v, uint32_t num, uint32_t version)
+{
+    const uint8_t *m = material_held(v, num, version);
+    if (m != NULL || !v->shared)
+        return m;
+    /* a version another instance made since this one loaded its keys */
+    load_t l = {v, false, 0, 0};
+    if (pd_db_query(v->db, "SELECT key_num, version, material FROM kms_versions WHERE key_num = ? AND version = ?",
+                    PD_SQL_ARGS(PD_SQL_I(num), PD_SQL_I(version)), kek_row, &l) != 0 ||
+        l.rc != 0)
+        return NULL;
+    return material_held(v, num, version);
+}
+
+typedef struct {
+    pd_vault_state_t *v;
+    size_t wiped;
+} destroyed_t;
+
+static int
+destroyed_row(const pd_row_t *r, void *arg)
+{
+    destroyed_t *d = arg;
+    uint32_t num = (uint32_t)pd_row_int(r, 0), version = (uint32_t)pd_row_int(r, 1);
+    for (size_t i = 0; i < d->v->sec->nkek; i++) {
+        pd_kek_t *k = &d->v->sec->kek[i];
+        if (k->num == num && k->version == version) {
+            OPENSSL_cleanse(k->material, PD_KEY_LEN);
+            k->num = 0;
+            d->wiped++;
+        }
+    }
+    return 0;
+}
+
+void
+pd_kms_refresh(pd_vault_state_t *v)
+{
+    int64_t now = (int64_t)pd_mono_ms();
+    if (now - v->refreshed_ms < PD_VAULT_REFRESH_MS)
+        return;
+    v->refreshed_ms = now;
+    size_t added = 0;
+    destroyed_t d = {v, 0};
+    if (pd_kms_load(v, false, &added) != 0 ||
+        pd_db_query(v->db, "SELECT key_num, version FROM kms_versions WHERE material IS NULL", NULL, 0, destroyed_row,
+                    &d) != 0) {
+        pd_log_warn("vault: cannot reload key versions from the shared database; retrying in 5 s");
+        return;
+    }
+    /* key rows are read on every use; what is cached from them goes: the fingerprint
+     * key's row, the card data keys when alias/cards moved on */
+    v->kms_gen++;
+    pd_kms_key_t k;
+    if (pd_kms_get(v, "alias/cards", &k) == 0) {
+        bool moved = strcmp(k.state, "Enabled") != 0 || k.min_decrypt_version != v->cards_min ||
+                     (v->sec->dk.id != 0 && v->sec->dk.key_version != k.current_version);
+        if (moved) {
+            /* new cards get a data key under the current version; cached data keys are
+             * unwrapped again (a raised minimum version then refuses the old ones) */
+            OPENSSL_cleanse(&v->sec->dk, sizeof(v->sec->dk));
+            OPENSSL_cleanse(v->sec->dk_read, sizeof(v->sec->dk_read));
+        }
+        v->cards_min = k.min_decrypt_version;
+    }
+    if (added > 0 || d.wiped > 0)
+        pd_log_info("vault: key versions reloaded from the shared database", PD_LI("added", (int64_t)added),
+                    PD_LI("destroyed", (int64_t)d.wiped));
 }
 
 /* a new random version of key num: sealed into the database, loaded into memory */
@@ -219,12 +345,19 @@ pd_kms_rotate(pd_vault_state_t *v, pd_kms_key_t *k)
         return PD_ERR_KEY_DISABLED;
     uint32_t next = k->current_version + 1;
     int64_t now = v->now();
+    int64_t changed = 0;
+    /* (key_num, version) is the primary key, and the update moves the version only
+     * from the one this rotation read: two rotations that read the same version (two
+     * instances) never make two versions with one number; the second fails here */
     int r = add_version(v, k->num, next);
     if (r == 0)
-        r = pd_db_exec(v->db, "UPDATE kms_keys SET current_version = ?, next_rotation = ? WHERE num = ?",
+        r = pd_db_exec(v->db,
+                       "UPDATE kms_keys SET current_version = ?, next_rotation = ? WHERE num = ? AND current_version = ?",
                        PD_SQL_ARGS(PD_SQL_I(next), PD_SQL_I(k->rotation_days > 0 ? now + k->rotation_days * 86400 : 0),
-                                   PD_SQL_I(k->num)),
-                       NULL);
+                                   PD_SQL_I(k->num), PD_SQL_I(k->current_version)),
+                       &changed);
+    if (r == 0 && changed != 1)
+        r = PD_ERR_CONFLICT;
     if (r == 0 && strcmp(k->alias, "cards") == 0)
         v->sec->dk.id = 0; /* new card data keys come under the new version */
     return r != 0 ? r : pd_kms_get_num(v, k->num, k);
@@ -440,6 +573,8 @@ due_row(const pd_row_t *r, void *arg)
  * be written is undone; a failed change is undone and its failure recorded. Returns
  * nonzero when nothing more of the tick may stay (the caller rolls it all back). */
 typedef int (*tick_fn)(pd_vault_state_t *v, uint32_t num, char *resource, size_t cap);
+/* what a tick_fn returns when the key, read again in the transaction, is no longer due */
+#define TICK_NOT_DUE 1
 
 static int
 tick_one(pd_vault_state_t *v, const char *action, uint32_t num, tick_fn fn, bool *done)
@@ -452,6 +587,8 @@ tick_one(pd_vault_state_t *v, const char *action, uint32_t num, tick_fn fn, bool
     if (r != 0)
         return r;
     int rr = fn(v, num, resource, sizeof(resource));
+    if (rr == TICK_NOT_DUE)
+        return pd_db_release(v->db); /* another instance did it meanwhile: nothing to record */
     int ar = rr == 0 ? pd_vault_audit(v, "rotation", action, resource, 0, "scheduler") : 0;
     if (rr == 0 && ar == 0) {
         *done = true;
@@ -472,6 +609,9 @@ tick_rotate(pd_vault_state_t *v, uint32_t num, char *resource, size_t cap)
     int r = pd_kms_get_num(v, num, &k);
     if (r == 0) {
         snprintf(resource, cap, "%s", k.id);
+        /* read outside the transaction: due then, maybe rotated by now */
+        if (strcmp(k.state, "Enabled") != 0 || k.rotation_days <= 0 || k.next_rotation > v->now())
+            return TICK_NOT_DUE;
         r = pd_kms_rotate(v, &k);
     }
     return r;
@@ -483,10 +623,15 @@ tick_destroy(pd_vault_state_t *v, uint32_t num, char *resource, size_t cap)
 {
     (void)resource;
     (void)cap;
-    int r = pd_db_exec(v->db, "UPDATE kms_versions SET material = NULL WHERE key_num = ?", PD_SQL_ARGS(PD_SQL_I(num)),
-                       NULL);
+    int64_t changed = 0;
+    int r = pd_db_exec(v->db, "UPDATE kms_keys SET state = 'Deleted' WHERE num = ? AND state = 'PendingDeletion' "
+                              "AND deletion_at <= ?",
+                       PD_SQL_ARGS(PD_SQL_I(num), PD_SQL_I(v->now())), &changed);
+    if (r == 0 && changed == 0)
+        return TICK_NOT_DUE; /* canceled or done meanwhile */
     if (r == 0)
-        r = pd_db_exec(v->db, "UPDATE kms_keys SET state = 'Deleted' WHERE num = ?", PD_SQL_ARGS(PD_SQL_I(num)), NULL);
+        r = pd_db_exec(v->db, "UPDATE kms_versions SET material = NULL WHERE key_num = ?", PD_SQL_ARGS(PD_SQL_I(num)),
+                       NULL);
     return r;
 }
 

@@ -819,7 +819,8 @@ pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit
         if (now - last_tick >= 1000) {
             last_tick = now;
             pd_vault_tick(s->v);
-            pd_secrets_tick(s->v, on_secret_changed, s);
+            if (s->v->leader) /* on a shared database: the instance with the scheduler lease */
+                pd_secrets_tick(s->v, on_secret_changed, s);
         }
     }
     return 0;

@@ -38,7 +38,8 @@ static const pd_config_key_t keys[] = {
     {"api_credential", PD_CT_PATH, C(api_credential), "", .help = "socket/tcp mode: credential file of principal api"},
     {"processor_credential", PD_CT_PATH, C(processor_credential), "",
      .help = "socket/tcp mode: credential file of principal processor"},
-    {"address", PD_CT_ADDR, C(address), "", .help = "tcp mode: the vault's host:port"},
+    {"address", PD_CT_STR, C(address), "",
+     .help = "tcp mode: the vault's host:port, or a comma-separated list of instances on one database (failover)"},
     {"tls_ca", PD_CT_PATH, C(tls_ca), "", .help = "tcp mode: CA of the vault's certificate"},
     {"api_tls_cert", PD_CT_PATH, C(api_tls_cert), "", .help = "tcp mode: client certificate of principal api (CN api)"},
     {"api_tls_key", PD_CT_PATH, C(api_tls_key), "", .help = "tcp mode: its private key"},
@@ -347,6 +348,13 @@ pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *d
                            "and readable credential files"
                          : "vault socket mode needs [vault] socket and readable credential files",
                      PD_LS("api_credential", c->api_credential));
+        return PD_ERR_CONFIG;
+    }
+    char addrs[8][300];
+    int naddrs = 0;
+    if (tcp && pd_vault_parse_addresses(c->address, addrs, 8, &naddrs) != 0) {
+        pd_log_error("[vault] address: expected host:port or a comma-separated list of up to 8 host:port",
+                     PD_LS("address", c->address));
         return PD_ERR_CONFIG;
     }
     pd_vault_client_opts_t oa = {.fd = -1, .socket_path = tcp ? NULL : c->socket, .tcp_address = tcp ? c->address : NULL,

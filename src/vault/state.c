@@ -10,32 +10,6 @@
 #include "payd/time.h"
 #include "vault/internal.h"
 
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS kms_keys ("
-    "  num INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, alias TEXT UNIQUE, state TEXT NOT NULL,"
-    "  current_version INTEGER NOT NULL, min_decrypt_version INTEGER NOT NULL, rotation_days INTEGER NOT NULL,"
-    "  next_rotation INTEGER NOT NULL, deletion_at INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
-    "  policy TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS kms_versions ("
-    "  key_num INTEGER NOT NULL, version INTEGER NOT NULL, material BLOB, created INTEGER NOT NULL,"
-    "  PRIMARY KEY (key_num, version));"
-    "CREATE TABLE IF NOT EXISTS data_keys ("
-    "  id INTEGER PRIMARY KEY, key_num INTEGER NOT NULL, kek_version INTEGER NOT NULL, wrapped BLOB NOT NULL,"
-    "  created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS cards ("
-    "  token TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, dk_id INTEGER NOT NULL, pan BLOB NOT NULL, name BLOB,"
-    "  exp_month INTEGER NOT NULL, exp_year INTEGER NOT NULL, brand TEXT NOT NULL, funding TEXT NOT NULL,"
-    "  last4 TEXT NOT NULL, bin TEXT NOT NULL, fingerprint TEXT NOT NULL, created INTEGER NOT NULL,"
-    "  deleted INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS secrets ("
-    "  name TEXT PRIMARY KEY, rotation_days INTEGER NOT NULL, next_rotation INTEGER NOT NULL,"
-    "  handler TEXT NOT NULL, length INTEGER NOT NULL, exclude TEXT NOT NULL, rotation_token TEXT,"
-    "  rotation_step TEXT, created INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS secret_versions ("
-    "  name TEXT NOT NULL, version_id TEXT NOT NULL, stage TEXT NOT NULL, kek_version INTEGER NOT NULL,"
-    "  value BLOB NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (name, version_id));";
-
 static int64_t
 real_now(void)
 {
@@ -117,43 +91,15 @@ create_standard_keys(pd_vault_state_t *v, bool missing_only)
     return pd_secrets_create(v, "payd/api-key-pepper", 0, 64, "");
 }
 
-/* loads every key version's material into locked memory */
-typedef struct {
-    pd_vault_state_t *v;
-    int rc;
-} load_t;
-
-static int
-kek_row(const pd_row_t *r, void *arg)
+int
+pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t root[PD_KEY_LEN])
 {
-    load_t *l = arg;
-    pd_vault_state_t *v = l->v;
-    uint32_t num = (uint32_t)pd_row_int(r, 0), version = (uint32_t)pd_row_int(r, 1);
-    pd_view_t sealed = pd_row_text(r, 2);
-    char aad[48];
-    if (pd_row_is_null(r, 2))
-        return 0; /* destroyed by a completed deletion */
-    if (v->sec->nkek == PD_VAULT_MAX_KEK) {
-        l->rc = PD_ERR_TOOBIG;
-        return 1;
-    }
-    int n = snprintf(aad, sizeof(aad), "kek:%u:%u", num, version);
-    pd_kek_t *k = &v->sec->kek[v->sec->nkek];
-    if (sealed.len != PD_GCM_NONCE + PD_KEY_LEN + PD_GCM_TAG ||
-        pd_aead_open(v->sec->root, (const uint8_t *)aad, (size_t)n, sealed.p, sealed.len, k->material) != 0) {
-        pd_log_error("vault: a key version does not open under the root key", PD_LI("key", num),
-                     PD_LI("version", version));
-        l->rc = PD_ERR_AUTH;
-        return 1;
-    }
-    k->num = num;
-    k->version = version;
-    v->sec->nkek++;
-    return 0;
+    pd_vault_store_t st = {.sqlite_path = db_path};
+    return pd_vault_state_open_store(out, &st, root);
 }
 
 int
-pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t root[PD_KEY_LEN])
+pd_vault_state_open_store(pd_vault_state_t **out, const pd_vault_store_t *st, const uint8_t root[PD_KEY_LEN])
 {
     pd_vault_state_t *v = calloc(1, sizeof(*v));
     char check[65];
@@ -170,48 +116,37 @@ pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t r
         return PD_ERR_NOMEM;
     }
     memcpy(v->sec->root, root, PD_KEY_LEN);
-    if ((r = pd_db_open_sqlite(&v->db, db_path, true)) != 0)
-        goto fail;
-    if ((r = pd_db_script(v->db, schema)) != 0 || (r = pd_db_script(v->db, pd_audit_schema)) != 0)
+    if ((r = pd_vault_db_open(v, st)) != 0)
         goto fail;
     if ((r = root_check(root, check)) != 0)
         goto fail;
-    if ((r = pd_db_query(v->db, "SELECT value FROM meta WHERE name = 'root_check'", NULL, 0, meta_row, &m)) != 0)
-        goto fail;
     if ((r = pd_audit_load(v->db, &v->audit)) != 0)
         goto fail;
+    /* in a transaction (on a shared database: under the write lock), so that of two
+     * instances starting on a new database one creates the vault and the other finds it */
+    if ((r = pd_db_begin(v->db)) != 0)
+        goto fail;
+    if ((r = pd_db_query(v->db, "SELECT value FROM meta WHERE name = 'root_check'", NULL, 0, meta_row, &m)) != 0)
+        goto rollback;
     if (m.found) {
         if (CRYPTO_memcmp(m.value, check, 64) != 0) {
             pd_log_error("vault: the root key does not belong to this vault (wrong passphrase or shares?)");
             r = PD_ERR_AUTH;
-            goto fail;
+            goto rollback;
         }
-        load_t l = {v, 0};
-        if ((r = pd_db_query(v->db, "SELECT key_num, version, material FROM kms_versions ORDER BY key_num, version",
-                             NULL, 0, kek_row, &l)) != 0 ||
-            (r = l.rc) != 0)
-            goto fail;
+        if ((r = pd_kms_load(v, true, NULL)) != 0)
+            goto rollback;
         /* a vault made by an older version gets the standard keys added since (alias/pii) */
-        if ((r = pd_db_begin(v->db)) != 0)
-            goto fail;
-        if ((r = create_standard_keys(v, true)) != 0 || (r = pd_db_commit(v->db)) != 0) {
-            (void)pd_db_rollback(v->db);
-            goto fail;
-        }
+        if ((r = create_standard_keys(v, true)) != 0 || (r = pd_db_commit(v->db)) != 0)
+            goto rollback;
     } else {
         /* a new vault: root check, standard keys and secrets in one transaction */
-        if ((r = pd_db_begin(v->db)) != 0)
-            goto fail;
         if ((r = pd_db_exec(v->db, "INSERT INTO meta (name, value) VALUES ('root_check', ?)",
                             PD_SQL_ARGS(PD_SQL_S(check)), NULL)) != 0 ||
-            (r = create_standard_keys(v, false)) != 0) {
-            (void)pd_db_rollback(v->db);
-            goto fail;
-        }
-        if ((r = pd_vault_audit(v, "admin", "vault.init", "vault", 0, "local")) != 0) {
-            (void)pd_db_rollback(v->db);
-            goto fail;
-        }
+            (r = create_standard_keys(v, false)) != 0)
+            goto rollback;
+        if ((r = pd_vault_audit(v, "admin", "vault.init", "vault", 0, "local")) != 0)
+            goto rollback;
         if ((r = pd_db_commit(v->db)) != 0)
             goto fail;
         pd_log_info("vault initialized with standard keys",
@@ -220,6 +155,8 @@ pd_vault_state_open(pd_vault_state_t **out, const char *db_path, const uint8_t r
     }
     *out = v;
     return 0;
+rollback:
+    (void)pd_db_rollback(v->db);
 fail:
     pd_vault_state_close(v);
     return r;
@@ -297,6 +234,10 @@ pd_vault_audit_resync(pd_vault_state_t *v)
 void
 pd_vault_tick(pd_vault_state_t *v)
 {
-    pd_kms_tick(v);
+    if (v->shared)
+        pd_kms_refresh(v);
+    /* scheduled key work runs on one instance; each instance expires its own CVCs */
+    if (pd_vault_leader(v))
+        pd_kms_tick(v);
     pd_cards_tick(v);
 }
