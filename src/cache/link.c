@@ -46,6 +46,27 @@ fail:
     return r;
 }
 
+int
+pd_rlink_new_login(pd_rlink_t **out, const char *url, const char *tls_ca, const char *user, const char *password,
+                   int timeout_ms, char *err, size_t cap)
+{
+    int r = pd_rlink_new(out, url, tls_ca, NULL, timeout_ms, err, cap);
+    if (r != 0)
+        return r;
+    pd_rurl_t *u = &(*out)->url;
+    if ((user != NULL && strlen(user) >= sizeof(u->user)) || (password != NULL && strlen(password) >= sizeof(u->password))) {
+        snprintf(err, cap, "the Redis user name or password is too long");
+        pd_rlink_free(*out);
+        *out = NULL;
+        return PD_ERR_TOOBIG;
+    }
+    if (user != NULL && user[0] != '\0')
+        snprintf(u->user, sizeof(u->user), "%s", user);
+    if (password != NULL)
+        snprintf(u->password, sizeof(u->password), "%s", password);
+    return 0;
+}
+
 void
 pd_rlink_free(pd_rlink_t *l)
 {

@@ -17,6 +17,7 @@
 
 #include "payd/api.h"
 #include "payd/config.h"
+#include "payd/cred.h"
 #include "payd/edge.h"
 #include "payd/lockfile.h"
 #include "payd/log.h"
@@ -43,6 +44,7 @@ typedef struct {
     pd_traffic_log_config_t traffic_cfg;
     pd_traffic_log_t *traffic;
     pd_vault_link_t vault_link;
+    pd_secret_source_t secrets;    /* the vault link, for [store] and [cache] password_secret */
     pd_store_t *db;
     pd_processor_t *simulator;
     pd_api_t *payments_api;
@@ -319,6 +321,13 @@ start_services(app_t *app, pd_router_t *router)
 {
     char sim_db[4200], err[512];
     int r;
+    /* the vault first: [store] and [cache] password_secret are read from it */
+    if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
+        pd_log_error("cannot reach the vault", PD_LERR(r));
+        return r;
+    }
+    pd_vault_link_secrets(&app->vault_link, &app->secrets);
+    app->store.secrets = &app->secrets;
     if ((r = pd_waf_new(&app->waf, &app->waf_cfg, err, sizeof(err))) != 0) {
         pd_log_error("cannot load the WAF rules", PD_LS("reason", err));
         return r;
@@ -345,10 +354,6 @@ start_services(app_t *app, pd_router_t *router)
     }
     if ((r = pd_traffic_log_attach(app->traffic, g_server)) != 0)
         return r;
-    if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
-        pd_log_error("cannot reach the vault", PD_LERR(r));
-        return r;
-    }
     snprintf(sim_db, sizeof(sim_db), "%s", app->processor.simulator_db);
     if (sim_db[0] == '\0')
         snprintf(sim_db, sizeof(sim_db), "%s/simulator.db", app->svc.data_dir);
