@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,6 +30,7 @@
 #include "payd/cred.h"
 #include "payd/db.h"
 #include "payd/vault.h"
+#include "payd/vault_spawn.h"
 #include "pg_server.h"
 
 #define GRACE_S 2
@@ -198,6 +200,9 @@ rotation_under_load_fails_no_request(void **state)
         assert_non_null(log);
         if (strstr(log, p1) != NULL || strstr(log, p2) != NULL || strstr(log, p3) != NULL)
             fail_msg("a database password is in node %c's log", 'A' + i);
+        /* each node heard of the rotations and loaded the new CURRENT */
+        if (strstr(log, "\"rotated secret loaded\",\"secret\":\"payd/db\"") == NULL)
+            fail_msg("node %c did not load a rotated payd/db", 'A' + i);
         free(log);
     }
     /* the books balance and agree with the processor (payctl logs in with CURRENT) */
@@ -265,6 +270,54 @@ stale_credential_refetches_after_28P01(void **state)
     pd_cred_free(stale);
     pd_cred_free(cred);
     pd_vault_client_free(api);
+}
+
+/* payd's own path: the vault link hears the rotation's notice and hands the new
+ * CURRENT to the credential, before the old login is retired */
+static void
+notice_delivers_current_before_retirement(void **state)
+{
+    (void)state;
+    char sock[400], apic[400], procc[400], empty[1] = "", cur[1100], user[128], pw[1100];
+    snprintf(sock, sizeof(sock), "%s/vault/vault.sock", a.dir);
+    snprintf(apic, sizeof(apic), "%s/vault/credentials/api", a.dir);
+    snprintf(procc, sizeof(procc), "%s/vault/credentials/processor", a.dir);
+    pd_vault_config_t vc = {.mode = PD_VAULT_SOCKET, .dir = empty, .binary = empty, .user = empty,
+                            .passphrase_file = empty, .socket = sock, .api_credential = apic,
+                            .processor_credential = procc, .address = empty, .tls_ca = empty,
+                            .api_tls_cert = empty, .api_tls_key = empty, .processor_tls_cert = empty,
+                            .processor_tls_key = empty, .timeout_ms = 10000};
+    pd_vault_link_t link;
+    assert_int_equal(pd_vault_link_prepare(&link, &vc, a.dir, false), 0);
+    assert_int_equal(pd_vault_link_open(&link, &vc, a.dir, false), 0);
+    pd_secret_source_t src;
+    pd_vault_link_secrets(&link, &src);
+    pd_cred_t *cred = NULL;
+    char why[512], cu[128], cp[1100];
+    bool has = false;
+    uint64_t gen0 = 0, gen = 0;
+    assert_int_equal(pd_cred_new_secret(&cred, &src, "payd/db", why, sizeof(why)), 0);
+    assert_int_equal(pd_cred_get(cred, cu, sizeof(cu), cp, sizeof(cp), &has, &gen0), 0);
+    const char *args[] = {"secrets", "rotate", "payd/db", NULL};
+    assert_int_equal(payctl_quiet(args, NULL), 0);
+    uint64_t t0 = (uint64_t)time(NULL);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(pd_cred_get(cred, cu, sizeof(cu), cp, sizeof(cp), &has, &gen), 0);
+        if (gen != gen0)
+            break;
+        usleep(20000);
+    }
+    assert_true(gen > gen0);
+    assert_true((uint64_t)time(NULL) - t0 < GRACE_S); /* within the grace period */
+    secret_stage("CURRENT", cur, sizeof(cur));
+    assert_int_equal(pd_cred_parse(pd_view_cstr(cur), user, sizeof(user), pw, sizeof(pw)), 0);
+    assert_string_equal(cu, user);
+    assert_string_equal(cp, pw);
+    OPENSSL_cleanse(pw, sizeof(pw));
+    OPENSSL_cleanse(cp, sizeof(cp));
+    pd_cred_free(cred);
+    pd_vault_link_close(&link);
+    sleep(GRACE_S + 1);
 }
 
 static void
@@ -398,6 +451,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rotation_under_load_fails_no_request),
         cmocka_unit_test(stale_credential_refetches_after_28P01),
+        cmocka_unit_test(notice_delivers_current_before_retirement),
         cmocka_unit_test(bad_input_is_refused_with_the_reason),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
