@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "payd/api.h"
+#include "payd/cache.h"
 #include "payd/config.h"
 #include "payd/cred.h"
 #include "payd/edge.h"
@@ -328,6 +329,7 @@ start_services(app_t *app, pd_router_t *router)
     }
     pd_vault_link_secrets(&app->vault_link, &app->secrets);
     app->store.secrets = &app->secrets;
+    pd_cache_set_secrets(&app->secrets);
     if ((r = pd_waf_new(&app->waf, &app->waf_cfg, err, sizeof(err))) != 0) {
         pd_log_error("cannot load the WAF rules", PD_LS("reason", err));
         return r;
