@@ -266,6 +266,12 @@ pd_secrets_create_rotated(pd_vault_state_t *v, const char *name, int64_t rotatio
         snprintf(why, cap, "a secret cannot be its own master");
         return PD_ERR_INVALID;
     }
+    /* payd's api principal reads the secrets named payd/...: the login that may change
+     * every password must not be one of them */
+    if (strncmp(t->master, "payd/", 5) == 0) {
+        snprintf(why, cap, "the master secret must not be named payd/... (payd could read it)");
+        return PD_ERR_INVALID;
+    }
     if (t->grace_s < 0 || t->grace_s > 86400) {
         snprintf(why, cap, "the grace period must be 0 to 86400 seconds");
         return PD_ERR_RANGE;

@@ -359,6 +359,12 @@ bad_input_is_refused_with_the_reason(void **state)
     if (rc == 0 || strstr(out, "master secret pg/none") == NULL)
         fail_msg("an unknown master: exit %d, output:\n%s", rc, out);
     free(out);
+    const char *readable_master[] = {"secrets", "create", "payd/bad", "--handler", "postgres", "--url", target_url,
+                                     "--master-secret", "payd/db", "--username", "payd", NULL};
+    rc = payctl_quiet(readable_master, &out);
+    if (rc == 0 || strstr(out, "must not be named payd/") == NULL)
+        fail_msg("a master payd can read: exit %d, output:\n%s", rc, out);
+    free(out);
     const char *no_handler[] = {"secrets", "create", "payd/bad", "--handler", "mysql", "--url", target_url,
                                 "--master-secret", "pg/master", "--username", "payd", NULL};
     rc = payctl_quiet(no_handler, &out);
