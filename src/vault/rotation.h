@@ -1,6 +1,6 @@
 /*
  * Rotation handlers of the secrets engine: secrets whose value is a login of another
- * system (handler postgres or redis). The engine (secrets.c) runs the four steps;
+ * server (handler postgres or redis). The engine (secrets.c) runs the four steps;
  * a handler does what each step means for its system:
  *   createSecret   pending_value: the next value ("USER\nPASSWORD") from CURRENT and a
  *                  generated password;
@@ -63,7 +63,7 @@ int pd_rot_master(pd_vault_state_t *v, const pd_rot_target_t *t, pd_buf_t *out, 
 /* retirements that are due (called by pd_secrets_tick) */
 void pd_rot_tick(pd_vault_state_t *v);
 /* Creates a secret with a handler: checks the target, sets a first generated
- * password on the system (set + test, so a bad URL or master fails here), stores it
+ * password on the server (set + test, so a bad URL or master fails here), stores it
  * as CURRENT. why says what is wrong, never a value. */
 int pd_secrets_create_rotated(pd_vault_state_t *v, const char *name, int64_t rotation_days, int64_t length,
                               const char *exclude, const pd_rot_target_t *target, char *why, size_t cap);
