@@ -322,7 +322,14 @@ start_services(app_t *app, pd_router_t *router)
 {
     char sim_db[4200], err[512];
     int r;
-    /* the vault first: [store] and [cache] password_secret are read from it */
+    if ((r = pd_waf_new(&app->waf, &app->waf_cfg, err, sizeof(err))) != 0) {
+        pd_log_error("cannot load the WAF rules", PD_LS("reason", err));
+        return r;
+    }
+    pd_log_info("waf ready", PD_LS("mode", app->waf_cfg.mode == PD_WAF_BLOCK ? "block" : app->waf_cfg.mode == PD_WAF_DETECT ? "detect" : "off"),
+                PD_LI("rules", (int64_t)pd_waf_rule_count(app->waf)), PD_LI("paranoia", app->waf_cfg.paranoia));
+    /* the vault before the cache (opened by the WAF's address rules) and the store:
+     * [cache] and [store] password_secret are read from it */
     if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
         pd_log_error("cannot reach the vault", PD_LERR(r));
         return r;
@@ -330,12 +337,6 @@ start_services(app_t *app, pd_router_t *router)
     pd_vault_link_secrets(&app->vault_link, &app->secrets);
     app->store.secrets = &app->secrets;
     pd_cache_set_secrets(&app->secrets);
-    if ((r = pd_waf_new(&app->waf, &app->waf_cfg, err, sizeof(err))) != 0) {
-        pd_log_error("cannot load the WAF rules", PD_LS("reason", err));
-        return r;
-    }
-    pd_log_info("waf ready", PD_LS("mode", app->waf_cfg.mode == PD_WAF_BLOCK ? "block" : app->waf_cfg.mode == PD_WAF_DETECT ? "detect" : "off"),
-                PD_LI("rules", (int64_t)pd_waf_rule_count(app->waf)), PD_LI("paranoia", app->waf_cfg.paranoia));
     if ((r = pd_waf_ip_new(&app->waf_ip, &app->waf_cfg, err, sizeof(err))) != 0) {
         pd_log_error("cannot set up the WAF address rules (address lists, rate rule and its cache)", PD_LS("reason", err));
         return r;

@@ -286,11 +286,6 @@ pd_secrets_create_rotated(pd_vault_state_t *v, const char *name, int64_t rotatio
     if ((r = pd_secrets_generate(length, exclude, pw, sizeof(pw))) != 0 ||
         (r = pd_buf_printf(&value, "%s\n%s", t->username, pw)) != 0 || (r = pd_id_new("ver", vid, sizeof(vid))) != 0)
         goto out;
-    /* the first password is set and tried before anything is stored: a wrong url or
-     * master fails the creation with the system's reason */
-    if ((r = h->set(t, pd_buf_view(&master), pd_buf_view(&value), why, cap)) != 0 ||
-        (r = h->test(t, pd_buf_view(&value), why, cap)) != 0)
-        goto out;
     r = pd_db_exec(v->db,
                    "INSERT INTO secrets (name, rotation_days, next_rotation, handler, length, exclude, created) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -307,6 +302,12 @@ pd_secrets_create_rotated(pd_vault_state_t *v, const char *name, int64_t rotatio
                        NULL);
     if (r == 0)
         r = pd_secrets_insert_version(v, name, vid, "CURRENT", pd_buf_view(&value));
+    /* the first password is set and tried last, inside the creation's transaction: a
+     * wrong url or master fails it with the server's reason and nothing is stored, and
+     * the server never holds a password the vault failed to store (short of the commit
+     * itself failing) */
+    if (r == 0 && (r = h->set(t, pd_buf_view(&master), pd_buf_view(&value), why, cap)) == 0)
+        r = h->test(t, pd_buf_view(&value), why, cap);
 out:
     OPENSSL_cleanse(pw, sizeof(pw));
     pd_buf_free_secure(&master);
