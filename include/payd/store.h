@@ -53,6 +53,10 @@ int pd_store_config_register(pd_config_t *cfg, pd_store_config_t *c) PD_WUR;
  * (password refused), PD_ERR_STATE (not payd's database, or a newer schema),
  * PD_ERR_CONFIG (bad settings). */
 int pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir) PD_WUR;
+/* The password in a store.password_file (one line; a trailing newline is not part of
+ * it) into *out (free it after OPENSSL_cleanse). A missing, empty or multi-line file
+ * is PD_ERR_CONFIG, logged with the path and the setting, never the content. */
+int pd_store_read_password(const char *path, char **out) PD_WUR;
 /* Finishes queued writes, stops the writer, closes every connection. */
 void pd_store_close(pd_store_t *s);
 

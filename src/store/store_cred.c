@@ -2,6 +2,7 @@
  * production way: rotations are picked up) or store.password_file (read once). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -10,9 +11,8 @@
 #include "payd/log.h"
 #include "store/internal.h"
 
-/* the password in store.password_file (one line; a trailing newline is not part of it) */
-static int
-read_password(const char *path, pd_cred_t **out)
+int
+pd_store_read_password(const char *path, char **out)
 {
     char buf[PD_CRED_PASSWORD_MAX + 2];
     int r = PD_ERR_CONFIG;
@@ -31,9 +31,25 @@ read_password(const char *path, pd_cred_t **out)
     if (more || n == 0 || memchr(buf, '\0', n) != NULL || memchr(buf, '\n', n) != NULL)
         pd_log_error(more ? "the database password file is too long" : "the database password file holds no one-line password",
                      PD_LS("path", path), PD_LS("setting", "store.password_file"));
+    else if ((*out = strdup(buf)) == NULL)
+        r = PD_ERR_NOMEM;
     else
-        r = pd_cred_new_static(out, buf);
+        r = 0;
     OPENSSL_cleanse(buf, sizeof(buf));
+    return r;
+}
+
+/* store.password_file as a fixed credential */
+static int
+read_password(const char *path, pd_cred_t **out)
+{
+    char *pw = NULL;
+    int r = pd_store_read_password(path, &pw);
+    if (r == 0) {
+        r = pd_cred_new_static(out, pw);
+        OPENSSL_cleanse(pw, strlen(pw));
+        free(pw);
+    }
     return r;
 }
 
