@@ -21,10 +21,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pd_vault_pan_t pan;
     pd_vault_reply_t reply;
     char a[PD_ID_MAX], b[PD_ID_MAX], key[PD_MSG_KEY_MAX], name[PD_MSG_NAME_MAX], principal[16],
-        cred[PD_MSG_CRED_MAX], msg[256], sname[PD_MSG_SECRET_NAME_MAX + 1], stage[PD_MSG_STAGE_MAX + 1],
-        exclude[PD_MSG_EXCLUDE_MAX + 1];
+        cred[PD_MSG_CRED_MAX], msg[256], sname[PD_MSG_SECRET_NAME_MAX + 1], stage[PD_MSG_STAGE_MAX + 1];
+    pd_msg_secret_create_t create;
     pd_view_t v1, v2;
-    int64_t n1, n2;
+    int64_t n1;
     int code;
     /* every decoder either succeeds with NUL-terminated strings or fails cleanly */
     if (pd_msg_tokenize_dec(p, &in) == 0 && strlen(in.pan) >= sizeof(in.pan))
@@ -47,7 +47,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (pd_msg_secret_put_dec(p, sname, &v1) == 0 && (v1.len == 0 || v1.len > PD_MSG_SECRET_VALUE_MAX))
         abort();
-    if (pd_msg_secret_create_dec(p, sname, &n1, &n2, exclude) == 0 && strlen(exclude) > PD_MSG_EXCLUDE_MAX)
+    if (pd_msg_secret_create_dec(p, &create) == 0 &&
+        (create.name[0] == '\0' || strlen(create.exclude) > PD_MSG_EXCLUDE_MAX || strlen(create.url) > PD_MSG_URL_MAX))
         abort();
     (void)pd_msg_auth_dec(p, principal, cred);
     if (pd_msg_error_dec(p, &code, msg, sizeof(msg)) == 0 && code >= 0)

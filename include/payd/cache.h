@@ -32,8 +32,14 @@ typedef struct {
     char *url;            /* redis://, rediss:// or redis-sentinel:// */
     char *tls_ca;         /* CA file for rediss:// (empty: the system's) */
     char *password_file;  /* the password (first line), instead of the URL's */
+    char *password_secret; /* or a vault secret with it ("PASSWORD" or "USER\nPASSWORD"; rotations picked up) */
     int64_t timeout_ms;   /* connect and each round trip */
 } pd_cache_config_t;
+
+/* Where [cache] password_secret is read (payd: the vault link); call before the
+ * first pd_cache_open. NULL: nowhere (password_secret is then an error). */
+struct pd_secret_source;
+void pd_cache_set_secrets(const struct pd_secret_source *src);
 
 /* Registers [cache] in cfg and makes its values the ones pd_cache_open uses. */
 int pd_cache_config_register(pd_config_t *cfg) PD_WUR;

@@ -108,6 +108,12 @@ int pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer) PD_WUR;
  * the host, never the password): PD_ERR_AUTH for a refused password, else
  * PD_ERR_UNAVAILABLE. */
 int pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *why, size_t whycap) PD_WUR;
+/* The same with a credential that can change (payd/cred.h, not owned: it outlives the
+ * connection): every reconnection uses the value in force, and a password refused
+ * (28P01) when the credential is a vault secret fetches the secret and retries once. */
+struct pd_cred;
+int pd_db_open_postgres_cred(pd_db_t **out, const char *url, struct pd_cred *cred, char *why,
+                             size_t whycap) PD_WUR;
 /* Process-wide SQLite settings; every SQLite user calls it before its first open
  * (the settings only take before SQLite initializes). Idempotent, thread-safe. */
 void pd_sqlite_setup(void);

@@ -22,6 +22,14 @@ typedef struct pd_rlink pd_rlink_t;
  * empty) without connecting. err names what is wrong, never the password. */
 int pd_rlink_new(pd_rlink_t **out, const char *url, const char *tls_ca, const char *password_file, int timeout_ms,
                  char *err, size_t cap) PD_WUR;
+/* The same with the login given (user may be NULL or "": the URL's; password
+ * overrides the URL's): the vault's redis rotation handler logs in with secrets. */
+int pd_rlink_new_login(pd_rlink_t **out, const char *url, const char *tls_ca, const char *user, const char *password,
+                       int timeout_ms, char *err, size_t cap) PD_WUR;
+/* Logs in with [cache] password_secret when it is set (the stream on the cache's
+ * Redis): the same credential as the cache's, rotations included. err names the
+ * secret and the cause. */
+int pd_rlink_use_cache_secret(pd_rlink_t *l, char *err, size_t cap) PD_WUR;
 void pd_rlink_free(pd_rlink_t *l);
 /* Connects (for a Sentinel URL: to the master the sentinels name, its ROLE checked)
  * unless connected. *fatal (may be NULL): retrying will not heal it (wrong password,

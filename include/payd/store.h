@@ -38,6 +38,8 @@ typedef struct {
     const char *path;     /* SQLite file ("" = DATA_DIR/payd.db) */
     const char *url;      /* PostgreSQL: libpq URI or conninfo string */
     const char *password_file; /* PostgreSQL: file with the password ("" = none; the URL's or libpq's own) */
+    const char *password_secret; /* PostgreSQL: vault secret with the password ("" = none; see docs/postgres.md) */
+    const struct pd_secret_source *secrets; /* where password_secret is read (payd: the vault link; NULL: none) */
     int64_t writers;      /* PostgreSQL: writer connections (SQLite: always one) */
     int64_t max_batch;    /* most writes per transaction */
     int64_t max_queue;    /* writes waiting before submit refuses with PD_ERR_AGAIN */
@@ -47,7 +49,7 @@ int pd_store_config_register(pd_config_t *cfg, pd_store_config_t *c) PD_WUR;
 
 /* Opens (creating if needed), applies pending migrations, starts the writer(s). A
  * failure is logged in one line naming the cause and the setting (store.url,
- * store.path, store.password_file): PD_ERR_UNAVAILABLE (unreachable), PD_ERR_AUTH
+ * store.path, store.password_file, store.password_secret): PD_ERR_UNAVAILABLE (unreachable), PD_ERR_AUTH
  * (password refused), PD_ERR_STATE (not payd's database, or a newer schema),
  * PD_ERR_CONFIG (bad settings). */
 int pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir) PD_WUR;

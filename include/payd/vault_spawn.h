@@ -58,6 +58,11 @@ typedef struct {
     pthread_mutex_t mu;            /* guards the pepper (replaced when the secret rotates) */
     uint8_t pepper[256];           /* the API-key pepper (secret payd/api-key-pepper) */
     size_t pepper_len;
+    struct {
+        char name[256];
+        void (*fn)(void *carg, pd_view_t value);
+        void *carg;
+    } watch[8];                    /* under mu: secrets other components follow (pd_vault_link_secrets) */
 } pd_vault_link_t;
 
 /* Child mode: forks the vault's privileged parent (see src/vault/monitor.h), which
@@ -77,6 +82,13 @@ int pd_vault_link_check_files(const pd_vault_config_t *c, const char *data_dir, 
 int pd_vault_link_open(pd_vault_link_t *l, const pd_vault_config_t *c, const char *data_dir, bool dev) PD_WUR;
 /* Copies the current API-key pepper (thread-safe). */
 int pd_vault_link_pepper(pd_vault_link_t *l, uint8_t *out, size_t cap, size_t *len) PD_WUR;
+/* The vault as a source of secrets (payd/cred.h) for [store] and [cache]
+ * password_secret: fetch reads CURRENT as the api principal (which may read the
+ * secrets named payd/...), watch follows the vault's rotation notices. */
+struct pd_secret_source;
+void pd_vault_link_secrets(pd_vault_link_t *l, struct pd_secret_source *out);
+/* link_secrets.c, called by the link when the vault says name's CURRENT moved */
+void pd_vault_link_secret_changed(pd_vault_link_t *l, const char *name);
 /* Closes the clients; a child vault exits when its descriptors close. */
 void pd_vault_link_close(pd_vault_link_t *l);
 

@@ -23,6 +23,8 @@ static const pd_config_key_t keys[] = {
     {"tls_ca", PD_CT_PATH, C(tls_ca), "", .help = "CA certificate file for rediss:// (empty: the system's CA store)"},
     {"password_file", PD_CT_PATH, C(password_file), "",
      .help = "file whose first line is the Redis password (instead of one in the url)"},
+    {"password_secret", PD_CT_STR, C(password_secret), "",
+     .help = "vault secret holding the Redis password (\"PASSWORD\" or \"USER\\nPASSWORD\"; rotations are picked up)"},
     {"timeout_ms", PD_CT_MS, C(timeout_ms), "1s", 10, 60000,
      .help = "Redis connect and round-trip timeout; past it limits fall back to this node until it reconnects"},
 };

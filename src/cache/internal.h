@@ -92,6 +92,18 @@ int pd_rconn_tls_ctx(SSL_CTX **out, const char *ca_file, char *err, size_t cap) 
 int pd_rmaster_connect(pd_rconn_t *c, const pd_rurl_t *u, SSL_CTX *ctx, int timeout_ms, bool *fatal, char *err,
                        size_t cap) PD_WUR;
 
+/* --- [cache] password_secret (secret.c): one credential for the process, counted --- */
+struct pd_cred;
+/* The credential of cfg's password_secret (NULL in *out when it is not set); err
+ * names the secret and the cause (never the value). */
+int pd_rcred_acquire(const pd_cache_config_t *cfg, struct pd_cred **out, char *err, size_t cap) PD_WUR;
+void pd_rcred_release(struct pd_cred *c);
+/* pd_rmaster_connect with the credential's user (when the value names one) and
+ * password put into u first; a refused password (WRONGPASS) fetches the secret
+ * again and tries once more. cred NULL: u as it is. */
+int pd_rcred_connect(pd_rconn_t *c, pd_rurl_t *u, struct pd_cred *cred, SSL_CTX *ctx, int timeout_ms, bool *fatal,
+                     char *err, size_t cap) PD_WUR;
+
 /* The first line of path into out (the password of password_file); err names the file, never the value. */
 int pd_rpassword_file(const char *path, char *out, size_t cap, char *err, size_t ecap) PD_WUR;
 

@@ -10,6 +10,7 @@
 
 struct pd_rlink {
     pd_rurl_t url;
+    struct pd_cred *cred; /* [cache] password_secret, with pd_rlink_use_cache_secret */
     SSL_CTX *tls;
     pd_rconn_t conn;
     bool up;
@@ -46,6 +47,36 @@ fail:
     return r;
 }
 
+int
+pd_rlink_new_login(pd_rlink_t **out, const char *url, const char *tls_ca, const char *user, const char *password,
+                   int timeout_ms, char *err, size_t cap)
+{
+    int r = pd_rlink_new(out, url, tls_ca, NULL, timeout_ms, err, cap);
+    if (r != 0)
+        return r;
+    pd_rurl_t *u = &(*out)->url;
+    if ((user != NULL && strlen(user) >= sizeof(u->user)) || (password != NULL && strlen(password) >= sizeof(u->password))) {
+        snprintf(err, cap, "the Redis user name or password is too long");
+        pd_rlink_free(*out);
+        *out = NULL;
+        return PD_ERR_TOOBIG;
+    }
+    if (user != NULL && user[0] != '\0')
+        snprintf(u->user, sizeof(u->user), "%s", user);
+    if (password != NULL)
+        snprintf(u->password, sizeof(u->password), "%s", password);
+    return 0;
+}
+
+int
+pd_rlink_use_cache_secret(pd_rlink_t *l, char *err, size_t cap)
+{
+    const pd_cache_config_t *cc = pd_cache_config();
+    if (cc == NULL || l->cred != NULL)
+        return 0;
+    return pd_rcred_acquire(cc, &l->cred, err, cap);
+}
+
 void
 pd_rlink_free(pd_rlink_t *l)
 {
@@ -53,6 +84,7 @@ pd_rlink_free(pd_rlink_t *l)
         return;
     pd_rlink_drop(l);
     SSL_CTX_free(l->tls);
+    pd_rcred_release(l->cred);
     OPENSSL_cleanse(l->url.password, sizeof(l->url.password));
     free(l);
 }
@@ -63,7 +95,7 @@ pd_rlink_connect(pd_rlink_t *l, bool *fatal, char *err, size_t cap)
     bool f = false;
     if (l->up)
         return 0;
-    int r = pd_rmaster_connect(&l->conn, &l->url, l->tls, l->timeout_ms, &f, err, cap);
+    int r = pd_rcred_connect(&l->conn, &l->url, l->cred, l->tls, l->timeout_ms, &f, err, cap);
     if (fatal != NULL)
         *fatal = f;
     l->up = r == 0;

@@ -86,6 +86,7 @@ struct pd_redis {
     int64_t max_per_shard;
     pd_mem_t *fallback;
     pd_rurl_t url;
+    struct pd_cred *cred; /* [cache] password_secret (NULL: the url's or password_file's) */
     SSL_CTX *tls;
     int timeout_ms;
     char node_id[96];
@@ -721,7 +722,7 @@ sweep(pd_redis_t *r, int64_t now)
 static int
 connect_master(pd_redis_t *r, bool *fatal, char *err, size_t cap)
 {
-    int rc = pd_rmaster_connect(&r->conn, &r->url, r->tls, r->timeout_ms, fatal, err, cap);
+    int rc = pd_rcred_connect(&r->conn, &r->url, r->cred, r->tls, r->timeout_ms, fatal, err, cap);
     if (rc == 0 && (rc = load_scripts(r, err, cap)) != 0) {
         *fatal = strstr(err, "NOPERM") != NULL;
         pd_rconn_close(&r->conn);
@@ -900,6 +901,8 @@ pd_redis_new(pd_redis_t **out, const pd_cache_config_t *cfg, int64_t max_entries
     if (cfg->password_file != NULL && cfg->password_file[0] != '\0' &&
         (rc = pd_rpassword_file(cfg->password_file, r->url.password, sizeof(r->url.password), err, cap)) != 0)
         goto fail;
+    if ((rc = pd_rcred_acquire(cfg, &r->cred, err, cap)) != 0)
+        goto fail;
     if (r->url.kind == PD_RURL_PLAIN && cfg->tls_ca != NULL && cfg->tls_ca[0] != '\0') {
         snprintf(err, cap, "[cache] tls_ca is set but the url is not rediss://");
         rc = PD_ERR_CONFIG;
@@ -970,6 +973,7 @@ pd_redis_free(pd_redis_t *r)
     if (r->tls != NULL)
         SSL_CTX_free(r->tls);
     OPENSSL_cleanse(r->url.password, sizeof(r->url.password));
+    pd_rcred_release(r->cred);
     pthread_mutex_destroy(&r->qmu);
     pthread_mutex_destroy(&r->smu);
     pthread_cond_destroy(&r->qcv);

@@ -213,19 +213,32 @@ cmd_secrets_rotate(payctl_t *ctx, int argc, char **argv)
     return admin(ctx, "secrets.rotate", json_pack("{s:s}", "name", name));
 }
 
+#define CREATE_USAGE                                                                                              \
+    "payctl secrets create NAME [--rotation-days N] [--length N] [--exclude CHARS] "                             \
+    "[--handler postgres|redis --url URL --master-secret NAME --username USER [--grace SECONDS]]"
+
 static int
 cmd_secrets_create(payctl_t *ctx, int argc, char **argv)
 {
     const char *name = positional(argc, argv, 0), *exclude = flag(argc, argv, "--exclude");
-    long long days = 30, length = 32;
+    long long days = 30, length = 32, grace = 60;
     if (name == NULL)
-        return need(ctx, "NAME", "payctl secrets create NAME [--rotation-days N] [--length N] [--exclude CHARS]");
+        return need(ctx, "NAME", CREATE_USAGE);
     if ((flag(argc, argv, "--rotation-days") && !parse_int(flag(argc, argv, "--rotation-days"), &days)) ||
-        (flag(argc, argv, "--length") && !parse_int(flag(argc, argv, "--length"), &length)))
-        return payctl_fail(ctx, "--rotation-days and --length take numbers");
+        (flag(argc, argv, "--length") && !parse_int(flag(argc, argv, "--length"), &length)) ||
+        (flag(argc, argv, "--grace") && !parse_int(flag(argc, argv, "--grace"), &grace)))
+        return payctl_fail(ctx, "--rotation-days, --length and --grace take numbers");
     json_t *args = json_pack("{s:s,s:I,s:I}", "name", name, "rotation_days", days, "length", length);
     if (exclude != NULL)
         json_object_set_new(args, "exclude", json_string(exclude));
+    /* a handler secret: the login of a database or Redis user that the vault rotates */
+    static const char *const target[][2] = {
+        {"--handler", "handler"}, {"--url", "url"}, {"--master-secret", "master_secret"}, {"--username", "username"}};
+    for (size_t i = 0; i < sizeof(target) / sizeof(target[0]); i++)
+        if (flag(argc, argv, target[i][0]) != NULL)
+            json_object_set_new(args, target[i][1], json_string(flag(argc, argv, target[i][0])));
+    if (flag(argc, argv, "--grace") != NULL)
+        json_object_set_new(args, "grace_s", json_integer(grace));
     return admin(ctx, "secrets.create", args);
 }
 
@@ -370,8 +383,11 @@ const payctl_cmd_t payctl_vault_cmds[] = {
     {"secrets", "get", "NAME [--stage S] [--reveal]", "print a secret (only to a terminal unless --reveal)",
      cmd_secrets_get},
     {"secrets", "put", "NAME < value", "store a new CURRENT version read from standard input", cmd_secrets_put},
-    {"secrets", "create", "NAME [--rotation-days N] [--length N] [--exclude CHARS]",
-     "create a generated secret with automatic rotation", cmd_secrets_create},
+    {"secrets", "create",
+     "NAME [--rotation-days N] [--length N] [--exclude CHARS] [--handler postgres|redis --url URL "
+     "--master-secret NAME --username USER [--grace SECONDS]]",
+     "create a generated secret with automatic rotation (of a database or Redis login with --handler)",
+     cmd_secrets_create},
     {"secrets", "rotate", "NAME", "rotate now (createSecret, setSecret, testSecret, finishSecret)", cmd_secrets_rotate},
     {"secrets", "history", "NAME", "versions and their stages", cmd_secrets_history},
     {"audit", "verify", "", "walk the vault's hash-chained audit log", cmd_audit_verify},

@@ -16,7 +16,9 @@
 #include <openssl/ssl.h>
 
 #include "payd/api.h"
+#include "payd/cache.h"
 #include "payd/config.h"
+#include "payd/cred.h"
 #include "payd/edge.h"
 #include "payd/lockfile.h"
 #include "payd/log.h"
@@ -43,6 +45,7 @@ typedef struct {
     pd_traffic_log_config_t traffic_cfg;
     pd_traffic_log_t *traffic;
     pd_vault_link_t vault_link;
+    pd_secret_source_t secrets;    /* the vault link, for [store] and [cache] password_secret */
     pd_store_t *db;
     pd_processor_t *simulator;
     pd_api_t *payments_api;
@@ -326,6 +329,15 @@ start_services(app_t *app, pd_router_t *router)
     }
     pd_log_info("waf ready", PD_LS("mode", app->waf_cfg.mode == PD_WAF_BLOCK ? "block" : app->waf_cfg.mode == PD_WAF_DETECT ? "detect" : "off"),
                 PD_LI("rules", (int64_t)pd_waf_rule_count(app->waf)), PD_LI("paranoia", app->waf_cfg.paranoia));
+    /* the vault before the cache (opened by the WAF's address rules) and the store:
+     * [cache] and [store] password_secret are read from it */
+    if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
+        pd_log_error("cannot reach the vault", PD_LERR(r));
+        return r;
+    }
+    pd_vault_link_secrets(&app->vault_link, &app->secrets);
+    app->store.secrets = &app->secrets;
+    pd_cache_set_secrets(&app->secrets);
     if ((r = pd_waf_ip_new(&app->waf_ip, &app->waf_cfg, err, sizeof(err))) != 0) {
         pd_log_error("cannot set up the WAF address rules (address lists, rate rule and its cache)", PD_LS("reason", err));
         return r;
@@ -346,10 +358,6 @@ start_services(app_t *app, pd_router_t *router)
     }
     if ((r = pd_traffic_log_attach(app->traffic, g_server)) != 0)
         return r;
-    if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
-        pd_log_error("cannot reach the vault", PD_LERR(r));
-        return r;
-    }
     snprintf(sim_db, sizeof(sim_db), "%s", app->processor.simulator_db);
     if (sim_db[0] == '\0')
         snprintf(sim_db, sizeof(sim_db), "%s/simulator.db", app->svc.data_dir);

@@ -430,6 +430,11 @@ pd_stream_start(pd_stream_t **out, pd_store_t *store, pd_vault_client_t *vault, 
         snprintf(err, cap, "[stream] url: %s", why);
         goto fail;
     }
+    /* on the cache's Redis, the cache's login (a vault secret with password_secret) */
+    if (t.password_file != NULL && t.url != NULL && (r = pd_rlink_use_cache_secret(s->link, why, sizeof(why))) != 0) {
+        snprintf(err, cap, "[stream] %s", why);
+        goto fail;
+    }
     bool fatal = false;
     if (pd_rlink_connect(s->link, &fatal, why, sizeof(why)) != 0) {
         if (fatal) {

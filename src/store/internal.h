@@ -13,6 +13,11 @@
  * schema_version (not payd's) and a schema newer than this binary; the log line names
  * setting (the store.* key that points at the database). */
 int pd_store_migrate(pd_db_t *db, int *version, const char *setting);
+/* store_cred.c: the PostgreSQL credential of c (store.password_secret, else
+ * store.password_file, else none: the URL's or libpq's own). A failure is logged in
+ * one line naming the setting; *setting gets the one in force, for later errors. */
+struct pd_cred;
+int pd_store_cred_open(const pd_store_config_t *c, struct pd_cred **out, const char **setting);
 /* The number of migrations this binary knows. */
 int pd_store_schema_latest(void);
 

@@ -26,6 +26,7 @@
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 
+#include "payd/cred.h"
 #include "payd/log.h"
 #include "store/internal.h"
 
@@ -51,6 +52,9 @@ typedef struct {
     uint32_t next_id;
     bool in_tx, pend_begin, pend_sp, pend_release;
     bool need_reset; /* the server is read-only (a demoted or standby primary): reconnect through the host list */
+    char *url;
+    pd_cred_t *cred; /* the user and password of every (re)connection */
+    bool own_cred;   /* made from pd_db_open_postgres's password */
     stmt_t cache[CACHE_SLOTS];
 } pg_db_t;
 
@@ -241,11 +245,15 @@ stmt_get(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, uin
  * A new session through the host list (libpq tries each host of the URL in turn, with
  * target_session_attrs): after a lost connection, or a server found read-only.
  */
+static int login(pg_db_t *d, char *why, size_t whycap);
+
 static void
 reconnect(pg_db_t *d)
 {
     char srv[300];
-    PQreset(d->c);
+    /* a new session with the credential in force now (PQreset would resend the one of
+     * the first connection, which a rotation may have retired) */
+    (void)login(d, NULL, 0);
     memset(d->cache, 0, sizeof(d->cache)); /* a new session has no prepared statements */
     d->next_id = 0;
     d->need_reset = false;
@@ -555,6 +563,9 @@ p_close(pd_db_t *db)
     if (d == NULL)
         return;
     PQfinish(d->c);
+    if (d->own_cred)
+        pd_cred_free(d->cred);
+    free(d->url);
     free(d);
 }
 
@@ -579,44 +590,96 @@ static const pd_db_ops_t pg_ops = {
     .close = p_close,
 };
 
+/* libpq's message of a failed connection on one line */
+static void
+conn_message(PGconn *c, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", c != NULL ? PQerrorMessage(c) : "out of memory");
+    for (char *p = out; *p != '\0'; p++)
+        if (*p == '\n')
+            *p = *(p + 1) != '\0' ? ' ' : '\0';
+}
+
+/* 28P01 (invalid_password) at connect time: libpq reports it only as text */
+static bool
+auth_refused(const char *msg)
+{
+    return strstr(msg, "password authentication failed") != NULL || strstr(msg, "no password supplied") != NULL;
+}
+
+/*
+ * Connects (replacing d->c, which is then a session or a failed connection, never
+ * NULL unless out of memory) with the credential in force. A refused password from a
+ * vault secret fetches the secret again and tries once more: a node that missed a
+ * rotation's notice picks up the new CURRENT here. The password is wiped after use.
+ */
+static int
+login(pg_db_t *d, char *why, size_t whycap)
+{
+    char msg[512] = "", user[PD_CRED_USER_MAX], pw[PD_CRED_PASSWORD_MAX + 1];
+    int r = PD_ERR_UNAVAILABLE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool has_pw = false;
+        uint64_t gen = 0;
+        if ((r = pd_cred_get(d->cred, user, sizeof(user), pw, sizeof(pw), &has_pw, &gen)) != 0)
+            break;
+        /* the URL or conninfo string is expanded as libpq does (multi-host, sslmode,
+         * sslrootcert, target_session_attrs ...); a user and password given apart
+         * override the URL's. Keywords before dbname are defaults the URL may override:
+         * a host that does not answer is given up after connect_timeout (then the next
+         * host of the list), and sent data unacknowledged for tcp_user_timeout (a
+         * partition) fails the session instead of leaving a writer waiting on TCP for
+         * minutes. */
+        const char *keys[7] = {"connect_timeout", "tcp_user_timeout", "dbname", "application_name", NULL, NULL, NULL};
+        const char *vals[7] = {"5", "10000", d->url, "payd", NULL, NULL, NULL};
+        int k = 4;
+        if (user[0] != '\0') {
+            keys[k] = "user";
+            vals[k++] = user;
+        }
+        if (has_pw) {
+            keys[k] = "password";
+            vals[k++] = pw;
+        }
+        PGconn *c = PQconnectdbParams(keys, vals, 1);
+        OPENSSL_cleanse(pw, sizeof(pw));
+        if (c == NULL)
+            return PD_ERR_NOMEM;
+        PQfinish(d->c);
+        d->c = c;
+        if (PQstatus(c) == CONNECTION_OK)
+            return 0;
+        /* libpq's message names the host and the cause, never the password */
+        conn_message(c, msg, sizeof(msg));
+        r = auth_refused(msg) ? PD_ERR_AUTH : PD_ERR_UNAVAILABLE;
+        if (r != PD_ERR_AUTH || attempt > 0 || !pd_cred_is_secret(d->cred))
+            break;
+        pd_log_warn("the database refused the password: fetching the secret again",
+                    PD_LS("secret", pd_cred_secret_name(d->cred)), PD_LS("sqlstate", "28P01"));
+        if (pd_cred_refresh(d->cred, gen) != 0)
+            break;
+    }
+    if (why != NULL && whycap > 0)
+        snprintf(why, whycap, "%s", msg);
+    return r;
+}
+
 int
-pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *why, size_t whycap)
+pd_db_open_postgres_cred(pd_db_t **out, const char *url, pd_cred_t *cred, char *why, size_t whycap)
 {
     pg_db_t *d = calloc(1, sizeof(*d));
-    int r = PD_ERR_UNAVAILABLE;
+    int r;
     if (why != NULL && whycap > 0)
         why[0] = '\0';
     if (d == NULL)
         return PD_ERR_NOMEM;
     d->super.ops = &pg_ops;
-    /* the URL or conninfo string is expanded as libpq does (multi-host, sslmode,
-     * sslrootcert, target_session_attrs ...); a password given apart overrides the URL's.
-     * Keywords before dbname are defaults the URL may override: a host that does not
-     * answer is given up after connect_timeout (then the next host of the list), and
-     * sent data unacknowledged for tcp_user_timeout (a partition) fails the session
-     * instead of leaving a writer waiting on TCP for minutes. */
-    const char *keys[6] = {"connect_timeout", "tcp_user_timeout", "dbname", "application_name", NULL, NULL};
-    const char *vals[6] = {"5", "10000", url, "payd", NULL, NULL};
-    if (password != NULL) {
-        keys[4] = "password";
-        vals[4] = password;
-    }
-    d->c = PQconnectdbParams(keys, vals, 1);
-    if (d->c == NULL) {
+    d->cred = cred;
+    if ((d->url = strdup(url)) == NULL) {
         free(d);
         return PD_ERR_NOMEM;
     }
-    if (PQstatus(d->c) != CONNECTION_OK) {
-        /* libpq's message names the host and the cause, never the password */
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(d->c));
-        for (char *p = msg; *p != '\0'; p++)
-            if (*p == '\n')
-                *p = *(p + 1) != '\0' ? ' ' : '\0';
-        if (why != NULL && whycap > 0)
-            snprintf(why, whycap, "%s", msg);
-        if (strstr(msg, "password authentication failed") != NULL || strstr(msg, "no password supplied") != NULL)
-            r = PD_ERR_AUTH;
+    if ((r = login(d, why, whycap)) != 0) {
         p_close(&d->super);
         return r;
     }
@@ -627,5 +690,20 @@ pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *
         return r;
     }
     *out = &d->super;
+    return 0;
+}
+
+int
+pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, char *why, size_t whycap)
+{
+    pd_cred_t *cred;
+    int r = pd_cred_new_static(&cred, password);
+    if (r != 0)
+        return r;
+    if ((r = pd_db_open_postgres_cred(out, url, cred, why, whycap)) != 0) {
+        pd_cred_free(cred);
+        return r;
+    }
+    ((pg_db_t *)*out)->own_cred = true;
     return 0;
 }

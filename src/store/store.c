@@ -12,6 +12,7 @@
 
 #include <openssl/crypto.h>
 
+#include "payd/cred.h"
 #include "payd/log.h"
 #include "payd/time.h"
 #include "store/internal.h"
@@ -32,7 +33,6 @@ typedef struct reader {
 } reader_t;
 
 #define MAX_WRITERS 64
-#define PASSWORD_MAX 1024
 
 typedef struct {
     pd_store_t *s;
@@ -45,7 +45,8 @@ struct pd_store {
     char path[4096];
     int backend;
     char *url;      /* PostgreSQL */
-    char *password; /* PostgreSQL, from password_file (wiped at close) */
+    pd_cred_t *cred; /* PostgreSQL: the password of password_file or password_secret (wiped at close) */
+    const char *cred_setting; /* the setting that gave it, for errors */
     pd_db_t *writer; /* the first writer: migrations, and the sync thread's connection */
     writer_t writers[MAX_WRITERS];
     int nwriters;
@@ -414,7 +415,7 @@ pd_store_reader(pd_store_t *s)
     if ((rd = calloc(1, sizeof(*rd))) == NULL)
         return NULL;
     char why[512];
-    int r = s->backend == PD_STORE_POSTGRES ? pd_db_open_postgres(&rd->db, s->url, s->password, why, sizeof(why))
+    int r = s->backend == PD_STORE_POSTGRES ? pd_db_open_postgres_cred(&rd->db, s->url, s->cred, why, sizeof(why))
                                             : pd_db_open_sqlite(&rd->db, s->path, false);
     if (r != 0) {
         if (s->backend == PD_STORE_POSTGRES)
@@ -462,35 +463,6 @@ pd_store_schema_version(pd_store_t *s)
     return s->version;
 }
 
-int
-pd_store_read_password(const char *path, char **out)
-{
-    char buf[PASSWORD_MAX + 2];
-    int r = PD_ERR_CONFIG;
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        pd_log_error("cannot read the database password file", PD_LS("path", path), PD_LS("error", strerror(errno)),
-                     PD_LS("setting", "store.password_file"));
-        return PD_ERR_CONFIG;
-    }
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    bool more = n == sizeof(buf) - 1;
-    fclose(f);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
-    buf[n] = '\0';
-    if (more || n == 0 || memchr(buf, '\0', n) != NULL || memchr(buf, '\n', n) != NULL) {
-        pd_log_error(more ? "the database password file is too long" : "the database password file holds no one-line password",
-                     PD_LS("path", path), PD_LS("setting", "store.password_file"));
-    } else if ((*out = strdup(buf)) == NULL) {
-        r = PD_ERR_NOMEM;
-    } else {
-        r = 0;
-    }
-    OPENSSL_cleanse(buf, sizeof(buf));
-    return r;
-}
-
 static int
 open_writer(pd_store_t *s, pd_db_t **out)
 {
@@ -498,11 +470,10 @@ open_writer(pd_store_t *s, pd_db_t **out)
     int r;
     if (s->backend == PD_STORE_SQLITE)
         return pd_db_open_sqlite(out, s->path, true);
-    if ((r = pd_db_open_postgres(out, s->url, s->password, why, sizeof(why))) != 0)
+    if ((r = pd_db_open_postgres_cred(out, s->url, s->cred, why, sizeof(why))) != 0)
         pd_log_error(r == PD_ERR_AUTH ? "cannot open the store: the database refused the password"
                                       : "cannot open the store: the database is unreachable",
-                     PD_LS("reason", why), PD_LS("setting", r == PD_ERR_AUTH && s->password != NULL
-                                                            ? "store.password_file" : "store.url"));
+                     PD_LS("reason", why), PD_LS("setting", r == PD_ERR_AUTH ? s->cred_setting : "store.url"));
     return r;
 }
 
@@ -542,8 +513,7 @@ pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir
             pd_store_close(s);
             return PD_ERR_NOMEM;
         }
-        if (c->password_file != NULL && c->password_file[0] != '\0' &&
-            (r = pd_store_read_password(c->password_file, &s->password)) != 0) {
+        if ((r = pd_store_cred_open(c, &s->cred, &s->cred_setting)) != 0) {
             pd_store_close(s);
             return r;
         }
@@ -615,10 +585,7 @@ pd_store_close(pd_store_t *s)
                     PD_LI("sync_ms", (int64_t)(s->stats.sync_ns / 1000000)));
     for (int i = 0; i < s->nwriters; i++)
         pd_db_close(s->writers[i].db);
-    if (s->password != NULL) {
-        OPENSSL_cleanse(s->password, strlen(s->password));
-        free(s->password);
-    }
+    pd_cred_free(s->cred);
     free(s->url);
     reader_t *rd = s->readers;
     while (rd != NULL) {

@@ -11,6 +11,8 @@ static const pd_config_key_t keys[] = {
      .help = "PostgreSQL libpq URI or conninfo string, multi-host included (backend = postgres)"},
     {"password_file", PD_CT_PATH, S(password_file), "",
      .help = "file holding the PostgreSQL password (overrides one in url)"},
+    {"password_secret", PD_CT_STR, S(password_secret), "",
+     .help = "vault secret holding the PostgreSQL password (\"PASSWORD\" or \"USER\\nPASSWORD\"; rotations are picked up)"},
     {"writers", PD_CT_INT, S(writers), "4", 1, 64,
      .help = "PostgreSQL writer connections, each committing its own batch (SQLite has one writer)"},
     {"max_batch", PD_CT_INT, S(max_batch), "512", 1, 100000,

@@ -20,7 +20,7 @@ typedef enum {
     A_SECRET,        /* name */
     A_SECRET_STAGE,  /* name, stage */
     A_SECRET_PUT,    /* name, value */
-    A_SECRET_CREATE, /* name, rotation_days, length, exclude */
+    A_SECRET_CREATE, /* name, rotation_days, length, exclude, handler, url, master_secret, username, grace_s */
 } shape_t;
 
 typedef struct {
@@ -145,7 +145,7 @@ static int
 encode(const admin_op_t *o, args_t *a, pd_buf_t *payload)
 {
     const char *s1 = NULL, *s2 = NULL;
-    int64_t n1 = 0, n2 = 0;
+    int64_t n1 = 0;
     int r;
     switch (o->shape) {
     case A_NONE: {
@@ -186,12 +186,28 @@ encode(const admin_op_t *o, args_t *a, pd_buf_t *payload)
         return pd_msg_secret_put_enc(payload, s1, pd_view_cstr(s2));
     }
     case A_SECRET_CREATE: {
-        const char *const f[] = {"name", "rotation_days", "length", "exclude", NULL};
+        const char *const f[] = {"name", "rotation_days", "length", "exclude", "handler", "url", "master_secret",
+                                 "username", "grace_s", NULL};
+        const char *h = NULL, *url = NULL, *master = NULL, *user = NULL;
+        pd_msg_secret_create_t m;
+        memset(&m, 0, sizeof(m));
         if ((r = only(a, f)) != 0 || (r = str_arg(a, "name", PD_MSG_SECRET_NAME_MAX, NULL, &s1)) != 0 ||
-            (r = num_arg(a, "rotation_days", false, 30, &n1)) != 0 || (r = num_arg(a, "length", false, 32, &n2)) != 0 ||
-            (r = str_arg(a, "exclude", PD_MSG_EXCLUDE_MAX, "", &s2)) != 0)
+            (r = num_arg(a, "rotation_days", false, 30, &m.rotation_days)) != 0 ||
+            (r = num_arg(a, "length", false, 32, &m.length)) != 0 ||
+            (r = str_arg(a, "exclude", PD_MSG_EXCLUDE_MAX, "", &s2)) != 0 ||
+            (r = str_arg(a, "handler", PD_MSG_HANDLER_MAX, "", &h)) != 0 ||
+            (r = str_arg(a, "url", PD_MSG_URL_MAX, "", &url)) != 0 ||
+            (r = str_arg(a, "master_secret", PD_MSG_SECRET_NAME_MAX, "", &master)) != 0 ||
+            (r = str_arg(a, "username", PD_MSG_USER_MAX, "", &user)) != 0 ||
+            (r = num_arg(a, "grace_s", false, 60, &m.grace_s)) != 0)
             return r;
-        return pd_msg_secret_create_enc(payload, s1, n1, n2, s2);
+        snprintf(m.name, sizeof(m.name), "%s", s1);
+        snprintf(m.exclude, sizeof(m.exclude), "%s", s2);
+        snprintf(m.handler, sizeof(m.handler), "%s", h);
+        snprintf(m.url, sizeof(m.url), "%s", url);
+        snprintf(m.master, sizeof(m.master), "%s", master);
+        snprintf(m.username, sizeof(m.username), "%s", user);
+        return pd_msg_secret_create_enc(payload, &m);
     }
     }
     return PD_ERR_INTERNAL;

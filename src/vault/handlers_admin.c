@@ -12,6 +12,7 @@
 
 #include "payd/json.h"
 #include "vault/handlers.h"
+#include "vault/rotation.h"
 #include "vault/msg.h"
 
 #define DECODE(expr)                                                                                                   \
@@ -279,25 +280,40 @@ pd_h_secrets_put(pd_hctx_t *h)
 int
 pd_h_secrets_create(pd_hctx_t *h)
 {
-    char name[PD_MSG_SECRET_NAME_MAX + 1], exclude[PD_MSG_EXCLUDE_MAX + 1];
-    int64_t days, length;
+    pd_msg_secret_create_t m;
     reply_t out;
     int rc;
-    DECODE(pd_msg_secret_create_dec(h->payload, name, &days, &length, exclude));
-    secret_resource(h, name);
-    if (days < 0 || days > 3650) {
+    DECODE(pd_msg_secret_create_dec(h->payload, &m));
+    secret_resource(h, m.name);
+    if (m.rotation_days < 0 || m.rotation_days > 3650) {
         snprintf(h->msg, sizeof(h->msg), "the rotation period must be 0 to 3650 days");
         return PD_ERR_RANGE;
     }
-    if (length < 8 || length > 1024) {
+    if (m.length < 8 || m.length > 1024) {
         snprintf(h->msg, sizeof(h->msg), "the length must be 8 to 1024");
         return PD_ERR_RANGE;
     }
-    if ((rc = pd_secrets_create(h->v, name, days, length, exclude)) == PD_ERR_EXISTS)
-        snprintf(h->msg, sizeof(h->msg), "secret %s already exists", name);
+    if (m.handler[0] == '\0' || strcmp(m.handler, "random") == 0) {
+        if (m.url[0] != '\0' || m.master[0] != '\0' || m.username[0] != '\0') {
+            snprintf(h->msg, sizeof(h->msg), "url, master_secret and username are for the postgres and redis handlers");
+            return PD_ERR_INVALID;
+        }
+        if ((rc = pd_secrets_create(h->v, m.name, m.rotation_days, m.length, m.exclude)) == PD_ERR_EXISTS)
+            snprintf(h->msg, sizeof(h->msg), "secret %s already exists", m.name);
+    } else {
+        pd_rot_target_t t;
+        memset(&t, 0, sizeof(t));
+        snprintf(t.name, sizeof(t.name), "%s", m.name);
+        snprintf(t.handler, sizeof(t.handler), "%s", m.handler);
+        snprintf(t.url, sizeof(t.url), "%s", m.url);
+        snprintf(t.master, sizeof(t.master), "%s", m.master);
+        snprintf(t.username, sizeof(t.username), "%s", m.username);
+        t.grace_s = m.grace_s;
+        rc = pd_secrets_create_rotated(h->v, m.name, m.rotation_days, m.length, m.exclude, &t, h->msg, sizeof(h->msg));
+    }
     reply_init(&out);
     if (rc == 0)
-        rc = pd_secrets_history(h->v, name, &out.w);
+        rc = pd_secrets_history(h->v, m.name, &out.w);
     return reply_finish(h, &out, rc);
 }
 
@@ -312,7 +328,10 @@ pd_h_secrets_rotate(pd_hctx_t *h)
     secret_resource(h, name);
     int rc = not_found(h, pd_secrets_rotate(h->v, name, &changed), "secret", name);
     if (rc == PD_ERR_AUTH)
-        snprintf(h->msg, sizeof(h->msg), "testSecret failed: the rotation was rolled back, CURRENT is unchanged");
+        snprintf(h->msg, sizeof(h->msg), "testSecret failed: the rotation was rolled back, CURRENT is unchanged%s%s",
+                 pd_secrets_rotate_error()[0] != '\0' ? ": " : "", pd_secrets_rotate_error());
+    else if (rc != 0 && rc != PD_ERR_NOTFOUND && pd_secrets_rotate_error()[0] != '\0')
+        snprintf(h->msg, sizeof(h->msg), "%s", pd_secrets_rotate_error());
     if (changed)
         snprintf(h->changed, sizeof(h->changed), "%s", name);
     reply_init(&out);

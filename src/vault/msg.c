@@ -319,27 +319,37 @@ pd_msg_secret_put_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], pd_vie
 }
 
 int
-pd_msg_secret_create_enc(pd_buf_t *b, const char *name, int64_t rotation_days, int64_t length, const char *exclude)
+pd_msg_secret_create_enc(pd_buf_t *b, const pd_msg_secret_create_t *m)
 {
     pd_wire_w_t w;
     pd_wire_w_init(&w, b);
-    pd_wire_put_str(&w, pd_view_cstr(name));
-    pd_wire_put_u64(&w, (uint64_t)rotation_days);
-    pd_wire_put_u64(&w, (uint64_t)length);
-    pd_wire_put_str(&w, pd_view_cstr(exclude));
+    pd_wire_put_str(&w, pd_view_cstr(m->name));
+    pd_wire_put_u64(&w, (uint64_t)m->rotation_days);
+    pd_wire_put_u64(&w, (uint64_t)m->length);
+    pd_wire_put_str(&w, pd_view_cstr(m->exclude));
+    pd_wire_put_str(&w, pd_view_cstr(m->handler));
+    pd_wire_put_str(&w, pd_view_cstr(m->url));
+    pd_wire_put_str(&w, pd_view_cstr(m->master));
+    pd_wire_put_str(&w, pd_view_cstr(m->username));
+    pd_wire_put_u64(&w, (uint64_t)m->grace_s);
     return done_w(&w);
 }
 
 int
-pd_msg_secret_create_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], int64_t *rotation_days, int64_t *length,
-                         char exclude[PD_MSG_EXCLUDE_MAX + 1])
+pd_msg_secret_create_dec(pd_view_t p, pd_msg_secret_create_t *m)
 {
     pd_wire_r_t r;
+    memset(m, 0, sizeof(*m));
     pd_wire_r_init(&r, p);
-    get_name(&r, name, PD_MSG_SECRET_NAME_MAX + 1);
-    *rotation_days = (int64_t)pd_wire_get_u64(&r);
-    *length = (int64_t)pd_wire_get_u64(&r);
-    pd_wire_get_cstr(&r, exclude, PD_MSG_EXCLUDE_MAX + 1);
+    get_name(&r, m->name, sizeof(m->name));
+    m->rotation_days = (int64_t)pd_wire_get_u64(&r);
+    m->length = (int64_t)pd_wire_get_u64(&r);
+    pd_wire_get_cstr(&r, m->exclude, sizeof(m->exclude));
+    pd_wire_get_cstr(&r, m->handler, sizeof(m->handler));
+    pd_wire_get_cstr(&r, m->url, sizeof(m->url));
+    pd_wire_get_cstr(&r, m->master, sizeof(m->master));
+    pd_wire_get_cstr(&r, m->username, sizeof(m->username));
+    m->grace_s = (int64_t)pd_wire_get_u64(&r);
     return pd_wire_done(&r);
 }
 

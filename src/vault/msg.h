@@ -66,11 +66,25 @@ int pd_msg_secret_stage_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], 
 /* SECRETS_PUT: name, value (1 to 4096 bytes; a view into the payload) */
 int pd_msg_secret_put_enc(pd_buf_t *b, const char *name, pd_view_t value);
 int pd_msg_secret_put_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], pd_view_t *value);
-/* SECRETS_CREATE: name, rotation days, length, excluded characters ("": the default set) */
-int pd_msg_secret_create_enc(pd_buf_t *b, const char *name, int64_t rotation_days, int64_t length,
-                             const char *exclude);
-int pd_msg_secret_create_dec(pd_view_t p, char name[PD_MSG_SECRET_NAME_MAX + 1], int64_t *rotation_days,
-                             int64_t *length, char exclude[PD_MSG_EXCLUDE_MAX + 1]);
+/* SECRETS_CREATE: name, rotation days, length, excluded characters ("": the default
+ * set), then the rotation handler ("" = random) and its target: url, master secret,
+ * username, grace period in seconds (all "" / 0 for random) */
+#define PD_MSG_HANDLER_MAX 16
+#define PD_MSG_URL_MAX 1024
+#define PD_MSG_USER_MAX 63
+typedef struct {
+    char name[PD_MSG_SECRET_NAME_MAX + 1];
+    int64_t rotation_days, length;
+    char exclude[PD_MSG_EXCLUDE_MAX + 1];
+    char handler[PD_MSG_HANDLER_MAX + 1];
+    char url[PD_MSG_URL_MAX + 1];
+    char master[PD_MSG_SECRET_NAME_MAX + 1];
+    char username[PD_MSG_USER_MAX + 1];
+    int64_t grace_s;
+} pd_msg_secret_create_t;
+#define PD_MSG_SECRET_CREATE_FIXED (3 * PD_WIRE_I64 + 5 * PD_WIRE_STR(0))
+int pd_msg_secret_create_enc(pd_buf_t *b, const pd_msg_secret_create_t *m);
+int pd_msg_secret_create_dec(pd_view_t p, pd_msg_secret_create_t *m);
 /* KMS_LIST, SECRETS_LIST, AUDIT_VERIFY carry no payload. */
 
 /* The client side of the admin operations: maps an operation name ("kms.rotate") to

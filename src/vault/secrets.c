@@ -19,7 +19,7 @@
 #include <openssl/rand.h>
 
 #include "payd/log.h"
-#include "vault/internal.h"
+#include "vault/rotation.h"
 
 #define SECRET_MAX 4096
 #define DEFAULT_EXCLUDE "\"@/\\"
@@ -85,8 +85,9 @@ secret_context(char *out, size_t cap, const char *name, const char *version_id)
     snprintf(out, cap, "purpose=secret;name=%s;version=%s", name, version_id);
 }
 
-static int
-insert_version(pd_vault_state_t *v, const char *name, const char *version_id, const char *stage, pd_view_t value)
+int
+pd_secrets_insert_version(pd_vault_state_t *v, const char *name, const char *version_id, const char *stage,
+                          pd_view_t value)
 {
     pd_kms_key_t k;
     pd_buf_t env;
@@ -160,7 +161,7 @@ pd_secrets_create(pd_vault_state_t *v, const char *name, int64_t rotation_days, 
                                PD_SQL_S(exclude), PD_SQL_I(v->now())),
                    NULL);
     if (r == 0)
-        r = insert_version(v, name, vid, "CURRENT", pd_view_cstr(value));
+        r = pd_secrets_insert_version(v, name, vid, "CURRENT", pd_view_cstr(value));
     OPENSSL_cleanse(value, sizeof(value));
     return r;
 }
@@ -238,7 +239,7 @@ pd_secrets_put(pd_vault_state_t *v, const char *name, pd_view_t value, char *ver
     if (m.rotating)
         return PD_ERR_STATE; /* a rotation is in progress: finish it first */
     if ((r = ensure_index(v)) != 0 || (r = pd_id_new("ver", version_id, vcap)) != 0 ||
-        (r = insert_version(v, name, version_id, "", value)) != 0)
+        (r = pd_secrets_insert_version(v, name, version_id, "", value)) != 0)
         return r;
     return promote(v, name, version_id);
 }
@@ -281,40 +282,106 @@ step_commit(pd_vault_state_t *v, const char *action, const char *name, int outco
     return r;
 }
 
+static char g_rotate_error[512];
+
+const char *
+pd_secrets_rotate_error(void)
+{
+    return g_rotate_error;
+}
+
+/* the PENDING value of a rotation: generated, or the handler's login built on it */
+static int
+next_value(pd_vault_state_t *v, const meta_t *m, const pd_rot_handler_t *h, const pd_rot_target_t *t, pd_buf_t *out)
+{
+    char pw[1025], vid[PD_ID_MAX];
+    pd_buf_t cur;
+    int r = pd_secrets_generate(m->length, m->exclude, pw, sizeof(pw));
+    if (r == 0 && h == NULL)
+        r = pd_buf_put_cstr(out, pw);
+    else if (r == 0) {
+        pd_buf_init(&cur, SECRET_MAX);
+        if ((r = pd_secrets_get(v, t->name, "CURRENT", &cur, vid, sizeof(vid))) == 0)
+            r = h->pending_value(t, pd_buf_view(&cur), pw, out);
+        pd_buf_free_secure(&cur);
+    }
+    OPENSSL_cleanse(pw, sizeof(pw));
+    return r;
+}
+
+/* setSecret of a handler: the system accepts the PENDING login (the old one still works) */
+static int
+handler_set(pd_vault_state_t *v, const pd_rot_handler_t *h, const pd_rot_target_t *t)
+{
+    pd_buf_t master, pending;
+    char vid[PD_ID_MAX];
+    pd_buf_init(&master, SECRET_MAX);
+    pd_buf_init(&pending, SECRET_MAX);
+    int r = pd_rot_master(v, t, &master, g_rotate_error, sizeof(g_rotate_error));
+    if (r == 0 && (r = pd_secrets_get(v, t->name, "PENDING", &pending, vid, sizeof(vid))) != 0)
+        snprintf(g_rotate_error, sizeof(g_rotate_error), "cannot read the PENDING version: %s", pd_strerror(r));
+    if (r == 0)
+        r = h->set(t, pd_buf_view(&master), pd_buf_view(&pending), g_rotate_error, sizeof(g_rotate_error));
+    pd_buf_free_secure(&master);
+    pd_buf_free_secure(&pending);
+    return r;
+}
+
 int
 pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
 {
     meta_t m;
-    char value[1025];
+    pd_rot_target_t t;
+    const pd_rot_handler_t *h = NULL;
+    char cur_vid[PD_ID_MAX] = "";
     int r;
 
     *changed = false;
+    g_rotate_error[0] = '\0';
     if ((r = load_meta(v, name, &m)) != 0)
         return r;
-    if (strcmp(m.handler, "random") != 0)
-        return PD_ERR_UNAVAILABLE; /* postgres / redis handlers arrive with those backends */
+    if (strcmp(m.handler, "random") != 0) {
+        if ((h = pd_rot_handler(m.handler)) == NULL) {
+            snprintf(g_rotate_error, sizeof(g_rotate_error), "no rotation handler %s", m.handler);
+            return PD_ERR_UNAVAILABLE;
+        }
+        if ((r = pd_rot_target_load(v, name, &t)) != 0) {
+            snprintf(g_rotate_error, sizeof(g_rotate_error), "the secret has no target (url, master_secret)");
+            return r == PD_ERR_NOTFOUND ? PD_ERR_STATE : r;
+        }
+    }
     /* createSecret */
     if (!m.rotating) {
+        pd_buf_t value;
+        /* a retirement still due is done first: the next setSecret may reuse its login */
+        if (h != NULL && (r = pd_rot_retire(v, &t, true, g_rotate_error, sizeof(g_rotate_error))) != 0)
+            return r;
         if ((r = pd_db_begin(v->db)) != 0)
             return r;
-        if ((r = pd_id_new("ver", m.token, sizeof(m.token))) != 0 ||
-            (r = pd_secrets_generate(m.length, m.exclude, value, sizeof(value))) != 0 ||
+        pd_buf_init(&value, SECRET_MAX);
+        if ((r = pd_id_new("ver", m.token, sizeof(m.token))) != 0 || (r = next_value(v, &m, h, &t, &value)) != 0 ||
             (r = pd_db_exec(v->db, "DELETE FROM secret_versions WHERE name = ? AND stage = 'PENDING'",
                             PD_SQL_ARGS(PD_SQL_S(name)), NULL)) != 0 ||
-            (r = insert_version(v, name, m.token, "PENDING", pd_view_cstr(value))) != 0 ||
+            (r = pd_secrets_insert_version(v, name, m.token, "PENDING", pd_buf_view(&value))) != 0 ||
             (r = step_txn(v, name, m.token, "create")) != 0) {
-            OPENSSL_cleanse(value, sizeof(value));
+            pd_buf_free_secure(&value);
             (void)pd_db_rollback(v->db);
             return r;
         }
-        OPENSSL_cleanse(value, sizeof(value));
+        pd_buf_free_secure(&value);
         if ((r = step_commit(v, "secrets.rotate.create", name, 0)) != 0)
             return r;
         snprintf(m.step, sizeof(m.step), "create");
         failpoint("create");
     }
-    /* setSecret: the random handler has no external system to update */
+    /* setSecret: the random handler has no external system to update; a failure
+     * leaves the rotation at this step, tried again on the next tick */
     if (strcmp(m.step, "create") == 0) {
+        if (h != NULL && (r = handler_set(v, h, &t)) != 0) {
+            pd_log_error("setSecret failed", PD_LS("secret", name), PD_LS("handler", h->name),
+                         PD_LS("reason", g_rotate_error));
+            return r;
+        }
         if ((r = pd_db_begin(v->db)) != 0)
             return r;
         if ((r = step_txn(v, name, m.token, "set")) != 0) {
@@ -332,7 +399,14 @@ pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
         char vid[PD_ID_MAX];
         pd_buf_init(&val, SECRET_MAX);
         r = pd_secrets_get(v, name, "PENDING", &val, vid, sizeof(vid));
-        bool ok = r == 0 && strcmp(vid, m.token) == 0 && (int64_t)val.len == m.length;
+        bool ok = r == 0 && strcmp(vid, m.token) == 0;
+        if (ok && h == NULL)
+            ok = (int64_t)val.len == m.length;
+        else if (ok && (r = h->test(&t, pd_buf_view(&val), g_rotate_error, sizeof(g_rotate_error))) != 0) {
+            pd_log_error("testSecret failed: the rotation is rolled back", PD_LS("secret", name),
+                         PD_LS("handler", h->name), PD_LS("reason", g_rotate_error));
+            ok = false;
+        }
         pd_buf_free_secure(&val);
         if (!ok) {
             /* roll back: drop PENDING, clear the token; CURRENT stays as it was */
@@ -361,9 +435,19 @@ pd_secrets_rotate(pd_vault_state_t *v, const char *name, bool *changed)
         failpoint("test");
     }
     /* finishSecret: stages move together, in one transaction */
+    if (h != NULL) {
+        pd_buf_t cur;
+        pd_buf_init(&cur, SECRET_MAX);
+        r = pd_secrets_get(v, name, "CURRENT", &cur, cur_vid, sizeof(cur_vid));
+        pd_buf_free_secure(&cur);
+        if (r != 0)
+            return r;
+    }
     if ((r = pd_db_begin(v->db)) != 0)
         return r;
-    if ((r = promote(v, name, m.token)) != 0 ||
+    /* the old CURRENT (PREVIOUS after this) is retired once the grace period is over */
+    if ((h != NULL && (r = pd_rot_target_schedule_retire(v, &t, cur_vid)) != 0) ||
+        (r = promote(v, name, m.token)) != 0 ||
         (r = pd_db_exec(v->db,
                         "UPDATE secrets SET rotation_token = NULL, rotation_step = NULL, next_rotation = ? WHERE name = ?",
                         PD_SQL_ARGS(PD_SQL_I(m.rotation_days > 0 ? v->now() + m.rotation_days * 86400 : 0),
@@ -457,6 +541,7 @@ void
 pd_secrets_tick(pd_vault_state_t *v, void (*changed)(void *arg, const char *name), void *arg)
 {
     due_t d = {.n = 0};
+    pd_rot_tick(v); /* retirements whose grace period is over */
     /* interrupted rotations first, then the ones whose time has come */
     if (pd_db_query(v->db,
                     "SELECT name FROM secrets WHERE rotation_token IS NOT NULL "

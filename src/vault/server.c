@@ -90,8 +90,10 @@ static const pd_vault_dispatch_t dispatch[] = {
      pd_h_secrets_get_stage},
     {PD_MSG_SECRETS_PUT, "secrets.put", A, SECRET_MIN + PD_WIRE_BYTES(1),
      SECRET_MAX + PD_WIRE_BYTES(PD_MSG_SECRET_VALUE_MAX), pd_h_secrets_put},
-    {PD_MSG_SECRETS_CREATE, "secrets.create", A, SECRET_MIN + 2 * PD_WIRE_I64 + PD_WIRE_STR(0),
-     SECRET_MAX + 2 * PD_WIRE_I64 + PD_WIRE_STR(PD_MSG_EXCLUDE_MAX), pd_h_secrets_create},
+    {PD_MSG_SECRETS_CREATE, "secrets.create", A, SECRET_MIN + PD_MSG_SECRET_CREATE_FIXED,
+     SECRET_MAX + PD_MSG_SECRET_CREATE_FIXED + PD_MSG_EXCLUDE_MAX + PD_MSG_HANDLER_MAX + PD_MSG_URL_MAX +
+         PD_MSG_SECRET_NAME_MAX + PD_MSG_USER_MAX,
+     pd_h_secrets_create},
     {PD_MSG_SECRETS_ROTATE, "secrets.rotate", A, SECRET_MIN, SECRET_MAX, pd_h_secrets_rotate, .own_txn = true},
     {PD_MSG_AUDIT_VERIFY, "audit.verify", A, 0, 0, pd_h_audit_verify},
 };

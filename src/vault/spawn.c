@@ -211,6 +211,7 @@ static void
 secret_changed(void *arg, const char *name)
 {
     pd_vault_link_t *l = arg;
+    pd_vault_link_secret_changed(l, name);
     if (strcmp(name, "payd/api-key-pepper") == 0 &&
         pd_vault_secret_get(l->api, "payd/api-key-pepper", pepper_fetched, l) != 0)
         pd_log_error("cannot request the rotated API-key pepper");

@@ -141,8 +141,16 @@ size_bounds_are_exact(void **state)
     n++;
     cases[n].op = "secrets.create";
     snprintf(cases[n].min, sizeof(cases[n].min), "{\"name\":\"n\"}");
-    cases[n].max = malloc(512);
-    snprintf(cases[n].max, 512, "{\"name\":\"%s\",\"length\":64,\"rotation_days\":90,\"exclude\":\"%s\"}", n120, x63);
+    /* the largest: every field of a handler secret at its maximum */
+    char *h16 = repeat('h', PD_MSG_HANDLER_MAX), *u1024 = repeat('u', PD_MSG_URL_MAX), *w63 = repeat('w', PD_MSG_USER_MAX);
+    cases[n].max = malloc(2048);
+    snprintf(cases[n].max, 2048,
+             "{\"name\":\"%s\",\"length\":64,\"rotation_days\":90,\"exclude\":\"%s\",\"handler\":\"%s\","
+             "\"url\":\"%s\",\"master_secret\":\"%s\",\"username\":\"%s\",\"grace_s\":5}",
+             n120, x63, h16, u1024, n120, w63);
+    free(h16);
+    free(u1024);
+    free(w63);
     n++;
     static const char *const empty_ops[] = {"kms.list", "secrets.list", "audit.verify"};
     for (size_t i = 0; i < 3; i++) {
