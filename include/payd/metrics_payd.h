@@ -62,7 +62,8 @@ enum { PD_MX_REFUND_SUCCEEDED, PD_MX_REFUND_FAILED, PD_MX_REFUND_UNKNOWN, PD_MX_
 enum { PD_MX_RESULT_OK, PD_MX_RESULT_ERROR, PD_MX_RESULT_TIMEOUT, PD_MX_RESULT_UNAVAILABLE }; /* vault */
 enum { PD_MX_PROC_AUTHORIZE, PD_MX_PROC_CAPTURE, PD_MX_PROC_CANCEL, PD_MX_PROC_REFUND, PD_MX_PROC_QUERY,
        PD_MX_PROC_LIST };
-enum { PD_MX_PROC_APPROVED, PD_MX_PROC_DECLINED, PD_MX_PROC_UNKNOWN, PD_MX_PROC_NOT_FOUND, PD_MX_PROC_ERROR };
+enum { PD_MX_PROC_APPROVED, PD_MX_PROC_DECLINED, PD_MX_PROC_UNKNOWN, PD_MX_PROC_NOT_FOUND, PD_MX_PROC_ERROR,
+       PD_MX_PROC_OK /* list() read */ };
 enum { PD_MX_HOOK_SUCCESS, PD_MX_HOOK_HTTP_ERROR, PD_MX_HOOK_TIMEOUT, PD_MX_HOOK_NETWORK_ERROR,
        PD_MX_HOOK_REFUSED, PD_MX_HOOK_NOT_STARTED };
 enum { PD_MX_RECOVERY_AUTHORIZATION, PD_MX_RECOVERY_CAPTURE, PD_MX_RECOVERY_VOID, PD_MX_RECOVERY_REFUND };
@@ -72,8 +73,16 @@ extern const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES];
 /* the WAF rule families payd ships (payd.rules), then the address rules' refusals and
  * "none" (a pass) and "other" (a family of a custom rule file): NULL-terminated */
 extern const char *const pd_mx_waf_families[];
+#define PD_MX_WAF_FAMILY_NONE 15 /* "none" in pd_mx_waf_families (checked in metrics_payd.c) */
 
 extern pd_metrics_t *pd_mx;
+
+/* [metrics] */
+typedef struct {
+    bool enabled; /* record and serve GET /metrics; false: nothing is recorded (benchmarks compare) */
+} pd_mx_config_t;
+struct pd_config;
+int pd_mx_config_register(struct pd_config *cfg, pd_mx_config_t *c) PD_WUR;
 
 /* Makes the registry, sets pd_mx, attaches the process metrics and build_info
  * (version). currencies: the supported currency codes (label of

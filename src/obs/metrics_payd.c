@@ -3,10 +3,12 @@
  * Label values are closed lists: a value a caller cannot map is "other", never the
  * raw text, so no request can grow the number of series.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "payd/metrics_payd.h"
+#include "payd/config.h"
 #include "payd/vault_ipc.h"
 
 pd_metrics_t *pd_mx;
@@ -29,7 +31,7 @@ static const char *const refund_outcomes[] = {"succeeded", "failed", "unknown", 
 static const char *const roles[] = {"writer", "reader", NULL};
 static const char *const vault_results[] = {"ok", "error", "timeout", "unavailable", NULL};
 static const char *const proc_ops[] = {"authorize", "capture", "cancel", "refund", "query", "list", NULL};
-static const char *const proc_results[] = {"approved", "declined", "unknown", "not_found", "error", NULL};
+static const char *const proc_results[] = {"approved", "declined", "unknown", "not_found", "error", "ok", NULL};
 static const char *const hook_results[] = {"success", "http_error", "timeout", "network_error", "refused",
                                            "not_started", NULL};
 static const char *const recovery_kinds[] = {"authorization", "capture", "void", "refund", NULL};
@@ -154,6 +156,17 @@ const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES] = {
     [PD_MX_PROCESS] = PD_METRICS_PROCESS_DEFS,
 };
 
+static const pd_config_key_t config_keys[] = {
+    {"enabled", PD_CT_BOOL, offsetof(pd_mx_config_t, enabled), "true",
+     .help = "record metrics and serve GET /metrics on the admin listener (docs/metrics.md)"},
+};
+
+int
+pd_mx_config_register(struct pd_config *cfg, pd_mx_config_t *c)
+{
+    return pd_config_add(cfg, "metrics", config_keys, sizeof(config_keys) / sizeof(config_keys[0]), c);
+}
+
 static const char *build_version[2];
 
 static void
@@ -190,6 +203,9 @@ pd_mx_close(void)
     pd_mx = NULL;
     pd_metrics_free(m);
 }
+
+_Static_assert(sizeof(pd_mx_waf_families) / sizeof(pd_mx_waf_families[0]) == PD_MX_WAF_FAMILY_NONE + 3,
+               "none is the third last WAF family");
 
 size_t
 pd_mx_waf_family(const char *family)
