@@ -31,6 +31,7 @@ typedef struct {
     char *api_tls_cert, *api_tls_key;             /* tcp mode: client certificates, CN = principal */
     char *processor_tls_cert, *processor_tls_key;
     int64_t timeout_ms;     /* per request */
+    char *metrics_listen;   /* child: loopback host:port of the vault's own /metrics ("" = none) */
 } pd_vault_config_t;
 
 int pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c) PD_WUR;

@@ -5,6 +5,7 @@
  *              [--init] [--passphrase-file FILE] [--share-file FILE]... [--user NAME]
  *              [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL] [--pkcs11-pin-file F]]
  *              [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]   (mutual TLS)
+ *              [--metrics 127.0.0.1:PORT]   (its own GET /metrics, plain HTTP on loopback)
  *   payd-vault --data-dir DIR --init-shares N --threshold T     (split knowledge)
  *
  * A configuration file has one [vault] section with the same settings as the long
@@ -29,6 +30,7 @@
 #include "payd/log.h"
 #include "payd/privsep.h"
 #include "payd/vault_files.h"
+#include "vault/metrics.h"
 #include "vault/privs.h"
 #include "vault/server.h"
 #include "vault/transport.h"
@@ -54,6 +56,7 @@ usage(FILE *f)
                "                  [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL]\n"
                "                   [--pkcs11-pin-file FILE]] [--log-level LEVEL]\n"
                "                  [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]\n"
+               "                  [--metrics 127.0.0.1:PORT]\n"
                "       payd-vault --data-dir DIR --init-shares N --threshold T\n");
 }
 
@@ -62,6 +65,7 @@ typedef struct {
     char *data_dir, *socket, *user, *passphrase_file;
     char *pkcs11_module, *pkcs11_token, *pkcs11_key, *pkcs11_pin_file;
     char *listen, *tls_cert, *tls_key, *tls_client_ca;
+    char *metrics_listen;
     int log_level;
 } daemon_config_t;
 
@@ -81,6 +85,8 @@ static const pd_config_key_t daemon_keys[] = {
     {"tls_cert", PD_CT_PATH, C(tls_cert), "", .help = "the listener's certificate (PEM, with chain)"},
     {"tls_key", PD_CT_PATH, C(tls_key), "", .help = "the listener's private key"},
     {"tls_client_ca", PD_CT_PATH, C(tls_client_ca), "", .help = "CA of the clients' certificates (CN = principal)"},
+    {"metrics_listen", PD_CT_ADDR, C(metrics_listen), "",
+     .help = "loopback host:port where the vault serves GET /metrics (plain HTTP/1.0; \"\": none)"},
 };
 #undef C
 
@@ -154,7 +160,7 @@ main(int argc, char **argv)
         {"pkcs11-token", required_argument, NULL, 'T'}, {"pkcs11-key", required_argument, NULL, 'K'},
         {"pkcs11-pin-file", required_argument, NULL, 'P'}, {"listen", required_argument, NULL, 'L'},
         {"tls-cert", required_argument, NULL, 'C'},     {"tls-key", required_argument, NULL, 'k'},
-        {"tls-client-ca", required_argument, NULL, 'A'},
+        {"tls-client-ca", required_argument, NULL, 'A'}, {"metrics", required_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
     /* option letter -> configuration key */
@@ -164,7 +170,7 @@ main(int argc, char **argv)
     } to_key[] = {{'d', "data_dir"},      {'s', "socket"},        {'u', "user"},         {'p', "passphrase_file"},
                   {'M', "pkcs11_module"}, {'T', "pkcs11_token"},  {'K', "pkcs11_key"},   {'P', "pkcs11_pin_file"},
                   {'l', "log_level"},     {'L', "listen"},        {'C', "tls_cert"},     {'k', "tls_key"},
-                  {'A', "tls_client_ca"}};
+                  {'A', "tls_client_ca"},  {'m', "metrics_listen"}};
     static daemon_config_t dc; /* static: reachable until exit, also on early returns */
     static pd_config_t *cfg;
     const char *dir = NULL, *sock = NULL, *user = NULL;
@@ -348,9 +354,17 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    pd_vmx_http_t *metrics = NULL; /* bound before root is dropped, like the other listeners */
+    if (opt(dc.metrics_listen) != NULL && pd_vmx_listen(&metrics, dc.metrics_listen, err, sizeof(err)) != 0) {
+        OPENSSL_cleanse(root, sizeof(root));
+        SSL_CTX_free(tls);
+        fprintf(stderr, "payd-vault: %s\n", err);
+        return 2;
+    }
     if (pd_vault_drop_privileges(user, dir, err, sizeof(err)) != 0) {
         OPENSSL_cleanse(root, sizeof(root));
         SSL_CTX_free(tls);
+        pd_vmx_free(metrics);
         fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
         return 1;
     }
@@ -367,6 +381,12 @@ main(int argc, char **argv)
     pd_vault_server_t *srv = NULL;
     if ((r = pd_vault_server_new(&srv, v)) != 0)
         return 1;
+    if (metrics != NULL && (r = pd_vault_server_metrics(srv, metrics)) != 0) {
+        fprintf(stderr, "payd-vault: cannot set up the metrics: %s\n", pd_strerror(r));
+        return 1;
+    }
+    if (metrics != NULL)
+        pd_log_info("vault metrics", PD_LS("listen", dc.metrics_listen), PD_LI("port", pd_vmx_port(metrics)));
     for (int i = 0; i < nfds; i++) {
         char origin[32];
         snprintf(origin, sizeof(origin), "fd:%d", fds[i]);

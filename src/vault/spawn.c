@@ -46,6 +46,8 @@ static const pd_config_key_t keys[] = {
      .help = "tcp mode: client certificate of principal processor (CN processor)"},
     {"processor_tls_key", PD_CT_PATH, C(processor_tls_key), "", .help = "tcp mode: its private key"},
     {"timeout_ms", PD_CT_MS, C(timeout_ms), "5s", 100, 600000, .help = "deadline of one vault request"},
+    {"metrics_listen", PD_CT_ADDR, C(metrics_listen), "",
+     .help = "child mode: loopback host:port where the vault serves its own GET /metrics (\"\": none)"},
 };
 #undef C
 
@@ -104,6 +106,10 @@ pd_vault_link_prepare(pd_vault_link_t *l, const pd_vault_config_t *c, const char
     if (c->passphrase_file[0] != '\0') {
         argv[n++] = "--passphrase-file";
         argv[n++] = c->passphrase_file;
+    }
+    if (c->metrics_listen[0] != '\0') {
+        argv[n++] = "--metrics";
+        argv[n++] = c->metrics_listen;
     }
     bool root = geteuid() == 0;
     if (root && c->user[0] != '\0') {
