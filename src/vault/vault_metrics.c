@@ -76,8 +76,10 @@ static const pd_metric_def_t defs[VMX_N] = {
 };
 
 static pd_metrics_t *vmx;
-static const char *op_names[PD_VAULT_MAX_OPS + 3];
-static uint16_t op_types[PD_VAULT_MAX_OPS + 2];
+static const char *op_names[PD_VAULT_MAX_OPS + 3]; /* distinct actions, "unknown", NULL */
+static size_t nnames;
+static uint16_t op_types[PD_VAULT_MAX_OPS + 1]; /* message type -> op_label[i], the index of its action */
+static size_t op_label[PD_VAULT_MAX_OPS + 1];
 static size_t nops;
 static pd_vault_state_t *vstate;
 static int (*peer_count)(void *arg);
@@ -88,8 +90,8 @@ op_index(uint16_t type)
 {
     for (size_t i = 0; i < nops; i++)
         if (op_types[i] == type)
-            return i;
-    return nops; /* "unknown" */
+            return op_label[i];
+    return nnames - 1; /* "unknown" */
 }
 
 static void
@@ -143,25 +145,31 @@ int
 pd_vmx_open(pd_vault_state_t *v, int (*npeers)(void *arg), void *arg)
 {
     int r;
-    nops = 0;
-    op_names[nops] = "auth";
-    op_types[nops++] = PD_MSG_AUTH;
+    nops = nnames = 0;
+    op_names[nnames++] = "auth";
+    op_types[nops] = PD_MSG_AUTH;
+    op_label[nops++] = 0;
     for (size_t i = 0; i < PD_VAULT_MAX_OPS; i++) {
         const pd_vault_dispatch_t *d = pd_vault_dispatch_at(i);
         if (d == NULL)
             break;
-        op_names[nops] = d->action;
-        op_types[nops++] = d->type;
+        size_t k = 0;
+        while (k < nnames && strcmp(op_names[k], d->action) != 0)
+            k++; /* two types may share an action (secrets.get: CURRENT or any stage) */
+        if (k == nnames)
+            op_names[nnames++] = d->action;
+        op_types[nops] = d->type;
+        op_label[nops++] = k;
     }
-    op_names[nops] = "unknown";
-    op_names[nops + 1] = NULL;
+    op_names[nnames++] = "unknown";
+    op_names[nnames] = NULL;
     vstate = v;
     peer_count = npeers;
     peer_arg = arg;
     if ((r = pd_metrics_new(&vmx, defs, VMX_N)) != 0)
         return r;
-    if ((r = pd_metrics_set_values(vmx, VMX_OPERATIONS, 0, op_names, nops + 1)) != 0 ||
-        (r = pd_metrics_set_values(vmx, VMX_DURATION, 0, op_names, nops + 1)) != 0 ||
+    if ((r = pd_metrics_set_values(vmx, VMX_OPERATIONS, 0, op_names, nnames)) != 0 ||
+        (r = pd_metrics_set_values(vmx, VMX_DURATION, 0, op_names, nnames)) != 0 ||
         (r = pd_metrics_set_collector(vmx, VMX_AUDIT_RECORDS, audit_records, NULL)) != 0 ||
         (r = pd_metrics_set_collector(vmx, VMX_CVC_HELD, cvc_held, NULL)) != 0 ||
         (r = pd_metrics_set_collector(vmx, VMX_CVC_SLOTS, cvc_slots, NULL)) != 0 ||
