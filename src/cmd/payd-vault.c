@@ -311,6 +311,14 @@ main(int argc, char **argv)
         return init_shares(dir, init_n, init_t);
     }
 
+    /* the metrics listener: a wrong address stops the start before anything is unsealed;
+     * bound before root is dropped, like the other listeners (static: reachable until exit) */
+    static pd_vmx_http_t *metrics;
+    if (opt(dc.metrics_listen) != NULL && pd_vmx_listen(&metrics, dc.metrics_listen, err, sizeof(err)) != 0) {
+        fprintf(stderr, "payd-vault: %s\n", err);
+        return 2;
+    }
+
     /* Everything secret the operator hands in (the passphrase file or systemd
      * credential, share files, the token PIN, the TLS key) is read while still root:
      * such files are often root's alone (0600). Only then is root dropped. */
@@ -353,13 +361,6 @@ main(int argc, char **argv)
             fprintf(stderr, "payd-vault: %s\n", err);
             return 2;
         }
-    }
-    pd_vmx_http_t *metrics = NULL; /* bound before root is dropped, like the other listeners */
-    if (opt(dc.metrics_listen) != NULL && pd_vmx_listen(&metrics, dc.metrics_listen, err, sizeof(err)) != 0) {
-        OPENSSL_cleanse(root, sizeof(root));
-        SSL_CTX_free(tls);
-        fprintf(stderr, "payd-vault: %s\n", err);
-        return 2;
     }
     if (pd_vault_drop_privileges(user, dir, err, sizeof(err)) != 0) {
         OPENSSL_cleanse(root, sizeof(root));

@@ -417,6 +417,38 @@ scrapes_during_concurrent_payments_show_no_torn_histogram(void **state)
     free(after);
 }
 
+/* payd-vault serves its metrics on loopback only: anything else stops the start (exit 2) */
+static void
+vault_metrics_address_must_be_loopback(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *addr, *says;
+    } cases[] = {
+        {"0.0.0.0:9191", "0.0.0.0:9191 is not a loopback address; the vault's metrics are served on loopback only"},
+        {"10.1.2.3:9191", "is not a loopback address"},
+        {"localhost", "metrics_listen = \"localhost\": invalid value; accepted: host:port"},
+        {"example.com:9191", "is not a numeric address"},
+    };
+    char dir[] = "/tmp/payd-vmx-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *argv[] = {PAYD_VAULT_BIN, "--data-dir", dir, "--socket", "/tmp/payd-vmx-unused.sock", "--metrics",
+                              cases[i].addr, NULL};
+        char *out = NULL;
+        int st = pd_h_run(argv, &out);
+        if (st != 2 || strstr(out, cases[i].says) == NULL)
+            print_error("%s: exit %d: %s\n", cases[i].addr, st, out);
+        assert_int_equal(st, 2);
+        assert_non_null(strstr(out, cases[i].says));
+        free(out);
+    }
+    const char *rm[] = {"/bin/rm", "-rf", dir, NULL};
+    char *out = NULL;
+    assert_int_equal(pd_h_run(rm, &out), 0);
+    free(out);
+}
+
 static void
 disabled_records_nothing_and_answers_404(void **state)
 {
@@ -444,6 +476,7 @@ main(void)
         cmocka_unit_test(every_metric_documented_and_every_documented_one_exported),
         cmocka_unit_test(vault_metrics_count_operations_and_hold_no_card_data),
         cmocka_unit_test(scrapes_during_concurrent_payments_show_no_torn_histogram),
+        cmocka_unit_test(vault_metrics_address_must_be_loopback),
         cmocka_unit_test(disabled_records_nothing_and_answers_404),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
