@@ -337,11 +337,13 @@ respond(mconn_t *c, const char *status, const char *ctype, pd_view_t body)
 static void
 answer(mconn_t *c)
 {
+    /* the request line: METHOD SP PATH SP HTTP/1.x */
     const char *h = c->head;
-    bool get = strncmp(h, "GET ", 4) == 0, head_only = strncmp(h, "HEAD ", 5) == 0;
-    const char *path = h + (get ? 4 : head_only ? 5 : 0);
+    size_t mlen = strcspn(h, " \r\n");
+    const char *path = h[mlen] == ' ' ? h + mlen + 1 : h + mlen;
     size_t plen = strcspn(path, " \r\n");
-    bool http = strncmp(path + plen, " HTTP/1.", 8) == 0;
+    bool http = mlen > 0 && h[mlen] == ' ' && plen > 0 && strncmp(path + plen, " HTTP/1.", 8) == 0;
+    bool get = http && mlen == 3 && memcmp(h, "GET", 3) == 0, head_only = http && mlen == 4 && memcmp(h, "HEAD", 4) == 0;
     if (!http || (!get && !head_only)) {
         respond(c, http ? "405 Method Not Allowed" : "400 Bad Request", "text/plain; charset=utf-8",
                 http ? PD_VIEW_LIT("only GET\n") : PD_VIEW_LIT("bad request\n"));
