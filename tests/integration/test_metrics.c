@@ -125,9 +125,9 @@ counts_exactly_what_was_sent(void **state)
     assert_int_equal(api_call(&payd, "GET", path, NULL, NULL), 200);
     assert_int_equal(api_call(&payd, "GET", "/v1/no/such/thing", NULL, NULL), 404);
     /* an attack the WAF blocks */
-    assert_int_equal(
-        api_call(&payd, "GET", "/v1/payment_intents?limit=1%27%20UNION%20SELECT%20password%20FROM%20users--", NULL, NULL),
-        403);
+    assert_int_equal(api_call(&payd, "POST", "/v1/payment_intents",
+                              "amount=100&currency=usd&description=-1839%27+or+%271%27%3D%271", NULL),
+                     403);
     char *after = scrape();
 
     static const char *const series[] = {
@@ -142,7 +142,7 @@ counts_exactly_what_was_sent(void **state)
         "payd_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/payment_intents/{id}\",le=\"+Inf\"}",
         "payd_waf_decisions_total{action=\"block\",family=\"sqli\"}",
         "payd_waf_decisions_total{action=\"pass\",family=\"none\"}", /* the payments and the read */
-        "payd_http_requests_total{method=\"GET\",route=\"/v1/payment_intents\",code=\"403\"}",
+        "payd_http_requests_total{method=\"POST\",route=\"/v1/payment_intents\",code=\"403\"}",
     };
     static const double want[] = {N + 1, N + 1, N + 1, N * 1234.0, 500, 1, 1, 1, 1, 1, N + 2, 1};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
