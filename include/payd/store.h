@@ -97,7 +97,7 @@ typedef struct {
 void pd_store_stats(pd_store_t *s, pd_store_stats_t *out);
 
 /* Collectors of the store's metrics in pd_mx (src/store/store_metrics.c): queue depth,
- * connections, writes, syncs, the webhook backlog. A no-op without pd_mx. */
+ * connections, writes, syncs. A no-op without pd_mx. */
 int pd_store_metrics_attach(pd_store_t *s) PD_WUR;
 
 /* Schema version after migrations. */

@@ -1,9 +1,10 @@
 /*
- * The store's collected metrics (payd/metrics_payd.h): queue depth, connections, the
- * counters of pd_store_stats, and the webhook backlog, read when /metrics is scraped.
+ * The store's collected metrics (payd/metrics_payd.h): queue depth, connections and the
+ * counters of pd_store_stats, read when /metrics is scraped. Nothing here queries the
+ * database: a scrape runs on an event loop (the webhook backlog is counted by the
+ * webhook engine, src/events/queue.c).
  */
 #include "payd/metrics_payd.h"
-#include "payd/outbox.h"
 #include "payd/store.h"
 
 static void
@@ -62,19 +63,6 @@ sync_seconds(void *arg, double *out, size_t n)
         out[0] = (double)st.sync_ns / 1e9;
 }
 
-/* one COUNT on the scraping thread's reader connection; the last value if it fails */
-static void
-backlog(void *arg, double *out, size_t n)
-{
-    static _Atomic int64_t last;
-    int64_t v = 0;
-    pd_db_t *db = pd_store_reader(arg);
-    if (db != NULL && pd_delivery_backlog(db, &v) == 0)
-        last = v;
-    if (n >= 1)
-        out[0] = (double)last;
-}
-
 int
 pd_store_metrics_attach(pd_store_t *s)
 {
@@ -85,7 +73,6 @@ pd_store_metrics_attach(pd_store_t *s)
         {PD_MX_STORE_QUEUE_DEPTH, queue_depth}, {PD_MX_DB_CONNECTIONS, connections},
         {PD_MX_STORE_WRITES, writes},           {PD_MX_STORE_QUEUE_FULL, queue_full},
         {PD_MX_STORE_SYNCS, syncs},             {PD_MX_STORE_SYNC_SECONDS, sync_seconds},
-        {PD_MX_WEBHOOK_BACKLOG, backlog},
     };
     if (pd_mx == NULL)
         return 0;
