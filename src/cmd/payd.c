@@ -626,7 +626,8 @@ main(int argc, char **argv)
         goto out;
     }
     char admin_err[512];
-    if (pd_edge_admin_check(&app.admin, admin_err, sizeof(admin_err)) != 0) {
+    if (pd_edge_admin_check(&app.admin, admin_err, sizeof(admin_err)) != 0 ||
+        pd_vault_config_check(&app.vault, admin_err, sizeof(admin_err)) != 0) {
         fprintf(stderr, "payd: configuration error:\n%s\n", admin_err);
         goto out;
     }

@@ -450,6 +450,14 @@ vault_metrics_address_must_be_loopback(void **state)
         assert_non_null(strstr(out, cases[i].says));
         free(out);
     }
+    /* payd refuses it for the vault it would start, before starting anything */
+    const char *check[] = {PAYD_BIN, "--dev", "--data-dir", dir, "--set", "vault.metrics_listen=0.0.0.0:9191",
+                           "--check-config", NULL};
+    char *co = NULL;
+    assert_int_equal(pd_h_run(check, &co), 2);
+    assert_non_null(strstr(co, "[vault] metrics_listen = 0.0.0.0:9191: the vault's metrics are served on a numeric "
+                               "loopback address only"));
+    free(co);
     const char *rm[] = {"/bin/rm", "-rf", dir, NULL};
     char *out = NULL;
     assert_int_equal(pd_h_run(rm, &out), 0);
