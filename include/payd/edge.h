@@ -158,6 +158,16 @@ bool pd_server_draining(const pd_server_t *s);
 /* The routes of the edge itself (/healthz, /readyz on both listeners). */
 extern const pd_route_t pd_health_routes[];
 extern const size_t pd_health_routes_n;
+/* GET /metrics on the admin listener: pd_mx in the Prometheus text format (404 while
+ * metrics are disabled). */
+extern const pd_route_t pd_metrics_routes[];
+extern const size_t pd_metrics_routes_n;
+/* Gives the route label of payd_http_requests_total and its histogram its values: the
+ * template of every route of rt ("/v1/payment_intents/{id}") and "unmatched". Once,
+ * after every route is added and before the server starts. A no-op without pd_mx. */
+int pd_edge_metrics_routes(const pd_router_t *rt) PD_WUR;
+/* Collectors of the edge's own counters (pd_server_stats) in pd_mx. */
+int pd_edge_metrics_attach(pd_server_t *s) PD_WUR;
 /* Admin-only test routes, added only when [admin] test_endpoints is on. */
 extern const pd_route_t pd_debug_routes[];
 extern const size_t pd_debug_routes_n;

@@ -108,6 +108,9 @@ bool pd_req_alive(const pd_req_t *r);
 void pd_resp_header(pd_req_t *r, const char *name, const char *value);
 /* Sends a JSON body (copied). */
 void pd_resp_json(pd_req_t *r, int status, pd_view_t body);
+/* Sends a body (copied) of another media type (content_type: a static string, e.g.
+ * "text/plain; version=0.0.4; charset=utf-8"). */
+void pd_resp_body(pd_req_t *r, int status, const char *content_type, pd_view_t body);
 /*
  * Sends a Stripe-shaped error: {"error":{"type","code","message","param","request_log_url"?}}.
  * code and param may be NULL (omitted). extra_json, if not NULL, is a string of

@@ -17,6 +17,12 @@
 int pd_currency_exponent(pd_view_t code);
 /* Lower-cases a supported currency into out[4]; PD_ERR_INVALID if unknown. */
 int pd_currency_normalize(pd_view_t code, char out[4]) PD_WUR;
+/* The supported currencies (lower case, alphabetical): how many, the i-th (NULL past
+ * the end), and the index of a lower-case code (SIZE_MAX if unsupported). The metrics'
+ * currency label takes its values from this list. */
+size_t pd_currency_count(void);
+const char *pd_currency_at(size_t i);
+size_t pd_currency_index(const char *code);
 
 typedef enum {
     PD_AMOUNT_OK = 0,

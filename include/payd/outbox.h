@@ -89,4 +89,8 @@ int pd_delivery_lease(pd_db_t *tx, const char *id, int64_t now, int64_t until, b
 int pd_delivery_record(pd_db_t *tx, const char *id, const char *state, int64_t next_at, int http_status,
                        const char *error, int64_t now) PD_WUR;
 
+/* Webhook deliveries pending now (payd_webhook_backlog): one count over the partial
+ * indexes of pending rows. */
+int pd_delivery_backlog(pd_db_t *db, int64_t *n) PD_WUR;
+
 #endif

@@ -131,5 +131,7 @@ typedef struct {
 int pd_reconcile(pd_store_t *store, pd_processor_t *proc, int64_t since, int flags, pd_reconcile_report_t *rep) PD_WUR;
 /* mismatches found since start (the metric reconciliation_mismatches_total) */
 int64_t pd_reconcile_mismatches_total(void);
+/* Its collector in pd_mx (payd_reconciliation_mismatches_total). */
+int pd_reconcile_metrics_attach(void) PD_WUR;
 
 #endif

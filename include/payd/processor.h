@@ -105,6 +105,11 @@ struct pd_processor {
     void (*free)(pd_processor_t *p);
 };
 
+/* A connector that forwards every call to inner and counts it in
+ * payd_processor_requests_total{op,result} (payd/metrics_payd.h). It owns inner: its
+ * free frees both. */
+int pd_processor_metered(pd_processor_t **out, pd_processor_t *inner) PD_WUR;
+
 /* [processor] configuration */
 typedef struct {
     int64_t simulator_latency_ms; /* added to every simulator call */

@@ -93,12 +93,18 @@ pd_db_t *pd_store_reader(pd_store_t *s);
 
 /* Statistics: batches committed, writes committed, largest batch, writes refused
  * for a full queue, the writer's time running writes and committing them, and the
- * deferred syncs (see pd_db_ops_t.defer_sync) with their time. */
+ * deferred syncs (see pd_db_ops_t.defer_sync) with their time; now: writes queued,
+ * writer connections and reader connections open. */
 typedef struct {
     uint64_t batches, writes, max_batch, queue_full;
     uint64_t exec_ns, commit_ns, syncs, sync_ns;
+    uint64_t queued, writers, readers;
 } pd_store_stats_t;
 void pd_store_stats(pd_store_t *s, pd_store_stats_t *out);
+
+/* Collectors of the store's metrics in pd_mx (src/store/store_metrics.c): queue depth,
+ * connections, writes, syncs. A no-op without pd_mx. */
+int pd_store_metrics_attach(pd_store_t *s) PD_WUR;
 
 /* Schema version after migrations. */
 int pd_store_schema_version(pd_store_t *s);

@@ -31,9 +31,14 @@ typedef struct {
     char *api_tls_cert, *api_tls_key;             /* tcp mode: client certificates, CN = principal */
     char *processor_tls_cert, *processor_tls_key;
     int64_t timeout_ms;     /* per request */
+    char *metrics_listen;   /* child: loopback host:port of the vault's own /metrics ("" = none) */
 } pd_vault_config_t;
 
 int pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c) PD_WUR;
+/* Checks what the configuration alone can tell (--check-config and before start):
+ * [vault] metrics_listen, when set, is a numeric loopback address. PD_ERR_CONFIG with
+ * the reason in err otherwise. */
+int pd_vault_config_check(const pd_vault_config_t *c, char *err, size_t cap) PD_WUR;
 
 /* child mode: the vault's privileged parent (src/vault/monitor.h) */
 typedef struct {

@@ -10,6 +10,7 @@
 #include "payd/cache.h"
 #include "payd/http.h"
 #include "payd/json.h"
+#include "payd/metrics_payd.h"
 #include "payd/payments.h"
 #include "payd/records.h"
 #include "payd/schema.h"
@@ -37,7 +38,7 @@ int pd_limits_locked(pd_api_t *api, pd_req_t *r);
 void pd_limits_auth_failed(pd_api_t *api, pd_req_t *r);
 int pd_limits_plan(pd_api_t *api, pd_req_t *r, const pd_auth_t *a);
 /* Answers 429 rate_limit with Retry-After; returns 1 (the filter responded). */
-int pd_limits_too_many(pd_req_t *r, int64_t retry_ms, const char *msg);
+int pd_limits_too_many(pd_req_t *r, size_t limit, int64_t retry_ms, const char *msg); /* limit: PD_MX_LIMIT_* */
 /* Card-testing velocity limits (velocity.c): before a charge attempt (0: go on, 1:
  * refused and answered), and after a decline. */
 int pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const char *fingerprint);
@@ -123,6 +124,8 @@ struct pd_step {
     int (*prepare)(pd_step_t *s);
     pd_op_write_fn phase2;
     const char *operation, *object; /* the 502's words: "capture", "PaymentIntent" */
+    int64_t amount;       /* a payment's amount and currency, for payd_payment_amount_minor_total */
+    const char *currency; /* (set by confirm; 0 / NULL for the other operations) */
 };
 void pd_step_init(pd_step_t *s, pd_op_t *op, void (*call)(pd_step_t *), int (*prepare)(pd_step_t *), pd_op_write_fn phase2,
                   const char *operation, const char *object);

@@ -23,8 +23,9 @@ header_int(pd_req_t *r, const char *name, int64_t v)
 }
 
 int
-pd_limits_too_many(pd_req_t *r, int64_t retry_ms, const char *msg)
+pd_limits_too_many(pd_req_t *r, size_t limit, int64_t retry_ms, const char *msg)
 {
+    pd_mx_inc(PD_MX_LIMIT_REFUSALS, limit);
     header_int(r, "Retry-After", (retry_ms + 999) / 1000);
     pd_resp_error(r, 429, "invalid_request_error", "rate_limit", msg, NULL);
     return 1;
@@ -38,7 +39,7 @@ pd_limits_locked(pd_api_t *api, pd_req_t *r)
     int64_t left = pd_cache_blocked(api->limits, key, pd_real_ms());
     if (left == 0)
         return 0;
-    return pd_limits_too_many(r, left, "Too many failed authentication attempts from this address. Retry later.");
+    return pd_limits_too_many(r, PD_MX_LIMIT_AUTH_LOCKOUT, left, "Too many failed authentication attempts from this address. Retry later.");
 }
 
 void
@@ -86,10 +87,10 @@ pd_limits_plan(pd_api_t *api, pd_req_t *r, const pd_auth_t *a)
     header_int(r, "X-RateLimit-Remaining", remaining);
     header_int(r, "X-RateLimit-Reset", (now + reset_ms + 999) / 1000);
     if (!ok)
-        return pd_limits_too_many(r, retry_ms, "Too many requests hit the API too quickly. Retry with exponential backoff.");
+        return pd_limits_too_many(r, PD_MX_LIMIT_RATE, retry_ms, "Too many requests hit the API too quickly. Retry with exponential backoff.");
     int64_t to_next = month(now / 1000, ym, sizeof(ym));
     snprintf(key, sizeof(key), "quota:%s:%s", a->key_id, ym);
     if (pd_cache_add(api->limits, key, 1, now + (to_next + 86400) * 1000, now) > a->monthly_quota)
-        return pd_limits_too_many(r, to_next * 1000, "The monthly request quota of this API key is exhausted.");
+        return pd_limits_too_many(r, PD_MX_LIMIT_QUOTA, to_next * 1000, "The monthly request quota of this API key is exhausted.");
     return 0;
 }

@@ -27,11 +27,12 @@ pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const cha
 
     snprintf(key, sizeof(key), "vm:%s", merchant_id);
     if ((left = pd_cache_blocked(api->limits, key, now)) > 0)
-        return pd_limits_too_many(r, left, "Too many declined payments for this account in a short time. Retry later.");
+        return pd_limits_too_many(r, PD_MX_LIMIT_ACCOUNT_DECLINES, left, "Too many declined payments for this account in a short time. Retry later.");
     if (fingerprint[0] == '\0')
         return 0; /* not a card */
     snprintf(key, sizeof(key), "vc:%s:%s", merchant_id, fingerprint);
     if (pd_cache_blocked(api->limits, key, now) > 0) {
+        pd_mx_inc(PD_MX_LIMIT_REFUSALS, PD_MX_LIMIT_CARD_DECLINES);
         pd_resp_error_x(r, 402, "card_error", "card_declined",
                         "Your card was declined: it was declined too many times recently.", NULL,
                         "\"decline_code\":\"card_velocity_exceeded\"");
@@ -39,7 +40,7 @@ pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const cha
     }
     snprintf(key, sizeof(key), "vi:%s", r->peer);
     if ((left = pd_cache_blocked(api->limits, key, now)) > 0)
-        return pd_limits_too_many(r, left, "Too many different cards were used from this address. Retry later.");
+        return pd_limits_too_many(r, PD_MX_LIMIT_CARDS_PER_IP, left, "Too many different cards were used from this address. Retry later.");
     /* a card not seen from this address within the window counts once */
     snprintf(key, sizeof(key), "vic:%s:%s:%s", r->peer, merchant_id, fingerprint);
     if (pd_cache_add(api->limits, key, 1, now + cfg->ip_card_window_ms, now) != 1)
@@ -51,7 +52,7 @@ pd_velocity_check(pd_api_t *api, pd_req_t *r, const char *merchant_id, const cha
     pd_cache_block(api->limits, key, now + cfg->ip_card_window_ms, now);
     pd_log_warn("audit: card testing suspected: too many cards from one address", PD_LS("event", "velocity.ip"),
                 PD_LS("peer", r->peer), PD_LI("limit", cfg->ip_card_limit), PD_LS("request_id", r->id));
-    return pd_limits_too_many(r, cfg->ip_card_window_ms, "Too many different cards were used from this address. Retry later.");
+    return pd_limits_too_many(r, PD_MX_LIMIT_CARDS_PER_IP, cfg->ip_card_window_ms, "Too many different cards were used from this address. Retry later.");
 }
 
 void

@@ -6,6 +6,7 @@
  *              [--pkcs11-module LIB --pkcs11-token LABEL [--pkcs11-key LABEL] [--pkcs11-pin-file F]]
  *              [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]   (mutual TLS)
  *              [--store-url URL [--store-password-file F]]   (tables on PostgreSQL)
+ *              [--metrics 127.0.0.1:PORT]   (its own GET /metrics, plain HTTP on loopback)
  *   payd-vault --data-dir DIR --init-shares N --threshold T     (split knowledge)
  *
  * A configuration file has one [vault] section with the same settings as the long
@@ -30,6 +31,7 @@
 #include "payd/log.h"
 #include "payd/privsep.h"
 #include "payd/vault_files.h"
+#include "vault/metrics.h"
 #include "vault/privs.h"
 #include "vault/server.h"
 #include "vault/transport.h"
@@ -56,6 +58,7 @@ usage(FILE *f)
                "                   [--pkcs11-pin-file FILE]] [--log-level LEVEL]\n"
                "                  [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]\n"
                "                  [--store-url URL [--store-password-file FILE]]\n"
+               "                  [--metrics 127.0.0.1:PORT]\n"
                "       payd-vault --data-dir DIR --init-shares N --threshold T\n");
 }
 
@@ -65,6 +68,7 @@ typedef struct {
     char *pkcs11_module, *pkcs11_token, *pkcs11_key, *pkcs11_pin_file;
     char *listen, *tls_cert, *tls_key, *tls_client_ca;
     char *store_url, *store_password_file;
+    char *metrics_listen;
     int log_level;
 } daemon_config_t;
 
@@ -89,6 +93,8 @@ static const pd_config_key_t daemon_keys[] = {
              "empty: DIR/vault.db"},
     {"store_password_file", PD_CT_PATH, C(store_password_file), "",
      .help = "file holding the password of store_url's role (overrides a password in the URL)"},
+    {"metrics_listen", PD_CT_ADDR, C(metrics_listen), "",
+     .help = "loopback host:port where the vault serves GET /metrics (plain HTTP/1.0; \"\": none)"},
 };
 #undef C
 
@@ -198,6 +204,7 @@ main(int argc, char **argv)
         {"tls-cert", required_argument, NULL, 'C'},     {"tls-key", required_argument, NULL, 'k'},
         {"tls-client-ca", required_argument, NULL, 'A'}, {"store-url", required_argument, NULL, 'U'},
         {"store-password-file", required_argument, NULL, 'W'},
+        {"metrics", required_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
     /* option letter -> configuration key */
@@ -207,7 +214,8 @@ main(int argc, char **argv)
     } to_key[] = {{'d', "data_dir"},      {'s', "socket"},        {'u', "user"},         {'p', "passphrase_file"},
                   {'M', "pkcs11_module"}, {'T', "pkcs11_token"},  {'K', "pkcs11_key"},   {'P', "pkcs11_pin_file"},
                   {'l', "log_level"},     {'L', "listen"},        {'C', "tls_cert"},     {'k', "tls_key"},
-                  {'A', "tls_client_ca"}, {'U', "store_url"},   {'W', "store_password_file"}};
+                  {'A', "tls_client_ca"}, {'U', "store_url"},   {'W', "store_password_file"},
+                  {'m', "metrics_listen"}};
     static daemon_config_t dc; /* static: reachable until exit, also on early returns */
     static pd_config_t *cfg;
     const char *dir = NULL, *sock = NULL, *user = NULL;
@@ -365,6 +373,14 @@ main(int argc, char **argv)
         return r;
     }
 
+    /* the metrics listener: a wrong address stops the start before anything is unsealed;
+     * bound before root is dropped, like the other listeners (static: reachable until exit) */
+    static pd_vmx_http_t *metrics;
+    if (opt(dc.metrics_listen) != NULL && pd_vmx_listen(&metrics, dc.metrics_listen, err, sizeof(err)) != 0) {
+        fprintf(stderr, "payd-vault: %s\n", err);
+        return 2;
+    }
+
     /* Everything secret the operator hands in (the passphrase file or systemd
      * credential, share files, the token PIN, the TLS key) is read while still root:
      * such files are often root's alone (0600). Only then is root dropped. */
@@ -411,6 +427,7 @@ main(int argc, char **argv)
     if (pd_vault_drop_privileges(user, dir, err, sizeof(err)) != 0) {
         OPENSSL_cleanse(root, sizeof(root));
         SSL_CTX_free(tls);
+        pd_vmx_free(metrics);
         fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
         return 1;
     }
@@ -425,6 +442,12 @@ main(int argc, char **argv)
     pd_vault_server_t *srv = NULL;
     if ((r = pd_vault_server_new(&srv, v)) != 0)
         return 1;
+    if (metrics != NULL && (r = pd_vault_server_metrics(srv, metrics)) != 0) {
+        fprintf(stderr, "payd-vault: cannot set up the metrics: %s\n", pd_strerror(r));
+        return 1;
+    }
+    if (metrics != NULL)
+        pd_log_info("vault metrics", PD_LS("listen", dc.metrics_listen), PD_LI("port", pd_vmx_port(metrics)));
     for (int i = 0; i < nfds; i++) {
         char origin[32];
         snprintf(origin, sizeof(origin), "fd:%d", fds[i]);

@@ -22,6 +22,9 @@
 #include "payd/edge.h"
 #include "payd/lockfile.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
+#include "payd/money.h"
+#include "payd/payments.h"
 #include "payd/privsep.h"
 #include "payd/service.h"
 #include "payd/vault_spawn.h"
@@ -43,6 +46,7 @@ typedef struct {
     pd_waf_t *waf;
     pd_waf_ip_t *waf_ip;
     pd_traffic_log_config_t traffic_cfg;
+    pd_mx_config_t metrics_cfg;
     pd_traffic_log_t *traffic;
     pd_vault_link_t vault_link;
     pd_secret_source_t secrets;    /* the vault link, for [store] and [cache] password_secret */
@@ -104,7 +108,8 @@ register_config(app_t *app)
         (r = pd_processor_config_register(app->cfg, &app->processor)) != 0 ||
         (r = pd_api_config_register(app->cfg, &app->payments)) != 0 ||
         (r = pd_waf_config_register(app->cfg, &app->waf_cfg)) != 0 ||
-        (r = pd_traffic_log_config_register(app->cfg, &app->traffic_cfg)) != 0) {
+        (r = pd_traffic_log_config_register(app->cfg, &app->traffic_cfg)) != 0 ||
+        (r = pd_mx_config_register(app->cfg, &app->metrics_cfg)) != 0) {
         fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
         return r;
     }
@@ -317,6 +322,19 @@ store_ready(void *arg, char *why, size_t cap)
     return pd_store_writable(arg, why, cap);
 }
 
+/* the registry of payd's metrics (pd_mx), its currency label from the supported list */
+static int
+open_metrics(void)
+{
+    static const char *currencies[512];
+    size_t n = pd_currency_count();
+    if (n >= sizeof(currencies) / sizeof(currencies[0]))
+        return PD_ERR_TOOBIG;
+    for (size_t i = 0; i < n; i++)
+        currencies[i] = pd_currency_at(i);
+    return pd_mx_open(PAYD_VERSION, currencies, n);
+}
+
 /* storage, vault, processor and the payments API; in dev mode also the demo merchant */
 static int
 start_services(app_t *app, pd_router_t *router)
@@ -351,6 +369,9 @@ start_services(app_t *app, pd_router_t *router)
         pd_log_error("cannot open the store", PD_LERR(r));
         return r;
     }
+    if ((r = pd_store_metrics_attach(app->db)) != 0 || (r = pd_reconcile_metrics_attach()) != 0 ||
+        (r = pd_edge_metrics_attach(g_server)) != 0)
+        return r;
     /* after the store: the data directory exists now */
     if ((r = pd_traffic_log_open(&app->traffic, &app->traffic_cfg, app->svc.data_dir, err, sizeof(err))) != 0) {
         pd_log_error("cannot open the access or flow log", PD_LS("reason", err));
@@ -361,8 +382,13 @@ start_services(app_t *app, pd_router_t *router)
     snprintf(sim_db, sizeof(sim_db), "%s", app->processor.simulator_db);
     if (sim_db[0] == '\0')
         snprintf(sim_db, sizeof(sim_db), "%s/simulator.db", app->svc.data_dir);
-    if ((r = pd_simulator_new(&app->simulator, sim_db, app->processor.simulator_latency_ms)) != 0)
+    pd_processor_t *sim = NULL;
+    if ((r = pd_simulator_new(&sim, sim_db, app->processor.simulator_latency_ms)) != 0)
         return r;
+    if ((r = pd_processor_metered(&app->simulator, sim)) != 0) { /* payd_processor_requests_total */
+        sim->free(sim);
+        return r;
+    }
     pd_api_deps_t deps = {&app->payments, app->db, &app->vault_link, app->simulator, app->svc.data_dir};
     if ((r = pd_api_new(&app->payments_api, &deps)) != 0 || (r = pd_api_register(app->payments_api, router, g_server)) != 0 ||
         (r = pd_server_add_probe(g_server, "vault", vault_ready, &app->vault_link)) != 0 ||
@@ -502,6 +528,8 @@ run(app_t *app)
         return r;
     if (app->admin.test_endpoints && (r = pd_router_add(router, pd_debug_routes, pd_debug_routes_n)) != 0)
         return r;
+    if ((r = pd_router_add(router, pd_metrics_routes, pd_metrics_routes_n)) != 0)
+        return r;
     if ((r = pd_server_new(&g_server, &app->api, &app->admin, router)) != 0)
         return r;
     /* as root: the ports (any port), the TLS key; then the vault's parent, which keeps
@@ -532,7 +560,14 @@ run(app_t *app)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* the metrics registry exists before the first thread that records (store, vault client) */
+    if (app->metrics_cfg.enabled && (r = open_metrics()) != 0) {
+        pd_log_error("cannot set up the metrics", PD_LERR(r));
+        return r;
+    }
     if ((r = start_services(app, router)) != 0)
+        return r;
+    if ((r = pd_edge_metrics_routes(router)) != 0) /* every route is known now */
         return r;
     if ((r = pd_server_start(g_server)) != 0)
         return r;
@@ -600,7 +635,8 @@ main(int argc, char **argv)
         goto out;
     }
     char admin_err[512];
-    if (pd_edge_admin_check(&app.admin, admin_err, sizeof(admin_err)) != 0) {
+    if (pd_edge_admin_check(&app.admin, admin_err, sizeof(admin_err)) != 0 ||
+        pd_vault_config_check(&app.vault, admin_err, sizeof(admin_err)) != 0) {
         fprintf(stderr, "payd: configuration error:\n%s\n", admin_err);
         goto out;
     }

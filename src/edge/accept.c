@@ -31,6 +31,7 @@
 
 #include "edge/internal.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/time.h"
 
 #define ACCEPT_PAUSE_MS 100
@@ -186,6 +187,7 @@ on_handshake_timeout(h2o_timeout_entry_t *e)
 {
     handshake_t *h = H2O_STRUCT_FROM_MEMBER(handshake_t, timeout, e);
     h2o_socket_t *sock = h->sock;
+    pd_mx_inc(PD_MX_TLS_HANDSHAKES, PD_MX_TLS_TIMEOUT);
     sock->data = NULL;
     free(h);
     h2o_socket_close(sock);
@@ -201,6 +203,7 @@ on_handshake(h2o_socket_t *sock, const char *err)
     pd_loop_t *loop = h->loop;
     struct timeval at = h->connected_at;
     free(h);
+    pd_mx_inc(PD_MX_TLS_HANDSHAKES, err != NULL ? PD_MX_TLS_FAILURE : PD_MX_TLS_SUCCESS);
     if (err != NULL) {
         h2o_socket_close(sock);
         return;
@@ -266,7 +269,9 @@ pd_accept_queued(pd_loop_t *loop, h2o_socket_t *listener, size_t max)
         /* the limits count API connections: the admin listener is loopback only */
         bool counted = kind == PD_L_API && pd_conn_limit_key((struct sockaddr *)&ss, key);
         if (counted && pd_conn_limit_take(s->limit, key, &why) != 0) {
-            atomic_fetch_add(strcmp(why, "max_connections") == 0 ? &s->stats.refused_max_connections : &s->stats.refused_per_ip, 1);
+            bool all = strcmp(why, "max_connections") == 0;
+            atomic_fetch_add(all ? &s->stats.refused_max_connections : &s->stats.refused_per_ip, 1);
+            pd_mx_inc(PD_MX_LIMIT_REFUSALS, all ? PD_MX_LIMIT_MAX_CONNECTIONS : PD_MX_LIMIT_MAX_CONNECTIONS_PER_IP);
             pd_conn_log_refused(loop, kind, (struct sockaddr *)&ss, why);
             close_reset(fd);
             continue;

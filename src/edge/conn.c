@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 
 #include "edge/internal.h"
+#include "payd/metrics_payd.h"
 #include "payd/time.h"
 
 typedef struct {
@@ -76,6 +77,7 @@ on_close(void *data)
 
     h2o_linklist_unlink(&c->link);
     c->loop->nconns--;
+    pd_metric_gauge_add(pd_mx, PD_MX_HTTP_CONNECTIONS, i->listener == PD_L_API ? PD_MX_LISTENER_API : PD_MX_LISTENER_ADMIN, -1);
     if (c->counted)
         pd_conn_limit_give(s->limit, c->key);
     pd_h2guard_free(c->h2g);
@@ -108,6 +110,7 @@ pd_conn_track(pd_loop_t *loop, h2o_socket_t *sock, pd_listener_kind_t kind, bool
         return PD_ERR_NOMEM;
     h2o_linklist_insert(&loop->conns, &c->link);
     loop->nconns++;
+    pd_metric_gauge_add(pd_mx, PD_MX_HTTP_CONNECTIONS, kind == PD_L_API ? PD_MX_LISTENER_API : PD_MX_LISTENER_ADMIN, 1);
     c->loop = loop;
     c->sock = sock;
     c->start_ms = pd_mono_ms();

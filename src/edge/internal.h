@@ -174,6 +174,10 @@ typedef struct {
 /* true when the caller should log now; *count gets the occurrences since the last line */
 bool pd_warn_limit(pd_warn_limit_t *w, uint64_t *count);
 
+/* metrics_route.c: records a finished request (payd_http_requests_total, its duration)
+ * in pd_mx; on the loop thread, from the request's disposal */
+void pd_edge_metrics_request(const pd_req_t *r);
+
 /* request.c: installs the request handler on a host */
 void pd_edge_register_handler(pd_server_t *s, h2o_hostconf_t *host, pd_listener_kind_t kind);
 

@@ -33,6 +33,7 @@ req_dispose(void *p)
 {
     pd_req_t *r = p;
     pd_server_t *s = r->loop->srv;
+    pd_edge_metrics_request(r);
     for (size_t i = 0; i < s->nfinish; i++)
         s->finish[i].fn(r, s->finish[i].arg);
     pd_arena_free(&r->arena);
@@ -159,6 +160,12 @@ reason_of(int status)
 void
 pd_resp_json(pd_req_t *r, int status, pd_view_t body)
 {
+    pd_resp_body(r, status, "application/json", body);
+}
+
+void
+pd_resp_body(pd_req_t *r, int status, const char *content_type, pd_view_t body)
+{
     if (r->responded) {
         pd_log_error("BUG: second response to a request", PD_LS("request_id", r->id));
         return;
@@ -172,7 +179,7 @@ pd_resp_json(pd_req_t *r, int status, pd_view_t body)
         req->res.status = status;
         req->res.reason = reason_of(status);
         req->res.content_length = body.len;
-        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
         h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, r->id, strlen(r->id));
         /* "00-<trace id>-<span id>-<flags>" */
         static const char hex[] = "0123456789abcdef";

@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/time.h"
 #include "payd/webhook.h"
 
@@ -174,6 +175,11 @@ finish_transfer(pd_webhook_engine_t *e, transfer_t *t, CURLcode code)
         snprintf(a.error, sizeof(a.error), "%s", curl_easy_strerror(code));
     else if (!a.ok)
         snprintf(a.error, sizeof(a.error), "endpoint answered HTTP %ld", status);
+    pd_mx_inc(PD_MX_WEBHOOK_DELIVERIES, a.ok                               ? PD_MX_HOOK_SUCCESS
+                                        : t->blocked                       ? PD_MX_HOOK_REFUSED
+                                        : code == CURLE_OPERATION_TIMEDOUT ? PD_MX_HOOK_TIMEOUT
+                                        : code != CURLE_OK                 ? PD_MX_HOOK_NETWORK_ERROR
+                                                                           : PD_MX_HOOK_HTTP_ERROR);
     int64_t now = pd_unix_now();
     if (!a.ok) {
         int64_t wait = pd_webhook_backoff(t->d.attempt, t->d.first_at, now);
@@ -200,6 +206,7 @@ record_not_started(pd_webhook_engine_t *e, const pd_delivery_t *d)
 {
     pd_attempt_t a = {.next_at = pd_unix_now() + 60};
     snprintf(a.error, sizeof(a.error), "could not start the request");
+    pd_mx_inc(PD_MX_WEBHOOK_DELIVERIES, PD_MX_HOOK_NOT_STARTED);
     e->q.record(e->q.ctx, d, &a);
 }
 

@@ -27,6 +27,7 @@ struct pd_relay {
     pd_webhook_sched_t *sched; /* the engine thread's (queue.c) */
     char cursor[PD_ID_MAX];    /* where the next look for due endpoints starts */
     pd_stream_t *stream;       /* the transaction stream's publisher, or NULL (stream.c) */
+    int64_t backlog_at, backlog; /* queue.c: payd_webhook_backlog, counted every 5 s on the engine thread */
 };
 
 /* queue.c: the engine with its queue over the store */

@@ -19,6 +19,7 @@
 
 #include "events/internal.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/outbox.h"
 #include "payd/time.h"
 
@@ -147,6 +148,21 @@ make_delivery(pd_relay_t *rl, pd_db_t *db, pd_arena_t *arena, const pd_delivery_
     return 0;
 }
 
+/* payd_webhook_backlog: a COUNT every 5 s here, on the engine thread, rather than at
+ * scrape time on an event loop (a gauge this thread alone moves: it adds the change) */
+static void
+count_backlog(pd_relay_t *rl, pd_db_t *db, int64_t now)
+{
+    int64_t n;
+    if (pd_mx == NULL || db == NULL || (rl->backlog_at != 0 && now - rl->backlog_at < 5))
+        return;
+    rl->backlog_at = now;
+    if (pd_delivery_backlog(db, &n) == 0) {
+        pd_metric_gauge_add(pd_mx, PD_MX_WEBHOOK_BACKLOG, 0, n - rl->backlog);
+        rl->backlog = n;
+    }
+}
+
 static int
 queue_next_due(void *ctx, int64_t now, pd_delivery_t *out, int max)
 {
@@ -158,6 +174,7 @@ queue_next_due(void *ctx, int64_t now, pd_delivery_t *out, int max)
     pd_arena_t arena;
     pd_arena_init(&arena, 4u << 20);
     pd_db_t *db = pd_store_reader(rl->store);
+    count_backlog(rl, db, now);
     if (c.c == NULL || x.d == NULL || x.leased == NULL || db == NULL || find_candidates(rl, db, now, &c) != 0 ||
         pd_webhook_sched_plan(rl->sched, c.c, c.n, max) <= 0 || read_granted(db, &c, &x) != 0 || x.n == 0)
         goto out;

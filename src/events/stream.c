@@ -15,6 +15,7 @@
 
 #include "payd/arena.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/outbox.h"
 #include "payd/records.h"
 #include "payd/redis_link.h"
@@ -335,6 +336,7 @@ publish_once(pd_stream_t *s)
         }
         if (rep->type == REDIS_REPLY_STRING) {
             b->acked[which[k]] = true;
+            pd_mx_inc(PD_MX_STREAM_PUBLISHED, 0);
         } else {
             snprintf(why, sizeof(why), "XADD refused: %.200s", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
             n = -1;

@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "payd/money.h"
@@ -45,6 +46,38 @@ pd_currency_normalize(pd_view_t code, char out[4])
         }
     }
     return PD_ERR_INVALID;
+}
+
+#define NCURRENCIES (sizeof(currencies) / sizeof(currencies[0]))
+
+size_t
+pd_currency_count(void)
+{
+    return NCURRENCIES;
+}
+
+const char *
+pd_currency_at(size_t i)
+{
+    return i < NCURRENCIES ? currencies[i].code : NULL;
+}
+
+/* the table is in alphabetical order: a binary search */
+size_t
+pd_currency_index(const char *code)
+{
+    size_t lo = 0, hi = NCURRENCIES;
+    while (code != NULL && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strncmp(currencies[mid].code, code, 4);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return SIZE_MAX;
 }
 
 int

@@ -23,9 +23,24 @@
 #include "payd/payments.h"
 #include "payd/audit.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/time.h"
 
 static atomic_llong mismatches_total;
+
+static void
+mismatches_collect(void *arg, double *out, size_t n)
+{
+    (void)arg;
+    if (n >= 1)
+        out[0] = (double)atomic_load(&mismatches_total);
+}
+
+int
+pd_reconcile_metrics_attach(void)
+{
+    return pd_mx != NULL ? pd_metrics_set_collector(pd_mx, PD_MX_RECONCILE_MISMATCHES, mismatches_collect, NULL) : 0;
+}
 
 int64_t
 pd_reconcile_mismatches_total(void)

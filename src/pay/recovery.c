@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/payments.h"
 #include "payd/time.h"
 
@@ -129,16 +130,16 @@ resolve(void *rec, void *arg)
                      "An error occurred while processing your card. Try again in a little bit.");
             snprintf(f.res.network_status, sizeof(f.res.network_status), "not_sent_to_network");
         }
-        if (f.res.outcome != PD_PROC_UNKNOWN)
-            r = pd_store_write_sync(a->store, write_outcome, &f);
+        if (f.res.outcome != PD_PROC_UNKNOWN && (r = pd_store_write_sync(a->store, write_outcome, &f)) == 0)
+            pd_mx_inc(PD_MX_RECOVERY_RESOLVED, PD_MX_RECOVERY_AUTHORIZATION);
     } else if (f.ch.capture_requested && f.res.outcome != PD_PROC_UNKNOWN) {
         resolve_capture(a, &f);
-        if (f.res.outcome != PD_PROC_UNKNOWN)
-            r = pd_store_write_sync(a->store, write_capture, &f);
+        if (f.res.outcome != PD_PROC_UNKNOWN && (r = pd_store_write_sync(a->store, write_capture, &f)) == 0)
+            pd_mx_inc(PD_MX_RECOVERY_RESOLVED, PD_MX_RECOVERY_CAPTURE);
     } else if (f.ch.void_requested && f.res.outcome != PD_PROC_UNKNOWN) {
         resolve_void(a, &f);
-        if (f.res.outcome != PD_PROC_UNKNOWN)
-            r = pd_store_write_sync(a->store, write_void, &f);
+        if (f.res.outcome != PD_PROC_UNKNOWN && (r = pd_store_write_sync(a->store, write_void, &f)) == 0)
+            pd_mx_inc(PD_MX_RECOVERY_RESOLVED, PD_MX_RECOVERY_VOID);
     }
     if (r == 0 && f.res.outcome != PD_PROC_UNKNOWN)
         pd_log_warn("recovered an interrupted payment", PD_LS("charge", f.ch.id),
@@ -185,9 +186,11 @@ resolve_refund(void *rec, void *arg)
     int r = pd_charge_get(pd_store_reader(a->store), &f.arena, f.rf.merchant_id, f.rf.livemode, f.rf.charge, &ch);
     if (r == 0) {
         pd_proc_refund_sync(a->proc, ch.processor_ref, f.rf.amount, f.rf.id, &f.res);
-        if (f.res.outcome != PD_PROC_UNKNOWN && (r = pd_store_write_sync(a->store, write_refund, &f)) == 0)
+        if (f.res.outcome != PD_PROC_UNKNOWN && (r = pd_store_write_sync(a->store, write_refund, &f)) == 0) {
+            pd_mx_inc(PD_MX_RECOVERY_RESOLVED, PD_MX_RECOVERY_REFUND);
             pd_log_warn("recovered an interrupted refund", PD_LS("refund", f.rf.id),
                         PD_LS("outcome", f.res.outcome == PD_PROC_APPROVED ? "succeeded" : "failed"));
+        }
     }
     if (r != 0 && r != PD_ERR_STATE)
         pd_log_error("recovery of a refund failed", PD_LS("refund", f.rf.id), PD_LERR(r));

@@ -245,3 +245,9 @@ pd_delivery_record(pd_db_t *tx, const char *id, const char *state, int64_t next_
                                   error != NULL && error[0] ? PD_SQL_S(error) : PD_SQL_NIL, PD_SQL_I(now), PD_SQL_S(id)),
                       NULL);
 }
+
+int
+pd_delivery_backlog(pd_db_t *db, int64_t *n)
+{
+    return pd_db_query_int(db, "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'", NULL, 0, n);
+}

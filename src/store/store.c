@@ -14,6 +14,7 @@
 
 #include "payd/cred.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/time.h"
 #include "store/internal.h"
 
@@ -147,6 +148,7 @@ run_batch(pd_store_t *s, pd_db_t *w, job_t *batch, size_t n)
         if (n > s->stats.max_batch)
             s->stats.max_batch = n;
         pthread_mutex_unlock(&s->mu);
+        pd_mx_store_batch(n, (double)(t2 - t1) / 1e9);
     }
     note_outcome(s, batch, r);
     if (r == 0)
@@ -454,7 +456,14 @@ pd_store_stats(pd_store_t *s, pd_store_stats_t *out)
 {
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
+    out->queued = s->queued > 0 ? (uint64_t)s->queued : 0;
     pthread_mutex_unlock(&s->mu);
+    out->writers = (uint64_t)s->nwriters;
+    out->readers = 0;
+    pthread_mutex_lock(&s->readers_mu);
+    for (reader_t *rd = s->readers; rd != NULL; rd = rd->next)
+        out->readers++;
+    pthread_mutex_unlock(&s->readers_mu);
 }
 
 int

@@ -33,6 +33,7 @@
 
 #include "payd/config.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/time.h"
 #include "vault/msg.h"
 #include "vault/transport.h"
@@ -54,6 +55,7 @@ typedef struct pending {
     void *cb;
     void *arg;
     uint64_t deadline_ms;
+    uint64_t start_ns; /* for payd_vault_request_duration_seconds */
 } pending_t;
 
 struct pd_vault_client {
@@ -92,9 +94,20 @@ remote(const pd_vault_client_t *c)
     return c->path[0] != '\0' || c->naddrs > 0;
 }
 
+static size_t
+mx_result(int rc)
+{
+    return rc == 0                                          ? PD_MX_RESULT_OK
+           : rc == PD_ERR_TIMEOUT                           ? PD_MX_RESULT_TIMEOUT
+           : rc == PD_ERR_CLOSED || rc == PD_ERR_UNAVAILABLE ? PD_MX_RESULT_UNAVAILABLE
+                                                            : PD_MX_RESULT_ERROR;
+}
+
 static void
 complete(pending_t *p, int rc, uint16_t type, pd_view_t payload)
 {
+    pd_mx_vault_request(p->type, mx_result(rc == 0 && type == PD_MSG_ERROR ? PD_ERR_INTERNAL : rc),
+                        (double)(pd_mono_ns() - p->start_ns) / 1e9);
     if (p->kind == K_CARD) {
         pd_vault_card_t card;
         memset(&card, 0, sizeof(card));
@@ -225,6 +238,7 @@ enqueue(pd_vault_client_t *c, uint16_t type, pd_view_t payload, kind_t kind, voi
     p->cb = cb;
     p->arg = arg;
     p->deadline_ms = pd_mono_ms() + (uint64_t)c->timeout_ms;
+    p->start_ns = pd_mono_ns();
     if ((r = pd_ipc_frame(&c->wbuf, type, p->id, payload)) != 0) {
         pthread_mutex_unlock(&c->mu);
         free(p);

@@ -26,6 +26,7 @@
 #include "payd/privsep.h"
 #include "payd/vault_files.h"
 #include "payd/time.h"
+#include "vault/metrics.h"
 #include "vault/msg.h"
 #include "vault/server.h"
 #include "vault/transport.h"
@@ -99,6 +100,14 @@ static const pd_vault_dispatch_t dispatch[] = {
 };
 #undef A
 
+_Static_assert(sizeof(dispatch) / sizeof(dispatch[0]) <= PD_VAULT_MAX_OPS, "PD_VAULT_MAX_OPS");
+
+const pd_vault_dispatch_t *
+pd_vault_dispatch_at(size_t i)
+{
+    return i < sizeof(dispatch) / sizeof(dispatch[0]) ? &dispatch[i] : NULL;
+}
+
 const pd_vault_dispatch_t *
 pd_vault_dispatch_find(uint16_t type)
 {
@@ -132,6 +141,7 @@ struct pd_vault_server {
     char cred_hash[4][65]; /* per principal bit: hex SHA-256 of its credential */
     req_t reqs[MAX_BATCH];
     staged_t staged[MAX_BATCH];
+    pd_vmx_http_t *metrics; /* the metrics listener, or NULL */
 };
 
 /* hex SHA-256 of a credential; PD_ERR_CRYPTO (and out empty) when the digest fails */
@@ -187,7 +197,27 @@ pd_vault_server_free(pd_vault_server_t *s)
     if (s->tcp_fd >= 0)
         close(s->tcp_fd);
     SSL_CTX_free(s->tls);
+    pd_vmx_free(s->metrics);
+    pd_vmx_close();
     free(s);
+}
+
+static int
+npeers(void *arg)
+{
+    return ((pd_vault_server_t *)arg)->nconns;
+}
+
+int
+pd_vault_server_metrics(pd_vault_server_t *s, pd_vmx_http_t *h)
+{
+    int r = pd_vmx_open(s->v, npeers, s);
+    if (r != 0) {
+        pd_vmx_free(h);
+        return r;
+    }
+    s->metrics = h;
+    return 0;
 }
 
 static conn_t *
@@ -362,6 +392,7 @@ violation(pd_vault_server_t *s, conn_t *c, const char *what)
                 PD_LS("principal", c->principal ? pd_principal_name(c->principal) : "unauthenticated"),
                 PD_LS("violation", what));
     c->closing = true; /* whether or not its record can be written */
+    pd_vmx_violation();
     if (pd_vault_audit(s->v, c->principal ? pd_principal_name(c->principal) : "unauthenticated", "ipc.violation", what,
                        PD_ERR_PROTOCOL, c->origin) != 0) {
         /* logged by pd_vault_audit */
@@ -522,7 +553,9 @@ run_batch(pd_vault_server_t *s, size_t nreq)
         if (c->closing)
             continue;
         if (c->principal == 0) {
+            uint64_t t0 = pd_mono_ns();
             authenticate(s, c, &nst, rq->conn, rq);
+            pd_vmx_operation(PD_MSG_AUTH, c->principal != 0 && !c->closing ? 0 : PD_ERR_AUTH, pd_mono_ns() - t0);
             continue;
         }
         const pd_vault_dispatch_t *d = pd_vault_dispatch_find(rq->hdr.type);
@@ -544,8 +577,10 @@ run_batch(pd_vault_server_t *s, size_t nreq)
         }
         pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
         int hr = 0;
+        uint64_t t0 = pd_mono_ns();
         if ((rc = run_one(s, d, c, &h, &hr)) != 0)
             break;
+        pd_vmx_operation(rq->hdr.type, hr, pd_mono_ns() - t0);
         if (hr == PD_ERR_PROTOCOL) {
             violation(s, c, "malformed message");
             pd_buf_reset(&reply);
@@ -586,7 +621,9 @@ run_batch(pd_vault_server_t *s, size_t nreq)
         pd_buf_init(&reply, PD_IPC_MAX_PAYLOAD);
         pd_hctx_t h = {.v = s->v, .principal = c->principal, .payload = rq->payload, .reply = &reply};
         /* each of its transactions carries the audit records of its steps */
+        uint64_t t0 = pd_mono_ns();
         int hr = row->handler(&h);
+        pd_vmx_operation(rq->hdr.type, hr, pd_mono_ns() - t0);
         if (hr == PD_ERR_PROTOCOL) {
             violation(s, c, "malformed message");
             pd_buf_free_secure(&reply);
@@ -745,7 +782,7 @@ on_secret_changed(void *arg, const char *name)
 int
 pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit_when_orphaned)
 {
-    struct pollfd pfd[MAX_CONNS + 2]; /* the peers and up to two listeners */
+    struct pollfd pfd[MAX_CONNS + 2 + 1 + PD_VMX_MAX_CONNS]; /* the peers, up to two listeners, the metrics' */
     uint64_t last_tick = 0;
 
     while (!*stop) {
@@ -769,6 +806,8 @@ pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit
         }
         if (exit_when_orphaned && !any_fixed)
             break; /* payd is gone: a child vault has nobody to serve */
+        int mbase = n;
+        n += pd_vmx_pollfds(s->metrics, &pfd[n]);
         int pr = poll(pfd, (nfds_t)n, 250);
         if (pr < 0 && errno != EINTR)
             return -errno;
@@ -779,7 +818,7 @@ pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit
         size_t nreq = 0;
         size_t consumed[MAX_CONNS] = {0};
         int nc = s->nconns;
-        for (int i = 0; i < nc && i < n - base; i++) {
+        for (int i = 0; i < nc && i < mbase - base; i++) {
             conn_t *c = &s->conns[i];
             /* a TLS handshake that waited to write goes on through a read */
             if ((pfd[base + i].revents & (POLLIN | POLLHUP | POLLERR)) ||
@@ -790,6 +829,7 @@ pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit
         }
         if (nreq > 0)
             run_batch(s, nreq);
+        pd_vmx_handle(s->metrics, &pfd[mbase], n - mbase); /* between batches: the state is settled */
         for (int i = 0; i < nc; i++) {
             conn_t *c = &s->conns[i];
             if (consumed[i] > 0) {

@@ -25,6 +25,9 @@ typedef struct {
 
 /* the row of a message type, NULL when no peer may send that type */
 const pd_vault_dispatch_t *pd_vault_dispatch_find(uint16_t type);
+/* the i-th row (NULL past the end; at most PD_VAULT_MAX_OPS rows) */
+#define PD_VAULT_MAX_OPS 64
+const pd_vault_dispatch_t *pd_vault_dispatch_at(size_t i);
 
 int pd_vault_server_new(pd_vault_server_t **out, pd_vault_state_t *v);
 void pd_vault_server_free(pd_vault_server_t *s);
@@ -41,6 +44,10 @@ int pd_vault_server_listen(pd_vault_server_t *s, const char *path, const char *c
  * (AUTH), as on the Unix socket. err says what failed. */
 int pd_vault_server_listen_tcp(pd_vault_server_t *s, const char *addr, SSL_CTX *tls, const char *cred_dir, char *err,
                                size_t errcap);
+/* Serves payd-vault's metrics on h from the server's loop (vault/metrics.h), and
+ * records its operations in the vault's registry; the server owns h. Before run. */
+struct pd_vmx_http;
+int pd_vault_server_metrics(pd_vault_server_t *s, struct pd_vmx_http *h) PD_WUR;
 /* Runs until *stop is set, or (exit_when_orphaned) all fixed descriptors closed. */
 int pd_vault_server_run(pd_vault_server_t *s, volatile sig_atomic_t *stop, bool exit_when_orphaned);
 

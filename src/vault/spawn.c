@@ -1,5 +1,7 @@
 /* payd's side of the vault: spawn the child or connect to the socket. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -47,6 +49,8 @@ static const pd_config_key_t keys[] = {
      .help = "tcp mode: client certificate of principal processor (CN processor)"},
     {"processor_tls_key", PD_CT_PATH, C(processor_tls_key), "", .help = "tcp mode: its private key"},
     {"timeout_ms", PD_CT_MS, C(timeout_ms), "5s", 100, 600000, .help = "deadline of one vault request"},
+    {"metrics_listen", PD_CT_ADDR, C(metrics_listen), "",
+     .help = "child mode: loopback host:port where the vault serves its own GET /metrics (\"\": none)"},
 };
 #undef C
 
@@ -54,6 +58,25 @@ int
 pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c)
 {
     return pd_config_add(cfg, "vault", keys, sizeof(keys) / sizeof(keys[0]), c);
+}
+
+int
+pd_vault_config_check(const pd_vault_config_t *c, char *err, size_t cap)
+{
+    char host[256];
+    uint16_t port;
+    uint8_t a[16];
+    if (c->metrics_listen == NULL || c->metrics_listen[0] == '\0')
+        return 0;
+    bool loopback = pd_config_parse_addr(c->metrics_listen, host, sizeof(host), &port) == 0 &&
+                    ((inet_pton(AF_INET, host, a) == 1 && a[0] == 127) ||
+                     (inet_pton(AF_INET6, host, a) == 1 && memcmp(a, in6addr_loopback.s6_addr, 16) == 0));
+    if (!loopback) {
+        snprintf(err, cap, "[vault] metrics_listen = %s: the vault's metrics are served on a numeric loopback "
+                           "address only (127.0.0.1:PORT or [::1]:PORT)", c->metrics_listen);
+        return PD_ERR_CONFIG;
+    }
+    return 0;
 }
 
 static void
@@ -105,6 +128,10 @@ pd_vault_link_prepare(pd_vault_link_t *l, const pd_vault_config_t *c, const char
     if (c->passphrase_file[0] != '\0') {
         argv[n++] = "--passphrase-file";
         argv[n++] = c->passphrase_file;
+    }
+    if (c->metrics_listen[0] != '\0') {
+        argv[n++] = "--metrics";
+        argv[n++] = c->metrics_listen;
     }
     bool root = geteuid() == 0;
     if (root && c->user[0] != '\0') {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/schema.h"
 #include "waf/internal.h"
 
@@ -196,9 +197,11 @@ pd_waf_filter(pd_req_t *r, void *arg)
     }
     if (v->score < cfg->threshold) {
         r->waf_action = "pass";
+        pd_mx_inc2(PD_MX_WAF_DECISIONS, PD_MX_WAF_PASS, PD_MX_WAF_FAMILY_NONE);
         return 0;
     }
     r->waf_action = mode == PD_WAF_BLOCK ? "block" : "log";
+    pd_mx_inc2(PD_MX_WAF_DECISIONS, mode == PD_WAF_BLOCK ? PD_MX_WAF_BLOCK : PD_MX_WAF_LOG, pd_mx_waf_family(v->family));
     rule_ids(v, r->waf_rules, sizeof(r->waf_rules));
     pd_log_warn(mode == PD_WAF_BLOCK ? "waf: request blocked" : "waf: request matched (detect mode)",
                 PD_LS("request_id", r->id), PD_LS("rules", r->waf_rules), PD_LS("family", v->family),

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "waf/internal.h"
 
 typedef struct {
@@ -173,6 +174,7 @@ refuse(pd_req_t *r, const char *why, const char *client)
 {
     pd_log_warn("waf: client refused", PD_LS("request_id", r->id), PD_LS("reason", why), PD_LS("client", client));
     r->waf_action = "block";
+    pd_mx_inc2(PD_MX_WAF_DECISIONS, PD_MX_WAF_BLOCK, pd_mx_waf_family(why)); /* "denylist", "rate-rule" */
     snprintf(r->waf_rules, sizeof(r->waf_rules), "%s", why);
     pd_resp_error(r, 403, "invalid_request_error", "request_blocked",
                   "This request was blocked by the web application firewall. Contact support with the request id "
