@@ -109,7 +109,7 @@ a_dev_store_moves_to_postgres(void **state)
     for (int i = 0; i < NPAY; i++) {
         char path[120];
         json_t *g = NULL;
-        snprintf(path, sizeof(path), "/v1/payment_intents/%s", ids[i]);
+        snprintf(path, sizeof(path), "/v1/payment_intents/%.63s", ids[i]);
         assert_int_equal(api_call(&q, "GET", path, NULL, &g), 200);
         assert_string_equal(jstr(g, "status"), "succeeded");
         assert_int_equal(jint(g, "amount"), amounts[i]);
