@@ -110,8 +110,14 @@ two_nodes_share_limits(void **state)
     /* the usage plan: one bucket of 10 for both nodes */
     int64_t t0 = now_ms();
     int ok_a = 0, ok_b = 0, refused_b = 0;
-    for (int i = 0; i < 6; i++, hits++)
-        ok_a += balance(ca, api_sk) == 200;
+    /* a node spends only what Redis granted it: on a loaded machine a's grant may come after
+     * its next request, which is then refused (an undershoot, docs/redis.md); a retries */
+    for (int tries = 0; ok_a < 6 && tries < 20; tries++, hits++) {
+        if (balance(ca, api_sk) == 200)
+            ok_a++;
+        else
+            usleep(50000);
+    }
     for (int i = 0; i < 10; i++, hits++) {
         long s = balance(cb, api_sk);
         ok_b += s == 200;
