@@ -319,13 +319,36 @@ test_config(void **state)
     free(out);
 }
 
+/* without metrics nothing is sampled: the page loads, the data route says why it has none */
+static void
+test_metrics_disabled(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *args[] = {"--set", "metrics.enabled=false", NULL};
+    pd_h_opts_t o = {.args = args};
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    pd_h_req_t rq = {.admin = true};
+    pd_h_resp_t r;
+    assert_int_equal(pd_h_request(&p, "GET", "/dashboard", &rq, &r), 0);
+    assert_int_equal(r.status, 200);
+    pd_h_resp_free(&r);
+    assert_int_equal(pd_h_request(&p, "GET", "/dashboard/data", &rq, &r), 0);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "\"code\":\"dashboard_disabled\""));
+    assert_non_null(strstr(r.body, "[metrics] enabled = false"));
+    pd_h_resp_free(&r);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_page_and_assets), cmocka_unit_test(test_data_params),
         cmocka_unit_test(test_data_after_traffic), cmocka_unit_test(test_browser),
-        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config),          cmocka_unit_test(test_metrics_disabled),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     if (rc == 0 && access(CHROMIUM, X_OK) != 0)
