@@ -19,10 +19,10 @@
 #include "payd/cache.h"
 #include "payd/config.h"
 #include "payd/cred.h"
+#include "payd/dashboard.h"
 #include "payd/edge.h"
 #include "payd/lockfile.h"
 #include "payd/log.h"
-#include "payd/dashboard.h"
 #include "payd/metrics_payd.h"
 #include "payd/money.h"
 #include "payd/payments.h"
@@ -244,8 +244,11 @@ print_banner(app_t *app)
     snprintf(url, sizeof(url), "https://%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", pd_server_api_port(g_server));
     printf("\npayd is running (%s mode)\n", app->dev ? "dev" : "production");
     printf("  API:    %s\n", url);
-    if (app->admin.listen[0] != '\0')
+    if (app->admin.listen[0] != '\0') {
         printf("  admin:  http://%s\n", app->admin.listen);
+        if (app->metrics_cfg.enabled)
+            printf("  dashboard: http://%s/dashboard\n", app->admin.listen);
+    }
     if (app->dev) {
         /* the key itself stays in the file: captured output (a terminal log, a CI job,
          * journald) would keep it at rest */
