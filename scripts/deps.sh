@@ -13,7 +13,7 @@ build_pkgs=(
 )
 test_pkgs=(
   libcmocka-dev clang libclang-rt-14-dev softhsm2 opensc curl nghttp2-client
-  postgresql redis-server haproxy python3 python3-yaml prometheus
+  postgresql redis-server haproxy python3 python3-yaml prometheus chromium
 )
 bench_pkgs=(wrk nghttp2-client nginx libnginx-mod-http-modsecurity modsecurity-crs)
 

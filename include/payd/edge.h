@@ -166,6 +166,11 @@ extern const size_t pd_metrics_routes_n;
  * template of every route of rt ("/v1/payment_intents/{id}") and "unmatched". Once,
  * after every route is added and before the server starts. A no-op without pd_mx. */
 int pd_edge_metrics_routes(const pd_router_t *rt) PD_WUR;
+/* The dashboard on the admin listener (docs/dashboard.md): GET /dashboard (the page),
+ * /dashboard/app.js, /dashboard/app.css, and /dashboard/data?range=1h|24h (the history
+ * of payd/dashboard.h as JSON; 404 while metrics are disabled). */
+extern const pd_route_t pd_dashboard_routes[];
+extern const size_t pd_dashboard_routes_n;
 /* Collectors of the edge's own counters (pd_server_stats) in pd_mx. */
 int pd_edge_metrics_attach(pd_server_t *s) PD_WUR;
 /* Admin-only test routes, added only when [admin] test_endpoints is on. */

@@ -19,6 +19,7 @@
 #include "payd/cache.h"
 #include "payd/config.h"
 #include "payd/cred.h"
+#include "payd/dashboard.h"
 #include "payd/edge.h"
 #include "payd/lockfile.h"
 #include "payd/log.h"
@@ -47,6 +48,7 @@ typedef struct {
     pd_waf_ip_t *waf_ip;
     pd_traffic_log_config_t traffic_cfg;
     pd_mx_config_t metrics_cfg;
+    pd_dash_config_t dash_cfg;
     pd_traffic_log_t *traffic;
     pd_vault_link_t vault_link;
     pd_secret_source_t secrets;    /* the vault link, for [store] and [cache] password_secret */
@@ -109,7 +111,8 @@ register_config(app_t *app)
         (r = pd_api_config_register(app->cfg, &app->payments)) != 0 ||
         (r = pd_waf_config_register(app->cfg, &app->waf_cfg)) != 0 ||
         (r = pd_traffic_log_config_register(app->cfg, &app->traffic_cfg)) != 0 ||
-        (r = pd_mx_config_register(app->cfg, &app->metrics_cfg)) != 0) {
+        (r = pd_mx_config_register(app->cfg, &app->metrics_cfg)) != 0 ||
+        (r = pd_dash_config_register(app->cfg, &app->dash_cfg)) != 0) {
         fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
         return r;
     }
@@ -241,8 +244,11 @@ print_banner(app_t *app)
     snprintf(url, sizeof(url), "https://%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", pd_server_api_port(g_server));
     printf("\npayd is running (%s mode)\n", app->dev ? "dev" : "production");
     printf("  API:    %s\n", url);
-    if (app->admin.listen[0] != '\0')
+    if (app->admin.listen[0] != '\0') {
         printf("  admin:  http://%s\n", app->admin.listen);
+        if (app->metrics_cfg.enabled)
+            printf("  dashboard: http://%s/dashboard\n", app->admin.listen);
+    }
     if (app->dev) {
         /* the key itself stays in the file: captured output (a terminal log, a CI job,
          * journald) would keep it at rest */
@@ -405,6 +411,7 @@ start_services(app_t *app, pd_router_t *router)
 static void
 stop_services(app_t *app)
 {
+    pd_dash_stop();
     pd_api_stop(app->payments_api);
     pd_vault_link_close(&app->vault_link);
     if (app->simulator != NULL)
@@ -528,7 +535,8 @@ run(app_t *app)
         return r;
     if (app->admin.test_endpoints && (r = pd_router_add(router, pd_debug_routes, pd_debug_routes_n)) != 0)
         return r;
-    if ((r = pd_router_add(router, pd_metrics_routes, pd_metrics_routes_n)) != 0)
+    if ((r = pd_router_add(router, pd_metrics_routes, pd_metrics_routes_n)) != 0 ||
+        (r = pd_router_add(router, pd_dashboard_routes, pd_dashboard_routes_n)) != 0)
         return r;
     if ((r = pd_server_new(&g_server, &app->api, &app->admin, router)) != 0)
         return r;
@@ -569,6 +577,11 @@ run(app_t *app)
         return r;
     if ((r = pd_edge_metrics_routes(router)) != 0) /* every route is known now */
         return r;
+    /* after the route labels: the sampler reads the request families by route */
+    if ((r = pd_dash_start(&app->dash_cfg)) != 0) {
+        pd_log_error("cannot start the dashboard's sampler", PD_LERR(r));
+        return r;
+    }
     if ((r = pd_server_start(g_server)) != 0)
         return r;
     print_banner(app);
