@@ -422,8 +422,15 @@ render_alarms(void *arg, pd_buf_t *out)
 static int
 start_alarms(app_t *app)
 {
+    /* externalURL: the admin listener as bound (its configured port may be 0) */
+    static char admin[300];
+    char host[256];
+    uint16_t port;
+    if (app->admin.listen[0] != '\0' && pd_config_parse_addr(app->admin.listen, host, sizeof(host), &port) == 0)
+        snprintf(admin, sizeof(admin), "%s%s%s:%u", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+                 pd_server_admin_port(g_server));
     pd_alarms_deps_t deps = {.mx = pd_mx, .ready = node_ready, .db_ok = store_ready, .db_arg = app->db,
-                             .store = app->db, .secrets = &app->secrets, .admin_listen = app->admin.listen};
+                             .store = app->db, .secrets = &app->secrets, .admin_listen = admin};
     int r = pd_alarms_start(&app->alarms, &app->alarms_cfg, &deps);
     if (r != 0) {
         pd_log_error("cannot start the alarm evaluator", PD_LERR(r));

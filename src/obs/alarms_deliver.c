@@ -78,6 +78,8 @@ post(pd_alarm_notifier_t *n, const char *url, pd_view_t body, const char *sig, l
     snprintf(h, sizeof(h), "X-Payd-Signature: %s", sig);
     struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/json");
     struct curl_slist *hs2 = hs ? curl_slist_append(hs, h) : NULL;
+    /* no "Expect: 100-continue": a receiver that does not answer it would cost a second */
+    hs2 = hs2 ? curl_slist_append(hs2, "Expect:") : NULL;
     int r = PD_ERR_NOMEM;
     if (hs2 == NULL)
         goto out;
