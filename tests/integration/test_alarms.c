@@ -194,17 +194,25 @@ wait_state(const char *name, const char *want, int timeout_ms)
 static int
 count_hooks(const char *status, const char *key)
 {
-    int n = 0;
+    /* copies under the lock, checks outside it: a failed check must not leave it held */
+    char sigs[MAX_HOOKS][80], *bodies[MAX_HOOKS];
     pthread_mutex_lock(&hook_mu);
-    for (int i = 0; i < nhooks; i++) {
+    int total = nhooks;
+    for (int i = 0; i < total; i++) {
+        memcpy(sigs[i], hooks[i].sig, sizeof(sigs[i]));
+        bodies[i] = strdup(hooks[i].body);
+    }
+    pthread_mutex_unlock(&hook_mu);
+    int n = 0;
+    for (int i = 0; i < total; i++) {
         json_error_t e;
-        json_t *j = json_loads(hooks[i].body, 0, &e);
+        json_t *j = json_loads(bodies[i], 0, &e);
         if (j == NULL)
-            fail_msg("notification %d is not JSON: %s", i, hooks[i].body);
+            fail_msg("notification %d is not JSON: %s", i, bodies[i]);
         char want[65];
-        assert_int_equal(pd_alarm_sign((const uint8_t *)key, strlen(key), pd_view_cstr(hooks[i].body), want), 0);
-        if (strcmp(hooks[i].sig, want) != 0)
-            fail_msg("notification %d: X-Payd-Signature %s, want %s", i, hooks[i].sig, want);
+        assert_int_equal(pd_alarm_sign((const uint8_t *)key, strlen(key), pd_view_cstr(bodies[i]), want), 0);
+        if (strcmp(sigs[i], want) != 0)
+            fail_msg("notification %d: X-Payd-Signature %s, want %s", i, sigs[i], want);
         json_t *al = json_array_get(json_object_get(j, "alerts"), 0);
         const char *an = json_string_value(json_object_get(json_object_get(al, "labels"), "alertname"));
         if (an != NULL && strcmp(an, "api_4xx") == 0 &&
@@ -215,8 +223,8 @@ count_hooks(const char *status, const char *key)
             n++;
         }
         json_decref(j);
+        free(bodies[i]);
     }
-    pthread_mutex_unlock(&hook_mu);
     return n;
 }
 
