@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,6 +39,7 @@ static struct {
     char *body;
 } hooks[MAX_HOOKS];
 static int nhooks;
+static char cmd_dir[] = "/tmp/payd-alarm-cmd-XXXXXX";
 
 /* one request: headers to \r\n\r\n, then Content-Length bytes; answers 200 */
 static void
@@ -119,10 +121,20 @@ setup(void **state)
     hook_port = ntohs(sa.sin_port);
     if (pthread_create(&hook_thread, NULL, hook_main, NULL) != 0)
         return -1;
+    /* notify_command: a program that appends each notification on its stdin to a file */
+    static char cmd_arg[400];
+    char script[300], text[600];
+    if (mkdtemp(cmd_dir) == NULL || chmod(cmd_dir, 0777) != 0) /* run as root, payd drops to its user */
+        return -1;
+    snprintf(script, sizeof(script), "%s/notify.sh", cmd_dir);
+    snprintf(text, sizeof(text), "#!/bin/sh\n{ cat; echo; } >> %s/got.jsonl\n", cmd_dir);
+    if (pd_h_write_file(script, text) != 0 || chmod(script, 0755) != 0)
+        return -1;
+    snprintf(cmd_arg, sizeof(cmd_arg), "alarms.notify_command=%s", script);
     static char url[128];
     snprintf(url, sizeof(url), "alarms.notify_url=http://127.0.0.1:%u/hook", hook_port);
     const char *args[] = {"--set", "alarms.api_4xx_threshold=5", "--set", "alarms.api_4xx_period=2s", "--set",
-                          "alarms.api_4xx_evaluation_periods=1", "--set", url, "--set", "alarms.instance=it-node",
+                          "alarms.api_4xx_evaluation_periods=1", "--set", url, "--set", "alarms.instance=it-node", "--set", cmd_arg,
                           "--set", "waf.ip_rate_limit=1000000", NULL};
     pd_h_opts_t o = {.args = args};
     if (pd_h_start(&payd, &o) != 0)
@@ -142,6 +154,9 @@ teardown(void **state)
     close(hook_fd);
     for (int i = 0; i < nhooks; i++)
         free(hooks[i].body);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", cmd_dir);
+    (void)!system(cmd);
     return 0;
 }
 
@@ -279,6 +294,27 @@ api_4xx_fires_and_resolves_with_signed_notifications(void **state)
     sleep(3); /* nothing more arrives for api_4xx: one of each */
     assert_int_equal(count_hooks("firing", key), 1);
     assert_int_equal(count_hooks("resolved", key), 1);
+
+    /* notify_command got the same two bodies on its standard input */
+    char got[300];
+    snprintf(got, sizeof(got), "%s/got.jsonl", cmd_dir);
+    FILE *f = fopen(got, "r");
+    assert_non_null(f);
+    char row[8192];
+    int firing = 0, resolved = 0;
+    while (fgets(row, sizeof(row), f) != NULL) {
+        json_error_t e;
+        json_t *j = json_loads(row, 0, &e);
+        if (j == NULL)
+            continue; /* the blank line echo adds */
+        const char *st = json_string_value(json_object_get(j, "status"));
+        firing += st != NULL && strcmp(st, "firing") == 0 ? 1 : 0;
+        resolved += st != NULL && strcmp(st, "resolved") == 0 ? 1 : 0;
+        json_decref(j);
+    }
+    fclose(f);
+    assert_int_equal(firing, 1);
+    assert_int_equal(resolved, 1);
 
     /* the transitions are in payd's audit log */
     char *log = pd_h_log(&payd);
