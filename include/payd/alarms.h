@@ -122,7 +122,9 @@ extern pd_alarms_t *pd_alarms;
 
 /* Starts the evaluator and notifier threads and sets pd_alarms. The config must outlive it. */
 int pd_alarms_start(pd_alarms_t **out, const pd_alarms_config_t *cfg, const pd_alarms_deps_t *deps) PD_WUR;
-/* Stops both threads (a notification in flight finishes its current attempt) and frees. NULL ok. */
+/* Stops both threads (a notification in flight finishes its current attempt) and frees.
+ * After the server's loops have stopped: GET /alarms and the payd_alarm_state collector
+ * point at it. NULL ok. */
 void pd_alarms_stop(pd_alarms_t *a);
 /* Appends [{"name","state","reason","value","threshold","since"}...] (enabled alarms;
  * since in RFC 3339 UTC; value null without a datapoint). */

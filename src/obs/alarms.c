@@ -15,6 +15,7 @@
 #include "payd/audit.h"
 #include "payd/json.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/store.h"
 #include "payd/time.h"
 
@@ -123,6 +124,24 @@ run(void *arg)
     return NULL;
 }
 
+/* payd_alarm_state{alarm,state}: one-hot per alarm (a disabled alarm: all 0) */
+static void
+collect_states(void *arg, double *out, size_t n)
+{
+    pd_alarms_t *a = arg;
+    if (n < PD_ALARM_N * 3)
+        return;
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < PD_ALARM_N; i++) {
+        pd_alarm_state_t s = a->alarm[i].state;
+        size_t idx = s == PD_ALARM_OK ? PD_MX_ALARM_OK : s == PD_ALARM_ALARM ? PD_MX_ALARM_ALARM
+                                                                                : PD_MX_ALARM_INSUFFICIENT_DATA;
+        for (size_t k = 0; k < 3; k++)
+            out[i * 3 + k] = a->enabled[i] && k == idx ? 1 : 0; /* series = alarm * 3 + state */
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
 int
 pd_alarms_start(pd_alarms_t **out, const pd_alarms_config_t *cfg, const pd_alarms_deps_t *deps)
 {
@@ -159,6 +178,14 @@ pd_alarms_start(pd_alarms_t **out, const pd_alarms_config_t *cfg, const pd_alarm
         a->due_ms[i] = mono + c->period_ms;
     }
     pd_alarms_sources_prime(a);
+    for (size_t i = 0; i < PD_ALARM_N; i++)
+        if (pd_mx_alarm_names[i] == NULL || strcmp(pd_mx_alarm_names[i], pd_alarm_defs[i].name) != 0) {
+            r = PD_ERR_INTERNAL; /* the metric's label list lags the table */
+            goto fail;
+        }
+    /* before the server starts: nothing scrapes yet */
+    if (deps->mx != NULL && (r = pd_metrics_set_collector(deps->mx, PD_MX_ALARM_STATE, collect_states, a)) != 0)
+        goto fail;
     if ((r = pd_alarm_notifier_new(&a->notifier, cfg, deps->secrets)) != 0)
         goto fail;
     if (pthread_create(&a->thread, NULL, run, a) != 0) {

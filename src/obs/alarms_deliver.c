@@ -23,11 +23,18 @@
 #include "payd/alarms.h"
 #include "payd/cred.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/time.h"
 
 #define QUEUE_MAX 64
 #define URLS_MAX 16
 #define BACKOFF_MAX_MS 30000
+
+static void
+count(size_t result)
+{
+    pd_metric_add(pd_mx, PD_MX_ALARM_NOTIFICATIONS, result, 1);
+}
 
 struct pd_alarm_notifier {
     const pd_alarms_config_t *cfg;
@@ -117,6 +124,7 @@ deliver_url(pd_alarm_notifier_t *n, const char *url, pd_view_t body, const char 
         if (r == 0) {
             pd_log_info("alarm notification delivered", PD_LS("url", url), PD_LI("status", status),
                         PD_LI("attempt", att));
+            count(PD_MX_NOTIFY_DELIVERED);
             return;
         }
         pd_log_warn("alarm notification failed", PD_LS("url", url), PD_LI("status", status), PD_LI("attempt", att),
@@ -125,6 +133,7 @@ deliver_url(pd_alarm_notifier_t *n, const char *url, pd_view_t body, const char 
             break;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
+    count(PD_MX_NOTIFY_FAILED);
     pd_log_error("alarm notification dropped after its last attempt", PD_LS("url", url),
                  PD_LI("attempts", n->cfg->notify_attempts));
 }
@@ -151,6 +160,7 @@ run_command(pd_alarm_notifier_t *n, pd_view_t body)
     close(fds[0]);
     if (rc != 0) {
         close(fds[1]);
+        count(PD_MX_NOTIFY_COMMAND_FAILED);
         pd_log_error("alarms: cannot run notify_command", PD_LS("command", n->cfg->notify_command),
                      PD_LERR(-rc));
         return;
@@ -176,11 +186,14 @@ run_command(pd_alarm_notifier_t *n, pd_view_t body)
     if (got == 0) {
         kill(pid, SIGKILL);
         (void)waitpid(pid, &st, 0);
+        count(PD_MX_NOTIFY_COMMAND_FAILED);
         pd_log_error("alarms: notify_command ran past notify_timeout: killed",
                      PD_LS("command", n->cfg->notify_command));
         return;
     }
-    if (got < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    bool ok = got > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    count(ok ? PD_MX_NOTIFY_COMMAND_OK : PD_MX_NOTIFY_COMMAND_FAILED);
+    if (!ok)
         pd_log_warn("alarms: notify_command failed", PD_LS("command", n->cfg->notify_command),
                     PD_LI("status", WIFEXITED(st) ? WEXITSTATUS(st) : -1));
 }
@@ -200,6 +213,7 @@ deliver(pd_alarm_notifier_t *n, pd_view_t body)
         pd_buf_free_secure(&key);
         if (r != 0) {
             /* never unsigned: a receiver could not tell it from a forgery */
+            count(PD_MX_NOTIFY_NO_SECRET);
             pd_log_error("alarm notification not sent: cannot read its signing secret",
                          PD_LS("secret", n->cfg->notify_secret), PD_LS("reason", why[0] ? why : pd_strerror(r)));
         } else {
@@ -302,6 +316,7 @@ pd_alarm_notify(pd_alarm_notifier_t *n, pd_view_t body)
     pthread_mutex_lock(&n->mu);
     if (n->count == QUEUE_MAX) {
         pthread_mutex_unlock(&n->mu);
+        count(PD_MX_NOTIFY_QUEUE_FULL);
         pd_log_error("alarms: the notification queue is full: a notification is dropped", PD_LI("queue", QUEUE_MAX));
         pd_buf_free(&b);
         return;

@@ -254,6 +254,21 @@ wait_hooks(const char *status, const char *key, int want, int timeout_ms)
     return false;
 }
 
+/* a line of GET /metrics, e.g. the exact series "payd_alarm_state{...} 1" */
+static bool
+metrics_have(const char *line)
+{
+    pd_h_req_t rq = {.admin = true};
+    pd_h_resp_t r;
+    assert_int_equal(pd_h_request(&payd, "GET", "/metrics", &rq, &r), 0);
+    assert_int_equal(r.status, 200);
+    bool found = strstr(r.body, line) != NULL;
+    if (!found)
+        print_error("not in /metrics: %s\n", line);
+    pd_h_resp_free(&r);
+    return found;
+}
+
 static void
 api_4xx_fires_and_resolves_with_signed_notifications(void **state)
 {
@@ -277,6 +292,7 @@ api_4xx_fires_and_resolves_with_signed_notifications(void **state)
     for (int i = 0; i < 30; i++)
         assert_int_equal(api_call(&payd, "GET", "/v1/payment_intents/pi_doesnotexist", NULL, NULL), 404);
     assert_true(wait_state("api_4xx", "ALARM", 8000));
+    assert_true(metrics_have("\npayd_alarm_state{alarm=\"api_4xx\",state=\"ALARM\"} 1\n"));
 
     char adm[64];
     snprintf(adm, sizeof(adm), "http://127.0.0.1:%u", payd.admin_port);
@@ -315,6 +331,9 @@ api_4xx_fires_and_resolves_with_signed_notifications(void **state)
     fclose(f);
     assert_int_equal(firing, 1);
     assert_int_equal(resolved, 1);
+    assert_true(metrics_have("\npayd_alarm_state{alarm=\"api_4xx\",state=\"OK\"} 1\n"));
+    assert_true(metrics_have("\npayd_alarm_notifications_total{result=\"delivered\"} 2\n"));
+    assert_true(metrics_have("\npayd_alarm_notifications_total{result=\"command_ok\"} 2\n"));
 
     /* the transitions are in payd's audit log */
     char *log = pd_h_log(&payd);
