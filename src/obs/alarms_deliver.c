@@ -36,6 +36,19 @@ count(size_t result)
     pd_metric_add(pd_mx, PD_MX_ALARM_NOTIFICATIONS, result, 1);
 }
 
+/* url for logs: a user:password@ part becomes ***@ */
+static void
+log_url(const char *url, char *out, size_t cap)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    const char *at = strchr(host, '@'), *slash = strchr(host, '/');
+    if (at != NULL && (slash == NULL || at < slash))
+        snprintf(out, cap, "%.*s***%s", (int)(host - url), url, at);
+    else
+        snprintf(out, cap, "%s", url);
+}
+
 struct pd_alarm_notifier {
     const pd_alarms_config_t *cfg;
     const pd_secret_source_t *secrets;
@@ -118,23 +131,25 @@ static void
 deliver_url(pd_alarm_notifier_t *n, const char *url, pd_view_t body, const char *sig)
 {
     int64_t backoff = 1000;
+    char shown[1100];
+    log_url(url, shown, sizeof(shown));
     for (int64_t att = 1; att <= n->cfg->notify_attempts; att++) {
         long status = 0;
         int r = post(n, url, body, sig, &status);
         if (r == 0) {
-            pd_log_info("alarm notification delivered", PD_LS("url", url), PD_LI("status", status),
+            pd_log_info("alarm notification delivered", PD_LS("url", shown), PD_LI("status", status),
                         PD_LI("attempt", att));
             count(PD_MX_NOTIFY_DELIVERED);
             return;
         }
-        pd_log_warn("alarm notification failed", PD_LS("url", url), PD_LI("status", status), PD_LI("attempt", att),
+        pd_log_warn("alarm notification failed", PD_LS("url", shown), PD_LI("status", status), PD_LI("attempt", att),
                     PD_LERR(r));
         if (att == n->cfg->notify_attempts || !rest(n, backoff))
             break;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     count(PD_MX_NOTIFY_FAILED);
-    pd_log_error("alarm notification dropped after its last attempt", PD_LS("url", url),
+    pd_log_error("alarm notification dropped after its last attempt", PD_LS("url", shown),
                  PD_LI("attempts", n->cfg->notify_attempts));
 }
 
