@@ -133,8 +133,15 @@ pd_alarms_config_check(const pd_alarms_config_t *c, char *err, size_t cap)
         while (n > 0 && p[n - 1] == ' ')
             n--;
         if (!url_ok(p, n)) {
-            snprintf(err, cap, "[alarms] notify_url: \"%.*s\" is not an http:// or https:// URL with a host", (int)n,
-                     p);
+            /* a user:password@ part is not repeated in the message */
+            const char *at = memchr(p, '@', n), *sep = strstr(p, "://");
+            size_t keep = sep != NULL && (size_t)(sep - p) < n ? (size_t)(sep - p) + 3 : 0;
+            if (at != NULL)
+                snprintf(err, cap, "[alarms] notify_url: \"%.*s***%.*s\" is not an http:// or https:// URL with a host",
+                         (int)keep, p, (int)(n - (size_t)(at - p)), at);
+            else
+                snprintf(err, cap, "[alarms] notify_url: \"%.*s\" is not an http:// or https:// URL with a host",
+                         (int)n, p);
             return PD_ERR_CONFIG;
         }
         p = e ? e + 1 : NULL;

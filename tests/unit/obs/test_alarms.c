@@ -192,6 +192,11 @@ config_defaults_and_errors(void **state)
         assert_int_equal(check, PD_ERR_CONFIG);
         assert_non_null(strstr(err, "notify_url"));
     }
+    /* credentials in a bad URL stay out of the message */
+    assert_int_equal(load("[alarms]\nnotify_url = ftp://ops:hunter2@x/y\n", &c, err, sizeof(err), &check), 0);
+    assert_int_equal(check, PD_ERR_CONFIG);
+    assert_null(strstr(err, "hunter2"));
+    assert_non_null(strstr(err, "ftp://***@x/y"));
     assert_int_equal(load("[alarms]\nnotify_command = notify.sh\n", &c, err, sizeof(err), &check), 0);
     assert_int_equal(check, PD_ERR_CONFIG);
     assert_non_null(strstr(err, "notify_command"));
