@@ -48,27 +48,28 @@ on_change(pd_alarms_t *a, size_t i, const pd_alarm_t *snap, pd_alarm_state_t pre
 {
     pd_log_warn("alarm state changed", PD_LS("alarm", snap->def->name), PD_LS("from", pd_alarm_state_name(prev)),
                 PD_LS("to", pd_alarm_state_name(snap->state)), PD_LS("reason", snap->reason));
+    /* Alertmanager knows firing and resolved: ALARM fires; leaving ALARM resolves.
+     * INSUFFICIENT_DATA -> OK at start is not news. Queued before the audit: when the
+     * database is what fails, its write may take a while and the page must not wait. */
+    bool firing = snap->state == PD_ALARM_ALARM;
+    if (firing || prev == PD_ALARM_ALARM) {
+        if (firing)
+            a->fired_at[i] = now;
+        pd_alarm_event_t e = {snap, a->instance, a->external_url, a->fired_at[i], firing ? 0 : now};
+        pd_buf_t body;
+        pd_buf_init(&body, 64 * 1024);
+        if (pd_alarm_payload(&e, &body) == 0)
+            pd_alarm_notify(a->notifier, pd_buf_view(&body));
+        else
+            pd_log_error("alarms: cannot build a notification", PD_LS("alarm", snap->def->name));
+        pd_buf_free(&body);
+    }
     transition_t t = {snap, prev};
     if (a->deps.store != NULL) {
         int r = pd_store_write_sync(a->deps.store, write_audit, &t);
         if (r != 0)
             pd_log_error("alarms: cannot audit a state change", PD_LS("alarm", snap->def->name), PD_LERR(r));
     }
-    /* Alertmanager knows firing and resolved: ALARM fires; leaving ALARM resolves.
-     * INSUFFICIENT_DATA -> OK at start is not news. */
-    bool firing = snap->state == PD_ALARM_ALARM;
-    if (!firing && prev != PD_ALARM_ALARM)
-        return;
-    if (firing)
-        a->fired_at[i] = now;
-    pd_alarm_event_t e = {snap, a->instance, a->external_url, a->fired_at[i], firing ? 0 : now};
-    pd_buf_t body;
-    pd_buf_init(&body, 64 * 1024);
-    if (pd_alarm_payload(&e, &body) == 0)
-        pd_alarm_notify(a->notifier, pd_buf_view(&body));
-    else
-        pd_log_error("alarms: cannot build a notification", PD_LS("alarm", snap->def->name));
-    pd_buf_free(&body);
 }
 
 static void
