@@ -162,6 +162,12 @@ extern const size_t pd_health_routes_n;
  * metrics are disabled). */
 extern const pd_route_t pd_metrics_routes[];
 extern const size_t pd_metrics_routes_n;
+/* GET /alarms on the admin listener: the JSON array render(arg, out) appends (the
+ * alarm evaluator's pd_alarms_render); 404 until set. Set once, before the server starts. */
+typedef int (*pd_alarms_render_fn)(void *arg, pd_buf_t *out);
+extern const pd_route_t pd_alarms_routes[];
+extern const size_t pd_alarms_routes_n;
+void pd_edge_alarms_set(pd_alarms_render_fn fn, void *arg);
 /* Gives the route label of payd_http_requests_total and its histogram its values: the
  * template of every route of rt ("/v1/payment_intents/{id}") and "unmatched". Once,
  * after every route is added and before the server starts. A no-op without pd_mx. */

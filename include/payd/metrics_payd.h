@@ -44,6 +44,8 @@ enum {
     PD_MX_STORE_SYNCS,        /* payd_store_syncs_total */
     PD_MX_STORE_SYNC_SECONDS, /* payd_store_sync_seconds_total */
     PD_MX_RECONCILE_MISMATCHES, /* payd_reconciliation_mismatches_total */
+    PD_MX_ALARM_STATE,        /* payd_alarm_state{alarm,state} (collected) */
+    PD_MX_ALARM_NOTIFICATIONS, /* payd_alarm_notifications_total{result} */
     PD_MX_PROCESS,            /* the four process_* families, in pd_metrics_process_defs order */
     PD_MX_NFAMILIES = PD_MX_PROCESS + 4
 };
@@ -67,6 +69,11 @@ enum { PD_MX_PROC_APPROVED, PD_MX_PROC_DECLINED, PD_MX_PROC_UNKNOWN, PD_MX_PROC_
 enum { PD_MX_HOOK_SUCCESS, PD_MX_HOOK_HTTP_ERROR, PD_MX_HOOK_TIMEOUT, PD_MX_HOOK_NETWORK_ERROR,
        PD_MX_HOOK_REFUSED, PD_MX_HOOK_NOT_STARTED };
 enum { PD_MX_RECOVERY_AUTHORIZATION, PD_MX_RECOVERY_CAPTURE, PD_MX_RECOVERY_VOID, PD_MX_RECOVERY_REFUND };
+/* the alarm label is in pd_alarm_defs order (payd/alarms.h; checked in alarms.c) */
+extern const char *const pd_mx_alarm_names[];
+enum { PD_MX_ALARM_OK, PD_MX_ALARM_ALARM, PD_MX_ALARM_INSUFFICIENT_DATA };
+enum { PD_MX_NOTIFY_DELIVERED, PD_MX_NOTIFY_FAILED, PD_MX_NOTIFY_NO_SECRET, PD_MX_NOTIFY_QUEUE_FULL,
+       PD_MX_NOTIFY_COMMAND_OK, PD_MX_NOTIFY_COMMAND_FAILED };
 enum { PD_MX_EDGE_OUT_OF_FDS, PD_MX_EDGE_HTTP2_CALM, PD_MX_EDGE_HTTP2_REQUEST_TIMEOUT, PD_MX_EDGE_MALFORMED };
 
 extern const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES];

@@ -3,7 +3,7 @@
  * commands live in payctl_<area>.c.
  *
  *   payctl [--config FILE] [--set section.key=value]... [--data-dir DIR] [--vault-socket PATH]
- *          [--credential FILE] [--json] AREA COMMAND [ARGS]
+ *          [--credential FILE] [--admin URL] [--json] AREA COMMAND [ARGS]
  *
  * The configuration is payd's, read the way payd reads it (defaults, then --config FILE,
  * then PAYD_* variables, then --set and --data-dir), for the sections payctl uses.
@@ -32,15 +32,17 @@ static const struct {
     {payctl_payments_cmds, &payctl_payments_ncmds},
     {payctl_stream_cmds, &payctl_stream_ncmds},
     {payctl_store_cmds, &payctl_store_ncmds},
+    {payctl_alarms_cmds, &payctl_alarms_ncmds},
 };
 
 static void
 usage(FILE *f)
 {
     fprintf(f, "usage: payctl [--config FILE] [--set section.key=value]... [--data-dir DIR] [--vault-socket PATH]\n"
-               "              [--credential FILE] [--json] AREA COMMAND [ARGS]\n"
+               "              [--credential FILE] [--admin URL] [--json] AREA COMMAND [ARGS]\n"
                "  --config, --set and PAYD_* variables as for payd ([server], [store], [cache] and [stream] are used;\n"
-               "  other sections of the file are left to payd); --data-dir is --set server.data_dir=DIR\n\n");
+               "  other sections of the file are left to payd); --data-dir is --set server.data_dir=DIR\n"
+               "  --admin URL: payd's admin listener (default http://[admin] listen)\n\n");
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
         for (size_t i = 0; i < *tables[t].n; i++)
             fprintf(f, "  payctl %s%s%s %s\n      %s\n", tables[t].cmds[i].area,
@@ -128,7 +130,8 @@ configure(payctl_t *ctx, const char *file, char **sets, int nsets)
     int r;
     if ((r = pd_config_new(&ctx->cfg)) != 0 || (r = pd_service_config_register(ctx->cfg, &ctx->server)) != 0 ||
         (r = pd_store_config_register(ctx->cfg, &ctx->store)) != 0 || (r = pd_cache_config_register(ctx->cfg)) != 0 ||
-        (r = pd_stream_config_register(ctx->cfg)) != 0) {
+        (r = pd_stream_config_register(ctx->cfg)) != 0 ||
+        (r = pd_edge_config_register(ctx->cfg, &ctx->api, &ctx->admin)) != 0) {
         fprintf(stderr, "payctl: internal configuration error: %s\n", ctx->cfg ? pd_config_error(ctx->cfg) : "");
         return 1;
     }
@@ -153,7 +156,8 @@ main(int argc, char **argv)
         {"config", required_argument, NULL, 'f'},       {"set", required_argument, NULL, 'S'},
         {"data-dir", required_argument, NULL, 'd'},     {"vault-socket", required_argument, NULL, 's'},
         {"credential", required_argument, NULL, 'c'},   {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+        {"admin", required_argument, NULL, 'a'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     payctl_t ctx = {0};
     const char *file = NULL;
@@ -175,6 +179,7 @@ main(int argc, char **argv)
         case 's': ctx.vault_socket = optarg; break;
         case 'c': ctx.credential = optarg; break;
         case 'j': ctx.json = true; break;
+        case 'a': ctx.admin_url = optarg; break;
         case 'h': usage(stdout); free(sets); return 0;
         default: usage(stderr); free(sets); return 2;
         }

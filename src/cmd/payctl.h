@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "payd/config.h"
+#include "payd/edge.h"
 #include "payd/service.h"
 #include "payd/store.h"
 #include "payd/vault.h"
@@ -21,6 +22,9 @@ typedef struct {
     pd_config_t *cfg;
     pd_service_config_t server;
     pd_store_config_t store;
+    pd_edge_api_config_t api;     /* registered for [admin] (payctl alarms) */
+    pd_edge_admin_config_t admin;
+    const char *admin_url;        /* --admin URL: payd's admin listener (default http://[admin] listen) */
 } payctl_t;
 
 typedef int (*payctl_fn)(payctl_t *ctx, int argc, char **argv);
@@ -38,6 +42,8 @@ extern const payctl_cmd_t payctl_stream_cmds[];
 extern const size_t payctl_stream_ncmds;
 extern const payctl_cmd_t payctl_store_cmds[];
 extern const size_t payctl_store_ncmds;
+extern const payctl_cmd_t payctl_alarms_cmds[];
+extern const size_t payctl_alarms_ncmds;
 
 /* the admin vault connection (exits with a message when it cannot connect) */
 pd_vault_client_t *payctl_vault(payctl_t *ctx);

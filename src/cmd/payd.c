@@ -15,6 +15,7 @@
 
 #include <openssl/ssl.h>
 
+#include "payd/alarms.h"
 #include "payd/api.h"
 #include "payd/cache.h"
 #include "payd/config.h"
@@ -49,6 +50,8 @@ typedef struct {
     pd_traffic_log_config_t traffic_cfg;
     pd_mx_config_t metrics_cfg;
     pd_dash_config_t dash_cfg;
+    pd_alarms_config_t alarms_cfg;
+    pd_alarms_t *alarms;
     pd_traffic_log_t *traffic;
     pd_vault_link_t vault_link;
     pd_secret_source_t secrets;    /* the vault link, for [store] and [cache] password_secret */
@@ -112,7 +115,8 @@ register_config(app_t *app)
         (r = pd_waf_config_register(app->cfg, &app->waf_cfg)) != 0 ||
         (r = pd_traffic_log_config_register(app->cfg, &app->traffic_cfg)) != 0 ||
         (r = pd_mx_config_register(app->cfg, &app->metrics_cfg)) != 0 ||
-        (r = pd_dash_config_register(app->cfg, &app->dash_cfg)) != 0) {
+        (r = pd_dash_config_register(app->cfg, &app->dash_cfg)) != 0 ||
+        (r = pd_alarms_config_register(app->cfg, &app->alarms_cfg)) != 0) {
         fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
         return r;
     }
@@ -407,11 +411,48 @@ start_services(app_t *app, pd_router_t *router)
     return pd_api_start(app->payments_api);
 }
 
+static bool
+node_ready(void *arg, char *why, size_t cap)
+{
+    (void)arg;
+    return pd_server_ready(g_server, why, cap);
+}
+
+static int
+render_alarms(void *arg, pd_buf_t *out)
+{
+    return pd_alarms_render(arg, out);
+}
+
+/* the alarm evaluator over pd_mx, /readyz and the store; GET /alarms reads it */
+static int
+start_alarms(app_t *app)
+{
+    /* externalURL: the admin listener as bound (its configured port may be 0) */
+    static char admin[300];
+    char host[256];
+    uint16_t port;
+    if (app->admin.listen[0] != '\0' && pd_config_parse_addr(app->admin.listen, host, sizeof(host), &port) == 0)
+        snprintf(admin, sizeof(admin), "%s%s%s:%u", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+                 pd_server_admin_port(g_server));
+    pd_alarms_deps_t deps = {.mx = pd_mx, .ready = node_ready, .db_ok = store_ready, .db_arg = app->db,
+                             .store = app->db, .secrets = &app->secrets, .admin_listen = admin};
+    int r = pd_alarms_start(&app->alarms, &app->alarms_cfg, &deps);
+    if (r != 0) {
+        pd_log_error("cannot start the alarm evaluator", PD_LERR(r));
+        return r;
+    }
+    pd_edge_alarms_set(render_alarms, app->alarms);
+    return 0;
+}
+
 /* after the drain: workers, vault, processor, store (each finishes its queued work) */
 static void
 stop_services(app_t *app)
 {
     pd_dash_stop();
+    pd_alarms_stop(app->alarms); /* it audits into the store and reads the vault link */
+    app->alarms = NULL;
     pd_api_stop(app->payments_api);
     pd_vault_link_close(&app->vault_link);
     if (app->simulator != NULL)
@@ -536,7 +577,8 @@ run(app_t *app)
     if (app->admin.test_endpoints && (r = pd_router_add(router, pd_debug_routes, pd_debug_routes_n)) != 0)
         return r;
     if ((r = pd_router_add(router, pd_metrics_routes, pd_metrics_routes_n)) != 0 ||
-        (r = pd_router_add(router, pd_dashboard_routes, pd_dashboard_routes_n)) != 0)
+        (r = pd_router_add(router, pd_dashboard_routes, pd_dashboard_routes_n)) != 0 ||
+        (r = pd_router_add(router, pd_alarms_routes, pd_alarms_routes_n)) != 0)
         return r;
     if ((r = pd_server_new(&g_server, &app->api, &app->admin, router)) != 0)
         return r;
@@ -582,6 +624,8 @@ run(app_t *app)
         pd_log_error("cannot start the dashboard's sampler", PD_LERR(r));
         return r;
     }
+    if ((r = start_alarms(app)) != 0)
+        return r;
     if ((r = pd_server_start(g_server)) != 0)
         return r;
     print_banner(app);
@@ -649,7 +693,8 @@ main(int argc, char **argv)
     }
     char admin_err[512];
     if (pd_edge_admin_check(&app.admin, admin_err, sizeof(admin_err)) != 0 ||
-        pd_vault_config_check(&app.vault, admin_err, sizeof(admin_err)) != 0) {
+        pd_vault_config_check(&app.vault, admin_err, sizeof(admin_err)) != 0 ||
+        pd_alarms_config_check(&app.alarms_cfg, admin_err, sizeof(admin_err)) != 0) {
         fprintf(stderr, "payd: configuration error:\n%s\n", admin_err);
         goto out;
     }

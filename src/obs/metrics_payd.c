@@ -35,6 +35,10 @@ static const char *const proc_results[] = {"approved", "declined", "unknown", "n
 static const char *const hook_results[] = {"success", "http_error", "timeout", "network_error", "refused",
                                            "not_started", NULL};
 static const char *const recovery_kinds[] = {"authorization", "capture", "void", "refund", NULL};
+const char *const pd_mx_alarm_names[] = {"cpu", "memory", "db", "unhealthy", "api_4xx", "api_5xx", NULL};
+static const char *const alarm_states[] = {"OK", "ALARM", "INSUFFICIENT_DATA", NULL};
+static const char *const notify_results[] = {"delivered", "failed", "no_secret", "queue_full", "command_ok",
+                                             "command_failed", NULL};
 static const char *const edge_reasons[] = {"out_of_fds", "http2_calm", "http2_request_timeout", "malformed_request",
                                            NULL};
 
@@ -153,6 +157,14 @@ const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES] = {
     [PD_MX_RECONCILE_MISMATCHES] = {"payd_reconciliation_mismatches_total",
                                     "Differences reconciliation found between payd's books and the processor's.",
                                     PD_METRIC_COUNTER, 0, 0, {{0}}, NULL, 0},
+    [PD_MX_ALARM_STATE] = {"payd_alarm_state",
+                           "1 for the state each alarm is in (OK, ALARM or INSUFFICIENT_DATA), 0 for the others.",
+                           PD_METRIC_GAUGE, 0, 2, {L("alarm", pd_mx_alarm_names), L("state", alarm_states)}, NULL, 0},
+    [PD_MX_ALARM_NOTIFICATIONS] = {"payd_alarm_notifications_total",
+                                   "Alarm notifications by result: per URL delivered or failed (after the last "
+                                   "attempt), not sent for want of the signing secret, dropped on a full queue, and "
+                                   "notify_command runs.",
+                                   PD_METRIC_COUNTER, 0, 1, {L("result", notify_results)}, NULL, 0},
     [PD_MX_PROCESS] = PD_METRICS_PROCESS_DEFS,
 };
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Privilege separation holds at link time: the network-facing binaries (payd, payctl)
 # contain no function of the vault server library, and the vault (payd-vault) does not
-# link the HTTP library. Usage: check_symbols.sh PAYD PAYCTL PAYD_VAULT LIBPD_VAULT_SERVER.a
+# link the HTTP libraries (libh2o, libcurl). Usage: check_symbols.sh PAYD PAYCTL PAYD_VAULT LIBPD_VAULT_SERVER.a
 set -euo pipefail
 payd=$1 payctl=$2 vault=$3 server_lib=$4
 fail=0
@@ -27,5 +27,12 @@ if readelf -d "$vault" | grep -q 'NEEDED.*libh2o' || nm "$vault" | grep -q ' [TU
   fail=1
 else
   echo "ok: $(basename "$vault") does not link libh2o"
+fi
+# nor libcurl (the alarm notifier's and the webhook engine's HTTP client)
+if readelf -d "$vault" | grep -q 'NEEDED.*libcurl' || nm "$vault" | grep -q ' [TU] curl_'; then
+  echo "FAIL: $(basename "$vault") links libcurl"
+  fail=1
+else
+  echo "ok: $(basename "$vault") does not link libcurl"
 fi
 exit $fail
