@@ -16,7 +16,11 @@ scenario_payments_metrics() {
         "amount=1999&currency=usd&confirm=true&payment_method=$BENCH_PM&description=bench"
       local scraper=
       if [[ $mode == true && ${BENCH_METRICS_SCRAPE:-1} == 1 ]]; then
-        (while sleep 1; do curl -fsS -o /dev/null "http://127.0.0.1:$PAYD_ADMIN/metrics" || true; done) &
+        # each scrape is checked for torn histograms (bench/check_scrape.py); tally in scrapes.log
+        (while sleep 1; do
+          if curl -fsS "http://127.0.0.1:$PAYD_ADMIN/metrics" | python3 "$BENCH_ROOT/bench/check_scrape.py" >>"$BENCH_TMP/torn.log"; then
+            echo ok; else echo torn; fi >>"$BENCH_TMP/scrapes.log"
+        done) &
         scraper=$!
       fi
       res=$(run_wrk "https://127.0.0.1:$PAYD_PORT/v1/payment_intents" -s "$BENCH_TMP/payments.lua")
@@ -28,6 +32,11 @@ scenario_payments_metrics() {
       else off_sum=$(awk -v a="$off_sum" -v b="$rps" 'BEGIN{print a+b}'); fi
     done
   done
+  local scrapes torn
+  scrapes=$(grep -c . "$BENCH_TMP/scrapes.log" 2>/dev/null || true)
+  torn=$(grep -c torn "$BENCH_TMP/scrapes.log" 2>/dev/null || true)
+  printf '  /metrics scraped every second under load: %s scrapes, %s with a torn histogram (target 0)\n' \
+    "${scrapes:-0}" "${torn:-0}"
   awk -v on="$on_sum" -v off="$off_sum" -v n="$rounds" 'BEGIN {
     printf "  mean on %.0f req/s, off %.0f req/s: cost %.2f %% (target <= 2 %%)\n", on / n, off / n, (off - on) / off * 100 }'
 }
