@@ -39,6 +39,7 @@ static struct {
     char *body;
 } hooks[MAX_HOOKS];
 static int nhooks;
+static int nrefused; /* the receiver answers 503 to its first request: the notifier retries */
 static char cmd_dir[] = "/tmp/payd-alarm-cmd-XXXXXX";
 
 /* one request: headers to \r\n\r\n, then Content-Length bytes; answers 200 */
@@ -81,6 +82,13 @@ serve_one(int c)
         len += (size_t)n;
     }
     pthread_mutex_lock(&hook_mu);
+    if (nrefused == 0) {
+        nrefused++;
+        pthread_mutex_unlock(&hook_mu);
+        const char *busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        (void)!write(c, busy, strlen(busy));
+        return;
+    }
     if (nhooks < MAX_HOOKS) {
         snprintf(hooks[nhooks].sig, sizeof(hooks[nhooks].sig), "%s", sig);
         hooks[nhooks].body = strndup(buf + hlen, clen);
@@ -303,7 +311,14 @@ api_4xx_fires_and_resolves_with_signed_notifications(void **state)
         fail_msg("payctl alarms list:\n%s", out);
     free(out);
 
-    assert_true(wait_hooks("firing", key, 1, 10000));
+    assert_true(wait_hooks("firing", key, 1, 10000)); /* its first attempt got a 503: a retry */
+    pthread_mutex_lock(&hook_mu);
+    assert_int_equal(nrefused, 1);
+    pthread_mutex_unlock(&hook_mu);
+    char *warn = pd_h_log(&payd);
+    if (strstr(warn, "\"alarm notification failed\"") == NULL)
+        fail_msg("the refused attempt is not logged:\n%s", warn);
+    free(warn);
     /* quiet: the next period has no 4xx */
     assert_true(wait_state("api_4xx", "OK", 8000));
     assert_true(wait_hooks("resolved", key, 1, 10000));
