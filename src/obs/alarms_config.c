@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "payd/alarms.h"
 #include "payd/config.h"
@@ -149,6 +150,11 @@ pd_alarms_config_check(const pd_alarms_config_t *c, char *err, size_t cap)
     if (c->notify_command != NULL && c->notify_command[0] != '\0' && c->notify_command[0] != '/') {
         snprintf(err, cap, "[alarms] notify_command = \"%s\": must be an absolute path (it is run without a shell)",
                  c->notify_command);
+        return PD_ERR_CONFIG;
+    }
+    if (c->notify_command != NULL && c->notify_command[0] != '\0' && access(c->notify_command, X_OK) != 0) {
+        snprintf(err, cap, "[alarms] notify_command = \"%s\": %s", c->notify_command,
+                 errno == EACCES ? "not executable" : strerror(errno));
         return PD_ERR_CONFIG;
     }
     if (c->notify_url[0] != '\0' && c->notify_secret[0] == '\0') {

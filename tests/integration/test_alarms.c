@@ -395,6 +395,9 @@ bad_alarm_settings_stop_the_start(void **state)
     expect_exit(ftp, 2, "[alarms] notify_url: \"ftp://x\" is not an http:// or https:// URL");
     const char *check[] = {"--dev", datadir, "--set", "alarms.notify_url=http://ok/a,ftp://x", "--check-config", NULL};
     expect_exit(check, 2, "\"ftp://x\"");
+    const char *missing[] = {"--dev", datadir, "--set", "alarms.notify_command=/nonexistent/pager", "--check-config",
+                             NULL};
+    expect_exit(missing, 2, "[alarms] notify_command = \"/nonexistent/pager\": No such file or directory");
     const char *fine[] = {"--dev", datadir, "--set", "alarms.api_4xx_period=2s", "--check-config", NULL};
     expect_exit(fine, 0, "configuration ok");
     char cmd[400];
