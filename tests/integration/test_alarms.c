@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "api_helpers.h"
+#include "expect_exit.h"
 #include "payd/alarms.h"
 
 #define MAX_HOOKS 32
@@ -359,21 +360,6 @@ api_4xx_fires_and_resolves_with_signed_notifications(void **state)
                                   "SELECT count(*) FROM audit_log WHERE action = 'alarm.state_change' AND "
                                   "resource = 'api_4xx' AND outcome IN ('success:ALARM', 'success:OK')"),
                      2);
-}
-
-static void
-expect_exit(const char *const *args, int want, const char *needle)
-{
-    const char *argv[32] = {PAYD_BIN};
-    size_t n = 1;
-    for (size_t i = 0; args[i] != NULL; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    char *out = NULL;
-    int rc = pd_h_run(argv, &out);
-    if (rc != want || strstr(out, needle) == NULL)
-        fail_msg("exit %d (want %d), output:\n%s\n(wanted to see: %s)", rc, want, out, needle);
-    free(out);
 }
 
 static void

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "harness.h"
+#include "expect_exit.h"
 
 typedef struct {
     pd_h_payd_t *p;
@@ -169,22 +170,6 @@ sighup_reloads_the_certificate_without_dropping_connections(void **state)
     free(log);
     assert_int_equal(pd_h_stop(&p, SIGTERM, 10000), 0);
     pd_h_cleanup(&p);
-}
-
-/* runs payd with arguments, expects exit code `want` and `needle` in its output */
-static void
-expect_exit(const char *const *args, int want, const char *needle)
-{
-    const char *argv[32] = {PAYD_BIN};
-    size_t n = 1;
-    for (size_t i = 0; args[i] != NULL; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    char *out = NULL;
-    int rc = pd_h_run(argv, &out);
-    if (rc != want || strstr(out, needle) == NULL)
-        fail_msg("exit %d (want %d), output:\n%s\n(wanted to see: %s)", rc, want, out, needle);
-    free(out);
 }
 
 static void
