@@ -140,6 +140,9 @@ typedef struct {
 int pd_alarm_payload(const pd_alarm_event_t *e, pd_buf_t *out) PD_WUR;
 /* hex HMAC-SHA256 of body under key into hex[65] */
 int pd_alarm_sign(const uint8_t *key, size_t keylen, pd_view_t body, char hex[65]) PD_WUR;
+/* A notify URL (its first n bytes) as it may be shown in logs and errors: a user:password@
+ * part becomes ***@. */
+void pd_alarm_url_shown(const char *url, size_t n, char *out, size_t cap);
 
 typedef struct pd_alarm_notifier pd_alarm_notifier_t;
 int pd_alarm_notifier_new(pd_alarm_notifier_t **out, const pd_alarms_config_t *cfg,

@@ -134,15 +134,9 @@ pd_alarms_config_check(const pd_alarms_config_t *c, char *err, size_t cap)
         while (n > 0 && p[n - 1] == ' ')
             n--;
         if (!url_ok(p, n)) {
-            /* a user:password@ part is not repeated in the message */
-            const char *at = memchr(p, '@', n), *sep = strstr(p, "://");
-            size_t keep = sep != NULL && (size_t)(sep - p) < n ? (size_t)(sep - p) + 3 : 0;
-            if (at != NULL)
-                snprintf(err, cap, "[alarms] notify_url: \"%.*s***%.*s\" is not an http:// or https:// URL with a host",
-                         (int)keep, p, (int)(n - (size_t)(at - p)), at);
-            else
-                snprintf(err, cap, "[alarms] notify_url: \"%.*s\" is not an http:// or https:// URL with a host",
-                         (int)n, p);
+            char shown[1100];
+            pd_alarm_url_shown(p, n, shown, sizeof(shown)); /* never the password */
+            snprintf(err, cap, "[alarms] notify_url: \"%s\" is not an http:// or https:// URL with a host", shown);
             return PD_ERR_CONFIG;
         }
         p = e ? e + 1 : NULL;

@@ -36,19 +36,6 @@ count(size_t result)
     pd_metric_add(pd_mx, PD_MX_ALARM_NOTIFICATIONS, result, 1);
 }
 
-/* url for logs: a user:password@ part becomes ***@ */
-static void
-log_url(const char *url, char *out, size_t cap)
-{
-    const char *host = strstr(url, "://");
-    host = host ? host + 3 : url;
-    const char *at = strchr(host, '@'), *slash = strchr(host, '/');
-    if (at != NULL && (slash == NULL || at < slash))
-        snprintf(out, cap, "%.*s***%s", (int)(host - url), url, at);
-    else
-        snprintf(out, cap, "%s", url);
-}
-
 struct pd_alarm_notifier {
     const pd_alarms_config_t *cfg;
     const pd_secret_source_t *secrets;
@@ -132,7 +119,7 @@ deliver_url(pd_alarm_notifier_t *n, const char *url, pd_view_t body, const char 
 {
     int64_t backoff = 1000;
     char shown[1100];
-    log_url(url, shown, sizeof(shown));
+    pd_alarm_url_shown(url, strlen(url), shown, sizeof(shown));
     for (int64_t att = 1; att <= n->cfg->notify_attempts; att++) {
         long status = 0;
         int r = post(n, url, body, sig, &status);

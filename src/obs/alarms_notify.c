@@ -111,3 +111,15 @@ pd_alarm_sign(const uint8_t *key, size_t keylen, pd_view_t body, char hex[65])
         snprintf(hex + 2 * i, 3, "%02x", mac[i]);
     return 0;
 }
+
+void
+pd_alarm_url_shown(const char *url, size_t n, char *out, size_t cap)
+{
+    const char *sep = memmem(url, n, "://", 3);
+    size_t host = sep != NULL ? (size_t)(sep - url) + 3 : 0;
+    const char *at = memchr(url + host, '@', n - host), *slash = memchr(url + host, '/', n - host);
+    if (at != NULL && (slash == NULL || at < slash))
+        snprintf(out, cap, "%.*s***%.*s", (int)host, url, (int)(n - (size_t)(at - url)), at);
+    else
+        snprintf(out, cap, "%.*s", (int)n, url);
+}
