@@ -154,6 +154,10 @@ pd_server_t *pd_loop_server(pd_loop_t *loop);
  * holds the first ready probe's note ("" when none). */
 bool pd_server_ready(pd_server_t *s, char *why, size_t cap);
 bool pd_server_draining(const pd_server_t *s);
+/* True when every started loop has turned (finished an iteration of its event loop)
+ * within the last max_age_ms; false with why naming the first loop that has not, or
+ * has exited. Any thread; for the systemd watchdog (payd/sdnotify.h). */
+bool pd_server_loops_alive(pd_server_t *s, uint64_t max_age_ms, char *why, size_t cap);
 
 /* The routes of the edge itself (/healthz, /readyz on both listeners). */
 extern const pd_route_t pd_health_routes[];
