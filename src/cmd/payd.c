@@ -441,6 +441,8 @@ static void
 notify_state(app_t *app)
 {
     char why[256] = "", status[512];
+    if (!pd_sdnotify_enabled(&app->notify))
+        return; /* no manager: the probes are not run for nobody */
     bool ready = pd_server_ready(g_server, why, sizeof(why));
     if (ready)
         snprintf(status, sizeof(status), "ready%s%s: API port %u, admin port %u", why[0] ? ", degraded: " : "", why,
@@ -679,7 +681,8 @@ run(app_t *app)
     for (;;) {
         /* between signals: readiness for the service manager, checked often until the first READY=1 */
         notify_state(app);
-        struct timespec wait = {app->notified_ready ? 1 : 0, app->notified_ready ? 0 : 50000000L};
+        bool soon = pd_sdnotify_enabled(&app->notify) && !app->notified_ready;
+        struct timespec wait = {soon ? 0 : 1, soon ? 50000000L : 0};
         if ((sig = sigtimedwait(&set, NULL, &wait)) < 0)
             continue; /* EAGAIN: the time passed; EINTR */
         if (sig == SIGHUP) {

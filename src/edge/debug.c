@@ -5,6 +5,7 @@
  * that serves it for N ms (at most 30 s), so tests can watch the systemd watchdog
  * stop pinging for a loop that does not turn.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,7 @@ debug_stall(pd_req_t *r)
     }
     /* on the loop thread, on purpose: nothing else of this loop runs meanwhile */
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
     pd_resp_json(r, 200, PD_VIEW_LIT("{\"stalled\":true}"));
 }
