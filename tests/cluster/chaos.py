@@ -300,7 +300,7 @@ def faults(d, info, stats):
     def kill_vault():
         os.kill(load(d)["vault"][0]["pid"], signal.SIGKILL)
         time.sleep(3)
-        cluster("start", d, "vault0")
+        cluster("start", d, "payd-vault-1")
 
     def kill_redis():
         os.kill(load(d)["redis"]["pid"], signal.SIGKILL)
@@ -370,7 +370,7 @@ def verify(d, info, bindir, clients, hooks):
     # the books verify, and agree with the processor's record (after recovery settled what a fault left)
     deadline = time.monotonic() + 120
     while True:
-        v0 = os.path.join(d, "vault", "vault0")
+        v0 = os.path.join(d, "vault", "payd-vault-1")
         r = subprocess.run([os.path.join(bindir, "payctl"), "--config", info["nodes"][1]["config"], "--vault-socket",
                             v0 + "/vault.sock", "--credential", v0 + "/credentials/admin", "ledger", "verify",
                             "--with-processor", "--simulator-db", info["simulator_db"]], capture_output=True, text=True)

@@ -5,6 +5,7 @@ and a `down` that signals only the processes the script started.
     script.py BINDIR
 """
 import json
+import re
 import os
 import signal
 import socket
@@ -16,7 +17,8 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLUSTER = os.path.join(os.path.dirname(os.path.dirname(HERE)), "deploy", "local", "cluster")
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CLUSTER = os.path.join(ROOT, "deploy", "local", "cluster")
 
 
 def cluster(*args):
@@ -90,10 +92,17 @@ def main():
         r = subprocess.run(["redis-cli", "-u", info["redis"]["url"], "ROLE"], capture_output=True, text=True)
         expect(r.stdout.startswith("master"), "the redis url works with redis-cli -u and names the master")
         expect(balance(info) == 200, "a request through HAProxy")
+        # what runs is deploy/topology.txt's services (which deploy/compose.yaml has too: deploy/compose)
+        with open(os.path.join(ROOT, "deploy", "topology.txt")) as f:
+            topo = {ln.split()[1] for ln in f if ln.startswith("service ")}
+        with open(os.path.join(d, "state.json")) as f:
+            started = {re.sub(r"^(redis-sentinel)-\d+$", r"\1", p["name"]) for p in json.load(f)["procs"]}
+        expect(started <= topo and topo - started == {"payd-3", "prometheus"},
+               "the parts started are deploy/topology.txt's services (%s)" % ", ".join(sorted(started)))
         rc, out = cluster("up", d, "--bin", bindir)
         expect(rc == 1 and "already runs" in out, "up on a running cluster is refused")
         rc, out = cluster("status", d)
-        expect(rc == 0 and "node2" in out and "haproxy=UP" in out, "status: every part runs")
+        expect(rc == 0 and "payd-2" in out and "haproxy=UP" in out, "status: every part runs")
 
         # a dead node leaves HAProxy's rotation within 10 s; the other keeps serving
         victim = info["nodes"][0]
