@@ -3,6 +3,7 @@
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PAYD_BIN=${PAYD_BIN:-$BENCH_ROOT/build/src/cmd/payd}
+export -n PAYD_BIN # payd reads PAYD_* variables as settings: it must not see this one
 BENCH_TMP=$(mktemp -d /tmp/payd-bench-XXXXXX)
 chmod 711 "$BENCH_TMP" # a vault child running as its own user must reach its directory
 BENCH_CONNS=${BENCH_CONNS:-64}
