@@ -27,6 +27,7 @@
 #include "api_helpers.h"
 #include "payd/redis_link.h"
 #include "payd/stream.h"
+#include "payd/vault_crypto.h"
 #include "redis_server.h"
 
 #define MAX_EVENTS 4000
@@ -130,10 +131,18 @@ read_stream(ev_t *out, int *n, bool payload_json)
                 assert_int_equal(pl->str[0], '{');
                 assert_non_null(strstr(pl->str, x->id));
             } else {
-                /* an envelope's hex: no trace of the event in it */
-                assert_true(pl->len > 32 && pl->len % 2 == 0);
+                /* an envelope's hex (the vault's format, PDE + version 1): no trace of the event
+                 * in it, neither as text nor once decoded */
+                assert_true(pl->len > 2 * PD_ENV_OVERHEAD && pl->len % 2 == 0);
                 assert_int_equal(strspn(pl->str, "0123456789abcdef"), pl->len);
                 assert_null(strstr(pl->str, "payment_intent"));
+                uint8_t *env = malloc(pl->len / 2);
+                assert_non_null(env);
+                assert_int_equal(pd_unhex(pl->str, pl->len, env), 0);
+                assert_memory_equal(env, "PDE\x01", 4);
+                assert_null(memmem(env, pl->len / 2, "payment_intent", 14));
+                assert_null(memmem(env, pl->len / 2, x->id, strlen(x->id)));
+                free(env);
             }
         }
         freeReplyObject(rep);
