@@ -122,6 +122,7 @@ struct pd_stream {
     pthread_cond_t cv;
     bool kicked;
     int64_t backoff_ms, last_warn;
+    int64_t last_big; /* when an event too large to encrypt was last logged */
 };
 
 typedef struct {
@@ -254,7 +255,7 @@ seal_batch(pd_stream_t *s, const pd_outbox_ev_t *ev, pd_buf_t *payload, int *rc,
             continue;
         if ((rc[i] = pd_stream_context(ctx[i], sizeof(ctx[i]), ev[i].event_id, ev[i].merchant)) != 0)
             continue;
-        if (payload[i].len > PD_VAULT_BATCH_ITEM_MAX) {
+        if (payload[i].len > PD_VAULT_BATCH_BYTES) {
             rc[i] = PD_ERR_TOOBIG; /* logged by the caller: this event waits */
             continue;
         }
@@ -349,6 +350,19 @@ publish_once(pd_stream_t *s)
     for (size_t i = 0; i < b->nev; i++) {
         if (b->acked[i])
             continue;
+        if (b->rc[i] == PD_ERR_TOOBIG) {
+            /* not transient: no back-off for it (the others go on); it stays queued, and
+             * is logged once per 10 s rather than on every pass */
+            int64_t now = pd_real_ms();
+            if (s->last_big == 0 || now - s->last_big >= WARN_EVERY_MS) {
+                pd_log_error("stream: an event is larger than the vault encrypts in one request; it stays queued, "
+                             "unpublished",
+                             PD_LS("event", b->ev[i].event_id), PD_LI("bytes", (int64_t)b->payload[i].len),
+                             PD_LI("max", PD_VAULT_BATCH_BYTES));
+                s->last_big = now;
+            }
+            continue;
+        }
         if (b->rc[i] != 0) { /* the vault (or memory): this event waits for the next pass, after a back-off */
             pd_log_warn("stream: cannot build an entry; retried", PD_LS("event", b->ev[i].event_id), PD_LERR(b->rc[i]));
             retry = true;

@@ -160,7 +160,7 @@ pd_msg_kms_dec(pd_view_t p, char key[PD_MSG_KEY_MAX], pd_view_t *ctx, pd_view_t 
     pd_wire_r_init(&r, p);
     pd_wire_get_cstr(&r, key, PD_MSG_KEY_MAX);
     *ctx = pd_wire_get_bytes(&r, PD_MSG_CTX_MAX);
-    *data = pd_wire_get_bytes(&r, PD_MSG_DATA_MAX);
+    *data = pd_wire_get_bytes(&r, PD_MSG_ENV_MAX);
     return pd_wire_done(&r);
 }
 

@@ -26,7 +26,11 @@ int pd_msg_ref_dec(pd_view_t p, char merchant[PD_ID_MAX], char token[PD_ID_MAX])
 int pd_msg_pan_enc(pd_buf_t *b, const pd_vault_pan_t *pan);
 int pd_msg_pan_dec(pd_view_t p, pd_vault_pan_t *pan);
 
-/* ENCRYPT (key, ctx, pt), GENERATE_DATA_KEY (key, ctx, empty), DECRYPT/REENCRYPT ("", ctx, env) */
+/* ENCRYPT (key, ctx, pt), GENERATE_DATA_KEY (key, ctx, empty), DECRYPT/REENCRYPT ("", ctx, env).
+ * data is at most PD_MSG_ENV_MAX bytes: the largest envelope ENCRYPT_BATCH makes (one
+ * payload of PD_VAULT_BATCH_BYTES), so that Decrypt opens every envelope the vault
+ * makes; each handler applies its own, smaller bound where it has one (Encrypt: 4096). */
+#define PD_MSG_ENV_MAX (PD_VAULT_BATCH_BYTES + PD_ENV_OVERHEAD)
 int pd_msg_kms_enc(pd_buf_t *b, const char *key, pd_view_t ctx, pd_view_t data);
 int pd_msg_kms_dec(pd_view_t p, char key[PD_MSG_KEY_MAX], pd_view_t *ctx, pd_view_t *data);
 

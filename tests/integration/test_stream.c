@@ -194,6 +194,25 @@ pay(const pd_h_payd_t *p, const char *key)
     json_decref(j);
 }
 
+/* a payment whose events are ~13 KB of JSON: past Encrypt's 4096 bytes, within one
+ * ENCRYPT_BATCH (the publisher sends it alone or with a few others) */
+static void
+pay_big(const pd_h_payd_t *p, const char *key)
+{
+    enum { NKEYS = 24, VLEN = 500 };
+    static char body[NKEYS * (VLEN + 32) + 200];
+    size_t n = (size_t)snprintf(body, sizeof(body), "amount=1000&currency=usd&payment_method=pm_card_visa&confirm=true");
+    for (int k = 0; k < NKEYS; k++) {
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "&metadata[k%02d]=", k);
+        memset(body + n, 'a' + k % 26, VLEN);
+        n += VLEN;
+        body[n] = '\0';
+    }
+    json_t *j;
+    assert_int_equal(api_call_as(p, key, "POST", "/v1/payment_intents", body, NULL, &j), 200);
+    json_decref(j);
+}
+
 static void
 new_merchant(const pd_h_payd_t *p, char *id, size_t idcap, char *key, size_t keycap)
 {
@@ -347,6 +366,8 @@ every_event_once_over_all_partitions_and_a_group_reads_them(void **state)
     for (int r = 0; r < 5; r++)
         for (int m = 0; m < nm; m++)
             pay(&p, keys[m]);
+    pay_big(&p, keys[0]);
+    pay_big(&p, keys[nm - 1]);
     wait_drained(&p);
     int ndb, dups;
     check_every_event(&p, true, false, &ndb, &dups);
