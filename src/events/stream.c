@@ -122,6 +122,7 @@ struct pd_stream {
     pthread_cond_t cv;
     bool kicked;
     int64_t backoff_ms, last_warn;
+    int64_t last_big; /* when an event too large to encrypt was last logged */
 };
 
 typedef struct {
@@ -164,11 +165,14 @@ event_json(pd_db_t *db, const pd_outbox_ev_t *e, pd_buf_t *js, int64_t *created)
 }
 
 /*
- * Sealing a batch: every event's envelope is requested from the vault at once and
- * the publisher waits for the last reply, so a batch costs one round trip rather
- * than one per event (the vault client matches replies to requests). Each reply
- * replaces its entry's JSON with the hex of the envelope, on the client's thread;
- * the publisher touches the entries again only after the count reached zero.
+ * Sealing a batch: the events go to the vault in ENCRYPT_BATCH requests
+ * (pd_vault_encrypt_batch: up to PD_VAULT_BATCH_MAX payloads, PD_VAULT_BATCH_BYTES in
+ * all, one audit record each), all sent at once, and the publisher waits for the last
+ * reply: a batch of the stream costs one round trip and a few vault operations rather
+ * than one of each per event. Each envelope is the one Encrypt would make (the stream's
+ * format is unchanged). A reply replaces its entries' JSON with the hex of their
+ * envelopes, on the client's thread; the publisher touches the entries again only after
+ * the count of replies due reached zero.
  */
 typedef struct {
     pthread_mutex_t mu;
@@ -178,25 +182,35 @@ typedef struct {
 
 typedef struct {
     seal_wait_t *wait;
-    pd_buf_t *payload; /* in: the JSON; out: the envelope's hex */
+    pd_buf_t *payload[PD_VAULT_BATCH_MAX]; /* in: the JSON; out: the envelope's hex */
+    size_t n;
     int rc;
 } seal_t;
 
+static int
+put_hex(pd_buf_t *p, pd_view_t env)
+{
+    OPENSSL_cleanse(p->p, p->len);
+    pd_buf_reset(p);
+    int rc = pd_buf_reserve(p, env.len * 2 + 1);
+    if (rc == 0) {
+        pd_hex(env.p, env.len, (char *)p->p);
+        p->len = env.len * 2;
+    }
+    return rc;
+}
+
 static void
-on_sealed(void *arg, int rc, const pd_vault_reply_t *env)
+on_sealed(void *arg, int rc, const pd_vault_reply_t *rep)
 {
     seal_t *e = arg;
-    if (rc == 0 && env != NULL) {
-        pd_buf_t *p = e->payload;
-        OPENSSL_cleanse(p->p, p->len);
-        pd_buf_reset(p);
-        if ((rc = pd_buf_reserve(p, env->data.len * 2 + 1)) == 0) {
-            pd_hex(env->data.p, env->data.len, (char *)p->p);
-            p->len = env->data.len * 2;
-        }
-    } else if (rc == 0) {
-        rc = PD_ERR_INTERNAL;
-    }
+    pd_view_t envs[PD_VAULT_BATCH_MAX];
+    if (rc == 0 && (rep == NULL || pd_vault_batch_envelopes(pd_buf_view(&rep->data), envs, e->n) != 0))
+        rc = PD_ERR_PROTOCOL;
+    for (size_t i = 0; rc == 0 && i < e->n; i++)
+        rc = put_hex(e->payload[i], envs[i]);
+    if (rc != 0 && rep != NULL && rep->text[0] != '\0')
+        pd_log_warn("stream: the vault refused a batch", PD_LS("reason", rep->text), PD_LERR(rc));
     e->rc = rc;
     pthread_mutex_lock(&e->wait->mu);
     if (--e->wait->left == 0)
@@ -204,39 +218,64 @@ on_sealed(void *arg, int rc, const pd_vault_reply_t *env)
     pthread_mutex_unlock(&e->wait->mu);
 }
 
-/* seals the entries whose rc[i] is 0; an entry that fails gets its rc[i] */
+/* sends one request for the n entries in idx (their contexts in ctx) */
+static void
+seal_send(pd_stream_t *s, seal_wait_t *w, seal_t *seal, pd_buf_t *payload, char (*ctx)[200], const size_t *idx,
+          size_t n)
+{
+    pd_vault_batch_item_t it[PD_VAULT_BATCH_MAX];
+    *seal = (seal_t){.wait = w, .n = n};
+    for (size_t j = 0; j < n; j++) {
+        seal->payload[j] = &payload[idx[j]];
+        it[j] = (pd_vault_batch_item_t){pd_view_cstr(ctx[idx[j]]), pd_buf_view(&payload[idx[j]])};
+    }
+    pthread_mutex_lock(&w->mu);
+    w->left++;
+    pthread_mutex_unlock(&w->mu);
+    int r = pd_vault_encrypt_batch(s->vault, PD_STREAM_KEY_ALIAS, it, n, on_sealed, seal);
+    if (r != 0) {
+        pthread_mutex_lock(&w->mu);
+        w->left--;
+        pthread_mutex_unlock(&w->mu);
+        seal->rc = r;
+    }
+}
+
+/* seals the entries whose rc[i] is 0; an entry that fails gets its rc[i] (all of its
+ * request's entries do: the vault seals a request whole or not at all) */
 static void
 seal_batch(pd_stream_t *s, const pd_outbox_ev_t *ev, pd_buf_t *payload, int *rc, size_t n)
 {
     seal_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    char ctx[STREAM_BATCH][200];
     seal_t seals[STREAM_BATCH];
+    size_t req_of[STREAM_BATCH], nreq = 0, idx[PD_VAULT_BATCH_MAX], k = 0, bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        char ctx[200];
         if (rc[i] != 0)
             continue;
-        if ((rc[i] = pd_stream_context(ctx, sizeof(ctx), ev[i].event_id, ev[i].merchant)) != 0)
+        if ((rc[i] = pd_stream_context(ctx[i], sizeof(ctx[i]), ev[i].event_id, ev[i].merchant)) != 0)
             continue;
-        seals[i] = (seal_t){&w, &payload[i], 0};
-        pthread_mutex_lock(&w.mu);
-        w.left++;
-        pthread_mutex_unlock(&w.mu);
-        int r = pd_vault_encrypt(s->vault, PD_STREAM_KEY_ALIAS, pd_view_cstr(ctx), pd_buf_view(&payload[i]), on_sealed,
-                                 &seals[i]);
-        if (r != 0) {
-            pthread_mutex_lock(&w.mu);
-            w.left--;
-            pthread_mutex_unlock(&w.mu);
-            rc[i] = r;
-            seals[i].rc = r;
+        if (payload[i].len > PD_VAULT_BATCH_BYTES) {
+            rc[i] = PD_ERR_TOOBIG; /* logged by the caller: this event waits */
+            continue;
         }
+        if (k == PD_VAULT_BATCH_MAX || bytes + payload[i].len > PD_VAULT_BATCH_BYTES) {
+            seal_send(s, &w, &seals[nreq++], payload, ctx, idx, k);
+            k = bytes = 0;
+        }
+        req_of[i] = nreq;
+        idx[k++] = i;
+        bytes += payload[i].len;
     }
+    if (k > 0)
+        seal_send(s, &w, &seals[nreq++], payload, ctx, idx, k);
     pthread_mutex_lock(&w.mu);
     while (w.left > 0)
         pthread_cond_wait(&w.cv, &w.mu);
     pthread_mutex_unlock(&w.mu);
     for (size_t i = 0; i < n; i++)
         if (rc[i] == 0)
-            rc[i] = seals[i].rc;
+            rc[i] = seals[req_of[i]].rc;
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
 }
@@ -311,6 +350,19 @@ publish_once(pd_stream_t *s)
     for (size_t i = 0; i < b->nev; i++) {
         if (b->acked[i])
             continue;
+        if (b->rc[i] == PD_ERR_TOOBIG) {
+            /* not transient: no back-off for it (the others go on); it stays queued, and
+             * is logged once per 10 s rather than on every pass */
+            int64_t now = pd_real_ms();
+            if (s->last_big == 0 || now - s->last_big >= WARN_EVERY_MS) {
+                pd_log_error("stream: an event is larger than the vault encrypts in one request; it stays queued, "
+                             "unpublished",
+                             PD_LS("event", b->ev[i].event_id), PD_LI("bytes", (int64_t)b->payload[i].len),
+                             PD_LI("max", PD_VAULT_BATCH_BYTES));
+                s->last_big = now;
+            }
+            continue;
+        }
         if (b->rc[i] != 0) { /* the vault (or memory): this event waits for the next pass, after a back-off */
             pd_log_warn("stream: cannot build an entry; retried", PD_LS("event", b->ev[i].event_id), PD_LERR(b->rc[i]));
             retry = true;

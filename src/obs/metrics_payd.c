@@ -57,11 +57,12 @@ static const struct {
     {PD_MSG_GENERATE_DATA_KEY, "generate_data_key"},
     {PD_MSG_REENCRYPT, "reencrypt"},
     {PD_MSG_SECRET_GET, "secret_get"},
+    {PD_MSG_ENCRYPT_BATCH, "encrypt_batch"},
 };
 #define NVAULT_OPS (sizeof(vault_op_types) / sizeof(vault_op_types[0]))
 static const char *const vault_ops[] = {"auth",    "tokenize", "card_get",          "detokenize", "card_delete",
                                         "encrypt", "decrypt",  "generate_data_key", "reencrypt",  "secret_get",
-                                        "admin",   "other",    NULL};
+                                        "encrypt_batch", "admin",   "other",    NULL};
 #define VAULT_OP_ADMIN NVAULT_OPS
 #define VAULT_OP_OTHER (NVAULT_OPS + 1)
 
