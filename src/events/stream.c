@@ -40,6 +40,8 @@ static const pd_config_key_t keys[] = {
     {"retention", PD_CT_MS, C(retention_ms), "24h", 1000, 365LL * 86400000,
      .help = "entries older than this are trimmed (XADD MINID ~)"},
     {"encrypt", PD_CT_BOOL, C(encrypt), "true", .help = "payload envelope-encrypted under alias/events"},
+    {"replicas", PD_CT_INT, C(replicas), "0", 0, 16,
+     .help = "an entry is published once this many replicas hold it (WAIT); 0: once the master does"},
 #undef C
 };
 
@@ -114,7 +116,7 @@ struct pd_stream {
     pd_store_t *store;
     pd_vault_client_t *vault;
     pd_rlink_t *link;
-    int64_t partitions, retention_ms;
+    int64_t partitions, retention_ms, replicas;
     bool encrypt;
     pthread_t thread;
     atomic_bool stop;
@@ -311,6 +313,39 @@ write_done(pd_db_t *tx, void *arg)
     return pd_stream_outbox_done(tx, done, n);
 }
 
+#define WAIT_MS "1000"
+
+/*
+ * WAIT: true once [stream] replicas replicas acknowledged every write of this
+ * connection so far (the pass's XADDs), within WAIT_MS. Redis replicates
+ * asynchronously: without it, entries the master acknowledged and had not yet sent
+ * to a replica are lost when Sentinel promotes that replica.
+ */
+static bool
+replicas_hold(pd_stream_t *s, char *why, size_t cap)
+{
+    char want[24];
+    snprintf(want, sizeof(want), "%lld", (long long)s->replicas);
+    const char *argv[] = {"WAIT", want, WAIT_MS};
+    size_t lens[] = {4, strlen(want), strlen(WAIT_MS)};
+    redisReply *rep = NULL;
+    int r = pd_rlink_append(s->link, 3, argv, lens);
+    if (r == 0)
+        r = pd_rlink_flush(s->link);
+    if (r == 0)
+        r = pd_rlink_read(s->link, &rep);
+    if (r != 0) {
+        snprintf(why, cap, "WAIT: %s", pd_strerror(r));
+        return false;
+    }
+    bool ok = rep->type == REDIS_REPLY_INTEGER && rep->integer >= s->replicas;
+    if (!ok)
+        snprintf(why, cap, "WAIT: %lld of %lld replicas hold the entries after %s ms",
+                 rep->type == REDIS_REPLY_INTEGER ? (long long)rep->integer : -1LL, (long long)s->replicas, WAIT_MS);
+    freeReplyObject(rep);
+    return ok;
+}
+
 /* one pass: the number of rows taken (acknowledged or dropped); -1 when Redis failed */
 static int
 publish_once(pd_stream_t *s)
@@ -395,6 +430,12 @@ publish_once(pd_stream_t *s)
         }
         freeReplyObject(rep);
     }
+    if (n == 0 && sent > 0 && s->replicas > 0 && !replicas_hold(s, why, sizeof(why))) {
+        /* the master may lose them in a failover: they stay queued and go again (same ids) */
+        for (size_t k = 0; k < sent; k++)
+            b->acked[which[k]] = false;
+        n = -1;
+    }
     if (n < 0) {
         warn_down(s, "publish", why);
         if (pd_rlink_connected(s->link) && strstr(why, "READONLY") != NULL)
@@ -476,6 +517,7 @@ pd_stream_start(pd_stream_t **out, pd_store_t *store, pd_vault_client_t *vault, 
     s->partitions = g_cfg != NULL ? g_cfg->partitions : 3;
     s->retention_ms = g_cfg != NULL ? g_cfg->retention_ms : 86400000;
     s->encrypt = g_cfg == NULL || g_cfg->encrypt;
+    s->replicas = g_cfg != NULL ? g_cfg->replicas : 0;
     s->backoff_ms = BACKOFF_MIN_MS;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

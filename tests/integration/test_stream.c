@@ -583,6 +583,42 @@ redis_down_keeps_the_rows_and_publishes_them_when_back(void **state)
     redis_do(del);
 }
 
+/* [stream] replicas = 1: the queue lets an entry go only once a replica holds it (WAIT),
+ * so a Sentinel failover cannot lose what the master acknowledged; with no replica the
+ * rows wait (the entries sent meanwhile repeat, with the same ids) */
+static void
+rows_wait_until_a_replica_holds_the_entries(void **state)
+{
+    (void)state;
+    const char *args[] = {"--set", "cache.backend=redis", "--set", g_urlset, "--set", "stream.replicas=1", NULL};
+    pd_h_opts_t o = {.args = args};
+    pd_h_payd_t p;
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+    for (int i = 0; i < 3; i++)
+        pay(&p, api_sk);
+    sleep(3); /* several passes, each WAITing 1 s for a replica that is not there */
+    long waiting = api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM stream_outbox");
+    assert_true(waiting >= 9);
+    if (count_in_log(&p, "0 of 1 replicas hold the entries") < 1) {
+        char *log = pd_h_log(&p);
+        fail_msg("no WAIT failure in the log:\n%s", log);
+    }
+    pd_h_redis_t rep;
+    pd_h_redis_opts_t ro = {.replicaof = g_rs.port};
+    assert_int_equal(pd_h_redis_start(&rep, &ro), 0);
+    wait_drained(&p);
+    int ndb, dups;
+    check_every_event(&p, false, false, &ndb, &dups);
+    printf("replicas=1: %ld events waited for a replica, then published (%d repeats)\n", waiting, dups);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+    pd_h_redis_stop(&rep, SIGTERM);
+    pd_h_redis_cleanup(&rep);
+    const char *del[] = {"DEL", "payd:txn:0", "payd:txn:1", "payd:txn:2", NULL};
+    redis_do(del);
+}
+
 static void
 stream_refused_at_start(const char *set, const char *why)
 {
@@ -764,6 +800,7 @@ main(void)
         cmocka_unit_test(kill9_during_publication_loses_no_event),
         cmocka_unit_test(entries_older_than_the_retention_are_trimmed),
         cmocka_unit_test(redis_down_keeps_the_rows_and_publishes_them_when_back),
+        cmocka_unit_test(rows_wait_until_a_replica_holds_the_entries),
         cmocka_unit_test(bad_stream_config_is_an_error_at_start),
         cmocka_unit_test(webhooks_and_the_stream_do_not_wait_on_each_other),
     };
