@@ -304,11 +304,13 @@ def faults(d, info, stats):
 
     def kill_redis():
         os.kill(load(d)["redis"]["pid"], signal.SIGKILL)
+        # started again it is a master with stale data; Sentinel turns it into the new master's replica
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             try:
                 if redis_master(info) != info["redis"]["port"]:
                     log("sentinel promoted the replica (port %d)" % redis_master(info))
+                    cluster("start", d, "redis")
                     return
             except AssertionError:
                 pass
@@ -318,7 +320,7 @@ def faults(d, info, stats):
     window("1 SIGKILL node1, start it again", kill_node)
     window("2 SIGKILL vault0", kill_vault)
     window("3 PostgreSQL failover", lambda: cluster("failover-postgres", d))
-    window("4 SIGKILL the Redis master", kill_redis)
+    window("4 SIGKILL the Redis master (started again)", kill_redis)
     window("5 rolling restart (SIGTERM)", lambda: cluster("rolling-restart", d))
 
 
@@ -336,6 +338,10 @@ def verify(d, info, bindir, clients, hooks):
             assert st == 200 and rf["status"] == "succeeded" and rf["amount"] == amount // 2, (refund, st, rf)
     # no logical payment made twice: one intent per logical id, and only those the clients made
     intents = list_all(api, "/v1/payment_intents")
+    by_id = {pi["id"]: pi for pi in intents}
+    unlisted = {x[0] for x in done} - set(by_id)
+    assert not unlisted and len(by_id) == len(intents), \
+        "the list's pages miss %d intents (%s...) or repeat some" % (len(unlisted), sorted(unlisted)[:3])
     per_logical = {}
     for pi in intents:
         per_logical.setdefault(pi["metadata"].get("logical"), []).append(pi["id"])
@@ -357,13 +363,14 @@ def verify(d, info, bindir, clients, hooks):
     assert len(held) == len(done), "the simulator holds %d authorizations, the clients completed %d payments" % (
         len(held), len(done))
     for pi_id, amount, logical, refund in done:
-        pi = next(p for p in intents if p["id"] == pi_id)
+        pi = by_id[pi_id]
         a = auths.get(pi["latest_charge"])
         # (status, amount, amount_captured, amount_refunded)
         assert a is not None and a[:3] == ("captured", amount, amount) and a[3] == (amount // 2 if refund else 0), \
             "simulator record of %s: %s" % (pi_id, a)
     for pi_id, logical in failed:
-        pi = next(p for p in intents if p["id"] == pi_id)
+        pi = by_id.get(pi_id)
+        assert pi is not None, "failed payment %s not in the list" % pi_id
         a = auths.get(pi["latest_charge"])
         assert pi["status"] == "requires_payment_method" and (a is None or a[0] not in ("authorized", "captured")), \
             "failed payment %s: %s, simulator %s" % (pi_id, pi["status"], a)
