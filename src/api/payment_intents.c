@@ -210,14 +210,21 @@ pd_h_pi_update(pd_req_t *r)
         update_resolved(c->op);
 }
 
+static int
+get_pi(pd_db_t *db, pd_req_t *r, const char *id, pd_view_t *json)
+{
+    const pd_auth_t *au = r->auth;
+    pd_pi_rec_t pi;
+    int rc = pd_pi_get(db, &r->arena, au->merchant_id, au->livemode, id, &pi);
+    if (rc == 0)
+        *json = pd_pi_json(&r->arena, &pi);
+    return rc;
+}
+
 void
 pd_h_pi_get(pd_req_t *r)
 {
-    pi_ctx_t c;
-    memset(&c, 0, sizeof(c));
-    if (!pd_pi_load(r, &c))
-        return;
-    pd_resp_json(r, 200, pd_pi_json(&r->arena, &c.pi));
+    pd_get_respond(r, "payment_intent", get_pi);
 }
 
 static int

@@ -170,18 +170,21 @@ pd_h_refund_create(pd_req_t *r)
     pd_step_start(&c->step, write_refund_requested);
 }
 
+static int
+get_refund(pd_db_t *db, pd_req_t *r, const char *id, pd_view_t *json)
+{
+    const pd_auth_t *au = r->auth;
+    pd_refund_rec_t f;
+    int rc = pd_refund_get(db, &r->arena, au->merchant_id, au->livemode, id, &f);
+    if (rc == 0)
+        *json = pd_render_to_arena(&r->arena, render_refund_cb, &f);
+    return rc;
+}
+
 void
 pd_h_refund_get(pd_req_t *r)
 {
-    pd_refund_rec_t f;
-    char id[PD_ID_MAX] = "";
-    const pd_auth_t *au = r->auth;
-    if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
-        pd_refund_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, &f) != 0) {
-        pd_resp_missing(r, "refund", "id", id);
-        return;
-    }
-    pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_refund_cb, &f));
+    pd_get_respond(r, "refund", get_refund);
 }
 
 static int
