@@ -242,12 +242,11 @@ confirm_resolved(pd_op_t *op)
     pd_confirm_start(op, &c->pi, c->pm.id);
 }
 
-void
-pd_h_pi_confirm(pd_req_t *r)
+static void
+confirm_loaded(pd_op_t *op)
 {
-    pi_ctx_t *c = pd_pi_ctx_new(r);
-    if (c == NULL || !pd_pi_load(r, c))
-        return;
+    pi_ctx_t *c = op->ctx;
+    pd_req_t *r = op->r;
     if (!pd_pi_allowed(c->pi.status, PD_PI_CONFIRM)) {
         pd_pi_refuse(r, &c->pi, PD_PI_CONFIRM);
         return;
@@ -267,4 +266,12 @@ pd_h_pi_confirm(pd_req_t *r)
     if (pd_params_get(&r->params, "receipt_email") != NULL)
         c->pi.receipt_email = pd_param_str(r, "receipt_email");
     pd_pm_resolve(c->op, pm, &c->pm, &c->pm_new, confirm_resolved);
+}
+
+void
+pd_h_pi_confirm(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c != NULL)
+        pd_pi_load(c, false, confirm_loaded);
 }

@@ -86,11 +86,24 @@ struct pd_op {
     int64_t now;
     void *ctx;            /* the handler's state */
     pd_step_t *step;      /* its processor step, if it has one */
+    bool idem_checked;    /* the key's record was looked up before the request was (pd_op_load) */
+    bool idem_replay;     /* ... and found: the request is answered from it */
+    int (*load)(pd_db_t *db, pd_op_t *op);
+    pd_op_next_fn loaded;
 };
 
 /* Prepares an operation for a mutating request: reads Idempotency-Key (≤ 255) and
  * fingerprints the request. NULL after it responded (bad key, out of memory). */
 pd_op_t *pd_op_new(pd_req_t *r, void *ctx);
+/* The reads of an operation before it decides what to write, off the loop (as
+ * pd_api_read): first, once per op, the record of its Idempotency-Key (a key seen
+ * before is answered from its record: a retried capture replays its 200 rather than
+ * meet the state it left behind; the claim in the write stays the authority for keys
+ * that race); then load(db, op) (may be NULL), whose result is op->rc when next runs
+ * on the loop. A failed read (not PD_ERR_NOTFOUND) is answered by
+ * pd_resp_read_failed and next is not called. */
+typedef int (*pd_op_load_fn)(pd_db_t *db, pd_op_t *op);
+void pd_op_load(pd_op_t *op, pd_op_load_fn load, pd_op_next_fn next);
 /* Runs write on the store writer (claiming the idempotency key first when the request
  * has one); once durable, next runs on the request's loop (pd_op_finish by default). */
 void pd_op_commit(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn next);
