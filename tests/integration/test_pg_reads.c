@@ -1,0 +1,217 @@
+/*
+ * payd's reads on PostgreSQL never run on an event loop (always: this test starts its
+ * own PostgreSQL 15 on loopback). payd runs with one event-loop thread (api.threads=1).
+ *
+ *   - A read that the database holds up (a session keeps payment_intents locked
+ *     ACCESS EXCLUSIVE, so the SELECT of GET /v1/payment_intents/ID waits) stalls
+ *     only the reader thread running it: meanwhile /healthz, and a GET that reads
+ *     another table, on the same loop thread answer promptly. Once the lock goes the
+ *     stuck GET answers 200. (With store.readers=0 the reads run on the loop, and
+ *     this part fails: /healthz waits for the lock.)
+ *   - With the database gone, every read handler answers 503 with Retry-After and a
+ *     Stripe-shaped api_error: a GET by id (never 404 resource_missing), a list
+ *     (never 500), a POST whose object load fails (never 404), and authentication
+ *     once the cached key epoch is stale; /healthz still answers 200.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "api_helpers.h"
+#include "pg_server.h"
+
+#define LOCK_HOLD_MS 3000 /* how long the lock holds the GET up */
+#define PROMPT_MS 1000    /* an answer that does not wait for the database comes sooner than this */
+
+static pd_h_payd_t p;
+static char url[400], set_url[440], pi_id[64];
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+nap(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+typedef struct {
+    long status;
+    uint64_t ms;
+    volatile int done;
+} stuck_t;
+
+static void *
+stuck_get(void *arg)
+{
+    stuck_t *s = arg;
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/payment_intents/%s", pi_id);
+    uint64_t t0 = now_ms();
+    s->status = api_call(&p, "GET", path, NULL, NULL);
+    s->ms = now_ms() - t0;
+    s->done = 1;
+    return NULL;
+}
+
+/* GET path answered with status, in *ms */
+static long
+timed(const char *method, const char *path, bool with_key, uint64_t *ms)
+{
+    uint64_t t0 = now_ms();
+    long st = with_key ? api_call(&p, method, path, NULL, NULL) : -1;
+    if (!with_key) {
+        pd_h_resp_t r;
+        pd_h_req_t rq = {.timeout_ms = 10000};
+        st = pd_h_request(&p, method, path, &rq, &r) == 0 ? r.status : -1;
+        pd_h_resp_free(&r);
+    }
+    *ms = now_ms() - t0;
+    return st;
+}
+
+static void
+test_stuck_read_leaves_the_loop_free(void **state)
+{
+    (void)state;
+    json_t *j;
+    char path[128];
+    uint64_t ms;
+    assert_int_equal(api_call(&p, "POST", "/v1/payment_intents", "amount=1234&currency=usd", &j), 200);
+    snprintf(pi_id, sizeof(pi_id), "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    snprintf(path, sizeof(path), "/v1/payment_intents/%s", pi_id);
+    assert_int_equal(api_call(&p, "GET", path, NULL, NULL), 200); /* the key is cached now */
+
+    PGconn *c = PQconnectdb(url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, "BEGIN; LOCK TABLE payment_intents IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    uint64_t locked_at = now_ms();
+
+    stuck_t s = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stuck_get, &s), 0);
+    nap(300); /* the GET is waiting for the lock on a reader thread */
+    assert_false(s.done);
+
+    long st = timed("GET", "/healthz", false, &ms);
+    print_message("/healthz while a read is stuck: %ld in %llu ms\n", st, (unsigned long long)ms);
+    assert_int_equal(st, 200);
+    assert_true(ms < PROMPT_MS);
+    st = timed("GET", "/v1/balance", true, &ms);
+    print_message("GET /v1/balance (another table) while a read is stuck: %ld in %llu ms\n", st,
+                  (unsigned long long)ms);
+    assert_int_equal(st, 200);
+    assert_true(ms < PROMPT_MS);
+    assert_false(s.done); /* the GET of the intent really is held up */
+
+    int64_t left = LOCK_HOLD_MS - (int64_t)(now_ms() - locked_at);
+    if (left > 0)
+        nap((int)left);
+    assert_false(s.done);
+    res = PQexec(c, "ROLLBACK");
+    PQclear(res);
+    PQfinish(c);
+    pthread_join(th, NULL);
+    print_message("the held-up GET answered %ld after %llu ms\n", s.status, (unsigned long long)s.ms);
+    assert_int_equal(s.status, 200);
+    assert_true(s.ms >= LOCK_HOLD_MS - 500);
+}
+
+/* a 503 that tells the client to come back: Retry-After and error.type api_error */
+static void
+assert_503(const char *method, const char *path, const char *body)
+{
+    char auth[200], ra[16];
+    const char *hdrs[3] = {auth, body != NULL ? "Content-Type: application/x-www-form-urlencoded" : NULL, NULL};
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_sk);
+    pd_h_req_t rq = {.headers = hdrs, .body = body, .timeout_ms = 15000};
+    pd_h_resp_t r;
+    assert_int_equal(pd_h_request(&p, method, path, &rq, &r), 0);
+    print_message("%s %s with the database down: %ld %s\n", method, path, r.status, r.body);
+    assert_int_equal(r.status, 503);
+    assert_true(pd_h_resp_header(&r, "retry-after", ra, sizeof(ra)));
+    json_error_t e;
+    json_t *o = json_loads(r.body, 0, &e);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"), "type")), "api_error");
+    json_decref(o);
+    pd_h_resp_free(&r);
+}
+
+static void
+test_reads_answer_503_while_the_database_is_down(void **state)
+{
+    (void)state;
+    char path[128];
+    uint64_t ms;
+    snprintf(path, sizeof(path), "/v1/payment_intents/%s", pi_id);
+    pd_pg_stop();
+    assert_503("GET", path, NULL);                                /* was 404 resource_missing */
+    assert_503("GET", "/v1/payment_intents", NULL);               /* was 500 */
+    assert_503("GET", "/v1/charges", NULL);
+    assert_503("POST", path, "description=down");                 /* the intent's load: was 404 */
+    nap(1500);                                                    /* the key epoch is stale now */
+    assert_503("GET", "/v1/balance", NULL);
+    long st = timed("GET", "/healthz", false, &ms);
+    assert_int_equal(st, 200);
+    assert_true(ms < PROMPT_MS);
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    char one[300];
+    if (pd_pg_start() != 0 || pd_pg_database("reads", true, one, sizeof(one)) != 0)
+        return -1;
+    snprintf(url, sizeof(url), "postgresql://payd:%s@127.0.0.1:%u/reads?connect_timeout=2", PD_PG_PASSWORD,
+             pd_pg_port());
+    snprintf(set_url, sizeof(set_url), "store.url=%s", url);
+    const char *readers = getenv("PD_TEST_PG_READERS"); /* the mutation check: 0 puts the reads on the loop */
+    char set_readers[64];
+    snprintf(set_readers, sizeof(set_readers), "store.readers=%s", readers != NULL ? readers : "4");
+    const char *args[] = {"--set", "store.backend=postgres", "--set", set_url, "--set", "api.threads=1",
+                          "--set", set_readers, NULL};
+    pd_h_opts_t o = {.args = args};
+    if (pd_h_start(&p, &o) != 0)
+        return -1;
+    api_load_credentials(&p);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    int r = pd_h_stop(&p, SIGTERM, 30000);
+    pd_h_cleanup(&p);
+    pd_pg_stop();
+    return r == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stuck_read_leaves_the_loop_free),
+        cmocka_unit_test(test_reads_answer_503_while_the_database_is_down),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
