@@ -434,7 +434,8 @@ auth_decide(pd_req_t *r, auth_t *x, int rc)
     char msg[160];
     snprintf(msg, sizeof(msg), "Invalid API Key provided: %s", x->masked);
     if (rc != 0 && rc != PD_ERR_NOTFOUND) {
-        pd_resp_read_failed(r, rc); /* the database went away (a failover): 503, come back */
+        /* the database went away (a failover): 503, come back */
+        pd_resp_read_failed_msg(r, rc, "The server cannot check the API key right now. Retry the request later.");
         return 1;
     }
     if (rc != 0 || !x->hashed || CRYPTO_memcmp(x->hash, rec->hash, 64) != 0)

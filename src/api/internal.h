@@ -205,6 +205,8 @@ void pd_api_read(pd_req_t *r, pd_api_read_fn read, pd_api_then_fn then, void *ct
  * api_error with Retry-After for no database (PD_ERR_UNAVAILABLE: connection lost,
  * read-only standby; PD_ERR_AGAIN: readers saturated), else 500. */
 void pd_resp_read_failed(pd_req_t *r, int rc);
+/* pd_resp_read_failed with the 503's message (what could not be done; NULL: the default). */
+void pd_resp_read_failed_msg(pd_req_t *r, int rc, const char *msg);
 /* A read's not-found or failure: 404 resource_missing for PD_ERR_NOTFOUND (what,
  * param, id as pd_resp_missing), else pd_resp_read_failed. */
 void pd_resp_read_error(pd_req_t *r, int rc, const char *what, const char *param, const char *id);

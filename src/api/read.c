@@ -68,16 +68,23 @@ pd_api_read(pd_req_t *r, pd_api_read_fn read, pd_api_then_fn then, void *ctx)
 }
 
 void
-pd_resp_read_failed(pd_req_t *r, int rc)
+pd_resp_read_failed_msg(pd_req_t *r, int rc, const char *msg)
 {
     if (rc == PD_ERR_UNAVAILABLE || rc == PD_ERR_AGAIN || rc == PD_ERR_CLOSED) {
         /* no database answer now (a failover, or every reader busy): come back */
         pd_resp_header(r, "Retry-After", "1");
         pd_resp_error(r, 503, "api_error", "storage_unavailable",
-                      "The server cannot read its database right now. Retry the request later.", NULL);
+                      msg != NULL ? msg : "The server cannot read its database right now. Retry the request later.",
+                      NULL);
         return;
     }
     pd_resp_error(r, 500, "api_error", NULL, "An internal error occurred while reading.", NULL);
+}
+
+void
+pd_resp_read_failed(pd_req_t *r, int rc)
+{
+    pd_resp_read_failed_msg(r, rc, NULL);
 }
 
 void
