@@ -133,13 +133,21 @@ create_resolved(pd_op_t *op)
     pd_op_commit(op, write_create, NULL);
 }
 
-/* after the idempotency check */
+/* on a reader thread, after the idempotency check: the payment method it names */
+static int
+load_create(pd_db_t *db, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    c->pm_rc = c->pm_param != NULL ? pd_pm_resolve_read(db, op, c->pm_param, &c->pm) : 0;
+    return c->pm_rc == PD_ERR_NOTFOUND ? 0 : c->pm_rc;
+}
+
 static void
 create_checked(pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
     if (c->pm_param != NULL)
-        pd_pm_resolve(op, c->pm_param, &c->pm, &c->pm_new, create_resolved);
+        pd_pm_resolve_with(op, c->pm_rc, c->pm_param, &c->pm, &c->pm_new, create_resolved);
     else
         create_resolved(op);
 }
@@ -180,7 +188,7 @@ pd_h_pi_create(pd_req_t *r)
         return;
     }
     c->pm_param = pm;
-    pd_op_load(c->op, NULL, create_checked);
+    pd_op_load(c->op, pm != NULL ? load_create : NULL, create_checked);
 }
 
 static int

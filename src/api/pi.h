@@ -34,6 +34,7 @@ typedef struct {
     int ch_rc; /* the latest charge's read into ch (PD_ERR_NOTFOUND: none) */
     pd_op_next_fn pi_loaded;
     const char *pm_param; /* create: the payment_method parameter */
+    int pm_rc;            /* create: its read (pd_pm_resolve_read) */
 } pi_ctx_t;
 
 pi_ctx_t *pd_pi_ctx_new(pd_req_t *r);

@@ -66,12 +66,19 @@ on_tokenized(void *arg, int rc, const pd_vault_card_t *card)
     pd_loop_post(x->op->r->loop, &x->task);
 }
 
+int
+pd_pm_resolve_read(pd_db_t *db, pd_op_t *op, const char *id, pd_pm_rec_t *pm)
+{
+    return pd_pm_get(db, &op->r->arena, op->auth->merchant_id, op->auth->livemode, id, pm);
+}
+
 /* on a reader thread */
 static int
 resolve_read(pd_db_t *db, pd_req_t *r, void *ctx)
 {
+    (void)r;
     resolve_t *x = ctx;
-    return pd_pm_get(db, &r->arena, x->op->auth->merchant_id, x->op->auth->livemode, x->id, x->pm);
+    return pd_pm_resolve_read(db, x->op, x->id, x->pm);
 }
 
 static void
@@ -115,20 +122,35 @@ resolve_then(pd_req_t *r, void *ctx, int rc)
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The card vault is unavailable. Retry later.", NULL);
 }
 
-void
-pd_pm_resolve(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
+static resolve_t *
+resolve_new(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
 {
-    pd_req_t *r = op->r;
-    *pm_new = false;
-    resolve_t *x = pd_arena_calloc(&r->arena, sizeof(*x));
+    resolve_t *x = pd_arena_calloc(&op->r->arena, sizeof(*x));
     if (x == NULL) {
-        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
-        return;
+        pd_resp_error(op->r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return NULL;
     }
+    *pm_new = false;
     x->op = op;
     x->id = id;
     x->pm = pm;
     x->pm_new = pm_new;
     x->done = done;
-    pd_api_read(r, resolve_read, resolve_then, x);
+    return x;
+}
+
+void
+pd_pm_resolve_with(pd_op_t *op, int rc, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
+{
+    resolve_t *x = resolve_new(op, id, pm, pm_new, done);
+    if (x != NULL)
+        resolve_then(op->r, x, rc);
+}
+
+void
+pd_pm_resolve(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
+{
+    resolve_t *x = resolve_new(op, id, pm, pm_new, done);
+    if (x != NULL)
+        pd_api_read(op->r, resolve_read, resolve_then, x);
 }
