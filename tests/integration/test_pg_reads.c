@@ -6,7 +6,8 @@
  *     ACCESS EXCLUSIVE, so the SELECT of GET /v1/payment_intents/ID waits) stalls
  *     only the reader thread running it: meanwhile /healthz, and a GET that reads
  *     another table, on the same loop thread answer promptly. Once the lock goes the
- *     stuck GET answers 200. (With store.readers=0 the reads run on the loop, and
+ *     stuck GET answers 200; /metrics shows the reader thread it holds
+ *     (payd_store_reads_running 1). (With store.readers=0 the reads run on the loop, and
  *     this part fails: /healthz waits for the lock.)
  *   - A revoked key cached on the loop is refused within the key epoch's bound
  *     (docs/api-keys.md: 100 ms plus a round trip; asserted: 300 ms).
@@ -124,6 +125,13 @@ test_stuck_read_leaves_the_loop_free(void **state)
     assert_int_equal(st, 200);
     assert_true(ms < PROMPT_MS);
     assert_false(s.done); /* the GET of the intent really is held up */
+    /* and /metrics shows the reader thread it holds */
+    pd_h_req_t mq = {.admin = true, .timeout_ms = 5000};
+    pd_h_resp_t m;
+    assert_int_equal(pd_h_request(&p, "GET", "/metrics", &mq, &m), 0);
+    assert_int_equal(m.status, 200);
+    assert_non_null(strstr(m.body, "\npayd_store_reads_running 1\n"));
+    pd_h_resp_free(&m);
 
     int64_t left = LOCK_HOLD_MS - (int64_t)(now_ms() - locked_at);
     if (left > 0)
