@@ -26,6 +26,15 @@ load_pi(pd_db_t *db, pd_op_t *op)
     pi_ctx_t *c = op->ctx;
     int rc = pd_pi_get(db, &op->r->arena, op->auth->merchant_id, op->auth->livemode, c->id, &c->pi);
     c->ch_rc = PD_ERR_NOTFOUND;
+    if (rc == 0 && c->with_pm) {
+        /* the payment method a confirmation will use, in the same hop */
+        c->pm_read = c->pm_param != NULL ? c->pm_param : c->pi.payment_method[0] != '\0' ? c->pi.payment_method : NULL;
+        if (c->pm_read != NULL) {
+            c->pm_rc = pd_pm_resolve_read(db, op, c->pm_read, &c->pm);
+            if (c->pm_rc != 0 && c->pm_rc != PD_ERR_NOTFOUND)
+                return c->pm_rc;
+        }
+    }
     if (rc == 0 && c->with_charge && c->pi.latest_charge[0] != '\0') {
         c->ch_rc = pd_charge_get(db, &op->r->arena, c->pi.merchant_id, c->pi.livemode, c->pi.latest_charge, &c->ch);
         if (c->ch_rc != 0 && c->ch_rc != PD_ERR_NOTFOUND)

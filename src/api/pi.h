@@ -35,6 +35,8 @@ typedef struct {
     pd_op_next_fn pi_loaded;
     const char *pm_param; /* create: the payment_method parameter */
     int pm_rc;            /* create: its read (pd_pm_resolve_read) */
+    bool with_pm;         /* pd_pi_load also reads the payment method to confirm with (confirm.c) ... */
+    const char *pm_read;  /* ... this one (pm_param, else the intent's), result in pm_rc; NULL: none */
 } pi_ctx_t;
 
 pi_ctx_t *pd_pi_ctx_new(pd_req_t *r);
