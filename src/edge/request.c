@@ -507,11 +507,13 @@ void
 pd_req_continue(pd_req_t *r, void (*fn)(pd_req_t *r, void *arg), void *arg)
 {
     /* the hold ends here; its reference keeps r valid while fn runs */
-    if (r->holds > 0)
+    bool held = r->holds > 0;
+    if (held)
         r->holds--;
     if (r->h2o != NULL && !r->responded)
         fn(r, arg);
-    h2o_mem_release_shared(r);
+    if (held)
+        h2o_mem_release_shared(r);
 }
 
 static void
