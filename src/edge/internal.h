@@ -61,10 +61,7 @@ struct pd_server {
     _Atomic unsigned tls_gen;
     _Atomic bool draining;
     void *user;
-    struct {
-        pd_filter_fn fn;
-        void *arg;
-    } filters[2][PD_EDGE_MAX_FILTERS]; /* by pd_stage_t */
+    pd_filter_t filters[2][PD_EDGE_MAX_FILTERS]; /* by pd_stage_t */
     size_t nfilters[2];
     struct {
         pd_finish_fn fn;
