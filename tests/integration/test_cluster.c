@@ -316,7 +316,8 @@ clean_stop_hands_over(void **state)
     }
     printf("clean stop: B held every lease %.1f s after A stopped\n", now_s() - t0);
     assert_true(all);
-    assert_true(now_s() - t0 <= 6.0); /* one renewal (lease_ttl / 3 = 5 s) */
+    /* one renewal (lease_ttl / 3 = 5 s), plus slack for a loaded 2-core test machine */
+    assert_true(now_s() - t0 <= 8.0);
     pd_h_opts_t oa = {.args = args_a, .reuse_dir = a.dir};
     assert_int_equal(pd_h_start(&a, &oa), 0);
 }
