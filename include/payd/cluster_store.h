@@ -33,7 +33,8 @@ int pd_db_clock_ms(pd_db_t *db, int64_t *out) PD_WUR;
  * statement that succeeds only if the lease is free, expired (expires_at <= now) or
  * live and already the holder's. *held says whether it did; when held, *token is the
  * fencing token and *expires_at the new expiry (database clock). Not held is no
- * error. */
+ * error. PD_ERR_AGAIN (nothing changed, nothing waited for) on PostgreSQL when another
+ * transaction holds the lease row's lock at that moment: try again shortly. */
 int pd_lease_acquire(pd_db_t *tx, const char *name, const char *holder, int64_t now, int64_t ttl_ms, bool *held,
                      int64_t *token, int64_t *expires_at) PD_WUR;
 /* Inside a write: gives up `name` if holder has it (its expiry becomes 0: free at once). */
@@ -43,7 +44,8 @@ int pd_lease_release(pd_db_t *tx, const char *name, const char *holder) PD_WUR;
 int pd_lease_release_all(pd_db_t *tx, const char *holder) PD_WUR;
 /* Inside a write: the fencing check. 0 if holder still holds `name` with `token` and it
  * has not expired at now; PD_ERR_CONFLICT otherwise (a newer holder took over: the
- * caller's write must fail whole). */
+ * caller's write must fail whole). A read: it takes no lock, so on PostgreSQL a
+ * takeover can commit between the check and the caller's COMMIT (docs/cluster.md). */
 int pd_lease_check(pd_db_t *tx, const char *name, const char *holder, int64_t token, int64_t now) PD_WUR;
 
 typedef struct {

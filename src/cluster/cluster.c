@@ -42,7 +42,7 @@ pd_cluster_t *_Atomic pd_cluster;
 typedef struct {
     pd_cluster_t *c;
     bool beat, leases, first, last;
-    bool held[PD_LEASE_N];
+    bool held[PD_LEASE_N], busy[PD_LEASE_N]; /* busy: row locked by another transaction, unchanged */
     int64_t token[PD_LEASE_N];
     int64_t alive, dead;
 } tick_t;
@@ -76,28 +76,39 @@ write_tick(pd_db_t *tx, void *arg)
     if (t->leases) {
         for (unsigned i = 0; i < PD_LEASE_N; i++) {
             int64_t exp = 0;
-            if ((r = pd_lease_acquire(tx, pd_mx_lease_names[i], c->me.id, now, c->cfg.lease_ttl_ms, &t->held[i],
-                                      &t->token[i], &exp)) != 0)
+            r = pd_lease_acquire(tx, pd_mx_lease_names[i], c->me.id, now, c->cfg.lease_ttl_ms, &t->held[i],
+                                 &t->token[i], &exp);
+            if (r == PD_ERR_AGAIN)
+                t->busy[i] = true;
+            else if (r != 0)
                 return r;
         }
     }
     return 0;
 }
 
-/* one tick; returns the store's result */
+/* one tick; returns the store's result, or PD_ERR_AGAIN when it was written but a
+ * lease row was busy (locked by another node's keeper at that moment) */
 static int
 tick(pd_cluster_t *c, bool beat, bool leases, bool first)
 {
     tick_t t = {.c = c, .beat = beat, .leases = leases, .first = first};
     /* the local deadline starts before the statement: the database's expiry is later */
     uint64_t sent = pd_mono_ns();
-    int r = pd_store_write_sync(c->store, write_tick, &t);
+    bool busy = false;
+    /* a store whose writes fail decides itself when it takes writes again (after a full
+     * disk only once there is room for real batches): a heartbeat that happened to fit
+     * in a few free pages must not declare it recovered. Nothing is written meanwhile,
+     * so the leases lapse at their deadline, as they would for a failed write. */
+    char why[200] = "";
+    int r = !first && !pd_store_writable(c->store, why, sizeof(why)) ? PD_ERR_UNAVAILABLE
+                                                                      : pd_store_write_sync(c->store, write_tick, &t);
     if (r != 0) {
         /* leases lapse on their own (until_ns); say so at most every 10 s */
         if (sent - c->warned_ns > 10000000000ull || c->warned_ns == 0) {
             c->warned_ns = sent;
             pd_log_warn("cluster: cannot write the heartbeat or renew the leases; held leases lapse at their deadline",
-                        PD_LERR(r));
+                        PD_LERR(r), PD_LS("store", why[0] != '\0' ? why : "writable"));
         }
         return r;
     }
@@ -110,7 +121,9 @@ tick(pd_cluster_t *c, bool beat, bool leases, bool first)
         uint64_t until = sent + (uint64_t)c->cfg.lease_ttl_ms * 900000ull; /* 9/10 of the TTL, in ns */
         for (unsigned i = 0; i < PD_LEASE_N; i++) {
             bool had = atomic_load(&c->until_ns[i]) > pd_mono_ns();
-            if (t.held[i]) {
+            if (t.busy[i]) {
+                busy = true; /* neither renewed nor lost: its deadline stands */
+            } else if (t.held[i]) {
                 atomic_store(&c->token[i], t.token[i]);
                 atomic_store(&c->until_ns[i], until);
                 if (!had)
@@ -123,7 +136,7 @@ tick(pd_cluster_t *c, bool beat, bool leases, bool first)
             }
         }
     }
-    return 0;
+    return busy ? PD_ERR_AGAIN : 0; /* AGAIN: the keeper tries the leases again soon */
 }
 
 static void *
@@ -214,7 +227,7 @@ pd_cluster_start(const pd_cluster_config_t *cfg, const pd_cluster_deps_t *d)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if ((r = tick(c, true, true, true)) != 0) {
+    if ((r = tick(c, true, true, true)) != 0 && r != PD_ERR_AGAIN) {
         pd_log_error("cluster: cannot register the node in the store", PD_LS("node_id", c->me.id), PD_LERR(r));
         goto fail;
     }

@@ -1,10 +1,50 @@
 /* Leases and node heartbeats (payd/cluster_store.h). Every statement is the same text
- * on SQLite (>= 3.35 for RETURNING; Debian 12 has 3.40) and PostgreSQL; only the clock
- * differs, read by its own statement. */
+ * on SQLite (>= 3.35 for RETURNING; Debian 12 has 3.40) and PostgreSQL, but the clock
+ * (read by its own statement) and PostgreSQL's row locks taken without waiting. */
 #include <string.h>
 
 #include "payd/cluster_store.h"
 #include "store/repo.h"
+
+static bool
+is_pg(pd_db_t *db)
+{
+    return strcmp(db->ops->name, "postgres") == 0;
+}
+
+static int
+count_row(const pd_row_t *r, void *arg)
+{
+    (void)r;
+    ++*(int *)arg;
+    return 0;
+}
+
+/*
+ * PostgreSQL: the lease row's lock, taken without waiting. The lease statements run
+ * inside the store's group-commit batches, beside other writes; a statement that
+ * waited for a lease row held by another batch (another node's keeper, this node's
+ * keeper on another writer) could close a lock cycle with those batch-mates. So
+ * nobody waits for a lease row: 0 when this transaction holds the lock now (or there
+ * is no row yet), PD_ERR_AGAIN when another transaction holds it. SQLite has one
+ * writer and needs nothing.
+ */
+static int
+lock_lease_row(pd_db_t *tx, const char *name)
+{
+    int locked = 0, exists = 0, r;
+    if (!is_pg(tx))
+        return 0;
+    if ((r = pd_db_query(tx, "SELECT token FROM leases WHERE name = ? FOR UPDATE SKIP LOCKED",
+                         PD_SQL_ARGS(PD_SQL_S(name)), count_row, &locked)) != 0)
+        return r;
+    if (locked > 0)
+        return 0;
+    if ((r = pd_db_query(tx, "SELECT token FROM leases WHERE name = ?", PD_SQL_ARGS(PD_SQL_S(name)), count_row,
+                         &exists)) != 0)
+        return r;
+    return exists > 0 ? PD_ERR_AGAIN : 0;
+}
 
 int
 pd_db_clock_ms(pd_db_t *db, int64_t *out)
@@ -38,10 +78,13 @@ pd_lease_acquire(pd_db_t *tx, const char *name, const char *holder, int64_t now,
 {
     acq_t a = {0};
     *held = false;
+    int r = lock_lease_row(tx, name);
+    if (r != 0)
+        return r;
     /* one statement: insert a free lease, or update it where it is expired or ours. A
      * live lease of ours is renewed with its token; anything else is a takeover and
      * bumps it. SET reads the row as it was before the update on both backends. */
-    int r = pd_db_query(tx,
+    r = pd_db_query(tx,
                         "INSERT INTO leases (name, holder, expires_at, token, acquired_at) VALUES (?, ?, ?, 1, ?) "
                         "ON CONFLICT (name) DO UPDATE SET "
                         "token = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > ? "
@@ -80,12 +123,13 @@ pd_lease_release_all(pd_db_t *tx, const char *holder)
 int
 pd_lease_check(pd_db_t *tx, const char *name, const char *holder, int64_t token, int64_t now)
 {
-    /* an update that changes nothing, rather than a SELECT: on PostgreSQL it locks the
-     * row until this transaction ends, so a takeover waits for it and the check holds
-     * up to the COMMIT (SQLite has one writer: nothing runs in between) */
-    int64_t n = 0;
-    int r = pd_db_exec(tx, "UPDATE leases SET token = token WHERE name = ? AND holder = ? AND token = ? AND expires_at > ?",
-                       PD_SQL_ARGS(PD_SQL_S(name), PD_SQL_S(holder), PD_SQL_I(token), PD_SQL_I(now)), &n);
+    /* a read, not a lock: a worker's write must never wait for the keeper's batch (see
+     * lock_lease_row). On PostgreSQL a takeover may still commit between this check and
+     * the caller's COMMIT; only a holder whose transaction spans its own expiry can
+     * meet that, and the writes that use the check are safe without it (cluster.md) */
+    int n = 0;
+    int r = pd_db_query(tx, "SELECT token FROM leases WHERE name = ? AND holder = ? AND token = ? AND expires_at > ?",
+                        PD_SQL_ARGS(PD_SQL_S(name), PD_SQL_S(holder), PD_SQL_I(token), PD_SQL_I(now)), count_row, &n);
     if (r != 0)
         return r;
     return n == 1 ? 0 : PD_ERR_CONFLICT;
@@ -151,6 +195,12 @@ pd_node_forget(pd_db_t *tx, const char *id, bool *gone)
 int
 pd_node_prune(pd_db_t *tx, int64_t before)
 {
+    /* PostgreSQL: a row that a node is beating right now is skipped, never waited for */
+    if (is_pg(tx))
+        return pd_db_exec(tx,
+                          "DELETE FROM cluster_nodes WHERE id IN "
+                          "(SELECT id FROM cluster_nodes WHERE beat_at < ? FOR UPDATE SKIP LOCKED)",
+                          PD_SQL_ARGS(PD_SQL_I(before)), NULL);
     return pd_db_exec(tx, "DELETE FROM cluster_nodes WHERE beat_at < ?", PD_SQL_ARGS(PD_SQL_I(before)), NULL);
 }
 
@@ -192,7 +242,7 @@ typedef struct {
 } count_t;
 
 static int
-count_row(const pd_node_rec_t *n, void *arg)
+count_node(const pd_node_rec_t *n, void *arg)
 {
     count_t *c = arg;
     if (pd_node_dead(n, c->now))
@@ -206,7 +256,7 @@ int
 pd_node_count_dead(pd_db_t *db, int64_t now, int64_t *dead, int64_t *alive)
 {
     count_t c = {now, 0, 0};
-    int r = pd_node_list(db, count_row, &c);
+    int r = pd_node_list(db, count_node, &c);
     *dead = c.dead;
     *alive = c.alive;
     return r;

@@ -56,6 +56,22 @@ pg_long(const char *query)
     return n;
 }
 
+/* payctl CMD ARG ARG on the cluster's database; its exit code, *out its output */
+static int
+payctl(char **out, const char *area, const char *cmd, const char *arg)
+{
+    setenv("PAYD_STORE_BACKEND", "postgres", 1);
+    setenv("PAYD_STORE_URL", url, 1);
+    const char *args[] = {area, cmd, arg, NULL};
+    *out = NULL;
+    int rc = pd_h_payctl(&a, args, out);
+    unsetenv("PAYD_STORE_BACKEND");
+    unsetenv("PAYD_STORE_URL");
+    if (*out == NULL)
+        *out = strdup("");
+    return rc;
+}
+
 /* payctl --json cluster status, parsed (caller json_decref); NULL on failure */
 static json_t *
 cluster_status(void)
@@ -370,6 +386,31 @@ sigkill_passes_the_leases(void **state)
     /* the survivor relays what is made now, once */
     pay(&a, 5);
     expect_relayed_once();
+
+    /* the text form names the dead node; forget removes it and A stops counting it */
+    char *out = NULL;
+    assert_int_equal(payctl(&out, "cluster", "status", NULL), 0);
+    assert_non_null(strstr(out, node_b));
+    assert_non_null(strstr(out, "dead"));
+    free(out);
+    assert_int_equal(payctl(&out, "cluster", "forget", node_b), 0);
+    free(out);
+    st = cluster_status();
+    assert_null(find(json_object_get(st, "nodes"), "id", node_b));
+    json_decref(st);
+    for (int i = 0; i < 50 && (dead = metric(&a, "payd_cluster_nodes{state=\"dead\"}")) != 0.0; i++)
+        usleep(100 * 1000);
+    assert_true(dead == 0.0);
+    /* bad input: a precise error, exit 1 */
+    assert_int_equal(payctl(&out, "cluster", "forget", node_b), 1);
+    assert_non_null(strstr(out, "no node"));
+    free(out);
+    assert_int_equal(payctl(&out, "cluster", "forget", "not/an id"), 1);
+    assert_non_null(strstr(out, "usage: payctl cluster forget NODE_ID"));
+    free(out);
+    assert_int_equal(payctl(&out, "cluster", "status", "--bogus"), 1);
+    assert_non_null(strstr(out, "unknown argument --bogus"));
+    free(out);
 }
 
 static int
