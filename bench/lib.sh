@@ -3,6 +3,7 @@
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PAYD_BIN=${PAYD_BIN:-$BENCH_ROOT/build/src/cmd/payd}
+export -n PAYD_BIN # payd reads PAYD_* variables as settings: it must not see this one
 BENCH_TMP=$(mktemp -d /tmp/payd-bench-XXXXXX)
 chmod 711 "$BENCH_TMP" # a vault child running as its own user must reach its directory
 BENCH_CONNS=${BENCH_CONNS:-64}
@@ -132,3 +133,20 @@ to_ms() { # wrk prints 1.23ms / 456.00us / 1.20s
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# bench_round_order ROUND VARIANT...: the variants in the given order on odd rounds and reversed
+# on even ones (a b c, c b a, a b c, ...), so the drift of a shared machine over a run (caches
+# warming, other load coming and going) falls on every variant alike
+bench_round_order() {
+  local round=$1; shift
+  local v=("$@") i
+  if ((round % 2 == 1)); then echo "${v[*]}"; return; fi
+  for ((i = ${#v[@]} - 1; i >= 0; i--)); do printf '%s%s' "${v[$i]}" "$( ((i > 0)) && echo ' ')"; done
+  echo
+}
+
+# median VALUE...: the median of numbers (the mean of the middle two for an even count)
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) print "n/a"; else if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}

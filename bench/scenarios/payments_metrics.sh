@@ -8,9 +8,7 @@ scenario_payments_metrics() {
   local rounds=${BENCH_METRICS_ROUNDS:-3} on_sum=0 off_sum=0 r mode res rps p50 p99
   printf '%-40s %12s %9s %9s\n' "payments, metrics on/off" "req/s" "p50 ms" "p99 ms"
   for ((r = 1; r <= rounds; r++)); do
-    local order="true false"
-    ((r % 2 == 0)) && order="false true"
-    for mode in $order; do
+    for mode in $(bench_round_order "$r" true false); do
       start_payd_with_card "metrics_${mode}_$r" --set metrics.enabled=$mode
       bench_post_lua "$BENCH_TMP/payments.lua" "$BENCH_SK" application/x-www-form-urlencoded \
         "amount=1999&currency=usd&confirm=true&payment_method=$BENCH_PM&description=bench"

@@ -33,8 +33,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)pd_msg_pan_dec(p, &pan);
     if (pd_msg_ref_dec(p, a, b) == 0 && (strlen(a) >= PD_ID_MAX || strlen(b) >= PD_ID_MAX))
         abort();
-    if (pd_msg_kms_dec(p, key, &v1, &v2) == 0 && (v1.len > PD_MSG_CTX_MAX || v2.len > PD_MSG_DATA_MAX))
+    if (pd_msg_kms_dec(p, key, &v1, &v2) == 0 && (v1.len > PD_MSG_CTX_MAX || v2.len > PD_MSG_ENV_MAX))
         abort();
+    /* ENCRYPT_BATCH: a decoded batch has at most PD_VAULT_BATCH_MAX entries, each inside the payload */
+    static pd_vault_batch_item_t items[PD_VAULT_BATCH_MAX];
+    static pd_view_t envs[PD_VAULT_BATCH_MAX];
+    size_t nb = 0;
+    if (pd_msg_encrypt_batch_dec(p, key, items, &nb) == 0) {
+        if (nb > PD_VAULT_BATCH_MAX || strlen(key) >= PD_MSG_KEY_MAX)
+            abort();
+        for (size_t i = 0; i < nb; i++)
+            if (items[i].context.len > PD_MSG_CTX_MAX || items[i].context.p + items[i].context.len > p.p + p.len ||
+                items[i].pt.p + items[i].pt.len > p.p + p.len)
+                abort();
+    }
+    for (size_t want = 0; want <= 3; want++)
+        if (pd_vault_batch_envelopes(p, envs, want) == 0)
+            for (size_t i = 0; i < want; i++)
+                if (envs[i].p + envs[i].len > p.p + p.len)
+                    abort();
     (void)pd_msg_name_dec(p, name);
     /* the admin operations: a decoded key or name is never empty and fits its bound */
     if (pd_msg_key_dec(p, key) == 0 && (key[0] == '\0' || strlen(key) >= PD_MSG_KEY_MAX))

@@ -57,8 +57,18 @@ int pd_edge_config_register(pd_config_t *cfg, pd_edge_api_config_t *api, pd_edge
 
 typedef struct pd_server pd_server_t;
 
-/* A filter returns 0 to pass the request on, or 1 after it responded. */
+/* A filter returns 0 to pass the request on, 1 after it responded, or
+ * PD_FILTER_PENDING after pd_req_hold(r): it answers later, on r's loop, by
+ * responding (which releases the hold) or by pd_req_resume(r) (which passes the
+ * request on to the next filter and releases the hold; nothing runs when the client
+ * is gone). For work that must not run on the loop (a store read). */
+#define PD_FILTER_PENDING 2
 typedef int (*pd_filter_fn)(pd_req_t *r, void *arg);
+typedef struct {
+    pd_filter_fn fn;
+    void *arg;
+} pd_filter_t;
+void pd_req_resume(pd_req_t *r);
 typedef enum { PD_STAGE_EARLY, PD_STAGE_PARSED } pd_stage_t;
 /* A readiness probe: true when ready (a note in why marks a degraded dependency:
  * /readyz shows it as "degraded"); else writes a short reason into why. */
@@ -154,6 +164,10 @@ pd_server_t *pd_loop_server(pd_loop_t *loop);
  * holds the first ready probe's note ("" when none). */
 bool pd_server_ready(pd_server_t *s, char *why, size_t cap);
 bool pd_server_draining(const pd_server_t *s);
+/* True when every started loop has turned (finished an iteration of its event loop)
+ * within the last max_age_ms; false with why naming the first loop that has not, or
+ * has exited. Any thread; for the systemd watchdog (payd/sdnotify.h). */
+bool pd_server_loops_alive(pd_server_t *s, uint64_t max_age_ms, char *why, size_t cap);
 
 /* The routes of the edge itself (/healthz, /readyz on both listeners). */
 extern const pd_route_t pd_health_routes[];

@@ -92,6 +92,7 @@ struct pd_req {
     bool responded;
     bool close;         /* close the connection after the response (HTTP/1) */
     int holds;
+    size_t resume_at;   /* where pd_req_resume goes on (the pipeline position after a pending filter) */
     const char *error_code; /* set by pd_resp_error, for logs */
 };
 
@@ -102,6 +103,10 @@ pd_view_t pd_req_header(pd_req_t *r, const char *lname);
 pd_view_t pd_req_param(pd_req_t *r, const char *name);
 void pd_req_hold(pd_req_t *r);
 bool pd_req_alive(const pd_req_t *r);
+/* On r's loop, for work that held r and comes back: ends that hold and runs fn(r,
+ * arg) unless the client is gone or r was answered already; r stays valid until fn
+ * returns (fn may respond, or hold r again for more work). */
+void pd_req_continue(pd_req_t *r, void (*fn)(pd_req_t *r, void *arg), void *arg);
 
 /* --- responses (each releases a hold) --- */
 /* Adds a response header; name and value are copied. */

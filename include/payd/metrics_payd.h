@@ -43,6 +43,9 @@ enum {
     PD_MX_STORE_QUEUE_FULL,   /* payd_store_queue_full_total */
     PD_MX_STORE_SYNCS,        /* payd_store_syncs_total */
     PD_MX_STORE_SYNC_SECONDS, /* payd_store_sync_seconds_total */
+    PD_MX_STORE_READ_QUEUE,   /* payd_store_read_queue_depth (collected) */
+    PD_MX_STORE_READS_BUSY,   /* payd_store_reads_running (collected) */
+    PD_MX_STORE_READ_QUEUE_FULL, /* payd_store_read_queue_full_total (collected) */
     PD_MX_RECONCILE_MISMATCHES, /* payd_reconciliation_mismatches_total */
     PD_MX_ALARM_STATE,        /* payd_alarm_state{alarm,state} (collected) */
     PD_MX_ALARM_NOTIFICATIONS, /* payd_alarm_notifications_total{result} */

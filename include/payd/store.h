@@ -17,7 +17,10 @@
  *
  * Reads: pd_store_reader() returns the calling thread's own read connection
  * (SQLite: WAL snapshot reads that never wait for the writer; PostgreSQL: a
- * connection of its own, autocommit, READ COMMITTED).
+ * connection of its own, autocommit, READ COMMITTED). Event-loop threads never call
+ * it on PostgreSQL: they hand their reads to pd_store_read(), which runs them on
+ * one of `readers` reader threads, each with its own connection, so a slow or
+ * stuck database stalls only those threads, never a loop.
  */
 #ifndef PAYD_STORE_H
 #define PAYD_STORE_H
@@ -41,6 +44,8 @@ typedef struct {
     const char *password_secret; /* PostgreSQL: vault secret with the password ("" = none; see docs/postgres.md) */
     const struct pd_secret_source *secrets; /* where password_secret is read (payd: the vault link; NULL: none) */
     int64_t writers;      /* PostgreSQL: writer connections (SQLite: always one) */
+    int64_t readers;      /* reader threads of pd_store_read (-1: 4 on PostgreSQL, 0 on SQLite; 0: inline) */
+    int64_t read_queue;   /* reads waiting for a reader thread before pd_store_read refuses with PD_ERR_AGAIN */
     int64_t max_batch;    /* most writes per transaction */
     int64_t max_queue;    /* writes waiting before submit refuses with PD_ERR_AGAIN */
 } pd_store_config_t;
@@ -88,17 +93,34 @@ int pd_store_write_sync(pd_store_t *s, pd_write_fn fn, void *arg) PD_WUR;
  */
 bool pd_store_writable(pd_store_t *s, char *why, size_t cap);
 
-/* The calling thread's read connection (opened on first use). */
+/* The calling thread's read connection (opened on first use). NULL when it cannot be
+ * opened (logged). */
 pd_db_t *pd_store_reader(pd_store_t *s);
+
+/*
+ * Reads off the calling thread. fn runs once with a reader connection (NULL when
+ * none can be opened: fn must treat that as PD_ERR_UNAVAILABLE) on one of the
+ * store's reader threads, in submission order per thread, never concurrently with
+ * itself for one job; whatever it needs to answer (posting to an event loop) it does
+ * itself. With readers = 0 fn runs inline, before pd_store_read returns.
+ * PD_ERR_AGAIN when read_queue reads are waiting already, PD_ERR_CLOSED after close:
+ * then fn is not called.
+ */
+typedef void (*pd_read_fn)(pd_db_t *db, void *arg);
+int pd_store_read(pd_store_t *s, pd_read_fn fn, void *arg) PD_WUR;
+/* Whether pd_store_read runs its reads on reader threads (false: inline). */
+bool pd_store_reads_offloaded(const pd_store_t *s);
 
 /* Statistics: batches committed, writes committed, largest batch, writes refused
  * for a full queue, the writer's time running writes and committing them, and the
  * deferred syncs (see pd_db_ops_t.defer_sync) with their time; now: writes queued,
- * writer connections and reader connections open. */
+ * writer connections and reader connections open; the read pool: its threads, reads
+ * waiting, reads running now, reads run, reads refused for a full queue. */
 typedef struct {
     uint64_t batches, writes, max_batch, queue_full;
     uint64_t exec_ns, commit_ns, syncs, sync_ns;
     uint64_t queued, writers, readers;
+    uint64_t read_threads, reads_queued, reads_busy, reads, read_queue_full;
 } pd_store_stats_t;
 void pd_store_stats(pd_store_t *s, pd_store_stats_t *out);
 

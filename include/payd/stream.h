@@ -31,6 +31,7 @@ typedef struct {
     int64_t partitions;   /* streams payd:txn:0 .. N-1 */
     int64_t retention_ms; /* MINID ~ trimming */
     bool encrypt;         /* payload under alias/events */
+    int64_t replicas;     /* an entry counts as published once this many replicas hold it (WAIT) */
 } pd_stream_config_t;
 
 #define PD_STREAM_KEY_PREFIX "payd:txn:"

@@ -139,6 +139,26 @@ int pd_vault_decrypt(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_
 int pd_vault_generate_data_key(pd_vault_client_t *c, const char *key, pd_view_t context, pd_vault_cb cb,
                                void *arg) PD_WUR;
 int pd_vault_reencrypt(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_cb cb, void *arg) PD_WUR;
+/* One payload of a batch encryption and its encryption context (views the caller owns
+ * until the call returns: the request is encoded before it does). */
+typedef struct {
+    pd_view_t context, pt;
+} pd_vault_batch_item_t;
+/* Encrypt for n payloads in one request (ENCRYPT_BATCH, principal api): each payload gets
+ * its own envelope under key, with its own context, exactly as pd_vault_encrypt would
+ * make it, and the vault writes one audit record for the batch. Bounds: 1 to
+ * PD_VAULT_BATCH_MAX payloads, at most PD_VAULT_BATCH_BYTES in all (one payload may take
+ * all of it: there is no bound per payload, unlike Encrypt's 4096 bytes); past them the vault answers PD_ERR_TOOBIG with the bound
+ * in reply->text (the request is still sent: the vault is the one that checks). The
+ * reply's data holds the envelopes in request order: read them with
+ * pd_vault_batch_envelopes. */
+#define PD_VAULT_BATCH_MAX 64
+#define PD_VAULT_BATCH_BYTES (28u * 1024)
+int pd_vault_encrypt_batch(pd_vault_client_t *c, const char *key, const pd_vault_batch_item_t *items, size_t n,
+                           pd_vault_cb cb, void *arg) PD_WUR;
+/* Splits an ENCRYPT_BATCH reply's data into its envelopes (views into data): 0, or
+ * PD_ERR_PROTOCOL when it is not exactly want envelopes. */
+int pd_vault_batch_envelopes(pd_view_t data, pd_view_t *envs, size_t want) PD_WUR;
 int pd_vault_secret_get(pd_vault_client_t *c, const char *name, pd_vault_cb cb, void *arg) PD_WUR;
 /* Admin operations: op is one of the names payctl uses ("kms.rotate", "kms.describe",
  * "kms.list", "kms.schedule_deletion", "kms.cancel_deletion", "kms.set_rotation",

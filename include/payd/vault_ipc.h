@@ -35,6 +35,7 @@ enum {
     PD_MSG_DECRYPT = 21,
     PD_MSG_GENERATE_DATA_KEY = 22,
     PD_MSG_REENCRYPT = 23,
+    PD_MSG_ENCRYPT_BATCH = 24, /* N payloads under one key, one envelope each (vault/msg.h) */
     PD_MSG_SECRET_GET = 30,
     /* 40 was ADMIN {op name, JSON}: retired, never reused, so an old client's frame is an
      * unknown type (the peer is dropped) rather than read as something else */

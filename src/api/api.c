@@ -167,6 +167,13 @@ pd_api_start(pd_api_t *a)
         pd_relay_stop(a->relay);
         a->relay = NULL;
     }
+    /* with reads off the loops a request cannot read the key epoch itself */
+    if (r == 0 && pd_store_reads_offloaded(a->store) && (r = pd_key_epoch_start(&a->key_epoch, a->store)) != 0) {
+        pd_recovery_stop(a->recovery);
+        a->recovery = NULL;
+        pd_relay_stop(a->relay);
+        a->relay = NULL;
+    }
     a->workers_started = r == 0;
     return r;
 }
@@ -176,6 +183,8 @@ pd_api_stop(pd_api_t *a)
 {
     if (a == NULL || !a->workers_started)
         return;
+    pd_key_epoch_stop(a->key_epoch);
+    a->key_epoch = NULL;
     pd_recovery_stop(a->recovery);
     a->recovery = NULL;
     pd_relay_stop(a->relay);

@@ -262,40 +262,84 @@ slot_of(const char *prefix)
     return h % CACHE_SLOTS;
 }
 
-/*
- * The key's record, from this thread's cache or the database. Every request reads
- * the store's key epoch, which a revocation or an expiry moves in its own
- * transaction: once `payctl keys revoke` has returned, the next request on any loop
- * thread (and any node on the same database) finds a new epoch, drops its cached
- * keys and reads the revoked one. The cache saves the key's row, not the check; the
- * TTL bounds only how long other changes of a key (its limits) take to be seen.
- */
-static int
-lookup(pd_req_t *r, const char *prefix, pd_key_rec_t *out)
+static void
+cache_put(const pd_key_rec_t *rec, uint64_t now)
 {
-    pd_db_t *db = pd_reader(r);
+    cache_slot_t *s = &key_cache[slot_of(rec->prefix)];
+    s->rec = *rec;
+    s->fetched_ms = now;
+    s->used = true;
+}
+
+static bool
+cache_get(const char *prefix, uint64_t now, pd_key_rec_t *out)
+{
     cache_slot_t *s = &key_cache[slot_of(prefix)];
-    uint64_t now = pd_mono_ms();
-    int64_t epoch = -1;
-    if (db == NULL)
-        return PD_ERR_INTERNAL;
-    int rc = pd_key_epoch(db, &epoch);
-    if (rc != 0)
-        return rc;
+    if (s->used && strcmp(s->rec.prefix, prefix) == 0 && now - s->fetched_ms < CACHE_TTL_MS) {
+        *out = s->rec;
+        return true;
+    }
+    return false;
+}
+
+/* a new epoch drops every key this thread cached */
+static void
+cache_epoch_seen(int64_t epoch)
+{
     if (epoch != cache_epoch) {
         memset(key_cache, 0, sizeof(key_cache));
         cache_epoch = epoch;
     }
-    if (s->used && strcmp(s->rec.prefix, prefix) == 0 && now - s->fetched_ms < CACHE_TTL_MS) {
-        *out = s->rec;
+}
+
+/* the store's key epoch and the key's row, read in that order */
+static int
+read_key(pd_db_t *db, const char *prefix, int64_t *epoch, pd_key_rec_t *out)
+{
+    int rc = pd_key_epoch(db, epoch);
+    return rc != 0 ? rc : pd_key_by_prefix(db, prefix, out);
+}
+
+/*
+ * Revocation. A revocation or an expiry moves the store's key epoch in its own
+ * transaction, and a loop thread that sees a new epoch drops its cached keys: the
+ * cache saves the key's row, not the check; the TTL bounds only how long other
+ * changes of a key (its limits) take to be seen.
+ * - Reads on the loop (SQLite without reader threads): every request reads the
+ *   epoch itself, so once `payctl keys revoke` has returned the next request on any
+ *   loop thread refuses the key.
+ * - Reads off the loop (PostgreSQL): the epoch comes from key_epoch.c, reread every
+ *   PD_KEY_EPOCH_REFRESH_MS and trusted only while fresh; a cache miss, or an epoch
+ *   that could not be read lately, sends the lookup to a reader thread.
+ */
+static bool
+lookup_cached(pd_api_t *api, const char *prefix, pd_key_rec_t *out)
+{
+    int64_t epoch;
+    if (api->key_epoch == NULL || !pd_key_epoch_current(api->key_epoch, &epoch))
+        return false;
+    cache_epoch_seen(epoch);
+    return cache_get(prefix, pd_mono_ms(), out);
+}
+
+/* on the loop, with reads on the loop */
+static int
+lookup_inline(pd_req_t *r, const char *prefix, pd_key_rec_t *out)
+{
+    pd_db_t *db = pd_reader(r);
+    uint64_t now = pd_mono_ms();
+    int64_t epoch = -1;
+    if (db == NULL)
+        return PD_ERR_UNAVAILABLE;
+    int rc = pd_key_epoch(db, &epoch);
+    if (rc != 0)
+        return rc;
+    cache_epoch_seen(epoch);
+    if (cache_get(prefix, now, out))
         return 0;
-    }
     rc = pd_key_by_prefix(db, prefix, out);
-    if (rc == 0) {
-        s->rec = *out;
-        s->fetched_ms = now;
-        s->used = true;
-    }
+    if (rc == 0)
+        cache_put(out, now);
     return rc;
 }
 
@@ -368,60 +412,44 @@ auth_failed(pd_api_t *api, pd_req_t *r, const char *msg)
     return unauthorized(r, msg);
 }
 
-int
-pd_auth_filter(pd_req_t *r, void *arg)
-{
-    pd_api_t *api = arg;
-    char key[KEY_MAX + 1], hash[65], masked[40];
-    uint8_t pepper[256];
-    size_t pepper_len = 0;
-    pd_key_rec_t rec;
-
-    if (r->route == NULL || (r->route->flags & PD_ROUTE_PUBLIC) || r->listener != PD_L_API)
-        return 0;
-    if (pd_limits_locked(api, r))
-        return 1;
-    pd_view_t h = pd_req_header(r, "authorization");
-    if (h.p == NULL)
-        return auth_failed(api, r, "You did not provide an API key. You need to provide your API key in the Authorization "
-                               "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').");
-    if (!key_from_header(h, key, sizeof(key)) || strlen(key) < PD_KEY_PREFIX_LEN + 8)
-        return auth_failed(api, r, "Invalid API Key provided: the Authorization header must be 'Bearer <key>'.");
-    mask(key, masked, sizeof(masked));
+/* What the filter carries across a lookup off the loop: never the key itself, only
+ * its HMAC (what the store holds too) and its masked form for messages. */
+typedef struct {
+    pd_api_t *api;
     char prefix[PD_KEY_PREFIX_LEN + 1];
-    memcpy(prefix, key, PD_KEY_PREFIX_LEN);
-    prefix[PD_KEY_PREFIX_LEN] = '\0';
+    char hash[65];
+    bool hashed;
+    char masked[40];
+    int64_t epoch;
+    pd_key_rec_t rec;
+} auth_t;
+
+/* the checks once the key's row is known (rc: the lookup's result): 0 passes the
+ * request on, 1 after responding */
+static int
+auth_decide(pd_req_t *r, auth_t *x, int rc)
+{
+    pd_api_t *api = x->api;
+    const pd_key_rec_t *rec = &x->rec;
     char msg[160];
-    snprintf(msg, sizeof(msg), "Invalid API Key provided: %s", masked);
-    int rc = lookup(r, prefix, &rec);
-    if (rc != 0 || pd_vault_link_pepper(api->vault, pepper, sizeof(pepper), &pepper_len) != 0 ||
-        pd_api_key_hash(pepper, pepper_len, pd_view_cstr(key), hash) != 0 || CRYPTO_memcmp(hash, rec.hash, 64) != 0) {
-        OPENSSL_cleanse(key, sizeof(key));
-        OPENSSL_cleanse(pepper, sizeof(pepper));
-        if (rc == PD_ERR_UNAVAILABLE) { /* the database went away (a failover): come back */
-            pd_resp_header(r, "Retry-After", "1");
-            pd_resp_error(r, 503, "api_error", "storage_unavailable",
-                          "The server cannot check the API key right now. Retry the request later.", NULL);
-            return 1;
-        }
-        if (rc != 0 && rc != PD_ERR_NOTFOUND) {
-            pd_resp_error(r, 500, "api_error", NULL, "Cannot check the API key.", NULL);
-            return 1;
-        }
-        return auth_failed(api, r, msg);
+    snprintf(msg, sizeof(msg), "Invalid API Key provided: %s", x->masked);
+    if (rc != 0 && rc != PD_ERR_NOTFOUND) {
+        /* the database went away (a failover): 503, come back */
+        pd_resp_read_failed_msg(r, rc, "The server cannot check the API key right now. Retry the request later.");
+        return 1;
     }
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(pepper, sizeof(pepper));
-    r->caller = pd_arena_strndup(&r->arena, rec.id, strlen(rec.id));
-    int64_t now = pd_unix_now();
-    if (rec.revoked_at != 0 && rec.revoked_at <= now)
+    if (rc != 0 || !x->hashed || CRYPTO_memcmp(x->hash, rec->hash, 64) != 0)
         return auth_failed(api, r, msg);
-    if (rec.expires_at != 0 && rec.expires_at <= now) {
-        snprintf(msg, sizeof(msg), "Expired API Key provided: %s", masked);
+    r->caller = pd_arena_strndup(&r->arena, rec->id, strlen(rec->id));
+    int64_t now = pd_unix_now();
+    if (rec->revoked_at != 0 && rec->revoked_at <= now)
+        return auth_failed(api, r, msg);
+    if (rec->expires_at != 0 && rec->expires_at <= now) {
+        snprintf(msg, sizeof(msg), "Expired API Key provided: %s", x->masked);
         return auth_failed(api, r, msg);
     }
     bool write = !pd_view_eq_cstr(r->method, "GET") && !pd_view_eq_cstr(r->method, "HEAD");
-    if (strcmp(rec.kind, "publishable") == 0) {
+    if (strcmp(rec->kind, "publishable") == 0) {
         bool ok = r->route->resource != NULL && write &&
                   (strcmp(r->route->resource, "payment_methods") == 0 || strcmp(r->route->resource, "tokens") == 0);
         if (!ok) {
@@ -429,12 +457,12 @@ pd_auth_filter(pd_req_t *r, void *arg)
                           "This API call cannot be made with a publishable API key. Please use a secret API key.", NULL);
             return 1;
         }
-    } else if (strcmp(rec.kind, "restricted") == 0) {
-        if (r->route->resource == NULL || !scope_allows(rec.scopes, r->route->resource, write)) {
+    } else if (strcmp(rec->kind, "restricted") == 0) {
+        if (r->route->resource == NULL || !scope_allows(rec->scopes, r->route->resource, write)) {
             char m2[200];
             snprintf(m2, sizeof(m2), "The provided key '%s' does not have the required permissions for this endpoint "
                                      "(%s:%s).",
-                     masked, r->route->resource ? r->route->resource : "?", write ? "write" : "read");
+                     x->masked, r->route->resource ? r->route->resource : "?", write ? "write" : "read");
             pd_resp_error(r, 403, "invalid_request_error", "insufficient_permissions", m2, NULL);
             return 1;
         }
@@ -444,14 +472,82 @@ pd_auth_filter(pd_req_t *r, void *arg)
         pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
         return 1;
     }
-    snprintf(a->merchant_id, sizeof(a->merchant_id), "%s", rec.merchant_id);
-    snprintf(a->key_id, sizeof(a->key_id), "%s", rec.id);
-    a->livemode = rec.livemode;
-    a->kind = strcmp(rec.kind, "secret") == 0 ? PD_KEY_SECRET : strcmp(rec.kind, "publishable") == 0 ? PD_KEY_PUBLISHABLE
-                                                                                                   : PD_KEY_RESTRICTED;
-    a->rate_per_s = rec.rate_per_s ? rec.rate_per_s : api->cfg->rate_per_s;
-    a->burst = rec.burst ? rec.burst : api->cfg->burst;
-    a->monthly_quota = rec.monthly_quota ? rec.monthly_quota : api->cfg->monthly_quota;
+    snprintf(a->merchant_id, sizeof(a->merchant_id), "%s", rec->merchant_id);
+    snprintf(a->key_id, sizeof(a->key_id), "%s", rec->id);
+    a->livemode = rec->livemode;
+    a->kind = strcmp(rec->kind, "secret") == 0 ? PD_KEY_SECRET : strcmp(rec->kind, "publishable") == 0 ? PD_KEY_PUBLISHABLE
+                                                                                                     : PD_KEY_RESTRICTED;
+    a->rate_per_s = rec->rate_per_s ? rec->rate_per_s : api->cfg->rate_per_s;
+    a->burst = rec->burst ? rec->burst : api->cfg->burst;
+    a->monthly_quota = rec->monthly_quota ? rec->monthly_quota : api->cfg->monthly_quota;
     r->auth = a;
     return pd_limits_plan(api, r, a);
+}
+
+/* on a reader thread */
+static int
+auth_read(pd_db_t *db, pd_req_t *r, void *ctx)
+{
+    (void)r;
+    auth_t *x = ctx;
+    return read_key(db, x->prefix, &x->epoch, &x->rec);
+}
+
+/* back on the loop: the row is cached only when read under the epoch in force */
+static void
+auth_then(pd_req_t *r, void *ctx, int rc)
+{
+    auth_t *x = ctx;
+    int64_t epoch;
+    if (rc == 0 && x->api->key_epoch != NULL && pd_key_epoch_current(x->api->key_epoch, &epoch) &&
+        epoch == x->epoch) {
+        cache_epoch_seen(epoch);
+        cache_put(&x->rec, pd_mono_ms());
+    }
+    if (auth_decide(r, x, rc) == 0) {
+        pd_req_hold(r); /* pd_req_resume ends a hold: the one pd_api_read ended already */
+        pd_req_resume(r);
+    }
+}
+
+int
+pd_auth_filter(pd_req_t *r, void *arg)
+{
+    pd_api_t *api = arg;
+    char key[KEY_MAX + 1];
+    uint8_t pepper[256];
+    size_t pepper_len = 0;
+
+    if (r->route == NULL || (r->route->flags & PD_ROUTE_PUBLIC) || r->listener != PD_L_API)
+        return 0;
+    if (pd_limits_locked(api, r))
+        return 1;
+    pd_view_t h = pd_req_header(r, "authorization");
+    if (h.p == NULL)
+        return auth_failed(api, r, "You did not provide an API key. You need to provide your API key in the Authorization "
+                               "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').");
+    if (!key_from_header(h, key, sizeof(key)) || strlen(key) < PD_KEY_PREFIX_LEN + 8) {
+        OPENSSL_cleanse(key, sizeof(key));
+        return auth_failed(api, r, "Invalid API Key provided: the Authorization header must be 'Bearer <key>'.");
+    }
+    auth_t *x = pd_arena_calloc(&r->arena, sizeof(*x));
+    if (x == NULL) {
+        OPENSSL_cleanse(key, sizeof(key));
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return 1;
+    }
+    x->api = api;
+    mask(key, x->masked, sizeof(x->masked));
+    memcpy(x->prefix, key, PD_KEY_PREFIX_LEN);
+    x->prefix[PD_KEY_PREFIX_LEN] = '\0';
+    x->hashed = pd_vault_link_pepper(api->vault, pepper, sizeof(pepper), &pepper_len) == 0 &&
+                pd_api_key_hash(pepper, pepper_len, pd_view_cstr(key), x->hash) == 0;
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(pepper, sizeof(pepper));
+    if (!pd_store_reads_offloaded(api->store))
+        return auth_decide(r, x, lookup_inline(r, x->prefix, &x->rec));
+    if (lookup_cached(api, x->prefix, &x->rec))
+        return auth_decide(r, x, 0);
+    pd_api_read(r, auth_read, auth_then, x);
+    return PD_FILTER_PENDING;
 }

@@ -21,12 +21,6 @@
 #include "payd/money.h"
 
 
-static int
-load_charge(pd_db_t *db, pd_op_t *op, pi_ctx_t *c)
-{
-    return pd_charge_get(db, &op->r->arena, c->pi.merchant_id, c->pi.livemode, c->pi.latest_charge, &c->ch);
-}
-
 /* PD_ERR_BUSY while another capture, void or refund of ch is in flight (inside the write) */
 static int
 charge_free(pd_db_t *tx, const pd_charge_rec_t *ch)
@@ -64,12 +58,11 @@ call_capture(pd_step_t *s)
     s->op->api->proc->capture(s->op->api->proc, c->ch.processor_ref, c->amount_to_capture, pd_step_answer, s);
 }
 
-void
-pd_h_pi_capture(pd_req_t *r)
+static void
+capture_loaded(pd_op_t *op)
 {
-    pi_ctx_t *c = pd_pi_ctx_new(r);
-    if (c == NULL || !pd_pi_load(r, c))
-        return;
+    pi_ctx_t *c = op->ctx;
+    pd_req_t *r = op->r;
     if (!pd_pi_allowed(c->pi.status, PD_PI_CAPTURE)) {
         pd_pi_refuse(r, &c->pi, PD_PI_CAPTURE);
         return;
@@ -89,13 +82,21 @@ pd_h_pi_capture(pd_req_t *r)
             return;
         }
     }
-    if (load_charge(pd_reader(r), c->op, c) != 0 || c->ch.processor_ref[0] == '\0') {
+    if (c->ch_rc != 0 || c->ch.processor_ref[0] == '\0') {
         pd_resp_error(r, 500, "api_error", NULL, "The authorization of this PaymentIntent cannot be found.", NULL);
         return;
     }
     c->pi.version++;
     pd_step_init(&c->step, c->op, call_capture, NULL, write_captured, "capture", "PaymentIntent");
     pd_step_start(&c->step, write_capture_requested);
+}
+
+void
+pd_h_pi_capture(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c != NULL)
+        pd_pi_load(c, true, capture_loaded);
 }
 
 /* --- cancel --- */
@@ -135,12 +136,11 @@ call_void(pd_step_t *s)
     s->op->api->proc->cancel(s->op->api->proc, c->ch.processor_ref, pd_step_answer, s);
 }
 
-void
-pd_h_pi_cancel(pd_req_t *r)
+static void
+cancel_loaded(pd_op_t *op)
 {
-    pi_ctx_t *c = pd_pi_ctx_new(r);
-    if (c == NULL || !pd_pi_load(r, c))
-        return;
+    pi_ctx_t *c = op->ctx;
+    pd_req_t *r = op->r;
     if (!pd_pi_allowed(c->pi.status, PD_PI_CANCEL)) {
         pd_pi_refuse(r, &c->pi, PD_PI_CANCEL);
         return;
@@ -149,14 +149,23 @@ pd_h_pi_cancel(pd_req_t *r)
     snprintf(c->pi.cancellation_reason, sizeof(c->pi.cancellation_reason), "%s",
              reason != NULL ? reason : "requested_by_customer");
     if (c->pi.status != PD_PI_REQUIRES_CAPTURE) {
+        memset(&c->ch, 0, sizeof(c->ch)); /* loaded with the intent, but nothing to void: not recorded on it */
         pd_op_commit(c->op, write_canceled, NULL); /* nothing was authorized: nothing to void */
         return;
     }
-    if (load_charge(pd_reader(r), c->op, c) != 0 || c->ch.processor_ref[0] == '\0') {
+    if (c->ch_rc != 0 || c->ch.processor_ref[0] == '\0') {
         pd_resp_error(r, 500, "api_error", NULL, "The authorization of this PaymentIntent cannot be found.", NULL);
         return;
     }
     c->pi.version++;
     pd_step_init(&c->step, c->op, call_void, NULL, write_canceled, "cancellation", "PaymentIntent");
     pd_step_start(&c->step, write_void_requested);
+}
+
+void
+pd_h_pi_cancel(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c != NULL)
+        pd_pi_load(c, true, cancel_loaded);
 }

@@ -242,17 +242,16 @@ confirm_resolved(pd_op_t *op)
     pd_confirm_start(op, &c->pi, c->pm.id);
 }
 
-void
-pd_h_pi_confirm(pd_req_t *r)
+static void
+confirm_loaded(pd_op_t *op)
 {
-    pi_ctx_t *c = pd_pi_ctx_new(r);
-    if (c == NULL || !pd_pi_load(r, c))
-        return;
+    pi_ctx_t *c = op->ctx;
+    pd_req_t *r = op->r;
     if (!pd_pi_allowed(c->pi.status, PD_PI_CONFIRM)) {
         pd_pi_refuse(r, &c->pi, PD_PI_CONFIRM);
         return;
     }
-    const char *pm = pd_param_str(r, "payment_method");
+    const char *pm = c->pm_param;
     if (pm == NULL && c->pi.payment_method[0] != '\0')
         pm = c->pi.payment_method;
     if (pm == NULL) {
@@ -266,5 +265,19 @@ pd_h_pi_confirm(pd_req_t *r)
                  strcmp(capture, "manual") == 0 ? "manual" : "automatic");
     if (pd_params_get(&r->params, "receipt_email") != NULL)
         c->pi.receipt_email = pd_param_str(r, "receipt_email");
-    pd_pm_resolve(c->op, pm, &c->pm, &c->pm_new, confirm_resolved);
+    if (pm == c->pm_read) /* read with the intent (the same choice, made on the reader thread) */
+        pd_pm_resolve_with(c->op, c->pm_rc, pm, &c->pm, &c->pm_new, confirm_resolved);
+    else
+        pd_pm_resolve(c->op, pm, &c->pm, &c->pm_new, confirm_resolved);
+}
+
+void
+pd_h_pi_confirm(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c == NULL)
+        return;
+    c->pm_param = pd_param_str(r, "payment_method");
+    c->with_pm = true; /* one hop to a reader thread for the intent and its payment method */
+    pd_pi_load(c, false, confirm_loaded);
 }

@@ -16,19 +16,21 @@ render_event_cb(pd_jw_t *w, const void *rec)
     pd_event_json(w, rec);
 }
 
+static int
+get_event(pd_db_t *db, pd_req_t *r, const char *id, pd_view_t *json)
+{
+    const pd_auth_t *au = r->auth;
+    pd_event_rec_t e;
+    int rc = pd_event_get(db, &r->arena, au->merchant_id, au->livemode, id, &e);
+    if (rc == 0)
+        *json = pd_render_to_arena(&r->arena, render_event_cb, &e);
+    return rc;
+}
+
 void
 pd_h_event_get(pd_req_t *r)
 {
-    pd_event_rec_t e;
-    const pd_auth_t *au = r->auth;
-    pd_view_t id = pd_req_param(r, "id");
-    char idc[PD_ID_MAX];
-    if (pd_view_to_cstr(id, idc, sizeof(idc)) != 0 ||
-        pd_event_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, idc, &e) != 0) {
-        pd_resp_missing(r, "event", "id", idc);
-        return;
-    }
-    pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_event_cb, &e));
+    pd_get_respond(r, "event", get_event);
 }
 
 static int

@@ -29,7 +29,19 @@ struct pd_api {
     pd_recovery_t *recovery; /* the recovery worker (src/pay) */
     bool workers_started;
     pd_cache_t *limits; /* usage plans, auth failures, lockouts */
+    struct pd_key_epoch *key_epoch; /* with reads off the loops: the API key epoch (key_epoch.c); else NULL */
 };
+
+/* --- the API key epoch off the loops (key_epoch.c) --- */
+#define PD_KEY_EPOCH_REFRESH_MS 100 /* how often the thread reads api_key_epoch */
+#define PD_KEY_EPOCH_STALE_MS 1000  /* cached keys are trusted only while the last read is this recent */
+typedef struct pd_key_epoch pd_key_epoch_t;
+/* Reads the epoch once, then starts the thread that rereads it. */
+int pd_key_epoch_start(pd_key_epoch_t **out, pd_store_t *store);
+/* The epoch last read, if that read is at most PD_KEY_EPOCH_STALE_MS old; else false. Any thread. */
+bool pd_key_epoch_current(pd_key_epoch_t *k, int64_t *epoch);
+/* Stops the thread and frees k (NULL: nothing). */
+void pd_key_epoch_stop(pd_key_epoch_t *k);
 
 pd_api_t *pd_api_of(pd_req_t *r);
 
@@ -74,11 +86,24 @@ struct pd_op {
     int64_t now;
     void *ctx;            /* the handler's state */
     pd_step_t *step;      /* its processor step, if it has one */
+    bool idem_checked;    /* the key's record was looked up before the request was (pd_op_load) */
+    bool idem_replay;     /* ... and found: the request is answered from it */
+    int (*load)(pd_db_t *db, pd_op_t *op);
+    pd_op_next_fn loaded;
 };
 
 /* Prepares an operation for a mutating request: reads Idempotency-Key (≤ 255) and
  * fingerprints the request. NULL after it responded (bad key, out of memory). */
 pd_op_t *pd_op_new(pd_req_t *r, void *ctx);
+/* The reads of an operation before it decides what to write, off the loop (as
+ * pd_api_read): first, once per op, the record of its Idempotency-Key (a key seen
+ * before is answered from its record: a retried capture replays its 200 rather than
+ * meet the state it left behind; the claim in the write stays the authority for keys
+ * that race); then load(db, op) (may be NULL), whose result is op->rc when next runs
+ * on the loop. A failed read (not PD_ERR_NOTFOUND) is answered by
+ * pd_resp_read_failed and next is not called. */
+typedef int (*pd_op_load_fn)(pd_db_t *db, pd_op_t *op);
+void pd_op_load(pd_op_t *op, pd_op_load_fn load, pd_op_next_fn next);
 /* Runs write on the store writer (claiming the idempotency key first when the request
  * has one); once durable, next runs on the request's loop (pd_op_finish by default). */
 void pd_op_commit(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn next);
@@ -161,7 +186,36 @@ void pd_resp_missing(pd_req_t *r, const char *what, const char *param, const cha
 void pd_resp_no_answer(pd_req_t *r, const char *operation, const char *object);
 /* responds with w's JSON (status 200) */
 void pd_resp_jw(pd_req_t *r, int status, pd_jw_t *w);
+/* The calling thread's store reader: only for code that runs on a reader thread or
+ * with reads inline (pd_store_reads_offloaded false); never on a loop otherwise. */
 pd_db_t *pd_reader(pd_req_t *r);
+
+/* --- reads off the loop (read.c) ---
+ * pd_api_read runs read(db, r, ctx) on a store reader thread (inline on SQLite
+ * without reader threads, see store.readers), then then(r, ctx, rc) on r's loop with
+ * read's result; r is held in between, and then is not called when the client went
+ * away. read may use r's arena, its params and path params, and ctx, nothing else
+ * of r (no pd_req_* / pd_resp_* call): the loop does not touch them meanwhile.
+ * then must respond or start more work. A read that could not be queued is answered
+ * by pd_resp_read_failed and then is not called. */
+typedef int (*pd_api_read_fn)(pd_db_t *db, pd_req_t *r, void *ctx);
+typedef void (*pd_api_then_fn)(pd_req_t *r, void *ctx, int rc);
+void pd_api_read(pd_req_t *r, pd_api_read_fn read, pd_api_then_fn then, void *ctx);
+/* The one answer to a read that failed for another reason than "not found": 503
+ * api_error with Retry-After for no database (PD_ERR_UNAVAILABLE: connection lost,
+ * read-only standby; PD_ERR_AGAIN: readers saturated), else 500. */
+void pd_resp_read_failed(pd_req_t *r, int rc);
+/* pd_resp_read_failed with the 503's message (what could not be done; NULL: the default). */
+void pd_resp_read_failed_msg(pd_req_t *r, int rc, const char *msg);
+/* A read's not-found or failure: 404 resource_missing for PD_ERR_NOTFOUND (what,
+ * param, id as pd_resp_missing), else pd_resp_read_failed. */
+void pd_resp_read_error(pd_req_t *r, int rc, const char *what, const char *param, const char *id);
+/* A whole "GET /v1/things/:id": fn(db, r, id, &json) loads the object of r->auth's
+ * merchant and renders it into r's arena, on a reader thread (as pd_api_read); 200
+ * with it, 404 resource_missing (param "id") for PD_ERR_NOTFOUND, else
+ * pd_resp_read_failed. */
+typedef int (*pd_get_fn)(pd_db_t *db, pd_req_t *r, const char *id, pd_view_t *json);
+void pd_get_respond(pd_req_t *r, const char *what, pd_get_fn fn);
 
 /* --- test payment methods (pm_card_visa, tok_visa, ...) --- */
 /* the PAN behind a Stripe test payment method or token id; NULL if not one */

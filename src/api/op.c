@@ -51,18 +51,55 @@ pd_op_new(pd_req_t *r, void *ctx)
             pd_resp_error(r, 500, "api_error", NULL, "Cannot fingerprint the request.", NULL);
             return NULL;
         }
-        /* a key seen before is answered from its record before the request is looked
-         * at: a retried capture must replay its 200, not meet the state it left behind
-         * (the claim in the write stays the authority for keys that race) */
-        pd_db_t *db = pd_reader(r);
-        if (db != NULL && pd_idem_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, op->idem_key,
-                                      &op->existing) == 0 &&
-            op->existing.created >= op->now - op->api->cfg->idempotency_ttl_ms / 1000) {
-            replay(op);
-            return NULL;
-        }
     }
     return op;
+}
+
+/* on a reader thread (or inline): the key's record, then the handler's loads */
+static int
+load_read(pd_db_t *db, pd_req_t *r, void *ctx)
+{
+    pd_op_t *op = ctx;
+    if (op->has_idem && !op->idem_checked) {
+        int rc = pd_idem_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, op->idem_key, &op->existing);
+        if (rc == 0 && op->existing.created >= op->now - op->api->cfg->idempotency_ttl_ms / 1000) {
+            op->idem_replay = true;
+            return 0;
+        }
+        if (rc != 0 && rc != PD_ERR_NOTFOUND)
+            return rc;
+    }
+    return op->load != NULL ? op->load(db, op) : 0;
+}
+
+static void
+load_then(pd_req_t *r, void *ctx, int rc)
+{
+    pd_op_t *op = ctx;
+    op->idem_checked = true;
+    if (rc != 0 && rc != PD_ERR_NOTFOUND) {
+        pd_resp_read_failed(r, rc);
+        return;
+    }
+    if (op->idem_replay) {
+        replay(op);
+        return;
+    }
+    op->rc = rc;
+    op->loaded(op);
+}
+
+void
+pd_op_load(pd_op_t *op, pd_op_load_fn load, pd_op_next_fn next)
+{
+    op->load = load;
+    op->loaded = next;
+    if (load == NULL && (!op->has_idem || op->idem_checked)) {
+        op->rc = 0;
+        next(op); /* nothing to read */
+        return;
+    }
+    pd_api_read(op->r, load_read, load_then, op);
 }
 
 int

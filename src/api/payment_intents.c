@@ -19,17 +19,52 @@ pd_pi_ctx_new(pd_req_t *r)
     return c;
 }
 
-bool
-pd_pi_load(pd_req_t *r, pi_ctx_t *c)
+/* on a reader thread */
+static int
+load_pi(pd_db_t *db, pd_op_t *op)
 {
-    char id[PD_ID_MAX] = "";
-    const pd_auth_t *au = r->auth;
-    if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
-        pd_pi_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, &c->pi) != 0) {
-        pd_resp_missing(r, "payment_intent", "intent", id);
-        return false;
+    pi_ctx_t *c = op->ctx;
+    int rc = pd_pi_get(db, &op->r->arena, op->auth->merchant_id, op->auth->livemode, c->id, &c->pi);
+    c->ch_rc = PD_ERR_NOTFOUND;
+    if (rc == 0 && c->with_pm) {
+        /* the payment method a confirmation will use, in the same hop */
+        c->pm_read = c->pm_param != NULL ? c->pm_param : c->pi.payment_method[0] != '\0' ? c->pi.payment_method : NULL;
+        if (c->pm_read != NULL) {
+            c->pm_rc = pd_pm_resolve_read(db, op, c->pm_read, &c->pm);
+            if (c->pm_rc != 0 && c->pm_rc != PD_ERR_NOTFOUND)
+                return c->pm_rc;
+        }
     }
-    return true;
+    if (rc == 0 && c->with_charge && c->pi.latest_charge[0] != '\0') {
+        c->ch_rc = pd_charge_get(db, &op->r->arena, c->pi.merchant_id, c->pi.livemode, c->pi.latest_charge, &c->ch);
+        if (c->ch_rc != 0 && c->ch_rc != PD_ERR_NOTFOUND)
+            rc = c->ch_rc; /* a failed read, not a missing charge */
+    }
+    return rc;
+}
+
+static void
+pi_loaded(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    if (op->rc != 0) {
+        pd_resp_missing(op->r, "payment_intent", "intent", c->id);
+        return;
+    }
+    c->pi_loaded(op);
+}
+
+void
+pd_pi_load(pi_ctx_t *c, bool with_charge, pd_op_next_fn next)
+{
+    pd_req_t *r = c->op->r;
+    if (pd_view_to_cstr(pd_req_param(r, "id"), c->id, sizeof(c->id)) != 0) {
+        pd_resp_missing(r, "payment_intent", "intent", "");
+        return;
+    }
+    c->with_charge = with_charge;
+    c->pi_loaded = next;
+    pd_op_load(c->op, load_pi, pi_loaded);
 }
 
 void
@@ -107,6 +142,25 @@ create_resolved(pd_op_t *op)
     pd_op_commit(op, write_create, NULL);
 }
 
+/* on a reader thread, after the idempotency check: the payment method it names */
+static int
+load_create(pd_db_t *db, pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    c->pm_rc = c->pm_param != NULL ? pd_pm_resolve_read(db, op, c->pm_param, &c->pm) : 0;
+    return c->pm_rc == PD_ERR_NOTFOUND ? 0 : c->pm_rc;
+}
+
+static void
+create_checked(pd_op_t *op)
+{
+    pi_ctx_t *c = op->ctx;
+    if (c->pm_param != NULL)
+        pd_pm_resolve_with(op, c->pm_rc, c->pm_param, &c->pm, &c->pm_new, create_resolved);
+    else
+        create_resolved(op);
+}
+
 void
 pd_h_pi_create(pd_req_t *r)
 {
@@ -142,10 +196,8 @@ pd_h_pi_create(pd_req_t *r)
                         "You cannot confirm this PaymentIntent because it's missing a payment method.");
         return;
     }
-    if (pm != NULL)
-        pd_pm_resolve(c->op, pm, &c->pm, &c->pm_new, create_resolved);
-    else
-        create_resolved(c->op);
+    c->pm_param = pm;
+    pd_op_load(c->op, pm != NULL ? load_create : NULL, create_checked);
 }
 
 static int
@@ -175,12 +227,11 @@ update_resolved(pd_op_t *op)
     pd_op_commit(op, write_update, NULL);
 }
 
-void
-pd_h_pi_update(pd_req_t *r)
+static void
+update_loaded(pd_op_t *op)
 {
-    pi_ctx_t *c = pd_pi_ctx_new(r);
-    if (c == NULL || !pd_pi_load(r, c))
-        return;
+    pi_ctx_t *c = op->ctx;
+    pd_req_t *r = op->r;
     pd_pi_rec_t *p = &c->pi;
     if (!pd_pi_allowed(p->status, PD_PI_UPDATE)) {
         pd_pi_refuse(r, p, PD_PI_UPDATE);
@@ -211,13 +262,28 @@ pd_h_pi_update(pd_req_t *r)
 }
 
 void
+pd_h_pi_update(pd_req_t *r)
+{
+    pi_ctx_t *c = pd_pi_ctx_new(r);
+    if (c != NULL)
+        pd_pi_load(c, false, update_loaded);
+}
+
+static int
+get_pi(pd_db_t *db, pd_req_t *r, const char *id, pd_view_t *json)
+{
+    const pd_auth_t *au = r->auth;
+    pd_pi_rec_t pi;
+    int rc = pd_pi_get(db, &r->arena, au->merchant_id, au->livemode, id, &pi);
+    if (rc == 0)
+        *json = pd_pi_json(&r->arena, &pi);
+    return rc;
+}
+
+void
 pd_h_pi_get(pd_req_t *r)
 {
-    pi_ctx_t c;
-    memset(&c, 0, sizeof(c));
-    if (!pd_pi_load(r, &c))
-        return;
-    pd_resp_json(r, 200, pd_pi_json(&r->arena, &c.pi));
+    pd_get_respond(r, "payment_intent", get_pi);
 }
 
 static int

@@ -280,20 +280,30 @@ name_opened(pd_req_t *r, void *arg, int rc, const char *name)
     pd_buf_free_secure(&b);
 }
 
-void
-pd_h_pm_get(pd_req_t *r)
+typedef struct {
+    char id[PD_ID_MAX];
+    pd_pm_rec_t pm;
+} pm_get_t;
+
+/* on a reader thread */
+static int
+pm_get_read(pd_db_t *db, pd_req_t *r, void *ctx)
 {
-    pd_pm_rec_t *p = pd_arena_calloc(&r->arena, sizeof(*p));
-    char id[PD_ID_MAX] = "", ctx[200];
+    pm_get_t *g = ctx;
     const pd_auth_t *au = r->auth;
-    if (p == NULL) {
-        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
-        return;
-    }
-    if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
-        pd_pm_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, p) != 0 ||
-        strcmp(p->object, "payment_method") != 0) {
-        pd_resp_missing(r, "payment_method", "id", id);
+    int rc = pd_pm_get(db, &r->arena, au->merchant_id, au->livemode, g->id, &g->pm);
+    return rc == 0 && strcmp(g->pm.object, "payment_method") != 0 ? PD_ERR_NOTFOUND : rc;
+}
+
+static void
+pm_get_then(pd_req_t *r, void *arg, int rc)
+{
+    pm_get_t *g = arg;
+    pd_pm_rec_t *p = &g->pm;
+    const pd_auth_t *au = r->auth;
+    char ctx[200];
+    if (rc != 0) {
+        pd_resp_read_error(r, rc, "payment_method", "id", g->id);
         return;
     }
     if (p->billing_name_enc == NULL) {
@@ -303,4 +313,19 @@ pd_h_pm_get(pd_req_t *r)
     pd_pii_context(ctx, sizeof(ctx), au->merchant_id, p->id);
     if (pd_secret_open(r, ctx, p->billing_name_enc, name_opened, p) != 0)
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
+}
+
+void
+pd_h_pm_get(pd_req_t *r)
+{
+    pm_get_t *g = pd_arena_calloc(&r->arena, sizeof(*g));
+    if (g == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    if (pd_view_to_cstr(pd_req_param(r, "id"), g->id, sizeof(g->id)) != 0) {
+        pd_resp_missing(r, "payment_method", "id", "");
+        return;
+    }
+    pd_api_read(r, pm_get_read, pm_get_then, g);
 }

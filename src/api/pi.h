@@ -28,11 +28,23 @@ typedef struct {
     pd_outcome_t outcome;   /* phase 2, planned on the loop thread */
     int64_t amount_to_capture;
     bool confirm;
+    /* pd_pi_load */
+    char id[PD_ID_MAX];
+    bool with_charge;
+    int ch_rc; /* the latest charge's read into ch (PD_ERR_NOTFOUND: none) */
+    pd_op_next_fn pi_loaded;
+    const char *pm_param; /* create: the payment_method parameter */
+    int pm_rc;            /* create: its read (pd_pm_resolve_read) */
+    bool with_pm;         /* pd_pi_load also reads the payment method to confirm with (confirm.c) ... */
+    const char *pm_read;  /* ... this one (pm_param, else the intent's), result in pm_rc; NULL: none */
 } pi_ctx_t;
 
 pi_ctx_t *pd_pi_ctx_new(pd_req_t *r);
-/* loads the intent named by the path's :id into c->pi; responds 404 and returns false if none */
-bool pd_pi_load(pd_req_t *r, pi_ctx_t *c);
+/* Off the loop (pd_op_load, after the idempotency check): loads the intent named by
+ * the path's :id into c->pi and, with with_charge, its latest charge into c->ch
+ * (c->ch_rc); then next(c->op) on the loop. Answers 404 itself when there is no such
+ * intent, 503 when the database cannot be read. */
+void pd_pi_load(pi_ctx_t *c, bool with_charge, pd_op_next_fn next);
 /* 400 payment_intent_unexpected_state with the intent in the error */
 void pd_pi_refuse(pd_req_t *r, const pd_pi_rec_t *pi, pd_pi_action_t action);
 /* renders p into a fresh arena string (for error bodies and events) */

@@ -17,6 +17,7 @@ typedef struct {
     pd_pm_rec_t *pm;
     bool *pm_new;
     pd_pm_done_fn done;
+    const char *id;
     int rc;
     pd_vault_card_t card;
 } resolve_t;
@@ -65,18 +66,39 @@ on_tokenized(void *arg, int rc, const pd_vault_card_t *card)
     pd_loop_post(x->op->r->loop, &x->task);
 }
 
-void
-pd_pm_resolve(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
+int
+pd_pm_resolve_read(pd_db_t *db, pd_op_t *op, const char *id, pd_pm_rec_t *pm)
 {
-    pd_req_t *r = op->r;
-    *pm_new = false;
-    if (pd_pm_get(pd_reader(r), &r->arena, op->auth->merchant_id, op->auth->livemode, id, pm) == 0) {
+    return pd_pm_get(db, &op->r->arena, op->auth->merchant_id, op->auth->livemode, id, pm);
+}
+
+/* on a reader thread */
+static int
+resolve_read(pd_db_t *db, pd_req_t *r, void *ctx)
+{
+    (void)r;
+    resolve_t *x = ctx;
+    return pd_pm_resolve_read(db, x->op, x->id, x->pm);
+}
+
+static void
+resolve_then(pd_req_t *r, void *ctx, int rc)
+{
+    resolve_t *x = ctx;
+    pd_op_t *op = x->op;
+    pd_pm_rec_t *pm = x->pm;
+    const char *id = x->id;
+    if (rc == 0) {
         if (strcmp(pm->object, "token") == 0 && pm->used) {
             pd_resp_invalid(r, "token_already_used", "payment_method",
                             "You cannot use a Stripe token more than once: %s.", id);
             return;
         }
-        done(op);
+        x->done(op);
+        return;
+    }
+    if (rc != PD_ERR_NOTFOUND) {
+        pd_resp_read_failed(r, rc);
         return;
     }
     const char *pan = op->auth->livemode ? NULL : pd_test_pm_pan(id);
@@ -86,15 +108,6 @@ pd_pm_resolve(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_
         pd_resp_error(r, 400, "invalid_request_error", "resource_missing", msg, "payment_method");
         return;
     }
-    resolve_t *x = pd_arena_calloc(&r->arena, sizeof(*x));
-    if (x == NULL) {
-        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
-        return;
-    }
-    x->op = op;
-    x->pm = pm;
-    x->pm_new = pm_new;
-    x->done = done;
     pd_vault_card_in_t in;
     memset(&in, 0, sizeof(in));
     snprintf(in.merchant_id, sizeof(in.merchant_id), "%s", op->auth->merchant_id);
@@ -103,8 +116,41 @@ pd_pm_resolve(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_
     in.exp_year = 2034;
     if (r->holds == 0)
         pd_req_hold(r);
-    int rc = pd_vault_tokenize(op->api->vault->api, &in, on_tokenized, x);
+    int tr = pd_vault_tokenize(op->api->vault->api, &in, on_tokenized, x);
     OPENSSL_cleanse(&in, sizeof(in));
-    if (rc != 0)
+    if (tr != 0)
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The card vault is unavailable. Retry later.", NULL);
+}
+
+static resolve_t *
+resolve_new(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
+{
+    resolve_t *x = pd_arena_calloc(&op->r->arena, sizeof(*x));
+    if (x == NULL) {
+        pd_resp_error(op->r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return NULL;
+    }
+    *pm_new = false;
+    x->op = op;
+    x->id = id;
+    x->pm = pm;
+    x->pm_new = pm_new;
+    x->done = done;
+    return x;
+}
+
+void
+pd_pm_resolve_with(pd_op_t *op, int rc, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
+{
+    resolve_t *x = resolve_new(op, id, pm, pm_new, done);
+    if (x != NULL)
+        resolve_then(op->r, x, rc);
+}
+
+void
+pd_pm_resolve(pd_op_t *op, const char *id, pd_pm_rec_t *pm, bool *pm_new, pd_pm_done_fn done)
+{
+    resolve_t *x = resolve_new(op, id, pm, pm_new, done);
+    if (x != NULL)
+        pd_api_read(op->r, resolve_read, resolve_then, x);
 }

@@ -83,6 +83,8 @@ pd_secret_open(pd_req_t *r, const char *context, const char *env_hex, pd_secret_
 typedef struct {
     pd_op_t *op;
     bool pm; /* the cardholder name (else a webhook endpoint's secret) */
+    char ctx[200];   /* its encryption context */
+    const char *env; /* its envelope (hex, in the request's arena) */
 } replay_t;
 
 static void
@@ -129,38 +131,55 @@ replay_done(pd_req_t *r, void *arg, int rc, const char *value)
     free(text);
 }
 
+/* on a reader thread: the envelope the stored response's secret is re-derived from */
+static int
+replay_read(pd_db_t *db, pd_req_t *r, void *arg)
+{
+    replay_t *x = arg;
+    pd_op_t *op = x->op;
+    const char *red = op->existing.redacted, *id = NULL;
+    int rc = PD_ERR_INVALID;
+    x->env = NULL;
+    if (strncmp(red, "we_secret:", 10) == 0) {
+        pd_we_rec_t we;
+        id = red + 10;
+        rc = pd_we_get_any(db, &r->arena, op->auth->merchant_id, op->auth->livemode, id, &we);
+        x->env = rc == 0 ? we.secret : NULL;
+        snprintf(x->ctx, sizeof(x->ctx), "merchant=%s;purpose=webhook_endpoint;id=%s", op->auth->merchant_id, id);
+    } else if (strncmp(red, "pm_name:", 8) == 0) {
+        pd_pm_rec_t pm;
+        id = red + 8;
+        x->pm = true;
+        rc = pd_pm_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, id, &pm);
+        x->env = rc == 0 ? pm.billing_name_enc : NULL;
+        pd_pii_context(x->ctx, sizeof(x->ctx), op->auth->merchant_id, id);
+    }
+    return rc == 0 && x->env == NULL ? PD_ERR_NOTFOUND : rc;
+}
+
+static void
+replay_then(pd_req_t *r, void *arg, int rc)
+{
+    replay_t *x = arg;
+    if (rc == PD_ERR_UNAVAILABLE || rc == PD_ERR_AGAIN) {
+        pd_resp_read_failed(r, rc);
+        return;
+    }
+    if (rc == 0)
+        rc = pd_secret_open(r, x->ctx, x->env, replay_done, x);
+    if (rc != 0)
+        replay_fail(r, rc);
+}
+
 void
 pd_redact_replay(pd_op_t *op)
 {
     pd_req_t *r = op->r;
-    const char *red = op->existing.redacted, *id = NULL;
     replay_t *x = pd_arena_calloc(&r->arena, sizeof(*x));
-    char ctx[200];
-    const char *env = NULL;
-    int rc = PD_ERR_INVALID;
     if (x == NULL) {
         pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
         return;
     }
     x->op = op;
-    if (strncmp(red, "we_secret:", 10) == 0) {
-        pd_we_rec_t we;
-        id = red + 10;
-        rc = pd_we_get_any(pd_reader(r), &r->arena, op->auth->merchant_id, op->auth->livemode, id, &we);
-        env = rc == 0 ? we.secret : NULL;
-        snprintf(ctx, sizeof(ctx), "merchant=%s;purpose=webhook_endpoint;id=%s", op->auth->merchant_id, id);
-    } else if (strncmp(red, "pm_name:", 8) == 0) {
-        pd_pm_rec_t pm;
-        id = red + 8;
-        x->pm = true;
-        rc = pd_pm_get(pd_reader(r), &r->arena, op->auth->merchant_id, op->auth->livemode, id, &pm);
-        env = rc == 0 ? pm.billing_name_enc : NULL;
-        pd_pii_context(ctx, sizeof(ctx), op->auth->merchant_id, id);
-    }
-    if (rc == 0 && env == NULL)
-        rc = PD_ERR_NOTFOUND;
-    if (rc == 0)
-        rc = pd_secret_open(r, ctx, env, replay_done, x);
-    if (rc != 0)
-        replay_fail(r, rc);
+    pd_api_read(r, replay_read, replay_then, x);
 }

@@ -24,6 +24,10 @@ typedef struct {
     pd_step_t step;
     pd_charge_rec_t ch;
     pd_refund_rec_t rf;
+    /* the loads (off the loop) */
+    const char *pi_id, *ch_id;
+    pd_pi_rec_t pi;
+    int pi_rc, ch_rc;
 } refund_ctx_t;
 
 static void
@@ -78,38 +82,71 @@ call_refund(pd_step_t *s)
     s->op->api->proc->refund(s->op->api->proc, c->ch.processor_ref, c->rf.amount, c->rf.id, pd_step_answer, s);
 }
 
+static int load_refund(pd_db_t *db, pd_op_t *op);
+static void refund_loaded(pd_op_t *op);
+
 void
 pd_h_refund_create(pd_req_t *r)
 {
     refund_ctx_t *c = pd_arena_calloc(&r->arena, sizeof(*c));
-    const pd_auth_t *au = r->auth;
     if (c == NULL || (c->op = pd_op_new(r, c)) == NULL) {
         if (c == NULL)
             pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
         return;
     }
-    const char *pi_id = pd_param_str(r, "payment_intent"), *ch_id = pd_param_str(r, "charge");
-    if (pi_id == NULL && ch_id == NULL) {
+    c->pi_id = pd_param_str(r, "payment_intent");
+    c->ch_id = pd_param_str(r, "charge");
+    if (c->pi_id == NULL && c->ch_id == NULL) {
         pd_resp_invalid(r, "parameter_missing", "payment_intent", "One of payment_intent or charge is required.");
         return;
     }
-    pd_db_t *db = pd_reader(r);
-    pd_pi_rec_t pi;
+    pd_op_load(c->op, load_refund, refund_loaded);
+}
+
+/* on a reader thread: the intent (when only it is named) and the charge; a failed
+ * read is the result, a missing object is left to refund_loaded */
+static int
+load_refund(pd_db_t *db, pd_op_t *op)
+{
+    refund_ctx_t *c = op->ctx;
+    const pd_auth_t *au = op->auth;
+    const char *ch_id = c->ch_id;
+    c->pi_rc = c->ch_rc = PD_ERR_NOTFOUND;
     if (ch_id == NULL) {
-        if (pd_pi_get(db, &r->arena, au->merchant_id, au->livemode, pi_id, &pi) != 0) {
+        c->pi_rc = pd_pi_get(db, &op->r->arena, au->merchant_id, au->livemode, c->pi_id, &c->pi);
+        if (c->pi_rc != 0)
+            return c->pi_rc == PD_ERR_NOTFOUND ? 0 : c->pi_rc;
+        if (c->pi.latest_charge[0] == '\0' || c->pi.status != PD_PI_SUCCEEDED)
+            return 0;
+        ch_id = c->pi.latest_charge;
+    }
+    c->ch_rc = pd_charge_get(db, &op->r->arena, au->merchant_id, au->livemode, ch_id, &c->ch);
+    return c->ch_rc == PD_ERR_NOTFOUND ? 0 : c->ch_rc;
+}
+
+static void
+refund_loaded(pd_op_t *op)
+{
+    refund_ctx_t *c = op->ctx;
+    pd_req_t *r = op->r;
+    const pd_auth_t *au = op->auth;
+    const char *pi_id = c->pi_id, *ch_id = c->ch_id;
+    pd_pi_rec_t *pi = &c->pi;
+    if (ch_id == NULL) {
+        if (c->pi_rc != 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "No such payment_intent: '%.80s'", pi_id);
             pd_resp_error(r, 400, "invalid_request_error", "resource_missing", msg, "payment_intent");
             return;
         }
-        if (pi.latest_charge[0] == '\0' || pi.status != PD_PI_SUCCEEDED) {
+        if (pi->latest_charge[0] == '\0' || pi->status != PD_PI_SUCCEEDED) {
             pd_resp_invalid(r, "charge_not_refundable", "payment_intent",
                             "This PaymentIntent does not have a successful charge to refund.");
             return;
         }
-        ch_id = pi.latest_charge;
+        ch_id = pi->latest_charge;
     }
-    if (pd_charge_get(db, &r->arena, au->merchant_id, au->livemode, ch_id, &c->ch) != 0) {
+    if (c->ch_rc != 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "No such charge: '%.80s'", ch_id);
         pd_resp_error(r, 400, "invalid_request_error", "resource_missing", msg, "charge");
@@ -170,18 +207,21 @@ pd_h_refund_create(pd_req_t *r)
     pd_step_start(&c->step, write_refund_requested);
 }
 
+static int
+get_refund(pd_db_t *db, pd_req_t *r, const char *id, pd_view_t *json)
+{
+    const pd_auth_t *au = r->auth;
+    pd_refund_rec_t f;
+    int rc = pd_refund_get(db, &r->arena, au->merchant_id, au->livemode, id, &f);
+    if (rc == 0)
+        *json = pd_render_to_arena(&r->arena, render_refund_cb, &f);
+    return rc;
+}
+
 void
 pd_h_refund_get(pd_req_t *r)
 {
-    pd_refund_rec_t f;
-    char id[PD_ID_MAX] = "";
-    const pd_auth_t *au = r->auth;
-    if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
-        pd_refund_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, &f) != 0) {
-        pd_resp_missing(r, "refund", "id", id);
-        return;
-    }
-    pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_refund_cb, &f));
+    pd_get_respond(r, "refund", get_refund);
 }
 
 static int

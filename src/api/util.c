@@ -135,29 +135,79 @@ pd_resp_jw(pd_req_t *r, int status, pd_jw_t *w)
     pd_resp_json(r, status, pd_buf_view(w->b));
 }
 
-void
-pd_list_respond(pd_req_t *r, const char *url, const char *what, const char *filter_param, pd_list_fn fn, pd_rec_fn each)
-{
+typedef struct {
     pd_list_q_t q;
+    const char *url;
+    const char *what;
+    pd_list_fn fn;
+    pd_rec_fn each;
+    const char *merchant_id;
+    bool livemode;
+    pd_view_t json;
+} list_t;
+
+/* on a reader thread: the list rendered into r's arena */
+static int
+list_read(pd_db_t *db, pd_req_t *r, void *ctx)
+{
+    list_t *l = ctx;
     pd_buf_t b;
     pd_jw_t w;
     bool more = false;
-    const pd_auth_t *au = r->auth;
-    if (!pd_list_query(r, &q))
-        return;
-    if (filter_param != NULL)
-        q.filter = pd_param_str(r, filter_param);
     pd_buf_init(&b, RESP_MAX * 4);
     pd_jw_init(&w, &b);
-    pd_list_begin(&w, url);
-    int rc = fn(pd_reader(r), &r->arena, au->merchant_id, au->livemode, &q, each, &w, &more);
+    pd_list_begin(&w, l->url);
+    int rc = l->fn(db, &r->arena, l->merchant_id, l->livemode, &l->q, l->each, &w, &more);
     pd_list_end(&w, more);
-    if (rc == PD_ERR_NOTFOUND)
-        pd_resp_missing(r, what, q.starting_after ? "starting_after" : "ending_before",
-                        q.starting_after ? q.starting_after : q.ending_before);
-    else if (rc != 0)
-        pd_resp_error(r, 500, "api_error", NULL, "Cannot list objects.", NULL);
-    else
-        pd_resp_jw(r, 200, &w);
+    if (rc == 0 && pd_jw_finish(&w) != 0)
+        rc = PD_ERR_TOOBIG;
+    if (rc == 0) {
+        pd_view_t v = pd_buf_view(&b);
+        char *p = pd_arena_alloc(&r->arena, v.len + 1);
+        if (p == NULL)
+            rc = PD_ERR_NOMEM;
+        else {
+            memcpy(p, v.p, v.len);
+            l->json = pd_view(p, v.len);
+        }
+    }
     pd_buf_free(&b);
+    return rc;
+}
+
+static void
+list_then(pd_req_t *r, void *ctx, int rc)
+{
+    list_t *l = ctx;
+    if (rc == 0)
+        pd_resp_json(r, 200, l->json);
+    else if (rc == PD_ERR_NOTFOUND)
+        pd_resp_missing(r, l->what, l->q.starting_after ? "starting_after" : "ending_before",
+                        l->q.starting_after ? l->q.starting_after : l->q.ending_before);
+    else if (rc == PD_ERR_TOOBIG)
+        pd_resp_error(r, 500, "api_error", NULL, "The response is too large.", NULL);
+    else
+        pd_resp_read_failed(r, rc);
+}
+
+void
+pd_list_respond(pd_req_t *r, const char *url, const char *what, const char *filter_param, pd_list_fn fn, pd_rec_fn each)
+{
+    const pd_auth_t *au = r->auth;
+    list_t *l = pd_arena_calloc(&r->arena, sizeof(*l));
+    if (l == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    if (!pd_list_query(r, &l->q))
+        return;
+    if (filter_param != NULL)
+        l->q.filter = pd_param_str(r, filter_param);
+    l->url = url;
+    l->what = what;
+    l->fn = fn;
+    l->each = each;
+    l->merchant_id = au->merchant_id;
+    l->livemode = au->livemode;
+    pd_api_read(r, list_read, list_then, l);
 }

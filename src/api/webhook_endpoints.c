@@ -234,18 +234,21 @@ render_we_cb(pd_jw_t *w, const void *rec)
     pd_render_we(w, rec, NULL);
 }
 
+static int
+get_we(pd_db_t *db, pd_req_t *r, const char *id, pd_view_t *json)
+{
+    const pd_auth_t *au = r->auth;
+    pd_we_rec_t we;
+    int rc = pd_we_get(db, &r->arena, au->merchant_id, au->livemode, id, &we);
+    if (rc == 0)
+        *json = pd_render_to_arena(&r->arena, render_we_cb, &we);
+    return rc;
+}
+
 void
 pd_h_we_get(pd_req_t *r)
 {
-    pd_we_rec_t we;
-    char id[PD_ID_MAX] = "";
-    const pd_auth_t *au = r->auth;
-    if (pd_view_to_cstr(pd_req_param(r, "id"), id, sizeof(id)) != 0 ||
-        pd_we_get(pd_reader(r), &r->arena, au->merchant_id, au->livemode, id, &we) != 0) {
-        pd_resp_missing(r, "webhook_endpoint", "id", id);
-        return;
-    }
-    pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_we_cb, &we));
+    pd_get_respond(r, "webhook_endpoint", get_we);
 }
 
 static int

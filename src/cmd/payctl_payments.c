@@ -42,6 +42,7 @@ open_store(payctl_t *ctx)
     /* the store payd uses: [store] from --config, PAYD_STORE_* and --set, as payd reads it */
     pd_store_config_t c = ctx->store;
     c.writers = 1; /* a tool's few writes: one connection */
+    c.readers = 0; /* and its reads on its own thread */
     pd_store_t *s = NULL;
     int r = pd_store_open(&s, &c, ctx->data_dir);
     if (r != 0)

@@ -74,6 +74,7 @@ cmd_store_migrate(payctl_t *ctx, int argc, char **argv)
     dst.backend = PD_STORE_POSTGRES;
     dst.url = to;
     dst.writers = 1;
+    src.readers = dst.readers = 0;
     pd_ledger_report_t before, after;
     int r;
     if ((r = open_and_verify(ctx, &src, "source", &before)) != 0 ||

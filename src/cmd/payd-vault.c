@@ -14,13 +14,18 @@
  * on the command line override it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -30,6 +35,7 @@
 #include "payd/lockfile.h"
 #include "payd/log.h"
 #include "payd/privsep.h"
+#include "payd/sdnotify.h"
 #include "payd/vault_files.h"
 #include "vault/metrics.h"
 #include "vault/privs.h"
@@ -119,6 +125,45 @@ number_opt(const char *name, const char *value, int64_t min, int64_t max, int *o
 }
 
 static int open_failed(int r, const pd_vault_store_t *st, const char *db);
+
+static atomic_bool leaving; /* the loop has returned: the watchdog's probe has nobody to answer it */
+
+/*
+ * The watchdog's liveness check (payd/sdnotify.h): a connection to the vault's own
+ * socket that says nothing and closes its side at once. Only the vault's loop can
+ * answer it, by accepting the peer, reading its end of file and closing it (no log,
+ * no audit record: an unauthenticated peer that leaves is simply dropped), so an end
+ * of file within max_age_ms means the loop turned. arg: the socket's path.
+ */
+static bool
+loop_answers(void *arg, uint64_t max_age_ms, char *why, size_t cap)
+{
+    const char *path = arg;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    bool ok = false;
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, cap, "cannot make a socket to probe the vault's loop: %s", strerror(errno));
+        return false;
+    }
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        /* EAGAIN: the listen backlog is full, nobody accepts */
+        snprintf(why, cap, "the vault's socket %s refuses a connection: %s", path, strerror(errno));
+        goto out;
+    }
+    (void)shutdown(fd, SHUT_WR);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, (int)max_age_ms);
+    char c;
+    if (n == 1 && read(fd, &c, 1) <= 0)
+        ok = true; /* end of file (or reset): the loop accepted, read and closed it */
+    else
+        snprintf(why, cap, "the vault's loop did not answer on %s within %llu ms", path, (unsigned long long)max_age_ms);
+out:
+    close(fd);
+    return ok || atomic_load(&leaving); /* the loop has ended on purpose */
+}
 
 static int
 init_shares(const char *dir, int n, int t, pd_vault_store_t *st)
@@ -231,6 +276,12 @@ main(int argc, char **argv)
     if (pd_vault_harden(err, sizeof(err)) != 0) {
         fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
         return 1;
+    }
+    /* the service manager's variables leave the environment before anything reads a file */
+    static pd_sdnotify_t notify;
+    if (pd_sdnotify_open(&notify, err, sizeof(err)) != 0) {
+        fprintf(stderr, "payd-vault: environment error: %s\n", err);
+        return 2;
     }
     if (pd_config_new(&cfg) != 0 || pd_config_add(cfg, "vault", daemon_keys, sizeof(daemon_keys) / sizeof(daemon_keys[0]), &dc) != 0)
         return 1;
@@ -480,6 +531,11 @@ main(int argc, char **argv)
         fprintf(stderr, "payd-vault: nothing to serve (give --socket, --listen or --fd)\n");
         return 2;
     }
+    if (notify.watchdog_usec > 0 && sock == NULL) {
+        fprintf(stderr, "payd-vault: WATCHDOG_USEC is set (systemd WatchdogSec=) but there is no --socket: the "
+                        "watchdog checks the vault's loop through its Unix socket\n");
+        return 2;
+    }
     struct sigaction sa = {.sa_handler = on_signal}, ign = {.sa_handler = SIG_IGN};
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGPIPE, &ign, NULL) != 0) {
         fprintf(stderr, "payd-vault: cannot set up signal handling: %s\n", strerror(errno));
@@ -492,7 +548,25 @@ main(int argc, char **argv)
         fprintf(stderr, "payd-vault: cannot ask to end with payd (prctl PR_SET_PDEATHSIG): %s\n", strerror(errno));
         return 1;
     }
+    /* the listeners are bound and the state is open: peers that connect now are served */
+    if (pd_sdnotify_status(&notify, "READY=1\n", "ready: %s%s%s", sock != NULL ? sock : "",
+                           sock != NULL && opt(dc.listen) != NULL ? ", " : "", opt(dc.listen) ? dc.listen : "") != 0) {
+        /* logged once; the manager's start timeout decides */
+    }
+    static pd_sdnotify_watchdog_t *watchdog;
+    static char probe_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(probe_path, sizeof(probe_path), "%s", sock != NULL ? sock : "");
+    if ((r = pd_sdnotify_watchdog_start(&watchdog, &notify, loop_answers, probe_path)) != 0) {
+        fprintf(stderr, "payd-vault: cannot start the watchdog thread: %s\n", pd_strerror(r));
+        return 1;
+    }
     r = pd_vault_server_run(srv, &stop, nfds > 0);
+    atomic_store(&leaving, true);
+    if (pd_sdnotify_status(&notify, "STOPPING=1\n", "stopping") != 0) {
+        /* logged once */
+    }
+    pd_sdnotify_watchdog_stop(watchdog);
+    pd_sdnotify_close(&notify);
     pd_vault_server_free(srv);
     pd_vault_state_close(v);
     if (sock != NULL)

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -29,6 +30,7 @@
 #include "payd/money.h"
 #include "payd/payments.h"
 #include "payd/privsep.h"
+#include "payd/sdnotify.h"
 #include "payd/service.h"
 #include "payd/vault_spawn.h"
 #include "payd/traffic_log.h"
@@ -61,6 +63,10 @@ typedef struct {
     pd_processor_t *simulator;
     pd_api_t *payments_api;
     pd_merchant_keys_t dev_keys;
+    pd_sdnotify_t notify;          /* the service manager (systemd Type=notify); a no-op without one */
+    pd_sdnotify_watchdog_t *watchdog;
+    bool notified_ready;           /* READY=1 sent */
+    char status[512];              /* the last STATUS= sent */
     const char *config_path;
     bool root;                     /* started as root: drops to run_as after binding */
     pd_privsep_user_t run_as;      /* [server] user */
@@ -462,6 +468,49 @@ dead_nodes(void *arg, int64_t *dead)
     return pd_cluster != NULL && pd_lease_held(PD_LEASE_ALARMS) && pd_cluster_counts(&alive, dead);
 }
 
+/* the watchdog's liveness check: every event loop turned lately (a stuck loop stops the pings) */
+static bool
+loops_alive(void *arg, uint64_t max_age_ms, char *why, size_t cap)
+{
+    (void)arg;
+    return pd_server_loops_alive(g_server, max_age_ms, why, cap);
+}
+
+/*
+ * Tells the service manager what /readyz would say: READY=1 the first time payd is
+ * ready (listeners bound, store writable, vault connected: the probes), then a
+ * STATUS= line whenever that changes. The watchdog starts with READY=1.
+ */
+static void
+notify_state(app_t *app)
+{
+    char why[256] = "", status[512];
+    if (!pd_sdnotify_enabled(&app->notify))
+        return; /* no manager: the probes are not run for nobody */
+    bool ready = pd_server_ready(g_server, why, sizeof(why));
+    if (ready)
+        snprintf(status, sizeof(status), "ready%s%s: API port %u, admin port %u", why[0] ? ", degraded: " : "", why,
+                 pd_server_api_port(g_server), pd_server_admin_port(g_server));
+    else
+        snprintf(status, sizeof(status), "not ready: %s", why);
+    if (ready && !app->notified_ready) {
+        app->notified_ready = true;
+        if (pd_sdnotify_status(&app->notify, "READY=1\n", "%s", status) != 0)
+            return; /* logged once; the manager's start timeout decides */
+        snprintf(app->status, sizeof(app->status), "%s", status);
+        int r = pd_sdnotify_watchdog_start(&app->watchdog, &app->notify, loops_alive, NULL);
+        if (r != 0)
+            pd_log_error("cannot start the watchdog thread; the service manager will end payd", PD_LERR(r));
+        return;
+    }
+    if (app->notified_ready && strcmp(status, app->status) != 0) {
+        snprintf(app->status, sizeof(app->status), "%s", status);
+        if (pd_sdnotify_status(&app->notify, "", "%s", status) != 0) {
+            /* logged once by pd_sdnotify_send */
+        }
+    }
+}
+
 static int
 render_alarms(void *arg, pd_buf_t *out)
 {
@@ -671,10 +720,26 @@ run(app_t *app)
         return r;
     print_banner(app);
     for (;;) {
-        if (sigwait(&set, &sig) != 0)
-            continue;
+        /* between signals: readiness for the service manager, checked often until the first READY=1 */
+        notify_state(app);
+        bool soon = pd_sdnotify_enabled(&app->notify) && !app->notified_ready;
+        struct timespec wait = {soon ? 0 : 1, soon ? 50000000L : 0};
+        if ((sig = sigtimedwait(&set, NULL, &wait)) < 0)
+            continue; /* EAGAIN: the time passed; EINTR */
         if (sig == SIGHUP) {
+            struct timespec now;
+            char pre[96];
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            snprintf(pre, sizeof(pre), "RELOADING=1\nMONOTONIC_USEC=%llu\n",
+                     (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000);
+            if (pd_sdnotify_status(&app->notify, pre, "reloading (SIGHUP)") != 0) {
+                /* logged once */
+            }
+            app->status[0] = '\0'; /* the next check says the state again */
             reload(app);
+            if (app->notified_ready && pd_sdnotify_send(&app->notify, "READY=1") != 0) {
+                /* logged once */
+            }
         } else if (sig == SIGUSR1) {
             pd_log_sink_t *cur = pd_log_set_sink(NULL);
             if (pd_log_sink_reopen(cur) != 0)
@@ -686,6 +751,12 @@ run(app_t *app)
         } else {
             pd_log_info("shutting down: draining in-flight requests", PD_LS("signal", strsignal(sig)),
                         PD_LI("drain_timeout_ms", app->api.drain_timeout_ms));
+            if (pd_sdnotify_status(&app->notify, "STOPPING=1\n", "draining in-flight requests (%s)", strsignal(sig)) != 0) {
+                /* logged once */
+            }
+            /* the loops end during the drain: that is no stall (systemd stops watching at STOPPING=1) */
+            pd_sdnotify_watchdog_stop(app->watchdog);
+            app->watchdog = NULL;
             int left = pd_server_drain(g_server);
             if (left > 0)
                 pd_log_warn("drain deadline passed with requests in flight", PD_LI("requests", left));
@@ -712,6 +783,12 @@ main(int argc, char **argv)
     }
     if (register_config(&app) != 0 || load_config(&app, argc, argv) != 0)
         goto out;
+    /* before any child (the vault's parent) or thread: the variables are taken out of the environment */
+    char notify_err[512];
+    if (pd_sdnotify_open(&app.notify, notify_err, sizeof(notify_err)) != 0) {
+        fprintf(stderr, "payd: environment error:\n%s\n", notify_err);
+        goto out;
+    }
     if (app.print_reference) {
         pd_config_reference(app.cfg, stdout);
         rc = 0;
@@ -768,6 +845,8 @@ main(int argc, char **argv)
         rc = 0;
 out:
     /* the loops have stopped; nothing reads the configuration any more */
+    pd_sdnotify_watchdog_stop(app.watchdog);
+    pd_sdnotify_close(&app.notify);
     pd_config_free(app.cfg);
     return rc;
 }

@@ -52,7 +52,8 @@ static const pd_config_key_t admin_keys[] = {
     {"allow_public", PD_CT_BOOL, D(allow_public), "false",
      .help = "allow a non-loopback admin address (the private-subnet rule is refused otherwise)"},
     {"test_endpoints", PD_CT_BOOL, D(test_endpoints), "false",
-     .help = "serve GET /debug/sleep?ms=N on the admin listener (for tests of graceful shutdown only)"},
+     .help = "serve GET /debug/sleep?ms=N and /debug/stall?ms=N (blocks its event loop) on the admin listener "
+             "(for tests of graceful shutdown and the watchdog only)"},
 };
 #undef D
 

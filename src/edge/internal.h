@@ -23,6 +23,7 @@ struct pd_loop {
     sem_t ready;         /* posted by the loop thread once its h2o objects exist */
     _Atomic bool stop;   /* leave the loop now */
     _Atomic bool exited;
+    _Atomic uint64_t turned_ms; /* pd_mono_ms() at the loop's last turn (pd_server_loops_alive) */
     bool drain_started;  /* loop thread only */
     uint64_t grace_end_ms; /* drain: idle HTTP/1 connections are closed from then on (loop thread only) */
     pd_task_t drain_task;  /* posted by pd_server_drain to start the drain at once */
@@ -60,10 +61,7 @@ struct pd_server {
     _Atomic unsigned tls_gen;
     _Atomic bool draining;
     void *user;
-    struct {
-        pd_filter_fn fn;
-        void *arg;
-    } filters[2][PD_EDGE_MAX_FILTERS]; /* by pd_stage_t */
+    pd_filter_t filters[2][PD_EDGE_MAX_FILTERS]; /* by pd_stage_t */
     size_t nfilters[2];
     struct {
         pd_finish_fn fn;

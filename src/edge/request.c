@@ -416,6 +416,40 @@ path_refused(pd_req_t *r, h2o_req_t *req)
     return true;
 }
 
+/*
+ * The pipeline from position pos on: the PD_STAGE_EARLY filters (0 .. nearly-1), the
+ * parameters (parsed on reaching nearly), the PD_STAGE_PARSED filters, the schema,
+ * the handler. A filter that answers PD_FILTER_PENDING holds r and calls
+ * pd_req_resume later, which comes back here at the filter after it.
+ */
+static void
+run_from(pd_req_t *r, size_t pos)
+{
+    pd_server_t *s = r->loop->srv;
+    size_t ne = s->nfilters[PD_STAGE_EARLY], np = s->nfilters[PD_STAGE_PARSED];
+    for (; pos <= ne + np; pos++) {
+        if (pos == ne && parse_params(r) != 0)
+            return;
+        if (pos == ne + np)
+            break;
+        const pd_filter_t *f = pos < ne ? &s->filters[PD_STAGE_EARLY][pos] : &s->filters[PD_STAGE_PARSED][pos - ne];
+        int v = f->fn(r, f->arg);
+        if (v == PD_FILTER_PENDING) {
+            r->resume_at = pos + 1;
+            return;
+        }
+        if (v != 0)
+            return;
+    }
+    if (check_schema(r) != 0)
+        return;
+    r->route->handler(r);
+    if (!r->responded && r->holds == 0) {
+        pd_log_error("BUG: handler returned without responding", PD_LS("route", r->route->pattern));
+        pd_resp_error(r, 500, "api_error", NULL, "An internal error occurred.", NULL);
+    }
+}
+
 static void
 route_request(pd_req_t *r)
 {
@@ -466,21 +500,33 @@ route_request(pd_req_t *r)
         pd_resp_error(r, 400, "invalid_request_error", "body_not_allowed", "This endpoint does not take a body.", NULL);
         return;
     }
-    for (size_t i = 0; i < s->nfilters[PD_STAGE_EARLY]; i++)
-        if (s->filters[PD_STAGE_EARLY][i].fn(r, s->filters[PD_STAGE_EARLY][i].arg) != 0)
-            return;
-    if (parse_params(r) != 0)
-        return;
-    for (size_t i = 0; i < s->nfilters[PD_STAGE_PARSED]; i++)
-        if (s->filters[PD_STAGE_PARSED][i].fn(r, s->filters[PD_STAGE_PARSED][i].arg) != 0)
-            return;
-    if (check_schema(r) != 0)
-        return;
-    route->handler(r);
-    if (!r->responded && r->holds == 0) {
-        pd_log_error("BUG: handler returned without responding", PD_LS("route", route->pattern));
-        pd_resp_error(r, 500, "api_error", NULL, "An internal error occurred.", NULL);
-    }
+    run_from(r, 0);
+}
+
+void
+pd_req_continue(pd_req_t *r, void (*fn)(pd_req_t *r, void *arg), void *arg)
+{
+    /* the hold ends here; its reference keeps r valid while fn runs */
+    bool held = r->holds > 0;
+    if (held)
+        r->holds--;
+    if (r->h2o != NULL && !r->responded)
+        fn(r, arg);
+    if (held)
+        h2o_mem_release_shared(r);
+}
+
+static void
+resume_run(pd_req_t *r, void *arg)
+{
+    (void)arg;
+    run_from(r, r->resume_at);
+}
+
+void
+pd_req_resume(pd_req_t *r)
+{
+    pd_req_continue(r, resume_run, NULL);
 }
 
 static int

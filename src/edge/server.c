@@ -157,9 +157,11 @@ loop_main(void *arg)
     snprintf(name, sizeof(name), "payd-loop-%d", loop->index);
     pthread_setname_np(pthread_self(), name);
     loop_setup(loop);
+    atomic_store(&loop->turned_ms, pd_mono_ms());
     sem_post(&loop->ready);
     while (!atomic_load(&loop->stop)) {
         h2o_evloop_run(loop->evloop, 100);
+        atomic_store(&loop->turned_ms, pd_mono_ms()); /* the heartbeat: at least every 100 ms plus the work */
         pd_h2guard_sweep(loop);
         if (s->tick_fn != NULL)
             s->tick_fn(false, s->tick_arg);
@@ -351,6 +353,27 @@ pd_server_ready(pd_server_t *s, char *why, size_t cap)
             snprintf(note, sizeof(note), "%s: %s", s->probes[i].name, r);
     }
     snprintf(why, cap, "%s", note);
+    return true;
+}
+
+bool
+pd_server_loops_alive(pd_server_t *s, uint64_t max_age_ms, char *why, size_t cap)
+{
+    uint64_t now = pd_mono_ms();
+    for (int i = 0; i < s->nloops; i++) {
+        pd_loop_t *l = &s->loops[i];
+        if (!l->started)
+            continue;
+        if (atomic_load(&l->exited)) {
+            snprintf(why, cap, "event loop %d has exited", i);
+            return false;
+        }
+        uint64_t t = atomic_load(&l->turned_ms);
+        if (now > t && now - t > max_age_ms) {
+            snprintf(why, cap, "event loop %d has not turned for %llu ms", i, (unsigned long long)(now - t));
+            return false;
+        }
+    }
     return true;
 }
 

@@ -41,6 +41,8 @@ static const pd_config_key_t keys[] = {
     {"retention", PD_CT_MS, C(retention_ms), "24h", 1000, 365LL * 86400000,
      .help = "entries older than this are trimmed (XADD MINID ~)"},
     {"encrypt", PD_CT_BOOL, C(encrypt), "true", .help = "payload envelope-encrypted under alias/events"},
+    {"replicas", PD_CT_INT, C(replicas), "0", 0, 16,
+     .help = "an entry is published once this many replicas hold it (WAIT); 0: once the master does"},
 #undef C
 };
 
@@ -115,7 +117,7 @@ struct pd_stream {
     pd_store_t *store;
     pd_vault_client_t *vault;
     pd_rlink_t *link;
-    int64_t partitions, retention_ms;
+    int64_t partitions, retention_ms, replicas;
     bool encrypt;
     pthread_t thread;
     atomic_bool stop;
@@ -123,6 +125,7 @@ struct pd_stream {
     pthread_cond_t cv;
     bool kicked;
     int64_t backoff_ms, last_warn;
+    int64_t last_big; /* when an event too large to encrypt was last logged */
 };
 
 typedef struct {
@@ -165,11 +168,14 @@ event_json(pd_db_t *db, const pd_outbox_ev_t *e, pd_buf_t *js, int64_t *created)
 }
 
 /*
- * Sealing a batch: every event's envelope is requested from the vault at once and
- * the publisher waits for the last reply, so a batch costs one round trip rather
- * than one per event (the vault client matches replies to requests). Each reply
- * replaces its entry's JSON with the hex of the envelope, on the client's thread;
- * the publisher touches the entries again only after the count reached zero.
+ * Sealing a batch: the events go to the vault in ENCRYPT_BATCH requests
+ * (pd_vault_encrypt_batch: up to PD_VAULT_BATCH_MAX payloads, PD_VAULT_BATCH_BYTES in
+ * all, one audit record each), all sent at once, and the publisher waits for the last
+ * reply: a batch of the stream costs one round trip and a few vault operations rather
+ * than one of each per event. Each envelope is the one Encrypt would make (the stream's
+ * format is unchanged). A reply replaces its entries' JSON with the hex of their
+ * envelopes, on the client's thread; the publisher touches the entries again only after
+ * the count of replies due reached zero.
  */
 typedef struct {
     pthread_mutex_t mu;
@@ -179,25 +185,35 @@ typedef struct {
 
 typedef struct {
     seal_wait_t *wait;
-    pd_buf_t *payload; /* in: the JSON; out: the envelope's hex */
+    pd_buf_t *payload[PD_VAULT_BATCH_MAX]; /* in: the JSON; out: the envelope's hex */
+    size_t n;
     int rc;
 } seal_t;
 
+static int
+put_hex(pd_buf_t *p, pd_view_t env)
+{
+    OPENSSL_cleanse(p->p, p->len);
+    pd_buf_reset(p);
+    int rc = pd_buf_reserve(p, env.len * 2 + 1);
+    if (rc == 0) {
+        pd_hex(env.p, env.len, (char *)p->p);
+        p->len = env.len * 2;
+    }
+    return rc;
+}
+
 static void
-on_sealed(void *arg, int rc, const pd_vault_reply_t *env)
+on_sealed(void *arg, int rc, const pd_vault_reply_t *rep)
 {
     seal_t *e = arg;
-    if (rc == 0 && env != NULL) {
-        pd_buf_t *p = e->payload;
-        OPENSSL_cleanse(p->p, p->len);
-        pd_buf_reset(p);
-        if ((rc = pd_buf_reserve(p, env->data.len * 2 + 1)) == 0) {
-            pd_hex(env->data.p, env->data.len, (char *)p->p);
-            p->len = env->data.len * 2;
-        }
-    } else if (rc == 0) {
-        rc = PD_ERR_INTERNAL;
-    }
+    pd_view_t envs[PD_VAULT_BATCH_MAX];
+    if (rc == 0 && (rep == NULL || pd_vault_batch_envelopes(pd_buf_view(&rep->data), envs, e->n) != 0))
+        rc = PD_ERR_PROTOCOL;
+    for (size_t i = 0; rc == 0 && i < e->n; i++)
+        rc = put_hex(e->payload[i], envs[i]);
+    if (rc != 0 && rep != NULL && rep->text[0] != '\0')
+        pd_log_warn("stream: the vault refused a batch", PD_LS("reason", rep->text), PD_LERR(rc));
     e->rc = rc;
     pthread_mutex_lock(&e->wait->mu);
     if (--e->wait->left == 0)
@@ -205,39 +221,64 @@ on_sealed(void *arg, int rc, const pd_vault_reply_t *env)
     pthread_mutex_unlock(&e->wait->mu);
 }
 
-/* seals the entries whose rc[i] is 0; an entry that fails gets its rc[i] */
+/* sends one request for the n entries in idx (their contexts in ctx) */
+static void
+seal_send(pd_stream_t *s, seal_wait_t *w, seal_t *seal, pd_buf_t *payload, char (*ctx)[200], const size_t *idx,
+          size_t n)
+{
+    pd_vault_batch_item_t it[PD_VAULT_BATCH_MAX];
+    *seal = (seal_t){.wait = w, .n = n};
+    for (size_t j = 0; j < n; j++) {
+        seal->payload[j] = &payload[idx[j]];
+        it[j] = (pd_vault_batch_item_t){pd_view_cstr(ctx[idx[j]]), pd_buf_view(&payload[idx[j]])};
+    }
+    pthread_mutex_lock(&w->mu);
+    w->left++;
+    pthread_mutex_unlock(&w->mu);
+    int r = pd_vault_encrypt_batch(s->vault, PD_STREAM_KEY_ALIAS, it, n, on_sealed, seal);
+    if (r != 0) {
+        pthread_mutex_lock(&w->mu);
+        w->left--;
+        pthread_mutex_unlock(&w->mu);
+        seal->rc = r;
+    }
+}
+
+/* seals the entries whose rc[i] is 0; an entry that fails gets its rc[i] (all of its
+ * request's entries do: the vault seals a request whole or not at all) */
 static void
 seal_batch(pd_stream_t *s, const pd_outbox_ev_t *ev, pd_buf_t *payload, int *rc, size_t n)
 {
     seal_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    char ctx[STREAM_BATCH][200];
     seal_t seals[STREAM_BATCH];
+    size_t req_of[STREAM_BATCH], nreq = 0, idx[PD_VAULT_BATCH_MAX], k = 0, bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        char ctx[200];
         if (rc[i] != 0)
             continue;
-        if ((rc[i] = pd_stream_context(ctx, sizeof(ctx), ev[i].event_id, ev[i].merchant)) != 0)
+        if ((rc[i] = pd_stream_context(ctx[i], sizeof(ctx[i]), ev[i].event_id, ev[i].merchant)) != 0)
             continue;
-        seals[i] = (seal_t){&w, &payload[i], 0};
-        pthread_mutex_lock(&w.mu);
-        w.left++;
-        pthread_mutex_unlock(&w.mu);
-        int r = pd_vault_encrypt(s->vault, PD_STREAM_KEY_ALIAS, pd_view_cstr(ctx), pd_buf_view(&payload[i]), on_sealed,
-                                 &seals[i]);
-        if (r != 0) {
-            pthread_mutex_lock(&w.mu);
-            w.left--;
-            pthread_mutex_unlock(&w.mu);
-            rc[i] = r;
-            seals[i].rc = r;
+        if (payload[i].len > PD_VAULT_BATCH_BYTES) {
+            rc[i] = PD_ERR_TOOBIG; /* logged by the caller: this event waits */
+            continue;
         }
+        if (k == PD_VAULT_BATCH_MAX || bytes + payload[i].len > PD_VAULT_BATCH_BYTES) {
+            seal_send(s, &w, &seals[nreq++], payload, ctx, idx, k);
+            k = bytes = 0;
+        }
+        req_of[i] = nreq;
+        idx[k++] = i;
+        bytes += payload[i].len;
     }
+    if (k > 0)
+        seal_send(s, &w, &seals[nreq++], payload, ctx, idx, k);
     pthread_mutex_lock(&w.mu);
     while (w.left > 0)
         pthread_cond_wait(&w.cv, &w.mu);
     pthread_mutex_unlock(&w.mu);
     for (size_t i = 0; i < n; i++)
         if (rc[i] == 0)
-            rc[i] = seals[i].rc;
+            rc[i] = seals[req_of[i]].rc;
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
 }
@@ -271,6 +312,39 @@ write_done(pd_db_t *tx, void *arg)
         if (b->acked[i])
             done[n++] = b->ev[i];
     return pd_stream_outbox_done(tx, done, n);
+}
+
+#define WAIT_MS "1000"
+
+/*
+ * WAIT: true once [stream] replicas replicas acknowledged every write of this
+ * connection so far (the pass's XADDs), within WAIT_MS. Redis replicates
+ * asynchronously: without it, entries the master acknowledged and had not yet sent
+ * to a replica are lost when Sentinel promotes that replica.
+ */
+static bool
+replicas_hold(pd_stream_t *s, char *why, size_t cap)
+{
+    char want[24];
+    snprintf(want, sizeof(want), "%lld", (long long)s->replicas);
+    const char *argv[] = {"WAIT", want, WAIT_MS};
+    size_t lens[] = {4, strlen(want), strlen(WAIT_MS)};
+    redisReply *rep = NULL;
+    int r = pd_rlink_append(s->link, 3, argv, lens);
+    if (r == 0)
+        r = pd_rlink_flush(s->link);
+    if (r == 0)
+        r = pd_rlink_read(s->link, &rep);
+    if (r != 0) {
+        snprintf(why, cap, "WAIT: %s", pd_strerror(r));
+        return false;
+    }
+    bool ok = rep->type == REDIS_REPLY_INTEGER && rep->integer >= s->replicas;
+    if (!ok)
+        snprintf(why, cap, "WAIT: %lld of %lld replicas hold the entries after %s ms",
+                 rep->type == REDIS_REPLY_INTEGER ? (long long)rep->integer : -1LL, (long long)s->replicas, WAIT_MS);
+    freeReplyObject(rep);
+    return ok;
 }
 
 /* one pass: the number of rows taken (acknowledged or dropped); -1 when Redis failed */
@@ -316,6 +390,19 @@ publish_once(pd_stream_t *s)
     for (size_t i = 0; i < b->nev; i++) {
         if (b->acked[i])
             continue;
+        if (b->rc[i] == PD_ERR_TOOBIG) {
+            /* not transient: no back-off for it (the others go on); it stays queued, and
+             * is logged once per 10 s rather than on every pass */
+            int64_t now = pd_real_ms();
+            if (s->last_big == 0 || now - s->last_big >= WARN_EVERY_MS) {
+                pd_log_error("stream: an event is larger than the vault encrypts in one request; it stays queued, "
+                             "unpublished",
+                             PD_LS("event", b->ev[i].event_id), PD_LI("bytes", (int64_t)b->payload[i].len),
+                             PD_LI("max", PD_VAULT_BATCH_BYTES));
+                s->last_big = now;
+            }
+            continue;
+        }
         if (b->rc[i] != 0) { /* the vault (or memory): this event waits for the next pass, after a back-off */
             pd_log_warn("stream: cannot build an entry; retried", PD_LS("event", b->ev[i].event_id), PD_LERR(b->rc[i]));
             retry = true;
@@ -347,6 +434,12 @@ publish_once(pd_stream_t *s)
             n = -1;
         }
         freeReplyObject(rep);
+    }
+    if (n == 0 && sent > 0 && s->replicas > 0 && !replicas_hold(s, why, sizeof(why))) {
+        /* the master may lose them in a failover: they stay queued and go again (same ids) */
+        for (size_t k = 0; k < sent; k++)
+            b->acked[which[k]] = false;
+        n = -1;
     }
     if (n < 0) {
         warn_down(s, "publish", why);
@@ -429,6 +522,7 @@ pd_stream_start(pd_stream_t **out, pd_store_t *store, pd_vault_client_t *vault, 
     s->partitions = g_cfg != NULL ? g_cfg->partitions : 3;
     s->retention_ms = g_cfg != NULL ? g_cfg->retention_ms : 86400000;
     s->encrypt = g_cfg == NULL || g_cfg->encrypt;
+    s->replicas = g_cfg != NULL ? g_cfg->replicas : 0;
     s->backoff_ms = BACKOFF_MIN_MS;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

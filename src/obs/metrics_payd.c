@@ -59,11 +59,12 @@ static const struct {
     {PD_MSG_GENERATE_DATA_KEY, "generate_data_key"},
     {PD_MSG_REENCRYPT, "reencrypt"},
     {PD_MSG_SECRET_GET, "secret_get"},
+    {PD_MSG_ENCRYPT_BATCH, "encrypt_batch"},
 };
 #define NVAULT_OPS (sizeof(vault_op_types) / sizeof(vault_op_types[0]))
 static const char *const vault_ops[] = {"auth",    "tokenize", "card_get",          "detokenize", "card_delete",
                                         "encrypt", "decrypt",  "generate_data_key", "reencrypt",  "secret_get",
-                                        "admin",   "other",    NULL};
+                                        "encrypt_batch", "admin",   "other",    NULL};
 #define VAULT_OP_ADMIN NVAULT_OPS
 #define VAULT_OP_OTHER (NVAULT_OPS + 1)
 
@@ -156,6 +157,14 @@ const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES] = {
                            PD_METRIC_COUNTER, 0, 0, {{0}}, NULL, 0},
     [PD_MX_STORE_SYNC_SECONDS] = {"payd_store_sync_seconds_total", "Time spent in deferred syncs.", PD_METRIC_COUNTER,
                                   0, 0, {{0}}, NULL, 0},
+    [PD_MX_STORE_READ_QUEUE] = {"payd_store_read_queue_depth", "Reads waiting for one of the store's reader threads.",
+                                PD_METRIC_GAUGE, 0, 0, {{0}}, NULL, 0},
+    [PD_MX_STORE_READS_BUSY] = {"payd_store_reads_running",
+                                "Reader threads running a read now (all of them: reads wait in the queue).",
+                                PD_METRIC_GAUGE, 0, 0, {{0}}, NULL, 0},
+    [PD_MX_STORE_READ_QUEUE_FULL] = {"payd_store_read_queue_full_total",
+                                     "Reads refused because the reader queue was full (503 storage_unavailable).",
+                                     PD_METRIC_COUNTER, 0, 0, {{0}}, NULL, 0},
     [PD_MX_RECONCILE_MISMATCHES] = {"payd_reconciliation_mismatches_total",
                                     "Differences reconciliation found between payd's books and the processor's.",
                                     PD_METRIC_COUNTER, 0, 0, {{0}}, NULL, 0},

@@ -18,6 +18,13 @@ int pd_store_migrate(pd_db_t *db, int *version, const char *setting);
  * one line naming the setting; *setting gets the one in force, for later errors. */
 struct pd_cred;
 int pd_store_cred_open(const pd_store_config_t *c, struct pd_cred **out, const char **setting);
+/* read_pool.c: the reader threads of pd_store_read. free finishes the queued reads
+ * (each runs: its caller waits for its answer), then joins the threads. */
+typedef struct pd_read_pool pd_read_pool_t;
+int pd_read_pool_new(pd_read_pool_t **out, pd_store_t *s, int nthreads, int64_t max_queue);
+int pd_read_pool_submit(pd_read_pool_t *p, pd_read_fn fn, void *arg);
+void pd_read_pool_stats(pd_read_pool_t *p, pd_store_stats_t *out);
+void pd_read_pool_free(pd_read_pool_t *p);
 /* The number of migrations this binary knows. */
 int pd_store_schema_latest(void);
 

@@ -93,9 +93,9 @@ pd_charge_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, c
 
 static const pd_list_def_t charge_list = {
     "SELECT " CH_COLS " FROM charges WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
-    "AND seq < ? ORDER BY seq DESC LIMIT ?",
+    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " CH_COLS " FROM charges WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
-    "AND seq > ? ORDER BY seq ASC LIMIT ?",
+    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM charges WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_charge,
     sizeof(pd_charge_rec_t),
@@ -288,9 +288,9 @@ pd_refund_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, c
 
 static const pd_list_def_t refund_list = {
     "SELECT " RE_COLS " FROM refunds WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
-    "AND seq < ? ORDER BY seq DESC LIMIT ?",
+    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " RE_COLS " FROM refunds WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
-    "AND seq > ? ORDER BY seq ASC LIMIT ?",
+    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM refunds WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_refund,
     sizeof(pd_refund_rec_t),

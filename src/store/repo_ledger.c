@@ -67,9 +67,9 @@ pd_btxn_insert(pd_db_t *tx, const pd_btxn_rec_t *b)
 
 static const pd_list_def_t btxn_list = {
     "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND seq < ? ORDER BY seq DESC LIMIT ?",
+    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND seq > ? ORDER BY seq ASC LIMIT ?",
+    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM balance_transactions WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_btxn,
     sizeof(pd_btxn_rec_t),

@@ -72,6 +72,7 @@ struct pd_store {
     pthread_key_t reader_key;
     reader_t *readers; /* all reader connections, for close */
     pthread_mutex_t readers_mu;
+    pd_read_pool_t *pool; /* reader threads of pd_store_read (NULL: reads run inline) */
     pd_store_stats_t stats;
 };
 
@@ -434,6 +435,21 @@ pd_store_reader(pd_store_t *s)
     return rd->db;
 }
 
+int
+pd_store_read(pd_store_t *s, pd_read_fn fn, void *arg)
+{
+    if (s->pool != NULL)
+        return pd_read_pool_submit(s->pool, fn, arg);
+    fn(pd_store_reader(s), arg);
+    return 0;
+}
+
+bool
+pd_store_reads_offloaded(const pd_store_t *s)
+{
+    return s->pool != NULL;
+}
+
 bool
 pd_store_writable(pd_store_t *s, char *why, size_t cap)
 {
@@ -464,6 +480,7 @@ pd_store_stats(pd_store_t *s, pd_store_stats_t *out)
     for (reader_t *rd = s->readers; rd != NULL; rd = rd->next)
         out->readers++;
     pthread_mutex_unlock(&s->readers_mu);
+    pd_read_pool_stats(s->pool, out);
 }
 
 int
@@ -557,9 +574,17 @@ pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir
         }
         s->writers[i].started = s->started = true;
     }
+    /* SQLite reads are local WAL snapshot reads that never wait for the writer (a
+     * few microseconds): a hop to a reader thread and back would cost more than the
+     * read, so they stay inline unless store.readers asks for threads */
+    int64_t nreaders = c->readers >= 0 ? c->readers : c->backend == PD_STORE_POSTGRES ? 4 : 0;
+    if (nreaders > 0 && (r = pd_read_pool_new(&s->pool, s, (int)nreaders, c->read_queue > 0 ? c->read_queue : 4096)) != 0) {
+        pd_store_close(s);
+        return r;
+    }
     if (c->backend == PD_STORE_POSTGRES)
         pd_log_info("store open", PD_LS("backend", "postgres"), PD_LI("writers", s->nwriters),
-                    PD_LI("schema", s->version));
+                    PD_LI("readers", nreaders), PD_LI("schema", s->version));
     *out = s;
     return 0;
 }
@@ -569,6 +594,8 @@ pd_store_close(pd_store_t *s)
 {
     if (s == NULL)
         return;
+    pd_read_pool_free(s->pool); /* its reads may still submit writes: before the writers stop */
+    s->pool = NULL;
     if (s->started) {
         pthread_mutex_lock(&s->mu);
         s->closing = true;

@@ -15,6 +15,11 @@ static const pd_config_key_t keys[] = {
      .help = "vault secret holding the PostgreSQL password (\"PASSWORD\" or \"USER\\nPASSWORD\"; rotations are picked up)"},
     {"writers", PD_CT_INT, S(writers), "4", 1, 64,
      .help = "PostgreSQL writer connections, each committing its own batch (SQLite has one writer)"},
+    {"readers", PD_CT_INT, S(readers), "-1", -1, 64,
+     .help = "reader threads, each with its own connection, that run the API's reads off the event loops (-1: 4 on "
+             "postgres, 0 on sqlite; 0: reads run on the calling thread)"},
+    {"read_queue", PD_CT_INT, S(read_queue), "4096", 16, 1000000,
+     .help = "reads waiting for a reader thread before new ones are refused (503)"},
     {"max_batch", PD_CT_INT, S(max_batch), "512", 1, 100000,
      .help = "most writes committed together in one transaction (group commit)"},
     {"max_queue", PD_CT_INT, S(max_queue), "100000", 16, 10000000,

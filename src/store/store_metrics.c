@@ -63,6 +63,33 @@ sync_seconds(void *arg, double *out, size_t n)
         out[0] = (double)st.sync_ns / 1e9;
 }
 
+static void
+read_queue(void *arg, double *out, size_t n)
+{
+    pd_store_stats_t st;
+    pd_store_stats(arg, &st);
+    if (n >= 1)
+        out[0] = (double)st.reads_queued;
+}
+
+static void
+reads_busy(void *arg, double *out, size_t n)
+{
+    pd_store_stats_t st;
+    pd_store_stats(arg, &st);
+    if (n >= 1)
+        out[0] = (double)st.reads_busy;
+}
+
+static void
+read_queue_full(void *arg, double *out, size_t n)
+{
+    pd_store_stats_t st;
+    pd_store_stats(arg, &st);
+    if (n >= 1)
+        out[0] = (double)st.read_queue_full;
+}
+
 int
 pd_store_metrics_attach(pd_store_t *s)
 {
@@ -73,6 +100,8 @@ pd_store_metrics_attach(pd_store_t *s)
         {PD_MX_STORE_QUEUE_DEPTH, queue_depth}, {PD_MX_DB_CONNECTIONS, connections},
         {PD_MX_STORE_WRITES, writes},           {PD_MX_STORE_QUEUE_FULL, queue_full},
         {PD_MX_STORE_SYNCS, syncs},             {PD_MX_STORE_SYNC_SECONDS, sync_seconds},
+        {PD_MX_STORE_READ_QUEUE, read_queue},   {PD_MX_STORE_READS_BUSY, reads_busy},
+        {PD_MX_STORE_READ_QUEUE_FULL, read_queue_full},
     };
     if (pd_mx == NULL)
         return 0;

@@ -805,6 +805,13 @@ pd_vault_encrypt(pd_vault_client_t *c, const char *key, pd_view_t context, pd_vi
 }
 
 int
+pd_vault_encrypt_batch(pd_vault_client_t *c, const char *key, const pd_vault_batch_item_t *items, size_t n,
+                       pd_vault_cb cb, void *arg)
+{
+    SEND(c, PD_MSG_ENCRYPT_BATCH, K_GENERIC, cb, arg, pd_msg_encrypt_batch_enc(&_p, key, items, n));
+}
+
+int
 pd_vault_decrypt(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_cb cb, void *arg)
 {
     SEND(c, PD_MSG_DECRYPT, K_GENERIC, cb, arg, pd_msg_kms_enc(&_p, "", context, env));

@@ -22,6 +22,7 @@ int pd_h_card_get(pd_hctx_t *h);
 int pd_h_detokenize(pd_hctx_t *h);
 int pd_h_card_delete(pd_hctx_t *h);
 int pd_h_encrypt(pd_hctx_t *h);
+int pd_h_encrypt_batch(pd_hctx_t *h);
 int pd_h_decrypt(pd_hctx_t *h);
 int pd_h_reencrypt(pd_hctx_t *h);
 int pd_h_generate_data_key(pd_hctx_t *h);

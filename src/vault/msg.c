@@ -160,8 +160,68 @@ pd_msg_kms_dec(pd_view_t p, char key[PD_MSG_KEY_MAX], pd_view_t *ctx, pd_view_t 
     pd_wire_r_init(&r, p);
     pd_wire_get_cstr(&r, key, PD_MSG_KEY_MAX);
     *ctx = pd_wire_get_bytes(&r, PD_MSG_CTX_MAX);
-    *data = pd_wire_get_bytes(&r, PD_MSG_DATA_MAX);
+    *data = pd_wire_get_bytes(&r, PD_MSG_ENV_MAX);
     return pd_wire_done(&r);
+}
+
+int
+pd_msg_encrypt_batch_enc(pd_buf_t *b, const char *key, const pd_vault_batch_item_t *items, size_t n)
+{
+    pd_wire_w_t w;
+    if (n > UINT16_MAX)
+        return PD_ERR_TOOBIG;
+    pd_wire_w_init(&w, b);
+    pd_wire_put_str(&w, pd_view_cstr(key));
+    pd_wire_put_u16(&w, (uint16_t)n);
+    for (size_t i = 0; i < n; i++) {
+        pd_wire_put_bytes(&w, items[i].context);
+        pd_wire_put_bytes(&w, items[i].pt);
+    }
+    return done_w(&w);
+}
+
+int
+pd_msg_encrypt_batch_dec(pd_view_t p, char key[PD_MSG_KEY_MAX], pd_vault_batch_item_t items[PD_VAULT_BATCH_MAX],
+                         size_t *n)
+{
+    pd_wire_r_t r;
+    pd_wire_r_init(&r, p);
+    pd_wire_get_cstr(&r, key, PD_MSG_KEY_MAX);
+    *n = pd_wire_get_u16(&r);
+    if (r.err != 0)
+        return PD_ERR_PROTOCOL;
+    if (*n > PD_VAULT_BATCH_MAX)
+        return PD_ERR_TOOBIG; /* not read further: the handler refuses the count */
+    for (size_t i = 0; i < *n; i++) {
+        items[i].context = pd_wire_get_bytes(&r, PD_MSG_CTX_MAX);
+        items[i].pt = pd_wire_get_bytes(&r, PD_IPC_MAX_PAYLOAD); /* sizes: the handler's */
+    }
+    return pd_wire_done(&r) == 0 ? 0 : PD_ERR_PROTOCOL;
+}
+
+int
+pd_msg_envs_enc(pd_buf_t *b, const pd_view_t *envs, size_t n)
+{
+    pd_wire_w_t w;
+    if (n > UINT16_MAX)
+        return PD_ERR_TOOBIG;
+    pd_wire_w_init(&w, b);
+    pd_wire_put_u16(&w, (uint16_t)n);
+    for (size_t i = 0; i < n; i++)
+        pd_wire_put_bytes(&w, envs[i]);
+    return done_w(&w);
+}
+
+int
+pd_vault_batch_envelopes(pd_view_t data, pd_view_t *envs, size_t want)
+{
+    pd_wire_r_t r;
+    pd_wire_r_init(&r, data);
+    if (pd_wire_get_u16(&r) != want || r.err != 0)
+        return PD_ERR_PROTOCOL;
+    for (size_t i = 0; i < want; i++)
+        envs[i] = pd_wire_get_bytes(&r, PD_MSG_ENVS_MAX);
+    return pd_wire_done(&r) == 0 ? 0 : PD_ERR_PROTOCOL;
 }
 
 int

@@ -3,6 +3,7 @@
 #define PAYD_VAULT_MSG_H
 
 #include "payd/vault.h"
+#include "payd/vault_crypto.h"
 #include "payd/vault_ipc.h"
 
 #define PD_MSG_KEY_MAX 80
@@ -25,9 +26,26 @@ int pd_msg_ref_dec(pd_view_t p, char merchant[PD_ID_MAX], char token[PD_ID_MAX])
 int pd_msg_pan_enc(pd_buf_t *b, const pd_vault_pan_t *pan);
 int pd_msg_pan_dec(pd_view_t p, pd_vault_pan_t *pan);
 
-/* ENCRYPT (key, ctx, pt), GENERATE_DATA_KEY (key, ctx, empty), DECRYPT/REENCRYPT ("", ctx, env) */
+/* ENCRYPT (key, ctx, pt), GENERATE_DATA_KEY (key, ctx, empty), DECRYPT/REENCRYPT ("", ctx, env).
+ * data is at most PD_MSG_ENV_MAX bytes: the largest envelope ENCRYPT_BATCH makes (one
+ * payload of PD_VAULT_BATCH_BYTES), so that Decrypt opens every envelope the vault
+ * makes; each handler applies its own, smaller bound where it has one (Encrypt: 4096). */
+#define PD_MSG_ENV_MAX (PD_VAULT_BATCH_BYTES + PD_ENV_OVERHEAD)
 int pd_msg_kms_enc(pd_buf_t *b, const char *key, pd_view_t ctx, pd_view_t data);
 int pd_msg_kms_dec(pd_view_t p, char key[PD_MSG_KEY_MAX], pd_view_t *ctx, pd_view_t *data);
+
+/* ENCRYPT_BATCH: key, u16 count, then count x (bytes context, bytes plaintext). The
+ * decoder checks the structure only (PD_ERR_PROTOCOL: bad fields, a context longer than
+ * PD_MSG_CTX_MAX, trailing bytes), and PD_ERR_TOOBIG for a count above
+ * PD_VAULT_BATCH_MAX (*n gets the count); the other bounds (payload and total size, an
+ * empty batch) are the handler's, which names them in its error. Views into p. */
+int pd_msg_encrypt_batch_enc(pd_buf_t *b, const char *key, const pd_vault_batch_item_t *items, size_t n);
+int pd_msg_encrypt_batch_dec(pd_view_t p, char key[PD_MSG_KEY_MAX], pd_vault_batch_item_t items[PD_VAULT_BATCH_MAX],
+                             size_t *n);
+/* the reply's data: u16 count, count x bytes envelope */
+int pd_msg_envs_enc(pd_buf_t *b, const pd_view_t *envs, size_t n);
+/* the largest envelope list a batch within the bounds makes; it fits a data reply */
+#define PD_MSG_ENVS_MAX (2u + PD_VAULT_BATCH_MAX * (4u + PD_ENV_OVERHEAD) + PD_VAULT_BATCH_BYTES)
 
 /* generic data reply */
 int pd_msg_data_enc(pd_buf_t *b, pd_view_t data, pd_view_t data2, const char *text, int64_t n1, int64_t n2);

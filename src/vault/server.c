@@ -64,8 +64,11 @@ static const pd_vault_dispatch_t dispatch[] = {
     {PD_MSG_CARD_DELETE, "card.delete", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN, 4, 2 * PD_ID_MAX + 4, pd_h_card_delete},
     {PD_MSG_ENCRYPT, "kms.encrypt", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 10, 16384,
      pd_h_encrypt},
-    {PD_MSG_DECRYPT, "kms.decrypt", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 10, 16384,
-     pd_h_decrypt},
+    /* the stream publisher's batches: bounds of count and sizes are the handler's, named in its error */
+    {PD_MSG_ENCRYPT_BATCH, "kms.encrypt_batch", PD_PRINCIPAL_API, KEY_MIN + 2, PD_IPC_MAX_PAYLOAD, pd_h_encrypt_batch},
+    /* up to the largest envelope the vault makes (an ENCRYPT_BATCH payload of 28 KiB) */
+    {PD_MSG_DECRYPT, "kms.decrypt", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 10,
+     PD_WIRE_STR(PD_MSG_KEY_MAX - 1) + PD_WIRE_BYTES(PD_MSG_CTX_MAX) + PD_WIRE_BYTES(PD_MSG_ENV_MAX), pd_h_decrypt},
     {PD_MSG_GENERATE_DATA_KEY, "kms.generate_data_key", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN, 10, 2048,
      pd_h_generate_data_key},
     {PD_MSG_REENCRYPT, "kms.reencrypt", PD_PRINCIPAL_API | PD_PRINCIPAL_ADMIN | PD_PRINCIPAL_ROTATION, 10, 16384,

@@ -27,6 +27,7 @@
 #include "api_helpers.h"
 #include "payd/redis_link.h"
 #include "payd/stream.h"
+#include "payd/vault_crypto.h"
 #include "redis_server.h"
 
 #define MAX_EVENTS 4000
@@ -130,10 +131,18 @@ read_stream(ev_t *out, int *n, bool payload_json)
                 assert_int_equal(pl->str[0], '{');
                 assert_non_null(strstr(pl->str, x->id));
             } else {
-                /* an envelope's hex: no trace of the event in it */
-                assert_true(pl->len > 32 && pl->len % 2 == 0);
+                /* an envelope's hex (the vault's format, PDE + version 1): no trace of the event
+                 * in it, neither as text nor once decoded */
+                assert_true(pl->len > 2 * PD_ENV_OVERHEAD && pl->len % 2 == 0);
                 assert_int_equal(strspn(pl->str, "0123456789abcdef"), pl->len);
                 assert_null(strstr(pl->str, "payment_intent"));
+                uint8_t *env = malloc(pl->len / 2);
+                assert_non_null(env);
+                assert_int_equal(pd_unhex(pl->str, pl->len, env), 0);
+                assert_memory_equal(env, "PDE\x01", 4);
+                assert_null(memmem(env, pl->len / 2, "payment_intent", 14));
+                assert_null(memmem(env, pl->len / 2, x->id, strlen(x->id)));
+                free(env);
             }
         }
         freeReplyObject(rep);
@@ -182,6 +191,25 @@ pay(const pd_h_payd_t *p, const char *key)
     assert_int_equal(api_call_as(p, key, "POST", "/v1/payment_intents",
                                  "amount=1000&currency=usd&payment_method=pm_card_visa&confirm=true", NULL, &j),
                      200);
+    json_decref(j);
+}
+
+/* a payment whose events are ~13 KB of JSON: past Encrypt's 4096 bytes, within one
+ * ENCRYPT_BATCH (the publisher sends it alone or with a few others) */
+static void
+pay_big(const pd_h_payd_t *p, const char *key)
+{
+    enum { NKEYS = 24, VLEN = 500 };
+    static char body[NKEYS * (VLEN + 32) + 200];
+    size_t n = (size_t)snprintf(body, sizeof(body), "amount=1000&currency=usd&payment_method=pm_card_visa&confirm=true");
+    for (int k = 0; k < NKEYS; k++) {
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "&metadata[k%02d]=", k);
+        memset(body + n, 'a' + k % 26, VLEN);
+        n += VLEN;
+        body[n] = '\0';
+    }
+    json_t *j;
+    assert_int_equal(api_call_as(p, key, "POST", "/v1/payment_intents", body, NULL, &j), 200);
     json_decref(j);
 }
 
@@ -338,6 +366,8 @@ every_event_once_over_all_partitions_and_a_group_reads_them(void **state)
     for (int r = 0; r < 5; r++)
         for (int m = 0; m < nm; m++)
             pay(&p, keys[m]);
+    pay_big(&p, keys[0]);
+    pay_big(&p, keys[nm - 1]);
     wait_drained(&p);
     int ndb, dups;
     check_every_event(&p, true, false, &ndb, &dups);
@@ -553,6 +583,42 @@ redis_down_keeps_the_rows_and_publishes_them_when_back(void **state)
     redis_do(del);
 }
 
+/* [stream] replicas = 1: the queue lets an entry go only once a replica holds it (WAIT),
+ * so a Sentinel failover cannot lose what the master acknowledged; with no replica the
+ * rows wait (the entries sent meanwhile repeat, with the same ids) */
+static void
+rows_wait_until_a_replica_holds_the_entries(void **state)
+{
+    (void)state;
+    const char *args[] = {"--set", "cache.backend=redis", "--set", g_urlset, "--set", "stream.replicas=1", NULL};
+    pd_h_opts_t o = {.args = args};
+    pd_h_payd_t p;
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+    for (int i = 0; i < 3; i++)
+        pay(&p, api_sk);
+    sleep(3); /* several passes, each WAITing 1 s for a replica that is not there */
+    long waiting = api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM stream_outbox");
+    assert_true(waiting >= 9);
+    if (count_in_log(&p, "0 of 1 replicas hold the entries") < 1) {
+        char *log = pd_h_log(&p);
+        fail_msg("no WAIT failure in the log:\n%s", log);
+    }
+    pd_h_redis_t rep;
+    pd_h_redis_opts_t ro = {.replicaof = g_rs.port};
+    assert_int_equal(pd_h_redis_start(&rep, &ro), 0);
+    wait_drained(&p);
+    int ndb, dups;
+    check_every_event(&p, false, false, &ndb, &dups);
+    printf("replicas=1: %ld events waited for a replica, then published (%d repeats)\n", waiting, dups);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+    pd_h_redis_stop(&rep, SIGTERM);
+    pd_h_redis_cleanup(&rep);
+    const char *del[] = {"DEL", "payd:txn:0", "payd:txn:1", "payd:txn:2", NULL};
+    redis_do(del);
+}
+
 static void
 stream_refused_at_start(const char *set, const char *why)
 {
@@ -734,6 +800,7 @@ main(void)
         cmocka_unit_test(kill9_during_publication_loses_no_event),
         cmocka_unit_test(entries_older_than_the_retention_are_trimmed),
         cmocka_unit_test(redis_down_keeps_the_rows_and_publishes_them_when_back),
+        cmocka_unit_test(rows_wait_until_a_replica_holds_the_entries),
         cmocka_unit_test(bad_stream_config_is_an_error_at_start),
         cmocka_unit_test(webhooks_and_the_stream_do_not_wait_on_each_other),
     };

@@ -558,11 +558,78 @@ deleting_a_webhook_endpoint_cancels_its_pending_deliveries(void **state)
     pd_store_close(s);
 }
 
+/* five intents with one seq (two nodes can give the same one: it is per process) */
+static int
+insert_tied_intents(pd_db_t *tx, void *arg)
+{
+    (void)arg;
+    merchant_w_t m = {"acct_tie", 0};
+    int r = insert_merchant(tx, &m);
+    for (int i = 0; r == 0 && i < 5; i++) {
+        pd_pi_rec_t p = {.livemode = false, .amount = 100 + i, .currency = "usd", .capture_method = "automatic",
+                         .created = 1, .seq = 42, .version = 1};
+        snprintf(p.id, sizeof(p.id), "pi_tie%d", i);
+        snprintf(p.merchant_id, sizeof(p.merchant_id), "acct_tie");
+        r = pd_pi_insert(tx, &p);
+    }
+    return r;
+}
+
+typedef struct {
+    char ids[8][PD_ID_MAX];
+    int n;
+} page_t;
+
+static int
+on_pi(void *rec, void *arg)
+{
+    page_t *pg = arg;
+    if (pg->n < 8)
+        snprintf(pg->ids[pg->n++], PD_ID_MAX, "%s", ((pd_pi_rec_t *)rec)->id);
+    return 0;
+}
+
+/* pages of 2, forwards then backwards: every object once, in one order, ties and all */
+static void
+list_pages_see_every_object_when_seqs_tie(void **state)
+{
+    (void)state;
+    pd_store_t *s = open_store();
+    assert_int_equal(pd_store_write_sync(s, insert_tied_intents, NULL), 0);
+    pd_arena_t a;
+    pd_arena_init(&a, 1u << 20);
+    char seen[5][PD_ID_MAX];
+    int n = 0;
+    bool more = true;
+    while (more && n < 5) {
+        page_t pg = {.n = 0};
+        pd_list_q_t q = {.limit = 2, .starting_after = n > 0 ? seen[n - 1] : NULL};
+        assert_int_equal(pd_pi_list(pd_store_reader(s), &a, "acct_tie", false, &q, on_pi, &pg, &more), 0);
+        for (int i = 0; i < pg.n && n < 5; i++)
+            snprintf(seen[n++], PD_ID_MAX, "%s", pg.ids[i]);
+    }
+    assert_int_equal(n, 5);
+    assert_false(more);
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 5; j++)
+            assert_string_not_equal(seen[i], seen[j]);
+    /* ending_before the last one: the two before it, in list order */
+    page_t back = {.n = 0};
+    pd_list_q_t q = {.limit = 2, .ending_before = seen[4]};
+    assert_int_equal(pd_pi_list(pd_store_reader(s), &a, "acct_tie", false, &q, on_pi, &back, &more), 0);
+    assert_int_equal(back.n, 2);
+    assert_string_equal(back.ids[0], seen[2]);
+    assert_string_equal(back.ids[1], seen[3]);
+    pd_arena_free(&a);
+    pd_store_close(s);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(migrations_apply_once_and_reopen_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_pages_see_every_object_when_seqs_tie, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failing_write_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(committed_hook_runs_before_done_and_only_on_success, setup, teardown),
         cmocka_unit_test_setup_teardown(idempotency_keys_expire, setup, teardown),
