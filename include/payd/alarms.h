@@ -110,6 +110,9 @@ typedef struct {
     struct pd_metrics *mx;                 /* payd's registry (NULL: the metric alarms have no data) */
     bool (*ready)(void *arg, char *why, size_t cap); /* this node's /readyz state (unhealthy) */
     void *ready_arg;
+    /* the cluster's dead nodes (unhealthy; payd/cluster.h): false when this node does not
+     * count them (it does not hold the alarms lease, or runs no keeper) */
+    bool (*dead_nodes)(void *arg, int64_t *dead);
     bool (*db_ok)(void *arg, char *why, size_t cap); /* the store reaches its database (db) */
     void *db_arg;
     struct pd_store *store;                /* transitions are audited here (NULL: not audited) */

@@ -49,6 +49,8 @@ enum {
     PD_MX_RECONCILE_MISMATCHES, /* payd_reconciliation_mismatches_total */
     PD_MX_ALARM_STATE,        /* payd_alarm_state{alarm,state} (collected) */
     PD_MX_ALARM_NOTIFICATIONS, /* payd_alarm_notifications_total{result} */
+    PD_MX_CLUSTER_NODES,      /* payd_cluster_nodes{state} (collected) */
+    PD_MX_LEASE_HELD,         /* payd_lease_held{lease} (collected) */
     PD_MX_PROCESS,            /* the four process_* families, in pd_metrics_process_defs order */
     PD_MX_NFAMILIES = PD_MX_PROCESS + 4
 };
@@ -77,6 +79,9 @@ extern const char *const pd_mx_alarm_names[];
 enum { PD_MX_ALARM_OK, PD_MX_ALARM_ALARM, PD_MX_ALARM_INSUFFICIENT_DATA };
 enum { PD_MX_NOTIFY_DELIVERED, PD_MX_NOTIFY_FAILED, PD_MX_NOTIFY_NO_SECRET, PD_MX_NOTIFY_QUEUE_FULL,
        PD_MX_NOTIFY_COMMAND_OK, PD_MX_NOTIFY_COMMAND_FAILED };
+/* the lease label, in the order of payd/cluster.h's PD_LEASE_* (the lease table's names) */
+extern const char *const pd_mx_lease_names[];
+enum { PD_MX_NODES_ALIVE, PD_MX_NODES_DEAD };
 enum { PD_MX_EDGE_OUT_OF_FDS, PD_MX_EDGE_HTTP2_CALM, PD_MX_EDGE_HTTP2_REQUEST_TIMEOUT, PD_MX_EDGE_MALFORMED };
 
 extern const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES];

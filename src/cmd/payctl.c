@@ -33,6 +33,7 @@ static const struct {
     {payctl_stream_cmds, &payctl_stream_ncmds},
     {payctl_store_cmds, &payctl_store_ncmds},
     {payctl_alarms_cmds, &payctl_alarms_ncmds},
+    {payctl_cluster_cmds, &payctl_cluster_ncmds},
 };
 
 static void

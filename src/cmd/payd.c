@@ -19,6 +19,7 @@
 #include "payd/alarms.h"
 #include "payd/api.h"
 #include "payd/cache.h"
+#include "payd/cluster.h"
 #include "payd/config.h"
 #include "payd/cred.h"
 #include "payd/dashboard.h"
@@ -54,6 +55,7 @@ typedef struct {
     pd_dash_config_t dash_cfg;
     pd_alarms_config_t alarms_cfg;
     pd_alarms_t *alarms;
+    pd_cluster_config_t cluster_cfg;
     pd_traffic_log_t *traffic;
     pd_vault_link_t vault_link;
     pd_secret_source_t secrets;    /* the vault link, for [store] and [cache] password_secret */
@@ -108,6 +110,35 @@ usage(FILE *f)
                "  --config-reference   print every key as a Markdown table and exit\n");
 }
 
+/* the admin listener's address as bound (its configured port may be 0), "" without one */
+static void
+admin_address(app_t *app, char *out, size_t cap)
+{
+    char host[256];
+    uint16_t port;
+    out[0] = '\0';
+    if (app->admin.listen[0] != '\0' && pd_config_parse_addr(app->admin.listen, host, sizeof(host), &port) == 0)
+        snprintf(out, cap, "%s%s%s:%u", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+                 pd_server_admin_port(g_server));
+}
+
+/* the node's heartbeat and the worker leases (docs/cluster.md) */
+static int
+start_cluster(app_t *app)
+{
+    char id[PD_NODE_ID_MAX], admin[300];
+    int r = pd_cluster_node_id(&app->cluster_cfg, app->svc.data_dir, id, sizeof(id));
+    if (r != 0) {
+        pd_log_error("cannot determine the node id (cluster.node_id)", PD_LERR(r));
+        return r;
+    }
+    admin_address(app, admin, sizeof(admin));
+    pd_cluster_deps_t d = {.store = app->db, .node_id = id, .version = PAYD_VERSION, .admin = admin};
+    if ((r = pd_cluster_start(&app->cluster_cfg, &d)) != 0)
+        pd_log_error("cannot register the node in the cluster", PD_LERR(r));
+    return r;
+}
+
 static int
 register_config(app_t *app)
 {
@@ -122,7 +153,8 @@ register_config(app_t *app)
         (r = pd_traffic_log_config_register(app->cfg, &app->traffic_cfg)) != 0 ||
         (r = pd_mx_config_register(app->cfg, &app->metrics_cfg)) != 0 ||
         (r = pd_dash_config_register(app->cfg, &app->dash_cfg)) != 0 ||
-        (r = pd_alarms_config_register(app->cfg, &app->alarms_cfg)) != 0) {
+        (r = pd_alarms_config_register(app->cfg, &app->alarms_cfg)) != 0 ||
+        (r = pd_cluster_config_register(app->cfg, &app->cluster_cfg)) != 0) {
         fprintf(stderr, "payd: internal configuration error: %s\n", app->cfg ? pd_config_error(app->cfg) : "");
         return r;
     }
@@ -414,6 +446,9 @@ start_services(app_t *app, pd_router_t *router)
         pd_log_error("cannot create the dev merchant", PD_LERR(r));
         return r;
     }
+    /* the leases before the workers: a worker asks for its lease before each batch */
+    if ((r = start_cluster(app)) != 0)
+        return r;
     return pd_api_start(app->payments_api);
 }
 
@@ -422,6 +457,15 @@ node_ready(void *arg, char *why, size_t cap)
 {
     (void)arg;
     return pd_server_ready(g_server, why, cap);
+}
+
+/* the cluster's dead nodes, counted by the holder of the alarms lease only */
+static bool
+dead_nodes(void *arg, int64_t *dead)
+{
+    int64_t alive;
+    (void)arg;
+    return pd_cluster != NULL && pd_lease_held(PD_LEASE_ALARMS) && pd_cluster_counts(&alive, dead);
 }
 
 /* the watchdog's liveness check: every event loop turned lately (a stuck loop stops the pings) */
@@ -479,12 +523,8 @@ start_alarms(app_t *app)
 {
     /* externalURL: the admin listener as bound (its configured port may be 0) */
     static char admin[300];
-    char host[256];
-    uint16_t port;
-    if (app->admin.listen[0] != '\0' && pd_config_parse_addr(app->admin.listen, host, sizeof(host), &port) == 0)
-        snprintf(admin, sizeof(admin), "%s%s%s:%u", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-                 pd_server_admin_port(g_server));
-    pd_alarms_deps_t deps = {.mx = pd_mx, .ready = node_ready, .db_ok = store_ready, .db_arg = app->db,
+    admin_address(app, admin, sizeof(admin));
+    pd_alarms_deps_t deps = {.mx = pd_mx, .ready = node_ready, .dead_nodes = dead_nodes, .db_ok = store_ready, .db_arg = app->db,
                              .store = app->db, .secrets = &app->secrets, .admin_listen = admin};
     int r = pd_alarms_start(&app->alarms, &app->alarms_cfg, &deps);
     if (r != 0) {
@@ -503,6 +543,7 @@ stop_services(app_t *app)
     pd_alarms_stop(app->alarms); /* it audits into the store and reads the vault link */
     app->alarms = NULL;
     pd_api_stop(app->payments_api);
+    pd_cluster_stop(); /* the workers have stopped: their leases go to the other nodes now */
     pd_vault_link_close(&app->vault_link);
     if (app->simulator != NULL)
         app->simulator->free(app->simulator);
@@ -771,7 +812,8 @@ main(int argc, char **argv)
     char admin_err[512];
     if (pd_edge_admin_check(&app.admin, admin_err, sizeof(admin_err)) != 0 ||
         pd_vault_config_check(&app.vault, admin_err, sizeof(admin_err)) != 0 ||
-        pd_alarms_config_check(&app.alarms_cfg, admin_err, sizeof(admin_err)) != 0) {
+        pd_alarms_config_check(&app.alarms_cfg, admin_err, sizeof(admin_err)) != 0 ||
+        pd_cluster_config_check(&app.cluster_cfg, admin_err, sizeof(admin_err)) != 0) {
         fprintf(stderr, "payd: configuration error:\n%s\n", admin_err);
         goto out;
     }

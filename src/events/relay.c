@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "events/internal.h"
+#include "payd/cluster.h"
 #include "payd/log.h"
 #include "payd/outbox.h"
 #include "payd/time.h"
@@ -71,7 +72,13 @@ static int
 write_batch(pd_db_t *tx, void *arg)
 {
     batch_t *b = arg;
-    int r = pd_outbox_relay(tx, b->dl, b->ndl, b->ev, b->nev, b->now);
+    /* the fencing check (docs/cluster.md): a node whose relay lease passed to another
+     * while it prepared the batch writes nothing. The outbox rows' delete-exactly-these
+     * check already keeps a stale batch from publishing twice; this keeps it from
+     * running at all. */
+    int r = pd_lease_fence(tx, PD_LEASE_RELAY);
+    if (r == 0)
+        r = pd_outbox_relay(tx, b->dl, b->ndl, b->ev, b->nev, b->now);
     /* the stream's own queue, in the same write: its publisher deletes a row only after
      * Redis acknowledged the entry, and neither side waits on the other */
     if (r == 0 && b->stream)
@@ -87,6 +94,9 @@ relay_once(pd_relay_t *rl)
     size_t n = 0;
     if (b == NULL)
         return 0;
+    /* one relay per cluster: the node holding the relay lease (payd/cluster.h) */
+    if (!pd_lease_held(PD_LEASE_RELAY))
+        goto out;
     pd_db_t *db = pd_store_reader(rl->store);
     b->now = pd_unix_now();
     b->stream = rl->stream != NULL;

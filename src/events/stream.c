@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "payd/arena.h"
+#include "payd/cluster.h"
 #include "payd/log.h"
 #include "payd/metrics_payd.h"
 #include "payd/outbox.h"
@@ -359,6 +360,10 @@ publish_once(pd_stream_t *s)
         return 0;
     for (size_t i = 0; i < STREAM_BATCH; i++)
         pd_buf_init(&b->payload[i], 2 * STREAM_EVENT_MAX + 64);
+    /* one publisher per cluster (docs/cluster.md): two would only add duplicate entries
+     * (consumers de-duplicate by id), but they would race for the same rows */
+    if (!pd_lease_held(PD_LEASE_STREAM))
+        goto out;
     pd_db_t *db = pd_store_reader(s->store);
     if (db == NULL || pd_stream_outbox_peek(db, b->ev, STREAM_BATCH, &b->nev) != 0 || b->nev == 0)
         goto out;

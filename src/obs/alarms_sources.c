@@ -163,9 +163,18 @@ pd_alarms_sample(pd_alarms_t *a, size_t i, double period_s, double *value, char 
         if (a->deps.ready == NULL)
             return false;
         bool ok = a->deps.ready(a->deps.ready_arg, why, sizeof(why));
-        *value = ok ? 0 : 1;
-        if (!ok)
+        int64_t dead = 0;
+        /* the node that holds the alarms lease also counts the nodes whose heartbeat
+         * stopped: one node reports a dead one, not every survivor */
+        if (a->deps.dead_nodes == NULL || !a->deps.dead_nodes(a->deps.ready_arg, &dead))
+            dead = 0;
+        *value = (ok ? 0 : 1) + (double)dead;
+        if (!ok && dead > 0)
+            snprintf(note, cap, "not ready: %s; %lld dead node(s) in the cluster", why, (long long)dead);
+        else if (!ok)
             snprintf(note, cap, "not ready: %s", why);
+        else if (dead > 0)
+            snprintf(note, cap, "%lld dead node(s) in the cluster (payctl cluster status)", (long long)dead);
         return true;
     }
     default: return false;

@@ -18,7 +18,7 @@ const pd_alarm_def_t pd_alarm_defs[PD_ALARM_N] = {
                          "85", "5m", "2", "warning"},
     [PD_ALARM_DB] = {"db", "p99", "ms", "database commits are slow or the database is unreachable", PD_ALARM_GT, "80",
                      "5m", "2", "critical"},
-    [PD_ALARM_UNHEALTHY] = {"unhealthy", "Maximum", "count", "this node is not ready (/readyz)", PD_ALARM_GE, "1", "1m",
+    [PD_ALARM_UNHEALTHY] = {"unhealthy", "Maximum", "count", "this node is not ready (/readyz) or a node of the cluster is dead", PD_ALARM_GE, "1", "1m",
                             "2", "critical"},
     [PD_ALARM_API_4XX] = {"api_4xx", "Sum", "count", "many API requests end in 4xx", PD_ALARM_GT, "100", "5m", "2",
                           "warning"},

@@ -39,6 +39,8 @@ const char *const pd_mx_alarm_names[] = {"cpu", "memory", "db", "unhealthy", "ap
 static const char *const alarm_states[] = {"OK", "ALARM", "INSUFFICIENT_DATA", NULL};
 static const char *const notify_results[] = {"delivered", "failed", "no_secret", "queue_full", "command_ok",
                                              "command_failed", NULL};
+const char *const pd_mx_lease_names[] = {"relay", "stream", "recovery", "alarms", NULL};
+static const char *const node_states[] = {"alive", "dead", NULL};
 static const char *const edge_reasons[] = {"out_of_fds", "http2_calm", "http2_request_timeout", "malformed_request",
                                            NULL};
 
@@ -174,6 +176,12 @@ const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES] = {
                                    "attempt), not sent for want of the signing secret, dropped on a full queue, and "
                                    "notify_command runs.",
                                    PD_METRIC_COUNTER, 0, 1, {L("result", notify_results)}, NULL, 0},
+    [PD_MX_CLUSTER_NODES] = {"payd_cluster_nodes",
+                             "Nodes of the cluster by state at this node's last heartbeat: alive, or dead (no beat "
+                             "for 3 of its intervals; a node that stopped cleanly is neither).",
+                             PD_METRIC_GAUGE, 0, 1, {L("state", node_states)}, NULL, 0},
+    [PD_MX_LEASE_HELD] = {"payd_lease_held", "1 for each worker lease this node holds now, 0 for the others.",
+                          PD_METRIC_GAUGE, 0, 1, {L("lease", pd_mx_lease_names)}, NULL, 0},
     [PD_MX_PROCESS] = PD_METRICS_PROCESS_DEFS,
 };
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "payd/cluster.h"
 #include "payd/log.h"
 #include "payd/metrics_payd.h"
 #include "payd/payments.h"
@@ -109,6 +110,8 @@ resolve(void *rec, void *arg)
 {
     pass_t *a = arg;
     fix_t f;
+    if (!pd_lease_held(PD_LEASE_RECOVERY))
+        return 1; /* the lease lapsed mid-pass: its next holder finishes */
     memset(&f, 0, sizeof(f));
     f.ch = *(pd_charge_rec_t *)rec;
     pd_arena_init(&f.arena, 4u << 20);
@@ -177,6 +180,8 @@ resolve_refund(void *rec, void *arg)
     pass_t *a = arg;
     refund_fix_t f;
     pd_charge_rec_t ch;
+    if (!pd_lease_held(PD_LEASE_RECOVERY))
+        return 1;
     memset(&f, 0, sizeof(f));
     f.rf = *(pd_refund_rec_t *)rec;
     pd_arena_init(&f.arena, 4u << 20);
@@ -260,11 +265,19 @@ recovery_main(void *arg)
     uint64_t next_reconcile = 0;
     pthread_setname_np(pthread_self(), "payd-recovery");
     while (!atomic_load(&w->stop)) {
-        int r = pd_recovery_once(w->o.store, w->o.proc, w->o.relay, pd_unix_now() - w->o.recovery_after_ms / 1000);
-        if (r != 0)
-            pd_log_warn("a recovery pass did not finish; the next one retries", PD_LERR(r));
-        purge_idempotency_keys(w);
-        reconcile_if_due(w, &next_reconcile);
+        /* one recovery worker per cluster (docs/cluster.md): the node holding the
+         * recovery lease; the others wait (a pass on two nodes would only query the
+         * processor twice: every outcome is recorded version-checked) */
+        if (pd_lease_held(PD_LEASE_RECOVERY)) {
+            int r =
+                pd_recovery_once(w->o.store, w->o.proc, w->o.relay, pd_unix_now() - w->o.recovery_after_ms / 1000);
+            if (r != 0)
+                pd_log_warn("a recovery pass did not finish; the next one retries", PD_LERR(r));
+        }
+        if (pd_lease_held(PD_LEASE_RECOVERY))
+            purge_idempotency_keys(w);
+        if (pd_lease_held(PD_LEASE_RECOVERY))
+            reconcile_if_due(w, &next_reconcile);
         for (int i = 0; i < 20 && !atomic_load(&w->stop); i++) {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);

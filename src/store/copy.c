@@ -82,9 +82,11 @@ static int
 load_tables(copy_t *c)
 {
     sqlite3_stmt *st = NULL;
+    /* the cluster's tables (leases, heartbeats) are the running nodes' state, not the
+     * store's data: the PostgreSQL nodes register themselves (docs/cluster.md) */
     int r = sqlite3_prepare_v2(c->src,
                                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-                               "AND name <> 'schema_version' ORDER BY rowid",
+                               "AND name NOT IN ('schema_version', 'leases', 'cluster_nodes') ORDER BY rowid",
                                -1, &st, NULL);
     if (r != SQLITE_OK)
         return fail(c, PD_ERR_IO, "cannot read the source's tables: %s", sqlite3_errmsg(c->src));

@@ -197,6 +197,17 @@ static const char *const migrations[] = {
     "CREATE TABLE stream_outbox ("
     "  id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL,"
     "  type TEXT NOT NULL);",
+    /* 14: a cluster (docs/cluster.md). leases: who runs a singleton worker (the outbox
+     * relay, the stream publisher, recovery) until when, with a fencing token bumped on
+     * every takeover; cluster_nodes: each node's heartbeat. Times are milliseconds of
+     * the database's clock. */
+    "CREATE TABLE leases ("
+    "  name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL, token INTEGER NOT NULL,"
+    "  acquired_at INTEGER NOT NULL);"
+    "CREATE TABLE cluster_nodes ("
+    "  id TEXT PRIMARY KEY, hostname TEXT NOT NULL, pid INTEGER NOT NULL, version TEXT NOT NULL,"
+    "  admin TEXT NOT NULL, started_at INTEGER NOT NULL, beat_at INTEGER NOT NULL, interval_ms INTEGER NOT NULL,"
+    "  stopped INTEGER NOT NULL DEFAULT 0);",
 };
 
 int
