@@ -71,6 +71,9 @@ typedef struct {
     char last_error[300];    /* why the last connection failed */
 } pd_cache_stats_t;
 void pd_cache_stats(pd_cache_t *c, pd_cache_stats_t *out);
+/* Serves payd_cache_shared and the fallback's counters from c on /metrics (a no-op
+ * before pd_mx_open). c must outlive the metrics registry's readers. */
+int pd_cache_metrics_attach(pd_cache_t *c) PD_WUR;
 /* A readiness probe (pd_ready_fn): always ready (limits fail open); on the fallback
  * it writes a note into why ("redis unreachable: ...; limits per node"). */
 bool pd_cache_ready(void *cache, char *why, size_t cap);

@@ -51,6 +51,9 @@ enum {
     PD_MX_ALARM_NOTIFICATIONS, /* payd_alarm_notifications_total{result} */
     PD_MX_CLUSTER_NODES,      /* payd_cluster_nodes{state} (collected) */
     PD_MX_LEASE_HELD,         /* payd_lease_held{lease} (collected) */
+    PD_MX_CACHE_SHARED,       /* payd_cache_shared (collected) */
+    PD_MX_CACHE_FALLBACKS,    /* payd_cache_fallbacks_total (collected) */
+    PD_MX_CACHE_FALLBACK_OPS, /* payd_cache_fallback_operations_total (collected) */
     PD_MX_PROCESS,            /* the four process_* families, in pd_metrics_process_defs order */
     PD_MX_NFAMILIES = PD_MX_PROCESS + 4
 };

@@ -114,6 +114,8 @@ pd_api_new(pd_api_t **out, const pd_api_deps_t *deps)
     snprintf(a->data_dir, sizeof(a->data_dir), "%s", deps->data_dir);
     char err[512] = "";
     int r = pd_cache_open(&a->limits, 1000000, err, sizeof(err));
+    if (r == 0)
+        r = pd_cache_metrics_attach(a->limits);
     if (r != 0) {
         pd_log_error("cannot open the cache", PD_LS("reason", err), PD_LERR(r));
         free(a);

@@ -182,6 +182,17 @@ const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES] = {
                              PD_METRIC_GAUGE, 0, 1, {L("state", node_states)}, NULL, 0},
     [PD_MX_LEASE_HELD] = {"payd_lease_held", "1 for each worker lease this node holds now, 0 for the others.",
                           PD_METRIC_GAUGE, 0, 1, {L("lease", pd_mx_lease_names)}, NULL, 0},
+    [PD_MX_CACHE_SHARED] = {"payd_cache_shared",
+                            "1 while the limits are shared through Redis, 0 while this node answers them alone "
+                            "(the in-process fallback, or backend = memory).",
+                            PD_METRIC_GAUGE, 0, 0, {{0}}, NULL, 0},
+    [PD_MX_CACHE_FALLBACKS] = {"payd_cache_fallbacks_total",
+                               "Times the cache's Redis connection was lost (or absent at start) and the limits fell "
+                               "back to this node's own counters.",
+                               PD_METRIC_COUNTER, 0, 0, {{0}}, NULL, 0},
+    [PD_MX_CACHE_FALLBACK_OPS] = {"payd_cache_fallback_operations_total",
+                                  "Limit operations answered by the in-process fallback while Redis was unreachable.",
+                                  PD_METRIC_COUNTER, 0, 0, {{0}}, NULL, 0},
     [PD_MX_PROCESS] = PD_METRICS_PROCESS_DEFS,
 };
 
