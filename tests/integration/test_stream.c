@@ -600,6 +600,9 @@ rows_wait_until_a_replica_holds_the_entries(void **state)
     sleep(3); /* several passes, each WAITing 1 s for a replica that is not there */
     long waiting = api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM stream_outbox");
     assert_true(waiting >= 9);
+    /* the reason is logged with the first refused pass (then once per 10 s) */
+    for (int i = 0; i < 120 && count_in_log(&p, "0 of 1 replicas hold the entries") < 1; i++)
+        usleep(100 * 1000);
     if (count_in_log(&p, "0 of 1 replicas hold the entries") < 1) {
         char *log = pd_h_log(&p);
         fail_msg("no WAIT failure in the log:\n%s", log);
