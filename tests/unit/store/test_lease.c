@@ -18,46 +18,27 @@
 #include "payd/store.h"
 #include "payd/time.h"
 #include "pg_server.h"
-
-static char dir[64];
-static char pg_url[256];
-static int pg_db_n;
+#include "store_fixture.h"
 
 static int
 setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/payd-lease-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    if (pd_pg_wanted()) {
-        char name[32];
-        snprintf(name, sizeof(name), "lease_%d", ++pg_db_n);
-        assert_int_equal(pd_pg_database(name, true, pg_url, sizeof(pg_url)), 0);
-    }
-    return 0;
+    return pd_tf_setup("lease");
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return pd_tf_teardown();
 }
 
 static pd_store_t *
 open_store(void)
 {
-    pd_store_config_t c = {.backend = PD_STORE_SQLITE, .path = "", .max_batch = 512, .max_queue = 1000};
-    if (pd_pg_wanted()) {
-        c.backend = PD_STORE_POSTGRES;
-        c.url = pg_url;
-        c.writers = 2;
-    }
-    pd_store_t *s;
-    assert_int_equal(pd_store_open(&s, &c, dir), 0);
-    return s;
+    pd_store_config_t c = {.max_batch = 512, .max_queue = 1000};
+    return pd_tf_open(&c, 2);
 }
 
 typedef struct {

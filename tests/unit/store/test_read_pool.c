@@ -20,47 +20,27 @@
 #include "payd/records.h"
 #include "payd/store.h"
 #include "pg_server.h"
-
-static char dir[64];
-static char pg_url[256];
-static int pg_db_n;
+#include "store_fixture.h"
 
 static int
 setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/payd-rpool-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    if (pd_pg_wanted()) {
-        char name[32];
-        snprintf(name, sizeof(name), "rpool_%d", ++pg_db_n);
-        assert_int_equal(pd_pg_database(name, true, pg_url, sizeof(pg_url)), 0);
-    }
-    return 0;
+    return pd_tf_setup("rpool");
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return pd_tf_teardown();
 }
 
 static pd_store_t *
 open_store(int64_t readers, int64_t read_queue)
 {
-    pd_store_config_t c = {.backend = PD_STORE_SQLITE, .path = "", .max_batch = 512, .max_queue = 100000,
-                           .readers = readers, .read_queue = read_queue};
-    if (pd_pg_wanted()) {
-        c.backend = PD_STORE_POSTGRES;
-        c.url = pg_url;
-        c.writers = 1;
-    }
-    pd_store_t *s;
-    assert_int_equal(pd_store_open(&s, &c, dir), 0);
-    return s;
+    pd_store_config_t c = {.max_batch = 512, .max_queue = 100000, .readers = readers, .read_queue = read_queue};
+    return pd_tf_open(&c, 1);
 }
 
 /* what the reads saw, shared by the test and the reader threads */

@@ -18,47 +18,28 @@
 #include "payd/records.h"
 #include "payd/store.h"
 #include "pg_server.h"
+#include "store_fixture.h"
 
 /* PAYD_TEST_STORE=postgres: every test on a database of its own on the test's PostgreSQL */
-static char dir[64];
-static char pg_url[256];
-static int pg_db_n;
-
 static int
 setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/payd-store-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    if (pd_pg_wanted()) {
-        char name[32];
-        snprintf(name, sizeof(name), "store_%d", ++pg_db_n);
-        assert_int_equal(pd_pg_database(name, true, pg_url, sizeof(pg_url)), 0);
-    }
-    return 0;
+    return pd_tf_setup("store");
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return pd_tf_teardown();
 }
 
 static pd_store_t *
 open_store(void)
 {
-    pd_store_config_t c = {.backend = PD_STORE_SQLITE, .path = "", .max_batch = 512, .max_queue = 100000};
-    if (pd_pg_wanted()) {
-        c.backend = PD_STORE_POSTGRES;
-        c.url = pg_url;
-        c.writers = 4;
-    }
-    pd_store_t *s;
-    assert_int_equal(pd_store_open(&s, &c, dir), 0);
-    return s;
+    pd_store_config_t c = {.max_batch = 512, .max_queue = 100000};
+    return pd_tf_open(&c, 4);
 }
 
 typedef struct {
@@ -362,7 +343,7 @@ wal_size(void)
 {
     char path[128];
     struct stat st;
-    snprintf(path, sizeof(path), "%s/payd.db-wal", dir);
+    snprintf(path, sizeof(path), "%s/payd.db-wal", pd_tf_dir);
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
@@ -388,7 +369,7 @@ a_wal_grown_far_past_the_limit_is_truncated(void **state)
     pd_store_t *s = open_store();
     char path[128];
     pd_db_t *rd;
-    snprintf(path, sizeof(path), "%s/payd.db", dir);
+    snprintf(path, sizeof(path), "%s/payd.db", pd_tf_dir);
     assert_int_equal(pd_db_open_sqlite(&rd, path, false), 0);
     assert_int_equal(pd_db_script(rd, "BEGIN; SELECT count(*) FROM merchants;"), 0); /* holds a snapshot */
     int n = 0;
