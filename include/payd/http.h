@@ -173,6 +173,15 @@ struct pd_task {
 };
 /* Runs t->fn(t) on the loop's thread. Thread-safe; t must stay valid until it runs. */
 void pd_loop_post(pd_loop_t *loop, pd_task_t *t);
+/* A task run on the loop's own thread after PD_LOOP_LATER_MS (a short back-off, e.g.
+ * before a write is tried again). Loop thread only; t must stay valid until it runs. */
+#define PD_LOOP_LATER_MS 250
+typedef struct pd_later pd_later_t;
+struct pd_later {
+    void *_entry[4]; /* h2o_timeout_entry_t */
+    void (*fn)(pd_later_t *t);
+};
+void pd_loop_later(pd_loop_t *loop, pd_later_t *t);
 /* Index of the loop (0..threads-1). */
 int pd_loop_index(const pd_loop_t *loop);
 

@@ -140,7 +140,12 @@ int pd_op_error(pd_op_t *op, int status, const char *type, const char *code, con
  * back to the request's loop. No answer (PD_PROC_UNKNOWN) is a 502, and the recorded
  * request is left to the recovery worker. Otherwise `prepare` (may be NULL) runs on the
  * loop (non-zero: it responded), then phase 2 commits the outcome, read from step->res,
- * and the op sends its response. */
+ * and the op sends its response. A phase 2 that the database refused as unavailable
+ * (a lost connection, a standby: nothing was written) is tried again every
+ * PD_LOOP_LATER_MS for up to PD_STEP_RETRY_MS, on a new connection to the host list:
+ * a failover does not leave the request to the recovery worker. Phase-2 writes are
+ * re-runnable (they read the plan and the processor's answer, and render afresh). */
+#define PD_STEP_RETRY_MS 10000
 struct pd_step {
     pd_op_t *op;
     pd_task_t task;
@@ -151,6 +156,8 @@ struct pd_step {
     const char *operation, *object; /* the 502's words: "capture", "PaymentIntent" */
     int64_t amount;       /* a payment's amount and currency, for payd_payment_amount_minor_total */
     const char *currency; /* (set by confirm; 0 / NULL for the other operations) */
+    pd_later_t again;     /* phase 2 tried again after the database was unavailable */
+    uint64_t unavailable_since_ms; /* pd_mono_ms of phase 2's first PD_ERR_UNAVAILABLE, 0 if none */
 };
 void pd_step_init(pd_step_t *s, pd_op_t *op, void (*call)(pd_step_t *), int (*prepare)(pd_step_t *), pd_op_write_fn phase2,
                   const char *operation, const char *object);

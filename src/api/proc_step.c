@@ -9,6 +9,7 @@
 #include "api/internal.h"
 #include "payd/log.h"
 #include "payd/money.h"
+#include "payd/time.h"
 
 void
 pd_step_init(pd_step_t *s, pd_op_t *op, void (*call)(pd_step_t *), int (*prepare)(pd_step_t *), pd_op_write_fn phase2,
@@ -22,6 +23,7 @@ pd_step_init(pd_step_t *s, pd_op_t *op, void (*call)(pd_step_t *), int (*prepare
     s->object = object;
     s->amount = 0;
     s->currency = NULL;
+    s->unavailable_since_ms = 0;
     op->step = s;
 }
 
@@ -49,10 +51,33 @@ count_outcome(const pd_step_t *s, bool ok)
         pd_metric_add(pd_mx, PD_MX_PAYMENT_AMOUNT, pd_currency_index(s->currency), (uint64_t)s->amount);
 }
 
+static void phase2_done(pd_op_t *op);
+
+static void
+phase2_again(pd_later_t *t)
+{
+    pd_step_t *s = (pd_step_t *)((char *)t - offsetof(pd_step_t, again));
+    pd_op_commit(s->op, s->phase2, phase2_done);
+}
+
 static void
 phase2_done(pd_op_t *op)
 {
-    count_outcome(op->step, op->rc == 0 && op->status != 0);
+    pd_step_t *s = op->step;
+    if (op->rc == PD_ERR_UNAVAILABLE) {
+        uint64_t now = pd_mono_ms();
+        if (s->unavailable_since_ms == 0) {
+            s->unavailable_since_ms = now;
+            pd_log_warn("the database is unavailable for a recorded outcome; trying again",
+                        PD_LS("operation", s->operation), PD_LS("request_id", op->r->id));
+        }
+        if (now - s->unavailable_since_ms < PD_STEP_RETRY_MS) {
+            s->again.fn = phase2_again;
+            pd_loop_later(op->r->loop, &s->again);
+            return;
+        }
+    }
+    count_outcome(s, op->rc == 0 && op->status != 0);
     pd_op_finish(op);
 }
 

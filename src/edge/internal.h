@@ -42,6 +42,7 @@ struct pd_loop {
     int reserve_fd;                  /* accept.c: a spare descriptor, given up to refuse a client on EMFILE */
     h2o_timeout_t accept_pause;      /* accept.c: how long a listener rests after EMFILE/ENFILE */
     h2o_timeout_entry_t api_resume, admin_resume;
+    h2o_timeout_t later;             /* pd_loop_later: PD_LOOP_LATER_MS */
     uint64_t h2_sweep_ms;            /* h2guard.c: when the HTTP/2 request deadlines were last checked */
 };
 

@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <stddef.h>
+
 #include <h2o.h>
 #include <openssl/ssl.h>
 
@@ -42,6 +44,24 @@ pd_loop_post(pd_loop_t *loop, pd_task_t *t)
     _Static_assert(sizeof(((pd_task_t *)0)->_link) == sizeof(h2o_linklist_t), "link layout");
     memset(t->_link, 0, sizeof(t->_link));
     h2o_multithread_send_message(&loop->receiver, (h2o_multithread_message_t *)(void *)t);
+}
+
+static void
+on_later(h2o_timeout_entry_t *e)
+{
+    pd_later_t *t = (pd_later_t *)(void *)e;
+    t->fn(t);
+}
+
+void
+pd_loop_later(pd_loop_t *loop, pd_later_t *t)
+{
+    _Static_assert(sizeof(((pd_later_t *)0)->_entry) >= sizeof(h2o_timeout_entry_t), "entry layout");
+    _Static_assert(offsetof(pd_later_t, _entry) == 0, "entry first");
+    h2o_timeout_entry_t *e = (h2o_timeout_entry_t *)(void *)t->_entry;
+    memset(e, 0, sizeof(*e));
+    e->cb = on_later;
+    h2o_timeout_link(loop->evloop, &loop->later, e);
 }
 
 int
@@ -126,6 +146,7 @@ loop_setup(pd_loop_t *l)
     l->evloop = h2o_evloop_create();
     h2o_context_init(&l->ctx, l->evloop, &s->gconf);
     pd_accept_loop_init(l);
+    h2o_timeout_init(l->evloop, &l->later, PD_LOOP_LATER_MS);
     l->queue = h2o_multithread_create_queue(l->ctx.loop);
     h2o_multithread_register_receiver(l->queue, &l->receiver, on_task);
     l->api_accept.ctx = &l->ctx;

@@ -303,6 +303,69 @@ a_commit_cut_off_is_neither_failed_nor_done(void **state)
     assert_int_equal(pg_long("SELECT count(*) FROM payment_intents WHERE amount = 4242"), 1);
 }
 
+typedef struct {
+    pd_h_payd_t *q;
+    char key[128];
+    long status;
+    json_t *body;
+} confirm_t;
+
+static void *
+confirm_main(void *arg)
+{
+    confirm_t *c = arg;
+    c->status = api_call_as(c->q, c->key, "POST", "/v1/payment_intents",
+                            "amount=4343&currency=usd&payment_method=pm_card_visa&confirm=true", NULL, &c->body);
+    return NULL;
+}
+
+/* No writable database while the processor has a payment (phase 1 durable, phase 2 not
+ * yet written), as in a failover: phase 2 is tried again on a new connection until one is
+ * back, and the request succeeds, rather than a 503 whose key waits for the recovery
+ * worker (fails with PD_STEP_RETRY_MS 1). */
+static void
+an_outcome_cut_off_from_the_database_is_written_on_a_new_connection(void **state)
+{
+    (void)state;
+    pd_h_payd_t q; /* a node of its own (with its own dev vault) whose processor answers slowly */
+    char sim[600];
+    snprintf(sim, sizeof(sim), "processor.simulator_db=%s/simulator.db", p.dir); /* one processor for both */
+    const char *args[] = {"--set", "store.backend=postgres", "--set", set_url, "--set",
+                          "processor.simulator_latency_ms=3000", "--set", sim, NULL};
+    pd_h_opts_t o = {.args = args};
+    assert_int_equal(pd_h_start(&q, &o), 0);
+    confirm_t c = {.q = &q};
+    api_load_credentials(&q); /* q's key is hashed under q's own vault's pepper: p's stays the global one */
+    snprintf(c.key, sizeof(c.key), "%s", api_sk);
+    api_load_credentials(&p);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, confirm_main, &c), 0);
+    /* phase 1 durable (the charge is processing); the simulator answers 3 s after it was called */
+    for (int i = 0; i < 100 && pg_long("SELECT count(*) FROM charges WHERE amount = 4343 AND processing = 1") != 1; i++)
+        nap(20);
+    assert_int_equal(pg_long("SELECT count(*) FROM charges WHERE amount = 4343 AND processing = 1"), 1);
+    /* the database takes no writes for a while: every session payd has ends, and the new
+     * ones are read-only (libpq's target_session_attrs=read-write refuses them: no host) */
+    assert_int_equal(pd_pg_sql("postgres", "ALTER DATABASE failover SET default_transaction_read_only = on"), 0);
+    assert_int_equal(pd_pg_sql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                           "WHERE usename = 'payd' AND datname = 'failover'"),
+                     0);
+    nap(4500); /* past the processor's answer: phase 2 meets no writable database */
+    assert_int_equal(pd_pg_sql("postgres", "ALTER DATABASE failover RESET default_transaction_read_only"), 0);
+    pthread_join(th, NULL);
+    if (c.status != 200) {
+        char *log = pd_h_log(&q);
+        fail_msg("answered %ld: %s\n%s", c.status, c.body != NULL ? json_dumps(c.body, 0) : "", log);
+    }
+    assert_string_equal(jstr(c.body, "status"), "succeeded");
+    json_decref(c.body);
+    char *log = pd_h_log(&q);
+    assert_non_null(strstr(log, "the database is unavailable for a recorded outcome; trying again"));
+    free(log);
+    assert_int_equal(pd_h_stop(&q, SIGTERM, 20000), 0);
+    pd_h_cleanup(&q);
+}
+
 static void
 acknowledged_payments_survive_a_failover(void **state)
 {
@@ -449,6 +512,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(readiness_follows_the_primary_while_idle),
         cmocka_unit_test(a_commit_cut_off_is_neither_failed_nor_done),
+        cmocka_unit_test(an_outcome_cut_off_from_the_database_is_written_on_a_new_connection),
         cmocka_unit_test(acknowledged_payments_survive_a_failover),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
