@@ -58,14 +58,18 @@ class Stats:
         self.last_ok = time.monotonic()
         self.last_ok_window = self.window
         self.longest_gap = {}
+        self.kinds = {}  # window -> {answer: count} of the failed requests
 
     def set_window(self, name):
         with self.mu:
             self.window = name
 
-    def record(self, success):
+    def record(self, success, kind=None):
         with self.mu:
             w = self.window
+            if not success and kind is not None:
+                k = self.kinds.setdefault(w, {})
+                k[kind] = k.get(kind, 0) + 1
             if success:
                 now = time.monotonic()
                 gw = self.last_ok_window
@@ -124,9 +128,11 @@ def retried(api, stats, method, path, form, key):
                 stats.record(st < 400)
                 return st, body
             # 409 idempotency_key_in_use: the first attempt is still running somewhere
-        except (OSError, http.client.HTTPException):
-            st, body = 0, None
-        stats.record(False)
+            code = (body.get("error") or {}).get("code") if isinstance(body, dict) else None
+            kind = "%d %s" % (st, code) if code else str(st)
+        except (OSError, http.client.HTTPException) as e:
+            st, body, kind = 0, None, type(e).__name__
+        stats.record(False, kind)
         if time.monotonic() > deadline:
             raise AssertionError("%s %s (key %s) still failing after %d s: %s %s" % (method, path, key,
                                                                                   RETRY_BUDGET_S, st, body))
@@ -445,8 +451,9 @@ def main():
         assert not errors, "clients failed: %s" % errors
         log("per fault: failed requests (retried by the client) / successful / longest without a success")
         for w in sorted(set(stats.ok) | set(stats.failed)):
-            log("  %-36s %5d / %5d / %.2f s" % (w, stats.failed.get(w, 0), stats.ok.get(w, 0),
-                                                  stats.longest_gap.get(w, 0.0)))
+            kinds = ", ".join("%s: %d" % kv for kv in sorted(stats.kinds.get(w, {}).items()))
+            log("  %-44s %5d / %5d / %.2f s  %s" % (w, stats.failed.get(w, 0), stats.ok.get(w, 0),
+                                                      stats.longest_gap.get(w, 0.0), kinds))
         verify(d, load(d), args.bin, clients, hooks)
         ok = True
     except AssertionError as e:
