@@ -109,8 +109,24 @@ write_phase2(pd_db_t *tx, pd_op_t *op)
         return r;
     /* the charge changed after phase 1 (the recovery worker resolved it?): decide
      * again from what is stored now, inside this transaction */
-    return pd_confirm_apply_outcome(tx, &op->r->arena, c->ch.merchant_id, c->ch.livemode, c->ch.id, &c->step.res, op->now,
-                                    &op->status, &op->body);
+    r = pd_confirm_apply_outcome(tx, &op->r->arena, c->ch.merchant_id, c->ch.livemode, c->ch.id, &c->step.res, op->now,
+                                 &op->status, &op->body);
+    if (r != PD_ERR_STATE)
+        return r;
+    /* resolved already (recovery recorded the outcome first, e.g. while this write waited
+     * out a failover): answer the intent as it is now */
+    pd_pi_rec_t now;
+    if ((r = pd_pi_get(tx, &op->r->arena, c->pi.merchant_id, c->pi.livemode, c->pi.id, &now)) != 0)
+        return r;
+    op->status = now.status == PD_PI_SUCCEEDED || now.status == PD_PI_REQUIRES_CAPTURE ? 200 : 402;
+    if (op->status == 402)
+        return pd_error_json(&op->body, "card_error", "processing_error", NULL, NULL, op->r->id,
+                             "An error occurred while processing your card. Try again in a little bit.");
+    pd_jw_t w;
+    pd_buf_reset(&op->body);
+    pd_jw_init(&w, &op->body);
+    pd_render_pi(&w, &now);
+    return pd_jw_finish(&w);
 }
 
 /* on the loop, with the processor's answer: the records are as phase 1 wrote them, so
