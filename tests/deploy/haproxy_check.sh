@@ -22,7 +22,8 @@ if grep -q -E 'WARNING|ALERT' <<<"$out"; then
 fi
 # what the deployment relies on is there (docs/deploy.md, "HAProxy")
 for want in 'http-check send meth GET uri /readyz' 'on-marked-down shutdown-sessions' 'verify required' \
-            'use-service prometheus-exporter' 'track-sc0 src' 'option forwardfor'; do
+            'use-service prometheus-exporter' 'track-sc0 src' 'option forwardfor' \
+            'disable-l7-retry if !METH_GET !{ req.hdr(idempotency-key) -m found }'; do
     grep -q -F -- "$want" "$src/deploy/haproxy/haproxy.cfg" || { echo "FAIL: haproxy.cfg lacks: $want"; exit 1; }
 done
 echo "deploy/haproxy/haproxy.cfg: ok"
