@@ -22,14 +22,14 @@ cluster_run() {
 
 scenario_cluster() {
   CLUSTER_CMD=$BENCH_ROOT/deploy/local/cluster
-  local cl=$CLUSTER_CMD bindir
+  local bindir
   bindir=$(dirname "$PAYD_BIN")
   printf '%-44s %12s %9s %9s\n' "payments through HAProxy (cluster)" "payments/s" "p50 ms" "p99 ms"
   for n in ${BENCH_CLUSTER_NODES:-1 2 3}; do
     CLUSTER_DIR=$BENCH_TMP/cluster-$n
     mkdir -p "$CLUSTER_DIR"
     trap '"$CLUSTER_CMD" down "$CLUSTER_DIR" >/dev/null 2>&1; bench_cleanup' EXIT
-    "$cl" up "$CLUSTER_DIR" --nodes "$n" --bin "$bindir" --no-prometheus --edge-rate 1000000000 \
+    "$CLUSTER_CMD" up "$CLUSTER_DIR" --nodes "$n" --bin "$bindir" --no-prometheus --edge-rate 1000000000 \
       --set server.log_level=warn --set api.threads="$BENCH_THREADS" --set payments.rate_per_s=1000000 \
       --set payments.burst=10000000 --set waf.ip_rate_limit=100000000 >"$CLUSTER_DIR/up.log" 2>&1 \
       || { cat "$CLUSTER_DIR/up.log" >&2; return 1; }
@@ -42,7 +42,7 @@ scenario_cluster() {
       "amount=1999&currency=usd&confirm=true&payment_method=$pm&description=bench"
     cluster_run "$api" "$n node(s) through HAProxy"
     if [[ $n == 1 ]]; then cluster_run "$(cluster_json nodes.0.api)" "1 node directly (no HAProxy)"; fi
-    "$cl" down "$CLUSTER_DIR" >/dev/null
+    "$CLUSTER_CMD" down "$CLUSTER_DIR" >/dev/null
   done
   trap bench_cleanup EXIT
 }

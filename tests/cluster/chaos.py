@@ -35,8 +35,11 @@ import threading
 import time
 import urllib.parse
 
+import cluster_script
+from cluster_script import cl
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLUSTER = os.path.join(os.path.dirname(os.path.dirname(HERE)), "deploy", "local", "cluster")
+CLUSTER = cluster_script.PATH
 CLIENTS = 6
 LOAD_BETWEEN_FAULTS_S = 6
 RETRY_BUDGET_S = 90  # a client retries one step this long before the test fails
@@ -280,15 +283,11 @@ def stream_ids(port, partitions=3):
 
 
 def redis_master(info):
-    """the master's port from the first sentinel that answers"""
-    for sp in info["redis"]["sentinels"]:
-        try:
-            with socket.create_connection(("127.0.0.1", sp), timeout=2) as s:
-                s.sendall(b"*3\r\n$8\r\nSENTINEL\r\n$23\r\nget-master-addr-by-name\r\n$4\r\npayd\r\n")
-                return int(resp(s.makefile("rb"))[1])
-        except (OSError, ValueError, TypeError, IndexError):
-            continue
-    raise AssertionError("no sentinel answers")
+    """the master's port as the sentinels report it now"""
+    port = cl.redis_master_port({"redis": {"sentinels": info["redis"]["sentinels"]}})
+    if port is None:
+        raise AssertionError("no sentinel answers")
+    return port
 
 
 def faults(d, info, stats):

@@ -8,7 +8,6 @@ import json
 import re
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -16,9 +15,12 @@ import tempfile
 import time
 import urllib.request
 
+import cluster_script
+from cluster_script import cl
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-CLUSTER = os.path.join(ROOT, "deploy", "local", "cluster")
+CLUSTER = cluster_script.PATH
 
 
 def cluster(*args):
@@ -41,19 +43,7 @@ def alive(pid):
 
 
 def haproxy_state(d, name):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(os.path.join(d, "haproxy.sock"))
-        s.sendall(b"show stat\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    rows = data.decode().splitlines()
-    head = rows[0].lstrip("# ").split(",")
-    for row in rows[1:]:
-        f = dict(zip(head, row.split(",")))
-        if f.get("pxname") == "payd" and f.get("svname") == name:
-            return f["status"]
-    return None
+    return cl.haproxy_server_states({"dir": d}).get(name)
 
 
 def balance(info):
@@ -118,6 +108,13 @@ def main():
         expect(rc == 1 and "running=False" in out, "status reports the dead node (exit 1)")
         rc, out = cluster("start", d, victim["name"])
         expect(rc == 0 and haproxy_state(d, victim["name"]) == "UP", "start brings the node back into HAProxy")
+        rc, out = cluster("start", d, "nosuch")
+        expect(rc == 1 and "no process named nosuch" in out, "start of an unknown part is refused (exit 1)")
+        os.kill(info["vault"][1]["pid"], signal.SIGKILL)
+        rc, out = cluster("start", d, "payd-vault-2")
+        expect(rc == 0, "start brings a SIGKILLed vault back")
+        rc, out = cluster("status", d)
+        expect(rc == 0 and "running=False" not in out, "status lists what runs now, not the incarnations before a start")
 
         # down signals only what it started: a recorded pid whose start time differs is left alone
         with open(os.path.join(d, "state.json")) as f:
