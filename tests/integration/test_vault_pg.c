@@ -828,10 +828,22 @@ in_flight_requests_fail_cleanly(void **state)
     in.exp_year = 2035;
     const int n = 400;
     uint64_t t0 = pd_mono_ms();
+    /* the first quarter is answered before the kill (so there is something to be durable),
+     * the second is written right before it (so requests are in flight), the rest after */
     for (int i = 0; i < n; i++) {
         assert_int_equal(pd_vault_tokenize(c, &in, on_tokenized, &f), 0);
-        if (i == n / 4) {
-            kill(vault_pid[0], SIGKILL); /* with requests written and unanswered */
+        if (i == n / 4 - 1)
+            for (int w = 0; w < 400; w++) {
+                pthread_mutex_lock(&f.mu);
+                int d = f.done;
+                pthread_mutex_unlock(&f.mu);
+                if (d == n / 4)
+                    break;
+                usleep(10000);
+            }
+        if (i == n / 2 - 1) {
+            t0 = pd_mono_ms();
+            kill(vault_pid[0], SIGKILL);
             waitpid(vault_pid[0], NULL, 0);
             vault_pid[0] = 0;
         }
@@ -845,12 +857,12 @@ in_flight_requests_fail_cleanly(void **state)
         usleep(10000);
     }
     uint64_t took = pd_mono_ms() - t0;
-    fprintf(stderr, "vault_pg: %d tokenizations across a SIGKILL: %d ok, %d failed closed, %d other, %llu ms\n", n,
+    fprintf(stderr, "vault_pg: %d tokenizations across a SIGKILL: %d ok, %d failed closed, %d other, all done %llu ms after it\n", n,
             f.ok, f.closed, f.other, (unsigned long long)took);
     assert_int_equal(f.done, n);
     assert_int_equal(f.other, 0);
-    assert_true(took < 4000); /* not the 5 s request deadline */
-    assert_true(f.ok > n / 4);
+    assert_true(took < 4000); /* from the kill: not the 5 s request deadline */
+    assert_true(f.ok >= n / 4);
     /* every success is in the database: B detokenizes each */
     for (int i = 0; i < f.ok; i++) {
         pd_vault_pan_t pan;
