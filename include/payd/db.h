@@ -123,6 +123,8 @@ void pd_sqlite_setup(void);
  * has one. */
 typedef struct pd_checkpointer pd_checkpointer_t;
 int pd_checkpointer_start(pd_checkpointer_t **out, const char *path) PD_WUR;
+/* the same, a checkpoint every interval_ms instead of every 50 ms (tests) */
+int pd_checkpointer_start_every(pd_checkpointer_t **out, const char *path, int interval_ms) PD_WUR;
 void pd_checkpointer_stop(pd_checkpointer_t *c);
 /* Transaction helpers on a writer connection. */
 static inline int pd_db_begin(pd_db_t *db) { return db->ops->begin(db); }

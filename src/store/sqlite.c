@@ -231,6 +231,7 @@ struct pd_checkpointer {
     atomic_bool stop;
     char *path;
     char *wal; /* path of the WAL file */
+    int interval_ms;
 };
 
 static off_t
@@ -265,27 +266,58 @@ rewind_wal(pd_checkpointer_t *d, sqlite3 *c, bool truncate)
         pd_log_debug("checkpoint: WAL rewound", PD_LS("wal", d->wal), PD_LI("rc", rc), PD_LI("took_us", (int64_t)us));
 }
 
+/*
+ * SQLite's WAL-reset race (https://sqlite.org/wal.html#walresetbug; Debian 12 ships
+ * 3.40, the fix came in 3.51.3): a checkpoint that read the WAL header just before a
+ * commit on another connection reset the WAL could publish a stale backfill mark, and
+ * a later checkpoint then skipped frames of acknowledged transactions, which were lost
+ * when the WAL was reset again (reproduced here: several processes writing one file,
+ * tests/unit/store/test_wal_reset.c). Every checkpoint therefore runs while a read
+ * transaction of the checkpointer's own holds a read lock: on a WAL slot it keeps any
+ * writer from resetting the WAL meanwhile; on slot 0 (the WAL was wholly copied) it
+ * keeps the checkpoint from publishing anything. Either way the race cannot complete.
+ */
+static bool
+guard_begin(sqlite3 *guard)
+{
+    return sqlite3_exec(guard, "BEGIN; SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static void
+guard_end(sqlite3 *guard)
+{
+    (void)sqlite3_exec(guard, "COMMIT", NULL, NULL, NULL);
+}
+
 static void *
 checkpointer(void *arg)
 {
     pd_checkpointer_t *d = arg;
-    sqlite3 *c = NULL;
+    sqlite3 *c = NULL, *guard = NULL;
     pthread_setname_np(pthread_self(), "payd-checkpoint");
-    if (sqlite3_open_v2(d->path, &c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(d->path, &c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_open_v2(d->path, &guard, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        pd_log_error("checkpoint: cannot open the database; the WAL is not checkpointed", PD_LS("path", d->path));
         sqlite3_close(c);
+        sqlite3_close(guard);
         return NULL;
     }
-    sqlite3_busy_handler(c, busy_retry, (void *)(intptr_t)20); /* bounds how long a RESTART may hold up the writer */
+    sqlite3_busy_handler(guard, busy_retry, (void *)(intptr_t)1000);
     /* a connection learns that the database is in WAL mode on its first read;
      * until then a checkpoint is a no-op that reports a log size of -1 */
     (void)sqlite3_exec(c, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     int dbfd = open(d->path, O_RDONLY | O_CLOEXEC);
     while (!atomic_load(&d->stop)) {
-        struct timespec ts = {0, 50 * 1000000L};
+        struct timespec ts = {d->interval_ms / 1000, (long)(d->interval_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
+        if (!guard_begin(guard))
+            continue;
         int logsz = 0, done = 0;
-        /* PASSIVE: copies what it can without blocking the writer or readers */
+        /* PASSIVE: copies what it can without blocking the writer or readers (no busy
+         * handler: a frame a reader still needs waits for the next round) */
+        sqlite3_busy_handler(c, NULL, NULL);
         int rc = sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
+        guard_end(guard);
         /* flush what it copied now, holding no lock: a RESTART holds the writer
          * lock while it syncs the database file, and would pay for it there */
         if (dbfd >= 0 && done > 0)
@@ -294,18 +326,23 @@ checkpointer(void *arg)
          * past WAL_RESTART_FRAMES, RESTART waits (busy timeout) for the readers of
          * old frames so the next commit writes from the start of the file again.
          * A file grown far past that is truncated as soon as all of it is copied,
-         * under load or not */
+         * under load or not. The guard is taken again, so that it most likely reads
+         * the wholly copied WAL from slot 0 and does not itself hold up the RESTART */
         bool oversized = file_size(d->wal) > WAL_TRUNCATE_BYTES;
-        if (rc == SQLITE_OK && (logsz >= WAL_RESTART_FRAMES || oversized) && done == logsz) {
+        if (rc == SQLITE_OK && (logsz >= WAL_RESTART_FRAMES || oversized) && done == logsz && guard_begin(guard)) {
             /* once more, so the RESTART finds only the frames of the last moments */
             (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
             if (dbfd >= 0)
                 (void)fdatasync(dbfd);
+            /* bounds how long a RESTART may hold up the writer */
+            sqlite3_busy_handler(c, busy_retry, (void *)(intptr_t)20);
             rewind_wal(d, c, oversized);
+            guard_end(guard);
         }
     }
     if (dbfd >= 0)
         close(dbfd);
+    sqlite3_close(guard);
     sqlite3_close(c);
     return NULL;
 }
@@ -313,7 +350,15 @@ checkpointer(void *arg)
 int
 pd_checkpointer_start(pd_checkpointer_t **out, const char *path)
 {
+    return pd_checkpointer_start_every(out, path, 50);
+}
+
+int
+pd_checkpointer_start_every(pd_checkpointer_t **out, const char *path, int interval_ms)
+{
     pd_checkpointer_t *c = calloc(1, sizeof(*c));
+    if (c != NULL)
+        c->interval_ms = interval_ms;
     size_t n = strlen(path) + sizeof("-wal");
     if (c == NULL || (c->path = strdup(path)) == NULL || (c->wal = malloc(n)) == NULL ||
         snprintf(c->wal, n, "%s-wal", path) < 0 || pthread_create(&c->thread, NULL, checkpointer, c) != 0) {
