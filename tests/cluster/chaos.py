@@ -224,9 +224,14 @@ def load(d):
 
 
 def get(api, path):
-    """GET path, waiting out HAProxy's per-address rate limit (the checks read thousands of objects)"""
+    """GET path, waiting out HAProxy's per-address rate limit (the checks read thousands of objects);
+    a keep-alive connection that went idle while a check ran (HAProxy closes it after `timeout
+    client`) is opened again once, as any HTTP client does for a GET"""
     for _ in range(100):
-        st, body = api.call("GET", path)
+        try:
+            st, body = api.call("GET", path)
+        except (OSError, http.client.HTTPException):
+            st, body = api.call("GET", path)  # Api.call dropped the dead connection
         if st != 429:
             return st, body
         time.sleep(0.5)
