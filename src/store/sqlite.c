@@ -28,6 +28,7 @@ typedef struct {
     pd_db_t super;
     sqlite3 *db;
     pd_checkpointer_t *ckpt; /* writer only */
+    bool in_txn;             /* holds the checkpointer's writer mutex (BEGIN to its end) */
     char *path;
     int wal_fd; /* our own descriptor of the WAL file, for s_sync (-1: commits sync) */
     struct {
@@ -183,15 +184,52 @@ s_simple(pd_db_t *db, const char *sql)
     return 0;
 }
 
+static void ckpt_hold(pd_checkpointer_t *c);
+static void ckpt_release(pd_checkpointer_t *c);
+
+/* a writer's transaction holds its checkpointer's writer mutex from BEGIN until it has
+ * ended (COMMIT, ROLLBACK, or SQLite's own rollback after an error), so a WAL rewind
+ * runs between transactions (see checkpointer()) */
+static void
+txn_ended(sqlite_db_t *d)
+{
+    if (d->in_txn && sqlite3_get_autocommit(d->db)) {
+        d->in_txn = false;
+        ckpt_release(d->ckpt);
+    }
+}
+
 /* transaction control goes through the statement cache: a savepoint per write
  * must not cost a parse */
-static int s_begin(pd_db_t *db) { return s_exec(db, "BEGIN IMMEDIATE", NULL, 0, NULL); }
-static int s_commit(pd_db_t *db) { return s_exec(db, "COMMIT", NULL, 0, NULL); }
+static int
+s_begin(pd_db_t *db)
+{
+    sqlite_db_t *d = (sqlite_db_t *)db;
+    if (d->ckpt != NULL && !d->in_txn) {
+        ckpt_hold(d->ckpt);
+        d->in_txn = true;
+    }
+    int r = s_exec(db, "BEGIN IMMEDIATE", NULL, 0, NULL);
+    txn_ended(d);
+    return r;
+}
+
+static int
+s_commit(pd_db_t *db)
+{
+    int r = s_exec(db, "COMMIT", NULL, 0, NULL);
+    txn_ended((sqlite_db_t *)db);
+    return r;
+}
+
 /* after some errors (SQLITE_FULL, SQLITE_IOERR in a COMMIT) SQLite has rolled back already */
 static int
 s_rollback(pd_db_t *db)
 {
-    return sqlite3_get_autocommit(((sqlite_db_t *)db)->db) ? 0 : s_simple(db, "ROLLBACK");
+    sqlite_db_t *d = (sqlite_db_t *)db;
+    int r = sqlite3_get_autocommit(d->db) ? 0 : s_simple(db, "ROLLBACK");
+    txn_ended(d);
+    return r;
 }
 static int s_savepoint(pd_db_t *db) { return s_exec(db, "SAVEPOINT w", NULL, 0, NULL); }
 static int s_release(pd_db_t *db) { return s_exec(db, "RELEASE w", NULL, 0, NULL); }
@@ -232,7 +270,11 @@ struct pd_checkpointer {
     char *path;
     char *wal; /* path of the WAL file */
     int interval_ms;
+    pthread_mutex_t writer_mu; /* held by the writer's transactions and by a rewind */
 };
+
+static void ckpt_hold(pd_checkpointer_t *c) { pthread_mutex_lock(&c->writer_mu); }
+static void ckpt_release(pd_checkpointer_t *c) { pthread_mutex_unlock(&c->writer_mu); }
 
 static off_t
 file_size(const char *path)
@@ -326,18 +368,28 @@ checkpointer(void *arg)
          * past WAL_RESTART_FRAMES, RESTART waits (busy timeout) for the readers of
          * old frames so the next commit writes from the start of the file again.
          * A file grown far past that is truncated as soon as all of it is copied,
-         * under load or not. The guard is taken again, so that it most likely reads
-         * the wholly copied WAL from slot 0 and does not itself hold up the RESTART */
+         * under load or not. A rewind runs between the writer's transactions (the
+         * writer mutex), so the guard, taken after a last PASSIVE, finds the WAL
+         * wholly copied and reads from slot 0, which does not hold up the RESTART
+         * (and still keeps a RESTART that fell back to PASSIVE, because another
+         * process wrote, from publishing) */
         bool oversized = file_size(d->wal) > WAL_TRUNCATE_BYTES;
-        if (rc == SQLITE_OK && (logsz >= WAL_RESTART_FRAMES || oversized) && done == logsz && guard_begin(guard)) {
-            /* once more, so the RESTART finds only the frames of the last moments */
-            (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
+        if (rc == SQLITE_OK && (logsz >= WAL_RESTART_FRAMES || oversized) && done == logsz) {
+            ckpt_hold(d);
+            if (guard_begin(guard)) {
+                /* once more, so the RESTART finds only the frames of the last moments */
+                (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
+                guard_end(guard);
+            }
             if (dbfd >= 0)
                 (void)fdatasync(dbfd);
-            /* bounds how long a RESTART may hold up the writer */
-            sqlite3_busy_handler(c, busy_retry, (void *)(intptr_t)20);
-            rewind_wal(d, c, oversized);
-            guard_end(guard);
+            if (guard_begin(guard)) {
+                /* bounds how long a RESTART may wait for readers */
+                sqlite3_busy_handler(c, busy_retry, (void *)(intptr_t)20);
+                rewind_wal(d, c, oversized);
+                guard_end(guard);
+            }
+            ckpt_release(d);
         }
     }
     if (dbfd >= 0)
@@ -357,12 +409,15 @@ int
 pd_checkpointer_start_every(pd_checkpointer_t **out, const char *path, int interval_ms)
 {
     pd_checkpointer_t *c = calloc(1, sizeof(*c));
-    if (c != NULL)
+    if (c != NULL) {
         c->interval_ms = interval_ms;
+        pthread_mutex_init(&c->writer_mu, NULL);
+    }
     size_t n = strlen(path) + sizeof("-wal");
     if (c == NULL || (c->path = strdup(path)) == NULL || (c->wal = malloc(n)) == NULL ||
         snprintf(c->wal, n, "%s-wal", path) < 0 || pthread_create(&c->thread, NULL, checkpointer, c) != 0) {
         if (c != NULL) {
+            pthread_mutex_destroy(&c->writer_mu);
             free(c->path);
             free(c->wal);
         }
@@ -380,6 +435,7 @@ pd_checkpointer_stop(pd_checkpointer_t *c)
         return;
     atomic_store(&c->stop, true);
     pthread_join(c->thread, NULL);
+    pthread_mutex_destroy(&c->writer_mu);
     free(c->path);
     free(c->wal);
     free(c);
@@ -458,6 +514,8 @@ s_close(pd_db_t *db)
         return;
     if (d->wal_fd >= 0)
         close(d->wal_fd);
+    if (d->in_txn) /* closed inside a transaction: SQLite rolls it back */
+        ckpt_release(d->ckpt);
     pd_checkpointer_stop(d->ckpt);
     free(d->path);
     for (size_t i = 0; i < CACHE_SLOTS; i++)
