@@ -54,16 +54,24 @@ typedef struct {
     int64_t duration_ms;
 } pd_attempt_t;
 
+/* one finished attempt, as record receives it */
+typedef struct {
+    const pd_delivery_t *d;
+    pd_attempt_t a;
+} pd_hook_outcome_t;
+
 typedef struct {
     /* Fills up to max due deliveries (next_at <= now) into out, returns how many (< 0 on error).
      * Handing a delivery out leases it: the queue moves its next_at past the attempt
      * timeout, so an attempt lost in a crash is retried later, never dropped.
      * Called on the engine thread. */
     int (*next_due)(void *ctx, int64_t now, pd_delivery_t *out, int max);
-    /* Records the outcome of an attempt (engine thread). Every delivery next_due handed
-     * out is recorded exactly once, also one the engine could not start, except those
-     * still in flight when the engine stops (their lease expires and they are retried). */
-    void (*record)(void *ctx, const pd_delivery_t *d, const pd_attempt_t *a);
+    /* Records the outcomes of n attempts (engine thread): every attempt that finished in
+     * one pass of the engine comes in one call, so the queue can write them at once.
+     * Every delivery next_due handed out is recorded exactly once, also one the engine
+     * could not start, except those still in flight when the engine stops (their lease
+     * expires and they are retried). */
+    void (*record)(void *ctx, const pd_hook_outcome_t *o, size_t n);
     void *ctx;
 } pd_webhook_queue_t;
 

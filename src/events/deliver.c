@@ -39,6 +39,8 @@ struct pd_webhook_engine {
     atomic_bool stop;
     int in_flight;
     transfer_t *active; /* in-flight transfers */
+    pd_hook_outcome_t *done; /* the transfers one pass finished (max_in_flight of room) */
+    transfer_t **done_t;
 };
 
 static bool
@@ -160,35 +162,36 @@ start_transfer(pd_webhook_engine_t *e, transfer_t *t)
     return 0;
 }
 
+/* Takes a finished transfer out of the multi handle and the in-flight list, and works out
+ * its outcome; the caller records it and frees t. */
 static void
-finish_transfer(pd_webhook_engine_t *e, transfer_t *t, CURLcode code)
+finish_transfer(pd_webhook_engine_t *e, transfer_t *t, CURLcode code, pd_attempt_t *a)
 {
-    pd_attempt_t a = {0};
     long status = 0;
+    memset(a, 0, sizeof(*a));
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    a.http_status = (int)status;
-    a.duration_ms = (int64_t)((pd_mono_ns() - t->start_ns) / 1000000u);
-    a.ok = code == CURLE_OK && status >= 200 && status < 300;
+    a->http_status = (int)status;
+    a->duration_ms = (int64_t)((pd_mono_ns() - t->start_ns) / 1000000u);
+    a->ok = code == CURLE_OK && status >= 200 && status < 300;
     if (t->blocked)
-        snprintf(a.error, sizeof(a.error), "refused: the endpoint resolves to a private or loopback address");
+        snprintf(a->error, sizeof(a->error), "refused: the endpoint resolves to a private or loopback address");
     else if (code != CURLE_OK)
-        snprintf(a.error, sizeof(a.error), "%s", curl_easy_strerror(code));
-    else if (!a.ok)
-        snprintf(a.error, sizeof(a.error), "endpoint answered HTTP %ld", status);
-    pd_mx_inc(PD_MX_WEBHOOK_DELIVERIES, a.ok                               ? PD_MX_HOOK_SUCCESS
+        snprintf(a->error, sizeof(a->error), "%s", curl_easy_strerror(code));
+    else if (!a->ok)
+        snprintf(a->error, sizeof(a->error), "endpoint answered HTTP %ld", status);
+    pd_mx_inc(PD_MX_WEBHOOK_DELIVERIES, a->ok                              ? PD_MX_HOOK_SUCCESS
                                         : t->blocked                       ? PD_MX_HOOK_REFUSED
                                         : code == CURLE_OPERATION_TIMEDOUT ? PD_MX_HOOK_TIMEOUT
                                         : code != CURLE_OK                 ? PD_MX_HOOK_NETWORK_ERROR
                                                                            : PD_MX_HOOK_HTTP_ERROR);
     int64_t now = pd_unix_now();
-    if (!a.ok) {
+    if (!a->ok) {
         int64_t wait = pd_webhook_backoff(t->d.attempt, t->d.first_at, now);
-        a.next_at = wait < 0 ? 0 : now + wait;
+        a->next_at = wait < 0 ? 0 : now + wait;
     }
-    pd_log(a.ok ? PD_LOG_DEBUG : PD_LOG_WARN, "webhook attempt", PD_LS("event", t->d.event_id),
-           PD_LS("delivery", t->d.delivery_id), PD_LI("attempt", t->d.attempt), PD_LI("status", a.http_status),
-           PD_LB("ok", a.ok), PD_LS("error", a.error[0] ? a.error : NULL), PD_LI("next_at", a.next_at));
-    e->q.record(e->q.ctx, &t->d, &a);
+    pd_log(a->ok ? PD_LOG_DEBUG : PD_LOG_WARN, "webhook attempt", PD_LS("event", t->d.event_id),
+           PD_LS("delivery", t->d.delivery_id), PD_LI("attempt", t->d.attempt), PD_LI("status", a->http_status),
+           PD_LB("ok", a->ok), PD_LS("error", a->error[0] ? a->error : NULL), PD_LI("next_at", a->next_at));
     curl_multi_remove_handle(e->multi, t->easy);
     if (t->prev != NULL)
         t->prev->next = t->next;
@@ -197,17 +200,39 @@ finish_transfer(pd_webhook_engine_t *e, transfer_t *t, CURLcode code)
     if (t->next != NULL)
         t->next->prev = t->prev;
     e->in_flight--;
-    transfer_free(t);
+}
+
+/* Records every transfer that finished in this pass in one call to the queue (at most
+ * max_in_flight of them: the engine's done arrays have that room). */
+static void
+record_finished(pd_webhook_engine_t *e)
+{
+    size_t n = 0;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(e->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        transfer_t *t = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        finish_transfer(e, t, m->data.result, &e->done[n].a);
+        e->done[n].d = &t->d;
+        e->done_t[n++] = t;
+    }
+    if (n > 0)
+        e->q.record(e->q.ctx, e->done, n);
+    for (size_t i = 0; i < n; i++)
+        transfer_free(e->done_t[i]);
 }
 
 /* reports an attempt that never went out, to be tried again in a minute */
 static void
 record_not_started(pd_webhook_engine_t *e, const pd_delivery_t *d)
 {
-    pd_attempt_t a = {.next_at = pd_unix_now() + 60};
-    snprintf(a.error, sizeof(a.error), "could not start the request");
+    pd_hook_outcome_t o = {d, {.next_at = pd_unix_now() + 60}};
+    snprintf(o.a.error, sizeof(o.a.error), "could not start the request");
     pd_mx_inc(PD_MX_WEBHOOK_DELIVERIES, PD_MX_HOOK_NOT_STARTED);
-    e->q.record(e->q.ctx, d, &a);
+    e->q.record(e->q.ctx, &o, 1);
 }
 
 static void
@@ -253,15 +278,7 @@ engine_main(void *arg)
         int running = 0;
         curl_multi_poll(e->multi, NULL, 0, (int)e->o.poll_ms, NULL);
         curl_multi_perform(e->multi, &running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(e->multi, &left)) != NULL) {
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            transfer_t *t = NULL;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-            finish_transfer(e, t, m->data.result);
-        }
+        record_finished(e);
     }
     /* attempts still running at the stop deadline stay leased in the queue and are
      * retried after the lease expires */
@@ -272,6 +289,16 @@ engine_main(void *arg)
         transfer_free(t);
     }
     return NULL;
+}
+
+static void
+engine_free(pd_webhook_engine_t *e)
+{
+    if (e->multi != NULL)
+        curl_multi_cleanup(e->multi);
+    free(e->done);
+    free(e->done_t);
+    free(e);
 }
 
 int
@@ -291,13 +318,14 @@ pd_webhook_engine_start(pd_webhook_engine_t **out, const pd_webhook_queue_t *q, 
     if (e->o.user_agent == NULL)
         e->o.user_agent = "payd-webhooks/1 (+https://stripe.com/docs/webhooks compatible)";
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if ((e->multi = curl_multi_init()) == NULL) {
-        free(e);
+    e->done = calloc((size_t)e->o.max_in_flight, sizeof(*e->done));
+    e->done_t = calloc((size_t)e->o.max_in_flight, sizeof(*e->done_t));
+    if (e->done == NULL || e->done_t == NULL || (e->multi = curl_multi_init()) == NULL) {
+        engine_free(e);
         return PD_ERR_NOMEM;
     }
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
-        curl_multi_cleanup(e->multi);
-        free(e);
+        engine_free(e);
         return PD_ERR_INTERNAL;
     }
     *out = e;
@@ -319,6 +347,5 @@ pd_webhook_engine_stop(pd_webhook_engine_t *e)
     atomic_store(&e->stop, true);
     curl_multi_wakeup(e->multi);
     pthread_join(e->thread, NULL);
-    curl_multi_cleanup(e->multi);
-    free(e);
+    engine_free(e);
 }

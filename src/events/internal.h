@@ -12,6 +12,15 @@
 #include "payd/webhook.h"
 #include "payd/webhook_sched.h"
 
+/* an endpoint's signing secret, decrypted (queue.c) */
+#define PD_RELAY_SECRETS 16
+typedef struct {
+    char endpoint[PD_ID_MAX];
+    char wrapped[512]; /* the wrapped secret it came from (webhook_endpoints.secret) */
+    pd_buf_t secret;
+    int64_t at; /* unix time it was decrypted; 0: the slot is empty */
+} pd_relay_secret_t;
+
 struct pd_relay {
     pd_store_t *store;
     pd_vault_client_t *vault;
@@ -28,6 +37,7 @@ struct pd_relay {
     char cursor[PD_ID_MAX];    /* where the next look for due endpoints starts */
     pd_stream_t *stream;       /* the transaction stream's publisher, or NULL (stream.c) */
     int64_t backlog_at, backlog; /* queue.c: payd_webhook_backlog, counted every 5 s on the engine thread */
+    pd_relay_secret_t secrets[PD_RELAY_SECRETS]; /* queue.c: engine thread only */
 };
 
 /* queue.c: the engine with its queue over the store */

@@ -106,18 +106,29 @@ write_lease(pd_db_t *tx, void *arg)
 
 /* --- 4. deliveries --- */
 
-/* Turns a leased row into a delivery: the event rendered, the endpoint's secret
- * decrypted. 0 or an error (then o holds nothing; the row is retried after its lease). */
+/* Endpoint secrets are decrypted at most once a minute per endpoint, rather than with a
+ * vault round trip per delivery; a slot is keyed by the wrapped secret too, so a rolled
+ * secret is decrypted anew at once. 0, or an error (out untouched). */
+#define SECRET_TTL_S 60
+
 static int
-make_delivery(pd_relay_t *rl, pd_db_t *db, pd_arena_t *arena, const pd_delivery_due_t *d, pd_delivery_t *o)
+endpoint_secret(pd_relay_t *rl, const pd_delivery_due_t *d, pd_buf_t *out)
 {
-    pd_event_rec_t ev;
+    int64_t now = pd_unix_now();
+    pd_relay_secret_t *slot = &rl->secrets[0];
+    for (size_t i = 0; i < PD_RELAY_SECRETS; i++) {
+        pd_relay_secret_t *c = &rl->secrets[i];
+        if (c->at != 0 && now - c->at < SECRET_TTL_S && strcmp(c->endpoint, d->endpoint) == 0 &&
+            strcmp(c->wrapped, d->secret_hex) == 0)
+            return pd_buf_put(out, c->secret.p, c->secret.len);
+        if (c->at < slot->at)
+            slot = c; /* the oldest, or an empty one */
+    }
     uint8_t env[512];
     char context[160];
     size_t hl = strlen(d->secret_hex);
-    if (pd_event_get(db, arena, d->merchant, d->livemode, d->event_id, &ev) != 0 || hl % 2 || hl / 2 > sizeof(env) ||
-        pd_unhex(d->secret_hex, hl, env) != 0)
-        return PD_ERR_NOTFOUND;
+    if (hl % 2 || hl / 2 > sizeof(env) || pd_unhex(d->secret_hex, hl, env) != 0)
+        return PD_ERR_INVALID;
     snprintf(context, sizeof(context), "merchant=%s;purpose=webhook_endpoint;id=%s", d->merchant, d->endpoint);
     pd_vault_reply_t sec;
     if (pd_vault_decrypt_sync(rl->vault, pd_view_cstr(context), pd_view(env, hl / 2), &sec) != 0) {
@@ -125,6 +136,36 @@ make_delivery(pd_relay_t *rl, pd_db_t *db, pd_arena_t *arena, const pd_delivery_
         pd_log_error("cannot decrypt a webhook secret", PD_LS("endpoint", d->endpoint));
         return PD_ERR_CRYPTO;
     }
+    pd_buf_free_secure(&slot->secret);
+    slot->at = 0;
+    pd_buf_init(&slot->secret, 256);
+    int r = pd_buf_put(&slot->secret, sec.data.p, sec.data.len);
+    pd_vault_reply_free(&sec);
+    if (r != 0)
+        return r;
+    snprintf(slot->endpoint, sizeof(slot->endpoint), "%s", d->endpoint);
+    snprintf(slot->wrapped, sizeof(slot->wrapped), "%s", d->secret_hex);
+    slot->at = now;
+    return pd_buf_put(out, slot->secret.p, slot->secret.len);
+}
+
+static void
+secrets_forget(pd_relay_t *rl)
+{
+    for (size_t i = 0; i < PD_RELAY_SECRETS; i++) {
+        pd_buf_free_secure(&rl->secrets[i].secret);
+        memset(&rl->secrets[i], 0, sizeof(rl->secrets[i]));
+    }
+}
+
+/* Turns a leased row into a delivery: the event rendered, the endpoint's secret
+ * decrypted. 0 or an error (then o holds nothing; the row is retried after its lease). */
+static int
+make_delivery(pd_relay_t *rl, pd_db_t *db, pd_arena_t *arena, const pd_delivery_due_t *d, pd_delivery_t *o)
+{
+    pd_event_rec_t ev;
+    if (pd_event_get(db, arena, d->merchant, d->livemode, d->event_id, &ev) != 0)
+        return PD_ERR_NOTFOUND;
     memset(o, 0, sizeof(*o));
     snprintf(o->delivery_id, sizeof(o->delivery_id), "%s", d->id);
     snprintf(o->event_id, sizeof(o->event_id), "%s", d->event_id);
@@ -135,12 +176,11 @@ make_delivery(pd_relay_t *rl, pd_db_t *db, pd_arena_t *arena, const pd_delivery_
     pd_jw_t w;
     pd_jw_init(&w, &o->payload);
     pd_event_json(&w, &ev);
-    bool ok = pd_jw_finish(&w) == 0 && pd_buf_put(&o->secret, sec.data.p, sec.data.len) == 0;
-    pd_vault_reply_free(&sec);
-    if (!ok) {
+    int r = pd_jw_finish(&w) == 0 ? endpoint_secret(rl, d, &o->secret) : PD_ERR_NOMEM;
+    if (r != 0) {
         pd_buf_free(&o->payload);
         pd_buf_free_secure(&o->secret);
-        return PD_ERR_NOMEM;
+        return r;
     }
     o->attempt = d->attempts + 1;
     o->first_at = d->first_at;
@@ -197,28 +237,36 @@ out:
 /* --- record --- */
 
 typedef struct {
-    const pd_delivery_t *d;
-    const pd_attempt_t *a;
+    const pd_hook_outcome_t *o;
+    size_t n;
     int64_t now;
 } rec_t;
 
 static int
-write_attempt(pd_db_t *tx, void *arg)
+write_attempts(pd_db_t *tx, void *arg)
 {
     rec_t *x = arg;
-    const char *state = x->a->ok ? "succeeded" : x->a->next_at ? "pending" : "failed";
-    return pd_delivery_record(tx, x->d->delivery_id, state, x->a->next_at ? x->a->next_at : x->now, x->a->http_status,
-                              x->a->error, x->now);
+    int r = 0;
+    for (size_t i = 0; i < x->n && r == 0; i++) {
+        const pd_attempt_t *a = &x->o[i].a;
+        const char *state = a->ok ? "succeeded" : a->next_at ? "pending" : "failed";
+        r = pd_delivery_record(tx, x->o[i].d->delivery_id, state, a->next_at ? a->next_at : x->now, a->http_status,
+                               a->error, x->now);
+    }
+    return r;
 }
 
+/* the outcomes of one engine pass, in one durable write */
 static void
-queue_record(void *ctx, const pd_delivery_t *d, const pd_attempt_t *at)
+queue_record(void *ctx, const pd_hook_outcome_t *o, size_t n)
 {
     pd_relay_t *rl = ctx;
-    rec_t x = {d, at, pd_unix_now()};
-    pd_webhook_sched_finished(rl->sched, d->endpoint_id);
-    if (pd_store_write_sync(rl->store, write_attempt, &x) != 0)
-        pd_log_error("cannot record a webhook attempt", PD_LS("delivery", d->delivery_id));
+    rec_t x = {o, n, pd_unix_now()};
+    for (size_t i = 0; i < n; i++)
+        pd_webhook_sched_finished(rl->sched, o[i].d->endpoint_id);
+    if (pd_store_write_sync(rl->store, write_attempts, &x) != 0)
+        pd_log_error("cannot record webhook attempts", PD_LS("delivery", o[0].d->delivery_id),
+                     PD_LI("attempts", (int64_t)n));
 }
 
 int
@@ -242,6 +290,7 @@ pd_relay_queue_stop(pd_relay_t *rl)
 {
     pd_webhook_engine_stop(rl->engine);
     rl->engine = NULL;
+    secrets_forget(rl);
     pd_webhook_sched_free(rl->sched);
     rl->sched = NULL;
 }

@@ -178,12 +178,12 @@ next_due(void *ctx, int64_t now, pd_delivery_t *out, int max)
 }
 
 static void
-record(void *ctx, const pd_delivery_t *d, const pd_attempt_t *a)
+record(void *ctx, const pd_hook_outcome_t *o, size_t n)
 {
-    (void)d;
     fake_queue_t *q = ctx;
     pthread_mutex_lock(&q->mu);
-    q->attempts[q->nattempts++] = *a;
+    for (size_t i = 0; i < n; i++)
+        q->attempts[q->nattempts++] = o[i].a;
     pthread_mutex_unlock(&q->mu);
 }
 
