@@ -34,6 +34,7 @@ enum {
     PD_MX_WEBHOOK_DELIVERIES, /* payd_webhook_deliveries_total{result} */
     PD_MX_WEBHOOK_BACKLOG,    /* payd_webhook_backlog (collected) */
     PD_MX_STREAM_PUBLISHED,   /* payd_stream_published_total */
+    PD_MX_STREAM_BACKLOG,     /* payd_stream_backlog (collected) */
     PD_MX_RECOVERY_RESOLVED,  /* payd_recovery_resolved_total{kind} */
     PD_MX_BUILD_INFO,         /* payd_build_info{version} (collected: 1) */
     /* counters the components kept before the registry existed (collected) */

@@ -55,6 +55,8 @@ int pd_outbox_relay(pd_db_t *tx, const pd_delivery_new_t *d, size_t n, const pd_
 int pd_stream_outbox_queue(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev) PD_WUR;
 /* The oldest events queued for the stream, as pd_outbox_peek. */
 int pd_stream_outbox_peek(pd_db_t *db, pd_outbox_ev_t *out, size_t max, size_t *n) PD_WUR;
+/* Events queued for the stream now (payd_stream_backlog). */
+int pd_stream_outbox_backlog(pd_db_t *db, int64_t *n) PD_WUR;
 /* Inside a write: removes the nev rows (by seq) Redis acknowledged; a row already gone
  * (another node published it too: a duplicate entry with the same id) is no error. */
 int pd_stream_outbox_done(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev) PD_WUR;

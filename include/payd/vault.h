@@ -148,12 +148,16 @@ typedef struct {
  * its own envelope under key, with its own context, exactly as pd_vault_encrypt would
  * make it, and the vault writes one audit record for the batch. Bounds: 1 to
  * PD_VAULT_BATCH_MAX payloads, at most PD_VAULT_BATCH_BYTES in all (one payload may take
- * all of it: there is no bound per payload, unlike Encrypt's 4096 bytes); past them the vault answers PD_ERR_TOOBIG with the bound
+ * all of it: there is no bound per payload, unlike Encrypt's 4096 bytes); past them the
+ * vault answers PD_ERR_TOOBIG with the bound
  * in reply->text (the request is still sent: the vault is the one that checks). The
  * reply's data holds the envelopes in request order: read them with
  * pd_vault_batch_envelopes. */
 #define PD_VAULT_BATCH_MAX 64
-#define PD_VAULT_BATCH_BYTES (28u * 1024)
+/* 256 KiB: more than the largest event payd can make (50 metadata keys of 40 bytes with
+ * values of 500, each byte escaped to 6 in JSON, ~160 KiB; every other field of an
+ * object has a bound of its own in src/api/schemas.c), so every event can be sealed */
+#define PD_VAULT_BATCH_BYTES (256u * 1024)
 int pd_vault_encrypt_batch(pd_vault_client_t *c, const char *key, const pd_vault_batch_item_t *items, size_t n,
                            pd_vault_cb cb, void *arg) PD_WUR;
 /* Splits an ENCRYPT_BATCH reply's data into its envelopes (views into data): 0, or

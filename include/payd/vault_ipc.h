@@ -23,7 +23,9 @@
 #include "payd/error.h"
 
 #define PD_IPC_HEADER 16
-#define PD_IPC_MAX_PAYLOAD (64 * 1024)
+/* room for the largest message: an ENCRYPT_BATCH of PD_VAULT_BATCH_BYTES and its reply
+ * (vault/handlers.c checks it at compile time) */
+#define PD_IPC_MAX_PAYLOAD (336 * 1024)
 
 enum {
     PD_MSG_AUTH = 1,

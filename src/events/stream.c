@@ -126,6 +126,7 @@ struct pd_stream {
     bool kicked;
     int64_t backoff_ms, last_warn;
     int64_t last_big; /* when an event too large to encrypt was last logged */
+    int64_t backlog_at, backlog; /* payd_stream_backlog: counted every 5 s */
 };
 
 typedef struct {
@@ -482,12 +483,30 @@ wait_ms(pd_stream_t *s, int64_t ms, bool wake_on_kick)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* payd_stream_backlog: a COUNT every 5 s on this thread, on every node (the cluster's
+ * queue, whichever node publishes), never at scrape time on an event loop */
+static void
+count_backlog(pd_stream_t *s)
+{
+    int64_t now = (int64_t)pd_mono_ms(), n;
+    pd_db_t *db;
+    if (pd_mx == NULL || (s->backlog_at != 0 && now - s->backlog_at < 5000) ||
+        (db = pd_store_reader(s->store)) == NULL)
+        return;
+    s->backlog_at = now;
+    if (pd_stream_outbox_backlog(db, &n) == 0) {
+        pd_metric_gauge_add(pd_mx, PD_MX_STREAM_BACKLOG, 0, n - s->backlog);
+        s->backlog = n;
+    }
+}
+
 static void *
 stream_main(void *arg)
 {
     pd_stream_t *s = arg;
     pthread_setname_np(pthread_self(), "payd-stream");
     while (!atomic_load(&s->stop)) {
+        count_backlog(s);
         int n = publish_once(s);
         if (n < 0) {
             wait_ms(s, s->backoff_ms, false);

@@ -137,6 +137,8 @@ const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES] = {
     [PD_MX_STREAM_PUBLISHED] = {"payd_stream_published_total",
                                 "Events the transaction stream's Redis acknowledged (XADD).", PD_METRIC_COUNTER, 0, 0,
                                 {{0}}, NULL, 0},
+    [PD_MX_STREAM_BACKLOG] = {"payd_stream_backlog", "Events queued for the transaction stream, not yet published.",
+                              PD_METRIC_GAUGE, 0, 0, {{0}}, NULL, 0},
     [PD_MX_RECOVERY_RESOLVED] = {"payd_recovery_resolved_total",
                                  "Interrupted operations the recovery worker finished, by kind.", PD_METRIC_COUNTER, 0,
                                  1, {L("kind", recovery_kinds)}, NULL, 0},

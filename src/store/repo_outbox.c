@@ -65,6 +65,12 @@ pd_stream_outbox_peek(pd_db_t *db, pd_outbox_ev_t *out, size_t max, size_t *n)
 }
 
 int
+pd_stream_outbox_backlog(pd_db_t *db, int64_t *n)
+{
+    return pd_db_query_int(db, "SELECT COUNT(*) FROM stream_outbox", NULL, 0, n);
+}
+
+int
 pd_stream_outbox_done(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev)
 {
     for (size_t i = 0; i < nev; i++) {

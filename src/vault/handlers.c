@@ -131,6 +131,10 @@ pd_h_encrypt(pd_hctx_t *h)
 }
 
 _Static_assert(PD_MSG_ENVS_MAX <= PD_MSG_JSON_MAX, "a batch's envelopes fit a data reply");
+_Static_assert(PD_MSG_JSON_MAX + PD_MSG_DATA_MAX + 1024 <= PD_IPC_MAX_PAYLOAD, "a data reply fits a frame");
+_Static_assert(PD_VAULT_BATCH_BYTES + PD_VAULT_BATCH_MAX * (4 + PD_MSG_CTX_MAX + 4) + PD_MSG_KEY_MAX + 4 <=
+                   PD_IPC_MAX_PAYLOAD,
+               "the largest batch request fits a frame");
 
 /* Encrypt for each entry of the batch, all or nothing: a bound passed or a failure
  * refuses the whole batch, which is audited as one operation on the key. */

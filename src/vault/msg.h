@@ -9,7 +9,7 @@
 #define PD_MSG_KEY_MAX 80
 #define PD_MSG_CTX_MAX 1024
 #define PD_MSG_DATA_MAX 8192
-#define PD_MSG_JSON_MAX 32768
+#define PD_MSG_JSON_MAX (PD_VAULT_BATCH_BYTES + 16384) /* a data reply's data: JSON, or a batch's envelopes */
 #define PD_MSG_NAME_MAX 128
 #define PD_MSG_CRED_MAX 128
 

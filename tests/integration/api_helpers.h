@@ -129,6 +129,25 @@ api_sql_long(const pd_h_payd_t *p, const char *db, const char *query)
     return n;
 }
 
+/* the value of one series of GET /metrics ("name" with no labels); -1 when absent */
+static inline double
+api_metric(const pd_h_payd_t *p, const char *name)
+{
+    pd_h_req_t rq = {.admin = true};
+    pd_h_resp_t r;
+    double v = -1;
+    size_t n = strlen(name);
+    if (pd_h_request(p, "GET", "/metrics", &rq, &r) != 0)
+        return v;
+    for (const char *q = r.body; q != NULL && (q = strstr(q, name)) != NULL; q += n)
+        if ((q == r.body || q[-1] == '\n') && q[n] == ' ') {
+            v = strtod(q + n + 1, NULL);
+            break;
+        }
+    pd_h_resp_free(&r);
+    return v;
+}
+
 static inline const char *
 jstr(json_t *o, const char *path)
 {

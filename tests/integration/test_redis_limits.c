@@ -92,25 +92,6 @@ readyz(const pd_h_payd_t *p)
     return body;
 }
 
-/* one series of GET /metrics ("name" with no labels) */
-static double
-metric(const pd_h_payd_t *p, const char *name)
-{
-    pd_h_req_t rq = {.admin = true};
-    pd_h_resp_t r;
-    double v = -1;
-    size_t n = strlen(name);
-    if (pd_h_request(p, "GET", "/metrics", &rq, &r) != 0)
-        return v;
-    for (const char *q = r.body; q != NULL && (q = strstr(q, name)) != NULL; q += n)
-        if ((q == r.body || q[-1] == '\n') && q[n] == ' ') {
-            v = strtod(q + n + 1, NULL);
-            break;
-        }
-    pd_h_resp_free(&r);
-    return v;
-}
-
 static void
 two_nodes_share_limits(void **state)
 {
@@ -259,14 +240,14 @@ redis_killed_under_load(void **state)
     assert_int_equal(pthread_create(&ta, NULL, load, &la), 0);
     assert_int_equal(pthread_create(&tb, NULL, load, &lb), 0);
     sleep(1);
-    assert_true(metric(&a, "payd_cache_shared") == 1);
-    assert_true(metric(&a, "payd_cache_fallbacks_total") == 0);
+    assert_true(api_metric(&a, "payd_cache_shared") == 1);
+    assert_true(api_metric(&a, "payd_cache_fallbacks_total") == 0);
     pd_h_redis_stop(&rs, SIGKILL);
     /* on the fallback: ready, with the note; the log and /metrics say so */
     assert_true(wait_ready_note(&a, true, 5000));
-    assert_true(metric(&a, "payd_cache_shared") == 0);
-    assert_true(metric(&a, "payd_cache_fallbacks_total") >= 1);
-    assert_true(metric(&a, "payd_cache_fallback_operations_total") > 0);
+    assert_true(api_metric(&a, "payd_cache_shared") == 0);
+    assert_true(api_metric(&a, "payd_cache_fallbacks_total") >= 1);
+    assert_true(api_metric(&a, "payd_cache_fallback_operations_total") > 0);
     char *body = readyz(&a);
     assert_non_null(strstr(body, "in-process fallback"));
     free(body);
@@ -276,7 +257,7 @@ redis_killed_under_load(void **state)
     assert_int_equal(pd_h_redis_start(&rs, &ro), 0);
     assert_true(wait_ready_note(&a, false, 10000));
     assert_true(wait_ready_note(&b, false, 10000));
-    assert_true(metric(&a, "payd_cache_shared") == 1);
+    assert_true(api_metric(&a, "payd_cache_shared") == 1);
     atomic_store(&la.stop, true);
     atomic_store(&lb.stop, true);
     pthread_join(ta, NULL);

@@ -36,6 +36,7 @@
 typedef struct {
     char id[64], merchant[64], type[64], created[24], entry[40];
     int part, seen;
+    size_t payload_len;
 } ev_t;
 
 static pd_h_redis_t g_rs;
@@ -126,6 +127,7 @@ read_stream(ev_t *out, int *n, bool payload_json)
             snprintf(x->type, sizeof(x->type), "%s", t->str);
             snprintf(x->created, sizeof(x->created), "%s", c->str);
             x->part = p;
+            x->payload_len = pl->len;
             assert_string_equal(lm->str, "false");
             if (payload_json) {
                 assert_int_equal(pl->str[0], '{');
@@ -194,22 +196,24 @@ pay(const pd_h_payd_t *p, const char *key)
     json_decref(j);
 }
 
-/* a payment whose events are ~13 KB of JSON: past Encrypt's 4096 bytes, within one
- * ENCRYPT_BATCH (the publisher sends it alone or with a few others) */
+/* a payment whose events are the largest payd makes: 50 metadata keys of 40 bytes, each
+ * value 500 control bytes that JSON escapes to 6 bytes each (\u0001), ~150 KB of JSON
+ * per event, far past Encrypt's 4096 bytes; the publisher sends such an event alone */
 static void
 pay_big(const pd_h_payd_t *p, const char *key)
 {
-    enum { NKEYS = 24, VLEN = 500 };
-    static char body[NKEYS * (VLEN + 32) + 200];
+    enum { NKEYS = 50, KLEN = 40, VLEN = 500 };
+    static char body[NKEYS * (KLEN + 3 * VLEN + 16) + 200];
     size_t n = (size_t)snprintf(body, sizeof(body), "amount=1000&currency=usd&payment_method=pm_card_visa&confirm=true");
     for (int k = 0; k < NKEYS; k++) {
-        n += (size_t)snprintf(body + n, sizeof(body) - n, "&metadata[k%02d]=", k);
-        memset(body + n, 'a' + k % 26, VLEN);
-        n += VLEN;
-        body[n] = '\0';
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "&metadata[k%02d%.*s]=", k, KLEN - 3,
+                              "_padded_to_forty_bytes_of_key_name_____");
+        for (int i = 0; i < VLEN; i++)
+            n += (size_t)snprintf(body + n, sizeof(body) - n, "%%01");
     }
     json_t *j;
     assert_int_equal(api_call_as(p, key, "POST", "/v1/payment_intents", body, NULL, &j), 200);
+    assert_int_equal(json_object_size(json_object_get(j, "metadata")), NKEYS);
     json_decref(j);
 }
 
@@ -377,6 +381,12 @@ every_event_once_over_all_partitions_and_a_group_reads_them(void **state)
     printf("stream: %d events of %d merchants, exactly once; per partition %d/%d/%d\n", ndb, nm, per[0], per[1],
            per[2]);
     assert_true(per[0] > 0 && per[1] > 0 && per[2] > 0);
+    /* pay_big's events are in: an envelope of over 100 KB of JSON (hex: twice that) */
+    size_t largest = 0;
+    for (int i = 0; i < ndb; i++)
+        largest = g_st[i].payload_len > largest ? g_st[i].payload_len : largest;
+    printf("stream: the largest entry's payload is %zu bytes of hex\n", largest);
+    assert_true(largest > 2 * 100000);
 
     /* a principal the vault does not let decrypt alias/events: nothing printed, nothing acknowledged */
     char admin[400];
@@ -570,9 +580,17 @@ redis_down_keeps_the_rows_and_publishes_them_when_back(void **state)
     sleep(3); /* back-off retries meanwhile: logged once per 10 s */
     assert_int_equal(count_in_log(&p, "stream: redis unavailable"), 1);
     assert_int_equal(api_sql_long(&p, "payd.db", "SELECT COUNT(*) FROM stream_outbox"), waiting);
+    /* payd_stream_backlog counts them (every 5 s) */
+    double backlog = -1;
+    for (int i = 0; i < 70 && backlog != (double)waiting; i++, usleep(100 * 1000))
+        backlog = api_metric(&p, "payd_stream_backlog");
+    assert_true(backlog == (double)waiting);
     pd_h_redis_opts_t ro = {.port = port};
     assert_int_equal(pd_h_redis_start(&g_rs, &ro), 0);
     wait_drained(&p);
+    for (int i = 0; i < 70 && backlog != 0; i++, usleep(100 * 1000))
+        backlog = api_metric(&p, "payd_stream_backlog");
+    assert_true(backlog == 0);
     int ndb, dups;
     check_every_event(&p, true, false, &ndb, &dups);
     printf("redis down: %ld events waited, then %d published exactly once\n", waiting, ndb);
