@@ -44,6 +44,8 @@ typedef struct {
     char *trusted_proxies;     /* CIDRs whose X-Forwarded-For is believed */
     char *allow;               /* CIDRs never rate-limited */
     char *deny;                /* CIDRs always refused */
+    char *cache_dir;           /* compiled rules kept here (empty: DATA_DIR/waf-cache; off: none) */
+    const char *cache_path;    /* set by the caller from cache_dir: the directory used, or NULL */
 } pd_waf_config_t;
 
 int pd_waf_config_register(pd_config_t *cfg, pd_waf_config_t *c) PD_WUR;
@@ -79,6 +81,8 @@ typedef struct pd_waf pd_waf_t;
 int pd_waf_new(pd_waf_t **out, const pd_waf_config_t *cfg, char *err, size_t errcap) PD_WUR;
 void pd_waf_free(pd_waf_t *w);
 size_t pd_waf_rule_count(const pd_waf_t *w);
+/* how many of the compiled rule groups came from cfg->cache_path rather than a compile */
+size_t pd_waf_groups_cached(const pd_waf_t *w);
 
 #define PD_WAF_MAX_HITS 8
 typedef struct {

@@ -387,14 +387,22 @@ open_metrics(void)
 static int
 start_services(app_t *app, pd_router_t *router)
 {
-    char sim_db[4200], err[512];
+    char sim_db[4200], err[512], waf_cache[4200];
     int r;
-    if ((r = pd_waf_new(&app->waf, &app->waf_cfg, err, sizeof(err))) != 0) {
+    /* [waf] cache_dir: compiled rules kept for the next start (docs/waf.md) */
+    snprintf(waf_cache, sizeof(waf_cache), "%s/waf-cache", app->svc.data_dir);
+    app->waf_cfg.cache_path = strcmp(app->waf_cfg.cache_dir, "off") == 0 ? NULL
+                              : app->waf_cfg.cache_dir[0] != '\0'         ? app->waf_cfg.cache_dir
+                                                                          : waf_cache;
+    r = pd_waf_new(&app->waf, &app->waf_cfg, err, sizeof(err));
+    app->waf_cfg.cache_path = NULL; /* waf_cache is this frame's */
+    if (r != 0) {
         pd_log_error("cannot load the WAF rules", PD_LS("reason", err));
         return r;
     }
     pd_log_info("waf ready", PD_LS("mode", app->waf_cfg.mode == PD_WAF_BLOCK ? "block" : app->waf_cfg.mode == PD_WAF_DETECT ? "detect" : "off"),
-                PD_LI("rules", (int64_t)pd_waf_rule_count(app->waf)), PD_LI("paranoia", app->waf_cfg.paranoia));
+                PD_LI("rules", (int64_t)pd_waf_rule_count(app->waf)), PD_LI("paranoia", app->waf_cfg.paranoia),
+                PD_LI("groups_from_cache", (int64_t)pd_waf_groups_cached(app->waf)));
     /* the vault before the cache (opened by the WAF's address rules) and the store:
      * [cache] and [store] password_secret are read from it */
     if ((r = pd_vault_link_open(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {

@@ -27,6 +27,7 @@ struct pd_waf {
     pthread_key_t scratch_key;
     pd_waf_route_mode_t *route_modes; /* [waf] route_modes, parsed at start */
     size_t nroute_modes;
+    size_t groups_cached; /* databases read from cfg.cache_path */
 };
 
 static bool
@@ -62,8 +63,15 @@ compile_group(pd_waf_t *w, int kind, pd_waf_variant_t v, char *err, size_t errca
     }
     if (n == 0)
         goto out;
+    uint8_t key[32];
+    const char *cache = w->cfg.cache_path;
+    if (cache != NULL && pd_waf_dbcache_key(exprs, flags, ids, n, HS_MODE_BLOCK, key) != 0)
+        cache = NULL;
     hs_compile_error_t *ce = NULL;
-    if (hs_compile_multi(exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, &w->db[kind][v], &ce) != HS_SUCCESS) {
+    if (cache != NULL && pd_waf_dbcache_load(cache, key, &w->db[kind][v]) == 0) {
+        w->groups_cached++;
+    } else if (hs_compile_multi(exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, &w->db[kind][v], &ce) !=
+               HS_SUCCESS) {
         if (ce != NULL && ce->expression >= 0) {
             const pd_waf_rule_t *r = &w->rules[ids[ce->expression]];
             snprintf(err, errcap, "rule %u: pattern refused by Hyperscan: %s", r->id, ce->message);
@@ -73,6 +81,8 @@ compile_group(pd_waf_t *w, int kind, pd_waf_variant_t v, char *err, size_t errca
         hs_free_compile_error(ce);
         rc = PD_ERR_CONFIG;
         goto out;
+    } else if (cache != NULL) {
+        pd_waf_dbcache_save(cache, key, w->db[kind][v]);
     }
     if (hs_alloc_scratch(w->db[kind][v], &w->proto) != HS_SUCCESS) {
         snprintf(err, errcap, "cannot allocate Hyperscan scratch space");
@@ -148,6 +158,7 @@ pd_waf_new(pd_waf_t **out, const pd_waf_config_t *cfg, char *err, size_t errcap)
     for (int k = 0; rc == 0 && k < K_COUNT; k++)
         for (int v = 0; rc == 0 && v < PD_WV_COUNT; v++)
             rc = compile_group(w, k, (pd_waf_variant_t)v, err, errcap);
+    w->cfg.cache_path = NULL; /* used only here: the caller's may not outlive this call */
     if (rc != 0) {
         pd_waf_free(w);
         return rc;
@@ -172,6 +183,12 @@ pd_waf_free(pd_waf_t *w)
     pd_waf_rules_free(w->rules, w->nrules);
     free(w->route_modes);
     free(w);
+}
+
+size_t
+pd_waf_groups_cached(const pd_waf_t *w)
+{
+    return w->groups_cached;
 }
 
 size_t

@@ -31,6 +31,9 @@ static const pd_config_key_t keys[] = {
      .help = "CIDRs of proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8)"},
     {"allow", PD_CT_STR, C(allow), "", .help = "CIDRs exempt from the rate rule"},
     {"deny", PD_CT_STR, C(deny), "", .help = "CIDRs always refused with 403"},
+    {"cache_dir", PD_CT_STR, C(cache_dir), "",
+     .help = "compiled rules are kept here, so a start does not compile them again (empty: DATA_DIR/waf-cache; "
+             "off: never kept)"},
 };
 #undef C
 

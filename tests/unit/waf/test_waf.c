@@ -119,6 +119,110 @@ builtin(void)
     return w;
 }
 
+/* a start with [waf] cache_dir reads the groups the previous one compiled; a damaged or
+ * truncated file is compiled anew (and replaced), a different paranoia level has its own
+ * files; the verdicts are the same whichever way a database came */
+static pd_waf_t *
+with_cache(const char *dir, int64_t paranoia)
+{
+    pd_waf_config_t cfg = {.mode = PD_WAF_BLOCK, .paranoia = paranoia, .threshold = 5, .rules_file = (char[]){""},
+                           .route_modes = (char[]){""}, .cache_path = dir};
+    pd_waf_t *w = NULL;
+    char err[256] = "";
+    if (pd_waf_new(&w, &cfg, err, sizeof(err)) != 0)
+        fail_msg("built-in rules do not load: %s", err);
+    return w;
+}
+
+static int
+attack_score(pd_waf_t *w)
+{
+    static const char sqli[] = "1' UNION SELECT password FROM users--";
+    pd_waf_verdict_t v;
+    memset(&v, 0, sizeof(v));
+    assert_int_equal(pd_waf_scan(w, PD_WT_ARGS, "param:description", (const uint8_t *)sqli, strlen(sqli), &v), 0);
+    return v.score;
+}
+
+static size_t
+cache_files(const char *dir, char first[512])
+{
+    char cmd[600], line[512];
+    size_t n = 0;
+    snprintf(cmd, sizeof(cmd), "ls %s/*.hsdb 2>/dev/null", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p) != NULL)
+        if (n++ == 0 && first != NULL)
+            snprintf(first, 512, "%.*s", (int)strcspn(line, "\n"), line);
+    pclose(p);
+    return n;
+}
+
+static void
+compiled_rules_are_kept_in_the_cache_dir(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/payd-waf-cache-XXXXXX", sub[64], first[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof(sub), "%s/c", dir); /* made by the first save */
+    pd_waf_t *w = builtin();
+    int want = attack_score(w);
+    assert_true(want >= 5);
+    pd_waf_free(w);
+
+    /* the first start compiles each distinct group once (groups with the same rules, such
+     * as the header and User-Agent groups of a variant without UA rules, share a file) */
+    w = with_cache(sub, 1);
+    size_t first_start = pd_waf_groups_cached(w);
+    assert_int_equal(attack_score(w), want);
+    pd_waf_free(w);
+    size_t files = cache_files(sub, first);
+    assert_true(files > 0);
+    size_t groups = first_start + files;
+
+    w = with_cache(sub, 1);
+    assert_int_equal(pd_waf_groups_cached(w), groups);
+    assert_int_equal(attack_score(w), want);
+    pd_waf_free(w);
+
+    /* one byte of a file flipped, then the file truncated: compiled again (once: the
+     * replacement serves the next group with those rules), the rest read */
+    FILE *f = fopen(first, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, -10, SEEK_END), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, -10, SEEK_END), 0);
+    fputc(c ^ 0x55, f);
+    fclose(f);
+    w = with_cache(sub, 1);
+    assert_int_equal(pd_waf_groups_cached(w), groups - 1);
+    assert_int_equal(attack_score(w), want);
+    pd_waf_free(w);
+    assert_int_equal(truncate(first, 30), 0);
+    w = with_cache(sub, 1);
+    assert_int_equal(pd_waf_groups_cached(w), groups - 1);
+    pd_waf_free(w);
+    w = with_cache(sub, 1); /* replaced by the compile before */
+    assert_int_equal(pd_waf_groups_cached(w), groups);
+    pd_waf_free(w);
+
+    /* other rules, other files */
+    w = with_cache(sub, 4);
+    assert_true(pd_waf_groups_cached(w) < groups);
+    pd_waf_free(w);
+    assert_true(cache_files(sub, NULL) > files);
+
+    /* a directory that cannot be made: compiled, nothing kept, no error */
+    w = with_cache("/proc/payd-waf-cache", 1);
+    assert_int_equal(pd_waf_groups_cached(w), 0);
+    assert_int_equal(attack_score(w), want);
+    pd_waf_free(w);
+    char rm[128];
+    snprintf(rm, sizeof(rm), "rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+}
+
 /* the score one corpus ingredient gets where the HTTP test puts it */
 static int
 score(pd_waf_t *w, const char *location, const char *payload, size_t len, pd_waf_verdict_t *v)
@@ -211,6 +315,7 @@ main(void)
         cmocka_unit_test(a_pattern_hyperscan_refuses_is_named),
         cmocka_unit_test(log4shell_and_prototype_pollution),
         cmocka_unit_test(corpus_at_the_engine),
+        cmocka_unit_test(compiled_rules_are_kept_in_the_cache_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
