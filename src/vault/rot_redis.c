@@ -4,8 +4,11 @@
  * >new) while the old one keeps working; finishSecret makes it CURRENT and every payd
  * fetches it; the retirement after the grace period removes the old one (ACL SETUSER u
  * <old). Connections already authenticated stay so (Redis checks a password at AUTH).
- * ACLs are per server: the target URL names the server (a Sentinel URL reaches the
- * master only; replicas need the same ACL change, see docs/redis.md).
+ * ACLs are per server and not replicated: each change is made on the master (the
+ * target URL, or the master a Sentinel URL names) and then on every replica the
+ * master's ROLE lists, with the same master login, so a failover to a replica finds
+ * the same passwords. A replica that cannot be changed fails the step (it is retried);
+ * one that lacks a password being removed is not an error.
  *
  * The master login must be allowed ACL SETUSER and ACL GETUSER. The user must exist:
  * SETUSER would otherwise create one without rights.
@@ -64,11 +67,52 @@ pending_value(const pd_rot_target_t *t, pd_view_t current, const char *password,
     return pd_buf_printf(out, "%s\n%s", t->username, password);
 }
 
-/* ACL SETUSER user <op><password>: op '>' adds, '<' removes */
+/* ACL GETUSER then ACL SETUSER user <op><password> on the server l is logged in to */
+static int
+acl_set_on(pd_rlink_t *l, const pd_rot_target_t *t, const char *pw, bool replica, char *why, size_t cap)
+{
+    const char *get[] = {"ACL", "GETUSER", t->username};
+    const char *setu[] = {"ACL", "SETUSER", t->username, pw};
+    int r = r_cmd(l, 3, get, false, why, cap);
+    if (r == PD_ERR_NOTFOUND)
+        snprintf(why, cap, "the Redis ACL user %s does not exist on %s (create it with its rights first)",
+                 t->username, pd_rlink_peer(l));
+    if (r == 0 && (r = r_cmd(l, 4, setu, false, why, cap)) == PD_ERR_PERM && replica && pw[0] == '<' &&
+        strstr(why, "does not exist") != NULL)
+        r = 0; /* a replica that never had the old password */
+    return r;
+}
+
+/* the replicas ROLE on the master lists, as "host:port" into hosts (at most max) */
+static size_t
+replicas_of(pd_rlink_t *l, char hosts[][300], size_t max)
+{
+    const char *role[] = {"ROLE"};
+    redisReply *rp = NULL;
+    size_t n = 0;
+    if (pd_rlink_cmd(l, &rp, 1, role) != 0)
+        return 0;
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements >= 3 && rp->element[2]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *list = rp->element[2];
+        for (size_t i = 0; i < list->elements && n < max; i++) {
+            const redisReply *e = list->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[1]->type != REDIS_REPLY_STRING)
+                continue;
+            const char *ip = e->element[0]->str;
+            snprintf(hosts[n++], 300, strchr(ip, ':') != NULL ? "[%s]:%s" : "%s:%s", ip, e->element[1]->str);
+        }
+    }
+    freeReplyObject(rp);
+    return n;
+}
+
+/* ACL SETUSER user <op><password> on the master, then on each of its replicas:
+ * op '>' adds, '<' removes */
 static int
 acl_password(const pd_rot_target_t *t, pd_view_t master, pd_view_t value, char op, char *why, size_t cap)
 {
-    char user[PD_CRED_USER_MAX], pw[PD_CRED_PASSWORD_MAX + 2];
+    char user[PD_CRED_USER_MAX], pw[PD_CRED_PASSWORD_MAX + 2], hosts[16][300];
     int r;
     if (pd_cred_parse(value, user, sizeof(user), pw + 1, sizeof(pw) - 1) != 0) {
         snprintf(why, cap, "a stored login is malformed");
@@ -76,15 +120,26 @@ acl_password(const pd_rot_target_t *t, pd_view_t master, pd_view_t value, char o
     }
     pw[0] = op;
     pd_rlink_t *l = r_login(t, master, "master", why, cap);
+    size_t nrep = 0;
     if (l == NULL) {
         r = PD_ERR_UNAVAILABLE;
     } else {
-        const char *get[] = {"ACL", "GETUSER", t->username};
-        const char *setu[] = {"ACL", "SETUSER", t->username, pw};
-        if ((r = r_cmd(l, 3, get, false, why, cap)) == PD_ERR_NOTFOUND)
-            snprintf(why, cap, "the Redis ACL user %s does not exist (create it with its rights first)", t->username);
-        if (r == 0)
-            r = r_cmd(l, 4, setu, false, why, cap);
+        if ((r = acl_set_on(l, t, pw, false, why, cap)) == 0)
+            nrep = replicas_of(l, hosts, sizeof(hosts) / sizeof(hosts[0]));
+        pd_rlink_free(l);
+    }
+    bool tls = strncmp(t->url, "rediss://", 9) == 0;
+    for (size_t i = 0; r == 0 && i < nrep; i++) {
+        pd_rot_target_t rt = *t;
+        char w[300];
+        snprintf(rt.url, sizeof(rt.url), "%s://%s", tls ? "rediss" : "redis", hosts[i]);
+        if ((l = r_login(&rt, master, "master", w, sizeof(w))) == NULL) {
+            snprintf(why, cap, "replica %s: %s", hosts[i], w);
+            r = PD_ERR_UNAVAILABLE;
+            break;
+        }
+        if ((r = acl_set_on(l, &rt, pw, true, w, sizeof(w))) != 0)
+            snprintf(why, cap, "replica %s: %s", hosts[i], w);
         pd_rlink_free(l);
     }
     OPENSSL_cleanse(pw, sizeof(pw));

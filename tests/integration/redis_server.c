@@ -235,6 +235,8 @@ pd_h_redis_start(pd_h_redis_t *r, const pd_h_redis_opts_t *o)
         }
         if (o->replicaof != 0)
             fprintf(f, "replicaof 127.0.0.1 %u\nreplica-read-only yes\n", (unsigned)o->replicaof);
+        if (o->replicaof != 0 && o->requirepass != NULL)
+            fprintf(f, "masterauth %s\n", o->requirepass); /* the master's default user */
     }
     fclose(f);
     pid_t p = fork();

@@ -84,18 +84,24 @@ cli(const char *const *args)
     return pd_h_redis_cli(rs.port, argv);
 }
 
-/* AUTH payd <password of value> answers OK */
+/* AUTH payd <password of value> answers OK on the server at port */
 static bool
-can_auth(const char *value)
+can_auth_on(uint16_t port, const char *value)
 {
     char user[128], pw[1100];
     assert_int_equal(pd_cred_parse(pd_view_cstr(value), user, sizeof(user), pw, sizeof(pw)), 0);
     const char *args[] = {"--user", user, "--pass", pw, "--no-auth-warning", "PING", NULL};
-    char *out = pd_h_redis_cli(rs.port, args);
+    char *out = pd_h_redis_cli(port, args);
     bool ok = out != NULL && strstr(out, "PONG") != NULL;
     free(out);
     OPENSSL_cleanse(pw, sizeof(pw));
     return ok;
+}
+
+static bool
+can_auth(const char *value)
+{
+    return can_auth_on(rs.port, value);
 }
 
 static int
@@ -336,6 +342,52 @@ bad_input_is_refused_with_the_reason(void **state)
     free(out);
 }
 
+/* ACLs are not replicated: the handler changes every replica the master's ROLE lists, so
+ * a failover to one finds the same passwords (added, and the old one removed after the
+ * grace period) */
+static void
+a_rotation_reaches_the_replicas(void **state)
+{
+    (void)state;
+    pd_h_redis_t rep;
+    pd_h_redis_opts_t ro = {.requirepass = ADMIN_PW, .acl_user = "payd other-pw", .replicaof = rs.port};
+    assert_int_equal(pd_h_redis_start(&rep, &ro), 0);
+    char port[16];
+    snprintf(port, sizeof(port), "%u", (unsigned)rep.port);
+    bool linked = false;
+    for (int i = 0; i < 100 && !linked; i++) {
+        const char *role[] = {"ROLE", NULL};
+        char *out = cli(role);
+        linked = out != NULL && strstr(out, port) != NULL;
+        free(out);
+        if (!linked)
+            usleep(100000);
+    }
+    assert_true(linked);
+    const char *rot[] = {"secrets", "rotate", "payd/redis", NULL};
+    char first[1200], second[1200];
+    assert_int_equal(payctl_quiet(rot, NULL), 0);
+    secret_stage("CURRENT", first, sizeof(first));
+    assert_true(can_auth_on(rep.port, first));
+    sleep(GRACE_S + 2);
+    assert_int_equal(payctl_quiet(rot, NULL), 0);
+    secret_stage("CURRENT", second, sizeof(second));
+    assert_true(can_auth_on(rep.port, second));
+    bool retired = false;
+    for (int i = 0; i < 100 && !retired; i++) {
+        retired = !can_auth_on(rep.port, first);
+        if (!retired)
+            usleep(100000);
+    }
+    assert_true(retired); /* the previous password left the replica too */
+    assert_true(can_auth_on(rep.port, second) && can_auth(second));
+    assert_false(can_auth(first));
+    OPENSSL_cleanse(first, sizeof(first));
+    OPENSSL_cleanse(second, sizeof(second));
+    pd_h_redis_stop(&rep, SIGTERM);
+    pd_h_redis_cleanup(&rep);
+}
+
 static int
 setup(void **state)
 {
@@ -422,6 +474,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rotation_under_load_fails_no_request),
         cmocka_unit_test(stale_cache_refetches_after_wrongpass),
+        cmocka_unit_test(a_rotation_reaches_the_replicas),
         cmocka_unit_test(bad_input_is_refused_with_the_reason),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
