@@ -132,7 +132,7 @@ acl_password(const pd_rot_target_t *t, pd_view_t master, pd_view_t value, char o
     for (size_t i = 0; r == 0 && i < nrep; i++) {
         pd_rot_target_t rt = *t;
         char w[300];
-        snprintf(rt.url, sizeof(rt.url), "%s://%s", tls ? "rediss" : "redis", hosts[i]);
+        snprintf(rt.url, sizeof(rt.url), "%s://%.299s", tls ? "rediss" : "redis", hosts[i]);
         if ((l = r_login(&rt, master, "master", w, sizeof(w))) == NULL) {
             snprintf(why, cap, "replica %s: %s", hosts[i], w);
             r = PD_ERR_UNAVAILABLE;
