@@ -21,6 +21,7 @@
 
 #include <openssl/evp.h>
 
+#include "payd/buf.h"
 #include "payd/log.h"
 #include "waf/internal.h"
 
@@ -53,8 +54,7 @@ static void
 file_path(char *out, size_t cap, const char *dir, const uint8_t key[32])
 {
     char hex[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    pd_hex(key, 32, hex);
     snprintf(out, cap, "%s/%s.hsdb", dir, hex);
 }
 
