@@ -130,7 +130,9 @@ set_text(pd_redis_t *r, char *dst, const char *src)
     pthread_mutex_unlock(&r->smu);
 }
 
-/* the mirror starts over for a new connection */
+/* the mirror starts over for a new connection. The caller's parameters (rate, burst,
+ * window, ttl) stay: an entry queued before the reconnect is sent by the next round
+ * before any caller sets them again, and a bucket of burst 0 would empty Redis's. */
 static void
 reset_entry(rentry_t *e, unsigned gen)
 {
@@ -138,10 +140,13 @@ reset_entry(rentry_t *e, unsigned gen)
     bool queued = e->queued, inflight = e->inflight;
     char key[KEY_MAX];
     uint8_t kind = e->kind;
+    double rate = e->rate, burst = e->burst;
+    int64_t window_ms = e->window_ms, ttl_ms = e->ttl_ms, used_ms = e->used_ms;
     memcpy(key, e->key, sizeof(key));
     memset(e, 0, sizeof(*e));
     memcpy(e->key, key, sizeof(key));
     e->kind = kind, e->next = next, e->qnext = qnext, e->queued = queued, e->inflight = inflight;
+    e->rate = rate, e->burst = burst, e->window_ms = window_ms, e->ttl_ms = ttl_ms, e->used_ms = used_ms;
     e->gen = gen;
 }
 

@@ -26,6 +26,7 @@
 static const char take_lua[] =
     NOW "local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]) "
     "local debt, want, back, nodes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]) "
+    "if not (rate and burst and rate > 0 and burst > 0) then return redis.error_reply('ERR payd take: rate and burst must be positive') end "
     "local h = redis.call('HMGET', KEYS[1], 't', 'ts') "
     "local tok, ts = tonumber(h[1]), tonumber(h[2]) "
     "if tok == nil or ts == nil then tok = burst ts = now end "

@@ -133,6 +133,17 @@ script_token_bucket(void **state)
     assert_true(o[2] >= 999 && o[2] <= 1000); /* empty to full at 10/s */
     take("payd:tb:a", "10", "10", "0", "5", "0", "1", o);
     assert_int_equal(o[0], 0); /* spent */
+    /* a rate or burst of 0 is refused before the bucket is touched */
+    const char *zero[] = {"EVALSHA", pd_rscript_sha(PD_RS_TAKE), "1", "payd:tb:z", "0", "0", "0", "1", "0", "1"};
+    redisReply *zr;
+    assert_int_equal(pd_rconn_cmd(&g_conn, &zr, 10, zero), 0);
+    assert_int_equal(zr->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(zr->str, "rate and burst must be positive"));
+    freeReplyObject(zr);
+    const char *ex[] = {"EXISTS", "payd:tb:z", NULL};
+    char *n = pd_h_redis_cli(g_redis.port, ex);
+    assert_int_equal(strtol(n, NULL, 10), 0);
+    free(n);
     usleep(300000);
     take("payd:tb:a", "10", "10", "0", "100", "0", "1", o);
     assert_true(o[0] >= 2 && o[0] <= 4); /* refilled by Redis's clock: 10/s for 0.3 s */
@@ -468,6 +479,52 @@ fallback_then_global_again(void **state)
     pd_h_redis_cleanup(&r);
 }
 
+/* A key queued just before the connection is lost is sent by the first round after the
+ * reconnect, before any caller touches it again: it must go with its own rate and
+ * burst (a bucket of burst 0 emptied Redis's, and the other nodes refused). */
+static void
+a_key_queued_across_a_reconnect_keeps_its_bucket(void **state)
+{
+    (void)state;
+    pd_h_redis_t r;
+    assert_int_equal(pd_h_redis_start(&r, NULL), 0);
+    pd_cache_t *a = node(r.port);
+    assert_true(take_synced(a, "rl:warm", 1, 3));
+    assert_int_equal(kill(r.pid, SIGSTOP), 0);
+    usleep(100000); /* a poll round is waiting on the stopped server */
+    int64_t rem, reset, retry;
+    assert_true(pd_cache_take(a, "rl:queued", 1000, 1000, pd_real_ms(), &rem, &reset, &retry));
+    pd_cache_stats_t st;
+    for (int i = 0; i < 100; i++) {
+        pd_cache_stats(a, &st);
+        if (!st.connected)
+            break;
+        usleep(20000);
+    }
+    assert_false(st.connected); /* the round timed out: "rl:queued" waits in the queue */
+    int64_t fallbacks = st.fallbacks;
+    assert_int_equal(kill(r.pid, SIGCONT), 0);
+    for (int i = 0; i < 100; i++) {
+        pd_cache_stats(a, &st);
+        if (st.connected)
+            break;
+        usleep(50000);
+    }
+    assert_true(st.connected);
+    assert_int_equal(pd_cache_sync(a, 2000), 0);
+    assert_int_equal(pd_cache_sync(a, 2000), 0);
+    pd_cache_stats(a, &st);
+    assert_true(st.connected);
+    assert_int_equal(st.fallbacks, fallbacks); /* no script error dropped the connection again */
+    const char *hg[] = {"HGET", "payd:tb:rl:queued", "t", NULL};
+    char *out = pd_h_redis_cli(r.port, hg);
+    assert_true(strtod(out, NULL) >= 990); /* the bucket is full, less this node's grant */
+    free(out);
+    pd_cache_free(a);
+    pd_h_redis_stop(&r, SIGTERM);
+    pd_h_redis_cleanup(&r);
+}
+
 static int
 open_err(const char *url, const char *tls_ca, char *err, size_t cap, pd_cache_t **out)
 {
@@ -617,6 +674,7 @@ main(void)
         cmocka_unit_test(script_counter_and_block),  cmocka_unit_test(bucket_shared_by_two_nodes),
         cmocka_unit_test(window_counter_block_shared), cmocka_unit_test(overshoot_with_three_nodes),
         cmocka_unit_test(noscript_reloads),          cmocka_unit_test(fallback_then_global_again),
+        cmocka_unit_test(a_key_queued_across_a_reconnect_keeps_its_bucket),
         cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
