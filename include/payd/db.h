@@ -58,6 +58,19 @@ typedef int (*pd_row_fn)(const pd_row_t *row, void *arg);
 
 /* Executes a statement; *changes (may be NULL) gets the number of rows changed. */
 int pd_db_exec(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *changes) PD_WUR;
+/*
+ * Executes a statement whose failure only fails the write it is part of (an insert of
+ * a new row, an update whose row count does not matter). Inside a transaction the
+ * backend may queue it and send it with the next statement (PostgreSQL's pipeline
+ * mode): then its error is the answer of a later statement, or of the write's end
+ * (pd_db_flush, which the store's writer calls after each write function). Outside a
+ * transaction, and on SQLite, it is pd_db_exec. Callers treat a non-zero return as
+ * they would pd_db_exec's, and must not depend on the statement's effect except
+ * through later statements of the same connection (which see it, in order).
+ */
+int pd_db_exec_deferred(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs) PD_WUR;
+/* Waits for every deferred statement: 0, or the first one's error. */
+int pd_db_flush(pd_db_t *db) PD_WUR;
 /* Runs a query, calling fn per row. Returns 0, the callback's error, or a db error. */
 int pd_db_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_row_fn fn, void *arg) PD_WUR;
 /* Convenience: the first column of the first row as an integer; PD_ERR_NOTFOUND if no row. */
@@ -67,6 +80,9 @@ int pd_db_query_int(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_
 typedef struct {
     const char *name;
     int (*exec)(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int64_t *changes);
+    /* optional (NULL: exec): pd_db_exec_deferred and pd_db_flush */
+    int (*exec_deferred)(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs);
+    int (*flush)(pd_db_t *db);
     int (*query)(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_row_fn fn, void *arg);
     int64_t (*row_int)(const pd_row_t *r, int col);
     bool (*row_is_null)(const pd_row_t *r, int col);

@@ -19,6 +19,20 @@ pd_db_exec(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, 
 }
 
 int
+pd_db_exec_deferred(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs)
+{
+    if (db->ops->exec_deferred == NULL)
+        return db->ops->exec(db, sql, args, nargs, NULL);
+    return db->ops->exec_deferred(db, sql, args, nargs);
+}
+
+int
+pd_db_flush(pd_db_t *db)
+{
+    return db->ops->flush != NULL ? db->ops->flush(db) : 0;
+}
+
+int
 pd_db_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_row_fn fn, void *arg)
 {
     return db->ops->query(db, sql, args, nargs, fn, arg);

@@ -7,10 +7,16 @@
  * IS [NOT] NULL, where it is text), so "? IS NULL OR x = ?" works. Parameters go in
  * binary, results come back as text (integers parsed, booleans as 0/1).
  *
- * Transactions: BEGIN, and the savepoint around each write of a batch, are sent with
- * the next statement's round trip rather than on their own: a write that runs one
- * statement costs one round trip for its savepoint bookkeeping (RELEASE of the last
- * write's savepoint and SAVEPOINT of its own, in one message) plus its statements.
+ * Transactions: inside one, statements go in libpq's pipeline mode. BEGIN, and the
+ * savepoint around each write of a batch, are queued ahead of the next statement, and
+ * a deferred statement (pd_db_exec_deferred: an insert whose failure only fails the
+ * write) is queued without waiting for its result. The next statement that needs its
+ * result, or the write's end (the flush op, which the store calls before it releases
+ * the write's savepoint), sends the queue with one sync and reads every result in
+ * order: the first error is the answer, the statements after it were skipped by the
+ * server (PGRES_PIPELINE_ABORTED). A write that inserts ten rows after one read costs
+ * two round trips instead of eleven. Outside a transaction statements run one at a
+ * time (PQexecPrepared).
  *
  * Errors map to the PD_ERR_* model by SQLSTATE: unique and other integrity
  * violations PD_ERR_EXISTS (as SQLite's constraint errors), serialization failures
@@ -33,6 +39,8 @@
 #define CACHE_SLOTS 512
 #define MAX_PARAMS 64
 #define SQL_MAX 16384
+/* statements queued in a pipeline before it is sent anyway (bounds the buffers) */
+#define PIPE_MAX 128
 /* the advisory lock around migrations: 0x70617964, "payd" */
 #define MIGRATION_LOCK "1885434212"
 
@@ -52,6 +60,9 @@ typedef struct {
     uint32_t next_id;
     bool in_tx, pend_begin, pend_sp, pend_release;
     bool need_reset; /* the server is read-only (a demoted or standby primary): reconnect through the host list */
+    bool piped;      /* in pipeline mode, with nqueued statements whose results are unread */
+    int nqueued;
+    const char *queued[PIPE_MAX]; /* their SQL, for the log of an error */
     char *url;
     pd_cred_t *cred; /* the user and password of every (re)connection */
     bool own_cred;   /* made from pd_db_open_postgres's password */
@@ -146,11 +157,15 @@ check_cmd(pg_db_t *d, PGresult *res, const char *sql)
     return r;
 }
 
-/* runs a parameterless command now (simple protocol, may hold several statements) */
+static int drain(pg_db_t *d, PGresult **last);
+
+/* runs a parameterless command now (simple protocol, may hold several statements),
+ * after what the pipeline holds: an error there is the answer */
 static int
 simple(pg_db_t *d, const char *sql)
 {
-    return check_cmd(d, PQexec(d->c, sql), sql);
+    int r = drain(d, NULL);
+    return r != 0 ? r : check_cmd(d, PQexec(d->c, sql), sql);
 }
 
 /* sends what begin, savepoint and release left pending, in one round trip */
@@ -181,10 +196,11 @@ mix(uint64_t h)
 
 /*
  * The prepared statement for sql with these argument types, prepared now if this
- * connection has none yet. *id gets its number (its name is "p<id>").
+ * connection has none yet and prepare is set (else PD_ERR_NOTFOUND). *id gets its
+ * number (its name is "p<id>").
  */
 static int
-stmt_get(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, uint32_t *id)
+stmt_get(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, bool prepare, uint32_t *id)
 {
     uint64_t sig[2] = {0, 0};
     if (nargs > MAX_PARAMS)
@@ -211,6 +227,8 @@ stmt_get(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, uin
         }
         if (e->sql != NULL)
             continue;
+        if (!prepare)
+            return PD_ERR_NOTFOUND;
         if ((r = pd_pg_params(sql, text, sizeof(text), &n, is_null_ctx, MAX_PARAMS)) != 0) {
             pd_log_error("statement too long for the PostgreSQL backend", PD_LI("max", SQL_MAX));
             return r;
@@ -257,6 +275,8 @@ reconnect(pg_db_t *d)
     memset(d->cache, 0, sizeof(d->cache)); /* a new session has no prepared statements */
     d->next_id = 0;
     d->need_reset = false;
+    d->piped = false; /* nor a pipeline */
+    d->nqueued = 0;
     if (PQstatus(d->c) == CONNECTION_OK) {
         PQsetNoticeProcessor(d->c, notice, NULL);
         if (simple(d, "SET client_encoding = 'UTF8'") == 0) {
@@ -266,46 +286,159 @@ reconnect(pg_db_t *d)
     }
 }
 
-/* runs a statement; *res gets its result (the caller clears it) */
-static int
-run(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, PGresult **res)
-{
-    uint32_t id = 0;
-    int r;
-    *res = NULL;
-    if ((PQstatus(d->c) == CONNECTION_BAD || d->need_reset) && !d->in_tx)
-        reconnect(d); /* autocommit statements on a lost connection: one new try through the host list */
-    if ((r = flush_pending(d)) != 0 || (r = stmt_get(d, sql, args, nargs, &id)) != 0)
-        return r;
+/* a statement's parameters in libpq's binary form */
+typedef struct {
     const char *values[MAX_PARAMS];
     int lengths[MAX_PARAMS], formats[MAX_PARAMS];
-    uint8_t ints[MAX_PARAMS][8];
+    uint8_t ints[MAX_PARAMS][8]; /* the integers, big-endian */
+} params_t;
+
+static int
+bind_params(const pd_sqlval_t *args, size_t nargs, params_t *p)
+{
+    if (nargs > MAX_PARAMS)
+        return PD_ERR_TOOBIG;
     for (size_t i = 0; i < nargs; i++) {
-        formats[i] = 1;
+        p->formats[i] = 1;
         switch (args[i].t) {
         case PD_SQL_INT: {
             uint64_t v = (uint64_t)args[i].i;
             for (int b = 0; b < 8; b++)
-                ints[i][b] = (uint8_t)(v >> (56 - 8 * b));
-            values[i] = (const char *)ints[i];
-            lengths[i] = 8;
+                p->ints[i][b] = (uint8_t)(v >> (56 - 8 * b));
+            p->values[i] = (const char *)p->ints[i];
+            p->lengths[i] = 8;
             break;
         }
         case PD_SQL_TEXT:
         case PD_SQL_BLOB:
             if (args[i].len > (size_t)INT32_MAX)
                 return PD_ERR_TOOBIG;
-            values[i] = args[i].len > 0 ? args[i].p : "";
-            lengths[i] = (int)args[i].len;
+            p->values[i] = args[i].len > 0 ? args[i].p : "";
+            p->lengths[i] = (int)args[i].len;
             break;
         default:
-            values[i] = NULL;
-            lengths[i] = 0;
+            p->values[i] = NULL;
+            p->lengths[i] = 0;
         }
     }
+    return 0;
+}
+
+/*
+ * Sends the pipeline with a sync, reads every result in order and leaves pipeline
+ * mode. Returns the first error (the server skipped the statements after it); *last
+ * (last may be NULL) gets the last statement's result when all succeeded.
+ */
+static int
+drain(pg_db_t *d, PGresult **last)
+{
+    int first = 0, n = d->nqueued, i = 0;
+    if (last != NULL)
+        *last = NULL;
+    if (!d->piped)
+        return 0;
+    d->piped = false;
+    d->nqueued = 0;
+    if (PQpipelineSync(d->c) != 1)
+        first = map_error(d, NULL, "pipeline sync");
+    for (bool done = first != 0; !done;) {
+        PGresult *res = PQgetResult(d->c);
+        if (res == NULL) { /* the end of statement i's results */
+            if (++i > n || PQstatus(d->c) == CONNECTION_BAD) {
+                if (first == 0)
+                    first = map_error(d, NULL, "pipeline");
+                done = true;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            done = true;
+        } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_ABORTED) {
+            if (first == 0)
+                first = map_error(d, res, i < n ? d->queued[i] : "pipeline");
+        } else if (last != NULL && i == n - 1 && st != PGRES_PIPELINE_ABORTED && *last == NULL) {
+            *last = res;
+            continue;
+        }
+        PQclear(res);
+    }
+    if (PQpipelineStatus(d->c) != PQ_PIPELINE_OFF && PQexitPipelineMode(d->c) != 1) {
+        d->need_reset = true; /* results left unread: the session cannot be trusted */
+        if (first == 0)
+            first = map_error(d, NULL, "pipeline");
+    }
+    if (first != 0 && last != NULL) {
+        PQclear(*last);
+        *last = NULL;
+    }
+    return first;
+}
+
+static int
+pipe_cmd(pg_db_t *d, const char *cmd)
+{
+    if (PQsendQueryParams(d->c, cmd, 0, NULL, NULL, NULL, NULL, 0) != 1)
+        return map_error(d, NULL, cmd);
+    d->queued[d->nqueued++] = cmd;
+    return 0;
+}
+
+/* pipeline mode, with room for a statement, and what begin, release and savepoint
+ * left pending queued ahead of it */
+static int
+pipe_open(pg_db_t *d)
+{
+    int r;
+    if (d->nqueued > PIPE_MAX - 4 && (r = drain(d, NULL)) != 0)
+        return r;
+    if (!d->piped) {
+        if (PQenterPipelineMode(d->c) != 1)
+            return map_error(d, NULL, "pipeline");
+        d->piped = true;
+    }
+    if ((d->pend_begin && (r = pipe_cmd(d, "BEGIN")) != 0) ||
+        (d->pend_release && (r = pipe_cmd(d, "RELEASE SAVEPOINT w")) != 0) ||
+        (d->pend_sp && (r = pipe_cmd(d, "SAVEPOINT w")) != 0))
+        return r;
+    d->pend_begin = d->pend_release = d->pend_sp = false;
+    return 0;
+}
+
+/*
+ * Runs a statement; *res gets its result (the caller clears it). Inside a transaction
+ * it goes through the pipeline, and deferred leaves it queued there (*res stays NULL).
+ */
+static int
+run(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, bool deferred, PGresult **res)
+{
+    uint32_t id = 0;
+    params_t p;
+    int r;
+    *res = NULL;
+    if ((PQstatus(d->c) == CONNECTION_BAD || d->need_reset) && !d->in_tx)
+        reconnect(d); /* autocommit statements on a lost connection: one new try through the host list */
+    if ((r = bind_params(args, nargs, &p)) != 0)
+        return r;
+    /* a statement new on this connection is prepared on its own, after what is queued */
+    if (stmt_get(d, sql, args, nargs, false, &id) != 0 &&
+        ((r = drain(d, NULL)) != 0 || (r = flush_pending(d)) != 0 || (r = stmt_get(d, sql, args, nargs, true, &id)) != 0))
+        return r;
     char name[16];
     snprintf(name, sizeof(name), "p%u", id);
-    *res = PQexecPrepared(d->c, name, (int)nargs, values, lengths, formats, 0);
+    if (d->in_tx) {
+        if ((r = pipe_open(d)) != 0)
+            return r;
+        if (PQsendQueryPrepared(d->c, name, (int)nargs, p.values, p.lengths, p.formats, 0) != 1)
+            return map_error(d, NULL, sql);
+        d->queued[d->nqueued++] = sql;
+        if (deferred)
+            return 0;
+        if ((r = drain(d, res)) == 0 && *res == NULL)
+            r = PD_ERR_IO;
+        return r;
+    }
+    *res = PQexecPrepared(d->c, name, (int)nargs, p.values, p.lengths, p.formats, 0);
     ExecStatusType st = PQresultStatus(*res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         r = map_error(d, *res, sql);
@@ -321,7 +454,7 @@ p_exec(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int6
 {
     pg_db_t *d = (pg_db_t *)db;
     PGresult *res = NULL;
-    int r = run(d, sql, args, nargs, &res);
+    int r = run(d, sql, args, nargs, false, &res);
     if (changes != NULL) {
         const char *t = r == 0 ? PQcmdTuples(res) : "";
         *changes = t != NULL && t[0] != '\0' ? strtoll(t, NULL, 10) : 0;
@@ -331,14 +464,30 @@ p_exec(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int6
 }
 
 static int
+p_exec_deferred(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs)
+{
+    pg_db_t *d = (pg_db_t *)db;
+    PGresult *res = NULL;
+    int r = run(d, sql, args, nargs, d->in_tx, &res);
+    PQclear(res);
+    return r;
+}
+
+static int
+p_flush(pd_db_t *db)
+{
+    return drain((pg_db_t *)db, NULL);
+}
+
+static int
 p_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_row_fn fn, void *arg)
 {
     pg_db_t *d = (pg_db_t *)db;
     PGresult *res = NULL;
-    int r = run(d, sql, args, nargs, &res);
+    int r = run(d, sql, args, nargs, false, &res);
     if (r == PD_ERR_UNAVAILABLE && !d->in_tx && (PQstatus(d->c) == CONNECTION_BAD || d->need_reset) &&
         strncmp(sql, "SELECT", 6) == 0)
-        r = run(d, sql, args, nargs, &res); /* a read outside a transaction found its session gone (a
+        r = run(d, sql, args, nargs, false, &res); /* a read outside a transaction found its session gone (a
                                              * failover): once more on a new one, through the host list */
     if (r != 0)
         return r;
@@ -436,6 +585,9 @@ p_commit(pd_db_t *db)
     pg_db_t *d = (pg_db_t *)db;
     if (!d->in_tx)
         return PD_ERR_STATE;
+    int r = drain(d, NULL); /* a failed statement there fails the commit; the caller rolls back */
+    if (r != 0)
+        return r;
     d->in_tx = false;
     if (d->pend_begin) { /* nothing ran: nothing to commit */
         d->pend_begin = d->pend_sp = d->pend_release = false;
@@ -444,7 +596,6 @@ p_commit(pd_db_t *db)
     d->pend_sp = d->pend_release = false; /* COMMIT releases every savepoint */
     PGresult *res = PQexec(d->c, "COMMIT");
     ExecStatusType st = PQresultStatus(res);
-    int r = 0;
     if (st != PGRES_COMMAND_OK) {
         if (PQstatus(d->c) == CONNECTION_BAD) {
             /* the COMMIT may or may not have been applied: neither failed nor succeeded.
@@ -473,6 +624,7 @@ p_rollback(pd_db_t *db)
     pg_db_t *d = (pg_db_t *)db;
     bool sent = d->in_tx && !d->pend_begin;
     d->in_tx = d->pend_begin = d->pend_sp = d->pend_release = false;
+    (void)drain(d, NULL); /* what a failed write left queued: its error was answered already */
     if (!sent || PQstatus(d->c) == CONNECTION_BAD)
         return 0;
     return simple(d, "ROLLBACK");
@@ -507,6 +659,7 @@ p_rollback_to(pd_db_t *db)
         d->pend_sp = false;
         return 0;
     }
+    (void)drain(d, NULL); /* what the failed write left queued: its error was answered already */
     int r = flush_pending(d);
     return r != 0 ? r : simple(d, "ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w");
 }
@@ -572,6 +725,8 @@ p_close(pd_db_t *db)
 static const pd_db_ops_t pg_ops = {
     .name = "postgres",
     .exec = p_exec,
+    .exec_deferred = p_exec_deferred,
+    .flush = p_flush,
     .query = p_query,
     .row_int = p_row_int,
     .row_is_null = p_row_is_null,

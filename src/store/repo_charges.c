@@ -47,7 +47,7 @@ decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
 int
 pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
 {
-    return pd_db_exec(
+    return pd_db_exec_deferred(
         tx,
         "INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, "
         "captured, processing, capture_requested, amount_captured, amount_refunded, processor_ref, failure_code, "
@@ -60,8 +60,7 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
                     PD_SQL_S(c->outcome), PD_SQL_S(c->description), PD_SQL_S(c->idempotency_key),
                     pd_repo_opt(c->request_id), PD_SQL_I(c->created), PD_SQL_I(c->seq), PD_SQL_I(c->version),
-                    PD_SQL_I(c->void_requested), PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now())),
-        NULL);
+                    PD_SQL_I(c->void_requested), PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now())));
 }
 
 int
@@ -215,7 +214,7 @@ decode_refund(const pd_row_t *r, pd_arena_t *a, void *rec)
 int
 pd_refund_insert(pd_db_t *tx, const pd_refund_rec_t *f)
 {
-    return pd_db_exec(tx,
+    return pd_db_exec_deferred(tx,
                       "INSERT INTO refunds (id, merchant_id, livemode, charge, payment_intent, amount, currency, status, "
                       "reason, metadata, failure_reason, created, seq, idempotency_key, request_id) "
                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -223,8 +222,7 @@ pd_refund_insert(pd_db_t *tx, const pd_refund_rec_t *f)
                                   PD_SQL_S(f->payment_intent), PD_SQL_I(f->amount), PD_SQL_S(f->currency),
                                   PD_SQL_S(f->status), pd_repo_opt(f->reason), PD_SQL_S(f->metadata ? f->metadata : "{}"),
                                   pd_repo_opt(f->failure_reason), PD_SQL_I(f->created), PD_SQL_I(f->seq),
-                                  PD_SQL_S(f->idempotency_key), pd_repo_opt(f->request_id)),
-                      NULL);
+                                  PD_SQL_S(f->idempotency_key), pd_repo_opt(f->request_id)));
 }
 
 int

@@ -27,19 +27,17 @@ decode_event(const pd_row_t *r, pd_arena_t *a, void *rec)
 int
 pd_event_insert(pd_db_t *tx, const pd_event_rec_t *e)
 {
-    int r = pd_db_exec(tx,
+    int r = pd_db_exec_deferred(tx,
                        "INSERT INTO events (id, merchant_id, livemode, type, data, request_id, idempotency_key, created, "
                        "seq) VALUES (?,?,?,?,?,?,?,?,?)",
                        PD_SQL_ARGS(PD_SQL_S(e->id), PD_SQL_S(e->merchant_id), PD_SQL_I(e->livemode), PD_SQL_S(e->type),
                                    PD_SQL_S(e->data), pd_repo_opt(e->request_id), PD_SQL_S(e->idempotency_key),
-                                   PD_SQL_I(e->created), PD_SQL_I(e->seq)),
-                       NULL);
+                                   PD_SQL_I(e->created), PD_SQL_I(e->seq)));
     if (r != 0)
         return r;
     /* the outbox row commits with the event: the relay publishes what is queued there */
-    return pd_db_exec(tx, "INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES (?,?,?,?)",
-                      PD_SQL_ARGS(PD_SQL_S(e->id), PD_SQL_S(e->merchant_id), PD_SQL_I(e->livemode), PD_SQL_S(e->type)),
-                      NULL);
+    return pd_db_exec_deferred(tx, "INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES (?,?,?,?)",
+                      PD_SQL_ARGS(PD_SQL_S(e->id), PD_SQL_S(e->merchant_id), PD_SQL_I(e->livemode), PD_SQL_S(e->type)));
 }
 
 int

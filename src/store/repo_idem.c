@@ -64,24 +64,22 @@ pd_idem_claim(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, c
 int
 pd_idem_complete(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status, pd_view_t body)
 {
-    return pd_db_exec(tx,
+    return pd_db_exec_deferred(tx,
                       "UPDATE idempotency_keys SET state = 'complete', status = ?, body = ? "
                       "WHERE merchant_id = ? AND livemode = ? AND key = ?",
                       PD_SQL_ARGS(PD_SQL_I(status), PD_SQL_V(body), PD_SQL_S(merchant), PD_SQL_I(livemode),
-                                  PD_SQL_S(key)),
-                      NULL);
+                                  PD_SQL_S(key)));
 }
 
 int
 pd_idem_complete_redacted(pd_db_t *tx, const char *merchant, bool livemode, const char *key, int status,
                           pd_view_t body, const char *redacted)
 {
-    return pd_db_exec(tx,
+    return pd_db_exec_deferred(tx,
                       "UPDATE idempotency_keys SET state = 'complete', status = ?, body = ?, redacted = ? "
                       "WHERE merchant_id = ? AND livemode = ? AND key = ?",
                       PD_SQL_ARGS(PD_SQL_I(status), PD_SQL_V(body), pd_repo_opt(redacted), PD_SQL_S(merchant),
-                                  PD_SQL_I(livemode), PD_SQL_S(key)),
-                      NULL);
+                                  PD_SQL_I(livemode), PD_SQL_S(key)));
 }
 
 int

@@ -41,7 +41,7 @@ decode_pi(const pd_row_t *r, pd_arena_t *a, void *rec)
 int
 pd_pi_insert(pd_db_t *tx, const pd_pi_rec_t *p)
 {
-    return pd_db_exec(
+    return pd_db_exec_deferred(
         tx,
         "INSERT INTO payment_intents (id, merchant_id, livemode, amount, currency, status, capture_method, "
         "payment_method, description, metadata, statement_descriptor, receipt_email, amount_capturable, "
@@ -53,8 +53,7 @@ pd_pi_insert(pd_db_t *tx, const pd_pi_rec_t *p)
                     PD_SQL_S(p->statement_descriptor), PD_SQL_S(p->receipt_email), PD_SQL_I(p->amount_capturable),
                     PD_SQL_I(p->amount_received), pd_repo_opt(p->latest_charge), PD_SQL_S(p->last_payment_error),
                     pd_repo_opt(p->cancellation_reason), p->canceled_at ? PD_SQL_I(p->canceled_at) : PD_SQL_NIL,
-                    PD_SQL_I(p->created), PD_SQL_I(p->seq), PD_SQL_I(p->version)),
-        NULL);
+                    PD_SQL_I(p->created), PD_SQL_I(p->seq), PD_SQL_I(p->version)));
 }
 
 int

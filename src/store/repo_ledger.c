@@ -16,13 +16,12 @@ pd_ledger_insert(pd_db_t *tx, const char *merchant, bool livemode, const char *c
     for (size_t i = 0; i < p->n; i++) {
         if ((r = pd_id_new("le", id, sizeof(id))) != 0)
             return r;
-        r = pd_db_exec(tx,
+        r = pd_db_exec_deferred(tx,
                        "INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, "
                        "source, kind, created, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        PD_SQL_ARGS(PD_SQL_S(id), PD_SQL_S(txn), PD_SQL_S(merchant), PD_SQL_I(livemode),
                                    PD_SQL_S(p->e[i].account), PD_SQL_S(currency), PD_SQL_I(p->e[i].amount),
-                                   PD_SQL_S(source), PD_SQL_S(p->kind), PD_SQL_I(now), PD_SQL_I(pd_next_seq())),
-                       NULL);
+                                   PD_SQL_S(source), PD_SQL_S(p->kind), PD_SQL_I(now), PD_SQL_I(pd_next_seq())));
         if (r != 0)
             return r;
     }
@@ -55,14 +54,13 @@ decode_btxn(const pd_row_t *r, pd_arena_t *a, void *rec)
 int
 pd_btxn_insert(pd_db_t *tx, const pd_btxn_rec_t *b)
 {
-    return pd_db_exec(tx,
+    return pd_db_exec_deferred(tx,
                       "INSERT INTO balance_transactions (id, merchant_id, livemode, amount, fee, net, currency, type, "
                       "source, status, available_on, created, seq, description) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       PD_SQL_ARGS(PD_SQL_S(b->id), PD_SQL_S(b->merchant_id), PD_SQL_I(b->livemode), PD_SQL_I(b->amount),
                                   PD_SQL_I(b->fee), PD_SQL_I(b->net), PD_SQL_S(b->currency), PD_SQL_S(b->type),
                                   PD_SQL_S(b->source), PD_SQL_S(b->status), PD_SQL_I(b->available_on),
-                                  PD_SQL_I(b->created), PD_SQL_I(b->seq), PD_SQL_S(b->description)),
-                      NULL);
+                                  PD_SQL_I(b->created), PD_SQL_I(b->seq), PD_SQL_S(b->description)));
 }
 
 static const pd_list_def_t btxn_list = {

@@ -41,10 +41,9 @@ pd_stream_outbox_queue(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev)
     for (size_t i = 0; i < nev; i++) {
         if (ev[i].event_id[0] == '\0')
             continue; /* malformed: nothing to publish */
-        int r = pd_db_exec(tx, "INSERT INTO stream_outbox (event_id, merchant_id, livemode, type) VALUES (?,?,?,?)",
+        int r = pd_db_exec_deferred(tx, "INSERT INTO stream_outbox (event_id, merchant_id, livemode, type) VALUES (?,?,?,?)",
                            PD_SQL_ARGS(PD_SQL_S(ev[i].event_id), PD_SQL_S(ev[i].merchant), PD_SQL_I(ev[i].livemode),
-                                       PD_SQL_S(ev[i].type)),
-                           NULL);
+                                       PD_SQL_S(ev[i].type)));
         if (r != 0)
             return r;
     }

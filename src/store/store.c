@@ -124,6 +124,8 @@ run_batch(pd_store_t *s, pd_db_t *w, job_t *batch, size_t n)
         if ((j->rc = w->ops->savepoint(w)) != 0)
             break;
         j->rc = j->fn(w, j->arg);
+        if (j->rc == 0)
+            j->rc = pd_db_flush(w); /* a deferred statement's error is this write's */
         int e = j->rc == 0 ? w->ops->release(w) : w->ops->rollback_to(w);
         if (e != 0) {
             r = e;

@@ -93,6 +93,102 @@ a_failing_write_rolls_back_alone(void **state)
     pd_store_close(s);
 }
 
+/*
+ * Deferred statements (pd_db_exec_deferred: queued in PostgreSQL's pipeline) answer for
+ * the write that made them, inside one batch: a write whose deferred insert fails rolls
+ * back alone, its later statements with it, while the writes before and after it in the
+ * batch commit; a statement that needs a result sees the deferred rows before it, and a
+ * deferred error before it is its answer.
+ */
+typedef struct {
+    const char *ids[2]; /* inserted deferred, in order */
+    bool read_back;     /* then counts its first id's rows with a query */
+    int64_t seen;
+    int rc;
+    bool done;
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+} deferred_w_t;
+
+static int
+deferred_write(pd_db_t *tx, void *arg)
+{
+    deferred_w_t *w = arg;
+    int r;
+    for (int i = 0; i < 2 && w->ids[i] != NULL; i++)
+        if ((r = pd_db_exec_deferred(tx, "INSERT INTO merchants (id, name, created) VALUES (?, ?, 1)",
+                                     PD_SQL_ARGS(PD_SQL_S(w->ids[i]), PD_SQL_S("n")))) != 0)
+            return r;
+    if (!w->read_back)
+        return 0;
+    return pd_db_query_int(tx, "SELECT COUNT(*) FROM merchants WHERE id = ?", PD_SQL_ARGS(PD_SQL_S(w->ids[0])),
+                           &w->seen);
+}
+
+static int
+slow_write(pd_db_t *tx, void *arg)
+{
+    (void)tx;
+    (void)arg;
+    nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL); /* the others queue up behind it */
+    return 0;
+}
+
+static void
+deferred_done(void *arg, int rc)
+{
+    deferred_w_t *w = arg;
+    pthread_mutex_lock(w->mu);
+    w->rc = rc;
+    w->done = true;
+    pthread_cond_broadcast(w->cv);
+    pthread_mutex_unlock(w->mu);
+}
+
+static void
+a_deferred_statement_fails_only_its_own_write(void **state)
+{
+    (void)state;
+    pd_store_config_t c = {.max_batch = 512, .max_queue = 1000};
+    pd_store_t *s = pd_tf_open(&c, 1); /* one writer: the four writes below are one batch */
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    deferred_w_t w[] = {
+        {.ids = {"acct_a", "acct_a2"}},
+        {.ids = {"acct_a", "acct_b2"}},              /* acct_a exists: the write fails at its end */
+        {.ids = {"acct_a2", "acct_c2"}, .read_back = true}, /* fails at its query */
+        {.ids = {"acct_d", "acct_d2"}, .read_back = true},
+    };
+    assert_int_equal(pd_store_submit(s, slow_write, NULL, NULL), 0);
+    for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+        w[i].mu = &mu;
+        w[i].cv = &cv;
+        w[i].seen = -1;
+        assert_int_equal(pd_store_submit(s, deferred_write, deferred_done, &w[i]), 0);
+    }
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+        while (!w[i].done)
+            pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(w[0].rc, 0);
+    assert_int_equal(w[1].rc, PD_ERR_EXISTS);
+    assert_int_equal(w[2].rc, PD_ERR_EXISTS);
+    assert_int_equal(w[2].seen, -1); /* the query was not answered with a count */
+    assert_int_equal(w[3].rc, 0);
+    assert_int_equal(w[3].seen, 1); /* its own deferred insert, seen by its query */
+    const char *present[] = {"acct_a", "acct_a2", "acct_d", "acct_d2"};
+    for (size_t i = 0; i < 4; i++) {
+        int64_t n = -1;
+        assert_int_equal(pd_db_query_int(pd_store_reader(s), "SELECT COUNT(*) FROM merchants WHERE id = ?",
+                                         PD_SQL_ARGS(PD_SQL_S(present[i])), &n),
+                         0);
+        assert_int_equal(n, 1);
+    }
+    assert_int_equal(count_merchants(s), 4); /* nothing of the failed writes: acct_b2, acct_c2 */
+    pd_store_close(s);
+}
+
 /* the committed hook runs for a write that committed, before its done, and never
  * for a write that failed */
 typedef struct {
@@ -612,6 +708,7 @@ main(void)
         cmocka_unit_test_setup_teardown(migrations_apply_once_and_reopen_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(list_pages_see_every_object_when_seqs_tie, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failing_write_rolls_back_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_deferred_statement_fails_only_its_own_write, setup, teardown),
         cmocka_unit_test_setup_teardown(committed_hook_runs_before_done_and_only_on_success, setup, teardown),
         cmocka_unit_test_setup_teardown(idempotency_keys_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_are_batched_and_all_committed, setup, teardown),
