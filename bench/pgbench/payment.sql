@@ -2,6 +2,9 @@
 -- Idempotency-Key, on payd's own tables (captured with log_statement=all from payd on
 -- PostgreSQL; bench/scenarios/payments_pg.sh runs this with pgbench -M prepared). The
 -- JSON bodies are stand-ins of the sizes payd writes. __MERCHANT__ is the dev merchant.
+-- Each transaction is sent in pipeline mode, as payd sends the statements inside its
+-- transactions (docs/postgres.md, "The writer"); a posting's ledger entries are one
+-- statement, as payd writes them (src/store/repo_ledger.c).
 -- Not included: the outbox relay's DELETE (payd batches it over many payments).
 \set r random(1, 1000000000000000)
 \set now 1796185846
@@ -12,6 +15,7 @@ SELECT fingerprint, state, COALESCE(status, 0), body, created, redacted FROM ide
   WHERE merchant_id = '__MERCHANT__' AND livemode = 0 AND key = 'k' || :r::bigint;
 SELECT id, vault_token, brand, last4 FROM payment_methods WHERE id = 'pm_bench' AND merchant_id = '__MERCHANT__' AND livemode = 0;
 -- phase 1: claim the key, the intent and its charge (processing), an event in the outbox
+\startpipeline
 BEGIN;
 SAVEPOINT w;
 INSERT INTO idempotency_keys (merchant_id, livemode, key, fingerprint, state, created)
@@ -31,7 +35,9 @@ INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, 
   VALUES ('ch_' || :r::bigint, '__MERCHANT__', 0, 'pi_' || :r::bigint, 'pm_bench', 1999, 'usd', 'pending', 0, 1, 0, 0, 0, NULL, NULL, NULL, NULL,
     NULL, 'bench', 'k' || :r::bigint, 'req_' || :r::bigint, :now, :r::bigint * 16 + 2, 1, 0, 0, :now);
 COMMIT;
+\endpipeline
 -- phase 2 (after the processor): the outcome, the ledger, the balance, events, the key's response
+\startpipeline
 BEGIN;
 SAVEPOINT w;
 UPDATE charges SET status = 'succeeded', captured = 1, processing = 0, capture_requested = 0, amount_captured = 1999,
@@ -44,19 +50,16 @@ UPDATE payment_intents SET amount = 1999, currency = 'usd', status = 'succeeded'
     cancellation_reason = NULL, canceled_at = NULL, version = 2
   WHERE id = 'pi_' || :r::bigint AND version = 1;
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_a' || :r::bigint, 'ltx_a' || :r::bigint, '__MERCHANT__', 0, 'card_holds', 'usd', 1999, 'ch_' || :r::bigint, 'authorization', :now, :r::bigint * 16 + 3);
+  SELECT v.column1, 'ltx_a' || :r::bigint, '__MERCHANT__', 0, v.column2, 'usd', v.column3, 'ch_' || :r::bigint, 'authorization', :now, v.column4
+  FROM (VALUES ('le_a' || :r::bigint, 'card_holds', 1999, :r::bigint * 16 + 3),
+    ('le_b' || :r::bigint, 'merchant_holds', -1999, :r::bigint * 16 + 4)) AS v;
 INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_b' || :r::bigint, 'ltx_a' || :r::bigint, '__MERCHANT__', 0, 'merchant_holds', 'usd', -1999, 'ch_' || :r::bigint, 'authorization', :now, :r::bigint * 16 + 4);
-INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_c' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'merchant_holds', 'usd', 1999, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 5);
-INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_d' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'card_holds', 'usd', -1999, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 6);
-INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_e' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'processor_receivable', 'usd', 1999, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 7);
-INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_f' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'merchant_balance', 'usd', -1911, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 8);
-INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, seq)
-  VALUES ('le_g' || :r::bigint, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, 'fees', 'usd', -88, 'ch_' || :r::bigint, 'capture', :now, :r::bigint * 16 + 9);
+  SELECT v.column1, 'ltx_b' || :r::bigint, '__MERCHANT__', 0, v.column2, 'usd', v.column3, 'ch_' || :r::bigint, 'capture', :now, v.column4
+  FROM (VALUES ('le_c' || :r::bigint, 'merchant_holds', 1999, :r::bigint * 16 + 5),
+    ('le_d' || :r::bigint, 'card_holds', -1999, :r::bigint * 16 + 6),
+    ('le_e' || :r::bigint, 'processor_receivable', 1999, :r::bigint * 16 + 7),
+    ('le_f' || :r::bigint, 'merchant_balance', -1911, :r::bigint * 16 + 8),
+    ('le_g' || :r::bigint, 'fees', -88, :r::bigint * 16 + 9)) AS v;
 INSERT INTO balance_transactions (id, merchant_id, livemode, amount, fee, net, currency, type, source, status, available_on,
     created, seq, description)
   VALUES ('txn_' || :r::bigint, '__MERCHANT__', 0, 1999, 88, 1911, 'usd', 'charge', 'ch_' || :r::bigint, 'pending', :now + 172800, :now,
@@ -70,3 +73,4 @@ INSERT INTO outbox (event_id, merchant_id, livemode, type) VALUES ('evt_c' || :r
 UPDATE idempotency_keys SET state = 'complete', status = 200, body = repeat('b', 1300)
   WHERE merchant_id = '__MERCHANT__' AND livemode = 0 AND key = 'k' || :r::bigint;
 COMMIT;
+\endpipeline

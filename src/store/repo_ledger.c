@@ -3,29 +3,60 @@
 
 #include "store/repo.h"
 
+/*
+ * One statement per posting: the columns every entry shares are bound once, each entry's
+ * own (id, account, amount, seq) is a row of VALUES. The text for n entries is a literal
+ * of its own (the PostgreSQL backend caches prepared statements by the text's address).
+ */
+#define LE_HEAD                                                                                                      \
+    "INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, source, kind, created, " \
+    "seq) SELECT v.column1, ?, ?, ?, v.column2, ?, v.column3, ?, ?, ?, v.column4 FROM (VALUES (?,?,?,?)"
+#define LE_ROW ",(?,?,?,?)"
+#define LE_TAIL ") AS v"
+#define LE_SHARED 7 /* txn, merchant, livemode, currency, source, kind, created */
+#define LE_OWN 4    /* id, account, amount, seq */
+
+_Static_assert(PD_LEDGER_MAX_ENTRIES == 8, "le_sql has a statement for each size up to 8");
+static const char *const le_sql[PD_LEDGER_MAX_ENTRIES + 1] = {
+    NULL,
+    LE_HEAD LE_TAIL,
+    LE_HEAD LE_ROW LE_TAIL,
+    LE_HEAD LE_ROW LE_ROW LE_TAIL,
+    LE_HEAD LE_ROW LE_ROW LE_ROW LE_TAIL,
+    LE_HEAD LE_ROW LE_ROW LE_ROW LE_ROW LE_TAIL,
+    LE_HEAD LE_ROW LE_ROW LE_ROW LE_ROW LE_ROW LE_TAIL,
+    LE_HEAD LE_ROW LE_ROW LE_ROW LE_ROW LE_ROW LE_ROW LE_TAIL,
+    LE_HEAD LE_ROW LE_ROW LE_ROW LE_ROW LE_ROW LE_ROW LE_ROW LE_TAIL,
+};
+
 int
 pd_ledger_insert(pd_db_t *tx, const char *merchant, bool livemode, const char *currency, const char *source,
                  const pd_posting_t *p, int64_t now)
 {
-    char txn[PD_ID_MAX], id[PD_ID_MAX];
+    char txn[PD_ID_MAX], ids[PD_LEDGER_MAX_ENTRIES][PD_ID_MAX];
+    pd_sqlval_t args[LE_SHARED + LE_OWN * PD_LEDGER_MAX_ENTRIES];
     int r;
-    if (!pd_posting_balanced(p) || p->n == 0)
+    if (!pd_posting_balanced(p) || p->n == 0 || p->n > PD_LEDGER_MAX_ENTRIES)
         return PD_ERR_INVALID;
     if ((r = pd_id_new("ltx", txn, sizeof(txn))) != 0)
         return r;
+    size_t k = 0;
+    args[k++] = PD_SQL_S(txn);
+    args[k++] = PD_SQL_S(merchant);
+    args[k++] = PD_SQL_I(livemode);
+    args[k++] = PD_SQL_S(currency);
+    args[k++] = PD_SQL_S(source);
+    args[k++] = PD_SQL_S(p->kind);
+    args[k++] = PD_SQL_I(now);
     for (size_t i = 0; i < p->n; i++) {
-        if ((r = pd_id_new("le", id, sizeof(id))) != 0)
+        if ((r = pd_id_new("le", ids[i], sizeof(ids[i]))) != 0)
             return r;
-        r = pd_db_exec_deferred(tx,
-                       "INSERT INTO ledger_entries (id, txn_id, merchant_id, livemode, account, currency, amount, "
-                       "source, kind, created, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                       PD_SQL_ARGS(PD_SQL_S(id), PD_SQL_S(txn), PD_SQL_S(merchant), PD_SQL_I(livemode),
-                                   PD_SQL_S(p->e[i].account), PD_SQL_S(currency), PD_SQL_I(p->e[i].amount),
-                                   PD_SQL_S(source), PD_SQL_S(p->kind), PD_SQL_I(now), PD_SQL_I(pd_next_seq())));
-        if (r != 0)
-            return r;
+        args[k++] = PD_SQL_S(ids[i]);
+        args[k++] = PD_SQL_S(p->e[i].account);
+        args[k++] = PD_SQL_I(p->e[i].amount);
+        args[k++] = PD_SQL_I(pd_next_seq());
     }
-    return 0;
+    return pd_db_exec_deferred(tx, le_sql[p->n], args, k);
 }
 
 #define BT_COLS "id, merchant_id, livemode, amount, fee, net, currency, type, source, status, available_on, created, seq, description"
