@@ -35,13 +35,17 @@ gf_inv(uint8_t a)
     return r;
 }
 
-static void
+/* the share's 8-hex-digit check (its SHA-256's first 4 bytes); PD_ERR_CRYPTO when the
+ * digest cannot be computed (never a check of undefined bytes) */
+static int
 share_check(const char *body, char check[9])
 {
     uint8_t md[32];
     unsigned int mdlen = 0;
-    EVP_Digest(body, strlen(body), md, &mdlen, EVP_sha256(), NULL);
+    if (EVP_Digest(body, strlen(body), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
+        return PD_ERR_CRYPTO;
     pd_hex(md, 4, check);
+    return 0;
 }
 
 int
@@ -49,6 +53,7 @@ pd_shamir_split(const uint8_t secret[PD_KEY_LEN], int n, int threshold, char sha
 {
     uint8_t coef[PD_KEY_LEN][16];
     uint8_t y[16][PD_KEY_LEN];
+    int r = 0;
 
     if (threshold < 2 || threshold > n || n > 16)
         return PD_ERR_RANGE;
@@ -68,12 +73,21 @@ pd_shamir_split(const uint8_t secret[PD_KEY_LEN], int n, int threshold, char sha
         char hex[2 * PD_KEY_LEN + 1], body[96], check[9];
         pd_hex(y[x - 1], PD_KEY_LEN, hex);
         snprintf(body, sizeof(body), "pdshare1-%d-%d-%s", threshold, x, hex);
-        share_check(body, check);
+        if (share_check(body, check) != 0) {
+            OPENSSL_cleanse(hex, sizeof(hex));
+            OPENSSL_cleanse(body, sizeof(body));
+            r = PD_ERR_CRYPTO;
+            break;
+        }
         snprintf(shares[x - 1], PD_SHARE_TEXT, "%s-%s", body, check);
+        OPENSSL_cleanse(hex, sizeof(hex));
+        OPENSSL_cleanse(body, sizeof(body));
     }
     OPENSSL_cleanse(coef, sizeof(coef));
     OPENSSL_cleanse(y, sizeof(y));
-    return 0;
+    if (r != 0)
+        OPENSSL_cleanse(shares, (size_t)n * PD_SHARE_TEXT);
+    return r;
 }
 
 int
@@ -97,7 +111,11 @@ pd_shamir_combine(const char *const *shares, int n, uint8_t secret[PD_KEY_LEN], 
         memcpy(check, shares[i] + off + 2 * PD_KEY_LEN + 1, 8);
         check[8] = '\0';
         snprintf(body, sizeof(body), "%.*s", off + 2 * PD_KEY_LEN, shares[i]);
-        share_check(body, want);
+        if (share_check(body, want) != 0) {
+            snprintf(err, errcap, "cannot compute share %d's check digits", i + 1);
+            r = PD_ERR_CRYPTO;
+            goto out;
+        }
         if (CRYPTO_memcmp(want, check, 8) != 0 || pd_unhex(hex, 2 * PD_KEY_LEN, ys[used]) != 0) {
             snprintf(err, errcap, "share %d is corrupt (its check digits do not match)", i + 1);
             goto out;

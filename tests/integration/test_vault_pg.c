@@ -102,11 +102,12 @@ start_vault(int i, const char *store_url, const char *pw_file)
             argv[n++] = "--user";
             argv[n++] = "payd-vault";
         }
-        argv[n] = NULL;
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-qual"
-        execv(PAYD_VAULT_BIN, (char *const *)argv);
-#pragma GCC diagnostic pop
+        /* execv wants mutable strings: copies, in the child that is about to exec */
+        char *av[24];
+        for (int k = 0; k < n; k++)
+            av[k] = strdup(argv[k]);
+        av[n] = NULL;
+        execv(PAYD_VAULT_BIN, av);
         _exit(127);
     }
     return pid;
