@@ -211,11 +211,16 @@ cmd_keys_revoke(payctl_t *ctx, int argc, char **argv)
     pd_store_close(s);
     if (r != 0)
         return payctl_fail(ctx, "cannot revoke %s: %s", id, r == PD_ERR_NOTFOUND ? "no such active key" : pd_strerror(r));
-    /* the revocation moved the store's key epoch: every payd thread and node refuses the
-     * key from its next request on */
-    printf(ctx->json ? "{\"id\":\"%s\",\"revoked\":true}\n"
-                     : "revoked %s: refused from the next request on, on every payd node\n",
-           id);
+    /* the revocation moved the store's key epoch: with reads on the loop every payd thread
+     * reads it per request; with reads off the loop (PostgreSQL) a thread per node rereads
+     * it every 100 ms (docs/api-keys.md, "Revocation") */
+    bool offloaded = ctx->store.backend == PD_STORE_POSTGRES || ctx->store.readers > 0;
+    if (ctx->json)
+        printf("{\"id\":\"%s\",\"revoked\":true}\n", id);
+    else if (offloaded)
+        printf("revoked %s: refused by every payd node on this database within 100 ms and one round trip\n", id);
+    else
+        printf("revoked %s: refused from the next request on, by every payd thread\n", id);
     return 0;
 }
 

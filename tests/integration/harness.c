@@ -212,7 +212,8 @@ pd_h_start(pd_h_payd_t *p, const pd_h_opts_t *opts)
         unsetenv("PAYD_TEST_KEEP"); /* the harness's own switch, not a payd setting */
         unsetenv("PAYD_TEST_STORE"); /* likewise */
         if (opts->nofile > 0) {
-            struct rlimit rl = {(rlim_t)opts->nofile, (rlim_t)opts->nofile};
+            struct rlimit rl = {(rlim_t)opts->nofile,
+                                (rlim_t)(opts->nofile_hard > opts->nofile ? opts->nofile_hard : opts->nofile)};
             if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
                 _exit(126);
         }

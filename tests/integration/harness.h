@@ -25,6 +25,7 @@ typedef struct {
     const char *reuse_dir;   /* start on an existing data dir (restart tests) */
     bool no_wait;            /* do not wait for /readyz */
     long nofile;             /* > 0: payd's RLIMIT_NOFILE, soft and hard (so payd cannot raise it) */
+    long nofile_hard;        /* > nofile: the hard limit instead (payd raises its soft limit to it) */
     const char *user;        /* when the test runs as root: start payd as this user (the data
                               * dir is given to it), as an operator without root would */
 } pd_h_opts_t;

@@ -113,6 +113,39 @@ count_fds(pid_t pid)
     return n;
 }
 
+/* the value of a metric line "NAME VALUE" (labels included in name) on the admin listener, -1 if absent */
+static double
+metric(const pd_h_payd_t *p, const char *name)
+{
+    pd_h_req_t q = {.admin = true};
+    pd_h_resp_t resp;
+    double v = -1;
+    if (pd_h_request(p, "GET", "/metrics", &q, &resp) == 0 && resp.status == 200) {
+        size_t n = strlen(name);
+        for (const char *l = resp.body; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+            if (strncmp(l, name, n) == 0 && l[n] == ' ')
+                v = strtod(l + n + 1, NULL);
+    }
+    pd_h_resp_free(&resp);
+    return v;
+}
+
+/* "Max open files" soft limit of a process, -1 if unreadable */
+static long
+soft_nofile(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "r");
+    long soft = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, "Max open files", 14) == 0)
+            soft = strtol(line + 14, NULL, 10);
+    if (f != NULL)
+        fclose(f);
+    return soft;
+}
+
 static void
 raise_own_limit(void)
 {
@@ -134,6 +167,7 @@ a_flood_from_one_address_does_not_deny_another(void **state)
     raise_own_limit();
     pd_h_opts_t o = {.nofile = 1024};
     assert_int_equal(pd_h_start(&payd, &o), 0);
+    double refused_before = metric(&payd, "payd_limit_refusals_total{limit=\"max_connections_per_ip\"}");
     flood(payd.api_port, fds, FLOOD);
     int open_fds = count_fds(payd.pid);
     double cpu = cpu_percent(payd.pid, 1000);
@@ -158,9 +192,31 @@ a_flood_from_one_address_does_not_deny_another(void **state)
     assert_int_equal(pd_h_run(cat, &flow), 0);
     assert_non_null(strstr(flow, "\"reason\":\"max_connections_per_ip\""));
     free(flow);
+    /* the refusals are counted: 1,100 from one address past its 256, and the one above */
+    double refused = metric(&payd, "payd_limit_refusals_total{limit=\"max_connections_per_ip\"}");
+    print_message("payd_limit_refusals_total{limit=max_connections_per_ip}: %.0f before, %.0f after\n", refused_before,
+                  refused);
+    assert_true(refused_before == 0);
+    assert_true(refused >= FLOOD - 256);
     char *log = pd_h_log(&payd);
     assert_non_null(strstr(log, "\"msg\":\"connection limits\""));
     free(log);
+    assert_int_equal(pd_h_stop(&payd, SIGTERM, 15000), 0);
+    pd_h_cleanup(&payd);
+}
+
+/* systemd's default is soft 1024 with a higher hard limit: payd raises its soft limit */
+static void
+the_soft_open_file_limit_is_raised_to_the_hard_one(void **state)
+{
+    (void)state;
+    pd_h_payd_t payd;
+    raise_own_limit();
+    pd_h_opts_t o = {.nofile = 1024, .nofile_hard = 8192};
+    assert_int_equal(pd_h_start(&payd, &o), 0);
+    long soft = soft_nofile(payd.pid);
+    print_message("started with 1024/8192: payd's soft limit %ld\n", soft);
+    assert_int_equal(soft, 8192);
     assert_int_equal(pd_h_stop(&payd, SIGTERM, 15000), 0);
     pd_h_cleanup(&payd);
 }
@@ -204,6 +260,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_flood_from_one_address_does_not_deny_another),
+        cmocka_unit_test(the_soft_open_file_limit_is_raised_to_the_hard_one),
         cmocka_unit_test(out_of_descriptors_does_not_spin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
