@@ -26,6 +26,7 @@ faults=(
   "skip-audit-append|src/vault/state.c|    int r = pd_audit_append(v->db, &v->audit, v->now(), &rec);|    (void)rec;
     int r = 0;"
   "skip-refund-cap|src/api/refunds.c|        if (f->amount > remaining) {|        if (0 && f->amount > remaining) {"
+  "skip-refund-cap-in-the-write|src/pay/transitions.c|    if (f->amount <= 0 || f->amount > ch->amount_captured - ch->amount_refunded)|    if (f->amount <= 0)"
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -49,6 +49,12 @@ int pd_pay_captured(pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t captured, int6
 /* The processor voided the authorization (ch NULL when nothing was authorized): the hold
  * released, the intent canceled (reason requested_by_customer unless one is set). */
 int pd_pay_voided(pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, pd_posting_t *post) PD_WUR;
+/* A refund of f->amount is requested on a captured charge: the amount reserved on the
+ * charge (amount_refunded) before the processor is asked. PD_ERR_STATE when the charge
+ * cannot be refunded, PD_ERR_RANGE when the amount is not positive or the refunds would
+ * exceed what was captured (the refund cap, checked here on the charge as stored, in the
+ * write that reserves it). */
+int pd_pay_refund_requested(const pd_refund_rec_t *f, pd_charge_rec_t *ch) PD_WUR;
 /* The processor made a pending refund: succeeded, its posting and balance transaction. */
 int pd_pay_refunded(pd_refund_rec_t *f, const pd_charge_rec_t *ch, int64_t now, pd_posting_t *post,
                     pd_btxn_rec_t *bt) PD_WUR;

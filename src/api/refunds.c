@@ -48,10 +48,9 @@ write_refund_requested(pd_db_t *tx, pd_op_t *op)
     int r = pd_charge_busy(tx, &ch, &busy);
     if (r != 0 || busy)
         return r != 0 ? r : PD_ERR_BUSY;
-    ch.amount_refunded += c->rf.amount;
-    ch.version++;
-    r = pd_charge_update(tx, &ch);
-    return r != 0 ? r : pd_refund_insert(tx, &c->rf);
+    if ((r = pd_pay_refund_requested(&c->rf, &ch)) != 0 || (r = pd_charge_update(tx, &ch)) != 0)
+        return r;
+    return pd_refund_insert(tx, &c->rf);
 }
 
 

@@ -122,6 +122,18 @@ pd_pay_voided(pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, pd_posting_t *p
 }
 
 int
+pd_pay_refund_requested(const pd_refund_rec_t *f, pd_charge_rec_t *ch)
+{
+    if (!charge_may(ch, -1, PD_CH_REFUND))
+        return PD_ERR_STATE;
+    if (f->amount <= 0 || f->amount > ch->amount_captured - ch->amount_refunded)
+        return PD_ERR_RANGE;
+    ch->amount_refunded += f->amount;
+    ch->version++;
+    return 0;
+}
+
+int
 pd_pay_refunded(pd_refund_rec_t *f, const pd_charge_rec_t *ch, int64_t now, pd_posting_t *post, pd_btxn_rec_t *bt)
 {
     if (!refund_may(f, PD_RF_APPROVE) || !charge_may(ch, -1, PD_CH_REFUND))

@@ -194,6 +194,39 @@ refund_outcomes(void **state)
     assert_int_equal(ch.amount_refunded, 0);
 }
 
+/* the refund cap: what is reserved never exceeds what was captured */
+static void
+refund_requests_are_capped_at_the_captured_amount(void **state)
+{
+    (void)state;
+    pd_charge_rec_t ch;
+    pd_pi_rec_t pi;
+    pd_refund_rec_t f;
+    records(&ch, &pi, "automatic", 1000);
+    memset(&f, 0, sizeof(f));
+    ch.processing = false;
+    f.amount = 100;
+    assert_int_equal(pd_pay_refund_requested(&f, &ch), PD_ERR_STATE); /* not captured */
+    ch.captured = true;
+    ch.amount_captured = 1000;
+    int64_t v = ch.version;
+    f.amount = 600;
+    assert_int_equal(pd_pay_refund_requested(&f, &ch), 0);
+    assert_int_equal(ch.amount_refunded, 600);
+    assert_int_equal(ch.version, v + 1);
+    f.amount = 401; /* one more than is left */
+    assert_int_equal(pd_pay_refund_requested(&f, &ch), PD_ERR_RANGE);
+    f.amount = 0;
+    assert_int_equal(pd_pay_refund_requested(&f, &ch), PD_ERR_RANGE);
+    f.amount = -5;
+    assert_int_equal(pd_pay_refund_requested(&f, &ch), PD_ERR_RANGE);
+    assert_int_equal(ch.amount_refunded, 600); /* refused: nothing changed */
+    assert_int_equal(ch.version, v + 1);
+    f.amount = 400;
+    assert_int_equal(pd_pay_refund_requested(&f, &ch), 0);
+    assert_int_equal(ch.amount_refunded, 1000);
+}
+
 static void
 lifecycle_tables(void **state)
 {
@@ -227,6 +260,7 @@ main(void)
         cmocka_unit_test(partial_capture_releases_the_rest),
         cmocka_unit_test(void_releases_the_hold_and_cancels),
         cmocka_unit_test(refund_outcomes),
+        cmocka_unit_test(refund_requests_are_capped_at_the_captured_amount),
         cmocka_unit_test(lifecycle_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
