@@ -130,6 +130,11 @@ int pd_db_open_postgres(pd_db_t **out, const char *url, const char *password, ch
 struct pd_cred;
 int pd_db_open_postgres_cred(pd_db_t **out, const char *url, struct pd_cred *cred, char *why,
                              size_t whycap) PD_WUR;
+/* Bounds each statement run outside a transaction on PostgreSQL connection db (0: no
+ * bound): one the server has not answered within ms gives up the connection (the next
+ * statement makes a new one, its login bounded by the same time) and fails with
+ * PD_ERR_UNAVAILABLE. For the reader threads, whose reads are single statements. */
+void pd_db_postgres_set_timeout(pd_db_t *db, int64_t ms);
 /* Process-wide SQLite settings; every SQLite user calls it before its first open
  * (the settings only take before SQLite initializes). Idempotent, thread-safe. */
 void pd_sqlite_setup(void);

@@ -46,6 +46,8 @@ typedef struct {
     int64_t writers;      /* PostgreSQL: writer connections (SQLite: always one) */
     int64_t readers;      /* reader threads of pd_store_read (-1: 4 on PostgreSQL, 0 on SQLite; 0: inline) */
     int64_t read_queue;   /* reads waiting for a reader thread before pd_store_read refuses with PD_ERR_AGAIN */
+    int64_t read_timeout_ms; /* PostgreSQL: a reader thread's statement unanswered this long gives up its
+                              * connection (PD_ERR_UNAVAILABLE); 0 = no bound */
     int64_t max_batch;    /* most writes per transaction */
     int64_t max_queue;    /* writes waiting before submit refuses with PD_ERR_AGAIN */
 } pd_store_config_t;

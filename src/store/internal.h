@@ -21,6 +21,8 @@ int pd_store_cred_open(const pd_store_config_t *c, struct pd_cred **out, const c
 /* read_pool.c: the reader threads of pd_store_read. free finishes the queued reads
  * (each runs: its caller waits for its answer), then joins the threads. */
 typedef struct pd_read_pool pd_read_pool_t;
+/* The calling reader thread's connection, with [store] read_timeout_ms in force on PostgreSQL. */
+pd_db_t *pd_store_pool_reader(pd_store_t *s);
 int pd_read_pool_new(pd_read_pool_t **out, pd_store_t *s, int nthreads, int64_t max_queue);
 int pd_read_pool_submit(pd_read_pool_t *p, pd_read_fn fn, void *arg);
 void pd_read_pool_stats(pd_read_pool_t *p, pd_store_stats_t *out);

@@ -25,6 +25,7 @@
  * PD_ERR_INVALID. Logs name the server (host, port, database), never the password.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 
 #include "payd/cred.h"
 #include "payd/log.h"
+#include "payd/time.h"
 #include "store/internal.h"
 
 #define CACHE_SLOTS 512
@@ -61,6 +63,8 @@ typedef struct {
     bool in_tx, pend_begin, pend_sp, pend_release;
     bool need_reset; /* the server is read-only (a demoted or standby primary): reconnect through the host list */
     bool piped;      /* in pipeline mode, with nqueued statements whose results are unread */
+    int64_t timeout_ms; /* > 0: an autocommit statement unanswered this long gives up the session */
+    bool timed_out;     /* the last statement did (no retry on a new session: the server is slow, not gone) */
     int nqueued;
     const char *queued[PIPE_MAX]; /* their SQL, for the log of an error */
     char *url;
@@ -194,6 +198,80 @@ mix(uint64_t h)
     return h;
 }
 
+void
+pd_db_postgres_set_timeout(pd_db_t *db, int64_t ms)
+{
+    ((pg_db_t *)db)->timeout_ms = ms;
+}
+
+/* waits until fd is ready for events or deadline (pd_mono_ms) passes: 1 ready, 0 timed out, -1 error */
+static int
+wait_fd(int fd, short events, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = pd_mono_ms();
+        if (now >= deadline)
+            return 0;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int n = poll(&pfd, 1, (int)(deadline - now));
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/*
+ * The result of the command just sent, read as it comes, waiting on the socket at most
+ * d->timeout_ms: NULL with d->timed_out set when the server did not answer in time. The
+ * session is then given up (need_reset: the next statement logs in anew), since its
+ * answer may still come.
+ */
+static PGresult *
+result_bounded(pg_db_t *d)
+{
+    uint64_t deadline = pd_mono_ms() + (uint64_t)d->timeout_ms;
+    PGresult *last = NULL;
+    int fd = PQsocket(d->c), f;
+    while ((f = PQflush(d->c)) == 1)
+        if (wait_fd(fd, POLLOUT, deadline) != 1)
+            goto timeout;
+    if (f < 0)
+        return NULL;
+    for (;;) {
+        while (PQisBusy(d->c)) {
+            int w = wait_fd(fd, POLLIN, deadline);
+            if (w == 0)
+                goto timeout;
+            if (w < 0 || PQconsumeInput(d->c) != 1) {
+                PQclear(last);
+                return NULL;
+            }
+        }
+        PGresult *res = PQgetResult(d->c);
+        if (res == NULL)
+            return last;
+        PQclear(last);
+        last = res;
+    }
+timeout:
+    PQclear(last);
+    d->timed_out = true;
+    d->need_reset = true;
+    pd_log_warn("the database did not answer a read in time: its connection is given up",
+                PD_LI("read_timeout_ms", d->timeout_ms), PD_LS("setting", "store.read_timeout_ms"));
+    return NULL;
+}
+
+/* PQprepare, bounded by d->timeout_ms outside a transaction */
+static PGresult *
+prepare_stmt(pg_db_t *d, const char *name, const char *text, int n, const Oid *types)
+{
+    if (d->timeout_ms <= 0 || d->in_tx)
+        return PQprepare(d->c, name, text, n, types);
+    return PQsendPrepare(d->c, name, text, n, types) == 1 ? result_bounded(d) : NULL;
+}
+
 /*
  * The prepared statement for sql with these argument types, prepared now if this
  * connection has none yet and prepare is set (else PD_ERR_NOTFOUND). *id gets its
@@ -246,7 +324,10 @@ stmt_get(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, boo
         char name[16];
         uint32_t nid = ++d->next_id;
         snprintf(name, sizeof(name), "p%u", nid);
-        if ((r = check_cmd(d, PQprepare(d->c, name, text, (int)n, types), sql)) != 0)
+        PGresult *res = prepare_stmt(d, name, text, (int)n, types);
+        if (res == NULL && d->timed_out)
+            return PD_ERR_UNAVAILABLE;
+        if ((r = check_cmd(d, res, sql)) != 0)
             return r;
         e->sql = sql;
         e->sig[0] = sig[0];
@@ -405,6 +486,16 @@ pipe_open(pg_db_t *d)
     return 0;
 }
 
+/* PQexecPrepared, bounded by d->timeout_ms */
+static PGresult *
+exec_prepared(pg_db_t *d, const char *name, int nargs, const params_t *p)
+{
+    if (d->timeout_ms <= 0)
+        return PQexecPrepared(d->c, name, nargs, p->values, p->lengths, p->formats, 0);
+    return PQsendQueryPrepared(d->c, name, nargs, p->values, p->lengths, p->formats, 0) == 1 ? result_bounded(d)
+                                                                                             : NULL;
+}
+
 /*
  * Runs a statement; *res gets its result (the caller clears it). Inside a transaction
  * it goes through the pipeline, and deferred leaves it queued there (*res stays NULL).
@@ -416,6 +507,7 @@ run(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, bool def
     params_t p;
     int r;
     *res = NULL;
+    d->timed_out = false;
     if ((PQstatus(d->c) == CONNECTION_BAD || d->need_reset) && !d->in_tx)
         reconnect(d); /* autocommit statements on a lost connection: one new try through the host list */
     if ((r = bind_params(args, nargs, &p)) != 0)
@@ -438,7 +530,9 @@ run(pg_db_t *d, const char *sql, const pd_sqlval_t *args, size_t nargs, bool def
             r = PD_ERR_IO;
         return r;
     }
-    *res = PQexecPrepared(d->c, name, (int)nargs, p.values, p.lengths, p.formats, 0);
+    *res = exec_prepared(d, name, (int)nargs, &p);
+    if (*res == NULL && d->timed_out)
+        return PD_ERR_UNAVAILABLE;
     ExecStatusType st = PQresultStatus(*res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         r = map_error(d, *res, sql);
@@ -485,7 +579,7 @@ p_query(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, pd_
     pg_db_t *d = (pg_db_t *)db;
     PGresult *res = NULL;
     int r = run(d, sql, args, nargs, false, &res);
-    if (r == PD_ERR_UNAVAILABLE && !d->in_tx && (PQstatus(d->c) == CONNECTION_BAD || d->need_reset) &&
+    if (r == PD_ERR_UNAVAILABLE && !d->in_tx && !d->timed_out && (PQstatus(d->c) == CONNECTION_BAD || d->need_reset) &&
         strncmp(sql, "SELECT", 6) == 0)
         r = run(d, sql, args, nargs, false, &res); /* a read outside a transaction found its session gone (a
                                              * failover): once more on a new one, through the host list */
@@ -785,8 +879,11 @@ login(pg_db_t *d, char *why, size_t whycap)
          * host of the list), and sent data unacknowledged for tcp_user_timeout (a
          * partition) fails the session instead of leaving a writer waiting on TCP for
          * minutes. */
+        char ct[24] = "5"; /* a bounded reader logs in within its bound too (libpq's least is 2 s) */
+        if (d->timeout_ms > 0 && d->timeout_ms < 5000)
+            snprintf(ct, sizeof(ct), "%lld", (long long)(d->timeout_ms < 2000 ? 2 : (d->timeout_ms + 999) / 1000));
         const char *keys[7] = {"connect_timeout", "tcp_user_timeout", "dbname", "application_name", NULL, NULL, NULL};
-        const char *vals[7] = {"5", "10000", d->url, "payd", NULL, NULL, NULL};
+        const char *vals[7] = {ct, "10000", d->url, "payd", NULL, NULL, NULL};
         int k = 4;
         if (user[0] != '\0') {
             keys[k] = "user";

@@ -48,7 +48,7 @@ reader_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         /* the connection is opened here on first use (and reopened by the backend
          * after a loss), so a database that is down at start costs no thread */
-        j->fn(pd_store_reader(p->store), j->arg);
+        j->fn(pd_store_pool_reader(p->store), j->arg);
         free(j);
         pthread_mutex_lock(&p->mu);
         p->busy--;

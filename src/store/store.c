@@ -53,6 +53,7 @@ struct pd_store {
     int nwriters;
     int version;
     int64_t max_batch, max_queue;
+    int64_t read_timeout_ms; /* the reader threads' bound on PostgreSQL (0: none) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job_t *head, *tail;
@@ -437,6 +438,15 @@ pd_store_reader(pd_store_t *s)
     return rd->db;
 }
 
+pd_db_t *
+pd_store_pool_reader(pd_store_t *s)
+{
+    pd_db_t *db = pd_store_reader(s);
+    if (db != NULL && s->backend == PD_STORE_POSTGRES)
+        pd_db_postgres_set_timeout(db, s->read_timeout_ms);
+    return db;
+}
+
 int
 pd_store_read(pd_store_t *s, pd_read_fn fn, void *arg)
 {
@@ -529,6 +539,7 @@ pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir
         snprintf(s->path, sizeof(s->path), "%s/payd.db", data_dir);
     s->max_batch = c->max_batch;
     s->max_queue = c->max_queue;
+    s->read_timeout_ms = c->read_timeout_ms;
     s->nwriters = c->backend == PD_STORE_POSTGRES ? (int)(c->writers < 1 ? 1 : c->writers > MAX_WRITERS ? MAX_WRITERS : c->writers) : 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -20,6 +20,10 @@ static const pd_config_key_t keys[] = {
              "postgres, 0 on sqlite; 0: reads run on the calling thread)"},
     {"read_queue", PD_CT_INT, S(read_queue), "4096", 16, 1000000,
      .help = "reads waiting for a reader thread before new ones are refused (503)"},
+    {"read_timeout_ms", PD_CT_MS, S(read_timeout_ms), "5s", 0, 300000,
+     .help = "PostgreSQL: a read of the API's reader threads that the database has not answered within this is "
+             "given up (503, the connection dropped and made anew), so a database that stops answering cannot hold "
+             "a request past it; 0 = no bound"},
     {"max_batch", PD_CT_INT, S(max_batch), "512", 1, 100000,
      .help = "most writes committed together in one transaction (group commit)"},
     {"max_queue", PD_CT_INT, S(max_queue), "100000", 16, 10000000,

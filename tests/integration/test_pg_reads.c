@@ -9,6 +9,8 @@
  *     stuck GET answers 200; /metrics shows the reader thread it holds
  *     (payd_store_reads_running 1). (With store.readers=0 the reads run on the loop, and
  *     this part fails: /healthz waits for the lock.)
+ *   - A read held up past store.read_timeout_ms is given up: 503 at the bound, and the
+ *     reader serves again on a new session afterwards.
  *   - A revoked key cached on the loop is refused within the key epoch's bound
  *     (docs/api-keys.md: 100 ms plus a round trip; asserted: 300 ms).
  *   - With the database gone, every read handler answers 503 with Retry-After and a
@@ -35,6 +37,8 @@
 
 #define LOCK_HOLD_MS 3000 /* how long the lock holds the GET up */
 #define PROMPT_MS 1000    /* an answer that does not wait for the database comes sooner than this */
+#define READ_TIMEOUT_MS 4000 /* store.read_timeout_ms: more than LOCK_HOLD_MS */
+#define UNANSWERED_MS 7000   /* how long the read past the bound is held up */
 
 static pd_h_payd_t p;
 static char url[400], set_url[440], pi_id[64];
@@ -144,6 +148,56 @@ test_stuck_read_leaves_the_loop_free(void **state)
     print_message("the held-up GET answered %ld after %llu ms\n", s.status, (unsigned long long)s.ms);
     assert_int_equal(s.status, 200);
     assert_true(s.ms >= LOCK_HOLD_MS - 500);
+}
+
+/* A read the database does not answer within store.read_timeout_ms (READ_TIMEOUT_MS
+ * here) is given up: the request gets 503 storage_unavailable with Retry-After at the
+ * bound, not when the database answers; the reader logs in anew and the next read is
+ * served (without the bound the GET waits out the whole lock: this test fails). */
+static void
+test_a_read_unanswered_past_its_bound_is_given_up(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/payment_intents/%s", pi_id);
+    assert_int_equal(api_call(&p, "GET", path, NULL, NULL), 200);
+    PGconn *c = PQconnectdb(url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, "BEGIN; LOCK TABLE payment_intents IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    char auth[200];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_sk);
+    const char *hdrs[] = {auth, NULL};
+    pd_h_req_t rq = {.headers = hdrs, .timeout_ms = 20000};
+    pd_h_resp_t r;
+    uint64_t t0 = now_ms();
+    int rc = pd_h_request(&p, "GET", path, &rq, &r);
+    uint64_t took = now_ms() - t0;
+    if (rc != 0)
+        print_message("curl %d after %llu ms\n", r.curl_code, (unsigned long long)took);
+    assert_int_equal(rc, 0);
+    char ra[16] = "";
+    bool has_ra = pd_h_resp_header(&r, "retry-after", ra, sizeof(ra));
+    print_message("a read held %d ms past its %d ms bound: %ld after %llu ms: %s\n", UNANSWERED_MS - READ_TIMEOUT_MS,
+                  READ_TIMEOUT_MS, r.status, (unsigned long long)took, r.body);
+    assert_int_equal(r.status, 503);
+    assert_true(has_ra);
+    assert_non_null(strstr(r.body, "storage_unavailable"));
+    pd_h_resp_free(&r);
+    assert_true(took >= READ_TIMEOUT_MS - 100 && took < READ_TIMEOUT_MS + 1500);
+    int64_t left = UNANSWERED_MS - (int64_t)(now_ms() - t0);
+    if (left > 0)
+        nap((int)left);
+    res = PQexec(c, "ROLLBACK");
+    PQclear(res);
+    PQfinish(c);
+    /* the readers serve again: the one that gave up its session logs in anew */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(api_call(&p, "GET", path, NULL, NULL), 200);
+    char *log = pd_h_log(&p);
+    assert_non_null(strstr(log, "the database did not answer a read in time"));
+    free(log);
 }
 
 /* payctl --json ARGS... against the test's database; exit code, *out its output (malloc'd) */
@@ -290,8 +344,10 @@ setup(void **state)
     const char *readers = getenv("PD_TEST_PG_READERS"); /* the mutation check: 0 puts the reads on the loop */
     char set_readers[64];
     snprintf(set_readers, sizeof(set_readers), "store.readers=%s", readers != NULL ? readers : "4");
+    char set_timeout[64];
+    snprintf(set_timeout, sizeof(set_timeout), "store.read_timeout_ms=%d", READ_TIMEOUT_MS);
     const char *args[] = {"--set", "store.backend=postgres", "--set", set_url, "--set", "api.threads=1",
-                          "--set", set_readers, NULL};
+                          "--set", set_readers, "--set", set_timeout, NULL};
     pd_h_opts_t o = {.args = args};
     if (pd_h_start(&p, &o) != 0)
         return -1;
@@ -314,6 +370,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stuck_read_leaves_the_loop_free),
+        cmocka_unit_test(test_a_read_unanswered_past_its_bound_is_given_up),
         cmocka_unit_test(test_revocation_within_its_bound),
         cmocka_unit_test(test_reads_answer_503_while_the_database_is_down),
     };
