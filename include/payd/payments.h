@@ -107,6 +107,15 @@ typedef struct {
 int pd_recovery_start(pd_recovery_t **out, const pd_recovery_opts_t *o) PD_WUR;
 /* Stops and frees it. Accepts NULL. */
 void pd_recovery_stop(pd_recovery_t *r);
+/* A request whose write on charge_id ended in doubt (its COMMIT cut off, answered 503
+ * storage_outcome_unknown) and that has ended: nothing continues it, so its charge, if
+ * the write committed, need not wait recovery_after_ms. The worker marks the charge due
+ * (pd_charge_expedite) as soon as the store takes the write, trying at every pass for
+ * up to 10 minutes; the node holding the recovery lease settles it at its next pass.
+ * Any thread; r NULL or a full list (PD_RECOVERY_EXPEDITE_MAX): nothing (the charge
+ * waits as before). */
+#define PD_RECOVERY_EXPEDITE_MAX 256
+void pd_recovery_expedite(pd_recovery_t *r, const char *charge_id);
 /* One recovery pass over charges and refunds created before older_than (the worker's
  * loop; tests call it directly). */
 int pd_recovery_once(pd_store_t *store, pd_processor_t *proc, pd_relay_t *relay, int64_t older_than) PD_WUR;

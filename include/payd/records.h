@@ -200,6 +200,9 @@ int pd_charge_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemo
                    void *arg, bool *has_more) PD_WUR;
 /* charges left in processing, or with a capture or void requested, whose last change
  * is at or before `older_than` (recovery); any merchant */
+/* Makes a charge with an operation requested (processing, capture or void requested)
+ * due for recovery at once (its updated time to 0); none such: nothing, 0. */
+int pd_charge_expedite(pd_db_t *tx, const char *id) PD_WUR;
 int pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
 /* a charge by id alone, any merchant (reconciliation: the processor names charges by id) */
 int pd_charge_get_any(pd_db_t *db, pd_arena_t *a, const char *id, pd_charge_rec_t *out) PD_WUR;

@@ -88,6 +88,7 @@ capture_loaded(pd_op_t *op)
     }
     c->pi.version++;
     pd_step_init(&c->step, c->op, call_capture, NULL, write_captured, "capture", "PaymentIntent");
+    c->step.charge_id = c->ch.id;
     pd_step_start(&c->step, write_capture_requested);
 }
 
@@ -159,6 +160,7 @@ cancel_loaded(pd_op_t *op)
     }
     c->pi.version++;
     pd_step_init(&c->step, c->op, call_void, NULL, write_canceled, "cancellation", "PaymentIntent");
+    c->step.charge_id = c->ch.id;
     pd_step_start(&c->step, write_void_requested);
 }
 

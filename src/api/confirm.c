@@ -91,6 +91,7 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
     /* the processor is called by advance() once phase 1 is durable and the card is here */
     pd_step_init(&c->step, op, NULL, plan_outcome, write_phase2, "payment", "PaymentIntent");
     c->step.amount = ch->amount, c->step.currency = ch->currency; /* for the metrics */
+    c->step.charge_id = ch->id;
     pd_op_commit_early(op, write_phase1, op->auth->livemode ? NULL : read_card, on_phase1);
 }
 

@@ -156,6 +156,7 @@ struct pd_step {
     const char *operation, *object; /* the 502's words: "capture", "PaymentIntent" */
     int64_t amount;       /* a payment's amount and currency, for payd_payment_amount_minor_total */
     const char *currency; /* (set by confirm; 0 / NULL for the other operations) */
+    const char *charge_id; /* the charge it moves (not a refund's): an in-doubt commit expedites its recovery */
     pd_later_t again;     /* phase 2 tried again after the database was unavailable */
     uint64_t unavailable_since_ms; /* pd_mono_ms of phase 2's first PD_ERR_UNAVAILABLE, 0 if none */
 };

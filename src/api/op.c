@@ -272,6 +272,10 @@ pd_op_finish(pd_op_t *op)
          * the same key replays it or runs it anew; the recovery worker finishes a payment
          * left between its phases */
         pd_log_error("operation outcome unknown: the store's commit was interrupted", PD_LS("request_id", r->id));
+        /* this request ends here and nothing else continues it: if its write did commit,
+         * the charge it left requested need not wait recovery_after_ms for recovery */
+        if (op->step != NULL && op->step->charge_id != NULL)
+            pd_recovery_expedite(op->api->recovery, op->step->charge_id);
         pd_resp_header(r, "Retry-After", "1");
         pd_resp_header(r, "Stripe-Should-Retry", "true");
         pd_resp_error(r, 503, "api_error", "storage_outcome_unknown",

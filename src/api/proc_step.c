@@ -23,6 +23,7 @@ pd_step_init(pd_step_t *s, pd_op_t *op, void (*call)(pd_step_t *), int (*prepare
     s->object = object;
     s->amount = 0;
     s->currency = NULL;
+    s->charge_id = NULL;
     s->unavailable_since_ms = 0;
     op->step = s;
 }

@@ -28,11 +28,67 @@ typedef struct {
     pd_relay_t *relay;
 } pass_t;
 
+#define EXPEDITE_GIVE_UP_S 600 /* a charge the store could not mark in this long waits as before */
+
+typedef struct {
+    char charge_id[PD_ID_MAX];
+    int64_t since; /* Unix seconds it was listed */
+} expedite_t;
+
 struct pd_recovery {
     pd_recovery_opts_t o;
     pthread_t thread;
     atomic_bool stop;
+    pthread_mutex_t mu; /* the charges to mark due (pd_recovery_expedite) */
+    expedite_t expedite[PD_RECOVERY_EXPEDITE_MAX];
+    size_t nexpedite;
 };
+
+static void
+expedite_add(pd_recovery_t *w, const char *charge_id, int64_t since)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->nexpedite < PD_RECOVERY_EXPEDITE_MAX) {
+        expedite_t *e = &w->expedite[w->nexpedite++];
+        snprintf(e->charge_id, sizeof(e->charge_id), "%s", charge_id);
+        e->since = since;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
+pd_recovery_expedite(pd_recovery_t *w, const char *charge_id)
+{
+    if (w != NULL && charge_id != NULL && charge_id[0] != '\0')
+        expedite_add(w, charge_id, pd_unix_now());
+}
+
+static int
+write_expedite(pd_db_t *tx, void *arg)
+{
+    return pd_charge_expedite(tx, ((const expedite_t *)arg)->charge_id);
+}
+
+/* marks the listed charges due; what the store refuses now (a failover) stays listed */
+static void
+expedite_listed(pd_recovery_t *w)
+{
+    expedite_t todo[PD_RECOVERY_EXPEDITE_MAX];
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->nexpedite;
+    memcpy(todo, w->expedite, n * sizeof(todo[0]));
+    w->nexpedite = 0;
+    pthread_mutex_unlock(&w->mu);
+    int64_t now = pd_unix_now();
+    for (size_t i = 0; i < n; i++) {
+        int r = pd_store_write_sync(w->o.store, write_expedite, &todo[i]);
+        if (r == 0) {
+            pd_log_info("recovery: a charge whose write ended in doubt is due now", PD_LS("charge", todo[i].charge_id));
+        } else if (now - todo[i].since < EXPEDITE_GIVE_UP_S && !atomic_load(&w->stop)) {
+            expedite_add(w, todo[i].charge_id, todo[i].since); /* again at the next pass */
+        }
+    }
+}
 
 typedef struct {
     pd_charge_rec_t ch;
@@ -265,6 +321,8 @@ recovery_main(void *arg)
     uint64_t next_reconcile = 0;
     pthread_setname_np(pthread_self(), "payd-recovery");
     while (!atomic_load(&w->stop)) {
+        /* on every node, lease or not: the charge is marked in the store for the holder */
+        expedite_listed(w);
         /* one recovery worker per cluster (docs/cluster.md): the node holding the
          * recovery lease; the others wait (a pass on two nodes would only query the
          * processor twice: every outcome is recorded version-checked) */
@@ -294,7 +352,9 @@ pd_recovery_start(pd_recovery_t **out, const pd_recovery_opts_t *o)
     if (w == NULL)
         return PD_ERR_NOMEM;
     w->o = *o;
+    pthread_mutex_init(&w->mu, NULL);
     if (pthread_create(&w->thread, NULL, recovery_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
         free(w);
         return PD_ERR_INTERNAL;
     }
@@ -309,5 +369,6 @@ pd_recovery_stop(pd_recovery_t *w)
         return;
     atomic_store(&w->stop, true);
     pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
     free(w);
 }

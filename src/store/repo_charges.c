@@ -123,6 +123,15 @@ each_processing(const pd_row_t *r, void *arg)
 }
 
 int
+pd_charge_expedite(pd_db_t *tx, const char *id)
+{
+    return pd_db_exec(tx,
+                      "UPDATE charges SET updated = 0 WHERE id = ? AND (processing = 1 OR capture_requested = 1 OR "
+                      "void_requested = 1)",
+                      PD_SQL_ARGS(PD_SQL_S(id)), NULL);
+}
+
+int
 pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg)
 {
     each_t e = {a, fn, arg};

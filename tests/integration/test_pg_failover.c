@@ -306,6 +306,7 @@ a_commit_cut_off_is_neither_failed_nor_done(void **state)
 typedef struct {
     pd_h_payd_t *q;
     char key[128];
+    const char *idem; /* Idempotency-Key (NULL: none) */
     long status;
     json_t *body;
 } confirm_t;
@@ -315,8 +316,82 @@ confirm_main(void *arg)
 {
     confirm_t *c = arg;
     c->status = api_call_as(c->q, c->key, "POST", "/v1/payment_intents",
-                            "amount=4343&currency=usd&payment_method=pm_card_visa&confirm=true", NULL, &c->body);
+                            "amount=4343&currency=usd&payment_method=pm_card_visa&confirm=true", c->idem, &c->body);
     return NULL;
+}
+
+/*
+ * A payment whose first phase's COMMIT was cut off (committed, the client told 503
+ * storage_outcome_unknown) left its key in flight and its charge processing, and the
+ * processor was never asked. Nothing continues that request, so the recovery worker
+ * settles it at its next pass instead of after payments.recovery_after_ms (60 s by
+ * default: this node keeps it): the key's retry gets the settled answer (402, never
+ * sent to the network) within seconds rather than 409 for a minute. (Without
+ * pd_recovery_expedite the retries get 409 until the 20 s budget ends: fails.)
+ */
+static void
+an_in_doubt_payment_is_settled_without_waiting(void **state)
+{
+    (void)state;
+    char one[300], url2[400], set_url2[440], out[256];
+    assert_int_equal(pd_pg_database("indoubt", true, one, sizeof(one)), 0);
+    snprintf(url2, sizeof(url2), "postgresql://payd:%s@127.0.0.1:%u/indoubt?connect_timeout=2", PD_PG_PASSWORD,
+             pd_pg_port());
+    snprintf(set_url2, sizeof(set_url2), "store.url=%s", url2);
+    pd_h_payd_t q; /* its own database, processor and leases: p's 2 s recovery cannot settle it */
+    const char *args[] = {"--set", "store.backend=postgres", "--set", set_url2, NULL};
+    pd_h_opts_t o = {.args = args};
+    assert_int_equal(pd_h_start(&q, &o), 0);
+    api_load_credentials(&q);
+    confirm_t c = {.q = &q, .idem = "indoubt-confirm"};
+    snprintf(c.key, sizeof(c.key), "%s", api_sk);
+    assert_int_equal(pg_super("ALTER SYSTEM SET synchronous_standby_names = 'nobody'", out, sizeof(out)), 0);
+    assert_int_equal(pg_super("SELECT pg_reload_conf()", out, sizeof(out)), 0);
+    nap(300);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, confirm_main, &c), 0);
+    int killed = 0;
+    for (int i = 0; i < 100 && killed == 0; i++) {
+        nap(100);
+        if (pg_super("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep' "
+                     "AND application_name = 'payd' AND query = 'COMMIT' AND datname = 'indoubt'",
+                     out, sizeof(out)) == 0)
+            killed += (int)strtol(out, NULL, 10);
+    }
+    assert_int_equal(pg_super("ALTER SYSTEM SET synchronous_standby_names = '*'", out, sizeof(out)), 0);
+    assert_int_equal(pg_super("SELECT pg_reload_conf()", out, sizeof(out)), 0);
+    pthread_join(th, NULL);
+    uint64_t t0 = now_ms();
+    print_message("in doubt: %d COMMIT(s) cut off; the confirmation got %ld (%s)\n", killed, c.status,
+                  jstr(c.body, "error.code") != NULL ? jstr(c.body, "error.code") : "-");
+    assert_int_equal(c.status, 503);
+    assert_string_equal(jstr(c.body, "error.code"), "storage_outcome_unknown");
+    json_decref(c.body);
+    /* the key's retries: 409 while the first attempt is unsettled, then its answer */
+    long st = 409;
+    json_t *b = NULL;
+    int n409 = 0;
+    while (now_ms() - t0 < 20000 && st == 409) {
+        json_decref(b);
+        st = api_call_as(&q, api_sk, "POST", "/v1/payment_intents",
+                         "amount=4343&currency=usd&payment_method=pm_card_visa&confirm=true", "indoubt-confirm", &b);
+        if (st == 409) {
+            n409++;
+            nap(250);
+        }
+    }
+    uint64_t took = now_ms() - t0;
+    print_message("the retry got %ld (%s) %llu ms after the 503, %d x 409 before\n", st,
+                  jstr(b, "error.code") != NULL ? jstr(b, "error.code") : "-", (unsigned long long)took, n409);
+    assert_int_equal(st, 402); /* settled: never sent to the network */
+    assert_string_equal(jstr(b, "error.code"), "processing_error");
+    json_decref(b);
+    assert_true(took < 15000);
+    char *log = pd_h_log(&q);
+    assert_non_null(strstr(log, "a charge whose write ended in doubt is due now"));
+    free(log);
+    assert_int_equal(pd_h_stop(&q, SIGTERM, 20000), 0);
+    pd_h_cleanup(&q);
 }
 
 /* No writable database while the processor has a payment (phase 1 durable, phase 2 not
@@ -512,6 +587,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(readiness_follows_the_primary_while_idle),
         cmocka_unit_test(a_commit_cut_off_is_neither_failed_nor_done),
+        cmocka_unit_test(an_in_doubt_payment_is_settled_without_waiting),
         cmocka_unit_test(an_outcome_cut_off_from_the_database_is_written_on_a_new_connection),
         cmocka_unit_test(acknowledged_payments_survive_a_failover),
     };
