@@ -35,6 +35,7 @@ typedef struct {
     int64_t handshake_timeout_ms;
     int64_t drain_timeout_ms;  /* SIGTERM: time allowed for in-flight requests */
     int64_t drain_grace_ms;    /* SIGTERM: idle HTTP/1 connections stay open this long (capped by drain_timeout_ms) */
+    int64_t drain_delay_ms;    /* SIGTERM: /readyz fails this long before the listeners close (capped likewise) */
     bool hsts;
     int64_t max_connections;        /* API connections open at once, all loops; 0: the open-file limit less 256 */
     int64_t max_connections_per_ip; /* API connections open at once from one address; 0: no limit */
@@ -138,10 +139,11 @@ uint16_t pd_server_admin_port(const pd_server_t *s);
  * On failure the old certificate stays in use. */
 int pd_server_reload_tls(pd_server_t *s) PD_WUR;
 /*
- * Graceful stop. Every loop at once: accepts what is already queued on its listeners
- * and closes them (new connections are refused; /readyz answers 503 "draining"), and
- * asks clients to go away: HTTP/2 gets GOAWAY, and every HTTP/1 response from now on
- * says Connection: close. Open connections stay served: a request that arrives on
+ * Graceful stop. First /readyz answers 503 "draining" and responses say Connection:
+ * close, while the listeners stay open for drain_delay_ms (so a load balancer's health
+ * check takes the node out before it refuses connections). Then every loop at once:
+ * accepts what is already queued on its listeners and closes them (new connections
+ * are refused), and asks HTTP/2 clients to go away (GOAWAY). Open connections stay served: a request that arrives on
  * one is answered normally. Idle HTTP/1 connections (no request in progress, nothing
  * received) are closed once drain_grace_ms has passed; h2o closes HTTP/2 connections
  * about a second after its GOAWAY when they have no stream open. A loop ends when it

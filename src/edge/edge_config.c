@@ -30,6 +30,10 @@ static const pd_config_key_t api_keys[] = {
     {"drain_grace_ms", PD_CT_MS, A(drain_grace_ms), "1s", 0, 600000,
      .help = "on SIGTERM, how long idle HTTP/1 connections stay open (requests on them are answered, "
              "with Connection: close) before they are closed; at most drain_timeout_ms"},
+    {"drain_delay_ms", PD_CT_MS, A(drain_delay_ms), "0", 0, 600000,
+     .help = "on SIGTERM, how long /readyz answers 503 while the listeners still accept and serve, before they "
+             "close: time for a load balancer's health check to take the node out (behind HAProxy's 1 s x 2 checks: "
+             "3s); at most drain_timeout_ms"},
     {"hsts", PD_CT_BOOL, A(hsts), "true", .help = "send Strict-Transport-Security on API responses"},
     {"max_connections", PD_CT_INT, A(max_connections), "0", 0, 10000000,
      .help = "API connections open at once; more are refused at accept (flow log reason max_connections); "

@@ -60,7 +60,8 @@ struct pd_server {
     pthread_mutex_t tls_mu;
     SSL_CTX *tls_ctx; /* current; guarded by tls_mu */
     _Atomic unsigned tls_gen;
-    _Atomic bool draining;
+    _Atomic bool draining; /* SIGTERM seen: /readyz 503, responses say Connection: close */
+    _Atomic bool closing;  /* ... and drain_delay_ms later: the loops close their listeners */
     void *user;
     pd_filter_t filters[2][PD_EDGE_MAX_FILTERS]; /* by pd_stage_t */
     size_t nfilters[2];

@@ -186,7 +186,7 @@ loop_main(void *arg)
         pd_h2guard_sweep(loop);
         if (s->tick_fn != NULL)
             s->tick_fn(false, s->tick_arg);
-        if (atomic_load(&s->draining))
+        if (atomic_load(&s->closing))
             drain_begin(loop); /* in case its task has not run yet */
         if (loop->drain_started && drain_step(loop))
             break;
@@ -539,6 +539,17 @@ pd_server_drain(pd_server_t *s)
     int left = 0;
 
     atomic_store(&s->draining, true);
+    /* /readyz fails first: the load balancer's check takes the node out while it still
+     * accepts and serves (within drain_timeout_ms) */
+    uint64_t open_until = pd_mono_ms() + (uint64_t)s->api->drain_delay_ms;
+    if (open_until > deadline)
+        open_until = deadline;
+    if (s->api->drain_delay_ms > 0)
+        pd_log_info("drain: /readyz answers 503; the listeners close after the delay",
+                    PD_LI("drain_delay_ms", s->api->drain_delay_ms));
+    while (pd_mono_ms() < open_until)
+        usleep(10000);
+    atomic_store(&s->closing, true);
     for (int i = 0; i < s->nloops; i++)
         if (s->loops[i].started)
             pd_loop_post(&s->loops[i], &s->loops[i].drain_task); /* wakes the loop now */

@@ -67,6 +67,38 @@ sigterm_drains_in_flight_requests_then_exits_0(void **state)
     pd_h_cleanup(&p);
 }
 
+/* With api.drain_delay_ms, SIGTERM fails /readyz first while the node still accepts and
+ * serves new connections; the listeners close only after the delay (a load balancer's
+ * check takes the node out before it refuses anything). Without the delay the second
+ * check fails: the listeners close at SIGTERM. */
+static void
+readyz_fails_before_the_listeners_close(void **state)
+{
+    (void)state;
+    pd_h_payd_t p = {0};
+    const char *args[] = {"--set", "api.drain_delay_ms=1500", NULL};
+    pd_h_opts_t o = {.args = args};
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    kill(p.pid, SIGTERM);
+    sleep_ms(300);
+    pd_h_req_t admin = {.admin = true};
+    pd_h_resp_t r;
+    assert_int_equal(pd_h_request(&p, "GET", "/readyz", &admin, &r), 0);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "draining"));
+    pd_h_resp_free(&r);
+    /* a new connection is still accepted and served, and told to close */
+    assert_int_equal(pd_h_request(&p, "GET", "/healthz", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "connection: close"));
+    pd_h_resp_free(&r);
+    sleep_ms(1600); /* past the delay: the listeners are closed */
+    assert_int_not_equal(pd_h_request(&p, "GET", "/healthz", NULL, &r), 0);
+    pd_h_resp_free(&r);
+    assert_int_equal(pd_h_stop(&p, 0, 5000), 0); /* exit code 0 */
+    pd_h_cleanup(&p);
+}
+
 static void
 drain_is_bounded_by_its_timeout(void **state)
 {
@@ -343,6 +375,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sigterm_drains_in_flight_requests_then_exits_0),
+        cmocka_unit_test(readyz_fails_before_the_listeners_close),
         cmocka_unit_test(drain_is_bounded_by_its_timeout),
         cmocka_unit_test(tls_versions_below_1_2_are_refused),
         cmocka_unit_test(sighup_reloads_the_certificate_without_dropping_connections),
