@@ -43,6 +43,7 @@ CLUSTER = cluster_script.PATH
 CLIENTS = 6
 LOAD_BETWEEN_FAULTS_S = 6
 RETRY_BUDGET_S = 90  # a client retries one step this long before the test fails
+SERVICE_BACK_S = 30  # the longest any fault may keep every client from a successful answer
 
 
 def log(msg):
@@ -466,6 +467,10 @@ def main():
             kinds = ", ".join("%s: %d" % kv for kv in sorted(stats.kinds.get(w, {}).items()))
             log("  %-44s %5d / %5d / %.2f s  %s" % (w, stats.failed.get(w, 0), stats.ok.get(w, 0),
                                                       stats.longest_gap.get(w, 0.0), kinds))
+        # the bounds: service back within 30 s of failover-postgres, and no fault
+        # (nor its aftermath) keeps every client from a success that long
+        for w, gap in stats.longest_gap.items():
+            assert gap < SERVICE_BACK_S, "%s: %.1f s without a successful answer (bound %d s)" % (w, gap, SERVICE_BACK_S)
         verify(d, load(d), args.bin, clients, hooks)
         ok = True
     except AssertionError as e:
