@@ -657,12 +657,32 @@ p_row_text(const pd_row_t *r, int col)
     return pd_view(PQgetvalue(pr->res, pr->row, col), (size_t)PQgetlength(pr->res, pr->row, col));
 }
 
+/*
+ * True when an idle session was ended by the server (a terminated backend, a primary
+ * that went away with a reset, a restart): an idle session has nothing to read, so a
+ * readable socket means its end (the server's FATAL message, then EOF). The rare
+ * unsolicited message that is not (a parameter change after a reload) costs one new
+ * session. Checked before each transaction, so a batch starts on a session that is
+ * still there instead of failing on a dead one: after a failover the writes get a
+ * fresh session rather than a 503. One poll() with no wait.
+ */
+static bool
+idle_session_ended(pg_db_t *d)
+{
+    struct pollfd pfd = {.fd = PQsocket(d->c), .events = POLLIN};
+    return pfd.fd < 0 || poll(&pfd, 1, 0) > 0;
+}
+
 static int
 p_begin(pd_db_t *db)
 {
     pg_db_t *d = (pg_db_t *)db;
     if (d->in_tx)
         return PD_ERR_STATE;
+    if (PQstatus(d->c) == CONNECTION_OK && !d->need_reset && idle_session_ended(d)) {
+        pd_log_info("database session ended while idle: a new one before the next transaction");
+        d->need_reset = true;
+    }
     if (PQstatus(d->c) == CONNECTION_BAD || d->need_reset) {
         reconnect(d);
         if (PQstatus(d->c) == CONNECTION_BAD)

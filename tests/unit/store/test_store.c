@@ -281,6 +281,33 @@ purge_keys(pd_db_t *tx, void *arg)
     return pd_idem_purge(tx, *(int64_t *)arg, 1000);
 }
 
+/* PostgreSQL: the server ends every session of the writers while they are idle (a
+ * terminated backend, as in a failover or restart): the next writes start on fresh
+ * sessions and succeed, none fails on a dead one (without the idle check before each
+ * transaction the first writes fail with PD_ERR_UNAVAILABLE). SQLite: nothing to end. */
+static void
+writes_after_the_server_ended_idle_sessions_succeed(void **state)
+{
+    (void)state;
+    if (!pd_pg_wanted())
+        skip();
+    pd_store_t *s = open_store();
+    merchant_w_t m = {"acct_idle0", 0};
+    assert_int_equal(pd_store_write_sync(s, insert_merchant, &m), 0);
+    assert_int_equal(pd_pg_sql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
+                                           "'payd' AND pid <> pg_backend_pid()"),
+                     0);
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    static const char *const ids[] = {"acct_idle1", "acct_idle2", "acct_idle3", "acct_idle4", "acct_idle5"};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        merchant_w_t w = {ids[i], 0};
+        assert_int_equal(pd_store_write_sync(s, insert_merchant, &w), 0);
+    }
+    assert_int_equal(count_merchants(s), 6);
+    pd_store_close(s);
+}
+
 static void
 idempotency_keys_expire(void **state)
 {
@@ -710,6 +737,7 @@ main(void)
         cmocka_unit_test_setup_teardown(a_failing_write_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(a_deferred_statement_fails_only_its_own_write, setup, teardown),
         cmocka_unit_test_setup_teardown(committed_hook_runs_before_done_and_only_on_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(writes_after_the_server_ended_idle_sessions_succeed, setup, teardown),
         cmocka_unit_test_setup_teardown(idempotency_keys_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_are_batched_and_all_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(acknowledged_writes_survive_kill_9, setup, teardown),
