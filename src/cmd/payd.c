@@ -122,6 +122,18 @@ admin_address(app_t *app, char *out, size_t cap)
                  pd_server_admin_port(g_server));
 }
 
+typedef struct {
+    const char *node_id;
+    int64_t n;
+} expedite_t;
+
+static int
+write_expedite_node(pd_db_t *tx, void *arg)
+{
+    expedite_t *e = arg;
+    return pd_charge_expedite_node(tx, e->node_id, &e->n);
+}
+
 /* the node's heartbeat and the worker leases (docs/cluster.md) */
 static int
 start_cluster(app_t *app)
@@ -132,6 +144,17 @@ start_cluster(app_t *app)
         pd_log_error("cannot determine the node id (cluster.node_id)", PD_LERR(r));
         return r;
     }
+    /* what this node's previous run left requested is in flight nowhere now: recovery
+     * settles it at its next pass, not recovery_after_ms later. Before this run stamps
+     * its own writes with the id, so none of them is taken for the previous run's. */
+    expedite_t e = {id, 0};
+    if ((r = pd_store_write_sync(app->db, write_expedite_node, &e)) != 0)
+        pd_log_warn("cannot mark the charges a previous run left requested; recovery finds them later",
+                    PD_LERR(r));
+    else if (e.n > 0)
+        pd_log_info("charges a previous run of this node left requested are due for recovery now",
+                    PD_LI("charges", e.n), PD_LS("node_id", id));
+    pd_charge_set_node(id);
     admin_address(app, admin, sizeof(admin));
     pd_cluster_deps_t d = {.store = app->db, .node_id = id, .version = PAYD_VERSION, .admin = admin};
     if ((r = pd_cluster_start(&app->cluster_cfg, &d)) != 0)

@@ -1,4 +1,7 @@
 /* Charges (one per confirmation) and refunds. */
+#include <stdio.h>
+
+#include "payd/cluster_store.h"
 #include "payd/time.h"
 #include "store/repo.h"
 
@@ -44,6 +47,15 @@ decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
     return 0;
 }
 
+/* this node's id, stamped on every charge it writes (set once at start, before any write) */
+static char g_node[PD_NODE_ID_MAX];
+
+void
+pd_charge_set_node(const char *node_id)
+{
+    snprintf(g_node, sizeof(g_node), "%s", node_id != NULL ? node_id : "");
+}
+
 int
 pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
 {
@@ -52,7 +64,7 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
         "INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, "
         "captured, processing, capture_requested, amount_captured, amount_refunded, processor_ref, failure_code, "
         "failure_message, decline_code, outcome, description, idempotency_key, request_id, created, seq, version, "
-        "void_requested, capture_amount, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "void_requested, capture_amount, updated, node_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         PD_SQL_ARGS(PD_SQL_S(c->id), PD_SQL_S(c->merchant_id), PD_SQL_I(c->livemode), PD_SQL_S(c->payment_intent),
                     PD_SQL_S(c->payment_method), PD_SQL_I(c->amount), PD_SQL_S(c->currency), PD_SQL_S(c->status),
                     PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
@@ -60,7 +72,8 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
                     PD_SQL_S(c->outcome), PD_SQL_S(c->description), PD_SQL_S(c->idempotency_key),
                     pd_repo_opt(c->request_id), PD_SQL_I(c->created), PD_SQL_I(c->seq), PD_SQL_I(c->version),
-                    PD_SQL_I(c->void_requested), PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now())));
+                    PD_SQL_I(c->void_requested), PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now()),
+                    pd_repo_opt(g_node)));
 }
 
 int
@@ -71,14 +84,14 @@ pd_charge_update(pd_db_t *tx, const pd_charge_rec_t *c)
         tx,
         "UPDATE charges SET status = ?, captured = ?, processing = ?, capture_requested = ?, amount_captured = ?, "
         "amount_refunded = ?, processor_ref = ?, failure_code = ?, failure_message = ?, decline_code = ?, outcome = ?, "
-        "void_requested = ?, pending_idempotency_key = ?, capture_amount = ?, updated = ?, version = ? "
+        "void_requested = ?, pending_idempotency_key = ?, capture_amount = ?, updated = ?, version = ?, node_id = ? "
         "WHERE id = ? AND version = ?",
         PD_SQL_ARGS(PD_SQL_S(c->status), PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
                     PD_SQL_I(c->amount_captured), PD_SQL_I(c->amount_refunded), pd_repo_opt(c->processor_ref),
                     pd_repo_opt(c->failure_code), pd_repo_opt(c->failure_message), pd_repo_opt(c->decline_code),
                     PD_SQL_S(c->outcome), PD_SQL_I(c->void_requested), PD_SQL_S(c->pending_idempotency_key),
-                    PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now()), PD_SQL_I(c->version), PD_SQL_S(c->id),
-                    PD_SQL_I(c->version - 1)),
+                    PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now()), PD_SQL_I(c->version), pd_repo_opt(g_node),
+                    PD_SQL_S(c->id), PD_SQL_I(c->version - 1)),
         &n);
     return r != 0 ? r : n == 1 ? 0 : PD_ERR_CONFLICT;
 }
@@ -129,6 +142,15 @@ pd_charge_expedite(pd_db_t *tx, const char *id)
                       "UPDATE charges SET updated = 0 WHERE id = ? AND (processing = 1 OR capture_requested = 1 OR "
                       "void_requested = 1)",
                       PD_SQL_ARGS(PD_SQL_S(id)), NULL);
+}
+
+int
+pd_charge_expedite_node(pd_db_t *tx, const char *node_id, int64_t *n)
+{
+    return pd_db_exec(tx,
+                      "UPDATE charges SET updated = 0 WHERE node_id = ? AND updated > 0 AND (processing = 1 OR "
+                      "capture_requested = 1 OR void_requested = 1)",
+                      PD_SQL_ARGS(PD_SQL_S(node_id)), n);
 }
 
 int

@@ -208,6 +208,10 @@ static const char *const migrations[] = {
     "  id TEXT PRIMARY KEY, hostname TEXT NOT NULL, pid INTEGER NOT NULL, version TEXT NOT NULL,"
     "  admin TEXT NOT NULL, started_at INTEGER NOT NULL, beat_at INTEGER NOT NULL, interval_ms INTEGER NOT NULL,"
     "  stopped INTEGER NOT NULL DEFAULT 0);",
+    /* 15: the node that last wrote a charge (its request's node while an operation is
+     * requested): a node starting again makes the charges its previous run left
+     * requested due for recovery at once (pd_charge_expedite_node) */
+    "ALTER TABLE charges ADD COLUMN node_id TEXT;",
 };
 
 int

@@ -293,6 +293,67 @@ refund_and_cancel_interrupted_by_kill_9_are_finished(void **state)
     pd_h_cleanup(&p);
 }
 
+/* A payment in flight when its node is killed (the processor has authorized it, the
+ * answer is on its way) leaves its key in flight. When the node starts again nothing of
+ * its previous run is in flight any more: recovery settles the charge at its next pass
+ * rather than recovery_after_ms (60 s by default, kept here) later, and the key's retry
+ * gets the payment. Without the start-up expedite the retry gets 409 for the whole 20 s. */
+static void
+a_payment_left_by_a_killed_node_is_settled_when_it_starts_again(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *slow[] = {"--set", "processor.simulator_latency_ms=3s", NULL};
+    pd_h_opts_t o = {.args = slow};
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+    static const char body[] = "amount=2500&currency=usd&confirm=true&payment_method=pm_card_visa";
+    call_t c = {&p, "/v1/payment_intents", body, "killed-1", 0};
+    pthread_t th;
+    pthread_create(&th, NULL, call_main, &c);
+    long authorized = 0;
+    for (int i = 0; i < 100 && authorized != 1; i++) {
+        usleep(20000);
+        authorized = api_sql_long(&p, "simulator.db", "SELECT count(*) FROM auths WHERE amount = 2500");
+    }
+    assert_int_equal(authorized, 1);
+    assert_int_equal(pd_h_stop(&p, SIGKILL, 5000), 128 + SIGKILL);
+    pthread_join(th, NULL);
+    assert_true(c.status <= 0); /* no answer: payd died */
+    assert_int_equal(api_sql_long(&p, "payd.db", "SELECT count(*) FROM charges WHERE processing = 1"), 1);
+
+    pd_h_opts_t again = {.reuse_dir = p.dir};
+    assert_int_equal(pd_h_start(&p, &again), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    json_t *j = NULL;
+    long st = 409;
+    int n409 = 0;
+    for (int i = 0; i < 80 && st == 409; i++) {
+        json_decref(j);
+        if ((st = api_call_as(&p, api_sk, "POST", "/v1/payment_intents", body, "killed-1", &j)) == 409) {
+            n409++;
+            usleep(250000);
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("after the restart the key answered %ld (%s) in %.1f s, %d x 409 before\n", st,
+                  jstr(j, "status") != NULL ? jstr(j, "status") : "-", took, n409);
+    assert_int_equal(st, 200);
+    assert_string_equal(jstr(j, "status"), "succeeded");
+    assert_int_equal(jint(j, "amount_received"), 2500);
+    json_decref(j);
+    assert_true(took < 15.0);
+    char *log = pd_h_log(&p);
+    assert_non_null(strstr(log, "charges a previous run of this node left requested are due for recovery now"));
+    free(log);
+    assert_int_equal(api_sql_long(&p, "simulator.db", "SELECT count(*) FROM auths WHERE amount = 2500"), 1);
+    assert_true(api_ledger_verifies(&p));
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+}
+
 /* a capture recorded as requested whose processor call never arrived (payd killed,
  * the processor's record without it) is made by the recovery worker with the amount
  * requested, and its key replays the answer */
@@ -359,6 +420,7 @@ main(void)
         cmocka_unit_test(acknowledged_payments_survive_kill_9),
         cmocka_unit_test(refund_and_cancel_interrupted_by_kill_9_are_finished),
         cmocka_unit_test(capture_the_processor_never_got_is_made_by_recovery),
+        cmocka_unit_test(a_payment_left_by_a_killed_node_is_settled_when_it_starts_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
