@@ -62,6 +62,21 @@ api_call_as(const pd_h_payd_t *p, const char *key, const char *method, const cha
     return status;
 }
 
+/* GET /v1/balance as key on client c (its kept-alive connection): the status, -1 on a
+ * transport error. For the key checks (revocation, caching). */
+static inline long
+api_balance_as(pd_h_client_t *c, const char *key)
+{
+    char auth[200];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+    const char *hdrs[] = {auth, NULL};
+    pd_h_req_t rq = {.headers = hdrs};
+    pd_h_resp_t r;
+    long st = pd_h_do(c, "GET", "/v1/balance", &rq, &r) == 0 ? r.status : -1;
+    pd_h_resp_free(&r);
+    return st;
+}
+
 static inline long
 api_call(const pd_h_payd_t *p, const char *method, const char *path, const char *body, json_t **out)
 {

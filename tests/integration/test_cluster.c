@@ -414,19 +414,6 @@ sigkill_passes_the_leases(void **state)
     free(out);
 }
 
-static long
-balance_as(pd_h_client_t *c, const char *key)
-{
-    char auth[200];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-    const char *hdrs[] = {auth, NULL};
-    pd_h_req_t rq = {.headers = hdrs};
-    pd_h_resp_t r;
-    long st = pd_h_do(c, "GET", "/v1/balance", &rq, &r) == 0 ? r.status : -1;
-    pd_h_resp_free(&r);
-    return st;
-}
-
 /* a key made on the database works on both nodes; revoked, it is refused on both within the
  * bound docs/api-keys.md gives (100 ms and one round trip; asserted <= 300 ms) */
 #define REVOKE_BOUND_MS 300
@@ -448,8 +435,8 @@ revocation_holds_on_every_node(void **state)
     free(out);
     pd_h_client_t *ca = pd_h_client_new(&a), *cb = pd_h_client_new(&b);
     for (int i = 0; i < 2; i++) { /* the second request of each is answered from the node's cache */
-        assert_int_equal(balance_as(ca, key), 200);
-        assert_int_equal(balance_as(cb, key), 200);
+        assert_int_equal(api_balance_as(ca, key), 200);
+        assert_int_equal(api_balance_as(cb, key), 200);
     }
     const char *rv[] = {"keys", "revoke", id, NULL};
     assert_int_equal(pd_h_payctl(&a, rv, &out), 0);
@@ -459,9 +446,9 @@ revocation_holds_on_every_node(void **state)
     unsetenv("PAYD_STORE_URL");
     double t0 = now_s(), took[2] = {-1, -1};
     while (now_s() - t0 < 3.0 && (took[0] < 0 || took[1] < 0)) {
-        if (took[0] < 0 && balance_as(ca, key) == 401)
+        if (took[0] < 0 && api_balance_as(ca, key) == 401)
             took[0] = now_s() - t0;
-        if (took[1] < 0 && balance_as(cb, key) == 401)
+        if (took[1] < 0 && api_balance_as(cb, key) == 401)
             took[1] = now_s() - t0;
         usleep(5000);
     }
@@ -470,8 +457,8 @@ revocation_holds_on_every_node(void **state)
     assert_true(took[0] >= 0 && took[0] * 1000 <= REVOKE_BOUND_MS);
     assert_true(took[1] >= 0 && took[1] * 1000 <= REVOKE_BOUND_MS);
     for (int i = 0; i < 3; i++) { /* and stays refused on both */
-        assert_int_equal(balance_as(ca, key), 401);
-        assert_int_equal(balance_as(cb, key), 401);
+        assert_int_equal(api_balance_as(ca, key), 401);
+        assert_int_equal(api_balance_as(cb, key), 401);
     }
     pd_h_client_free(ca);
     pd_h_client_free(cb);

@@ -78,19 +78,6 @@ new_key(const char *type, const char *scopes, char *key, char *id)
 
 #define CONNS 16
 
-/* GET /v1/balance as key on client c; the status */
-static long
-get_as(pd_h_client_t *c, const char *key)
-{
-    char auth[200];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-    const char *hdrs[] = {auth, NULL};
-    pd_h_req_t rq = {.headers = hdrs};
-    pd_h_resp_t r;
-    long st = pd_h_do(c, "GET", "/v1/balance", &rq, &r) == 0 ? r.status : -1;
-    pd_h_resp_free(&r);
-    return st;
-}
 
 /* Each kept-alive connection stays on the loop thread that accepted it; 16 of them
  * land on both of the two threads (SO_REUSEPORT hashes each new connection). Every
@@ -106,8 +93,8 @@ revocation_is_immediate_on_every_thread(void **state)
         pd_h_client_t *c[CONNS];
         for (int i = 0; i < CONNS; i++) {
             c[i] = pd_h_client_new(&payd);
-            assert_int_equal(get_as(c[i], key), 200);
-            assert_int_equal(get_as(c[i], key), 200); /* cached now */
+            assert_int_equal(api_balance_as(c[i], key), 200);
+            assert_int_equal(api_balance_as(c[i], key), 200); /* cached now */
         }
         const char *a[] = {"keys", "revoke", id, NULL};
         char *out = NULL;
@@ -116,7 +103,7 @@ revocation_is_immediate_on_every_thread(void **state)
         free(out);
         uint64_t took = pd_mono_ms() - t0;
         for (int i = 0; i < CONNS; i++) {
-            long st = get_as(c[i], key);
+            long st = api_balance_as(c[i], key);
             if (st != 401)
                 fail_msg("round %d: connection %d: the revoked key got %ld, %llu ms after the revocation began", round,
                          i, st, (unsigned long long)(pd_mono_ms() - t0));

@@ -217,19 +217,6 @@ payctl(char **out, const char *const *args)
     return r;
 }
 
-static long
-get_as(pd_h_client_t *c, const char *key)
-{
-    char auth[200];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-    const char *hdrs[] = {auth, NULL};
-    pd_h_req_t rq = {.headers = hdrs};
-    pd_h_resp_t r;
-    long st = pd_h_do(c, "GET", "/v1/balance", &rq, &r) == 0 ? r.status : -1;
-    pd_h_resp_free(&r);
-    return st;
-}
-
 /* With reads off the loop the key epoch is reread every 100 ms (docs/api-keys.md): a
  * key cached on the loop is refused by every request that starts a little later
  * than that after `payctl keys revoke` returned. */
@@ -250,14 +237,14 @@ test_revocation_within_its_bound(void **state)
     json_decref(o);
     free(out);
     pd_h_client_t *c = pd_h_client_new(&p);
-    assert_int_equal(get_as(c, key), 200);
-    assert_int_equal(get_as(c, key), 200); /* cached now */
+    assert_int_equal(api_balance_as(c, key), 200);
+    assert_int_equal(api_balance_as(c, key), 200); /* cached now */
     const char *rv[] = {"keys", "revoke", id, NULL};
     assert_int_equal(payctl(&out, rv), 0);
     free(out);
     uint64_t t0 = now_ms();
     long st = 200;
-    while (now_ms() - t0 < 3000 && (st = get_as(c, key)) == 200)
+    while (now_ms() - t0 < 3000 && (st = api_balance_as(c, key)) == 200)
         nap(10);
     uint64_t took = now_ms() - t0;
     print_message("the revoked key was refused (%ld) %llu ms after payctl keys revoke returned\n", st,
@@ -265,7 +252,7 @@ test_revocation_within_its_bound(void **state)
     assert_int_equal(st, 401);
     assert_true(took <= REVOKE_BOUND_MS);
     for (int i = 0; i < 5; i++)
-        assert_int_equal(get_as(c, key), 401); /* and stays refused */
+        assert_int_equal(api_balance_as(c, key), 401); /* and stays refused */
     pd_h_client_free(c);
 }
 
