@@ -373,6 +373,44 @@ live_rules_apply_to_test_mode_when_set(void **state)
     pd_h_cleanup(&p2);
 }
 
+/* The live rules in test mode hold at delivery too: an endpoint on loopback registered
+ * while the setting was off gets no delivery once payd runs with it on (the connect-time
+ * guard refuses the address before a socket is opened). */
+static void
+live_rules_in_test_hold_at_delivery(void **state)
+{
+    (void)state;
+    pd_h_payd_t p2;
+    pd_h_opts_t o = {0};
+    assert_int_equal(pd_h_start(&p2, &o), 0);
+    api_load_credentials(&p2);
+    json_t *j;
+    /* https on loopback, allowed in test mode without the setting; nothing listens on port 9 */
+    assert_int_equal(api_call(&p2, "POST", "/v1/webhook_endpoints", "url=https://127.0.0.1:9/hook&enabled_events[]=*", &j),
+                     200);
+    json_decref(j);
+    assert_int_equal(pd_h_stop(&p2, SIGTERM, 15000), 0);
+    const char *env[] = {"PAYD_PAYMENTS_WEBHOOK_LIVE_RULES_IN_TEST=true", NULL};
+    pd_h_opts_t again = {.env = env, .reuse_dir = p2.dir};
+    assert_int_equal(pd_h_start(&p2, &again), 0);
+    assert_int_equal(api_call(&p2, "POST", "/v1/payment_intents", "amount=100&currency=usd", &j), 200);
+    json_decref(j);
+    long refused = 0;
+    for (int i = 0; i < 100 && refused == 0; i++) {
+        usleep(100000);
+        refused = api_sql_long(&p2, "payd.db",
+                               "SELECT count(*) FROM webhook_deliveries WHERE last_error LIKE '%private or loopback%'");
+    }
+    print_message("deliveries refused at connect time with the live rules in test mode: %ld (of %ld)\n", refused,
+                  api_sql_long(&p2, "payd.db", "SELECT count(*) FROM webhook_deliveries"));
+    assert_true(refused >= 1);
+    assert_int_equal(api_sql_long(&p2, "payd.db", "SELECT count(*) FROM webhook_deliveries WHERE state = 'succeeded'"),
+                     0);
+    assert_int_equal(pd_h_stop(&p2, SIGTERM, 15000), 0);
+    pd_h_cleanup(&p2);
+    api_load_credentials(&payd); /* the other tests' key again */
+}
+
 /* a card number pasted into free text is refused, the parameter named; nothing is stored */
 static void
 card_numbers_in_free_text_are_refused(void **state)
@@ -421,6 +459,7 @@ main(void)
         cmocka_unit_test(secrets_are_not_stored_in_clear),
         cmocka_unit_test(webhook_urls_are_read_as_curl_reads_them),
         cmocka_unit_test(live_rules_apply_to_test_mode_when_set),
+        cmocka_unit_test(live_rules_in_test_hold_at_delivery),
         cmocka_unit_test(card_numbers_in_free_text_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
