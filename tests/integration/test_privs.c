@@ -340,6 +340,20 @@ looser_modes_stop_the_start(void **state)
     expect_refused(&p, needle);
     assert_int_equal(chmod(path, 0710), 0);
 
+    /* a socket left at the vault's path (the vault removes its own at exit), open to everyone */
+    snprintf(path, sizeof(path), "%s/vault/vault.sock", p.dir);
+    int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    assert_true(strlen(path) < sizeof(sun.sun_path));
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    assert_int_equal(bind(sfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    close(sfd);
+    assert_int_equal(chown(path, vault_pw.pw_uid, vault_pw.pw_gid), 0);
+    assert_int_equal(chmod(path, 0666), 0);
+    snprintf(needle, sizeof(needle), "%s has mode 0666", path);
+    expect_refused(&p, needle);
+    assert_int_equal(unlink(path), 0);
+
     /* a credential that is not the vault's user's */
     snprintf(path, sizeof(path), "%s/vault/credentials/api", p.dir);
     assert_int_equal(chown(path, payd_pw.pw_uid, vault_pw.pw_gid), 0);
