@@ -4,6 +4,37 @@
 #include "payd/outbox.h"
 #include "store/repo.h"
 
+/* Rows by the batch: a full chunk is one statement (its text a literal of its own, as the
+ * PostgreSQL backend caches statements by address; at most 64 parameters), the rest one
+ * statement each. */
+#define IDS8 "?,?,?,?,?,?,?,?"
+#define IDS_CHUNK 32
+#define IDS32 IDS8 "," IDS8 "," IDS8 "," IDS8
+#define ROW4 "(?,?,?,?)"
+#define ROWS4 ROW4 "," ROW4 "," ROW4 "," ROW4
+#define ROWS_CHUNK 16
+#define ROWS16 ROWS4 "," ROWS4 "," ROWS4 "," ROWS4
+
+/* DELETE FROM table WHERE id IN (the seqs of ev): *gone the rows deleted */
+static int
+delete_ids(pd_db_t *tx, const char *one, const char *chunk, const pd_outbox_ev_t *ev, size_t nev, int64_t *gone)
+{
+    pd_sqlval_t ids[IDS_CHUNK];
+    *gone = 0;
+    for (size_t i = 0; i < nev;) {
+        size_t k = nev - i >= IDS_CHUNK ? IDS_CHUNK : 1;
+        for (size_t j = 0; j < k; j++)
+            ids[j] = PD_SQL_I(ev[i + j].seq);
+        int64_t n = 0;
+        int r = pd_db_exec(tx, k == IDS_CHUNK ? chunk : one, ids, k, &n);
+        if (r != 0)
+            return r;
+        *gone += n;
+        i += k;
+    }
+    return 0;
+}
+
 typedef struct {
     pd_outbox_ev_t *out;
     size_t max, n;
@@ -38,14 +69,26 @@ pd_outbox_peek(pd_db_t *db, pd_outbox_ev_t *out, size_t max, size_t *n)
 int
 pd_stream_outbox_queue(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev)
 {
-    for (size_t i = 0; i < nev; i++) {
-        if (ev[i].event_id[0] == '\0')
-            continue; /* malformed: nothing to publish */
-        int r = pd_db_exec_deferred(tx, "INSERT INTO stream_outbox (event_id, merchant_id, livemode, type) VALUES (?,?,?,?)",
-                           PD_SQL_ARGS(PD_SQL_S(ev[i].event_id), PD_SQL_S(ev[i].merchant), PD_SQL_I(ev[i].livemode),
-                                       PD_SQL_S(ev[i].type)));
+    static const char one[] = "INSERT INTO stream_outbox (event_id, merchant_id, livemode, type) VALUES " ROW4;
+    static const char chunk[] = "INSERT INTO stream_outbox (event_id, merchant_id, livemode, type) VALUES " ROWS16;
+    pd_sqlval_t v[4 * ROWS_CHUNK];
+    size_t left = 0;
+    for (size_t i = 0; i < nev; i++)
+        left += ev[i].event_id[0] != '\0'; /* a malformed row: nothing to publish */
+    for (size_t i = 0; i < nev && left > 0;) {
+        size_t k = left >= ROWS_CHUNK ? ROWS_CHUNK : 1, m = 0;
+        for (; m < 4 * k && i < nev; i++) {
+            if (ev[i].event_id[0] == '\0')
+                continue;
+            v[m++] = PD_SQL_S(ev[i].event_id);
+            v[m++] = PD_SQL_S(ev[i].merchant);
+            v[m++] = PD_SQL_I(ev[i].livemode);
+            v[m++] = PD_SQL_S(ev[i].type);
+        }
+        int r = pd_db_exec_deferred(tx, k == ROWS_CHUNK ? chunk : one, v, m);
         if (r != 0)
             return r;
+        left -= k;
     }
     return 0;
 }
@@ -72,12 +115,9 @@ pd_stream_outbox_backlog(pd_db_t *db, int64_t *n)
 int
 pd_stream_outbox_done(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev)
 {
-    for (size_t i = 0; i < nev; i++) {
-        int r = pd_db_exec(tx, "DELETE FROM stream_outbox WHERE id = ?", PD_SQL_ARGS(PD_SQL_I(ev[i].seq)), NULL);
-        if (r != 0)
-            return r;
-    }
-    return 0;
+    int64_t gone;
+    return delete_ids(tx, "DELETE FROM stream_outbox WHERE id IN (?)", "DELETE FROM stream_outbox WHERE id IN (" IDS32 ")",
+                      ev, nev, &gone);
 }
 
 typedef struct {
@@ -111,13 +151,12 @@ pd_outbox_relay(pd_db_t *tx, const pd_delivery_new_t *d, size_t n, const pd_outb
     /* exactly the rows the peek read, each still there: with several writers (or nodes)
      * ids do not commit in order, so "id <= last" could take a row the peek never saw;
      * and a row another relay took first fails this write whole (its deliveries too) */
-    for (size_t i = 0; i < nev; i++) {
-        int64_t gone = 0;
-        if ((r = pd_db_exec(tx, "DELETE FROM outbox WHERE id = ?", PD_SQL_ARGS(PD_SQL_I(ev[i].seq)), &gone)) != 0)
-            return r;
-        if (gone != 1)
-            return PD_ERR_CONFLICT;
-    }
+    int64_t gone = 0;
+    if ((r = delete_ids(tx, "DELETE FROM outbox WHERE id IN (?)", "DELETE FROM outbox WHERE id IN (" IDS32 ")", ev, nev,
+                        &gone)) != 0)
+        return r;
+    if (gone != (int64_t)nev)
+        return PD_ERR_CONFLICT;
     for (size_t i = 0; i < n; i++) {
         if ((r = pd_db_exec(tx,
                             "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, merchant_id, state, attempts, "
