@@ -390,6 +390,7 @@ an_in_doubt_payment_is_settled_without_waiting(void **state)
     char *log = pd_h_log(&q);
     assert_non_null(strstr(log, "a charge whose write ended in doubt is due now"));
     free(log);
+    assert_true(api_ledger_verifies(&q)); /* the failed charge holds nothing; the processor never saw it */
     assert_int_equal(pd_h_stop(&q, SIGTERM, 20000), 0);
     pd_h_cleanup(&q);
 }
