@@ -135,12 +135,15 @@ each_processing(const pd_row_t *r, void *arg)
     return rc != 0 ? rc : e->fn(&c, e->arg);
 }
 
+/* a charge with an operation requested and not yet recorded: the predicate of the partial
+ * index charges_inflight (schema.c, migration 9), written the same so the index is used */
+#define CH_REQUESTED "(processing = 1 OR capture_requested = 1 OR void_requested = 1)"
+
 int
 pd_charge_expedite(pd_db_t *tx, const char *id)
 {
     return pd_db_exec(tx,
-                      "UPDATE charges SET updated = 0 WHERE id = ? AND (processing = 1 OR capture_requested = 1 OR "
-                      "void_requested = 1)",
+                      "UPDATE charges SET updated = 0 WHERE id = ? AND " CH_REQUESTED,
                       PD_SQL_ARGS(PD_SQL_S(id)), NULL);
 }
 
@@ -148,8 +151,7 @@ int
 pd_charge_expedite_node(pd_db_t *tx, const char *node_id, int64_t *n)
 {
     return pd_db_exec(tx,
-                      "UPDATE charges SET updated = 0 WHERE node_id = ? AND updated > 0 AND (processing = 1 OR "
-                      "capture_requested = 1 OR void_requested = 1)",
+                      "UPDATE charges SET updated = 0 WHERE node_id = ? AND updated > 0 AND " CH_REQUESTED,
                       PD_SQL_ARGS(PD_SQL_S(node_id)), n);
 }
 
@@ -158,8 +160,7 @@ pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec
 {
     each_t e = {a, fn, arg};
     return pd_db_query(db,
-                       "SELECT " CH_COLS " FROM charges WHERE (processing = 1 OR capture_requested = 1 OR "
-                       "void_requested = 1) AND updated <= ? ORDER BY updated LIMIT 500",
+                       "SELECT " CH_COLS " FROM charges WHERE " CH_REQUESTED " AND updated <= ? ORDER BY updated LIMIT 500",
                        PD_SQL_ARGS(PD_SQL_I(older_than)), each_processing, &e);
 }
 

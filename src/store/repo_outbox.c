@@ -72,24 +72,25 @@ pd_stream_outbox_queue(pd_db_t *tx, const pd_outbox_ev_t *ev, size_t nev)
     static const char one[] = "INSERT INTO stream_outbox (event_id, merchant_id, livemode, type) VALUES " ROW4;
     static const char chunk[] = "INSERT INTO stream_outbox (event_id, merchant_id, livemode, type) VALUES " ROWS16;
     pd_sqlval_t v[4 * ROWS_CHUNK];
-    size_t left = 0;
-    for (size_t i = 0; i < nev; i++)
-        left += ev[i].event_id[0] != '\0'; /* a malformed row: nothing to publish */
-    for (size_t i = 0; i < nev && left > 0;) {
-        size_t k = left >= ROWS_CHUNK ? ROWS_CHUNK : 1, m = 0;
-        for (; m < 4 * k && i < nev; i++) {
-            if (ev[i].event_id[0] == '\0')
-                continue;
-            v[m++] = PD_SQL_S(ev[i].event_id);
-            v[m++] = PD_SQL_S(ev[i].merchant);
-            v[m++] = PD_SQL_I(ev[i].livemode);
-            v[m++] = PD_SQL_S(ev[i].type);
+    size_t rows = 0;
+    int r;
+    for (size_t i = 0; i < nev; i++) {
+        if (ev[i].event_id[0] == '\0')
+            continue; /* malformed: nothing to publish */
+        pd_sqlval_t *row = &v[4 * rows];
+        row[0] = PD_SQL_S(ev[i].event_id);
+        row[1] = PD_SQL_S(ev[i].merchant);
+        row[2] = PD_SQL_I(ev[i].livemode);
+        row[3] = PD_SQL_S(ev[i].type);
+        if (++rows == ROWS_CHUNK) {
+            if ((r = pd_db_exec_deferred(tx, chunk, v, 4 * ROWS_CHUNK)) != 0)
+                return r;
+            rows = 0;
         }
-        int r = pd_db_exec_deferred(tx, k == ROWS_CHUNK ? chunk : one, v, m);
-        if (r != 0)
-            return r;
-        left -= k;
     }
+    for (size_t j = 0; j < rows; j++)
+        if ((r = pd_db_exec_deferred(tx, one, &v[4 * j], 4)) != 0)
+            return r;
     return 0;
 }
 

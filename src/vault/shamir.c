@@ -73,15 +73,12 @@ pd_shamir_split(const uint8_t secret[PD_KEY_LEN], int n, int threshold, char sha
         char hex[2 * PD_KEY_LEN + 1], body[96], check[9];
         pd_hex(y[x - 1], PD_KEY_LEN, hex);
         snprintf(body, sizeof(body), "pdshare1-%d-%d-%s", threshold, x, hex);
-        if (share_check(body, check) != 0) {
-            OPENSSL_cleanse(hex, sizeof(hex));
-            OPENSSL_cleanse(body, sizeof(body));
-            r = PD_ERR_CRYPTO;
-            break;
-        }
-        snprintf(shares[x - 1], PD_SHARE_TEXT, "%s-%s", body, check);
+        if ((r = share_check(body, check)) == 0)
+            snprintf(shares[x - 1], PD_SHARE_TEXT, "%s-%s", body, check);
         OPENSSL_cleanse(hex, sizeof(hex));
         OPENSSL_cleanse(body, sizeof(body));
+        if (r != 0)
+            break;
     }
     OPENSSL_cleanse(coef, sizeof(coef));
     OPENSSL_cleanse(y, sizeof(y));
