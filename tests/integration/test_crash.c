@@ -303,7 +303,7 @@ a_payment_left_by_a_killed_node_is_settled_when_it_starts_again(void **state)
 {
     (void)state;
     pd_h_payd_t p;
-    const char *slow[] = {"--set", "processor.simulator_latency_ms=3s", NULL};
+    const char *slow[] = {"--set", "processor.simulator_latency_ms=10s", NULL};
     pd_h_opts_t o = {.args = slow};
     assert_int_equal(pd_h_start(&p, &o), 0);
     api_load_credentials(&p);
@@ -312,7 +312,7 @@ a_payment_left_by_a_killed_node_is_settled_when_it_starts_again(void **state)
     pthread_t th;
     pthread_create(&th, NULL, call_main, &c);
     long authorized = 0;
-    for (int i = 0; i < 100 && authorized != 1; i++) {
+    for (int i = 0; i < 400 && authorized != 1; i++) {
         usleep(20000);
         authorized = api_sql_long(&p, "simulator.db", "SELECT count(*) FROM auths WHERE amount = 2500");
     }
