@@ -163,6 +163,36 @@ pd_resp_json(pd_req_t *r, int status, pd_view_t body)
     pd_resp_body(r, status, "application/json", body);
 }
 
+/* the response's status and the headers every response of payd carries */
+static void
+start_head(pd_req_t *r, h2o_req_t *req, int status, const char *content_type)
+{
+    h2o_mem_pool_t *pool = &req->pool;
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, r->id, strlen(r->id));
+    /* "00-<trace id>-<span id>-<flags>" */
+    static const char hex[] = "0123456789abcdef";
+    char *tp = h2o_mem_alloc_pool(pool, 55);
+    memcpy(tp, "00-", 3);
+    memcpy(tp + 3, r->trace_id, 32);
+    tp[35] = '-';
+    memcpy(tp + 36, r->span_id, 16);
+    tp[52] = '-';
+    tp[53] = hex[r->trace_flags >> 4];
+    tp[54] = hex[r->trace_flags & 15];
+    h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
+    if (r->listener == PD_L_API && r->loop->srv->api->hsts)
+        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
+                       H2O_STRLIT("max-age=63072000; includeSubDomains"));
+    h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, no-store"));
+    if (r->close || atomic_load(&r->loop->srv->draining))
+        req->http1_is_persistent = 0;
+    if (r->listener == PD_L_ADMIN)
+        pd_conn_note_received(req);
+}
+
 void
 pd_resp_body(pd_req_t *r, int status, const char *content_type, pd_view_t body)
 {
@@ -175,33 +205,105 @@ pd_resp_body(pd_req_t *r, int status, const char *content_type, pd_view_t body)
     r->resp_bytes = body.len;
     if (r->h2o != NULL) {
         h2o_req_t *req = r->h2o;
-        h2o_mem_pool_t *pool = &req->pool;
-        req->res.status = status;
-        req->res.reason = reason_of(status);
         req->res.content_length = body.len;
-        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, r->id, strlen(r->id));
-        /* "00-<trace id>-<span id>-<flags>" */
-        static const char hex[] = "0123456789abcdef";
-        char *tp = h2o_mem_alloc_pool(pool, 55);
-        memcpy(tp, "00-", 3);
-        memcpy(tp + 3, r->trace_id, 32);
-        tp[35] = '-';
-        memcpy(tp + 36, r->span_id, 16);
-        tp[52] = '-';
-        tp[53] = hex[r->trace_flags >> 4];
-        tp[54] = hex[r->trace_flags & 15];
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
-        if (r->listener == PD_L_API && r->loop->srv->api->hsts)
-            h2o_add_header(pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
-                           H2O_STRLIT("max-age=63072000; includeSubDomains"));
-        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, no-store"));
-        if (r->close || atomic_load(&r->loop->srv->draining))
-            req->http1_is_persistent = 0;
-        if (r->listener == PD_L_ADMIN)
-            pd_conn_note_received(req);
+        start_head(r, req, status, content_type);
         h2o_send_inline(req, (const char *)body.p, body.len);
     }
+    req_release(r);
+}
+
+/* --- streamed responses --- */
+
+typedef struct {
+    h2o_generator_t super;
+    pd_req_t *r;
+    pd_resp_pull_fn pull;
+    void (*dispose)(void *arg);
+    void *arg;
+    uint8_t *buf;
+    size_t cap;
+} stream_t;
+
+static void
+stream_dispose(void *p)
+{
+    stream_t *s = p;
+    if (s->dispose != NULL)
+        s->dispose(s->arg);
+    free(s->buf);
+}
+
+/* the next piece from pull; an error cuts the response short (the client sees a
+ * truncated body: the length or the chunked framing tells it) */
+static void
+stream_send(stream_t *s, h2o_req_t *req)
+{
+    size_t n = 0;
+    bool done = false;
+    int rc = s->pull(s->arg, s->buf, s->cap, &n, &done);
+    if (rc != 0) {
+        pd_log_warn("a streamed response was cut short", PD_LS("request_id", s->r->id), PD_LERR(rc));
+        n = 0;
+    }
+    s->r->resp_bytes += n;
+    h2o_iovec_t v = h2o_iovec_init(s->buf, n);
+    h2o_send(req, &v, 1, rc != 0 ? H2O_SEND_STATE_ERROR : done ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void
+stream_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    stream_send((stream_t *)g, req);
+}
+
+static void
+stream_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)g;
+    (void)req; /* the client went away: dispose (with the request's pool) closes the source */
+}
+
+void
+pd_resp_stream(pd_req_t *r, int status, const char *content_type, int64_t length, pd_resp_pull_fn pull,
+               void (*dispose)(void *arg), void *arg)
+{
+    if (r->responded) {
+        pd_log_error("BUG: second response to a request", PD_LS("request_id", r->id));
+        if (dispose != NULL)
+            dispose(arg);
+        return;
+    }
+    if (r->h2o == NULL) {
+        if (dispose != NULL)
+            dispose(arg);
+        r->responded = true;
+        req_release(r);
+        return;
+    }
+    h2o_req_t *req = r->h2o;
+    stream_t *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), stream_dispose);
+    memset(s, 0, sizeof(*s));
+    s->r = r;
+    s->pull = pull;
+    s->dispose = dispose;
+    s->arg = arg;
+    s->cap = PD_RESP_STREAM_PIECE;
+    if ((s->buf = malloc(s->cap)) == NULL) {
+        s->dispose = NULL;
+        if (dispose != NULL)
+            dispose(arg);
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    r->responded = true;
+    r->status = status;
+    s->super.proceed = stream_proceed;
+    s->super.stop = stream_stop;
+    if (length >= 0)
+        req->res.content_length = (size_t)length;
+    start_head(r, req, status, content_type);
+    h2o_start_response(req, &s->super);
+    stream_send(s, req);
     req_release(r);
 }
 
