@@ -26,6 +26,8 @@ static const char *const event_types[] = {
     "charge.updated",
     "refund.created",
     "payment_method.attached",
+    "reporting.report_run.succeeded",
+    "reporting.report_run.failed",
     NULL,
 };
 
