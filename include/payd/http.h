@@ -82,6 +82,7 @@ struct pd_req {
     void *auth;         /* set by the authentication filter */
     const char *caller; /* who is calling, safe to log (an API key's id); set by authentication */
     char trace_id[33];  /* W3C trace id: the client's (traceparent) or a new one */
+    char stripe_version[48]; /* API listener: the request's Stripe-Version, else payd's (sent back as Stripe-Version) */
     char span_id[17];   /* this request's span, sent back in traceparent */
     uint8_t trace_flags;
     const char *waf_action; /* set by the WAF for the access log: "pass", "log", "block"; NULL: not inspected */

@@ -123,11 +123,16 @@ typedef struct {
     const char *description;
 } pd_btxn_rec_t;
 
+/* The Stripe API version payd's objects follow (sent as Stripe-Version when a request names none) */
+#define PD_STRIPE_API_VERSION "2024-06-20"
+#define PD_STRIPE_VERSION_MAX 48
+
 typedef struct {
     char id[PD_ID_MAX];
     char merchant_id[PD_ID_MAX];
     bool livemode;
     char type[64];
+    char api_version[PD_STRIPE_VERSION_MAX]; /* the Stripe-Version of the request that made it ("": payd's) */
     const char *data; /* the object snapshot (JSON) */
     char request_id[PD_ID_MAX];
     const char *idempotency_key;

@@ -10,6 +10,7 @@
 #include "edge/internal.h"
 #include "payd/json.h"
 #include "payd/log.h"
+#include "payd/records.h"
 #include "payd/schema.h"
 #include "payd/time.h"
 
@@ -191,6 +192,10 @@ start_head(pd_req_t *r, h2o_req_t *req, int status, const char *content_type)
         req->http1_is_persistent = 0;
     if (r->listener == PD_L_ADMIN)
         pd_conn_note_received(req);
+    if (r->listener == PD_L_API) {
+        const char *v = r->stripe_version[0] != '\0' ? r->stripe_version : PD_STRIPE_API_VERSION;
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("stripe-version"), 0, NULL, v, strlen(v));
+    }
 }
 
 void
@@ -552,6 +557,39 @@ run_from(pd_req_t *r, size_t pos)
     }
 }
 
+/* A Stripe-Version of YYYY-MM-DD, optionally followed by .name (2024-06-20.basil): kept for
+ * the request log, the events the request makes and the response's Stripe-Version. payd
+ * has one shape of its objects (PD_STRIPE_API_VERSION) whatever the version asked. False
+ * after answering 400 for a malformed one. */
+static bool
+stripe_version(pd_req_t *r)
+{
+    pd_view_t v = pd_req_header(r, "stripe-version");
+    if (v.p == NULL)
+        return true;
+    const uint8_t *p = v.p;
+    bool ok = v.len >= 10 && v.len < sizeof(r->stripe_version) && p[4] == '-' && p[7] == '-';
+    for (size_t i = 0; ok && i < 10; i++)
+        ok = i == 4 || i == 7 || (p[i] >= '0' && p[i] <= '9');
+    ok = ok && (v.len == 10 || (p[10] == '.' && v.len > 11));
+    for (size_t i = 11; ok && i < v.len; i++)
+        ok = (p[i] >= 'a' && p[i] <= 'z') || p[i] == '_';
+    if (ok) {
+        int month = (p[5] - '0') * 10 + (p[6] - '0'), day = (p[8] - '0') * 10 + (p[9] - '0');
+        ok = month >= 1 && month <= 12 && day >= 1 && day <= 31;
+    }
+    if (!ok) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Invalid Stripe API version: %.*s", (int)(v.len > 64 ? 64 : v.len),
+                 (const char *)v.p);
+        pd_resp_error(r, 400, "invalid_request_error", "api_version_invalid", msg, NULL);
+        return false;
+    }
+    memcpy(r->stripe_version, v.p, v.len);
+    r->stripe_version[v.len] = '\0';
+    return true;
+}
+
 static void
 route_request(pd_req_t *r)
 {
@@ -561,6 +599,8 @@ route_request(pd_req_t *r)
     char msg[600];
 
     if (framing_refused(r, r->h2o) || path_refused(r, r->h2o))
+        return;
+    if (r->listener == PD_L_API && !stripe_version(r))
         return;
     if (headers_too_large(r, r->h2o)) {
         pd_resp_error(r, 431, "invalid_request_error", "request_header_fields_too_large",

@@ -230,6 +230,8 @@ static const char *const migrations[] = {
     "  attempts INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL);"
     "CREATE INDEX report_runs_list ON report_runs(merchant_id, livemode, seq);"
     "CREATE INDEX report_runs_pending ON report_runs(created) WHERE status = 'pending';",
+    /* 17: the Stripe-Version of the request that made an event (NULL: payd's own version) */
+    "ALTER TABLE events ADD COLUMN api_version TEXT;",
 };
 
 int
