@@ -161,7 +161,8 @@ contents_then(pd_req_t *r, void *ctx, int rc)
     }
     char fctx[256];
     pd_files_context(fctx, sizeof(fctx), s->rec.merchant_id, s->rec.id);
-    pd_req_hold(r);
+    if (r->holds == 0)
+        pd_req_hold(r); /* until after_key answers */
     if (pd_vault_decrypt(api->vault->api, pd_view_cstr(fctx), wrapped, on_key, s) != 0) {
         stream_dispose(s);
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);

@@ -2,6 +2,7 @@
  * /v1/reporting/report_types. A run is recorded pending; the report worker
  * (src/pay/report_worker.c) generates its file, so the API never waits for one. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/internal.h"
@@ -39,7 +40,10 @@ static bool
 int_param(pd_req_t *r, const char *name, int64_t *out)
 {
     const char *s = pd_param_str(r, name);
-    return s != NULL && sscanf(s, "%ld", out) == 1;
+    if (s == NULL)
+        return false;
+    *out = strtoll(s, NULL, 10);
+    return true;
 }
 
 /* the run's columns from parameters[columns][N], each one of t's; false after answering 400 */
