@@ -189,6 +189,8 @@ typedef struct {
     const char *starting_after; /* NULL or an id */
     const char *ending_before;
     const char *filter;         /* per list: events type, charge payment_intent, refunds charge, ... */
+    bool created_range;               /* created[gt|gte|lt|lte] given: only creation times in ... */
+    int64_t created_gte, created_lte; /* ... [created_gte, created_lte] are listed */
 } pd_list_q_t;
 
 typedef int (*pd_rec_fn)(void *rec, void *arg);

@@ -112,7 +112,10 @@ static const pd_field_t pi_cancel[] = {
 const pd_schema_t pd_schema_pi_cancel = PD_SCHEMA(pi_cancel);
 
 #define LIST_FIELDS                                                                                                    \
-    {"limit", PD_FT_INT, 0, 1, 100}, {"starting_after", PD_FT_ID, 0}, {"ending_before", PD_FT_ID, 0}, EXPAND
+    {"limit", PD_FT_INT, 0, 1, 100}, {"starting_after", PD_FT_ID, 0}, {"ending_before", PD_FT_ID, 0}, EXPAND,        \
+        {"created", PD_FT_INT, 0, 0, INT64_MAX}, {"created[gt]", PD_FT_INT, 0, 0, INT64_MAX},                        \
+        {"created[gte]", PD_FT_INT, 0, 0, INT64_MAX}, {"created[lt]", PD_FT_INT, 0, 0, INT64_MAX},                   \
+        {"created[lte]", PD_FT_INT, 0, 0, INT64_MAX}
 
 static const pd_field_t list[] = {LIST_FIELDS, {"type", PD_FT_STRING, 0, 1, 64}};
 const pd_schema_t pd_schema_list = PD_SCHEMA(list);

@@ -51,9 +51,9 @@ pd_event_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, co
 
 static const pd_list_def_t event_list = {
     "SELECT " EV_COLS " FROM events WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " EV_COLS " FROM events WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM events WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_event,
     sizeof(pd_event_rec_t),
@@ -155,9 +155,9 @@ pd_we_delete(pd_db_t *tx, const char *merchant, bool livemode, const char *id, i
 
 static const pd_list_def_t we_list = {
     "SELECT " WE_COLS " FROM webhook_endpoints WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR ? = '') "
-    "AND deleted = 0 AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND deleted = 0 AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " WE_COLS " FROM webhook_endpoints WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR ? = '') "
-    "AND deleted = 0 AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND deleted = 0 AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM webhook_endpoints WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_we,
     sizeof(pd_we_rec_t),

@@ -74,9 +74,9 @@ pd_file_get_any(pd_db_t *db, const char *id, pd_file_rec_t *out)
 
 static const pd_list_def_t file_list = {
     "SELECT " FILE_COLS " FROM files WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR purpose = ?) "
-    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " FILE_COLS " FROM files WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR purpose = ?) "
-    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM files WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_file,
     sizeof(pd_file_rec_t),
@@ -187,9 +187,9 @@ pd_report_run_get(pd_db_t *db, const char *merchant, bool livemode, const char *
 
 static const pd_list_def_t run_list = {
     "SELECT " RUN_COLS RUN_FROM "WHERE r.merchant_id = ? AND r.livemode = ? AND (? IS NULL OR r.report_type = ?) "
-    "AND (r.seq, r.id) < (?, ?) ORDER BY r.seq DESC, r.id DESC LIMIT ?",
+    "AND r.created >= ? AND r.created <= ? AND (r.seq, r.id) < (?, ?) ORDER BY r.seq DESC, r.id DESC LIMIT ?",
     "SELECT " RUN_COLS RUN_FROM "WHERE r.merchant_id = ? AND r.livemode = ? AND (? IS NULL OR r.report_type = ?) "
-    "AND (r.seq, r.id) > (?, ?) ORDER BY r.seq ASC, r.id ASC LIMIT ?",
+    "AND r.created >= ? AND r.created <= ? AND (r.seq, r.id) > (?, ?) ORDER BY r.seq ASC, r.id ASC LIMIT ?",
     "SELECT seq FROM report_runs WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_run,
     sizeof(pd_report_run_rec_t),

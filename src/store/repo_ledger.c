@@ -105,9 +105,9 @@ pd_btxn_insert(pd_db_t *tx, const pd_btxn_rec_t *b)
 
 static const pd_list_def_t btxn_list = {
     "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM balance_transactions WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_btxn,
     sizeof(pd_btxn_rec_t),
