@@ -109,6 +109,13 @@ void pd_post_authorization(pd_posting_t *p, int64_t authorized);
 void pd_post_capture(pd_posting_t *p, int64_t authorized, int64_t captured, int64_t fee);
 void pd_post_void(pd_posting_t *p, int64_t authorized);
 void pd_post_refund(pd_posting_t *p, int64_t refunded);
+/* A dispute: the network takes `amount` back from the processor and the merchant pays it
+ * and the dispute fee (withdrawal); a won dispute gives both back (reinstatement). */
+void pd_post_dispute_withdrawal(pd_posting_t *p, int64_t amount, int64_t fee);
+void pd_post_dispute_reinstatement(pd_posting_t *p, int64_t amount, int64_t fee);
+/* The dispute fee in a currency with this exponent: 15.00 (1500 minor units; 15 whole
+ * units for zero-decimal currencies, 15.000 for three-decimal ones). */
+int64_t pd_dispute_fee(int exponent);
 /* true when the entries sum to zero (they are all in one currency) */
 bool pd_posting_balanced(const pd_posting_t *p);
 

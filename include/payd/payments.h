@@ -28,6 +28,7 @@ void pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p);
 int pd_render_set_client_secret_key(const uint8_t *pepper, size_t len) PD_WUR;
 void pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm);
 void pd_render_refund(pd_jw_t *w, const pd_refund_rec_t *f);
+void pd_render_dispute(pd_jw_t *w, const pd_dispute_rec_t *d);
 void pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p);
 void pd_render_we(pd_jw_t *w, const pd_we_rec_t *we, const char *secret_once);
 void pd_render_btxn(pd_jw_t *w, const pd_btxn_rec_t *b);
@@ -123,6 +124,14 @@ void pd_recovery_expedite(pd_recovery_t *r, const char *charge_id);
 /* One recovery pass over charges and refunds created before older_than (the worker's
  * loop; tests call it directly). */
 int pd_recovery_once(pd_store_t *store, pd_processor_t *proc, pd_relay_t *relay, int64_t older_than) PD_WUR;
+
+/* Disputes (src/pay/dispute.c): imports what the processor's disputes did since the last
+ * pass (their cursor in worker_cursors), one write per change: the dispute, its ledger
+ * posting and balance transaction when funds move (withdrawn when it opens, given back
+ * when it is won), the charge's disputed flag, and the events (charge.dispute.created,
+ * .funds_withdrawn, .updated, .funds_reinstated, .closed). *applied (may be NULL) counts
+ * the changes. A processor without disputes: nothing. Run by the recovery worker. */
+int pd_disputes_sync(pd_store_t *store, pd_processor_t *proc, int64_t *applied) PD_WUR;
 
 /* --- reconciliation with the processor (reconcile.c) --- */
 #define PD_RECON_MAX_LINES 50

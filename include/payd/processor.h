@@ -83,6 +83,20 @@ typedef struct {
 /* returns 0 to go on, anything else stops the listing with that value */
 typedef int (*pd_proc_record_fn)(const pd_proc_record_t *rec, void *arg);
 
+/* A dispute (chargeback) as the processor records it: the card network opens it on a
+ * captured charge and decides it. Strings are borrowed for the callback only. */
+typedef struct {
+    const char *reference;  /* the processor's dispute id */
+    const char *charge_id;  /* payd's charge it disputes */
+    const char *currency;
+    const char *reason;     /* Stripe's reasons: fraudulent, ... */
+    const char *status;     /* warning_needs_response, needs_response, under_review, won, lost */
+    int64_t amount;         /* disputed, minor units */
+    int64_t created, updated;
+    int64_t seq;            /* grows with every change of any dispute: the listing's cursor */
+} pd_proc_dispute_t;
+typedef int (*pd_proc_dispute_fn)(const pd_proc_dispute_t *d, void *arg);
+
 typedef struct pd_processor pd_processor_t;
 struct pd_processor {
     const char *name;
@@ -103,6 +117,15 @@ struct pd_processor {
      * value, or a PD_ERR_* when the processor cannot be read. */
     int (*list)(pd_processor_t *p, int64_t since, int64_t until, pd_proc_record_fn fn, void *arg);
     void (*free)(pd_processor_t *p);
+    /* Disputes (NULL: the processor reports none). Every dispute whose seq is after
+     * `after`, in seq order, with its state now; synchronous (the recovery worker and
+     * payctl, never an event loop). Returns 0, fn's non-zero value or a PD_ERR_*. */
+    int (*disputes)(pd_processor_t *p, int64_t after, pd_proc_dispute_fn fn, void *arg);
+    /* The merchant's answer to a dispute: its evidence text (stored; NULL keeps what was
+     * given), submit (sends it for review) or accept (closes it as lost). APPROVED when
+     * done, DECLINED (message) when the dispute's state no longer takes it, NOT_FOUND. */
+    void (*dispute_respond)(pd_processor_t *p, const char *reference, const char *evidence, bool submit, bool accept,
+                            pd_proc_cb cb, void *arg);
 };
 
 /* A connector that forwards every call to inner and counts it in
@@ -126,7 +149,10 @@ int pd_processor_config_register(pd_config_t *cfg, pd_processor_config_t *c) PD_
  * truth for tests and outside checks: table `auths` (charge_id, reference, merchant_id,
  * amount, currency, status = declined | authorized | captured | voided,
  * amount_captured, amount_refunded, created, updated) and table `refunds` (refund_id,
- * reference, amount, created).
+ * reference, amount, created). Disputes: the test card 4000 0000 0000 0259 is disputed
+ * (reason fraudulent, needs_response) when it is captured, in table `disputes`; evidence
+ * whose text holds "winning_evidence" wins and "losing_evidence" loses, a second after it
+ * is submitted (any other evidence stays under review), as Stripe's test mode does.
  */
 int pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms) PD_WUR;
 

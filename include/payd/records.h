@@ -92,7 +92,25 @@ typedef struct {
     char request_id[PD_ID_MAX];
     int64_t created, seq, version;
     int64_t updated; /* Unix seconds of the last insert or update (set by the repository) */
+    int disputed;    /* read: 0 none, 1 disputed (not refundable), 2 its dispute was won */
 } pd_charge_rec_t;
+
+/* a dispute (chargeback), Stripe's dispute object */
+typedef struct {
+    char id[PD_ID_MAX];            /* dp_… */
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char charge[PD_ID_MAX], payment_intent[PD_ID_MAX];
+    char processor_ref[64];        /* the processor's dispute id */
+    int64_t amount;
+    char currency[4];
+    char reason[40];
+    char status[32];               /* warning_needs_response | needs_response | under_review | won | lost */
+    const char *evidence;          /* JSON object text of evidence[...] */
+    bool evidence_submitted;
+    const char *metadata;          /* JSON object text */
+    int64_t created, updated, seq, version;
+} pd_dispute_rec_t;
 
 typedef struct {
     char id[PD_ID_MAX];
@@ -334,6 +352,28 @@ int pd_report_run_claim(pd_db_t *tx, int64_t now, int64_t until, pd_report_run_r
 /* A pending run's outcome (status succeeded with result_file and succeeded_at, or failed
  * with error); PD_ERR_STATE if it is no longer pending */
 int pd_report_run_finish(pd_db_t *tx, const pd_report_run_rec_t *r) PD_WUR;
+
+/* --- disputes (repo_disputes.c) --- */
+int pd_dispute_insert(pd_db_t *tx, const pd_dispute_rec_t *d) PD_WUR;
+/* every mutable column when the stored version equals d->version - 1; PD_ERR_CONFLICT otherwise */
+int pd_dispute_update(pd_db_t *tx, const pd_dispute_rec_t *d) PD_WUR;
+int pd_dispute_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                   pd_dispute_rec_t *out) PD_WUR;
+/* by the processor's dispute id, any merchant; PD_ERR_NOTFOUND if it was never imported */
+int pd_dispute_by_ref(pd_db_t *db, pd_arena_t *a, const char *ref, pd_dispute_rec_t *out) PD_WUR;
+/* the list filter is the charge */
+int pd_dispute_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q,
+                    pd_rec_fn fn, void *arg, bool *has_more) PD_WUR;
+/* the list filter is the payment intent */
+int pd_dispute_list_by_pi(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q,
+                          pd_rec_fn fn, void *arg, bool *has_more) PD_WUR;
+/* every dispute, any merchant (reconciliation) */
+int pd_dispute_list_all(pd_db_t *db, pd_arena_t *a, pd_rec_fn fn, void *arg) PD_WUR;
+/* charges.disputed (and version + 1, so a change racing it is decided again) */
+int pd_charge_set_disputed(pd_db_t *tx, const char *charge_id, int disputed) PD_WUR;
+/* a worker's cursor (0 when never set), and its move */
+int pd_cursor_get(pd_db_t *db, const char *name, int64_t *out) PD_WUR;
+int pd_cursor_set(pd_db_t *tx, const char *name, int64_t value) PD_WUR;
 
 /* --- webhook endpoints --- */
 int pd_we_insert(pd_db_t *tx, const pd_we_rec_t *w) PD_WUR;

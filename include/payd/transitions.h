@@ -19,6 +19,10 @@
  * refund (available at once, negative). */
 int pd_btxn_for_capture(pd_btxn_rec_t *bt, const pd_charge_rec_t *ch, int64_t captured, int64_t fee,
                         int64_t now) PD_WUR;
+/* a dispute's balance transaction (type adjustment, source the dispute): the withdrawal
+ * (-amount, fee) or, reinstated, its reversal (+amount, -fee); available at once */
+int pd_btxn_for_dispute(pd_btxn_rec_t *bt, const pd_charge_rec_t *ch, const char *dispute_id, int64_t amount,
+                        int64_t fee, bool reinstated, int64_t now) PD_WUR;
 int pd_btxn_for_refund(pd_btxn_rec_t *bt, const pd_charge_rec_t *ch, const char *refund_id, int64_t amount,
                        int64_t now) PD_WUR;
 

@@ -264,6 +264,10 @@ void pd_h_report_type_get(pd_req_t *r);
 void pd_h_file_get(pd_req_t *r);
 void pd_h_file_list(pd_req_t *r);
 void pd_h_file_contents(pd_req_t *r);
+void pd_h_dispute_get(pd_req_t *r);
+void pd_h_dispute_list(pd_req_t *r);
+void pd_h_dispute_update(pd_req_t *r);
+void pd_h_dispute_close(pd_req_t *r);
 
 /* confirmation (shared by create with confirm=true, /confirm, and the recovery worker) */
 void pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id);
@@ -271,7 +275,8 @@ void pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id);
 extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_pi_create, pd_schema_pi_update,
     pd_schema_pi_confirm, pd_schema_pi_capture, pd_schema_pi_cancel, pd_schema_list, pd_schema_list_charges,
     pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve,
-    pd_schema_report_run_create, pd_schema_list_report_runs, pd_schema_list_files;
+    pd_schema_report_run_create, pd_schema_list_report_runs, pd_schema_list_files, pd_schema_list_disputes,
+    pd_schema_dispute_update;
 
 /* workers */
 /* authentication filter */

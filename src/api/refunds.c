@@ -159,6 +159,12 @@ refund_loaded(pd_op_t *op)
         pd_resp_invalid(r, "charge_not_refundable", "charge", "This charge has not been captured.");
         return;
     }
+    if (c->ch.disputed == 1) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Charge %.40s has been charged back; it cannot be refunded.", c->ch.id);
+        pd_resp_error(r, 400, "invalid_request_error", "charge_disputed", msg, NULL);
+        return;
+    }
     int64_t remaining = c->ch.amount_captured - c->ch.amount_refunded;
     if (remaining <= 0) {
         char msg[160];

@@ -26,6 +26,11 @@ static const char *const event_types[] = {
     "charge.updated",
     "refund.created",
     "payment_method.attached",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
     "reporting.report_run.succeeded",
     "reporting.report_run.failed",
     NULL,
@@ -175,6 +180,19 @@ const pd_schema_t pd_schema_list_report_runs = PD_SCHEMA(list_report_runs);
 static const char *const file_purposes[] = {"finance_report_run", NULL};
 static const pd_field_t list_files[] = {LIST_FIELDS, {"purpose", PD_FT_ENUM, 0, .choices = file_purposes}};
 const pd_schema_t pd_schema_list_files = PD_SCHEMA(list_files);
+
+static const pd_field_t list_disputes[] = {LIST_FIELDS, {"charge", PD_FT_ID, 0}, {"payment_intent", PD_FT_ID, 0}};
+const pd_schema_t pd_schema_list_disputes = PD_SCHEMA(list_disputes);
+
+/* Stripe's evidence fields are text (and file ids, which payd does not take): a map of
+ * at most 30 of them, each up to 20,000 bytes as Stripe allows uncategorized_text */
+static const pd_field_t dispute_update[] = {
+    {"evidence", PD_FT_MAP, 0, 0, 20000, .max_items = 30},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    {"submit", PD_FT_BOOL, 0},
+    EXPAND,
+};
+const pd_schema_t pd_schema_dispute_update = PD_SCHEMA(dispute_update);
 
 static const pd_field_t retrieve[] = {EXPAND};
 const pd_schema_t pd_schema_retrieve = PD_SCHEMA(retrieve);

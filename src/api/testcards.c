@@ -26,6 +26,7 @@ static const struct {
     {"chargeDeclinedProcessingError", "4000000000000119"},
     {"chargeCustomerFail", "4000000000000341"},
     {"radarBlock", "4100000000000019"},
+    {"createDispute", "4000000000000259"},
 };
 
 const char *

@@ -30,7 +30,8 @@ static const char *const pay_outcomes[] = {"succeeded", "requires_capture", "fai
 static const char *const refund_outcomes[] = {"succeeded", "failed", "unknown", "error", NULL};
 static const char *const roles[] = {"writer", "reader", NULL};
 static const char *const vault_results[] = {"ok", "error", "timeout", "unavailable", NULL};
-static const char *const proc_ops[] = {"authorize", "capture", "cancel", "refund", "query", "list", NULL};
+static const char *const proc_ops[] = {"authorize", "capture", "cancel",          "refund",
+                                       "query",     "list",    "disputes",        "dispute_respond", NULL};
 static const char *const proc_results[] = {"approved", "declined", "unknown", "not_found", "error", "ok", NULL};
 static const char *const hook_results[] = {"success", "http_error", "timeout", "network_error", "refused",
                                            "not_started", NULL};

@@ -48,3 +48,19 @@ pd_btxn_for_refund(pd_btxn_rec_t *bt, const pd_charge_rec_t *ch, const char *ref
     bt->available_on = now;
     return 0;
 }
+
+int
+pd_btxn_for_dispute(pd_btxn_rec_t *bt, const pd_charge_rec_t *ch, const char *dispute_id, int64_t amount, int64_t fee,
+                    bool reinstated, int64_t now)
+{
+    int r = btxn_new(bt, ch, "adjustment", dispute_id, now);
+    if (r != 0)
+        return r;
+    bt->amount = reinstated ? amount : -amount;
+    bt->fee = reinstated ? -fee : fee;
+    bt->net = bt->amount - bt->fee;
+    snprintf(bt->status, sizeof(bt->status), "available");
+    bt->available_on = now;
+    bt->description = reinstated ? "Chargeback reversal" : "Chargeback withdrawal";
+    return 0;
+}

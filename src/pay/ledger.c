@@ -59,6 +59,32 @@ pd_post_refund(pd_posting_t *p, int64_t refunded)
     add(p, "processor_receivable", -refunded);
 }
 
+void
+pd_post_dispute_withdrawal(pd_posting_t *p, int64_t amount, int64_t fee)
+{
+    memset(p, 0, sizeof(*p));
+    p->kind = "dispute";
+    add(p, "processor_receivable", -amount);
+    add(p, "merchant_balance", amount + fee);
+    add(p, "fees", -fee);
+}
+
+void
+pd_post_dispute_reinstatement(pd_posting_t *p, int64_t amount, int64_t fee)
+{
+    memset(p, 0, sizeof(*p));
+    p->kind = "dispute_reversal";
+    add(p, "processor_receivable", amount);
+    add(p, "merchant_balance", -(amount + fee));
+    add(p, "fees", fee);
+}
+
+int64_t
+pd_dispute_fee(int exponent)
+{
+    return exponent == 0 ? 15 : exponent == 3 ? 15000 : 1500;
+}
+
 bool
 pd_posting_balanced(const pd_posting_t *p)
 {

@@ -445,6 +445,31 @@ check_refunded(recon_t *rc, pd_db_t *db)
     return r;
 }
 
+/* each of the processor's disputes against payd's copy: present, same amount, same
+ * status, unless the processor changed it in the last DISPUTE_SETTLE_S (the import runs
+ * every two seconds and has not caught up yet) */
+#define DISPUTE_SETTLE_S 10
+
+static int
+check_dispute(const pd_proc_dispute_t *pd, void *arg)
+{
+    recon_t *rc = arg;
+    pd_dispute_rec_t d;
+    pd_arena_t a;
+    pd_arena_init(&a, 256 * 1024);
+    int r = pd_dispute_by_ref(pd_store_reader(rc->store), &a, pd->reference, &d);
+    bool recent = pd_unix_now() - pd->updated < DISPUTE_SETTLE_S;
+    if (r == PD_ERR_NOTFOUND && !recent)
+        report(rc, "dispute_missing", pd->charge_id, false, "the processor's dispute %s (%s, %lld) is not in payd",
+               pd->reference, pd->status, (long long)pd->amount);
+    else if (r == 0 && !recent && (strcmp(d.status, pd->status) != 0 || d.amount != pd->amount))
+        report(rc, "dispute_differs", pd->charge_id, false,
+               "dispute %s: payd has %s of %lld, the processor %s of %lld", d.id, d.status, (long long)d.amount,
+               pd->status, (long long)pd->amount);
+    pd_arena_free(&a);
+    return r == PD_ERR_NOTFOUND ? 0 : r;
+}
+
 int
 pd_reconcile(pd_store_t *store, pd_processor_t *proc, int64_t since, int flags, pd_reconcile_report_t *rep)
 {
@@ -459,6 +484,8 @@ pd_reconcile(pd_store_t *store, pd_processor_t *proc, int64_t since, int flags, 
         r = check_changed(&rc, db);
     if (r == 0)
         r = check_refunded(&rc, db);
+    if (r == 0 && proc->disputes != NULL)
+        r = proc->disputes(proc, 0, check_dispute, &rc);
     pd_arena_free(&rc.arena);
     if (r != 0)
         pd_log_error("reconciliation failed", PD_LERR(r));

@@ -332,6 +332,14 @@ recovery_main(void *arg)
             if (r != 0)
                 pd_log_warn("a recovery pass did not finish; the next one retries", PD_LERR(r));
         }
+        if (pd_lease_held(PD_LEASE_RECOVERY)) {
+            int64_t applied = 0;
+            int r = pd_disputes_sync(w->o.store, w->o.proc, &applied);
+            if (r != 0)
+                pd_log_warn("disputes: a pass did not finish; the next one retries", PD_LERR(r));
+            if (applied > 0)
+                pd_relay_kick(w->o.relay);
+        }
         if (pd_lease_held(PD_LEASE_RECOVERY))
             purge_idempotency_keys(w);
         if (pd_lease_held(PD_LEASE_RECOVERY))

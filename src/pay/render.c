@@ -128,6 +128,7 @@ pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm)
     pd_jw_kint(w, "created", c->created);
     pd_jw_kstr(w, "currency", c->currency);
     kopt(w, "description", c->description);
+    pd_jw_kbool(w, "disputed", c->disputed != 0);
     kopt(w, "failure_code", c->failure_code);
     kopt(w, "failure_message", c->failure_message);
     pd_jw_kbool(w, "livemode", c->livemode);
@@ -149,6 +150,35 @@ pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm)
     }
     pd_jw_kbool(w, "refunded", c->amount_refunded > 0 && c->amount_refunded == c->amount_captured);
     pd_jw_kstr(w, "status", c->status);
+    pd_jw_obj_end(w);
+}
+
+void
+pd_render_dispute(pd_jw_t *w, const pd_dispute_rec_t *d)
+{
+    pd_jw_obj_begin(w);
+    pd_jw_kstr(w, "id", d->id);
+    pd_jw_kstr(w, "object", "dispute");
+    pd_jw_kint(w, "amount", d->amount);
+    pd_jw_key(w, "balance_transactions"); /* see GET /v1/balance_transactions (source: the dispute) */
+    pd_jw_raw(w, PD_VIEW_LIT("[]"));
+    pd_jw_kstr(w, "charge", d->charge);
+    pd_jw_kint(w, "created", d->created);
+    pd_jw_kstr(w, "currency", d->currency);
+    kraw_or(w, "evidence", d->evidence, "{}");
+    pd_jw_key(w, "evidence_details");
+    pd_jw_obj_begin(w);
+    pd_jw_kint(w, "due_by", d->created + 7 * 86400); /* the network's deadline: a week in test mode */
+    pd_jw_kbool(w, "has_evidence", d->evidence != NULL && strcmp(d->evidence, "{}") != 0);
+    pd_jw_kbool(w, "past_due", false);
+    pd_jw_kint(w, "submission_count", d->evidence_submitted ? 1 : 0);
+    pd_jw_obj_end(w);
+    pd_jw_kbool(w, "is_charge_refundable", false);
+    pd_jw_kbool(w, "livemode", d->livemode);
+    kraw_or(w, "metadata", d->metadata, "{}");
+    pd_jw_kstr(w, "payment_intent", d->payment_intent);
+    pd_jw_kstr(w, "reason", d->reason);
+    pd_jw_kstr(w, "status", d->status);
     pd_jw_obj_end(w);
 }
 

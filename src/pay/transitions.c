@@ -124,7 +124,7 @@ pd_pay_voided(pd_charge_rec_t *ch, pd_pi_rec_t *pi, int64_t now, pd_posting_t *p
 int
 pd_pay_refund_requested(const pd_refund_rec_t *f, pd_charge_rec_t *ch)
 {
-    if (!charge_may(ch, -1, PD_CH_REFUND))
+    if (!charge_may(ch, -1, PD_CH_REFUND) || ch->disputed == 1) /* a charged-back charge is not refundable */
         return PD_ERR_STATE;
     if (f->amount <= 0 || f->amount > ch->amount_captured - ch->amount_refunded)
         return PD_ERR_RANGE;

@@ -9,7 +9,8 @@
  *     failed (and nothing before its authorization is recorded)
  *   - the processor owes what was captured (the capture's receivable equals the charge's
  *     amount_captured) less what was refunded (each succeeded refund posts its amount,
- *     any other refund posts nothing)
+ *     any other refund posts nothing) and what disputes took back (each dispute posts
+ *     its amount unless it is an inquiry or was won)
  *   - each merchant balance in the ledger equals the sum of its balance transactions
  */
 #include <inttypes.h>
@@ -147,7 +148,11 @@ pd_ledger_verify(pd_db_t *db, pd_ledger_report_t *rep)
                          "  CASE WHEN c.captured = 1 THEN c.amount_captured ELSE 0 END AS expected "
                          "  FROM charges c LEFT JOIN recv e ON e.source = c.id "
                          " UNION ALL SELECT f.id, COALESCE(e.s, 0), CASE WHEN f.status = 'succeeded' THEN -f.amount "
-                         "  ELSE 0 END FROM refunds f LEFT JOIN recv e ON e.source = f.id) posts "
+                         "  ELSE 0 END FROM refunds f LEFT JOIN recv e ON e.source = f.id "
+                         /* a dispute takes its amount back from the processor unless it is an
+                          * inquiry, and gives it back when won */
+                         " UNION ALL SELECT d.id, COALESCE(e.s, 0), CASE WHEN d.status IN ('warning_needs_response', "
+                         "  'won') THEN 0 ELSE -d.amount END FROM disputes d LEFT JOIN recv e ON e.source = d.id) posts "
                          "WHERE posted != expected LIMIT 20",
                          NULL, 0, receivable_row, rep)) != 0)
         return r;

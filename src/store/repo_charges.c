@@ -10,7 +10,7 @@
     "capture_requested, amount_captured, amount_refunded, COALESCE(processor_ref, ''), COALESCE(failure_code, ''), " \
     "COALESCE(failure_message, ''), COALESCE(decline_code, ''), outcome, description, idempotency_key, "              \
     "COALESCE(request_id, ''), created, seq, version, void_requested, pending_idempotency_key, capture_amount, "      \
-    "updated"
+    "updated, disputed"
 
 static int
 decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -44,6 +44,7 @@ decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
     c->pending_idempotency_key = pd_repo_dup(a, r, 25);
     c->capture_amount = pd_row_int(r, 26);
     c->updated = pd_row_int(r, 27);
+    c->disputed = (int)pd_row_int(r, 28);
     return 0;
 }
 

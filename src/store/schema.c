@@ -232,6 +232,21 @@ static const char *const migrations[] = {
     "CREATE INDEX report_runs_pending ON report_runs(created) WHERE status = 'pending';",
     /* 17: the Stripe-Version of the request that made an event (NULL: payd's own version) */
     "ALTER TABLE events ADD COLUMN api_version TEXT;",
+    /* 18: disputes (chargebacks), imported from the processor by the recovery worker
+     * (src/pay/dispute.c); processor_ref is the processor's dispute id, each imported
+     * once. charges.disputed: 0 none, 1 disputed (not refundable), 2 the dispute was won.
+     * worker_cursors: where a worker's reading of an outside record stopped (the
+     * processor's dispute seq), moved in the write that applied what it read */
+    "CREATE TABLE disputes ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, charge TEXT NOT NULL,"
+    "  payment_intent TEXT NOT NULL, processor_ref TEXT NOT NULL UNIQUE, amount INTEGER NOT NULL,"
+    "  currency TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL, evidence TEXT NOT NULL,"
+    "  evidence_submitted INTEGER NOT NULL, metadata TEXT NOT NULL, created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL);"
+    "CREATE INDEX disputes_list ON disputes(merchant_id, livemode, seq);"
+    "CREATE INDEX disputes_charge ON disputes(charge);"
+    "ALTER TABLE charges ADD COLUMN disputed INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE worker_cursors (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
 };
 
 int

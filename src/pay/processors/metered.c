@@ -100,6 +100,23 @@ m_list(pd_processor_t *p, int64_t since, int64_t until, pd_proc_record_fn fn, vo
     return r;
 }
 
+static int
+m_disputes(pd_processor_t *p, int64_t after, pd_proc_dispute_fn fn, void *arg)
+{
+    int r = INNER(p)->disputes(INNER(p), after, fn, arg);
+    pd_mx_inc2(PD_MX_PROCESSOR_REQUESTS, PD_MX_PROC_DISPUTES, r == 0 ? PD_MX_PROC_OK : PD_MX_PROC_ERROR);
+    return r;
+}
+
+static void
+m_dispute_respond(pd_processor_t *p, const char *reference, const char *evidence, bool submit, bool accept,
+                  pd_proc_cb cb, void *arg)
+{
+    call_t *c = wrap(PD_MX_PROC_DISPUTE_RESPOND, cb, arg);
+    INNER(p)->dispute_respond(INNER(p), reference, evidence, submit, accept, c != NULL ? answered : cb,
+                              c != NULL ? (void *)c : arg);
+}
+
 static void
 m_free(pd_processor_t *p)
 {
@@ -126,6 +143,10 @@ pd_processor_metered(pd_processor_t **out, pd_processor_t *inner)
     m->pub.query = m_query;
     m->pub.list = m_list;
     m->pub.free = m_free;
+    if (inner->disputes != NULL && inner->dispute_respond != NULL) {
+        m->pub.disputes = m_disputes;
+        m->pub.dispute_respond = m_dispute_respond;
+    }
     *out = &m->pub;
     return 0;
 }

@@ -40,10 +40,13 @@ typedef struct pending {
     char charge_id[64], merchant_id[64], currency[4];
     int64_t amount;
     bool capture;
+    bool dispute; /* Stripe's dispute test card: disputed once captured */
     pd_proc_cb cb;
     void *arg;
     pd_proc_result_t res;
 } pending_t;
+
+#define DISPUTE_PAN "4000000000000259" /* submitted evidence is decided a second later */
 
 typedef struct {
     pd_processor_t super;
@@ -181,6 +184,8 @@ reply(sim_t *s, pd_proc_cb cb, void *arg, const pd_proc_result_t *res)
 
 /* --- records --- */
 
+static int step_changes(sim_t *s, const char *sql, const char *text1, const char *text2, int64_t num);
+
 /* statements used per authorization, prepared once at start (used under db_mu) */
 static const char *const stmt_sql[ST_COUNT] = {
     "SELECT reference, status, error_code, decline_code, message, network_status, cvc_check, "
@@ -189,7 +194,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     "risk_level, amount, amount_captured, amount_refunded, updated FROM auths WHERE reference = ?",
     "INSERT INTO auths (charge_id, reference, merchant_id, amount, currency, status, error_code, "
     "decline_code, message, network_status, cvc_check, risk_level, amount_captured, "
-    "amount_refunded, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0,?14,?14)",
+    "amount_refunded, created, updated, dispute) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0,?14,?14,?15)",
 };
 
 static int
@@ -238,6 +243,28 @@ load(sim_t *s, const char *charge_id, const char *reference, pd_proc_result_t *r
     return r;
 }
 
+/* the network disputes the captured authorization `reference` (Stripe's dispute test
+ * card): a dispute of its captured amount, needs_response (caller holds db_mu inside a
+ * transaction) */
+static int
+open_dispute(sim_t *s, const char *reference)
+{
+    char id[PD_ID_MAX];
+    if (pd_id_new("sdp", id, sizeof(id)) != 0)
+        return PD_ERR_INTERNAL;
+    return step_changes(s,
+                        "INSERT INTO disputes (reference, charge_id, auth_reference, merchant_id, amount, currency, "
+                        "reason, status, evidence, decide_at, created, updated, seq) "
+                        "SELECT ?1, charge_id, reference, merchant_id, amount_captured, currency, 'fraudulent', "
+                        "'needs_response', '', 0, unixepoch(), unixepoch(), "
+                        "(SELECT COALESCE(MAX(seq), 0) + 1 FROM disputes) FROM auths "
+                        "WHERE reference = ?2 AND status = 'captured' AND dispute = 1 "
+                        "AND NOT EXISTS (SELECT 1 FROM disputes WHERE auth_reference = ?2)",
+                        id, reference, 0) >= 0
+               ? 0
+               : PD_ERR_IO;
+}
+
 /* records one decided authorization, or takes the record made earlier for the same
  * charge (authorize is idempotent); caller holds db_mu inside a transaction */
 static int
@@ -268,10 +295,13 @@ record(sim_t *s, pending_t *p)
     sqlite3_bind_text(st, 12, res->risk_level, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 13, res->amount_captured);
     sqlite3_bind_int64(st, 14, pd_unix_now());
+    sqlite3_bind_int(st, 15, p->dispute && approved);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : PD_ERR_IO;
+    if (rc != SQLITE_DONE)
+        return PD_ERR_IO;
+    return res->captured && p->dispute ? open_dispute(s, res->reference) : 0;
 }
 
 /* records a batch of authorizations in one transaction, then answers each */
@@ -368,6 +398,7 @@ sim_authorize(pd_processor_t *p, const pd_proc_auth_t *req, pd_proc_cb cb, void 
     set_str(pd->currency, sizeof(pd->currency), req->currency);
     pd->amount = req->amount;
     pd->capture = req->capture;
+    pd->dispute = req->pan_len == strlen(DISPUTE_PAN) && memcmp(req->pan, DISPUTE_PAN, req->pan_len) == 0;
     pd->cb = cb;
     pd->arg = arg;
     pthread_mutex_lock(&s->q_mu);
@@ -437,10 +468,19 @@ update_and_reply(sim_t *s, const char *reference, const char *sql, int64_t amoun
 static void
 sim_capture(pd_processor_t *p, const char *reference, int64_t amount, pd_proc_cb cb, void *arg)
 {
-    update_and_reply((sim_t *)p, reference,
-                     "UPDATE auths SET status = 'captured', amount_captured = ?3, updated = unixepoch() "
-                     "WHERE reference = ?2 AND status = 'authorized' AND ?3 > 0 AND ?3 <= amount",
-                     amount, cb, arg);
+    sim_t *s = (sim_t *)p;
+    pthread_mutex_lock(&s->db_mu);
+    bool ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    int changed = ok ? step_changes(s,
+                                    "UPDATE auths SET status = 'captured', amount_captured = ?3, updated = unixepoch() "
+                                    "WHERE reference = ?2 AND status = 'authorized' AND ?3 > 0 AND ?3 <= amount",
+                                    NULL, reference, amount)
+                     : -1;
+    ok = changed >= 0 && (changed == 0 || open_dispute(s, reference) == 0) &&
+         sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok)
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    answer_locked(s, reference, ok, changed > 0, cb, arg);
 }
 
 static void
@@ -597,6 +637,94 @@ out:
     return r;
 }
 
+/* --- disputes --- */
+
+/* decides the submitted disputes whose review time has come (caller holds db_mu) */
+static int
+decide_reviews(sim_t *s)
+{
+    /* one at a time, each taking the next seq */
+    for (int i = 0; i < 1000; i++) {
+        int changed = step_changes(s,
+                                   "UPDATE disputes SET status = CASE WHEN instr(evidence, 'winning_evidence') > 0 "
+                                   "THEN 'won' ELSE 'lost' END, updated = unixepoch(), "
+                                   "seq = (SELECT MAX(seq) FROM disputes) + 1 WHERE reference = (SELECT reference "
+                                   "FROM disputes WHERE status = 'under_review' AND decide_at > 0 AND decide_at <= ?3 "
+                                   "ORDER BY decide_at, reference LIMIT 1)",
+                                   NULL, NULL, pd_unix_now());
+        if (changed <= 0)
+            return changed < 0 ? PD_ERR_IO : 0;
+    }
+    return 0;
+}
+
+static int
+sim_disputes(pd_processor_t *p, int64_t after, pd_proc_dispute_fn fn, void *arg)
+{
+    sim_t *s = (sim_t *)p;
+    sqlite3_stmt *st = NULL;
+    int r = 0, rc = SQLITE_ERROR;
+    pthread_mutex_lock(&s->db_mu);
+    if ((r = decide_reviews(s)) == 0 &&
+        sqlite3_prepare_v2(s->db,
+                           "SELECT reference, charge_id, currency, reason, status, amount, created, updated, seq "
+                           "FROM disputes WHERE seq > ?1 ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        r = PD_ERR_IO;
+    if (r == 0)
+        sqlite3_bind_int64(st, 1, after);
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        pd_proc_dispute_t d = {col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), col_text(st, 4),
+                               sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7),
+                               sqlite3_column_int64(st, 8)};
+        r = fn(&d, arg);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = PD_ERR_IO;
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->db_mu);
+    return r;
+}
+
+static void
+sim_dispute_respond(pd_processor_t *p, const char *reference, const char *evidence, bool submit, bool accept,
+                    pd_proc_cb cb, void *arg)
+{
+    sim_t *s = (sim_t *)p;
+    pd_proc_result_t res;
+    memset(&res, 0, sizeof(res));
+    set_str(res.reference, sizeof(res.reference), reference);
+    pthread_mutex_lock(&s->db_mu);
+    /* the network takes evidence and an acceptance only while the dispute awaits them */
+    int open = step_changes(s, "SELECT 1 FROM disputes WHERE reference = ?2 AND status IN "
+                               "('needs_response', 'warning_needs_response')",
+                            NULL, reference, 0);
+    int exists = step_changes(s, "SELECT 1 FROM disputes WHERE reference = ?2", NULL, reference, 0);
+    int changed = open == 1 ? step_changes(s,
+                                           "UPDATE disputes SET evidence = COALESCE(?1, evidence), "
+                                           "status = CASE WHEN ?3 = 2 THEN 'lost' WHEN ?3 = 1 THEN 'under_review' "
+                                           "ELSE status END, "
+                                           "decide_at = CASE WHEN ?3 = 1 AND (instr(COALESCE(?1, evidence), "
+                                           "'winning_evidence') > 0 OR instr(COALESCE(?1, evidence), "
+                                           "'losing_evidence') > 0) THEN unixepoch() + 1 "
+                                           "ELSE 0 END, updated = unixepoch(), "
+                                           "seq = (SELECT MAX(seq) FROM disputes) + 1 WHERE reference = ?2",
+                                           evidence, reference, accept ? 2 : submit ? 1 : 0)
+                                : 0;
+    pthread_mutex_unlock(&s->db_mu);
+    if (open < 0 || exists < 0 || changed < 0) {
+        fail_result(&res, "simulator database error");
+    } else if (exists == 0) {
+        res.outcome = PD_PROC_NOT_FOUND;
+    } else if (open == 0) {
+        res.outcome = PD_PROC_DECLINED;
+        set_str(res.message, sizeof(res.message), "The dispute no longer takes evidence or an acceptance.");
+    } else {
+        res.outcome = PD_PROC_APPROVED;
+    }
+    reply(s, cb, arg, &res);
+}
+
 static void
 sim_free(pd_processor_t *p)
 {
@@ -640,8 +768,8 @@ pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
     sim_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return PD_ERR_NOMEM;
-    s->super = (pd_processor_t){"simulator", sim_authorize, sim_capture, sim_cancel, sim_refund,
-                                sim_query,   sim_list,      sim_free};
+    s->super = (pd_processor_t){"simulator", sim_authorize, sim_capture,  sim_cancel,         sim_refund,
+                                sim_query,   sim_list,      sim_free,     sim_disputes,       sim_dispute_respond};
     s->latency_ms = latency_ms;
     if ((s->path = strdup(db_path)) == NULL) {
         free(s);
@@ -667,6 +795,13 @@ pd_simulator_new(pd_processor_t **out, const char *db_path, int64_t latency_ms)
                                               "UPDATE auths SET updated = created;") != 0 ||
         add_column(s->db, "refunds", "created", "ALTER TABLE refunds ADD COLUMN created INTEGER NOT NULL DEFAULT 0;") !=
             0 ||
+        add_column(s->db, "auths", "dispute", "ALTER TABLE auths ADD COLUMN dispute INTEGER NOT NULL DEFAULT 0;") != 0 ||
+        exec_sql(s->db, "CREATE TABLE IF NOT EXISTS disputes (reference TEXT PRIMARY KEY, charge_id TEXT NOT NULL,"
+                        " auth_reference TEXT NOT NULL, merchant_id TEXT NOT NULL, amount INTEGER NOT NULL,"
+                        " currency TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL, evidence TEXT NOT NULL,"
+                        " decide_at INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+                        " seq INTEGER NOT NULL);"
+                        "CREATE INDEX IF NOT EXISTS disputes_seq ON disputes(seq);") != 0 ||
         exec_sql(s->db, "CREATE INDEX IF NOT EXISTS auths_updated ON auths(updated);"
                         "CREATE INDEX IF NOT EXISTS refunds_reference ON refunds(reference);") != 0) {
         pd_log_error("cannot open the simulator database", PD_LS("path", db_path));
