@@ -146,14 +146,13 @@ csv_header(csv_t *c)
 }
 
 static const char *
-reporting_category(const char *type)
+reporting_category(const pd_btxn_rec_t *b)
 {
-    /* Stripe's reporting categories of the balance transactions payd makes */
-    if (strcmp(type, "charge") == 0)
-        return "charge";
-    if (strcmp(type, "refund") == 0)
-        return "refund";
-    return type;
+    /* Stripe's reporting categories of the balance transactions payd makes: a dispute's
+     * adjustment is its withdrawal (negative) or its reversal */
+    if (strcmp(b->type, "adjustment") == 0 && strncmp(b->source, "dp_", 3) == 0)
+        return b->amount < 0 ? "dispute" : "dispute_reversal";
+    return b->type;
 }
 
 static int
@@ -180,7 +179,7 @@ itemized_row(void *rec, void *arg)
         else if (strcmp(col, "net") == 0)
             csv_amount(c, b->net, b->currency);
         else if (strcmp(col, "reporting_category") == 0)
-            csv_text(c, reporting_category(b->type));
+            csv_text(c, reporting_category(b));
         else if (strcmp(col, "source_id") == 0)
             csv_text(c, b->source);
         else if (strcmp(col, "description") == 0)
