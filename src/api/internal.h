@@ -227,6 +227,15 @@ void pd_resp_read_error(pd_req_t *r, int rc, const char *what, const char *param
 typedef int (*pd_get_fn)(pd_db_t *db, pd_req_t *r, const char *id, pd_view_t *json);
 void pd_get_respond(pd_req_t *r, const char *what, pd_get_fn fn);
 
+/* --- expand[] (expand.c) --- */
+/* Checks the request's expand[] paths against its route's object: 0, or 1 after
+ * answering 400 (param expand). */
+int pd_expand_check(pd_req_t *r);
+bool pd_expand_wanted(const pd_req_t *r);
+/* Replaces *json (the route's object, or its list) with its expansion, made in a with
+ * db (a reader connection or the writer's transaction); r's params, route and auth only. */
+int pd_expand(pd_db_t *db, pd_req_t *r, pd_arena_t *a, pd_view_t *json);
+
 /* --- test payment methods (pm_card_visa, tok_visa, ...) --- */
 /* the PAN behind a Stripe test payment method or token id; NULL if not one */
 const char *pd_test_pm_pan(const char *id);

@@ -136,6 +136,19 @@ pd_op_error(pd_op_t *op, int status, const char *type, const char *code, const c
     return r;
 }
 
+/* op->body expanded (expand[]) with the writer's transaction, which sees this write */
+static int
+expand_body(pd_db_t *tx, pd_op_t *op)
+{
+    pd_view_t json = pd_buf_view(&op->body);
+    int r = pd_expand(tx, op->r, &op->r->arena, &json);
+    if (r == 0) {
+        pd_buf_reset(&op->body);
+        r = pd_buf_put(&op->body, json.p, json.len);
+    }
+    return r;
+}
+
 static int
 write_wrapper(pd_db_t *tx, void *arg)
 {
@@ -158,6 +171,8 @@ write_wrapper(pd_db_t *tx, void *arg)
     pd_emit_set_version(op->r->stripe_version); /* the events this write makes, phase 2's included */
     r = op->write(tx, op);
     pd_emit_set_version(NULL);
+    if (r == 0 && op->status == 200 && op->idem_redacted == NULL && pd_expand_wanted(op->r))
+        r = expand_body(tx, op); /* before the key stores it: a replay is the expanded response */
     if (r == 0 && op->status != 0 && op->has_idem)
         r = op->idem_redacted != NULL
                 ? pd_idem_complete_redacted(tx, op->auth->merchant_id, op->auth->livemode, op->idem_key, op->status,

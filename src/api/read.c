@@ -107,7 +107,10 @@ static int
 get_read(pd_db_t *db, pd_req_t *r, void *ctx)
 {
     get_t *g = ctx;
-    return g->fn(db, r, g->id, &g->json);
+    int rc = g->fn(db, r, g->id, &g->json);
+    if (rc == 0 && g->json.p != NULL && pd_expand_wanted(r))
+        rc = pd_expand(db, r, &r->arena, &g->json);
+    return rc;
 }
 
 static void

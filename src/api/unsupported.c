@@ -1,8 +1,8 @@
 /*
- * Stripe features payd does not implement yet are refused, never ignored: a request
- * that names a connected account (Stripe-Account) or asks for an expansion (expand[])
- * would otherwise succeed with an answer other than the one it asked for, and ported
- * code would break at run time instead of at its first call.
+ * Stripe features payd does not implement are refused, never ignored: a request that
+ * names a connected account (Stripe-Account) or asks for an expansion payd cannot make
+ * (expand.c) would otherwise succeed with an answer other than the one it asked for,
+ * and ported code would break at run time instead of at its first call.
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,16 +23,5 @@ pd_unsupported_filter(pd_req_t *r, void *arg)
                       NULL);
         return 1;
     }
-    for (size_t i = 0; i < r->params.n; i++) {
-        pd_view_t k = r->params.v[i].key;
-        if (k.len >= 6 && memcmp(k.p, "expand", 6) == 0 && (k.len == 6 || k.p[6] == '[')) {
-            char msg[200];
-            pd_view_t v = r->params.v[i].value;
-            snprintf(msg, sizeof(msg), "This property cannot be expanded (%.*s).", (int)(v.len > 80 ? 80 : v.len),
-                     (const char *)v.p);
-            pd_resp_error(r, 400, "invalid_request_error", "parameter_invalid", msg, "expand");
-            return 1;
-        }
-    }
-    return 0;
+    return pd_expand_check(r); /* an expansion payd cannot make is refused, never ignored */
 }

@@ -198,6 +198,8 @@ list_read(pd_db_t *db, pd_req_t *r, void *ctx)
         }
     }
     pd_buf_free(&b);
+    if (rc == 0 && pd_expand_wanted(r))
+        rc = pd_expand(db, r, &r->arena, &l->json);
     return rc;
 }
 

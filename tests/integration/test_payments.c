@@ -299,9 +299,9 @@ bad_parameters_get_stripe_errors_with_param(void **state)
         {"amount=100&currency=usd&capture_method=later", "parameter_invalid", "capture_method"},
         {"{\"amount\":10.5,\"currency\":\"usd\"}", "parameter_invalid_integer", "amount"},
         {"{\"amount\":100,\"amount\":200,\"currency\":\"usd\"}", "parameter_invalid", NULL},
-        /* not implemented yet: refused, never ignored */
-        {"amount=100&currency=usd&expand[]=latest_charge", "parameter_invalid", "expand"},
-        {"{\"amount\":100,\"currency\":\"usd\",\"expand\":[\"latest_charge\"]}", "parameter_invalid", "expand"},
+        /* an expansion payd cannot make: refused, never ignored */
+        {"amount=100&currency=usd&expand[]=customer", "parameter_invalid", "expand"},
+        {"{\"amount\":100,\"currency\":\"usd\",\"expand\":[\"latest_charge.nope\"]}", "parameter_invalid", "expand"},
         {"{\"amount\":100,\"currency\":\"usd\",\"metadata\":{\"k\":\"" /* 501 chars follow */, NULL, NULL},
     };
     for (size_t i = 0; i + 1 < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -325,8 +325,8 @@ bad_parameters_get_stripe_errors_with_param(void **state)
         json_decref(o);
         pd_h_resp_free(&r);
     }
-    assert_int_equal(api_call(&payd, "GET", "/v1/payment_intents?expand[]=data.latest_charge", NULL, &j), 400);
-    api_expect_error(j, "parameter_invalid", "expand");
+    assert_int_equal(api_call(&payd, "GET", "/v1/payment_intents?expand[]=latest_charge", NULL, &j), 400);
+    api_expect_error(j, "parameter_invalid", "expand"); /* a list's paths start with data. */
     json_decref(j);
     /* JSON bodies work like forms */
     assert_int_equal(api_call(&payd, "POST", "/v1/payment_intents",
@@ -648,6 +648,62 @@ no_pan_or_cvc_in_payd_files(void **state)
     assert_int_equal(hits, 0);
 }
 
+/* expand[]: ids become the objects, nested, on retrieve, list and write (the replay too) */
+static void
+expand_turns_ids_into_objects(void **state)
+{
+    (void)state;
+    json_t *j;
+    assert_int_equal(api_call_as(&payd, api_sk, "POST", "/v1/payment_intents",
+                                 "amount=1500&currency=usd&confirm=true&payment_method=pm_card_visa"
+                                 "&expand[]=latest_charge&expand[]=latest_charge.payment_intent",
+                                 "expand-key-1", &j),
+                     200);
+    assert_string_equal(jstr(j, "latest_charge.object"), "charge");
+    assert_int_equal(jint(j, "latest_charge.amount_captured"), 1500);
+    assert_string_equal(jstr(j, "latest_charge.payment_intent.object"), "payment_intent");
+    assert_string_equal(jstr(j, "latest_charge.payment_intent.id"), jstr(j, "id"));
+    assert_string_equal(jstr(j, "payment_method"), jstr(j, "latest_charge.payment_method")); /* not asked: an id */
+    char pi[64], path[300];
+    snprintf(pi, sizeof(pi), "%s", jstr(j, "id"));
+    json_decref(j);
+    /* the key's replay is the same expanded response */
+    assert_int_equal(api_call_as(&payd, api_sk, "POST", "/v1/payment_intents",
+                                 "amount=1500&currency=usd&confirm=true&payment_method=pm_card_visa"
+                                 "&expand[]=latest_charge&expand[]=latest_charge.payment_intent",
+                                 "expand-key-1", &j),
+                     200);
+    assert_string_equal(jstr(j, "latest_charge.object"), "charge");
+    json_decref(j);
+    snprintf(path, sizeof(path), "/v1/payment_intents/%s?expand[]=payment_method&expand[]=latest_charge", pi);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &j), 200);
+    assert_string_equal(jstr(j, "payment_method.object"), "payment_method");
+    assert_string_equal(jstr(j, "payment_method.card.last4"), "4242");
+    assert_string_equal(jstr(j, "latest_charge.object"), "charge");
+    json_decref(j);
+    assert_int_equal(api_call(&payd, "GET", "/v1/payment_intents?limit=2&expand[]=data.latest_charge", NULL, &j), 200);
+    json_t *first = json_array_get(json_object_get(j, "data"), 0);
+    assert_string_equal(jstr(first, "id"), pi);
+    assert_string_equal(jstr(first, "latest_charge.object"), "charge");
+    json_decref(j);
+    /* a refund's charge, its intent, its payment method: depth 3 */
+    snprintf(path, sizeof(path), "payment_intent=%s&amount=100&expand[]=charge.payment_intent.payment_method", pi);
+    assert_int_equal(api_call(&payd, "POST", "/v1/refunds", path, &j), 200);
+    assert_string_equal(jstr(j, "charge.payment_intent.payment_method.object"), "payment_method");
+    json_decref(j);
+    /* deeper than 4, or through a field that is not expandable */
+    assert_int_equal(api_call(&payd, "GET",
+                              "/v1/refunds?expand[]=data.charge.payment_intent.latest_charge.payment_intent.latest_charge",
+                              NULL, &j),
+                     400);
+    api_expect_error(j, "parameter_invalid", "expand");
+    json_decref(j);
+    snprintf(path, sizeof(path), "/v1/payment_intents/%s?expand[]=amount", pi);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &j), 400);
+    assert_non_null(strstr(jstr(j, "error.message"), "This property cannot be expanded (amount)."));
+    json_decref(j);
+}
+
 /* returns once the clock's second has changed: the new second */
 static long
 next_second(void)
@@ -726,6 +782,7 @@ main(void)
         cmocka_unit_test(balance_and_ledger_verify),
         cmocka_unit_test(test_and_live_objects_are_separate),
         cmocka_unit_test(lists_filter_by_creation_time),
+        cmocka_unit_test(expand_turns_ids_into_objects),
         cmocka_unit_test(no_pan_or_cvc_in_payd_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
