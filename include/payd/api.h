@@ -60,6 +60,11 @@ void pd_api_stop(pd_api_t *a);
 void pd_api_free(pd_api_t *a);
 
 
+/* Whether an expand[] path can be followed on the objects of a route's resource
+ * ("payment_intents", ...), a list's when list (src/api/expand.c; exposed for its fuzz
+ * target). */
+bool pd_expand_path_ok(const char *resource, bool list, pd_view_t path);
+
 /* The routes (for the OpenAPI consistency test and docs). */
 extern const pd_route_t pd_api_routes[];
 extern const size_t pd_api_routes_n;

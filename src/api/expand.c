@@ -43,20 +43,27 @@ field_type(otype_t on, const char *field, size_t len)
     return T_NONE;
 }
 
-/* the route's object, and whether it answers a list */
+/* the object a route's resource answers with */
 static otype_t
-root_type(const pd_req_t *r, bool *list)
+resource_type(const char *resource)
 {
     static const struct {
         const char *resource;
         otype_t t;
     } roots[] = {{"payment_intents", T_PI}, {"charges", T_CHARGE}, {"payment_methods", T_PM},
                  {"refunds", T_REFUND},     {"disputes", T_DISPUTE}};
-    *list = r->route->method == PD_M_GET && strchr(r->route->pattern, ':') == NULL;
-    for (size_t i = 0; r->route->resource != NULL && i < sizeof(roots) / sizeof(roots[0]); i++)
-        if (strcmp(roots[i].resource, r->route->resource) == 0)
+    for (size_t i = 0; resource != NULL && i < sizeof(roots) / sizeof(roots[0]); i++)
+        if (strcmp(roots[i].resource, resource) == 0)
             return roots[i].t;
     return T_NONE;
+}
+
+/* the route's object, and whether it answers a list */
+static otype_t
+root_type(const pd_req_t *r, bool *list)
+{
+    *list = r->route->method == PD_M_GET && strchr(r->route->pattern, ':') == NULL;
+    return resource_type(r->route->resource);
 }
 
 static bool
@@ -96,6 +103,12 @@ path_valid(otype_t t, bool list, pd_view_t path)
             return false; /* a trailing dot */
     }
     return true;
+}
+
+bool
+pd_expand_path_ok(const char *resource, bool list, pd_view_t path)
+{
+    return path_valid(resource_type(resource), list, path);
 }
 
 int
