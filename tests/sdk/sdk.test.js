@@ -134,6 +134,91 @@ step('webhooks verify with constructEvent', async () => {
   }
 });
 
+step('expand: the latest charge and its intent as objects', async () => {
+  const pi = await stripe.paymentIntents.create({
+    amount: 2500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true,
+    expand: ['latest_charge', 'latest_charge.payment_intent'],
+  });
+  assert.equal(pi.latest_charge.object, 'charge');
+  assert.equal(pi.latest_charge.amount_captured, 2500);
+  assert.equal(pi.latest_charge.payment_intent.id, pi.id);
+  const again = await stripe.paymentIntents.retrieve(pi.id, { expand: ['payment_method'] });
+  assert.equal(again.payment_method.card.last4, '4242');
+  await assert.rejects(stripe.paymentIntents.retrieve(pi.id, { expand: ['customer.nope'] }),
+    (e) => e.type === 'StripeInvalidRequestError' && e.param === 'expand');
+});
+
+step('auto-pagination visits every object once while new ones are made', async () => {
+  const before = new Set();
+  for (let i = 0; i < 23; i++) before.add((await stripe.paymentIntents.create({ amount: 300 + i, currency: 'gbp' })).id);
+  const seen = new Map();
+  let made = 0;
+  for await (const pi of stripe.paymentIntents.list({ limit: 5 })) {
+    seen.set(pi.id, (seen.get(pi.id) || 0) + 1);
+    if (made < 10) { made++; await stripe.paymentIntents.create({ amount: 999, currency: 'gbp' }); }
+  }
+  for (const id of before) assert.equal(seen.get(id), 1, `${id} visited ${seen.get(id) || 0} times`);
+  for (const [id, n] of seen) assert.equal(n, 1, `${id} visited ${n} times`);
+});
+
+/* the dispute of a payment with Stripe's dispute test card, once it reaches status */
+async function disputeOf(pi, status) {
+  for (let i = 0; i < 120; i++) {
+    const list = await stripe.disputes.list({ payment_intent: pi });
+    if (list.data.length > 0 && list.data[0].status === status) return list.data[0];
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no dispute of ${pi} in status ${status}`);
+}
+
+step('disputes: one won, one lost, the balance after each', async () => {
+  const total = async () => {
+    const b = await stripe.balance.retrieve();
+    return [...b.available, ...b.pending].filter((x) => x.currency === 'usd').reduce((s, x) => s + x.amount, 0);
+  };
+  const b0 = await total();
+  const won = await stripe.paymentIntents.create({ amount: 4000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+  let d = await disputeOf(won.id, 'needs_response');
+  assert.equal(d.amount, 4000);
+  assert.equal((await stripe.charges.retrieve(d.charge)).disputed, true);
+  d = await stripe.disputes.update(d.id, { evidence: { uncategorized_text: 'winning_evidence' } });
+  assert.equal(d.status, 'under_review');
+  await disputeOf(won.id, 'won');
+  const net = 4000 - Math.floor((4000 * 29 + 500) / 1000) - 30;
+  assert.equal(await total() - b0, net);
+  const lost = await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', payment_method: 'pm_card_createDispute', confirm: true });
+  d = await disputeOf(lost.id, 'needs_response');
+  d = await stripe.disputes.close(d.id);
+  assert.equal(d.status, 'lost');
+  assert.equal(await total() - b0, net + (1000 - Math.floor((1000 * 29 + 500) / 1000) - 30) - 1000 - 1500);
+});
+
+step('a balance report run gives a CSV file', async () => {
+  const end = Math.floor(Date.now() / 1000);
+  let run = await stripe.reporting.reportRuns.create({
+    report_type: 'balance.summary.1', parameters: { interval_start: end - 3600, interval_end: end, currency: 'usd' },
+  });
+  assert.equal(run.status, 'pending');
+  for (let i = 0; i < 100 && run.status === 'pending'; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    run = await stripe.reporting.reportRuns.retrieve(run.id);
+  }
+  assert.equal(run.status, 'succeeded');
+  assert.equal(run.result.object, 'file');
+  const file = await stripe.files.retrieve(run.result.id);
+  assert.equal(file.purpose, 'finance_report_run');
+  const types = await stripe.reporting.reportTypes.list();
+  assert.ok(types.data.some((t) => t.id === 'balance_change_from_activity.itemized.1'));
+});
+
+step('Stripe-Version is answered', async () => {
+  const versioned = new Stripe(process.env.SDK_KEY, {
+    host: '127.0.0.1', port: Number(process.env.SDK_PORT), protocol: 'https', apiVersion: '2023-10-16',
+  });
+  const pi = await versioned.paymentIntents.create({ amount: 100, currency: 'usd' });
+  assert.equal(pi.lastResponse.headers['stripe-version'], '2023-10-16');
+});
+
 (async () => {
   let failed = 0;
   for (const s of steps) {
