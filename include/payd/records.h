@@ -290,6 +290,9 @@ int pd_refund_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemod
                   pd_refund_rec_t *out) PD_WUR;
 int pd_refund_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
                    void *arg, bool *has_more) PD_WUR;
+/* pd_refund_list whose filter is the charge (pd_refund_list's is the payment intent) */
+int pd_refund_list_by_charge(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q,
+                             pd_rec_fn fn, void *arg, bool *has_more) PD_WUR;
 
 /* --- ledger and balance --- */
 /* Inserts a balanced posting under a new transaction id (PD_ERR_INVALID if it does not sum to zero). */

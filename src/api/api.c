@@ -91,7 +91,7 @@ const pd_route_t pd_api_routes[] = {
     {PD_M_GET, "/v1/charges", pd_h_charge_list, API, 0, &pd_schema_list_charges, "charges"},
     {PD_M_GET, "/v1/charges/:id", pd_h_charge_get, API, 0, &pd_schema_retrieve, "charges"},
     {PD_M_POST, "/v1/refunds", pd_h_refund_create, API, BODY, &pd_schema_refund_create, "refunds"},
-    {PD_M_GET, "/v1/refunds", pd_h_refund_list, API, 0, &pd_schema_list_charges, "refunds"},
+    {PD_M_GET, "/v1/refunds", pd_h_refund_list, API, 0, &pd_schema_list_disputes, "refunds"},
     {PD_M_GET, "/v1/refunds/:id", pd_h_refund_get, API, 0, &pd_schema_retrieve, "refunds"},
     {PD_M_GET, "/v1/balance", pd_h_balance_get, API, 0, &pd_schema_retrieve, "balance"},
     {PD_M_GET, "/v1/balance_transactions", pd_h_btxn_list, API, 0, &pd_schema_list, "balance"},

@@ -239,5 +239,11 @@ each_refund(void *rec, void *arg)
 void
 pd_h_refund_list(pd_req_t *r)
 {
-    pd_list_respond(r, "/v1/refunds", "refund", "payment_intent", pd_refund_list, each_refund);
+    bool by_charge = pd_param_str(r, "charge") != NULL;
+    if (by_charge && pd_param_str(r, "payment_intent") != NULL) {
+        pd_resp_invalid(r, "parameter_invalid", "charge", "You may only filter refunds by one of charge and payment_intent.");
+        return;
+    }
+    pd_list_respond(r, "/v1/refunds", "refund", by_charge ? "charge" : "payment_intent",
+                    by_charge ? pd_refund_list_by_charge : pd_refund_list, each_refund);
 }

@@ -333,3 +333,20 @@ pd_refund_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, 
 {
     return pd_list_run(db, a, &refund_list, merchant, livemode, q, fn, arg, has_more);
 }
+
+static const pd_list_def_t refund_list_charge = {
+    "SELECT " RE_COLS " FROM refunds WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR charge = ?) "
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "SELECT " RE_COLS " FROM refunds WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR charge = ?) "
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "SELECT seq FROM refunds WHERE id = ? AND merchant_id = ? AND livemode = ?",
+    decode_refund,
+    sizeof(pd_refund_rec_t),
+};
+
+int
+pd_refund_list_by_charge(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q,
+                         pd_rec_fn fn, void *arg, bool *has_more)
+{
+    return pd_list_run(db, a, &refund_list_charge, merchant, livemode, q, fn, arg, has_more);
+}

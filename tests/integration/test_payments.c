@@ -690,7 +690,19 @@ expand_turns_ids_into_objects(void **state)
     snprintf(path, sizeof(path), "payment_intent=%s&amount=100&expand[]=charge.payment_intent.payment_method", pi);
     assert_int_equal(api_call(&payd, "POST", "/v1/refunds", path, &j), 200);
     assert_string_equal(jstr(j, "charge.payment_intent.payment_method.object"), "payment_method");
+    /* the refunds list by charge */
+    char ch[64];
+    assert_non_null(jstr(j, "charge.id"));
+    snprintf(ch, sizeof(ch), "%s", jstr(j, "charge.id"));
     json_decref(j);
+    json_t *l;
+    snprintf(path, sizeof(path), "/v1/refunds?charge=%s", ch);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &l), 200);
+    assert_int_equal(json_array_size(json_object_get(l, "data")), 1);
+    json_decref(l);
+    assert_int_equal(api_call(&payd, "GET", "/v1/refunds?charge=ch_nothing00000000", NULL, &l), 200);
+    assert_int_equal(json_array_size(json_object_get(l, "data")), 0);
+    json_decref(l);
     /* deeper than 4, or through a field that is not expandable */
     assert_int_equal(api_call(&payd, "GET",
                               "/v1/refunds?expand[]=data.charge.payment_intent.latest_charge.payment_intent.latest_charge",
