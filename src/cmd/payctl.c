@@ -34,6 +34,7 @@ static const struct {
     {payctl_store_cmds, &payctl_store_ncmds},
     {payctl_alarms_cmds, &payctl_alarms_ncmds},
     {payctl_cluster_cmds, &payctl_cluster_ncmds},
+    {payctl_backup_cmds, &payctl_backup_ncmds},
 };
 
 static void
