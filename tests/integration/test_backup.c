@@ -258,7 +258,7 @@ backup_drill(void **state)
     snprintf(path, sizeof(path), "%s/keep", newdir);
     write_all(path, "x", 1);
     const char *restore[] = {"backup", "restore", archive, "--data-dir", newdir, NULL};
-    expect_fail(restore, "not empty");
+    expect_fail(restore, "exists and is not empty: restore into a new or empty directory");
     assert_int_equal(stat(path, &st), 0);
     unlink(path);
     rc = run_payctl(&out, restore);
@@ -271,6 +271,24 @@ backup_drill(void **state)
     pd_h_payd_t r;
     pd_h_opts_t opts = {.reuse_dir = newdir};
     assert_int_equal(pd_h_start(&r, &opts), 0);
+    /* nothing was made anew: the same vault credentials, no new vault, no new merchant */
+    static const char *const creds[] = {"admin", "api", "processor", "rotation"};
+    for (size_t i = 0; i < 4; i++) {
+        char a[500], b[500];
+        size_t na, nb;
+        snprintf(a, sizeof(a), "%s/vault/credentials/%s", payd.dir, creds[i]);
+        snprintf(b, sizeof(b), "%s/vault/credentials/%s", r.dir, creds[i]);
+        char *ca = read_all(a, &na), *cb = read_all(b, &nb);
+        if (na != nb || memcmp(ca, cb, na) != 0)
+            fail_msg("the restored vault's %s credential is not the original's", creds[i]);
+        free(ca);
+        free(cb);
+    }
+    char *log = pd_h_log(&r);
+    assert_non_null(log);
+    if (strstr(log, "\"new_vault\":true") != NULL || strstr(log, "demo merchant created") != NULL)
+        fail_msg("payd --dev initialized something anew on the restored dir:\n%s", log);
+    free(log);
     for (int i = 0; i < USD_PAYMENTS; i++) {
         snprintf(path, sizeof(path), "/v1/payment_intents/%s", pis[i]);
         assert_int_equal(api_call(&r, "GET", path, NULL, &o), 200);
