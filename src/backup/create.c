@@ -267,10 +267,16 @@ pd_backup_create(const pd_backup_create_opts_t *o, pd_backup_stats_t *st, char *
         rc = PD_ERR_EXISTS;
         goto out;
     }
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(dir, W_OK | X_OK) != 0) {
-        rc = errno != 0 ? -errno : PD_ERR_PERM;
-        snprintf(err, cap, "--out %s: cannot write in %s: %s", o->out, dir,
-                 stat(dir, &sb) != 0 ? strerror(errno) : !S_ISDIR(sb.st_mode) ? "not a directory" : "permission denied");
+    const char *why = NULL;
+    if (stat(dir, &sb) != 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(sb.st_mode))
+        why = "not a directory";
+    else if (access(dir, W_OK | X_OK) != 0)
+        why = strerror(errno);
+    if (why != NULL) {
+        snprintf(err, cap, "--out %s: cannot write in %s: %s", o->out, dir, why);
+        rc = PD_ERR_PERM;
         goto out;
     }
     snprintf(j->work, sizeof(j->work), "%s/.payd-backup-XXXXXX", dir);
