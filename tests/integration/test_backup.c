@@ -332,7 +332,18 @@ backup_drill(void **state)
     assert_int_equal(api_charge(&r, pm, 4242, "usd", &o), 200);
     assert_string_equal(jstr(o, "status"), "succeeded");
     json_decref(o);
+    /* the restored vault's audit chain verifies through the vault itself too */
+    const char *av[] = {"--json", "audit", "verify", NULL};
+    rc = pd_h_payctl(&r, av, &out);
+    if (rc != 0 || strstr(out, "\"intact\":true") == NULL)
+        fail_msg("payctl audit verify on the restored vault: exit %d:\n%s", rc, out);
+    free(out);
     assert_int_equal(pd_h_stop(&r, SIGTERM, 15000), 0);
+    /* the data key's issue is in the vault's copy of its audit log (the snapshot's own
+     * record comes after the copy) */
+    assert_int_equal(api_sql_long(&r, "vault/vault.db",
+                                  "SELECT count(*) FROM audit_log WHERE action = 'backup.key' AND outcome = 'success'"),
+                     1);
     pd_h_cleanup(&r);
 }
 
