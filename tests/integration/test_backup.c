@@ -251,6 +251,12 @@ backup_drill(void **state)
     expect_fail(exists, "refusing to overwrite");
     const char *nodir[] = {"backup", "create", "--out", "/nonexistent-payd-dir/x.pdbk", NULL};
     expect_fail(nodir, "cannot write in /nonexistent-payd-dir");
+    const char *pg[] = {"--set", "store.backend=postgres", "backup", "create", "--out", "/tmp/payd-pg.pdbk", NULL};
+    expect_fail(pg, "[store] backend = postgres: payctl backup copies the SQLite store only");
+    const char *list[] = {"backup", "list", NULL};
+    expect_fail(list, "backup list needs backups in the file store");
+    const char *restore_nodir[] = {"backup", "restore", archive, NULL};
+    expect_fail(restore_nodir, "--data-dir NEW is required");
 
     /* restore: a non-empty directory is refused and left as it was */
     snprintf(newdir, sizeof(newdir), "%s-restored", payd.dir);
