@@ -61,6 +61,7 @@ int pd_backup_header_dec(pd_view_t in, pd_backup_header_t *h, char *err, size_t 
 
 /* --- creating, verifying and restoring archives (payctl backup; docs/backups.md) --- */
 
+#include <signal.h>
 #include <sys/types.h>
 
 typedef struct pd_vault_client pd_vault_client_t;
@@ -75,6 +76,9 @@ typedef struct {
     const char *out;           /* the archive to write: must not exist, its directory must */
     pd_backup_progress_fn progress;
     void *arg;
+    /* may be NULL; once it reads nonzero (a signal handler sets it) the work stops at the
+     * next chunk with PD_ERR_CLOSED and everything made so far is removed */
+    const volatile sig_atomic_t *cancel;
 } pd_backup_create_opts_t;
 
 typedef struct {
@@ -106,6 +110,7 @@ typedef struct {
     gid_t payd_gid, vault_gid;
     pd_backup_progress_fn progress;
     void *arg;
+    const volatile sig_atomic_t *cancel; /* as for create */
 } pd_backup_restore_opts_t;
 
 typedef struct {

@@ -234,7 +234,7 @@ pd_backup_create(const pd_backup_create_opts_t *o, pd_backup_stats_t *st, char *
     char dir[4200], src[4400], dst[4500];
     const char *base;
     job_t *j = calloc(1, sizeof(*j));
-    pd_bk_out_t out = {0};
+    pd_bk_out_t out = {.cancel = o->cancel};
     pd_buf_t hdr;
     pd_backup_header_t h = {.version = PD_BACKUP_VERSION};
     int64_t pages = 0;
@@ -316,6 +316,12 @@ pd_backup_create(const pd_backup_create_opts_t *o, pd_backup_stats_t *st, char *
     }
     if ((rc = put_parts(o, j, &out, err, cap)) != 0) {
         pd_file_writer_abort(out.w);
+        goto out;
+    }
+    if (o->cancel != NULL && *o->cancel) {
+        pd_file_writer_abort(out.w);
+        snprintf(err, cap, "interrupted");
+        rc = PD_ERR_CLOSED;
         goto out;
     }
     rc = pd_file_writer_commit(out.w, NULL, NULL);

@@ -2,6 +2,7 @@
 #ifndef PAYD_BACKUP_INTERNAL_H
 #define PAYD_BACKUP_INTERNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -28,6 +29,7 @@ typedef struct {
     int64_t parts;
     uint64_t bytes;
     uint8_t *buf; /* PD_BK_IOBUF */
+    const volatile sig_atomic_t *cancel; /* may be NULL: nonzero stops the copy (PD_ERR_CLOSED) */
 } pd_bk_out_t;
 
 /* Appends the file at path as part name (mode & 0777), its bytes streamed and hashed.
@@ -41,6 +43,7 @@ typedef struct {
     size_t len, off;
     bool eof;
     uint64_t bytes;
+    const volatile sig_atomic_t *cancel; /* may be NULL: nonzero stops the read (PD_ERR_CLOSED) */
 } pd_bk_in_t;
 
 typedef struct {

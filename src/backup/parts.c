@@ -94,6 +94,11 @@ pd_bk_put_file(pd_bk_out_t *o, const char *name, const char *path, char *err, si
     /* exactly the size announced: a file that grows or shrinks meanwhile is an error */
     uint64_t left = (uint64_t)st.st_size;
     while (left > 0) {
+        if (o->cancel != NULL && *o->cancel) {
+            snprintf(err, cap, "interrupted");
+            r = PD_ERR_CLOSED;
+            goto out;
+        }
         ssize_t k = read(fd, o->buf, left < PD_BK_IOBUF ? (size_t)left : PD_BK_IOBUF);
         if (k < 0 && errno == EINTR)
             continue;
@@ -161,6 +166,10 @@ take(pd_bk_in_t *in, void *out, size_t n, char *err, size_t cap)
             if (in->eof) {
                 snprintf(err, cap, "the archive's contents end early: %s", pd_bk_format_error(PD_ERR_TRUNCATED));
                 return PD_ERR_TRUNCATED;
+            }
+            if (in->cancel != NULL && *in->cancel) {
+                snprintf(err, cap, "interrupted");
+                return PD_ERR_CLOSED;
             }
             int r = pd_file_reader_read(in->r, in->buf, PD_FILE_CHUNK, &in->len);
             in->off = 0;

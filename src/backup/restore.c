@@ -384,7 +384,7 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
 {
     char work[4500] = "", unseal[4600], pass[4700], parent[4300];
     uint8_t key[PD_BACKUP_KEY_LEN];
-    pd_bk_in_t in = {0};
+    pd_bk_in_t in = {.cancel = o->cancel};
     pd_view_t id, wrapped;
     pd_backup_header_t h;
     int rc;
@@ -487,6 +487,11 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
     if (o->target == NULL) {
         say(o, "archive verified: %lld parts, %llu bytes", (long long)rep->parts, (unsigned long long)rep->bytes);
         goto out; /* verify: the temporary directory goes */
+    }
+    if (o->cancel != NULL && *o->cancel) {
+        snprintf(err, cap, "interrupted");
+        rc = PD_ERR_CLOSED;
+        goto out;
     }
     if ((rc = settle(o, work, err, cap)) != 0)
         goto out;

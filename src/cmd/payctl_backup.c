@@ -1,6 +1,7 @@
 /* payctl commands of backups: backup create|verify|restore|list (docs/backups.md). The
  * work is in src/backup/; this file reads the flags and prints. */
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,27 @@ only(payctl_t *ctx, int argc, char **argv, const char *const *known, const char 
     return 0;
 }
 
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* SIGINT, SIGTERM and SIGHUP stop the work at its next chunk, so that it removes what it made
+ * (the decrypted parts of a restore among them) instead of leaving it behind */
+static void
+catch_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGHUP, &sa, NULL);
+}
+
 static void
 progress(void *arg, const char *line)
 {
@@ -98,7 +120,8 @@ cmd_create(payctl_t *ctx, int argc, char **argv)
     else
         snprintf(db, sizeof(db), "%s/payd.db", ctx->data_dir);
     pd_backup_create_opts_t o = {.vault = payctl_vault(ctx), .data_dir = ctx->data_dir, .payd_db = db, .out = out,
-                                 .progress = progress, .arg = ctx};
+                                 .progress = progress, .arg = ctx, .cancel = &interrupted};
+    catch_signals();
     pd_backup_stats_t st;
     double t0 = now_s();
     if ((rc = pd_backup_create(&o, &st, err, sizeof(err))) != 0)
@@ -168,7 +191,9 @@ open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
         return payctl_fail(ctx, "cannot find payd-vault next to payctl: it unwraps the archive's key");
     pd_backup_restore_opts_t o = {.archive = file, .target = target,
                                   .passphrase_file = flag(argc, argv, "--passphrase-file"), .share_files = shares,
-                                  .nshares = nshares, .vault_bin = bin, .progress = progress, .arg = ctx};
+                                  .nshares = nshares, .vault_bin = bin, .progress = progress, .arg = ctx,
+                                  .cancel = &interrupted};
+    catch_signals();
     if (restore && geteuid() == 0) {
         /* as payd --dev and payd-vault expect at their start: the vault's files are its user's */
         const char *pu = ctx->server.user != NULL && ctx->server.user[0] != '\0' ? ctx->server.user : "payd";
