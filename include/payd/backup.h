@@ -36,6 +36,9 @@
 #define PD_BACKUP_F_DEV 1u          /* the dev passphrase is in the header */
 #define PD_BACKUP_KEYFILE_MAX 512   /* a root.key is ~210 bytes */
 #define PD_BACKUP_DEVPASS_MAX 128
+/* the vault's copy of vault.db, in its directory (0600, the vault user's): backup.snapshot
+ * writes it, payctl reads it into the archive and removes it */
+#define PD_BACKUP_VAULT_SNAPSHOT "backup-snapshot.db"
 
 typedef enum {
     PD_BACKUP_UNSEAL_PASSPHRASE = 1, /* root.key, sealed under a passphrase */

@@ -126,9 +126,22 @@ get_vault_snapshot(const pd_backup_create_opts_t *o, job_t *j, char *err, size_t
     int rc = vault_op(o, "backup.snapshot", &r, &js, err, cap);
     const char *path = rc == 0 ? json_string_value(json_object_get(js, "path")) : NULL;
     const char *dir = rc == 0 ? json_string_value(json_object_get(js, "dir")) : NULL;
-    if (rc == 0 && (path == NULL || dir == NULL || path[0] != '/' || dir[0] != '/')) {
+    char want[4300];
+    struct stat sb;
+    if (rc == 0 && (path == NULL || dir == NULL || dir[0] != '/' || strstr(dir, "/../") != NULL ||
+                    snprintf(want, sizeof(want), "%s/%s", dir, PD_BACKUP_VAULT_SNAPSHOT) >= (int)sizeof(want) ||
+                    strcmp(path, want) != 0)) {
+        /* payctl runs as root: it reads and removes only the one file the vault may name */
         snprintf(err, cap, "the vault's answer to backup.snapshot is malformed");
         rc = PD_ERR_PROTOCOL;
+    }
+    if (rc == 0 && lstat(path, &sb) != 0) {
+        snprintf(err, cap, "cannot read the vault's copy %s (is payctl on the vault's host?): %s", path,
+                 strerror(errno));
+        rc = PD_ERR_IO;
+    } else if (rc == 0 && !S_ISREG(sb.st_mode)) {
+        snprintf(err, cap, "the vault's copy %s is not a regular file", path);
+        rc = PD_ERR_IO;
     }
     if (rc == 0) {
         snprintf(j->snapshot, sizeof(j->snapshot), "%s", path);

@@ -62,8 +62,12 @@ static int
 target_free(const char *target, char *err, size_t cap)
 {
     struct stat st;
-    if (lstat(target, &st) != 0)
-        return errno == ENOENT ? 0 : -errno;
+    if (lstat(target, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, cap, "cannot use %s: %s", target, strerror(errno));
+        return -errno;
+    }
     if (!S_ISDIR(st.st_mode)) {
         snprintf(err, cap, "%s exists and is not a directory: restore into a new or empty directory", target);
         return PD_ERR_EXISTS;
@@ -455,6 +459,7 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
     snprintf(unseal, sizeof(unseal), "%s/.unseal", work);
     if (mkdir(unseal, 0700) != 0) {
         rc = -errno;
+        snprintf(err, cap, "cannot make %s: %s", unseal, strerror(errno));
         goto out;
     }
     snprintf(pass, sizeof(pass), "%s/root.key", unseal);

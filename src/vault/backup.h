@@ -13,8 +13,6 @@ int pd_vault_backup_wrap(const uint8_t root[PD_KEY_LEN], uint8_t key[PD_BACKUP_K
  * it (another vault, a changed byte); PD_ERR_INVALID for another length. */
 int pd_vault_backup_unwrap(const uint8_t root[PD_KEY_LEN], pd_view_t wrapped, uint8_t key[PD_BACKUP_KEY_LEN]) PD_WUR;
 
-/* The snapshot's name in the vault's directory (0600, the vault user's; payctl, as root,
- * reads it into the archive and removes it) */
-#define PD_VAULT_SNAPSHOT_NAME "backup-snapshot.db"
+#define PD_VAULT_SNAPSHOT_NAME PD_BACKUP_VAULT_SNAPSHOT
 
 #endif
