@@ -353,11 +353,75 @@ backup_drill(void **state)
     pd_h_cleanup(&r);
 }
 
+/* A vault sealed under an operator's passphrase (no dev passphrase): the archive needs it,
+ * a wrong one is refused, and the restored vault unseals with it. */
+static void
+a_passphrase_vault_needs_its_passphrase(void **state)
+{
+    (void)state;
+    char pass[300], wrong[300], set[400], archive[300], newdir[300], path[400], *out = NULL;
+    snprintf(pass, sizeof(pass), "%s.pass", payd.dir);
+    snprintf(wrong, sizeof(wrong), "%s.wrong", payd.dir);
+    write_all(pass, "an operator's long passphrase\n", 30);
+    write_all(wrong, "not it\n", 7);
+    snprintf(set, sizeof(set), "vault.passphrase_file=%s", pass);
+    const char *args[] = {"--set", set, NULL};
+    pd_h_payd_t p;
+    pd_h_opts_t opts = {.args = args};
+    assert_int_equal(pd_h_start(&p, &opts), 0);
+    /* payd --dev writes a dev passphrase even when given a file; this vault's root key is
+     * sealed under the file's: without the dev file the archive is a production one */
+    snprintf(path, sizeof(path), "%s/vault/dev-passphrase", p.dir);
+    assert_int_equal(unlink(path), 0);
+    api_load_credentials(&p);
+    char pm[64];
+    assert_int_equal(api_card_pm(&p, CARD, pm, sizeof(pm)), 200);
+    json_t *o = NULL;
+    assert_int_equal(api_charge(&p, pm, 2500, "usd", &o), 200);
+    json_decref(o);
+    snprintf(archive, sizeof(archive), "%s.pdbk", p.dir);
+    const char *create[] = {PAYCTL_BIN, "--data-dir", p.dir, "backup", "create", "--out", archive, NULL};
+    int rc = pd_h_run(create, &out);
+    if (rc != 0 || strstr(out, "WARNING") != NULL)
+        fail_msg("backup create (no dev passphrase): exit %d:\n%s", rc, out);
+    free(out);
+    size_t n;
+    char *bytes = read_all(archive, &n);
+    assert_false(contains(bytes, n, "an operator's long passphrase"));
+    free(bytes);
+    const char *none[] = {"backup", "verify", archive, NULL};
+    expect_fail(none, "sealed under the vault's passphrase: give --passphrase-file F");
+    const char *bad[] = {"backup", "verify", archive, "--passphrase-file", wrong, NULL};
+    expect_fail(bad, "a wrong passphrase");
+    snprintf(newdir, sizeof(newdir), "%s-restored", p.dir);
+    const char *restore[] = {"backup", "restore", archive, "--data-dir", newdir, "--passphrase-file", pass, NULL};
+    rc = run_payctl(&out, restore);
+    if (rc != 0 || strstr(out, "restored") == NULL)
+        fail_msg("backup restore --passphrase-file: exit %d:\n%s", rc, out);
+    free(out);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 15000), 0);
+    pd_h_cleanup(&p);
+    unlink(archive);
+    /* the restored vault unseals with the passphrase, the card pays */
+    pd_h_payd_t r;
+    pd_h_opts_t ropts = {.args = args, .reuse_dir = newdir};
+    assert_int_equal(pd_h_start(&r, &ropts), 0);
+    assert_int_equal(api_charge(&r, pm, 2600, "usd", &o), 200);
+    assert_string_equal(jstr(o, "status"), "succeeded");
+    json_decref(o);
+    assert_int_equal(pd_h_stop(&r, SIGTERM, 15000), 0);
+    pd_h_cleanup(&r);
+    unlink(pass);
+    unlink(wrong);
+    api_load_credentials(&payd);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backup_drill),
+        cmocka_unit_test(a_passphrase_vault_needs_its_passphrase),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
