@@ -25,7 +25,7 @@ run: deps all
 # Then a ThreadSanitizer build runs the unit tests and the concurrency tests again
 # (TSAN_TESTS; TSAN=0 skips it).
 TSAN ?= 1
-TSAN_TESTS ?= ^unit/|^integration/(concurrency|races)$$
+TSAN_TESTS ?= ^unit/|^integration/(concurrency|races|reports)$$
 test: deps
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPAYD_SANITIZE=ON -DPAYD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)

@@ -82,6 +82,7 @@ struct pd_req {
     void *auth;         /* set by the authentication filter */
     const char *caller; /* who is calling, safe to log (an API key's id); set by authentication */
     char trace_id[33];  /* W3C trace id: the client's (traceparent) or a new one */
+    char stripe_version[48]; /* API listener: the request's Stripe-Version, else payd's (sent back as Stripe-Version) */
     char span_id[17];   /* this request's span, sent back in traceparent */
     uint8_t trace_flags;
     const char *waf_action; /* set by the WAF for the access log: "pass", "log", "block"; NULL: not inspected */
@@ -116,6 +117,16 @@ void pd_resp_json(pd_req_t *r, int status, pd_view_t body);
 /* Sends a body (copied) of another media type (content_type: a static string, e.g.
  * "text/plain; version=0.0.4; charset=utf-8"). */
 void pd_resp_body(pd_req_t *r, int status, const char *content_type, pd_view_t body);
+/* A response whose body is made piece by piece, on r's loop: pull(arg, buf, cap, &n,
+ * &done) fills up to cap (PD_RESP_STREAM_PIECE) bytes each time the previous piece was
+ * sent, and sets done with the last one; an error cuts the body short. length is the
+ * body's size (-1: unknown, chunked). dispose(arg) (may be NULL) runs once, when the
+ * request ends, whether the body was finished or the client went away. Memory is one
+ * piece whatever the size. */
+#define PD_RESP_STREAM_PIECE (64 * 1024)
+typedef int (*pd_resp_pull_fn)(void *arg, uint8_t *buf, size_t cap, size_t *n, bool *done);
+void pd_resp_stream(pd_req_t *r, int status, const char *content_type, int64_t length, pd_resp_pull_fn pull,
+                    void (*dispose)(void *arg), void *arg);
 /*
  * Sends a Stripe-shaped error: {"error":{"type","code","message","param","request_log_url"?}}.
  * code and param may be NULL (omitted). extra_json, if not NULL, is a string of

@@ -41,6 +41,10 @@ pd_view_t pd_pi_json(pd_arena_t *a, const pd_pi_rec_t *p);
 /* Inserts an event whose data.object is the JSON text obj, with its outbox row. */
 int pd_emit_raw(pd_db_t *tx, const char *merchant, bool livemode, const char *type, pd_view_t obj,
                 const char *request_id, const char *idem_key, int64_t now);
+/* The Stripe-Version of the request whose write runs on this thread (NULL or "": none):
+ * the events pd_emit_raw inserts meanwhile record it as their api_version. The API sets
+ * it around each request's write (src/api/op.c); workers leave it unset (payd's). */
+void pd_emit_set_version(const char *api_version);
 
 /* --- phase 2 (outcome.c, record.c) --- */
 /* Phase 2 of a confirmation as data: the charge and intent after the processor's

@@ -123,11 +123,16 @@ typedef struct {
     const char *description;
 } pd_btxn_rec_t;
 
+/* The Stripe API version payd's objects follow (sent as Stripe-Version when a request names none) */
+#define PD_STRIPE_API_VERSION "2024-06-20"
+#define PD_STRIPE_VERSION_MAX 48
+
 typedef struct {
     char id[PD_ID_MAX];
     char merchant_id[PD_ID_MAX];
     bool livemode;
     char type[64];
+    char api_version[PD_STRIPE_VERSION_MAX]; /* the Stripe-Version of the request that made it ("": payd's) */
     const char *data; /* the object snapshot (JSON) */
     char request_id[PD_ID_MAX];
     const char *idempotency_key;
@@ -148,12 +153,44 @@ typedef struct {
     int64_t created, seq;
 } pd_we_rec_t;
 
+/* a file of the file store (src/files/store.c); merchant_id "" for payd's own files (backups) */
+typedef struct {
+    char id[PD_ID_MAX];      /* file_… */
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char purpose[40];        /* finance_report_run | backup */
+    char filename[128];
+    char type[16];           /* csv | pdbackup */
+    int64_t size;
+    char sha256[65];         /* hex SHA-256 of the plaintext */
+    int64_t created, expires_at, seq; /* expires_at 0: never */
+} pd_file_rec_t;
+
+/* a report run (Stripe's reporting.report_run) */
+typedef struct {
+    char id[PD_ID_MAX];      /* frr_… */
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char report_type[64];
+    int64_t interval_start, interval_end; /* [start, end), unix seconds */
+    char currency[4];        /* "" = every currency */
+    char columns[1024];      /* comma-separated: the CSV's columns, in order */
+    char status[16];         /* pending | succeeded | failed */
+    char error[256];         /* failed: why */
+    char result_file[PD_ID_MAX]; /* succeeded: the file's id */
+    int64_t created, succeeded_at, claimed_until, attempts, seq;
+    bool has_result;         /* read: the result file's row exists (it is gone once it expired) */
+    pd_file_rec_t result;    /* read: that row */
+} pd_report_run_rec_t;
+
 /* --- list queries: newest first, cursor by object id --- */
 typedef struct {
     int64_t limit;              /* 1..100 */
     const char *starting_after; /* NULL or an id */
     const char *ending_before;
     const char *filter;         /* per list: events type, charge payment_intent, refunds charge, ... */
+    bool created_range;               /* created[gt|gte|lt|lte] given: only creation times in ... */
+    int64_t created_gte, created_lte; /* ... [created_gte, created_lte] are listed */
 } pd_list_q_t;
 
 typedef int (*pd_rec_fn)(void *rec, void *arg);
@@ -251,12 +288,52 @@ typedef struct {
 int pd_balance(pd_db_t *db, const char *merchant, bool livemode, int64_t now, pd_balance_row_t *rows, size_t cap,
                size_t *n) PD_WUR;
 
+/* Reports: each balance transaction created in [start, end), oldest first (currency
+ * NULL or "": every currency); the record's description is valid during fn only. */
+int pd_btxn_each_created(pd_db_t *db, const char *merchant, bool livemode, const char *currency, int64_t start,
+                         int64_t end, pd_rec_fn fn, void *arg) PD_WUR;
+/* per currency: the net of what was created before start, and gross, fee and net of what was created in [start, end) */
+typedef struct {
+    char currency[4];
+    int64_t before_net, gross, fee, net;
+} pd_btxn_sums_t;
+int pd_btxn_sums(pd_db_t *db, const char *merchant, bool livemode, const char *currency, int64_t start, int64_t end,
+                 pd_btxn_sums_t *rows, size_t cap, size_t *n) PD_WUR;
+
 /* --- events --- */
 int pd_event_insert(pd_db_t *tx, const pd_event_rec_t *e) PD_WUR;
 int pd_event_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
                  pd_event_rec_t *out) PD_WUR;
 int pd_event_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
                   void *arg, bool *has_more) PD_WUR;
+
+/* --- files and report runs (repo_files.c) --- */
+int pd_file_insert(pd_db_t *tx, const pd_file_rec_t *f) PD_WUR;
+int pd_file_get(pd_db_t *db, const char *merchant, bool livemode, const char *id, pd_file_rec_t *out) PD_WUR;
+/* a file by id alone, any merchant (payctl, the janitor) */
+int pd_file_get_any(pd_db_t *db, const char *id, pd_file_rec_t *out) PD_WUR;
+/* the list filter is the purpose */
+int pd_file_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+                 void *arg, bool *has_more) PD_WUR;
+/* every file, newest first, of one purpose (NULL: all), any merchant (payctl) */
+int pd_file_list_all(pd_db_t *db, const char *purpose, pd_rec_fn fn, void *arg) PD_WUR;
+/* up to `limit` files expired at `now` (expires_at in (0, now]), oldest expiry first */
+int pd_file_list_expired(pd_db_t *db, int64_t now, int64_t limit, pd_rec_fn fn, void *arg) PD_WUR;
+/* deletes the row; PD_ERR_NOTFOUND if there is none */
+int pd_file_delete(pd_db_t *tx, const char *id) PD_WUR;
+
+int pd_report_run_insert(pd_db_t *tx, const pd_report_run_rec_t *r) PD_WUR;
+int pd_report_run_get(pd_db_t *db, const char *merchant, bool livemode, const char *id,
+                      pd_report_run_rec_t *out) PD_WUR;
+int pd_report_run_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q,
+                       pd_rec_fn fn, void *arg, bool *has_more) PD_WUR;
+/* Claims the oldest pending run not claimed at `now` (claimed_until < now) until
+ * `until`, counting an attempt: 0 and *out, PD_ERR_NOTFOUND when none is due. Several
+ * workers (nodes) may call it at once: each run goes to one of them. */
+int pd_report_run_claim(pd_db_t *tx, int64_t now, int64_t until, pd_report_run_rec_t *out) PD_WUR;
+/* A pending run's outcome (status succeeded with result_file and succeeded_at, or failed
+ * with error); PD_ERR_STATE if it is no longer pending */
+int pd_report_run_finish(pd_db_t *tx, const pd_report_run_rec_t *r) PD_WUR;
 
 /* --- webhook endpoints --- */
 int pd_we_insert(pd_db_t *tx, const pd_we_rec_t *w) PD_WUR;

@@ -183,5 +183,8 @@ int pd_vault_secret_get_sync(pd_vault_client_t *c, const char *name, pd_vault_re
 int pd_vault_encrypt_sync(pd_vault_client_t *c, const char *key, pd_view_t context, pd_view_t pt,
                           pd_vault_reply_t *out) PD_WUR;
 int pd_vault_decrypt_sync(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd_vault_reply_t *out) PD_WUR;
+/* GenerateDataKey: out->data the plaintext key (wiped by pd_vault_reply_free), out->data2 the wrapped key */
+int pd_vault_generate_data_key_sync(pd_vault_client_t *c, const char *key, pd_view_t context,
+                                    pd_vault_reply_t *out) PD_WUR;
 
 #endif

@@ -11,6 +11,8 @@
 
 #include "api/internal.h"
 #include "payd/log.h"
+#include "payd/file_store.h"
+#include "payd/reports.h"
 #include "payd/stream.h"
 
 #define C(f) offsetof(pd_api_config_t, f)
@@ -67,8 +69,10 @@ pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c)
      * programs that load [payments] know it too */
     if (r == 0)
         r = pd_cache_config_register(cfg);
-    /* [stream] defaults to the cache's Redis: registered with it */
-    return r != 0 ? r : pd_stream_config_register(cfg);
+    /* [stream] defaults to the cache's Redis: registered with it; [files] holds the report files */
+    if (r == 0)
+        r = pd_stream_config_register(cfg);
+    return r != 0 ? r : pd_files_config_register(cfg);
 }
 
 #define API PD_L_API
@@ -98,6 +102,15 @@ const pd_route_t pd_api_routes[] = {
     {PD_M_GET, "/v1/webhook_endpoints/:id", pd_h_we_get, API, 0, &pd_schema_retrieve, "webhook_endpoints"},
     {PD_M_POST, "/v1/webhook_endpoints/:id", pd_h_we_update, API, BODY, &pd_schema_we_update, "webhook_endpoints"},
     {PD_M_DELETE, "/v1/webhook_endpoints/:id", pd_h_we_delete, API, 0, &pd_schema_retrieve, "webhook_endpoints"},
+    {PD_M_POST, "/v1/reporting/report_runs", pd_h_report_run_create, API, BODY, &pd_schema_report_run_create,
+     "reporting"},
+    {PD_M_GET, "/v1/reporting/report_runs", pd_h_report_run_list, API, 0, &pd_schema_list_report_runs, "reporting"},
+    {PD_M_GET, "/v1/reporting/report_runs/:id", pd_h_report_run_get, API, 0, &pd_schema_retrieve, "reporting"},
+    {PD_M_GET, "/v1/reporting/report_types", pd_h_report_type_list, API, 0, &pd_schema_retrieve, "reporting"},
+    {PD_M_GET, "/v1/reporting/report_types/:id", pd_h_report_type_get, API, 0, &pd_schema_retrieve, "reporting"},
+    {PD_M_GET, "/v1/files", pd_h_file_list, API, 0, &pd_schema_list_files, "files"},
+    {PD_M_GET, "/v1/files/:id", pd_h_file_get, API, 0, &pd_schema_retrieve, "files"},
+    {PD_M_GET, "/v1/files/:id/contents", pd_h_file_contents, API, 0, &pd_schema_retrieve, "files"},
 };
 const size_t pd_api_routes_n = sizeof(pd_api_routes) / sizeof(pd_api_routes[0]);
 
@@ -169,8 +182,30 @@ pd_api_start(pd_api_t *a)
         pd_relay_stop(a->relay);
         a->relay = NULL;
     }
+    const pd_files_config_t *fc = pd_files_config();
+    if (r == 0 && (r = pd_files_open(&a->files, fc, a->data_dir, a->store, a->vault->api)) == 0) {
+        pd_reports_opts_t po = {.store = a->store,
+                                .files = a->files,
+                                .relay = a->relay,
+                                .report_expiry_ms = fc->report_expiry_ms,
+                                .janitor_interval_ms = fc->janitor_interval_ms};
+        r = pd_reports_start(&a->reports, &po);
+    }
+    if (r != 0) {
+        pd_files_close(a->files);
+        a->files = NULL;
+        pd_recovery_stop(a->recovery);
+        a->recovery = NULL;
+        pd_relay_stop(a->relay);
+        a->relay = NULL;
+        return r;
+    }
     /* with reads off the loops a request cannot read the key epoch itself */
     if (r == 0 && pd_store_reads_offloaded(a->store) && (r = pd_key_epoch_start(&a->key_epoch, a->store)) != 0) {
+        pd_reports_stop(a->reports);
+        a->reports = NULL;
+        pd_files_close(a->files);
+        a->files = NULL;
         pd_recovery_stop(a->recovery);
         a->recovery = NULL;
         pd_relay_stop(a->relay);
@@ -187,6 +222,10 @@ pd_api_stop(pd_api_t *a)
         return;
     pd_key_epoch_stop(a->key_epoch);
     a->key_epoch = NULL;
+    pd_reports_stop(a->reports);
+    a->reports = NULL;
+    pd_files_close(a->files);
+    a->files = NULL;
     pd_recovery_stop(a->recovery);
     a->recovery = NULL;
     pd_relay_stop(a->relay);

@@ -30,6 +30,8 @@ struct pd_api {
     bool workers_started;
     pd_cache_t *limits; /* usage plans, auth failures, lockouts */
     struct pd_key_epoch *key_epoch; /* with reads off the loops: the API key epoch (key_epoch.c); else NULL */
+    struct pd_files *files;     /* the file store (report files) */
+    struct pd_reports *reports; /* the report worker (src/pay/report_worker.c) */
 };
 
 /* --- the API key epoch off the loops (key_epoch.c) --- */
@@ -254,13 +256,22 @@ void pd_h_we_get(pd_req_t *r);
 void pd_h_we_list(pd_req_t *r);
 void pd_h_we_delete(pd_req_t *r);
 void pd_h_we_update(pd_req_t *r);
+void pd_h_report_run_create(pd_req_t *r);
+void pd_h_report_run_get(pd_req_t *r);
+void pd_h_report_run_list(pd_req_t *r);
+void pd_h_report_type_list(pd_req_t *r);
+void pd_h_report_type_get(pd_req_t *r);
+void pd_h_file_get(pd_req_t *r);
+void pd_h_file_list(pd_req_t *r);
+void pd_h_file_contents(pd_req_t *r);
 
 /* confirmation (shared by create with confirm=true, /confirm, and the recovery worker) */
 void pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id);
 /* schemas of the routes */
 extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_pi_create, pd_schema_pi_update,
     pd_schema_pi_confirm, pd_schema_pi_capture, pd_schema_pi_cancel, pd_schema_list, pd_schema_list_charges,
-    pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve;
+    pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve,
+    pd_schema_report_run_create, pd_schema_list_report_runs, pd_schema_list_files;
 
 /* workers */
 /* authentication filter */

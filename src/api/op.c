@@ -155,7 +155,9 @@ write_wrapper(pd_db_t *tx, void *arg)
     }
     op->status = 0;
     op->idem_redacted = NULL;
+    pd_emit_set_version(op->r->stripe_version); /* the events this write makes, phase 2's included */
     r = op->write(tx, op);
+    pd_emit_set_version(NULL);
     if (r == 0 && op->status != 0 && op->has_idem)
         r = op->idem_redacted != NULL
                 ? pd_idem_complete_redacted(tx, op->auth->merchant_id, op->auth->livemode, op->idem_key, op->status,
@@ -227,6 +229,7 @@ replay(pd_op_t *op)
         return;
     }
     if (!e->complete || e->body == NULL) {
+        pd_resp_header(r, "Stripe-Should-Retry", "true"); /* the SDKs retry it once the other is done */
         pd_resp_error(r, 409, "idempotency_error", "idempotency_key_in_use",
                       "There is currently another in-progress request using this Idempotent Key (that probably means "
                       "you submitted twice, and the other request is still going through). Please try again later.",

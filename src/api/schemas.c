@@ -26,6 +26,8 @@ static const char *const event_types[] = {
     "charge.updated",
     "refund.created",
     "payment_method.attached",
+    "reporting.report_run.succeeded",
+    "reporting.report_run.failed",
     NULL,
 };
 
@@ -110,7 +112,10 @@ static const pd_field_t pi_cancel[] = {
 const pd_schema_t pd_schema_pi_cancel = PD_SCHEMA(pi_cancel);
 
 #define LIST_FIELDS                                                                                                    \
-    {"limit", PD_FT_INT, 0, 1, 100}, {"starting_after", PD_FT_ID, 0}, {"ending_before", PD_FT_ID, 0}, EXPAND
+    {"limit", PD_FT_INT, 0, 1, 100}, {"starting_after", PD_FT_ID, 0}, {"ending_before", PD_FT_ID, 0}, EXPAND,        \
+        {"created", PD_FT_INT, 0, 0, INT64_MAX}, {"created[gt]", PD_FT_INT, 0, 0, INT64_MAX},                        \
+        {"created[gte]", PD_FT_INT, 0, 0, INT64_MAX}, {"created[lt]", PD_FT_INT, 0, 0, INT64_MAX},                   \
+        {"created[lte]", PD_FT_INT, 0, 0, INT64_MAX}
 
 static const pd_field_t list[] = {LIST_FIELDS, {"type", PD_FT_STRING, 0, 1, 64}};
 const pd_schema_t pd_schema_list = PD_SCHEMA(list);
@@ -150,6 +155,26 @@ static const pd_field_t we_update[] = {
     EXPAND,
 };
 const pd_schema_t pd_schema_we_update = PD_SCHEMA(we_update);
+
+/* the report type, its columns and the interval are checked by the handler (reporting.c),
+ * which knows each type's columns */
+static const pd_field_t report_run_create[] = {
+    {"report_type", PD_FT_STRING, PD_FF_REQUIRED, 1, 64},
+    {"parameters[interval_start]", PD_FT_INT, 0, 0, INT64_MAX},
+    {"parameters[interval_end]", PD_FT_INT, 0, 1, INT64_MAX},
+    {"parameters[currency]", PD_FT_CURRENCY, 0},
+    {"parameters[timezone]", PD_FT_STRING, 0, 1, 64},
+    {"parameters[columns]", PD_FT_LIST, 0, 1, 64, .max_items = 16},
+    EXPAND,
+};
+const pd_schema_t pd_schema_report_run_create = PD_SCHEMA(report_run_create);
+
+static const pd_field_t list_report_runs[] = {LIST_FIELDS, {"report_type", PD_FT_STRING, 0, 1, 64}};
+const pd_schema_t pd_schema_list_report_runs = PD_SCHEMA(list_report_runs);
+
+static const char *const file_purposes[] = {"finance_report_run", NULL};
+static const pd_field_t list_files[] = {LIST_FIELDS, {"purpose", PD_FT_ENUM, 0, .choices = file_purposes}};
+const pd_schema_t pd_schema_list_files = PD_SCHEMA(list_files);
 
 static const pd_field_t retrieve[] = {EXPAND};
 const pd_schema_t pd_schema_retrieve = PD_SCHEMA(retrieve);

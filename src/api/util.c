@@ -69,6 +69,32 @@ pd_list_query(pd_req_t *r, pd_list_q_t *q)
 {
     memset(q, 0, sizeof(*q));
     q->limit = 10;
+    q->created_gte = INT64_MIN;
+    q->created_lte = INT64_MAX;
+    /* created (exact) and created[gt|gte|lt|lte], Stripe's range filter, as inclusive bounds */
+    static const struct {
+        const char *param;
+        int bound;   /* 0: both, 1: lower, 2: upper */
+        int64_t adj; /* gt: the next second, lt: the one before */
+    } ranges[] = {{"created", 0, 0}, {"created[gte]", 1, 0}, {"created[gt]", 1, 1}, {"created[lte]", 2, 0},
+                  {"created[lt]", 2, -1}};
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        const char *s = pd_param_str(r, ranges[i].param);
+        int64_t v;
+        if (s == NULL)
+            continue;
+        if (pd_view_to_i64(pd_view_cstr(s), &v) != 0 || v < 0 || v > INT64_MAX / 2) {
+            pd_resp_invalid(r, "parameter_invalid_integer", ranges[i].param, "%s must be a Unix timestamp.",
+                            ranges[i].param);
+            return false;
+        }
+        v += ranges[i].adj;
+        q->created_range = true;
+        if (ranges[i].bound != 2 && v > q->created_gte)
+            q->created_gte = v;
+        if (ranges[i].bound != 1 && v < q->created_lte)
+            q->created_lte = v;
+    }
     const char *limit = pd_param_str(r, "limit");
     if (limit != NULL) {
         int64_t v;

@@ -19,6 +19,7 @@
 
 #include "cmd/payctl.h"
 #include "payd/cache.h"
+#include "payd/file_store.h"
 #include "payd/log.h"
 #include "payd/stream.h"
 
@@ -34,6 +35,7 @@ static const struct {
     {payctl_store_cmds, &payctl_store_ncmds},
     {payctl_alarms_cmds, &payctl_alarms_ncmds},
     {payctl_cluster_cmds, &payctl_cluster_ncmds},
+    {payctl_files_cmds, &payctl_files_ncmds},
     {payctl_backup_cmds, &payctl_backup_ncmds},
 };
 
@@ -125,6 +127,21 @@ payctl_vault(payctl_t *ctx)
     return v;
 }
 
+pd_store_t *
+payctl_store_open(payctl_t *ctx)
+{
+    /* the store payd uses: [store] from --config, PAYD_STORE_* and --set, as payd reads it */
+    pd_store_config_t c = ctx->store;
+    c.writers = 1; /* a tool's few writes: one connection */
+    c.readers = 0; /* and its reads on its own thread */
+    pd_store_t *s = NULL;
+    int r = pd_store_open(&s, &c, ctx->data_dir);
+    if (r != 0)
+        exit(payctl_fail(ctx, "cannot open the payments database %s: %s",
+                         c.backend == PD_STORE_POSTGRES ? "(store.url)" : ctx->data_dir, pd_strerror(r)));
+    return s;
+}
+
 /* registers the sections payctl reads; 0, or an exit code after a message */
 static int
 configure(payctl_t *ctx, const char *file, char **sets, int nsets)
@@ -132,7 +149,7 @@ configure(payctl_t *ctx, const char *file, char **sets, int nsets)
     int r;
     if ((r = pd_config_new(&ctx->cfg)) != 0 || (r = pd_service_config_register(ctx->cfg, &ctx->server)) != 0 ||
         (r = pd_store_config_register(ctx->cfg, &ctx->store)) != 0 || (r = pd_cache_config_register(ctx->cfg)) != 0 ||
-        (r = pd_stream_config_register(ctx->cfg)) != 0 ||
+        (r = pd_stream_config_register(ctx->cfg)) != 0 || (r = pd_files_config_register(ctx->cfg)) != 0 ||
         (r = pd_edge_config_register(ctx->cfg, &ctx->api, &ctx->admin)) != 0) {
         fprintf(stderr, "payctl: internal configuration error: %s\n", ctx->cfg ? pd_config_error(ctx->cfg) : "");
         return 1;

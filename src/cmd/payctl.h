@@ -46,6 +46,8 @@ extern const payctl_cmd_t payctl_alarms_cmds[];
 extern const size_t payctl_alarms_ncmds;
 extern const payctl_cmd_t payctl_cluster_cmds[];
 extern const size_t payctl_cluster_ncmds;
+extern const payctl_cmd_t payctl_files_cmds[];
+extern const size_t payctl_files_ncmds;
 extern const payctl_cmd_t payctl_backup_cmds[];
 extern const size_t payctl_backup_ncmds;
 
@@ -54,6 +56,9 @@ pd_vault_client_t *payctl_vault(payctl_t *ctx);
 /* The vault as principal (its credential DATA_DIR/vault/credentials/PRINCIPAL unless
  * --credential); NULL after reporting why. payctl_vault: as admin, exiting on failure. */
 pd_vault_client_t *payctl_vault_as(payctl_t *ctx, const char *principal, int64_t timeout_ms);
+/* The payments store payd uses, opened with one writer and inline reads; exits after a
+ * message when it cannot be opened. */
+pd_store_t *payctl_store_open(payctl_t *ctx);
 /* prints an error in the chosen format and returns the exit code 1 */
 int payctl_fail(payctl_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* pretty-prints a JSON text for humans, or as-is with --json */

@@ -36,21 +36,6 @@ has(int argc, char **argv, const char *name)
     return false;
 }
 
-static pd_store_t *
-open_store(payctl_t *ctx)
-{
-    /* the store payd uses: [store] from --config, PAYD_STORE_* and --set, as payd reads it */
-    pd_store_config_t c = ctx->store;
-    c.writers = 1; /* a tool's few writes: one connection */
-    c.readers = 0; /* and its reads on its own thread */
-    pd_store_t *s = NULL;
-    int r = pd_store_open(&s, &c, ctx->data_dir);
-    if (r != 0)
-        exit(payctl_fail(ctx, "cannot open the payments database %s: %s",
-                         c.backend == PD_STORE_POSTGRES ? "(store.url)" : ctx->data_dir, pd_strerror(r)));
-    return s;
-}
-
 /* the API-key pepper, read from the vault as admin */
 static size_t
 pepper(payctl_t *ctx, uint8_t *out, size_t cap)
@@ -101,7 +86,7 @@ cmd_merchant_create(payctl_t *ctx, int argc, char **argv)
         return payctl_fail(ctx, "missing --name (usage: payctl merchant create --name NAME [--live])");
     bool live = has(argc, argv, "--live");
     size_t pl = pepper(ctx, p, sizeof(p));
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     int r = pd_api_create_merchant(s, p, pl, name, false, &k);
     pd_merchant_keys_t lk;
     memset(&lk, 0, sizeof(lk));
@@ -167,7 +152,7 @@ cmd_keys_create(payctl_t *ctx, int argc, char **argv)
         return payctl_fail(ctx, "--scopes is for restricted keys only (--type restricted)");
     uint8_t p[256];
     size_t pl = pepper(ctx, p, sizeof(p));
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     pd_merchant_rec_t m;
     int r = pd_merchant_get(pd_store_reader(s), merchant, &m);
     char key[80], id[PD_ID_MAX] = "";
@@ -204,7 +189,7 @@ cmd_keys_revoke(payctl_t *ctx, int argc, char **argv)
     const char *id = argc > 1 ? argv[1] : NULL;
     if (id == NULL || id[0] == '-')
         return payctl_fail(ctx, "usage: payctl keys revoke KEY_ID");
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     revoke_t x = {id, pd_unix_now()};
     int r = pd_store_write_sync(s, write_revoke, &x);
     audit(s, "api_key.revoke", id, r);
@@ -240,7 +225,7 @@ cmd_keys_roll(payctl_t *ctx, int argc, char **argv)
                            in);
     uint8_t p[256];
     size_t pl = pepper(ctx, p, sizeof(p));
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     pd_key_rec_t rec;
     char key[80], nid[PD_ID_MAX] = "";
     int r = pd_api_roll_key(s, p, pl, id, grace, key, sizeof(key), nid);
@@ -282,7 +267,7 @@ cmd_keys_list(payctl_t *ctx, int argc, char **argv)
     const char *merchant = flag(argc, argv, "--merchant");
     if (merchant == NULL)
         return payctl_fail(ctx, "usage: payctl keys list --merchant ID");
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     json_t *arr = json_array();
     int r = pd_key_list(pd_store_reader(s), merchant, list_key, arr);
     pd_store_close(s);
@@ -374,7 +359,7 @@ cmd_reconcile(payctl_t *ctx, int argc, char **argv)
         return payctl_fail(ctx, "--since takes a duration back from now (90m, 24h, 7d) or Unix seconds");
     bool report_only = has(argc, argv, "--report-only");
     pd_processor_t *p = open_processor(ctx, argc, argv);
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     pd_reconcile_report_t rep;
     int r = pd_reconcile(s, p, since, PD_RECON_AUDIT | (report_only ? 0 : PD_RECON_REPAIR), &rep);
     pd_store_close(s);
@@ -392,7 +377,7 @@ cmd_ledger_verify(payctl_t *ctx, int argc, char **argv)
     pd_reconcile_report_t prep;
     bool with_processor = has(argc, argv, "--with-processor");
     pd_processor_t *p = with_processor ? open_processor(ctx, argc, argv) : NULL;
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     int r = pd_ledger_verify(pd_store_reader(s), &rep);
     int pr = 0;
     if (p != NULL && (r == 0 || r == PD_ERR_STATE))
@@ -462,7 +447,7 @@ cmd_merchant_list(payctl_t *ctx, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     json_t *arr = json_array();
     int r = pd_merchant_list(pd_store_reader(s), list_merchant, arr);
     pd_store_close(s);
@@ -479,7 +464,7 @@ cmd_merchant_show(payctl_t *ctx, int argc, char **argv)
     const char *id = argc > 1 ? argv[1] : NULL;
     if (id == NULL || id[0] == '-')
         return payctl_fail(ctx, "usage: payctl merchant show MERCHANT_ID");
-    pd_store_t *s = open_store(ctx);
+    pd_store_t *s = payctl_store_open(ctx);
     pd_merchant_rec_t m;
     int r = pd_merchant_get(pd_store_reader(s), id, &m);
     json_t *o = NULL, *keys = json_array();

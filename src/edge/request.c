@@ -10,6 +10,7 @@
 #include "edge/internal.h"
 #include "payd/json.h"
 #include "payd/log.h"
+#include "payd/records.h"
 #include "payd/schema.h"
 #include "payd/time.h"
 
@@ -163,6 +164,40 @@ pd_resp_json(pd_req_t *r, int status, pd_view_t body)
     pd_resp_body(r, status, "application/json", body);
 }
 
+/* the response's status and the headers every response of payd carries */
+static void
+start_head(pd_req_t *r, h2o_req_t *req, int status, const char *content_type)
+{
+    h2o_mem_pool_t *pool = &req->pool;
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, r->id, strlen(r->id));
+    /* "00-<trace id>-<span id>-<flags>" */
+    static const char hex[] = "0123456789abcdef";
+    char *tp = h2o_mem_alloc_pool(pool, 55);
+    memcpy(tp, "00-", 3);
+    memcpy(tp + 3, r->trace_id, 32);
+    tp[35] = '-';
+    memcpy(tp + 36, r->span_id, 16);
+    tp[52] = '-';
+    tp[53] = hex[r->trace_flags >> 4];
+    tp[54] = hex[r->trace_flags & 15];
+    h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
+    if (r->listener == PD_L_API && r->loop->srv->api->hsts)
+        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
+                       H2O_STRLIT("max-age=63072000; includeSubDomains"));
+    h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, no-store"));
+    if (r->close || atomic_load(&r->loop->srv->draining))
+        req->http1_is_persistent = 0;
+    if (r->listener == PD_L_ADMIN)
+        pd_conn_note_received(req);
+    if (r->listener == PD_L_API) {
+        const char *v = r->stripe_version[0] != '\0' ? r->stripe_version : PD_STRIPE_API_VERSION;
+        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("stripe-version"), 0, NULL, v, strlen(v));
+    }
+}
+
 void
 pd_resp_body(pd_req_t *r, int status, const char *content_type, pd_view_t body)
 {
@@ -175,33 +210,105 @@ pd_resp_body(pd_req_t *r, int status, const char *content_type, pd_view_t body)
     r->resp_bytes = body.len;
     if (r->h2o != NULL) {
         h2o_req_t *req = r->h2o;
-        h2o_mem_pool_t *pool = &req->pool;
-        req->res.status = status;
-        req->res.reason = reason_of(status);
         req->res.content_length = body.len;
-        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("request-id"), 0, NULL, r->id, strlen(r->id));
-        /* "00-<trace id>-<span id>-<flags>" */
-        static const char hex[] = "0123456789abcdef";
-        char *tp = h2o_mem_alloc_pool(pool, 55);
-        memcpy(tp, "00-", 3);
-        memcpy(tp + 3, r->trace_id, 32);
-        tp[35] = '-';
-        memcpy(tp + 36, r->span_id, 16);
-        tp[52] = '-';
-        tp[53] = hex[r->trace_flags >> 4];
-        tp[54] = hex[r->trace_flags & 15];
-        h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp, 55);
-        if (r->listener == PD_L_API && r->loop->srv->api->hsts)
-            h2o_add_header(pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
-                           H2O_STRLIT("max-age=63072000; includeSubDomains"));
-        h2o_add_header(pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache, no-store"));
-        if (r->close || atomic_load(&r->loop->srv->draining))
-            req->http1_is_persistent = 0;
-        if (r->listener == PD_L_ADMIN)
-            pd_conn_note_received(req);
+        start_head(r, req, status, content_type);
         h2o_send_inline(req, (const char *)body.p, body.len);
     }
+    req_release(r);
+}
+
+/* --- streamed responses --- */
+
+typedef struct {
+    h2o_generator_t super;
+    pd_req_t *r;
+    pd_resp_pull_fn pull;
+    void (*dispose)(void *arg);
+    void *arg;
+    uint8_t *buf;
+    size_t cap;
+} stream_t;
+
+static void
+stream_dispose(void *p)
+{
+    stream_t *s = p;
+    if (s->dispose != NULL)
+        s->dispose(s->arg);
+    free(s->buf);
+}
+
+/* the next piece from pull; an error cuts the response short (the client sees a
+ * truncated body: the length or the chunked framing tells it) */
+static void
+stream_send(stream_t *s, h2o_req_t *req)
+{
+    size_t n = 0;
+    bool done = false;
+    int rc = s->pull(s->arg, s->buf, s->cap, &n, &done);
+    if (rc != 0) {
+        pd_log_warn("a streamed response was cut short", PD_LS("request_id", s->r->id), PD_LERR(rc));
+        n = 0;
+    }
+    s->r->resp_bytes += n;
+    h2o_iovec_t v = h2o_iovec_init(s->buf, n);
+    h2o_send(req, &v, 1, rc != 0 ? H2O_SEND_STATE_ERROR : done ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void
+stream_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    stream_send((stream_t *)g, req);
+}
+
+static void
+stream_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)g;
+    (void)req; /* the client went away: dispose (with the request's pool) closes the source */
+}
+
+void
+pd_resp_stream(pd_req_t *r, int status, const char *content_type, int64_t length, pd_resp_pull_fn pull,
+               void (*dispose)(void *arg), void *arg)
+{
+    if (r->responded) {
+        pd_log_error("BUG: second response to a request", PD_LS("request_id", r->id));
+        if (dispose != NULL)
+            dispose(arg);
+        return;
+    }
+    if (r->h2o == NULL) {
+        if (dispose != NULL)
+            dispose(arg);
+        r->responded = true;
+        req_release(r);
+        return;
+    }
+    h2o_req_t *req = r->h2o;
+    stream_t *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), stream_dispose);
+    memset(s, 0, sizeof(*s));
+    s->r = r;
+    s->pull = pull;
+    s->dispose = dispose;
+    s->arg = arg;
+    s->cap = PD_RESP_STREAM_PIECE;
+    if ((s->buf = malloc(s->cap)) == NULL) {
+        s->dispose = NULL;
+        if (dispose != NULL)
+            dispose(arg);
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    r->responded = true;
+    r->status = status;
+    s->super.proceed = stream_proceed;
+    s->super.stop = stream_stop;
+    if (length >= 0)
+        req->res.content_length = (size_t)length;
+    start_head(r, req, status, content_type);
+    h2o_start_response(req, &s->super);
+    stream_send(s, req);
     req_release(r);
 }
 
@@ -450,6 +557,39 @@ run_from(pd_req_t *r, size_t pos)
     }
 }
 
+/* A Stripe-Version of YYYY-MM-DD, optionally followed by .name (2024-06-20.basil): kept for
+ * the request log, the events the request makes and the response's Stripe-Version. payd
+ * has one shape of its objects (PD_STRIPE_API_VERSION) whatever the version asked. False
+ * after answering 400 for a malformed one. */
+static bool
+stripe_version(pd_req_t *r)
+{
+    pd_view_t v = pd_req_header(r, "stripe-version");
+    if (v.p == NULL)
+        return true;
+    const uint8_t *p = v.p;
+    bool ok = v.len >= 10 && v.len < sizeof(r->stripe_version) && p[4] == '-' && p[7] == '-';
+    for (size_t i = 0; ok && i < 10; i++)
+        ok = i == 4 || i == 7 || (p[i] >= '0' && p[i] <= '9');
+    ok = ok && (v.len == 10 || (p[10] == '.' && v.len > 11));
+    for (size_t i = 11; ok && i < v.len; i++)
+        ok = (p[i] >= 'a' && p[i] <= 'z') || p[i] == '_';
+    if (ok) {
+        int month = (p[5] - '0') * 10 + (p[6] - '0'), day = (p[8] - '0') * 10 + (p[9] - '0');
+        ok = month >= 1 && month <= 12 && day >= 1 && day <= 31;
+    }
+    if (!ok) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Invalid Stripe API version: %.*s", (int)(v.len > 64 ? 64 : v.len),
+                 (const char *)v.p);
+        pd_resp_error(r, 400, "invalid_request_error", "api_version_invalid", msg, NULL);
+        return false;
+    }
+    memcpy(r->stripe_version, v.p, v.len);
+    r->stripe_version[v.len] = '\0';
+    return true;
+}
+
 static void
 route_request(pd_req_t *r)
 {
@@ -459,6 +599,8 @@ route_request(pd_req_t *r)
     char msg[600];
 
     if (framing_refused(r, r->h2o) || path_refused(r, r->h2o))
+        return;
+    if (r->listener == PD_L_API && !stripe_version(r))
         return;
     if (headers_too_large(r, r->h2o)) {
         pd_resp_error(r, 431, "invalid_request_error", "request_header_fields_too_large",

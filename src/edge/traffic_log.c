@@ -283,6 +283,8 @@ on_request(pd_req_t *r, void *arg)
     PUT_LIT(&l, "}");
     PUT_STR(&l, "traceId", r->trace_id);
     PUT_STR(&l, "spanId", r->span_id);
+    if (r->stripe_version[0] != '\0')
+        PUT_STR(&l, "stripeVersion", r->stripe_version);
     end(t->access, p, &l, now);
 }
 

@@ -16,7 +16,7 @@ pd_event_json(pd_jw_t *w, const pd_event_rec_t *e)
     pd_jw_obj_begin(w);
     pd_jw_kstr(w, "id", e->id);
     pd_jw_kstr(w, "object", "event");
-    pd_jw_kstr(w, "api_version", "2024-06-20");
+    pd_jw_kstr(w, "api_version", e->api_version[0] != '\0' ? e->api_version : PD_STRIPE_API_VERSION);
     pd_jw_kint(w, "created", e->created);
     pd_jw_key(w, "data");
     pd_jw_raw(w, pd_view_cstr(e->data));

@@ -4,6 +4,14 @@
 
 #include "payd/payments.h"
 
+static _Thread_local const char *tl_version;
+
+void
+pd_emit_set_version(const char *api_version)
+{
+    tl_version = api_version;
+}
+
 int
 pd_emit_raw(pd_db_t *tx, const char *merchant, bool livemode, const char *type, pd_view_t obj, const char *request_id,
             const char *idem_key, int64_t now)
@@ -31,6 +39,7 @@ pd_emit_raw(pd_db_t *tx, const char *merchant, bool livemode, const char *type, 
     e.data = text;
     snprintf(e.request_id, sizeof(e.request_id), "%s", request_id ? request_id : "");
     e.idempotency_key = idem_key != NULL && idem_key[0] ? idem_key : NULL;
+    snprintf(e.api_version, sizeof(e.api_version), "%s", tl_version != NULL ? tl_version : "");
     e.created = now;
     e.seq = pd_next_seq();
     r = pd_event_insert(tx, &e);

@@ -206,7 +206,7 @@ pd_render_we(pd_jw_t *w, const pd_we_rec_t *we, const char *secret_once)
     pd_jw_obj_begin(w);
     pd_jw_kstr(w, "id", we->id);
     pd_jw_kstr(w, "object", "webhook_endpoint");
-    pd_jw_kstr(w, "api_version", "2024-06-20");
+    pd_jw_kstr(w, "api_version", PD_STRIPE_API_VERSION);
     pd_jw_kint(w, "created", we->created);
     kopt(w, "description", we->description);
     kraw_or(w, "enabled_events", we->enabled_events, "[]");

@@ -22,8 +22,9 @@ pd_sqlval_t pd_repo_opt(const char *s);
 typedef int (*pd_decode_fn)(const pd_row_t *r, pd_arena_t *a, void *rec);
 
 typedef struct {
-    /* ... WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR filter = ?) AND (seq, id) < (?, ?)
-     * ORDER BY seq DESC, id DESC LIMIT ?: the id breaks ties, as nodes can give two objects one seq */
+    /* ... WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR filter = ?) AND created >= ? AND
+     * created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?: the id breaks ties, as
+     * nodes can give two objects one seq */
     const char *sql_desc;
     const char *sql_asc;  /* same with (seq, id) > (?, ?) ORDER BY seq ASC, id ASC */
     const char *sql_seq;  /* SELECT seq FROM t WHERE id = ? AND merchant_id = ? AND livemode = ? */

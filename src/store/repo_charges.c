@@ -105,9 +105,9 @@ pd_charge_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, c
 
 static const pd_list_def_t charge_list = {
     "SELECT " CH_COLS " FROM charges WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
-    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " CH_COLS " FROM charges WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
-    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM charges WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_charge,
     sizeof(pd_charge_rec_t),
@@ -318,9 +318,9 @@ pd_refund_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, c
 
 static const pd_list_def_t refund_list = {
     "SELECT " RE_COLS " FROM refunds WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
-    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " RE_COLS " FROM refunds WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR payment_intent = ?) "
-    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM refunds WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_refund,
     sizeof(pd_refund_rec_t),

@@ -5,6 +5,7 @@
  * tried (an indexed count per event: webhook_deliveries_event) */
 #define EV_COLS                                                                                                        \
     "id, merchant_id, livemode, type, data, COALESCE(request_id, ''), idempotency_key, created, seq, "              \
+    "COALESCE(api_version, ''), "                                                                                  \
     "(SELECT COUNT(*) FROM webhook_deliveries d WHERE d.event_id = events.id AND d.state = 'pending')"
 
 static int
@@ -20,7 +21,8 @@ decode_event(const pd_row_t *r, pd_arena_t *a, void *rec)
     e->idempotency_key = pd_repo_dup(a, r, 6);
     e->created = pd_row_int(r, 7);
     e->seq = pd_row_int(r, 8);
-    e->pending_webhooks = pd_row_int(r, 9);
+    COPY(r, 9, e->api_version);
+    e->pending_webhooks = pd_row_int(r, 10);
     return e->data != NULL ? 0 : PD_ERR_NOMEM;
 }
 
@@ -29,10 +31,10 @@ pd_event_insert(pd_db_t *tx, const pd_event_rec_t *e)
 {
     int r = pd_db_exec_deferred(tx,
                        "INSERT INTO events (id, merchant_id, livemode, type, data, request_id, idempotency_key, created, "
-                       "seq) VALUES (?,?,?,?,?,?,?,?,?)",
+                       "seq, api_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        PD_SQL_ARGS(PD_SQL_S(e->id), PD_SQL_S(e->merchant_id), PD_SQL_I(e->livemode), PD_SQL_S(e->type),
                                    PD_SQL_S(e->data), pd_repo_opt(e->request_id), PD_SQL_S(e->idempotency_key),
-                                   PD_SQL_I(e->created), PD_SQL_I(e->seq)));
+                                   PD_SQL_I(e->created), PD_SQL_I(e->seq), pd_repo_opt(e->api_version)));
     if (r != 0)
         return r;
     /* the outbox row commits with the event: the relay publishes what is queued there */
@@ -49,9 +51,9 @@ pd_event_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, co
 
 static const pd_list_def_t event_list = {
     "SELECT " EV_COLS " FROM events WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " EV_COLS " FROM events WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM events WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_event,
     sizeof(pd_event_rec_t),
@@ -153,9 +155,9 @@ pd_we_delete(pd_db_t *tx, const char *merchant, bool livemode, const char *id, i
 
 static const pd_list_def_t we_list = {
     "SELECT " WE_COLS " FROM webhook_endpoints WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR ? = '') "
-    "AND deleted = 0 AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND deleted = 0 AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " WE_COLS " FROM webhook_endpoints WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR ? = '') "
-    "AND deleted = 0 AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND deleted = 0 AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM webhook_endpoints WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_we,
     sizeof(pd_we_rec_t),

@@ -86,9 +86,9 @@ pd_pi_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const
 
 static const pd_list_def_t pi_list = {
     "SELECT " PI_COLS " FROM payment_intents WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR ? = '') "
-    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " PI_COLS " FROM payment_intents WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR ? = '') "
-    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM payment_intents WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_pi,
     sizeof(pd_pi_rec_t),

@@ -61,10 +61,10 @@ pd_ledger_insert(pd_db_t *tx, const char *merchant, bool livemode, const char *c
 
 #define BT_COLS "id, merchant_id, livemode, amount, fee, net, currency, type, source, status, available_on, created, seq, description"
 
+/* every column but the description */
 static int
-decode_btxn(const pd_row_t *r, pd_arena_t *a, void *rec)
+decode_btxn_fixed(const pd_row_t *r, pd_btxn_rec_t *b)
 {
-    pd_btxn_rec_t *b = rec;
     COPY(r, 0, b->id);
     COPY(r, 1, b->merchant_id);
     b->livemode = pd_row_int(r, 2) != 0;
@@ -78,8 +78,17 @@ decode_btxn(const pd_row_t *r, pd_arena_t *a, void *rec)
     b->available_on = pd_row_int(r, 10);
     b->created = pd_row_int(r, 11);
     b->seq = pd_row_int(r, 12);
-    b->description = pd_repo_dup(a, r, 13);
     return 0;
+}
+
+static int
+decode_btxn(const pd_row_t *r, pd_arena_t *a, void *rec)
+{
+    pd_btxn_rec_t *b = rec;
+    int rc = decode_btxn_fixed(r, b);
+    if (rc == 0)
+        b->description = pd_repo_dup(a, r, 13);
+    return rc;
 }
 
 int
@@ -96,9 +105,9 @@ pd_btxn_insert(pd_db_t *tx, const pd_btxn_rec_t *b)
 
 static const pd_list_def_t btxn_list = {
     "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
     "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR type = ?) "
-    "AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
+    "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM balance_transactions WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_btxn,
     sizeof(pd_btxn_rec_t),
@@ -139,5 +148,80 @@ pd_balance(pd_db_t *db, const char *merchant, bool livemode, int64_t now, pd_bal
                         "WHERE merchant_id = ? AND livemode = ? GROUP BY currency ORDER BY currency",
                         PD_SQL_ARGS(PD_SQL_I(now), PD_SQL_I(now), PD_SQL_S(merchant), PD_SQL_I(livemode)), bal_row, &b);
     *n = b.n;
+    return r;
+}
+
+/* --- the reports' reads (src/pay/report.c) --- */
+
+typedef struct {
+    pd_rec_fn fn;
+    void *arg;
+} btxn_each_t;
+
+/* the row decoded without an arena: the description points into the row, valid for the callback */
+static int
+each_btxn_row(const pd_row_t *r, void *arg)
+{
+    btxn_each_t *e = arg;
+    pd_btxn_rec_t b;
+    int rc = decode_btxn_fixed(r, &b);
+    if (rc != 0)
+        return rc;
+    b.description = pd_row_is_null(r, 13) ? NULL : (const char *)pd_row_text(r, 13).p;
+    return e->fn(&b, e->arg);
+}
+
+int
+pd_btxn_each_created(pd_db_t *db, const char *merchant, bool livemode, const char *currency, int64_t start,
+                     int64_t end, pd_rec_fn fn, void *arg)
+{
+    btxn_each_t e = {fn, arg};
+    const char *cur = currency != NULL && currency[0] != '\0' ? currency : NULL;
+    return pd_db_query(db,
+                       "SELECT " BT_COLS " FROM balance_transactions WHERE merchant_id = ? AND livemode = ? "
+                       "AND (? IS NULL OR currency = ?) AND created >= ? AND created < ? ORDER BY created, seq, id",
+                       PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(cur), PD_SQL_S(cur),
+                                   PD_SQL_I(start), PD_SQL_I(end)),
+                       each_btxn_row, &e);
+}
+
+typedef struct {
+    pd_btxn_sums_t *rows;
+    size_t cap, n;
+} sums_t;
+
+static int
+sums_row(const pd_row_t *r, void *arg)
+{
+    sums_t *s = arg;
+    if (s->n == s->cap)
+        return PD_ERR_TOOBIG;
+    pd_btxn_sums_t *x = &s->rows[s->n++];
+    COPY(r, 0, x->currency);
+    x->before_net = pd_row_int(r, 1);
+    x->gross = pd_row_int(r, 2);
+    x->fee = pd_row_int(r, 3);
+    x->net = pd_row_int(r, 4);
+    return 0;
+}
+
+int
+pd_btxn_sums(pd_db_t *db, const char *merchant, bool livemode, const char *currency, int64_t start, int64_t end,
+             pd_btxn_sums_t *rows, size_t cap, size_t *n)
+{
+    sums_t s = {rows, cap, 0};
+    const char *cur = currency != NULL && currency[0] != '\0' ? currency : NULL;
+    int r = pd_db_query(db,
+                        "SELECT currency, COALESCE(SUM(CASE WHEN created < ? THEN net ELSE 0 END), 0), "
+                        "COALESCE(SUM(CASE WHEN created >= ? THEN amount ELSE 0 END), 0), "
+                        "COALESCE(SUM(CASE WHEN created >= ? THEN fee ELSE 0 END), 0), "
+                        "COALESCE(SUM(CASE WHEN created >= ? THEN net ELSE 0 END), 0) FROM balance_transactions "
+                        "WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR currency = ?) AND created < ? "
+                        "GROUP BY currency ORDER BY currency",
+                        PD_SQL_ARGS(PD_SQL_I(start), PD_SQL_I(start), PD_SQL_I(start), PD_SQL_I(start),
+                                    PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(cur), PD_SQL_S(cur),
+                                    PD_SQL_I(end)),
+                        sums_row, &s);
+    *n = s.n;
     return r;
 }

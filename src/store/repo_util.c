@@ -64,7 +64,9 @@ pd_list_run(pd_db_t *db, pd_arena_t *a, const pd_list_def_t *def, const char *me
         return PD_ERR_NOMEM;
     r = pd_db_query(db, asc ? def->sql_asc : def->sql_desc,
                     PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(q->filter), PD_SQL_S(q->filter),
-                                PD_SQL_I(cursor), PD_SQL_S(cid != NULL ? cid : ""), PD_SQL_I(q->limit + 1)),
+                                PD_SQL_I(q->created_range ? q->created_gte : INT64_MIN),
+                                PD_SQL_I(q->created_range ? q->created_lte : INT64_MAX), PD_SQL_I(cursor),
+                                PD_SQL_S(cid != NULL ? cid : ""), PD_SQL_I(q->limit + 1)),
                     collect_row, &c);
     if (r != 0)
         return r;

@@ -212,6 +212,26 @@ static const char *const migrations[] = {
      * requested): a node starting again makes the charges its previous run left
      * requested due for recovery at once (pd_charge_expedite_node) */
     "ALTER TABLE charges ADD COLUMN node_id TEXT;",
+    /* 16: the file store's index (src/files/store.c: each file's bytes are DIR/<id>,
+     * encrypted; expires_at 0 = never) and report runs (src/pay/report_worker.c): a run
+     * stays 'pending' until a worker writes its file; claimed_until is the claim of the
+     * worker generating it (a worker that died leaves it to the next after that time) */
+    "CREATE TABLE files ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, purpose TEXT NOT NULL,"
+    "  filename TEXT NOT NULL, type TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+    "  created INTEGER NOT NULL, expires_at INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE INDEX files_list ON files(merchant_id, livemode, seq);"
+    "CREATE INDEX files_expiry ON files(expires_at) WHERE expires_at > 0;"
+    "CREATE TABLE report_runs ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, report_type TEXT NOT NULL,"
+    "  interval_start INTEGER NOT NULL, interval_end INTEGER NOT NULL, currency TEXT, columns TEXT NOT NULL,"
+    "  status TEXT NOT NULL, error TEXT, result_file TEXT, created INTEGER NOT NULL,"
+    "  succeeded_at INTEGER NOT NULL DEFAULT 0, claimed_until INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL);"
+    "CREATE INDEX report_runs_list ON report_runs(merchant_id, livemode, seq);"
+    "CREATE INDEX report_runs_pending ON report_runs(created) WHERE status = 'pending';",
+    /* 17: the Stripe-Version of the request that made an event (NULL: payd's own version) */
+    "ALTER TABLE events ADD COLUMN api_version TEXT;",
 };
 
 int

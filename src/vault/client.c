@@ -971,6 +971,15 @@ pd_vault_decrypt_sync(pd_vault_client_t *c, pd_view_t context, pd_view_t env, pd
 }
 
 int
+pd_vault_generate_data_key_sync(pd_vault_client_t *c, const char *key, pd_view_t context, pd_vault_reply_t *out)
+{
+    waiter_t w = WAITER_INIT;
+    w.reply = out;
+    memset(out, 0, sizeof(*out));
+    return wait_done(&w, pd_vault_generate_data_key(c, key, context, on_generic, &w));
+}
+
+int
 pd_vault_tokenize_sync(pd_vault_client_t *c, const pd_vault_card_in_t *in, pd_vault_card_t *out)
 {
     waiter_t w = WAITER_INIT;

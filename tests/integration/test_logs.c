@@ -374,11 +374,74 @@ no_card_data_in_logs(void **state)
     pd_h_cleanup(&p);
 }
 
+/* POST /v1/payment_intents with Stripe-Version v (NULL: none) as the dev merchant */
+static long
+versioned_payment(const pd_h_payd_t *p, const char *v, pd_h_resp_t *r)
+{
+    char auth[200], sv[200];
+    const char *hdrs[4] = {auth, "Content-Type: application/x-www-form-urlencoded", NULL, NULL};
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_sk);
+    if (v != NULL) {
+        snprintf(sv, sizeof(sv), "Stripe-Version: %s", v);
+        hdrs[2] = sv;
+    }
+    pd_h_req_t rq = {.headers = hdrs, .body = "amount=1099&currency=usd&payment_method=pm_card_visa&confirm=true"};
+    return pd_h_request(p, "POST", "/v1/payment_intents", &rq, r) == 0 ? r->status : -1;
+}
+
+/* Stripe-Version: answered, logged, and the version of the events the request made;
+ * without one, payd's own; a malformed one refused */
+static void
+stripe_version_is_answered_logged_and_on_events(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    pd_h_resp_t r;
+    char got[64], rid[64];
+    assert_int_equal(pd_h_start(&p, NULL), 0);
+    api_load_credentials(&p);
+    assert_int_equal(versioned_payment(&p, "2023-10-16", &r), 200);
+    assert_true(pd_h_resp_header(&r, "stripe-version", got, sizeof(got)));
+    assert_string_equal(got, "2023-10-16");
+    assert_true(pd_h_resp_header(&r, "request-id", rid, sizeof(rid)));
+    pd_h_resp_free(&r);
+    json_t *o = find_line(&p, "access.log", "requestId", rid);
+    assert_string_equal(jstr(o, "stripeVersion"), "2023-10-16");
+    json_decref(o);
+    json_t *ev;
+    assert_int_equal(api_call(&p, "GET", "/v1/events?limit=3", NULL, &ev), 200);
+    json_t *data = json_object_get(ev, "data");
+    assert_int_equal(json_array_size(data), 3); /* the intent's and its charge's events */
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(jstr(json_array_get(data, i), "api_version"), "2023-10-16");
+    json_decref(ev);
+
+    assert_int_equal(versioned_payment(&p, NULL, &r), 200);
+    assert_true(pd_h_resp_header(&r, "stripe-version", got, sizeof(got)));
+    assert_string_equal(got, "2024-06-20");
+    pd_h_resp_free(&r);
+    assert_int_equal(api_call(&p, "GET", "/v1/events?limit=1", NULL, &ev), 200);
+    assert_string_equal(jstr(json_array_get(json_object_get(ev, "data"), 0), "api_version"), "2024-06-20");
+    json_decref(ev);
+
+    const char *bad[] = {"2023-13-01", "2023-10-16.", "2023-1-016", "latest", "2023-10-16.Basil"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(versioned_payment(&p, bad[i], &r), 400);
+        assert_non_null(strstr(r.body, "Invalid Stripe API version"));
+        pd_h_resp_free(&r);
+    }
+    assert_int_equal(versioned_payment(&p, "2024-06-20.basil", &r), 200);
+    pd_h_resp_free(&r);
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(access_log_fields),
+        cmocka_unit_test(stripe_version_is_answered_logged_and_on_events),
         cmocka_unit_test(flow_log_fields),
         cmocka_unit_test(rotation_and_reopen),
         cmocka_unit_test(no_card_data_in_logs),

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -647,6 +648,67 @@ no_pan_or_cvc_in_payd_files(void **state)
     assert_int_equal(hits, 0);
 }
 
+/* returns once the clock's second has changed: the new second */
+static long
+next_second(void)
+{
+    time_t t0 = time(NULL);
+    while (time(NULL) == t0)
+        usleep(20000);
+    return (long)time(NULL);
+}
+
+/* the ids of GET path, newest first, into ids (at most 8); their number */
+static size_t
+list_ids(const char *path, char ids[][64])
+{
+    json_t *j;
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &j), 200);
+    json_t *data = json_object_get(j, "data");
+    size_t n = json_array_size(data);
+    for (size_t i = 0; i < n && i < 8; i++)
+        snprintf(ids[i], 64, "%s", jstr(json_array_get(data, i), "id"));
+    json_decref(j);
+    return n;
+}
+
+/* Stripe's created[gt|gte|lt|lte] (and created=) on the lists, bounds included or not as named */
+static void
+lists_filter_by_creation_time(void **state)
+{
+    (void)state;
+    char pis[3][64], got[8][64], path[200];
+    long t[3];
+    for (int i = 0; i < 3; i++) {
+        t[i] = next_second();
+        json_t *o;
+        assert_int_equal(api_call(&payd, "POST", "/v1/payment_intents", "amount=700&currency=usd", &o), 200);
+        snprintf(pis[i], sizeof(pis[i]), "%s", jstr(o, "id"));
+        assert_int_equal(jint(o, "created"), t[i]);
+        json_decref(o);
+    }
+    snprintf(path, sizeof(path), "/v1/payment_intents?created[gte]=%ld&created[lte]=%ld", t[1], t[2]);
+    assert_int_equal(list_ids(path, got), 2);
+    assert_string_equal(got[0], pis[2]);
+    assert_string_equal(got[1], pis[1]);
+    snprintf(path, sizeof(path), "/v1/payment_intents?created[gt]=%ld&created[lt]=%ld", t[0], t[2]);
+    assert_int_equal(list_ids(path, got), 1);
+    assert_string_equal(got[0], pis[1]);
+    snprintf(path, sizeof(path), "/v1/payment_intents?created=%ld", t[0]);
+    assert_int_equal(list_ids(path, got), 1);
+    assert_string_equal(got[0], pis[0]);
+    /* with a cursor: the page after the newest, in the range */
+    snprintf(path, sizeof(path), "/v1/payment_intents?created[gte]=%ld&limit=1&starting_after=%s", t[0], pis[2]);
+    assert_int_equal(list_ids(path, got), 1);
+    assert_string_equal(got[0], pis[1]);
+    snprintf(path, sizeof(path), "/v1/events?created[gt]=%ld&type=payment_intent.created", t[2]);
+    assert_int_equal(list_ids(path, got), 0);
+    json_t *j;
+    assert_int_equal(api_call(&payd, "GET", "/v1/charges?created[gt]=yesterday", NULL, &j), 400);
+    api_expect_error(j, "parameter_invalid_integer", "created[gt]");
+    json_decref(j);
+}
+
 int
 main(void)
 {
@@ -663,6 +725,7 @@ main(void)
         cmocka_unit_test(webhooks_are_signed_and_delivered),
         cmocka_unit_test(balance_and_ledger_verify),
         cmocka_unit_test(test_and_live_objects_are_separate),
+        cmocka_unit_test(lists_filter_by_creation_time),
         cmocka_unit_test(no_pan_or_cvc_in_payd_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
