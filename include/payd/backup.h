@@ -77,6 +77,7 @@ typedef struct {
     const char *data_dir;      /* payd's data dir (the dev files: credentials.json, tls/, ...) */
     const char *payd_db;       /* payd's SQLite store */
     const char *out;           /* the archive to write: must not exist, its directory must */
+    const char *files_dir;     /* the file store's directory ([files] dir); NULL: none */
     pd_backup_progress_fn progress;
     void *arg;
     /* may be NULL; once it reads nonzero (a signal handler sets it) the work stops at the
@@ -95,8 +96,9 @@ typedef struct {
  * Makes an archive of a running payd: a data key from the vault (backup.key), the
  * payments store (SQLite backup API), then the vault's copy of its own database
  * (backup.snapshot) — in that order, so every card the payments snapshot references is
- * in the vault's — the vault's sealed root key, credentials and dev passphrase, and
- * payd's dev files. Written through the encrypted file format (temporary name, fsync,
+ * in the vault's — the vault's sealed root key, credentials and dev passphrase, payd's
+ * dev files, and the file store's files that the payments snapshot's `files` table lists
+ * (but backups: an archive never holds another). Written through the encrypted file format (temporary name, fsync,
  * rename): on failure nothing is left at out, and err says what failed.
  */
 int pd_backup_create(const pd_backup_create_opts_t *o, pd_backup_stats_t *st, char *err, size_t cap) PD_WUR;

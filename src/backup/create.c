@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "backup/internal.h"
+#include "payd/db.h"
 #include "payd/snapshot.h"
 #include "payd/vault.h"
 
@@ -189,6 +190,72 @@ read_unseal(const pd_backup_create_opts_t *o, job_t *j, pd_backup_header_t *h, c
     return 0;
 }
 
+typedef struct {
+    pd_bk_out_t *out;
+    const char *dir;
+    char *err;
+    size_t cap;
+    int64_t added, missing;
+} fs_walk_t;
+
+/* one row of the copy's files table: its bytes, when the file store has them */
+static int
+fs_row(const pd_row_t *row, void *arg)
+{
+    fs_walk_t *w = arg;
+    char id[PD_BK_NAME_MAX], name[PD_BK_NAME_MAX + 8], path[4400];
+    if (pd_row_copy(row, 0, id, sizeof(id)) != 0 || !pd_bk_name_ok(id, strlen(id)) ||
+        pd_bk_path(path, sizeof(path), "%s/%s", w->dir, id) != 0 ||
+        pd_bk_path(name, sizeof(name), "files/%s", id) != 0 || !pd_bk_name_ok(name, strlen(name))) {
+        w->missing++;
+        return 0;
+    }
+    if (!exists(path)) {
+        w->missing++; /* removed since the copy (expired), or never stored on this host */
+        return 0;
+    }
+    int r = pd_bk_put_file(w->out, name, path, w->err, w->cap);
+    if (r != 0)
+        return r < 0 ? r : PD_ERR_IO;
+    w->added++;
+    return 0;
+}
+
+/*
+ * The file store's files the payments copy lists, but backups (an archive must not hold
+ * the ones before it): the copy's index and these bytes agree, since the store writes a
+ * file's bytes before its row. Their data keys are wrapped under alias/files, whose key
+ * versions are in the vault's copy, taken after.
+ */
+static int
+put_file_store(const pd_backup_create_opts_t *o, job_t *j, pd_bk_out_t *out, char *err, size_t cap)
+{
+    char path[4500];
+    pd_db_t *db = NULL;
+    int64_t has = 0;
+    fs_walk_t w = {out, o->files_dir, err, cap, 0, 0};
+    if (o->files_dir == NULL || pd_bk_path(path, sizeof(path), "%s/payd.db", j->work) != 0)
+        return 0;
+    err[0] = '\0';
+    int rc = pd_db_open_sqlite(&db, path, false);
+    if (rc == 0)
+        rc = pd_db_query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'files'", NULL,
+                             0, &has);
+    if (rc == 0 && has > 0)
+        rc = pd_db_query(db, "SELECT id FROM files WHERE purpose <> 'backup' ORDER BY seq", NULL, 0, fs_row, &w);
+    if (db != NULL)
+        db->ops->close(db);
+    if (rc != 0) {
+        if (err[0] == '\0')
+            snprintf(err, cap, "cannot read the file store's index in the copy of payd.db: %s", pd_strerror(rc));
+        return rc;
+    }
+    if (has > 0)
+        say(o, "file store: %lld files%s", (long long)w.added,
+            w.missing > 0 ? " (some listed files have no bytes here: not in the archive)" : "");
+    return 0;
+}
+
 /* every part, in the order restore writes them */
 static int
 put_parts(const pd_backup_create_opts_t *o, job_t *j, pd_bk_out_t *out, char *err, size_t cap)
@@ -206,6 +273,8 @@ put_parts(const pd_backup_create_opts_t *o, job_t *j, pd_bk_out_t *out, char *er
         if (exists(path) && (rc = pd_bk_put_file(out, dev_files[i], path, err, cap)) != 0)
             return rc;
     }
+    if ((rc = put_file_store(o, j, out, err, cap)) != 0)
+        return rc;
     if ((rc = pd_bk_put_file(out, "vault/vault.db", j->snapshot, err, cap)) != 0)
         return rc;
     static const char *const vault_files[] = {"root.key", "dev-passphrase"};

@@ -347,7 +347,7 @@ settle(const pd_backup_restore_opts_t *o, const char *work, char *err, size_t ca
     static const struct {
         const char *dir;
         mode_t mode;
-    } dirs[] = {{"vault", 0710}, {"vault/credentials", 0710}, {"tls", 0700}};
+    } dirs[] = {{"vault", 0710}, {"vault/credentials", 0710}, {"tls", 0700}, {"files", 0700}};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         if (pd_bk_path(path, sizeof(path), "%s/%s", work, dirs[i].dir) != 0)
             return PD_ERR_TOOBIG;

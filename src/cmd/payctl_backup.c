@@ -12,6 +12,7 @@
 
 #include "cmd/payctl.h"
 #include "payd/backup.h"
+#include "payd/file_store.h"
 
 #define MAX_SHARE_FILES 16
 
@@ -119,8 +120,14 @@ cmd_create(payctl_t *ctx, int argc, char **argv)
         snprintf(db, sizeof(db), "%s", ctx->store.path);
     else
         snprintf(db, sizeof(db), "%s/payd.db", ctx->data_dir);
+    char files_dir[4200];
+    const pd_files_config_t *fc = pd_files_config();
+    if (fc != NULL && fc->dir != NULL && fc->dir[0] != '\0')
+        snprintf(files_dir, sizeof(files_dir), "%s", fc->dir);
+    else
+        snprintf(files_dir, sizeof(files_dir), "%s/files", ctx->data_dir);
     pd_backup_create_opts_t o = {.vault = payctl_vault(ctx), .data_dir = ctx->data_dir, .payd_db = db, .out = out,
-                                 .progress = progress, .arg = ctx, .cancel = &interrupted};
+                                 .files_dir = files_dir, .progress = progress, .arg = ctx, .cancel = &interrupted};
     catch_signals();
     pd_backup_stats_t st;
     double t0 = now_s();

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -148,6 +149,53 @@ usd_balance(const pd_h_payd_t *p, char *out, size_t cap)
     json_decref(o);
 }
 
+/* GET path on p with the dev key: the status, the body (malloc'd) and its length */
+static long
+get_raw(const pd_h_payd_t *p, const char *path, char **body, size_t *len)
+{
+    char auth[200];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_sk);
+    const char *hdrs[] = {auth, NULL};
+    pd_h_req_t rq = {.headers = hdrs};
+    pd_h_resp_t r;
+    long st = pd_h_request(p, "GET", path, &rq, &r) == 0 ? r.status : -1;
+    *len = r.body_len;
+    *body = malloc(r.body_len + 1);
+    memcpy(*body, r.body != NULL ? r.body : "", r.body_len);
+    (*body)[r.body_len] = '\0';
+    pd_h_resp_free(&r);
+    return st;
+}
+
+/* a balance report over the last hour, waited for; its file's id into file_id */
+static void
+make_report(char *file_id, size_t cap)
+{
+    char body[200], path[200];
+    json_t *j;
+    time_t t0 = time(NULL);
+    while (time(NULL) == t0)
+        usleep(20000);
+    snprintf(body, sizeof(body),
+             "report_type=balance.summary.1&parameters[interval_start]=%ld&parameters[interval_end]=%ld",
+             (long)t0 - 3600, (long)t0);
+    assert_int_equal(api_call(&payd, "POST", "/v1/reporting/report_runs", body, &j), 200);
+    snprintf(path, sizeof(path), "/v1/reporting/report_runs/%s", jstr(j, "id"));
+    json_decref(j);
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(api_call(&payd, "GET", path, NULL, &j), 200);
+        if (strcmp(jstr(j, "status"), "pending") != 0) {
+            assert_string_equal(jstr(j, "status"), "succeeded");
+            snprintf(file_id, cap, "%s", jstr(j, "result.id"));
+            json_decref(j);
+            return;
+        }
+        json_decref(j);
+        usleep(50000);
+    }
+    fail_msg("the report run stayed pending");
+}
+
 static void
 backup_drill(void **state)
 {
@@ -170,6 +218,13 @@ backup_drill(void **state)
     snprintf(refund, sizeof(refund), "%s", jstr(o, "id"));
     json_decref(o);
     usd_balance(&payd, before, sizeof(before));
+    /* a file in the file store: a report's CSV */
+    char file_id[64], fpath[200], *csv = NULL, *csv2 = NULL;
+    size_t csv_len, csv2_len;
+    make_report(file_id, sizeof(file_id));
+    snprintf(fpath, sizeof(fpath), "/v1/files/%s/contents", file_id);
+    assert_int_equal(get_raw(&payd, fpath, &csv, &csv_len), 200);
+    assert_true(csv_len > 0);
 
     /* the backup, while another client keeps paying */
     pthread_t th;
@@ -302,6 +357,12 @@ backup_drill(void **state)
         assert_int_equal(jint(o, "amount"), 1000 + i);
         json_decref(o);
     }
+    /* the report's file is there, with the same bytes */
+    assert_int_equal(get_raw(&r, fpath, &csv2, &csv2_len), 200);
+    assert_int_equal(csv2_len, csv_len);
+    assert_memory_equal(csv2, csv, csv_len);
+    free(csv);
+    free(csv2);
     snprintf(path, sizeof(path), "/v1/refunds/%s", refund);
     assert_int_equal(api_call(&r, "GET", path, NULL, &o), 200);
     assert_int_equal(jint(o, "amount"), 300);
