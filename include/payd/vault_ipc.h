@@ -59,6 +59,8 @@ enum {
     PD_MSG_SECRETS_CREATE = 74,
     PD_MSG_SECRETS_ROTATE = 75,
     PD_MSG_AUDIT_VERIFY = 80,
+    PD_MSG_BACKUP_KEY = 90,      /* a fresh backup data key and its copy wrapped by the root key */
+    PD_MSG_BACKUP_SNAPSHOT = 91, /* a consistent copy of vault.db in the vault's directory */
     PD_MSG_ERROR = 0x7fff,
     PD_MSG_REPLY = 0x8000,
 };

@@ -36,6 +36,7 @@ static const struct {
     {payctl_alarms_cmds, &payctl_alarms_ncmds},
     {payctl_cluster_cmds, &payctl_cluster_ncmds},
     {payctl_files_cmds, &payctl_files_ncmds},
+    {payctl_backup_cmds, &payctl_backup_ncmds},
 };
 
 static void

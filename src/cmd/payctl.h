@@ -48,6 +48,8 @@ extern const payctl_cmd_t payctl_cluster_cmds[];
 extern const size_t payctl_cluster_ncmds;
 extern const payctl_cmd_t payctl_files_cmds[];
 extern const size_t payctl_files_ncmds;
+extern const payctl_cmd_t payctl_backup_cmds[];
+extern const size_t payctl_backup_ncmds;
 
 /* the admin vault connection (exits with a message when it cannot connect) */
 pd_vault_client_t *payctl_vault(payctl_t *ctx);

@@ -8,6 +8,8 @@
  *              [--store-url URL [--store-password-file F]]   (tables on PostgreSQL)
  *              [--metrics 127.0.0.1:PORT]   (its own GET /metrics, plain HTTP on loopback)
  *   payd-vault --data-dir DIR --init-shares N --threshold T     (split knowledge)
+ *   payd-vault --unwrap-backup-key --data-dir DIR [--passphrase-file F | --share-file F...]
+ *              (restore: the wrapped backup key on stdin, the data key to stdout, docs/backups.md)
  *
  * A configuration file has one [vault] section with the same settings as the long
  * options (data_dir, socket, user, passphrase_file, pkcs11_module, ...); options given
@@ -37,6 +39,7 @@
 #include "payd/privsep.h"
 #include "payd/sdnotify.h"
 #include "payd/vault_files.h"
+#include "vault/backup.h"
 #include "vault/metrics.h"
 #include "vault/privs.h"
 #include "vault/server.h"
@@ -65,7 +68,8 @@ usage(FILE *f)
                "                  [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]\n"
                "                  [--store-url URL [--store-password-file FILE]]\n"
                "                  [--metrics 127.0.0.1:PORT]\n"
-               "       payd-vault --data-dir DIR --init-shares N --threshold T\n");
+               "       payd-vault --data-dir DIR --init-shares N --threshold T\n"
+               "       payd-vault --unwrap-backup-key --data-dir DIR [--passphrase-file F | --share-file F...]\n");
 }
 
 /* the settings a configuration file may hold: [vault] */
@@ -200,6 +204,95 @@ init_shares(const char *dir, int n, int t, pd_vault_store_t *st)
     return 0;
 }
 
+/* reads one share per file into text (ptrs point at them); false after a message */
+static bool
+read_shares(const char *const *files, int n, char text[][PD_SHARE_TEXT], const char **ptrs)
+{
+    for (int i = 0; i < n; i++) {
+        FILE *f = fopen(files[i], "re");
+        if (f == NULL || fgets(text[i], PD_SHARE_TEXT, f) == NULL) {
+            fprintf(stderr, "payd-vault: cannot read share file %s\n", files[i]);
+            if (f)
+                fclose(f);
+            return false;
+        }
+        fclose(f);
+        text[i][strcspn(text[i], "\r\n")] = '\0';
+        ptrs[i] = text[i];
+    }
+    return true;
+}
+
+/*
+ * --unwrap-backup-key (payctl backup verify/restore): unseals DIR's root key as a start
+ * would (DIR/root.key with the passphrase, or the shares), reads a wrapped backup key
+ * (exactly PD_BACKUP_WRAPPED_LEN bytes) on stdin, writes the 32-byte data key to stdout
+ * and exits. Nothing else is opened (no vault.db, no lock, no socket); stdout must not
+ * be a terminal. Exit codes: 0, 2 (usage, bad input), 3 (the passphrase or shares do
+ * not open the key file, or the wrapped key is not this root key's), 1 (other).
+ */
+static int
+unwrap_backup_key(pd_unseal_opts_t *uo, const char *dir, const char *const *share_files, int nshares)
+{
+    char share_text[MAX_SHARES][PD_SHARE_TEXT], err[4400];
+    const char *share_ptrs[MAX_SHARES];
+    uint8_t wrapped[PD_BACKUP_WRAPPED_LEN + 1], root[PD_KEY_LEN], key[PD_BACKUP_KEY_LEN];
+    size_t n = 0;
+    bool created = false;
+    int rc = 1;
+    if (isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "payd-vault: --unwrap-backup-key writes a key: its output must be a pipe, not a terminal\n");
+        return 2;
+    }
+    while (n < sizeof(wrapped)) {
+        ssize_t k = read(STDIN_FILENO, wrapped + n, sizeof(wrapped) - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    if (n != PD_BACKUP_WRAPPED_LEN) {
+        fprintf(stderr, "payd-vault: --unwrap-backup-key expects the %d-byte wrapped key on stdin, got %s%zu bytes\n",
+                PD_BACKUP_WRAPPED_LEN, n > PD_BACKUP_WRAPPED_LEN ? "more than " : "", n > PD_BACKUP_WRAPPED_LEN ? PD_BACKUP_WRAPPED_LEN : n);
+        return 2;
+    }
+    if (!read_shares(share_files, nshares, share_text, share_ptrs))
+        return 2;
+    uo->dir = dir;
+    uo->shares = share_ptrs;
+    uo->nshares = nshares;
+    uo->dev = false; /* never make a passphrase or a key here */
+    uo->init = false;
+    int r = pd_unseal(uo, root, &created, err, sizeof(err));
+    OPENSSL_cleanse(share_text, sizeof(share_text));
+    if (r != 0) {
+        fprintf(stderr, "payd-vault: cannot unseal: %s\n", err);
+        return r == PD_ERR_AUTH ? 3 : 1;
+    }
+    if ((r = pd_vault_backup_unwrap(root, (pd_view_t){wrapped, PD_BACKUP_WRAPPED_LEN}, key)) != 0) {
+        fprintf(stderr, "payd-vault: the backup's key was not wrapped by this root key (another vault's archive, or "
+                        "shares of another vault)\n");
+        rc = 3;
+        goto out;
+    }
+    for (size_t off = 0; off < sizeof(key);) {
+        ssize_t k = write(STDOUT_FILENO, key + off, sizeof(key) - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            fprintf(stderr, "payd-vault: cannot write the key to stdout: %s\n", strerror(errno));
+            goto out;
+        }
+        off += (size_t)k;
+    }
+    rc = 0;
+out:
+    OPENSSL_cleanse(root, sizeof(root));
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
 /* reads the store's password (first line) while still root */
 static bool
 read_password(const char *path, char *out, size_t cap)
@@ -250,6 +343,7 @@ main(int argc, char **argv)
         {"tls-client-ca", required_argument, NULL, 'A'}, {"store-url", required_argument, NULL, 'U'},
         {"store-password-file", required_argument, NULL, 'W'},
         {"metrics", required_argument, NULL, 'm'},
+        {"unwrap-backup-key", no_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     /* option letter -> configuration key */
@@ -267,6 +361,7 @@ main(int argc, char **argv)
     int fds[MAX_FDS];
     unsigned principals[MAX_FDS];
     int nfds = 0, nshare_files = 0, c, init_n = 0, init_t = 0, r;
+    bool unwrap_key = false;
     const char *share_files[MAX_SHARES];
     pd_unseal_opts_t uo = {0};
 
@@ -334,6 +429,7 @@ main(int argc, char **argv)
             break;
         }
         case 'D': uo.dev = true; break;
+        case 'B': unwrap_key = true; break;
         case 'i': uo.init = true; break;
         case 'S':
             if (nshare_files == MAX_SHARES) {
@@ -371,6 +467,8 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (unwrap_key)
+        return unwrap_backup_key(&uo, dir, share_files, nshare_files);
     if (mkdir(dir, 0700) == 0) {
         /* the vault's group (payd's user) may pass through to the credentials it needs */
         if (chmod(dir, PD_VAULT_DIR_MODE) != 0) {
@@ -438,18 +536,8 @@ main(int argc, char **argv)
     /* shares from files (one share per file) */
     char share_text[MAX_SHARES][PD_SHARE_TEXT];
     const char *share_ptrs[MAX_SHARES];
-    for (int i = 0; i < nshare_files; i++) {
-        FILE *f = fopen(share_files[i], "re");
-        if (f == NULL || fgets(share_text[i], PD_SHARE_TEXT, f) == NULL) {
-            fprintf(stderr, "payd-vault: cannot read share file %s\n", share_files[i]);
-            if (f)
-                fclose(f);
-            return 2;
-        }
-        fclose(f);
-        share_text[i][strcspn(share_text[i], "\r\n")] = '\0';
-        share_ptrs[i] = share_text[i];
-    }
+    if (!read_shares(share_files, nshare_files, share_text, share_ptrs))
+        return 2;
     uo.dir = dir;
     uo.shares = share_ptrs;
     uo.nshares = nshare_files;

@@ -50,6 +50,8 @@ static const admin_op_t ops[] = {
     {"secrets.create", PD_MSG_SECRETS_CREATE, A_SECRET_CREATE, NULL, NULL, false, 0},
     {"secrets.rotate", PD_MSG_SECRETS_ROTATE, A_SECRET, NULL, NULL, false, 0},
     {"audit.verify", PD_MSG_AUDIT_VERIFY, A_NONE, NULL, NULL, false, 0},
+    {"backup.key", PD_MSG_BACKUP_KEY, A_NONE, NULL, NULL, false, 0},
+    {"backup.snapshot", PD_MSG_BACKUP_SNAPSHOT, A_NONE, NULL, NULL, false, 0},
 };
 
 static const admin_op_t *

@@ -45,5 +45,8 @@ int pd_h_secrets_create(pd_hctx_t *h);
 /* runs its own transactions: its dispatcher row says so (own_txn) */
 int pd_h_secrets_rotate(pd_hctx_t *h);
 int pd_h_audit_verify(pd_hctx_t *h);
+/* backups (handlers_backup.c); the snapshot runs outside the batch (own_txn) */
+int pd_h_backup_key(pd_hctx_t *h);
+int pd_h_backup_snapshot(pd_hctx_t *h);
 
 #endif

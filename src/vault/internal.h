@@ -90,6 +90,7 @@ typedef struct pd_vault_state {
     bool leader;          /* shared: this instance holds the scheduler lease */
     int64_t refreshed_ms; /* shared: when key material and key state were last reloaded */
     uint32_t cards_min;   /* shared: alias/cards's minimum decryption version at that reload */
+    char db_path[4096];   /* the SQLite file of the tables ("" when they are on PostgreSQL) */
 } pd_vault_state_t;
 
 /* How long (at most) an instance on a shared database keeps using what it cached of a

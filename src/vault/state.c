@@ -116,6 +116,8 @@ pd_vault_state_open_store(pd_vault_state_t **out, const pd_vault_store_t *st, co
         return PD_ERR_NOMEM;
     }
     memcpy(v->sec->root, root, PD_KEY_LEN);
+    if (st->pg_url == NULL && st->sqlite_path != NULL)
+        snprintf(v->db_path, sizeof(v->db_path), "%s", st->sqlite_path);
     if ((r = pd_vault_db_open(v, st)) != 0)
         goto fail;
     if ((r = root_check(root, check)) != 0)

@@ -19,6 +19,7 @@ static const char *const admin_ops[] = {
     "kms.set_rotation",   "kms.set_min_decrypt", "kms.schedule_deletion", "kms.cancel_deletion",
     "kms.rewrap",         "secrets.list",    "secrets.history",     "secrets.get",
     "secrets.put",        "secrets.create",  "secrets.rotate",      "audit.verify",
+    "backup.key",         "backup.snapshot",
 };
 
 /* encodes op with args (JSON) and returns the payload length, failing the test on error */
@@ -58,8 +59,10 @@ every_admin_operation_is_its_own_admin_only_row(void **state)
             fail_msg("%s: no dispatcher row for type %u", admin_ops[i], type);
         assert_string_equal(d->action, admin_ops[i]);
         assert_int_equal(d->allowed, PD_PRINCIPAL_ADMIN);
-        /* only the rotation runs its own transactions (one per step) */
-        assert_int_equal(d->own_txn, strcmp(admin_ops[i], "secrets.rotate") == 0);
+        /* only the rotation (one transaction per step) and the snapshot (after the batch's
+         * commit) run outside the batch */
+        assert_int_equal(d->own_txn, strcmp(admin_ops[i], "secrets.rotate") == 0 ||
+                                         strcmp(admin_ops[i], "backup.snapshot") == 0);
         for (size_t j = 0; j < i; j++)
             assert_int_not_equal(pd_msg_admin_type(admin_ops[j]), type);
     }
@@ -152,8 +155,9 @@ size_bounds_are_exact(void **state)
     free(u1024);
     free(w63);
     n++;
-    static const char *const empty_ops[] = {"kms.list", "secrets.list", "audit.verify"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const empty_ops[] = {"kms.list", "secrets.list", "audit.verify", "backup.key",
+                                            "backup.snapshot"};
+    for (size_t i = 0; i < sizeof(empty_ops) / sizeof(empty_ops[0]); i++) {
         cases[n].op = empty_ops[i];
         snprintf(cases[n].min, sizeof(cases[n].min), "{}");
         cases[n].max = strdup("");
