@@ -63,6 +63,19 @@ int pd_files_write(pd_files_put_t *p, const void *buf, size_t n) PD_WUR;
 int pd_files_commit(pd_files_put_t *p, pd_file_rec_t *out) PD_WUR;
 void pd_files_abort(pd_files_put_t *p);
 
+/* Adopts a file payd already sealed by other means (a backup archive, under a key the
+ * vault's root key wraps, restorable without the vault), written by its maker at
+ * pd_files_path(rec->id) (an id from pd_id_new("file", ...)): its row is inserted with
+ * rec's merchant_id, livemode, purpose, filename, type and expires_at; out (may be NULL)
+ * gets the row. Its sha256 is of the bytes as stored (not of a plaintext), and the
+ * store's reader does not open it: its owner does (payctl backup). Bytes left without a
+ * row by a failure are the janitor's after an hour. */
+int pd_files_adopt(pd_files_t *f, const pd_file_rec_t *rec, pd_file_rec_t *out) PD_WUR;
+/* The path of a file's bytes (DIR/<id>). */
+void pd_files_path(const pd_files_t *f, const char *id, char *out, size_t cap);
+/* The SHA-256 (hex) and size of the bytes at path, read in chunks. */
+int pd_files_hash_bytes(const char *path, char sha_hex[65], int64_t *size) PD_WUR;
+
 /* --- reading --- */
 /* Opens rec's bytes and checks that they are rec's file (the header's id): *wrapped is
  * the data key to unwrap (under pd_files_context), valid until the reader is closed.

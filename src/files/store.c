@@ -2,6 +2,7 @@
  * (include/payd/file_store.h has the contract, docs/files.md the operator's view). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "payd/file_store.h"
 #include "payd/id.h"
@@ -171,6 +173,63 @@ static void
 bytes_path(const pd_files_t *f, const char *id, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s", f->dir, id);
+}
+
+void
+pd_files_path(const pd_files_t *f, const char *id, char *out, size_t cap)
+{
+    bytes_path(f, id, out, cap);
+}
+
+int
+pd_files_hash_bytes(const char *path, char sha_hex[65], int64_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t *buf = malloc(1u << 20), sha[32];
+    int r = md != NULL && buf != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : PD_ERR_NOMEM;
+    int64_t total = 0;
+    while (r == 0) {
+        ssize_t n = read(fd, buf, 1u << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            r = -errno;
+        if (n <= 0)
+            break;
+        total += n;
+        if (EVP_DigestUpdate(md, buf, (size_t)n) != 1)
+            r = PD_ERR_CRYPTO;
+    }
+    if (r == 0 && EVP_DigestFinal_ex(md, sha, NULL) != 1)
+        r = PD_ERR_CRYPTO;
+    if (r == 0) {
+        pd_hex(sha, sizeof(sha), sha_hex);
+        *size = total;
+    }
+    EVP_MD_CTX_free(md);
+    free(buf);
+    close(fd);
+    return r;
+}
+
+int
+pd_files_adopt(pd_files_t *f, const pd_file_rec_t *rec, pd_file_rec_t *out)
+{
+    pd_file_rec_t row = *rec;
+    char path[4200];
+    bytes_path(f, row.id, path, sizeof(path));
+    int r = pd_id_valid(pd_view_cstr(row.id), "file") ? pd_files_hash_bytes(path, row.sha256, &row.size)
+                                                       : PD_ERR_INVALID;
+    row.created = pd_unix_now();
+    row.seq = pd_next_seq();
+    if (r == 0)
+        r = pd_store_write_sync(f->store, insert_row, &row);
+    if (r == 0 && out != NULL)
+        *out = row;
+    return r;
 }
 
 int

@@ -64,7 +64,9 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (pd_h_start(&payd, NULL) != 0)
+    static const char *const args[] = {"--set", "files.janitor_interval=1s", NULL};
+    pd_h_opts_t o = {.args = args};
+    if (pd_h_start(&payd, &o) != 0)
         return -1;
     api_load_credentials(&payd);
     return 0;
@@ -300,16 +302,16 @@ backup_drill(void **state)
     free(bytes);
 
     /* create's refusals */
-    const char *no_out[] = {"backup", "create", NULL};
-    expect_fail(no_out, "--out FILE is required");
+    const char *empty_out[] = {"backup", "create", "--out", "", NULL};
+    expect_fail(empty_out, "--out needs a file name");
     const char *exists[] = {"backup", "create", "--out", archive, NULL};
     expect_fail(exists, "refusing to overwrite");
     const char *nodir[] = {"backup", "create", "--out", "/nonexistent-payd-dir/x.pdbk", NULL};
     expect_fail(nodir, "cannot write in /nonexistent-payd-dir");
     const char *pg[] = {"--set", "store.backend=postgres", "backup", "create", "--out", "/tmp/payd-pg.pdbk", NULL};
     expect_fail(pg, "[store] backend = postgres: payctl backup copies the SQLite store only");
-    const char *list[] = {"backup", "list", NULL};
-    expect_fail(list, "backup list needs backups in the file store");
+    const char *list[] = {"backup", "list", "extra", NULL};
+    expect_fail(list, "unexpected argument");
     const char *restore_nodir[] = {"backup", "restore", archive, NULL};
     expect_fail(restore_nodir, "--data-dir NEW is required");
 
@@ -416,6 +418,73 @@ backup_drill(void **state)
 
 /* A vault sealed under an operator's passphrase (no dev passphrase): the archive needs it,
  * a wrong one is refused, and the restored vault unseals with it. */
+/* create without --out: the archive is a `backup` file of the file store, listed, verified
+ * and restored by its id, copied out as is, and gone when it expires */
+static void
+a_backup_kept_in_the_file_store(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    const char *create[] = {"--json", "backup", "create", NULL};
+    assert_int_equal(run_payctl(&out, create), 0);
+    json_error_t e;
+    json_t *j = json_loads(strstr(out, "{\""), 0, &e);
+    assert_non_null(j);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", jstr(j, "archive"));
+    assert_memory_equal(id, "file_", 5);
+    assert_true(jint(j, "expires_at") > (long long)time(NULL) + 29 * 86400);
+    json_decref(j);
+    free(out);
+    const char *list[] = {"backup", "list", NULL};
+    assert_int_equal(run_payctl(&out, list), 0);
+    assert_non_null(strstr(out, id));
+    free(out);
+    /* the file store holds it under its id, and no leftover of the write */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/files/%s", payd.dir, id);
+    assert_int_equal(access(path, F_OK), 0);
+    const char *verify[] = {"backup", "verify", id, NULL};
+    assert_int_equal(run_payctl(&out, verify), 0);
+    assert_non_null(strstr(out, "backup verified"));
+    free(out);
+    /* files get copies the archive as it is stored (it opens with the vault's root key, not alias/files) */
+    char copy[600];
+    snprintf(copy, sizeof(copy), "%s/copy.pdbk", payd.dir);
+    const char *get[] = {"files", "get", id, "--out", copy, NULL};
+    assert_int_equal(run_payctl(&out, get), 0);
+    free(out);
+    size_t a = 0, b = 0;
+    char *x = read_all(path, &a), *y = read_all(copy, &b);
+    assert_int_equal(a, b);
+    assert_memory_equal(x, y, a);
+    free(x);
+    free(y);
+    char target[600];
+    snprintf(target, sizeof(target), "%s-restored-from-store", payd.dir);
+    const char *restore[] = {"backup", "restore", id, "--data-dir", target, NULL};
+    assert_int_equal(run_payctl(&out, restore), 0);
+    free(out);
+    char db[700];
+    snprintf(db, sizeof(db), "%s/payd.db", target);
+    assert_int_equal(access(db, F_OK), 0);
+    const char *rm[] = {"/bin/rm", "-rf", target, NULL};
+    assert_int_equal(pd_h_run(rm, &out), 0);
+    free(out);
+    /* another file's id is not a backup; an unknown one is refused */
+    expect_fail((const char *const[]){"backup", "verify", "file_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL}, "no such file");
+    /* expired, the janitor removes it (row and bytes) */
+    char sql[300], live[700];
+    snprintf(sql, sizeof(sql), "UPDATE files SET expires_at = 1 WHERE id = '%s'", id);
+    snprintf(live, sizeof(live), "%s/payd.db", payd.dir);
+    const char *upd[] = {"/usr/bin/sqlite3", live, sql, NULL};
+    assert_int_equal(pd_h_run(upd, &out), 0);
+    free(out);
+    for (int i = 0; i < 150 && access(path, F_OK) == 0; i++)
+        usleep(100000);
+    assert_int_not_equal(access(path, F_OK), 0);
+}
+
 static void
 a_passphrase_vault_needs_its_passphrase(void **state)
 {
@@ -482,6 +551,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backup_drill),
+        cmocka_unit_test(a_backup_kept_in_the_file_store),
         cmocka_unit_test(a_passphrase_vault_needs_its_passphrase),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
