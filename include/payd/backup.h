@@ -1,5 +1,5 @@
 /*
- * Backups of payd (docs/backups.md): what both sides of the boundary agree on, and
+ * Backups of payd (docs/backup.md): what both sides of the boundary agree on, and
  * the archive's clear header.
  *
  * An archive is one encrypted file of the file store's format (payd/files.h) with the
@@ -62,7 +62,7 @@ int pd_backup_header_enc(pd_buf_t *out, const pd_backup_header_t *h) PD_WUR;
  * does not read), PD_ERR_TRUNCATED (ends inside a field); err says which. */
 int pd_backup_header_dec(pd_view_t in, pd_backup_header_t *h, char *err, size_t cap) PD_WUR;
 
-/* --- creating, verifying and restoring archives (payctl backup; docs/backups.md) --- */
+/* --- creating, verifying and restoring archives (payctl backup; docs/backup.md) --- */
 
 #include <signal.h>
 #include <sys/types.h>

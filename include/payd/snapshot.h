@@ -1,6 +1,6 @@
 /*
  * Consistent copies of SQLite databases while their owner keeps writing (backups,
- * docs/backups.md), and the checks a restore runs on such a copy. Shared by payctl
+ * docs/backup.md), and the checks a restore runs on such a copy. Shared by payctl
  * (the payments store) and payd-vault (its own vault.db): it lives in the store
  * component, which both link, so neither links the other's code.
  */

@@ -1,5 +1,5 @@
 /*
- * payctl backup create (payd/backup.h, docs/backups.md): snapshots of the payments
+ * payctl backup create (payd/backup.h, docs/backup.md): snapshots of the payments
  * store and of the vault, the vault's files and payd's dev files, in one archive under
  * a data key that only the vault's root key unwraps.
  */
@@ -163,7 +163,7 @@ read_unseal(const pd_backup_create_opts_t *o, job_t *j, pd_backup_header_t *h, c
     snprintf(path, sizeof(path), "%s/root.p11", j->vault_dir);
     if (exists(path)) {
         snprintf(err, cap, "the vault's root key is in a PKCS#11 token (%s): payctl backup supports a passphrase-sealed "
-                           "root.key or Shamir shares (docs/backups.md)", path);
+                           "root.key or Shamir shares (docs/backup.md)", path);
         return PD_ERR_STATE;
     }
     snprintf(path, sizeof(path), "%s/root.key", j->vault_dir);

@@ -1,5 +1,5 @@
 /*
- * payctl backup verify / restore (payd/backup.h, docs/backups.md). The archive is
+ * payctl backup verify / restore (payd/backup.h, docs/backup.md). The archive is
  * opened in a private temporary directory: its data key is unwrapped by payd-vault
  * (--unwrap-backup-key, which alone may hold the root key), every part is written and
  * checked there, then the databases, the ledger and the vault's audit chain are

@@ -1,4 +1,4 @@
-/* payctl commands of backups: backup create|verify|restore|list (docs/backups.md). The
+/* payctl commands of backups: backup create|verify|restore|list (docs/backup.md). The
  * work is in src/backup/; this file reads the flags and prints. */
 #include <errno.h>
 #include <pwd.h>
@@ -167,7 +167,7 @@ cmd_create(payctl_t *ctx, int argc, char **argv)
     if (ctx->store.backend == PD_STORE_POSTGRES)
         return payctl_fail(ctx, "[store] backend = postgres: payctl backup copies the SQLite store only; back up "
                                 "payd's PostgreSQL database with its own tools (pg_basebackup and WAL archiving, or "
-                                "pg_dump), see docs/backups.md");
+                                "pg_dump), see docs/backup.md");
     if (ctx->store.path != NULL && ctx->store.path[0] != '\0')
         snprintf(db, sizeof(db), "%s", ctx->store.path);
     else
@@ -373,7 +373,7 @@ cmd_list(payctl_t *ctx, int argc, char **argv)
 const payctl_cmd_t payctl_backup_cmds[] = {
     {"backup", "create", "[--out FILE]",
      "an encrypted, consistent archive of the running payd and its vault, to FILE or into the file store "
-     "(docs/backups.md)",
+     "(docs/backup.md)",
      cmd_create},
     {"backup", "verify", "FILE|FILE_ID [--passphrase-file F | --share-file F...]",
      "decrypt and check every part of an archive (SHA-256, integrity, ledger, audit chain) without restoring",

@@ -9,7 +9,7 @@
  *              [--metrics 127.0.0.1:PORT]   (its own GET /metrics, plain HTTP on loopback)
  *   payd-vault --data-dir DIR --init-shares N --threshold T     (split knowledge)
  *   payd-vault --unwrap-backup-key --data-dir DIR [--passphrase-file F | --share-file F...]
- *              (restore: the wrapped backup key on stdin, the data key to stdout, docs/backups.md)
+ *              (restore: the wrapped backup key on stdin, the data key to stdout, docs/backup.md)
  *
  * A configuration file has one [vault] section with the same settings as the long
  * options (data_dir, socket, user, passphrase_file, pkcs11_module, ...); options given

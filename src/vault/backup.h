@@ -1,4 +1,4 @@
-/* The vault's part of backups (docs/backups.md): the backup data key under the root
+/* The vault's part of backups (docs/backup.md): the backup data key under the root
  * key, and the consistent copy of vault.db. */
 #ifndef PAYD_VAULT_BACKUP_H
 #define PAYD_VAULT_BACKUP_H

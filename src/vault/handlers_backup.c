@@ -1,5 +1,5 @@
 /*
- * Admin operations of backups (docs/backups.md), one handler per message type like the
+ * Admin operations of backups (docs/backup.md), one handler per message type like the
  * others (the dispatcher table in server.c; audited there, as backup.key and
  * backup.snapshot, resource "backup").
  *
@@ -11,7 +11,7 @@
  *                    after the batch's commit (own_txn), so it holds every card and key
  *                    acknowledged before it. The vault's loop waits for the copy (~1 s
  *                    for tens of MB). Tables on PostgreSQL: refused (PD_ERR_STATE), the
- *                    database's own backups are the way (docs/backups.md).
+ *                    database's own backups are the way (docs/backup.md).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -67,7 +67,7 @@ pd_h_backup_snapshot(pd_hctx_t *h)
     snprintf(h->resource, sizeof(h->resource), "backup");
     if (h->v->shared || h->v->db_path[0] == '\0') {
         snprintf(h->msg, sizeof(h->msg), "the vault's tables are on PostgreSQL (store_url): back up that database "
-                                         "with its own tools (docs/backups.md); payctl backup copies SQLite vaults");
+                                         "with its own tools (docs/backup.md); payctl backup copies SQLite vaults");
         return PD_ERR_STATE;
     }
     snprintf(dir, sizeof(dir), "%s", h->v->db_path);

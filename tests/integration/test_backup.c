@@ -1,5 +1,5 @@
 /*
- * payctl backup (docs/backups.md) against the real binaries: payd --dev takes payments
+ * payctl backup (docs/backup.md) against the real binaries: payd --dev takes payments
  * (usd, and a refund); a backup is made while another client keeps paying (in eur, so
  * the usd books at backup time are known exactly); the archive holds no readable card
  * number, API key or object id; verify passes, and fails precisely on a flipped byte,

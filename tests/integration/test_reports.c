@@ -347,6 +347,46 @@ the_csv_adds_up_to_the_balance_movements(void **state)
     assert_true(api_ledger_verifies(&payd));
 }
 
+/* an interval in which nothing happened: a valid CSV, the header alone (itemized), or the
+ * balance unchanged (summary) */
+static void
+an_empty_interval_gives_a_valid_report(void **state)
+{
+    (void)state;
+    long t0 = next_second();
+    long t1 = next_second();
+    long long b = balance_total();
+    char body[300], *csv, *lines[16];
+    size_t len;
+    snprintf(body, sizeof(body),
+             "report_type=balance_change_from_activity.itemized.1&parameters[interval_start]=%ld"
+             "&parameters[interval_end]=%ld",
+             t0, t1);
+    json_t *run = run_report(body);
+    assert_string_equal(jstr(run, "status"), "succeeded");
+    assert_int_equal(contents(jstr(run, "result.id"), &csv, &len, NULL), 200);
+    assert_int_equal(split_lines(csv, lines, 16), 1); /* the header */
+    free(csv);
+    json_decref(run);
+    snprintf(body, sizeof(body),
+             "report_type=balance.summary.1&parameters[interval_start]=%ld&parameters[interval_end]=%ld", t0, t1);
+    run = run_report(body);
+    assert_int_equal(contents(jstr(run, "result.id"), &csv, &len, NULL), 200);
+    int n = split_lines(csv, lines, 16);
+    assert_true(n == 1 || n == 6); /* no activity ever (header only), or a usd balance that did not move */
+    for (int i = 1; i < n; i++) {
+        char cat[64], v[64];
+        field(lines[i], 0, cat, sizeof(cat));
+        field(lines[i], 2, v, sizeof(v));
+        if (strcmp(cat, "starting_balance") == 0 || strcmp(cat, "ending_balance") == 0)
+            assert_int_equal(minor(v), b);
+        else
+            assert_int_equal(minor(v), 0);
+    }
+    free(csv);
+    json_decref(run);
+}
+
 static void
 bad_runs_are_refused_with_the_parameter(void **state)
 {
@@ -540,6 +580,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_csv_adds_up_to_the_balance_movements),
+        cmocka_unit_test(an_empty_interval_gives_a_valid_report),
         cmocka_unit_test(bad_runs_are_refused_with_the_parameter),
         cmocka_unit_test(an_altered_file_fails_its_check),
         cmocka_unit_test(the_janitor_removes_expired_files_and_leftovers_only),

@@ -1,5 +1,5 @@
 /*
- * payd-vault --unwrap-backup-key (docs/backups.md), the one-shot mode payctl backup
+ * payd-vault --unwrap-backup-key (docs/backup.md), the one-shot mode payctl backup
  * verify/restore starts: with the passphrase that seals DIR/root.key, or enough Shamir
  * shares, it turns a wrapped backup key on stdin into the data key on stdout and exits 0;
  * a wrong passphrase, too few shares, shares of another root key and a key wrapped by
