@@ -26,20 +26,7 @@ static const char *const dev_files[] = {"credentials.json", "node_id", "tls/ca.p
 /* the vault's credentials (DIR/credentials/<principal>) */
 static const char *const principals[] = {"admin", "api", "processor", "rotation"};
 
-static void
-say(const pd_backup_create_opts_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-say(const pd_backup_create_opts_t *o, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (o->progress != NULL)
-        o->progress(o->arg, line);
-}
+#define say(o, ...) pd_backup_say((o)->progress, (o)->arg, __VA_ARGS__)
 
 /* a small file's whole content (at most cap bytes) */
 static int

@@ -67,4 +67,7 @@ int pd_bk_path(char *out, size_t cap, const char *fmt, ...) PD_WUR __attribute__
 /* a file-format error as text for an operator */
 const char *pd_bk_format_error(int r);
 
+/* a progress line through progress(arg, line) (NULL: none) */
+void pd_backup_say(pd_backup_progress_fn progress, void *arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -26,20 +26,7 @@
 #include "payd/records.h"
 #include "payd/snapshot.h"
 
-static void
-say(const pd_backup_restore_opts_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-say(const pd_backup_restore_opts_t *o, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (o->progress != NULL)
-        o->progress(o->arg, line);
-}
+#define say(o, ...) pd_backup_say((o)->progress, (o)->arg, __VA_ARGS__)
 
 static int
 rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *f)

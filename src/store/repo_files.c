@@ -3,23 +3,29 @@
 
 #define FILE_COLS "id, merchant_id, livemode, purpose, filename, type, size, sha256, created, expires_at, seq"
 
+/* FILE_COLS from column c on */
+static int
+decode_file_at(const pd_row_t *r, int c, pd_file_rec_t *f)
+{
+    COPY(r, c, f->id);
+    COPY(r, c + 1, f->merchant_id);
+    f->livemode = pd_row_int(r, c + 2) != 0;
+    COPY(r, c + 3, f->purpose);
+    COPY(r, c + 4, f->filename);
+    COPY(r, c + 5, f->type);
+    f->size = pd_row_int(r, c + 6);
+    COPY(r, c + 7, f->sha256);
+    f->created = pd_row_int(r, c + 8);
+    f->expires_at = pd_row_int(r, c + 9);
+    f->seq = pd_row_int(r, c + 10);
+    return 0;
+}
+
 static int
 decode_file(const pd_row_t *r, pd_arena_t *a, void *rec)
 {
     (void)a;
-    pd_file_rec_t *f = rec;
-    COPY(r, 0, f->id);
-    COPY(r, 1, f->merchant_id);
-    f->livemode = pd_row_int(r, 2) != 0;
-    COPY(r, 3, f->purpose);
-    COPY(r, 4, f->filename);
-    COPY(r, 5, f->type);
-    f->size = pd_row_int(r, 6);
-    COPY(r, 7, f->sha256);
-    f->created = pd_row_int(r, 8);
-    f->expires_at = pd_row_int(r, 9);
-    f->seq = pd_row_int(r, 10);
-    return 0;
+    return decode_file_at(r, 0, rec);
 }
 
 int
@@ -122,7 +128,7 @@ pd_file_delete(pd_db_t *tx, const char *id)
     "r.id, r.merchant_id, r.livemode, r.report_type, r.interval_start, r.interval_end, COALESCE(r.currency, ''), "    \
     "r.columns, r.status, COALESCE(r.error, ''), COALESCE(r.result_file, ''), r.created, r.succeeded_at, "            \
     "r.claimed_until, r.attempts, r.seq, f.id, f.merchant_id, f.livemode, f.purpose, f.filename, f.type, f.size, "    \
-    "f.sha256, f.created, f.expires_at, f.seq"
+    "f.sha256, f.created, f.expires_at, f.seq" /* the file's as FILE_COLS */
 #define RUN_FROM " FROM report_runs r LEFT JOIN files f ON f.id = r.result_file "
 
 static int
@@ -148,21 +154,7 @@ decode_run(const pd_row_t *r, pd_arena_t *a, void *rec)
     x->seq = pd_row_int(r, 15);
     x->has_result = !pd_row_is_null(r, 16);
     memset(&x->result, 0, sizeof(x->result));
-    if (!x->has_result)
-        return 0;
-    pd_file_rec_t *f = &x->result;
-    COPY(r, 16, f->id);
-    COPY(r, 17, f->merchant_id);
-    f->livemode = pd_row_int(r, 18) != 0;
-    COPY(r, 19, f->purpose);
-    COPY(r, 20, f->filename);
-    COPY(r, 21, f->type);
-    f->size = pd_row_int(r, 22);
-    COPY(r, 23, f->sha256);
-    f->created = pd_row_int(r, 24);
-    f->expires_at = pd_row_int(r, 25);
-    f->seq = pd_row_int(r, 26);
-    return 0;
+    return x->has_result ? decode_file_at(r, 16, &x->result) : 0;
 }
 
 int

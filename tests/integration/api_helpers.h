@@ -199,4 +199,23 @@ api_expect_error(json_t *j, const char *code, const char *param)
         fail_msg("expected param %s, got %s", param, json_dumps(j, 0));
 }
 
+/* available + pending of GET /v1/balance in currency (the balance a report or a dispute moves) */
+static inline long long
+api_balance_total(const pd_h_payd_t *p, const char *currency)
+{
+    json_t *j;
+    long long t = 0;
+    if (api_call(p, "GET", "/v1/balance", NULL, &j) != 200)
+        fail_msg("GET /v1/balance failed: %s", json_dumps(j, 0));
+    const char *parts[] = {"available", "pending"};
+    for (int k = 0; k < 2; k++) {
+        json_t *a = json_object_get(j, parts[k]);
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (strcmp(jstr(json_array_get(a, i), "currency"), currency) == 0)
+                t += jint(json_array_get(a, i), "amount");
+    }
+    json_decref(j);
+    return t;
+}
+
 #endif

@@ -37,22 +37,6 @@ teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-/* available + pending, usd */
-static long long
-balance_total(void)
-{
-    json_t *j;
-    assert_int_equal(api_call(&payd, "GET", "/v1/balance", NULL, &j), 200);
-    long long t = 0;
-    const char *parts[] = {"available", "pending"};
-    for (int p = 0; p < 2; p++) {
-        json_t *a = json_object_get(j, parts[p]);
-        for (size_t i = 0; i < json_array_size(a); i++)
-            t += jint(json_array_get(a, i), "amount");
-    }
-    json_decref(j);
-    return t;
-}
 
 /* waits (up to 6 s) for the intent's dispute to reach status; its JSON */
 static json_t *
@@ -117,7 +101,7 @@ a_won_dispute_gives_the_funds_and_the_fee_back(void **state)
 {
     (void)state;
     char pi[64], id[64], ch[64], path[200];
-    long long b0 = balance_total();
+    long long b0 = api_balance_total(&payd, "usd");
     disputed_payment(5000, pi, sizeof(pi));
     json_t *d = dispute_of(pi, "needs_response");
     snprintf(id, sizeof(id), "%s", jstr(d, "id"));
@@ -126,7 +110,7 @@ a_won_dispute_gives_the_funds_and_the_fee_back(void **state)
     assert_string_equal(jstr(d, "reason"), "fraudulent");
     json_decref(d);
     long long net = 5000 - (5000 * 29 + 500) / 1000 - 30; /* the capture's net */
-    assert_int_equal(balance_total() - b0, net - 5000 - 1500);
+    assert_int_equal(api_balance_total(&payd, "usd") - b0, net - 5000 - 1500);
 
     /* the charge is disputed, not refundable; the balance transaction carries the fee */
     json_t *j;
@@ -158,7 +142,7 @@ a_won_dispute_gives_the_funds_and_the_fee_back(void **state)
     json_decref(j);
     d = dispute_of(pi, "won");
     json_decref(d);
-    assert_int_equal(balance_total() - b0, net);
+    assert_int_equal(api_balance_total(&payd, "usd") - b0, net);
     count_event("charge.dispute.funds_reinstated", 1);
     count_event("charge.dispute.closed", 1);
     /* decided: no more answers */
@@ -173,7 +157,7 @@ a_lost_dispute_keeps_the_funds(void **state)
 {
     (void)state;
     char pi[64], id[64];
-    long long b0 = balance_total();
+    long long b0 = api_balance_total(&payd, "usd");
     disputed_payment(2000, pi, sizeof(pi));
     json_t *d = dispute_of(pi, "needs_response");
     snprintf(id, sizeof(id), "%s", jstr(d, "id"));
@@ -191,7 +175,7 @@ a_lost_dispute_keeps_the_funds(void **state)
     d = dispute_of(pi, "lost");
     json_decref(d);
     long long net = 2000 - (2000 * 29 + 500) / 1000 - 30;
-    assert_int_equal(balance_total() - b0, net - 2000 - 1500);
+    assert_int_equal(api_balance_total(&payd, "usd") - b0, net - 2000 - 1500);
     assert_true(api_ledger_verifies(&payd));
 }
 

@@ -42,23 +42,6 @@ teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-/* available + pending of GET /v1/balance, usd */
-static long long
-balance_total(void)
-{
-    json_t *j;
-    assert_int_equal(api_call(&payd, "GET", "/v1/balance", NULL, &j), 200);
-    long long t = 0;
-    const char *parts[] = {"available", "pending"};
-    for (int p = 0; p < 2; p++) {
-        json_t *a = json_object_get(j, parts[p]);
-        for (size_t i = 0; i < json_array_size(a); i++)
-            if (strcmp(jstr(json_array_get(a, i), "currency"), "usd") == 0)
-                t += jint(json_array_get(a, i), "amount");
-    }
-    json_decref(j);
-    return t;
-}
 
 /* returns once the clock's second has changed: the time of the new second */
 static long
@@ -183,7 +166,7 @@ the_csv_adds_up_to_the_balance_movements(void **state)
     json_t *j;
     assert_int_equal(api_card_pm(&payd, "4242424242424242", pm, sizeof(pm)), 200);
     long t0 = next_second();
-    long long b0 = balance_total();
+    long long b0 = api_balance_total(&payd, "usd");
     long amounts[] = {1999, 500, 1234};
     char pi0[64] = "";
     for (int i = 0; i < 3; i++) {
@@ -207,7 +190,7 @@ the_csv_adds_up_to_the_balance_movements(void **state)
     assert_int_equal(api_charge(&payd, declined, 700, "usd", &j), 402);
     json_decref(j);
     long t1 = next_second();
-    long long b1 = balance_total();
+    long long b1 = api_balance_total(&payd, "usd");
 
     /* itemized: one row per balance transaction of the interval, nets summing to the movement */
     snprintf(body, sizeof(body),
@@ -355,7 +338,7 @@ an_empty_interval_gives_a_valid_report(void **state)
     (void)state;
     long t0 = next_second();
     long t1 = next_second();
-    long long b = balance_total();
+    long long b = api_balance_total(&payd, "usd");
     char body[300], *csv, *lines[16];
     size_t len;
     snprintf(body, sizeof(body),
