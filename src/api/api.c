@@ -11,6 +11,7 @@
 
 #include "api/internal.h"
 #include "payd/log.h"
+#include "payd/backup_config.h"
 #include "payd/file_store.h"
 #include "payd/reports.h"
 #include "payd/stream.h"
@@ -72,7 +73,9 @@ pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c)
     /* [stream] defaults to the cache's Redis: registered with it; [files] holds the report files */
     if (r == 0)
         r = pd_stream_config_register(cfg);
-    return r != 0 ? r : pd_files_config_register(cfg);
+    if (r == 0)
+        r = pd_files_config_register(cfg);
+    return r != 0 ? r : pd_backup_config_register(cfg); /* payctl backup run's, and the backup alarm's */
 }
 
 #define API PD_L_API

@@ -19,6 +19,7 @@
 
 #include "cmd/payctl.h"
 #include "payd/cache.h"
+#include "payd/backup_config.h"
 #include "payd/file_store.h"
 #include "payd/log.h"
 #include "payd/stream.h"
@@ -150,6 +151,7 @@ configure(payctl_t *ctx, const char *file, char **sets, int nsets)
     if ((r = pd_config_new(&ctx->cfg)) != 0 || (r = pd_service_config_register(ctx->cfg, &ctx->server)) != 0 ||
         (r = pd_store_config_register(ctx->cfg, &ctx->store)) != 0 || (r = pd_cache_config_register(ctx->cfg)) != 0 ||
         (r = pd_stream_config_register(ctx->cfg)) != 0 || (r = pd_files_config_register(ctx->cfg)) != 0 ||
+        (r = pd_backup_config_register(ctx->cfg)) != 0 ||
         (r = pd_edge_config_register(ctx->cfg, &ctx->api, &ctx->admin)) != 0) {
         fprintf(stderr, "payctl: internal configuration error: %s\n", ctx->cfg ? pd_config_error(ctx->cfg) : "");
         return 1;

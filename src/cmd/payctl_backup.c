@@ -1,6 +1,8 @@
 /* payctl commands of backups: backup create|verify|restore|list (docs/backup.md). The
  * work is in src/backup/; this file reads the flags and prints. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,7 +15,12 @@
 #include <jansson.h>
 
 #include "cmd/payctl.h"
+#include "payd/audit.h"
 #include "payd/backup.h"
+#include "payd/backup_config.h"
+#include "payd/cluster_store.h"
+#include "payd/records.h"
+#include "payd/time.h"
 #include "payd/file_store.h"
 #include "payd/id.h"
 
@@ -113,9 +120,9 @@ files_dir_of(payctl_t *ctx, char *out, size_t cap)
 }
 
 /* the archive written at the file store's DIR/<id> becomes its `backup` file, expiring
- * after [files] backup_expiry */
+ * keep_s after now */
 static int
-store_backup(payctl_t *ctx, const char *id, int64_t *expires)
+store_backup(payctl_t *ctx, const char *id, int64_t keep_s, int64_t *expires)
 {
     pd_store_t *s = payctl_store_open(ctx);
     pd_files_t *f = NULL;
@@ -129,7 +136,7 @@ store_backup(payctl_t *ctx, const char *id, int64_t *expires)
         snprintf(rec.purpose, sizeof(rec.purpose), "backup");
         snprintf(rec.type, sizeof(rec.type), "pdbackup");
         strftime(rec.filename, sizeof(rec.filename), "payd-backup-%Y%m%d-%H%M%S.pdbk", &tm);
-        rec.expires_at = (int64_t)now + pd_files_config()->backup_expiry_ms / 1000;
+        rec.expires_at = (int64_t)now + keep_s;
         if ((r = pd_files_adopt(f, &rec, &got)) == 0)
             *expires = got.expires_at;
     }
@@ -138,74 +145,252 @@ store_backup(payctl_t *ctx, const char *id, int64_t *expires)
     return r;
 }
 
+/* what a backup made: where (a path, or a file id in the file store), its figures */
+typedef struct {
+    char where[4300];
+    bool in_store;
+    int64_t expires; /* in the file store */
+    pd_backup_stats_t st;
+    double secs;
+} made_t;
+
+/* makes an archive at out, or (out NULL) in the file store kept keep_s; 0, or an exit
+ * code after the message */
 static int
-cmd_create(payctl_t *ctx, int argc, char **argv)
+make_backup(payctl_t *ctx, const char *out, int64_t keep_s, made_t *m)
 {
-    static const char *const known[] = {"--out", NULL};
-    char db[4200], err[1024];
-    int rc = only(ctx, argc, argv, known, CREATE_USAGE);
-    if (rc != 0)
-        return rc;
-    const char *out = flag(argc, argv, "--out");
-    char files_dir[4200], tmp[4300], id[PD_ID_MAX] = "";
+    char db[4200], err[1024], files_dir[4200], id[PD_ID_MAX] = "";
+    int rc;
+    memset(m, 0, sizeof(*m));
     files_dir_of(ctx, files_dir, sizeof(files_dir));
-    bool into_store = out == NULL;
-    if (out != NULL && out[0] == '\0')
-        return payctl_fail(ctx, "--out needs a file name (usage: " CREATE_USAGE ")");
-    if (into_store) {
+    m->in_store = out == NULL;
+    if (ctx->store.backend == PD_STORE_POSTGRES)
+        return payctl_fail(ctx, "[store] backend = postgres: payctl backup copies the SQLite store only; back up "
+                                "payd's PostgreSQL database with its own tools (pg_basebackup and WAL archiving, or "
+                                "pg_dump), see docs/backup.md");
+    if (m->in_store) {
         /* written in the store's directory under a new file id (bytes an interrupted run
          * leaves without a row are the janitor's after an hour), then given its row */
         if (mkdir(files_dir, 0700) != 0 && errno != EEXIST)
             return payctl_fail(ctx, "cannot create the file store's directory %s: %s", files_dir, strerror(errno));
         if (pd_id_new("file", id, sizeof(id)) != 0)
             return payctl_fail(ctx, "cannot make a file id");
-        snprintf(tmp, sizeof(tmp), "%s/%s", files_dir, id);
-        out = tmp;
+        snprintf(m->where, sizeof(m->where), "%s/%s", files_dir, id);
+    } else {
+        snprintf(m->where, sizeof(m->where), "%s", out);
     }
-    if (positional(argc, argv) != NULL)
-        return payctl_fail(ctx, "unexpected argument %s (usage: " CREATE_USAGE ")", positional(argc, argv));
-    if (ctx->store.backend == PD_STORE_POSTGRES)
-        return payctl_fail(ctx, "[store] backend = postgres: payctl backup copies the SQLite store only; back up "
-                                "payd's PostgreSQL database with its own tools (pg_basebackup and WAL archiving, or "
-                                "pg_dump), see docs/backup.md");
     if (ctx->store.path != NULL && ctx->store.path[0] != '\0')
         snprintf(db, sizeof(db), "%s", ctx->store.path);
     else
         snprintf(db, sizeof(db), "%s/payd.db", ctx->data_dir);
-    pd_backup_create_opts_t o = {.vault = payctl_vault(ctx), .data_dir = ctx->data_dir, .payd_db = db, .out = out,
-                                 .files_dir = files_dir, .progress = progress, .arg = ctx, .cancel = &interrupted};
+    pd_backup_create_opts_t o = {.vault = payctl_vault(ctx), .data_dir = ctx->data_dir, .payd_db = db,
+                                 .out = m->where, .files_dir = files_dir, .progress = progress, .arg = ctx,
+                                 .cancel = &interrupted};
     catch_signals();
-    pd_backup_stats_t st;
     double t0 = now_s();
-    if ((rc = pd_backup_create(&o, &st, err, sizeof(err))) != 0)
+    if ((rc = pd_backup_create(&o, &m->st, err, sizeof(err))) != 0)
         return payctl_fail(ctx, "backup failed: %s", err);
-    double secs = now_s() - t0;
-    int64_t expires = 0;
-    if (into_store && (rc = store_backup(ctx, id, &expires)) != 0) {
-        unlink(tmp);
-        return payctl_fail(ctx, "the backup was made but cannot be stored in the file store: %s", pd_strerror(rc));
+    m->secs = now_s() - t0;
+    if (m->in_store) {
+        if ((rc = store_backup(ctx, id, keep_s, &m->expires)) != 0) {
+            unlink(m->where);
+            return payctl_fail(ctx, "the backup was made but cannot be stored in the file store: %s",
+                               pd_strerror(rc));
+        }
+        snprintf(m->where, sizeof(m->where), "%s", id);
     }
-    if (into_store)
-        out = id;
-    if (st.dev)
+    if (m->st.dev)
         fprintf(stderr, "\n  *** payctl: WARNING: %s holds this DEV vault's passphrase in clear: anyone with the file\n"
                         "  *** can decrypt every part of it. Dev mode only; never for real cards.\n\n",
-                out);
+                m->where);
+    return 0;
+}
+
+static void
+print_made(payctl_t *ctx, const made_t *m)
+{
     if (ctx->json) {
-        json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:b,s:f}", "archive", out, "parts", (json_int_t)st.parts, "bytes",
-                              (json_int_t)st.bytes, "archive_bytes", (json_int_t)st.archive_bytes, "dev_passphrase_inside",
-                              st.dev, "seconds", secs);
-        if (into_store)
-            json_object_set_new(j, "expires_at", json_integer(expires));
+        json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:b,s:f}", "archive", m->where, "parts", (json_int_t)m->st.parts,
+                              "bytes", (json_int_t)m->st.bytes, "archive_bytes", (json_int_t)m->st.archive_bytes,
+                              "dev_passphrase_inside", m->st.dev, "seconds", m->secs);
+        if (m->in_store)
+            json_object_set_new(j, "expires_at", json_integer(m->expires));
         char *s = json_dumps(j, JSON_COMPACT);
         printf("%s\n", s);
         free(s);
         json_decref(j);
     } else {
-        printf("backup written: %s%s (%lld parts, %llu bytes of data, %llu bytes archived, %.2f s)\n", out,
-               into_store ? " in the file store" : "", (long long)st.parts, (unsigned long long)st.bytes,
-               (unsigned long long)st.archive_bytes, secs);
+        printf("backup written: %s%s (%lld parts, %llu bytes of data, %llu bytes archived, %.2f s)\n", m->where,
+               m->in_store ? " in the file store" : "", (long long)m->st.parts, (unsigned long long)m->st.bytes,
+               (unsigned long long)m->st.archive_bytes, m->secs);
     }
+}
+
+static int
+cmd_create(payctl_t *ctx, int argc, char **argv)
+{
+    static const char *const known[] = {"--out", NULL};
+    int rc = only(ctx, argc, argv, known, CREATE_USAGE);
+    if (rc != 0)
+        return rc;
+    const char *out = flag(argc, argv, "--out");
+    if (out != NULL && out[0] == '\0')
+        return payctl_fail(ctx, "--out needs a file name (usage: " CREATE_USAGE ")");
+    if (positional(argc, argv) != NULL)
+        return payctl_fail(ctx, "unexpected argument %s (usage: " CREATE_USAGE ")", positional(argc, argv));
+    made_t m;
+    if ((rc = make_backup(ctx, out, pd_files_config()->backup_expiry_ms / 1000, &m)) != 0)
+        return rc;
+    print_made(ctx, &m);
+    return 0;
+}
+
+/* --- the scheduled backup (payctl backup run, from deploy/systemd/payd-backup.timer) --- */
+
+#define RUN_USAGE "payctl backup run [--now]"
+#define BACKUP_LEASE "backup"
+#define BACKUP_LEASE_MS (3600 * 1000) /* longer than a backup takes; released at the end */
+
+typedef struct {
+    const char *name;
+    int64_t value;
+} cursor_t;
+
+static int
+set_cursor(pd_db_t *tx, void *arg)
+{
+    const cursor_t *c = arg;
+    return pd_cursor_set(tx, c->name, c->value);
+}
+
+typedef struct {
+    const char *holder;
+    bool take, held;
+} lease_t;
+
+static int
+lease_write(pd_db_t *tx, void *arg)
+{
+    lease_t *l = arg;
+    int64_t now = 0, token = 0, until = 0;
+    int r = pd_db_clock_ms(tx, &now);
+    if (r != 0)
+        return r;
+    if (!l->take)
+        return pd_lease_release(tx, BACKUP_LEASE, l->holder);
+    return pd_lease_acquire(tx, BACKUP_LEASE, l->holder, now, BACKUP_LEASE_MS, &l->held, &token, &until);
+}
+
+typedef struct {
+    const char *action, *resource, *outcome, *detail;
+} audit_t;
+
+static int
+audit_write(pd_db_t *tx, void *arg)
+{
+    const audit_t *a = arg;
+    pd_audit_chain_t chain;
+    char origin[64];
+    snprintf(origin, sizeof(origin), "payctl:uid=%d", (int)getuid());
+    int r = pd_audit_load(tx, &chain);
+    pd_audit_rec_t rec = {"admin", a->action, a->resource, a->outcome, origin, a->detail};
+    return r != 0 ? r : pd_audit_append(tx, &chain, pd_unix_now(), &rec);
+}
+
+/* removes the scheduled archives of dir older than keep_days; how many went */
+static int
+prune_dir(const char *dir, int64_t keep_days)
+{
+    DIR *d = opendir(dir);
+    int gone = 0;
+    time_t limit = time(NULL) - (time_t)keep_days * 86400;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+        size_t n = strlen(e->d_name);
+        struct stat st;
+        if (strncmp(e->d_name, "payd-backup-", 12) != 0 || n < 17 || strcmp(e->d_name + n - 5, ".pdbk") != 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+            st.st_mtime >= limit)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            gone++;
+    }
+    if (d != NULL)
+        closedir(d);
+    return gone;
+}
+
+static int
+cmd_run(payctl_t *ctx, int argc, char **argv)
+{
+    bool force = false; /* --now takes no value, unlike the other commands' flags */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--now") != 0)
+            return payctl_fail(ctx, "unexpected argument %s (usage: " RUN_USAGE ")", argv[i]);
+        force = true;
+    }
+    int rc;
+    const pd_backup_config_t *bc = pd_backup_config();
+    int minute = 0;
+    if (pd_backup_schedule_parse(bc->schedule, &minute) != 0)
+        return payctl_fail(ctx, "[backup] schedule = \"%s\": a daily time HH:MM (local) or off", bc->schedule);
+    if (minute < 0 && !force) {
+        printf("scheduled backups are off ([backup] schedule = off)\n");
+        return 0;
+    }
+    int64_t now = pd_unix_now(), last = 0;
+    pd_store_t *s = payctl_store_open(ctx);
+    if ((rc = pd_cursor_get(pd_store_reader(s), PD_BACKUP_LAST_SUCCESS, &last)) != 0) {
+        pd_store_close(s);
+        return payctl_fail(ctx, "cannot read the last backup's time: %s", pd_strerror(rc));
+    }
+    int64_t slot = minute >= 0 ? pd_backup_last_slot(minute, now) : now;
+    if (!force && last >= slot) {
+        pd_store_close(s);
+        printf("not due: the last scheduled backup (%lld) is after today's slot (%s)\n", (long long)last,
+               bc->schedule);
+        return 0;
+    }
+    /* one node of a cluster makes it: the others find the lease taken */
+    char holder[200], host[128] = "";
+    (void)gethostname(host, sizeof(host) - 1);
+    snprintf(holder, sizeof(holder), "payctl@%s:%d", host, (int)getpid());
+    lease_t l = {holder, true, false};
+    if ((rc = pd_store_write_sync(s, lease_write, &l)) != 0 || !l.held) {
+        pd_store_close(s);
+        if (rc != 0)
+            return payctl_fail(ctx, "cannot take the backup lease: %s", pd_strerror(rc));
+        printf("another node is making the scheduled backup (lease %s held)\n", BACKUP_LEASE);
+        return 0;
+    }
+    char out[4300];
+    const char *to = NULL;
+    if (bc->dir != NULL && bc->dir[0] != '\0') {
+        time_t t = (time_t)now;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char name[64];
+        strftime(name, sizeof(name), "payd-backup-%Y%m%d-%H%M%S.pdbk", &tm);
+        snprintf(out, sizeof(out), "%s/%s", bc->dir, name);
+        to = out;
+    }
+    made_t m;
+    rc = make_backup(ctx, to, bc->keep_days * 86400, &m);
+    cursor_t c = {rc == 0 ? PD_BACKUP_LAST_SUCCESS : PD_BACKUP_LAST_FAILURE, pd_unix_now()};
+    audit_t a = {"backup.scheduled", rc == 0 ? m.where : (to != NULL ? to : "file store"),
+                 rc == 0 ? "success" : "failure", rc == 0 ? "" : "see payctl's output"};
+    if (pd_store_write_sync(s, set_cursor, &c) != 0 || pd_store_write_sync(s, audit_write, &a) != 0)
+        fprintf(stderr, "payctl: warning: the backup's outcome could not be recorded\n");
+    int pruned = rc == 0 && to != NULL ? prune_dir(bc->dir, bc->keep_days) : 0;
+    l.take = false;
+    if (pd_store_write_sync(s, lease_write, &l) != 0)
+        fprintf(stderr, "payctl: warning: the backup lease was not released (it expires in an hour)\n");
+    pd_store_close(s);
+    if (rc != 0)
+        return rc;
+    print_made(ctx, &m);
+    if (pruned > 0 && !ctx->json)
+        printf("removed %d scheduled backup(s) older than %lld days from %s\n", pruned, (long long)bc->keep_days,
+               bc->dir);
     return 0;
 }
 
@@ -332,6 +517,7 @@ list_one(void *rec, void *arg)
 {
     const pd_file_rec_t *f = rec;
     payctl_t *ctx = arg;
+    const char *name = f->id[0] != '\0' ? f->id : f->filename; /* a file id, or an archive of [backup] dir */
     char created[32], expires[32];
     struct tm tm;
     time_t t = (time_t)f->created, e = (time_t)f->expires_at;
@@ -340,7 +526,7 @@ list_one(void *rec, void *arg)
     gmtime_r(&e, &tm);
     strftime(expires, sizeof(expires), "%Y-%m-%d %H:%M:%S", &tm);
     if (ctx->json) {
-        json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "id", f->id, "filename", f->filename, "size",
+        json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "id", name, "filename", f->filename, "size",
                               (json_int_t)f->size, "created", (json_int_t)f->created, "expires_at",
                               (json_int_t)f->expires_at, "sha256", f->sha256);
         char *s = json_dumps(j, JSON_COMPACT);
@@ -348,7 +534,7 @@ list_one(void *rec, void *arg)
         free(s);
         json_decref(j);
     } else {
-        printf("%-36s %s UTC  %14lld  expires %s UTC\n", f->id, created, (long long)f->size, expires);
+        printf("%-36s %s UTC  %14lld  expires %s UTC\n", name, created, (long long)f->size, expires);
     }
     return 0;
 }
@@ -367,7 +553,25 @@ cmd_list(payctl_t *ctx, int argc, char **argv)
         printf("%-36s %-23s  %14s  %s\n", "ID", "CREATED", "BYTES", "EXPIRES");
     int r = pd_file_list_all(pd_store_reader(s), "backup", list_one, ctx);
     pd_store_close(s);
-    return r != 0 ? payctl_fail(ctx, "cannot list the backups: %s", pd_strerror(r)) : 0;
+    if (r != 0)
+        return payctl_fail(ctx, "cannot list the backups: %s", pd_strerror(r));
+    /* and the scheduled archives of [backup] dir */
+    const char *dir = pd_backup_config()->dir;
+    DIR *d = dir != NULL && dir[0] != '\0' ? opendir(dir) : NULL;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+        struct stat st;
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "payd-backup-", 12) != 0 || n < 17 || strcmp(e->d_name + n - 5, ".pdbk") != 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        pd_file_rec_t f = {.size = st.st_size, .created = st.st_mtime,
+                           .expires_at = st.st_mtime + pd_backup_config()->keep_days * 86400};
+        snprintf(f.filename, sizeof(f.filename), "%.127s", e->d_name); /* listed by name, in [backup] dir */
+        list_one(&f, ctx);
+    }
+    if (d != NULL)
+        closedir(d);
+    return 0;
 }
 
 const payctl_cmd_t payctl_backup_cmds[] = {
@@ -380,6 +584,8 @@ const payctl_cmd_t payctl_backup_cmds[] = {
      cmd_verify},
     {"backup", "restore", "FILE|FILE_ID --data-dir NEW [--passphrase-file F | --share-file F...]",
      "restore an archive into a new or empty directory (then: payd --dev --data-dir NEW)", cmd_restore},
-    {"backup", "list", "", "the backups kept in the file store, newest first", cmd_list},
+    {"backup", "list", "", "the backups kept in the file store, newest first, then those of [backup] dir", cmd_list},
+    {"backup", "run", "[--now]",
+     "the scheduled backup, when due ([backup] schedule), on one node (a lease); run it from a timer", cmd_run},
 };
 const size_t payctl_backup_ncmds = sizeof(payctl_backup_cmds) / sizeof(payctl_backup_cmds[0]);

@@ -19,13 +19,19 @@ sed "s|/usr/bin/payd-vault |$vault |" "$src/deploy/systemd/payd-vault.service" >
 sed "s|/usr/bin/payd |$payd |" "$src/deploy/systemd/payd.service" > "$tmp/payd.service"
 grep -q "^ExecStart=$vault " "$tmp/payd-vault.service" && grep -q "^ExecStart=$payd " "$tmp/payd.service"
 
-out=$(systemd-analyze verify --man=no "$tmp/payd-vault.service" "$tmp/payd.service" 2>&1) || {
+payctl=$(dirname "$payd")/payctl
+sed "s|/usr/bin/payctl |$payctl |" "$src/deploy/systemd/payd-backup.service" > "$tmp/payd-backup.service"
+cp "$src/deploy/systemd/payd-backup.timer" "$tmp/payd-backup.timer"
+grep -q "^ExecStart=$payctl " "$tmp/payd-backup.service"
+
+out=$(systemd-analyze verify --man=no "$tmp/payd-vault.service" "$tmp/payd.service" "$tmp/payd-backup.service" \
+      "$tmp/payd-backup.timer" 2>&1) || {
     echo "$out"; echo "FAIL: systemd-analyze verify"; exit 1; }
 # a unit file of ours that the checked copy is not (paths): nothing else may be said
 if [[ -n "$out" ]]; then
     echo "$out"; echo "FAIL: systemd-analyze verify has warnings"; exit 1
 fi
-echo "systemd-analyze verify: both units ok, no warnings"
+echo "systemd-analyze verify: the units ok (payd-vault, payd, payd-backup and its timer), no warnings"
 
 for u in payd-vault payd; do
     if ! sec=$(systemd-analyze security --offline=yes "$tmp/$u.service" 2>&1); then

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -372,7 +373,7 @@ backup_drill(void **state)
     usd_balance(&r, after, sizeof(after));
     assert_string_equal(after, before);
     for (int i = 0; i < acked_before; i++) {
-        snprintf(path, sizeof(path), "/v1/payment_intents/%s", load_ids[i]);
+        snprintf(path, sizeof(path), "/v1/payment_intents/%.63s", load_ids[i]);
         assert_int_equal(api_call(&r, "GET", path, NULL, &o), 200);
         assert_string_equal(jstr(o, "status"), "succeeded");
         json_decref(o);
@@ -485,6 +486,100 @@ a_backup_kept_in_the_file_store(void **state)
     assert_int_not_equal(access(path, F_OK), 0);
 }
 
+/* payctl with --set overrides (up to 3) before the command words */
+static int
+payctl_set(char **out, const char *s1, const char *s2, const char *const *cmd)
+{
+    const char *args[16];
+    int n = 0;
+    const char *sets[] = {s1, s2};
+    for (int i = 0; i < 2; i++)
+        if (sets[i] != NULL) {
+            args[n++] = "--set";
+            args[n++] = sets[i];
+        }
+    for (int i = 0; cmd[i] != NULL && n < 15; i++)
+        args[n++] = cmd[i];
+    args[n] = NULL;
+    return run_payctl(out, args);
+}
+
+static long
+sql_count(const char *query)
+{
+    char db[600];
+    snprintf(db, sizeof(db), "%s/payd.db", payd.dir);
+    const char *argv[] = {"/usr/bin/sqlite3", db, query, NULL};
+    char *out = NULL;
+    long n = pd_h_run(argv, &out) == 0 && out != NULL ? strtol(out, NULL, 10) : -1;
+    free(out);
+    return n;
+}
+
+/* payctl backup run, as the timer starts it: the day's backup when due, once, into
+ * [backup] dir, on the host that takes the lease; old archives pruned; recorded */
+static void
+the_scheduled_backup_runs_once_a_day(void **state)
+{
+    (void)state;
+    char dir[600], dirset[700], sched[64], *out = NULL;
+    snprintf(dir, sizeof(dir), "%s-scheduled", payd.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(dirset, sizeof(dirset), "backup.dir=%s", dir);
+    /* a slot a minute ago: today's backup is due */
+    time_t t = time(NULL) - 60;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    snprintf(sched, sizeof(sched), "backup.schedule=%02d:%02d", tm.tm_hour, tm.tm_min);
+    /* an archive older than keep_days (7) is pruned after a run */
+    char old[700];
+    snprintf(old, sizeof(old), "%s/payd-backup-20000101-000000.pdbk", dir);
+    assert_int_equal(pd_h_write_file(old, "x"), 0);
+    struct utimbuf ages = {time(NULL) - 40 * 86400, time(NULL) - 40 * 86400};
+    assert_int_equal(utime(old, &ages), 0);
+    const char *run[] = {"backup", "run", NULL}, *now[] = {"backup", "run", "--now", NULL};
+    assert_int_equal(payctl_set(&out, dirset, sched, run), 0);
+    assert_non_null(strstr(out, "backup written: "));
+    assert_non_null(strstr(out, dir));
+    assert_non_null(strstr(out, "removed 1 scheduled backup(s) older than 7 days"));
+    free(out);
+    assert_int_not_equal(access(old, F_OK), 0);
+    assert_true(sql_count("SELECT value FROM worker_cursors WHERE name = 'backup.last_success'") >= (long)t);
+    assert_int_equal(sql_count("SELECT COUNT(*) FROM audit_log WHERE action = 'backup.scheduled' AND outcome = 'success'"), 1);
+    /* done for today */
+    assert_int_equal(payctl_set(&out, dirset, sched, run), 0);
+    assert_non_null(strstr(out, "not due"));
+    free(out);
+    /* another host holds the lease: this one leaves it */
+    assert_int_equal(sql_count("INSERT OR REPLACE INTO leases (name, holder, expires_at, token, acquired_at) VALUES "
+                               "('backup', 'payctl@other:1', 99999999999999, 1, 0); SELECT 0"),
+                     0);
+    if (payctl_set(&out, dirset, sched, now) != 0 || strstr(out, "another node is making the scheduled backup") == NULL)
+        fail_msg("a held lease: %s", out);
+    free(out);
+    assert_int_equal(sql_count("DELETE FROM leases WHERE name = 'backup'; SELECT 0"), 0);
+    /* forced: a second archive; both listed */
+    sleep(1);
+    assert_int_equal(payctl_set(&out, dirset, sched, now), 0);
+    free(out);
+    const char *list[] = {"backup", "list", NULL};
+    assert_int_equal(payctl_set(&out, dirset, NULL, list), 0);
+    int found = 0;
+    for (const char *p = out; (p = strstr(p, "payd-backup-")) != NULL; p++)
+        found++;
+    assert_int_equal(found, 2);
+    free(out);
+    /* off, and a schedule that is not a time */
+    assert_int_equal(payctl_set(&out, dirset, "backup.schedule=off", run), 0);
+    assert_non_null(strstr(out, "scheduled backups are off"));
+    free(out);
+    expect_fail((const char *const[]){"--set", "backup.schedule=25:00", "backup", "run", NULL},
+                "[backup] schedule = \"25:00\": a daily time HH:MM (local) or off");
+    const char *rm[] = {"/bin/rm", "-rf", dir, NULL};
+    assert_int_equal(pd_h_run(rm, &out), 0);
+    free(out);
+}
+
 static void
 a_passphrase_vault_needs_its_passphrase(void **state)
 {
@@ -552,6 +647,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backup_drill),
         cmocka_unit_test(a_backup_kept_in_the_file_store),
+        cmocka_unit_test(the_scheduled_backup_runs_once_a_day),
         cmocka_unit_test(a_passphrase_vault_needs_its_passphrase),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,33 @@
+/*
+ * [backup]: the daily scheduled backup (docs/backup.md, "Scheduled backups"). payd
+ * registers the section (so its configuration is one file for both) and reads the last
+ * success for the `backup` alarm; `payctl backup run`, started by a timer
+ * (deploy/systemd/payd-backup.timer), makes the backup when it is due.
+ */
+#ifndef PAYD_BACKUP_CONFIG_H
+#define PAYD_BACKUP_CONFIG_H
+
+#include <stdint.h>
+
+#include "payd/config.h"
+
+typedef struct {
+    const char *schedule; /* "HH:MM" local time, daily, or "off" */
+    int64_t keep_days;    /* archives older than this are removed (7 to 35, as RDS keeps backups) */
+    const char *dir;      /* where archives go ("" = the file store) */
+} pd_backup_config_t;
+
+int pd_backup_config_register(pd_config_t *cfg) PD_WUR;
+const pd_backup_config_t *pd_backup_config(void);
+
+/* "HH:MM" as a minute of the day into *minute, or -1 for "off"; PD_ERR_CONFIG otherwise */
+int pd_backup_schedule_parse(const char *s, int *minute) PD_WUR;
+/* The latest scheduled time at or before now (Unix seconds), in local time */
+int64_t pd_backup_last_slot(int minute, int64_t now);
+
+/* The worker_cursors rows of the scheduled backup: Unix seconds of the last success and
+ * the last failure (0: none) */
+#define PD_BACKUP_LAST_SUCCESS "backup.last_success"
+#define PD_BACKUP_LAST_FAILURE "backup.last_failure"
+
+#endif
