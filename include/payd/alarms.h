@@ -29,7 +29,16 @@ typedef enum { PD_ALARM_INSUFFICIENT_DATA, PD_ALARM_OK, PD_ALARM_ALARM } pd_alar
 typedef enum { PD_ALARM_GT, PD_ALARM_GE } pd_alarm_cmp_t;
 
 /* the rows of pd_alarm_defs */
-enum { PD_ALARM_CPU, PD_ALARM_MEMORY, PD_ALARM_DB, PD_ALARM_UNHEALTHY, PD_ALARM_API_4XX, PD_ALARM_API_5XX, PD_ALARM_N };
+enum {
+    PD_ALARM_CPU,
+    PD_ALARM_MEMORY,
+    PD_ALARM_DB,
+    PD_ALARM_UNHEALTHY,
+    PD_ALARM_API_4XX,
+    PD_ALARM_API_5XX,
+    PD_ALARM_BACKUP,
+    PD_ALARM_N
+};
 
 #define PD_ALARM_MAX_PERIODS 100 /* the largest evaluation_periods */
 
@@ -115,6 +124,7 @@ typedef struct {
     bool (*dead_nodes)(void *arg, int64_t *dead);
     bool (*db_ok)(void *arg, char *why, size_t cap); /* the store reaches its database (db) */
     void *db_arg;
+    bool backups_scheduled;                /* [backup] schedule is not off: the backup alarm watches */
     struct pd_store *store;                /* transitions are audited here (NULL: not audited) */
     const struct pd_secret_source *secrets; /* notify_secret comes from here */
     const char *admin_listen;              /* for externalURL when [alarms] external_url is empty */

@@ -163,6 +163,12 @@ pd_api_register(pd_api_t *a, pd_router_t *rt, pd_server_t *srv)
 int
 pd_api_start(pd_api_t *a)
 {
+    int minute;
+    if (pd_backup_schedule_parse(pd_backup_config()->schedule, &minute) != 0) {
+        pd_log_error("[backup] schedule is not a daily time HH:MM (local) or off",
+                     PD_LS("schedule", pd_backup_config()->schedule), PD_LS("setting", "backup.schedule"));
+        return PD_ERR_CONFIG;
+    }
     uint8_t pepper[256];
     size_t pl = 0;
     int r = pd_vault_link_pepper(a->vault, pepper, sizeof(pepper), &pl);

@@ -18,6 +18,7 @@
 
 #include "payd/alarms.h"
 #include "payd/api.h"
+#include "payd/backup_config.h"
 #include "payd/cache.h"
 #include "payd/cluster.h"
 #include "payd/config.h"
@@ -555,8 +556,11 @@ start_alarms(app_t *app)
     /* externalURL: the admin listener as bound (its configured port may be 0) */
     static char admin[300];
     admin_address(app, admin, sizeof(admin));
+    int backup_minute = -1;
+    bool backups = pd_backup_schedule_parse(pd_backup_config()->schedule, &backup_minute) == 0 && backup_minute >= 0;
     pd_alarms_deps_t deps = {.mx = pd_mx, .ready = node_ready, .dead_nodes = dead_nodes, .db_ok = store_ready, .db_arg = app->db,
-                             .store = app->db, .secrets = &app->secrets, .admin_listen = admin};
+                             .store = app->db, .secrets = &app->secrets, .admin_listen = admin,
+                             .backups_scheduled = backups};
     int r = pd_alarms_start(&app->alarms, &app->alarms_cfg, &deps);
     if (r != 0) {
         pd_log_error("cannot start the alarm evaluator", PD_LERR(r));

@@ -26,6 +26,7 @@ struct pd_alarms {
     pd_alarm_src_t src[PD_ALARM_N]; /* evaluator thread only */
     long ncpu;
     double mem_limit;
+    int64_t started_at; /* unix seconds: the backup alarm's reference before any backup */
     bool commit_primed;
     pd_metric_hist_t commit_last;
     char instance[256];

@@ -12,6 +12,7 @@
 
 #include "obs/alarms_internal.h"
 #include "payd/metrics_payd.h"
+#include "payd/time.h"
 
 /* cgroup v2 memory.max of this process, else MemTotal; 0 when neither is readable */
 double
@@ -88,6 +89,7 @@ pd_alarms_sources_prime(pd_alarms_t *a)
     if (a->ncpu < 1)
         a->ncpu = 1;
     a->mem_limit = pd_alarms_memory_limit();
+    a->started_at = pd_unix_now();
     if (a->deps.mx != NULL && pd_metric_read_hist(a->deps.mx, PD_MX_STORE_COMMIT, SIZE_MAX, &a->commit_last) == 0)
         a->commit_primed = true;
 }
@@ -175,6 +177,21 @@ pd_alarms_sample(pd_alarms_t *a, size_t i, double period_s, double *value, char 
             snprintf(note, cap, "not ready: %s", why);
         else if (dead > 0)
             snprintf(note, cap, "%lld dead node(s) in the cluster (payctl cluster status)", (long long)dead);
+        return true;
+    }
+    case PD_ALARM_BACKUP: {
+        /* hours since the last scheduled backup's success (payd_backup_last_success_timestamp_seconds),
+         * or, none yet, since this process started: a node that never saw a backup alarms after 26 h */
+        if (!a->deps.backups_scheduled)
+            return false; /* scheduled backups are off: nothing to watch */
+        int fam = a->deps.mx ? pd_metrics_find(a->deps.mx, "payd_backup_last_success_timestamp_seconds") : -1;
+        double last = fam >= 0 ? pd_metric_read(a->deps.mx, (unsigned)fam, 0) : 0;
+        double now = (double)pd_unix_now();
+        if (last <= 0) {
+            last = (double)a->started_at;
+            snprintf(note, cap, "no scheduled backup has succeeded since this node started");
+        }
+        *value = (now - last) / 3600.0;
         return true;
     }
     default: return false;

@@ -24,6 +24,9 @@ const pd_alarm_def_t pd_alarm_defs[PD_ALARM_N] = {
                           "warning"},
     [PD_ALARM_API_5XX] = {"api_5xx", "Sum", "count", "API requests end in 5xx", PD_ALARM_GT, "10", "5m", "2",
                           "critical"},
+    /* the issue's: the last scheduled backup's success older than 26 h ([backup] schedule off: no data) */
+    [PD_ALARM_BACKUP] = {"backup", "Maximum", "hours", "the last scheduled backup succeeded too long ago, or never",
+                         PD_ALARM_GT, "26", "5m", "1", "critical"},
 };
 
 const char *

@@ -36,7 +36,7 @@ static const char *const proc_results[] = {"approved", "declined", "unknown", "n
 static const char *const hook_results[] = {"success", "http_error", "timeout", "network_error", "refused",
                                            "not_started", NULL};
 static const char *const recovery_kinds[] = {"authorization", "capture", "void", "refund", NULL};
-const char *const pd_mx_alarm_names[] = {"cpu", "memory", "db", "unhealthy", "api_4xx", "api_5xx", NULL};
+const char *const pd_mx_alarm_names[] = {"cpu", "memory", "db", "unhealthy", "api_4xx", "api_5xx", "backup", NULL};
 static const char *const alarm_states[] = {"OK", "ALARM", "INSUFFICIENT_DATA", NULL};
 static const char *const notify_results[] = {"delivered", "failed", "no_secret", "queue_full", "command_ok",
                                              "command_failed", NULL};
@@ -143,6 +143,9 @@ const pd_metric_def_t pd_mx_defs[PD_MX_NFAMILIES] = {
     [PD_MX_RECOVERY_RESOLVED] = {"payd_recovery_resolved_total",
                                  "Interrupted operations the recovery worker finished, by kind.", PD_METRIC_COUNTER, 0,
                                  1, {L("kind", recovery_kinds)}, NULL, 0},
+    [PD_MX_BACKUP_LAST_SUCCESS] = {"payd_backup_last_success_timestamp_seconds",
+                                   "When the last scheduled backup succeeded (Unix seconds; 0: never).",
+                                   PD_METRIC_GAUGE, 0, 0, {{0}}, NULL, 0},
     [PD_MX_BUILD_INFO] = {"payd_build_info", "Always 1; the version label says which payd runs.", PD_METRIC_GAUGE, 0,
                           1, {L("version", NULL)}, NULL, 0},
     [PD_MX_EDGE_REFUSALS] = {"payd_edge_refusals_total",

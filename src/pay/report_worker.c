@@ -17,7 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "payd/backup_config.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/payments.h"
 #include "payd/relay.h"
 #include "payd/reports.h"
@@ -29,6 +31,7 @@
 
 struct pd_reports {
     pd_reports_opts_t o;
+    int64_t backup_read_ms, backup_last; /* payd_backup_last_success_timestamp_seconds, read every 5 s */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -154,6 +157,23 @@ sweep(pd_reports_t *w)
         pd_log_info("files: the janitor removed files", PD_LI("removed", removed));
 }
 
+/* the scheduled backup's last success (payctl backup run writes it) into its gauge */
+static void
+read_backup_time(pd_reports_t *w)
+{
+    uint64_t now = pd_mono_ms();
+    if (w->backup_read_ms != 0 && (int64_t)(now - (uint64_t)w->backup_read_ms) < 5000)
+        return;
+    w->backup_read_ms = (int64_t)now;
+    pd_db_t *db = pd_store_reader(w->o.store);
+    int64_t last = 0;
+    if (db == NULL || pd_cursor_get(db, PD_BACKUP_LAST_SUCCESS, &last) != 0)
+        return;
+    if (pd_mx != NULL && last != w->backup_last)
+        pd_metric_gauge_add(pd_mx, PD_MX_BACKUP_LAST_SUCCESS, 0, last - w->backup_last);
+    w->backup_last = last;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -180,6 +200,7 @@ worker_main(void *arg)
         if (r != 0 && r != PD_ERR_NOTFOUND)
             pd_log_warn("reports: cannot look for pending runs", PD_LERR(r));
         sweep(w);
+        read_backup_time(w);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += IDLE_WAIT_MS / 1000;

@@ -14,7 +14,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import metric_names  # noqa: E402
 
-ALARMS = {"cpu", "memory", "db", "unhealthy", "api_4xx", "api_5xx", "monitoring"}
+ALARMS = {"cpu", "memory", "db", "unhealthy", "api_4xx", "api_5xx", "backup", "monitoring"}
 
 
 def main():

@@ -65,7 +65,9 @@ static int
 setup(void **state)
 {
     (void)state;
-    static const char *const args[] = {"--set", "files.janitor_interval=1s", NULL};
+    /* the backup alarm evaluated every second, raised past 20 s without a success */
+    static const char *const args[] = {"--set", "files.janitor_interval=1s", "--set", "alarms.backup_period=1s",
+                                       "--set", "alarms.backup_threshold=0.0056", NULL};
     pd_h_opts_t o = {.args = args};
     if (pd_h_start(&payd, &o) != 0)
         return -1;
@@ -516,6 +518,58 @@ sql_count(const char *query)
     return n;
 }
 
+/* the state of the backup alarm in GET /alarms */
+static void
+backup_alarm(char *state, size_t cap, char *reason, size_t rcap)
+{
+    pd_h_req_t rq = {.admin = true};
+    pd_h_resp_t r;
+    assert_int_equal(pd_h_request(&payd, "GET", "/alarms", &rq, &r), 0);
+    json_error_t e;
+    json_t *arr = json_loads(r.body, 0, &e), *a;
+    pd_h_resp_free(&r);
+    size_t i;
+    state[0] = '\0';
+    json_array_foreach(arr, i, a) {
+        if (strcmp(json_string_value(json_object_get(a, "name")), "backup") == 0) {
+            snprintf(state, cap, "%s", json_string_value(json_object_get(a, "state")));
+            snprintf(reason, rcap, "%s", json_string_value(json_object_get(a, "reason")));
+        }
+    }
+    json_decref(arr);
+}
+
+static bool
+backup_alarm_becomes(const char *want, int seconds, char *reason, size_t rcap)
+{
+    char st[32];
+    for (int i = 0; i < seconds * 10; i++) {
+        backup_alarm(st, sizeof(st), reason, rcap);
+        if (strcmp(st, want) == 0)
+            return true;
+        usleep(100000);
+    }
+    print_error("the backup alarm stayed %s (wanted %s): %s\n", st, want, reason);
+    return false;
+}
+
+/* the backup alarm: raised while no scheduled backup has succeeded for longer than its
+ * threshold (20 s here), cleared once one has; the metric carries the last success */
+static void
+the_backup_alarm_follows_the_last_success(void **state)
+{
+    (void)state;
+    char reason[300], *out = NULL;
+    assert_true(backup_alarm_becomes("ALARM", 40, reason, sizeof(reason)));
+    assert_non_null(strstr(reason, "no scheduled backup has succeeded since this node started"));
+    time_t t = time(NULL);
+    const char *now[] = {"backup", "run", "--now", NULL};
+    assert_int_equal(run_payctl(&out, now), 0);
+    free(out);
+    assert_true(backup_alarm_becomes("OK", 15, reason, sizeof(reason)));
+    assert_true(api_metric(&payd, "payd_backup_last_success_timestamp_seconds") >= (double)t);
+}
+
 /* payctl backup run, as the timer starts it: the day's backup when due, once, into
  * [backup] dir, on the host that takes the lease; old archives pruned; recorded */
 static void
@@ -523,6 +577,8 @@ the_scheduled_backup_runs_once_a_day(void **state)
 {
     (void)state;
     char dir[600], dirset[700], sched[64], *out = NULL;
+    assert_int_equal(sql_count("DELETE FROM worker_cursors WHERE name = 'backup.last_success'; SELECT 0"), 0);
+    long audited = sql_count("SELECT COUNT(*) FROM audit_log WHERE action = 'backup.scheduled' AND outcome = 'success'");
     snprintf(dir, sizeof(dir), "%s-scheduled", payd.dir);
     assert_int_equal(mkdir(dir, 0700), 0);
     snprintf(dirset, sizeof(dirset), "backup.dir=%s", dir);
@@ -545,7 +601,8 @@ the_scheduled_backup_runs_once_a_day(void **state)
     free(out);
     assert_int_not_equal(access(old, F_OK), 0);
     assert_true(sql_count("SELECT value FROM worker_cursors WHERE name = 'backup.last_success'") >= (long)t);
-    assert_int_equal(sql_count("SELECT COUNT(*) FROM audit_log WHERE action = 'backup.scheduled' AND outcome = 'success'"), 1);
+    assert_int_equal(sql_count("SELECT COUNT(*) FROM audit_log WHERE action = 'backup.scheduled' AND outcome = 'success'"),
+                     audited + 1);
     /* done for today */
     assert_int_equal(payctl_set(&out, dirset, sched, run), 0);
     assert_non_null(strstr(out, "not due"));
@@ -647,6 +704,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backup_drill),
         cmocka_unit_test(a_backup_kept_in_the_file_store),
+        cmocka_unit_test(the_backup_alarm_follows_the_last_success),
         cmocka_unit_test(the_scheduled_backup_runs_once_a_day),
         cmocka_unit_test(a_passphrase_vault_needs_its_passphrase),
     };
