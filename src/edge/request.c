@@ -195,6 +195,13 @@ start_head(pd_req_t *r, h2o_req_t *req, int status, const char *content_type)
     if (r->listener == PD_L_API) {
         const char *v = r->stripe_version[0] != '\0' ? r->stripe_version : PD_STRIPE_API_VERSION;
         h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("stripe-version"), 0, NULL, v, strlen(v));
+        /* 502 (the processor did not answer: recovery finishes the operation, the same key
+         * replays it) and 503 (busy, storage unavailable) are worth retrying with the same
+         * Idempotency-Key: say so where the handler did not */
+        if ((status == 502 || status == 503) &&
+            h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("stripe-should-retry"), -1) < 0)
+            h2o_add_header_by_str(pool, &req->res.headers, H2O_STRLIT("stripe-should-retry"), 0, NULL,
+                                  H2O_STRLIT("true"));
     }
 }
 

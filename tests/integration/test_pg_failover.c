@@ -67,15 +67,17 @@ nap(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* a 503 that tells the client to come back: Retry-After and error.type api_error */
+/* a 503 that tells the client to come back: Retry-After, Stripe-Should-Retry (the SDKs'
+ * signal) and error.type api_error */
 static bool
 good_503(const pd_h_resp_t *r)
 {
-    char ra[16];
+    char ra[16], sr[16];
     json_error_t e;
     json_t *o = json_loads(r->body != NULL ? r->body : "", 0, &e);
     const char *type = jstr(o, "error.type");
     bool ok = pd_h_resp_header(r, "retry-after", ra, sizeof(ra)) && strtol(ra, NULL, 10) >= 1 && type != NULL &&
+              pd_h_resp_header(r, "stripe-should-retry", sr, sizeof(sr)) && strcmp(sr, "true") == 0 &&
               strcmp(type, "api_error") == 0 && jstr(o, "error.message") != NULL;
     json_decref(o);
     return ok;
