@@ -118,6 +118,7 @@ struct pd_stream {
     pd_vault_client_t *vault;
     pd_rlink_t *link;
     int64_t partitions, retention_ms, replicas;
+    int64_t wait_ms; /* WAIT's timeout: half the link's, so its answer at the deadline is read */
     bool encrypt;
     pthread_t thread;
     atomic_bool stop;
@@ -315,21 +316,21 @@ write_done(pd_db_t *tx, void *arg)
     return pd_stream_outbox_done(tx, done, n);
 }
 
-#define WAIT_MS "1000"
 
 /*
  * WAIT: true once [stream] replicas replicas acknowledged every write of this
- * connection so far (the pass's XADDs), within WAIT_MS. Redis replicates
+ * connection so far (the pass's XADDs), within s->wait_ms. Redis replicates
  * asynchronously: without it, entries the master acknowledged and had not yet sent
  * to a replica are lost when Sentinel promotes that replica.
  */
 static bool
 replicas_hold(pd_stream_t *s, char *why, size_t cap)
 {
-    char want[24];
+    char want[24], ms[24];
     snprintf(want, sizeof(want), "%lld", (long long)s->replicas);
-    const char *argv[] = {"WAIT", want, WAIT_MS};
-    size_t lens[] = {4, strlen(want), strlen(WAIT_MS)};
+    snprintf(ms, sizeof(ms), "%lld", (long long)s->wait_ms);
+    const char *argv[] = {"WAIT", want, ms};
+    size_t lens[] = {4, strlen(want), strlen(ms)};
     redisReply *rep = NULL;
     int r = pd_rlink_append(s->link, 3, argv, lens);
     if (r == 0)
@@ -343,7 +344,7 @@ replicas_hold(pd_stream_t *s, char *why, size_t cap)
     bool ok = rep->type == REDIS_REPLY_INTEGER && rep->integer >= s->replicas;
     if (!ok)
         snprintf(why, cap, "WAIT: %lld of %lld replicas hold the entries after %s ms",
-                 rep->type == REDIS_REPLY_INTEGER ? (long long)rep->integer : -1LL, (long long)s->replicas, WAIT_MS);
+                 rep->type == REDIS_REPLY_INTEGER ? (long long)rep->integer : -1LL, (long long)s->replicas, ms);
     freeReplyObject(rep);
     return ok;
 }
@@ -542,6 +543,7 @@ pd_stream_start(pd_stream_t **out, pd_store_t *store, pd_vault_client_t *vault, 
     s->retention_ms = g_cfg != NULL ? g_cfg->retention_ms : 86400000;
     s->encrypt = g_cfg == NULL || g_cfg->encrypt;
     s->replicas = g_cfg != NULL ? g_cfg->replicas : 0;
+    s->wait_ms = t.timeout_ms / 2 > 0 ? t.timeout_ms / 2 : 1;
     s->backoff_ms = BACKOFF_MIN_MS;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
