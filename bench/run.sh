@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
+for tool in wrk sqlite3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/deps.sh --bench (make bench does)" >&2; exit 1; }
+done
 for f in bench/scenarios/*.sh; do source "$f"; done
 
 scenarios=("$@")
