@@ -27,6 +27,7 @@
 
 #include "payd/buf.h"
 #include "payd/error.h"
+#include "payd/wal_archive.h"
 
 #define PD_BACKUP_FILE_ID "payd-backup"
 #define PD_BACKUP_AAD "payd backup v1"
@@ -44,6 +45,16 @@ typedef enum {
     PD_BACKUP_UNSEAL_PASSPHRASE = 1, /* root.key, sealed under a passphrase */
     PD_BACKUP_UNSEAL_SHARES = 2,     /* Shamir shares (no key file) */
 } pd_backup_unseal_t;
+
+/* The payments copy's position in its WAL, a part of the archive when the copy was taken
+ * from a running payd (a restore with --until rolls the copy forward from there):
+ * "walpos 1 salt1 salt2 page_size frame ck0 ck1 big_endian at_ms\n", decimal, at_ms the
+ * time the copy was taken (Unix ms). */
+#define PD_BACKUP_WALPOS "payd.db.walpos"
+/* The line into out: its length, or PD_ERR_TOOBIG */
+int pd_backup_walpos_enc(char *out, size_t cap, const pd_wal_pos_t *p, int64_t at_ms);
+/* PD_ERR_INVALID unless in is exactly such a line */
+int pd_backup_walpos_dec(const char *in, size_t n, pd_wal_pos_t *p, int64_t *at_ms) PD_WUR;
 
 typedef struct {
     uint8_t version;
@@ -116,6 +127,10 @@ typedef struct {
     pd_backup_progress_fn progress;
     void *arg;
     const volatile sig_atomic_t *cancel; /* as for create */
+    /* > 0: payd.db rolled forward to this time (Unix ms) with the WAL archive in wal_dir
+     * (restore only; docs/backup.md "Point in time") */
+    int64_t until_ms;
+    const char *wal_dir;
 } pd_backup_restore_opts_t;
 
 typedef struct {
@@ -124,6 +139,8 @@ typedef struct {
     int64_t ledger_entries, charges; /* the restored ledger, verified */
     int64_t audit_records;           /* the vault's audit chain, verified */
     bool dev;
+    int64_t wal_records, wal_frames; /* rolled forward with (--until) */
+    int64_t rolled_to_ms;            /* the last record's time (0: none was applied) */
 } pd_backup_report_t;
 
 /*

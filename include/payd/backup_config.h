@@ -7,14 +7,18 @@
 #ifndef PAYD_BACKUP_CONFIG_H
 #define PAYD_BACKUP_CONFIG_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "payd/config.h"
+#include "payd/wal_archive.h"
 
 typedef struct {
     const char *schedule; /* "HH:MM" local time, daily, or "off" */
     int64_t keep_days;    /* archives older than this are removed (7 to 35, as RDS keeps backups) */
     const char *dir;      /* where archives go ("" = the file store) */
+    bool wal_archive;     /* payd archives the SQLite store's WAL (payd/wal_archive.h) */
 } pd_backup_config_t;
 
 int pd_backup_config_register(pd_config_t *cfg) PD_WUR;
@@ -24,6 +28,13 @@ const pd_backup_config_t *pd_backup_config(void);
 int pd_backup_schedule_parse(const char *s, int *minute) PD_WUR;
 /* The latest scheduled time at or before now (Unix seconds), in local time */
 int64_t pd_backup_last_slot(int minute, int64_t now);
+
+/* The WAL archive's directory: [backup] dir/wal, or DATA_DIR/wal-archive without one */
+int pd_backup_wal_dir(char *out, size_t cap, const char *data_dir) PD_WUR;
+
+/* A WAL archive segment's key from the vault's backup.key (a pd_wal_key_fn; vault is a
+ * pd_vault_client_t of payd's) */
+int pd_backup_wal_key(void *vault, uint8_t key[PD_WAL_KEY_LEN], uint8_t wrapped[PD_WAL_WRAPPED_LEN]) PD_WUR;
 
 /* The worker_cursors rows of the scheduled backup: Unix seconds of the last success and
  * the last failure (0: none) */

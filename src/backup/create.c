@@ -18,6 +18,7 @@
 #include "backup/internal.h"
 #include "payd/db.h"
 #include "payd/snapshot.h"
+#include "payd/time.h"
 #include "payd/vault.h"
 
 /* payd's files that `payd --dev` needs to start on the restored state (when present) */
@@ -47,6 +48,18 @@ slurp(const char *path, uint8_t *out, size_t cap, size_t *n, char *err, size_t e
     }
     *n = (size_t)k;
     return 0;
+}
+
+/* a new file (0600) holding n bytes, synced */
+static int
+write_small(const char *path, const char *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    int r = write(fd, p, n) == (ssize_t)n && fsync(fd) == 0 ? 0 : (errno != 0 ? -errno : PD_ERR_IO);
+    close(fd);
+    return r;
 }
 
 /* the vault's admin operation op; its JSON into *json (the caller frees) and its secret part into r */
@@ -252,6 +265,9 @@ put_parts(const pd_backup_create_opts_t *o, job_t *j, pd_bk_out_t *out, char *er
     snprintf(path, sizeof(path), "%s/payd.db", j->work);
     if ((rc = pd_bk_put_file(out, "payd.db", path, err, cap)) != 0)
         return rc;
+    snprintf(path, sizeof(path), "%s/%s", j->work, PD_BACKUP_WALPOS);
+    if (exists(path) && (rc = pd_bk_put_file(out, PD_BACKUP_WALPOS, path, err, cap)) != 0)
+        return rc;
     snprintf(path, sizeof(path), "%s/simulator.db", j->work);
     if (exists(path) && (rc = pd_bk_put_file(out, "simulator.db", path, err, cap)) != 0)
         return rc;
@@ -284,8 +300,8 @@ static void
 cleanup(job_t *j)
 {
     char path[4400];
-    static const char *const work_files[] = {"payd.db", "simulator.db"};
-    for (size_t i = 0; j->work[0] != '\0' && i < 2; i++) {
+    static const char *const work_files[] = {"payd.db", "simulator.db", PD_BACKUP_WALPOS};
+    for (size_t i = 0; j->work[0] != '\0' && i < 3; i++) {
         snprintf(path, sizeof(path), "%s/%s", j->work, work_files[i]);
         (void)unlink(path);
     }
@@ -359,9 +375,22 @@ pd_backup_create(const pd_backup_create_opts_t *o, pd_backup_stats_t *st, char *
         goto out;
     /* the payments store first, then the vault: every card the payments reference is in the vault's copy */
     snprintf(dst, sizeof(dst), "%s/payd.db", j->work);
-    if ((rc = pd_sqlite_snapshot(o->payd_db, dst, &pages, err, cap)) != 0)
+    pd_wal_pos_t pos;
+    bool have_pos = false;
+    if ((rc = pd_sqlite_snapshot_at(o->payd_db, dst, &pages, &pos, &have_pos, err, cap)) != 0)
         goto out;
+    int64_t at_ms = pd_real_ms(); /* the copy holds no commit made after this */
     say(o, "payments store: %lld pages copied from %s", (long long)pages, o->payd_db);
+    if (have_pos) {
+        char line[200], walpos[4400];
+        snprintf(walpos, sizeof(walpos), "%s/%s", j->work, PD_BACKUP_WALPOS);
+        int n = pd_backup_walpos_enc(line, sizeof(line), &pos, at_ms);
+        if ((rc = n < 0 ? n : write_small(walpos, line, (size_t)n)) != 0) {
+            snprintf(err, cap, "cannot write %s: %s", walpos, pd_strerror(rc));
+            goto out;
+        }
+        say(o, "payments store: the copy is at frame %u of its WAL (a restore can roll it forward: --until)", pos.frame);
+    }
     snprintf(src, sizeof(src), "%s/simulator.db", o->data_dir);
     if (exists(src)) {
         snprintf(dst, sizeof(dst), "%s/simulator.db", j->work);

@@ -119,3 +119,33 @@ pd_backup_header_dec(pd_view_t in, pd_backup_header_t *h, char *err, size_t cap)
     }
     return 0;
 }
+
+int
+pd_backup_walpos_enc(char *out, size_t cap, const pd_wal_pos_t *p, int64_t at_ms)
+{
+    int n = snprintf(out, cap, "walpos 1 %u %u %u %u %u %u %d %lld\n", p->salt1, p->salt2, p->page_size, p->frame,
+                     p->ck[0], p->ck[1], p->big_endian ? 1 : 0, (long long)at_ms);
+    return n < 0 || (size_t)n >= cap ? PD_ERR_TOOBIG : n;
+}
+
+int
+pd_backup_walpos_dec(const char *in, size_t n, pd_wal_pos_t *p, int64_t *at_ms)
+{
+    char line[200], again[200];
+    unsigned s1, s2, ps, fr, c0, c1;
+    long long at;
+    int be, used = 0;
+    if (n == 0 || n >= sizeof(line) || memchr(in, '\0', n) != NULL)
+        return PD_ERR_INVALID;
+    memcpy(line, in, n);
+    line[n] = '\0';
+    if (sscanf(line, "walpos 1 %u %u %u %u %u %u %d %lld\n%n", &s1, &s2, &ps, &fr, &c0, &c1, &be, &at, &used) != 8 ||
+        (size_t)used != n || (be != 0 && be != 1) || ps < 512 || ps > 65536 || (ps & (ps - 1)) != 0 || at <= 0)
+        return PD_ERR_INVALID;
+    *p = (pd_wal_pos_t){.page_size = ps, .salt1 = s1, .salt2 = s2, .big_endian = be == 1, .frame = fr, .ck = {c0, c1}};
+    *at_ms = at;
+    /* one spelling only (no signs, no leading zeros): it reads back as it was written */
+    if (pd_backup_walpos_enc(again, sizeof(again), p, at) != (int)n || memcmp(again, line, n) != 0)
+        return PD_ERR_INVALID;
+    return 0;
+}

@@ -9,6 +9,7 @@
 
 #include "payd/backup.h"
 #include "payd/files.h"
+#include "payd/wal_archive.h"
 
 /*
  * The body (the encrypted file's plaintext) is a sequence of parts and an end mark:
@@ -69,5 +70,29 @@ const char *pd_bk_format_error(int r);
 
 /* a progress line through progress(arg, line) (NULL: none) */
 void pd_backup_say(pd_backup_progress_fn progress, void *arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* --- a restore to a point in time (wal_replay.c) --- */
+
+typedef struct {
+    const char *dir;
+    pd_wal_segment_t *segs; /* those made at or before the time, oldest first */
+    size_t n;
+    uint8_t *keys;          /* n data keys (the caller has payd-vault unwrap them) */
+} pd_bk_wal_t;
+
+typedef struct {
+    int64_t records, frames;
+    int64_t last_ms;        /* the stamp of the last record applied (0: none) */
+    int64_t chain_ended_ms; /* a new chain began here, before the time (0: the chain goes on) */
+} pd_bk_replay_t;
+
+/* The segments of dir that may hold records up to until_ms (at least one, else
+ * PD_ERR_NOTFOUND), and room for their keys. */
+int pd_bk_wal_open(pd_bk_wal_t *w, const char *dir, int64_t until_ms, char *err, size_t cap) PD_WUR;
+/* Rolls the copy at db_path forward from its WAL position from through every record of
+ * its chain stamped at or before until_ms; the copy is left in rollback-journal mode. */
+int pd_bk_wal_replay(const pd_bk_wal_t *w, const char *db_path, const pd_wal_pos_t *from, int64_t until_ms,
+                     pd_bk_replay_t *st, char *err, size_t cap) PD_WUR;
+void pd_bk_wal_free(pd_bk_wal_t *w);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <dirent.h>
@@ -109,14 +110,16 @@ arg(args_t *a, const char *s)
 }
 
 /*
- * Runs `payd-vault --unwrap-backup-key --data-dir unseal_dir ...` with the wrapped key
- * on its stdin and the data key read from its stdout (a pipe). payd-vault's stderr is
- * the operator's: it says why it refused (a wrong passphrase, another vault's key).
+ * Runs `payd-vault --unwrap-backup-key --data-dir unseal_dir ...` with the n wrapped keys
+ * (n * PD_BACKUP_WRAPPED_LEN bytes) on its stdin and their data keys (n * 32) read from
+ * its stdout (a pipe). payd-vault's stderr is the operator's: it says why it refused (a
+ * wrong passphrase, another vault's key).
  */
 static int
-unwrap(const pd_backup_restore_opts_t *o, const char *unseal_dir, const char *pass_file, pd_view_t wrapped,
-       uint8_t key[PD_BACKUP_KEY_LEN], char *err, size_t cap)
+unwrap(const pd_backup_restore_opts_t *o, const char *unseal_dir, const char *pass_file, const uint8_t *wrapped,
+       size_t n, uint8_t *keys, char *err, size_t cap)
 {
+    size_t want = n * PD_BACKUP_KEY_LEN;
     static args_t a; /* 16 KiB: not on the stack */
     int in[2] = {-1, -1}, out[2] = {-1, -1}, status = 0, rc = PD_ERR_IO;
     memset(&a, 0, sizeof(a));
@@ -147,11 +150,20 @@ unwrap(const pd_backup_restore_opts_t *o, const char *unseal_dir, const char *pa
     close(in[0]), in[0] = -1;
     close(out[1]), out[1] = -1;
     void (*old)(int) = signal(SIGPIPE, SIG_IGN); /* a vault that exits early must not kill payctl */
-    bool sent = write(in[1], wrapped.p, wrapped.len) == (ssize_t)wrapped.len;
+    size_t put = 0, len = n * PD_BACKUP_WRAPPED_LEN;
+    while (put < len) {
+        ssize_t k = write(in[1], wrapped + put, len - put);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        put += (size_t)k;
+    }
+    bool sent = put == len;
     close(in[1]), in[1] = -1;
     size_t got = 0;
-    while (got < PD_BACKUP_KEY_LEN) {
-        ssize_t k = read(out[0], key + got, PD_BACKUP_KEY_LEN - got);
+    while (got < want) {
+        ssize_t k = read(out[0], keys + got, want - got);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
@@ -159,7 +171,7 @@ unwrap(const pd_backup_restore_opts_t *o, const char *unseal_dir, const char *pa
         got += (size_t)k;
     }
     uint8_t extra;
-    bool more = got == PD_BACKUP_KEY_LEN && read(out[0], &extra, 1) > 0;
+    bool more = got == want && read(out[0], &extra, 1) > 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     signal(SIGPIPE, old);
@@ -168,7 +180,7 @@ unwrap(const pd_backup_restore_opts_t *o, const char *unseal_dir, const char *pa
         snprintf(err, cap, "payd-vault refused to open the archive's key (above): a wrong passphrase or shares, or "
                            "an archive of another vault");
         rc = PD_ERR_AUTH;
-    } else if (code != 0 || !sent || got != PD_BACKUP_KEY_LEN || more) {
+    } else if (code != 0 || !sent || got != want || more) {
         snprintf(err, cap, "payd-vault could not unwrap the archive's key (exit code %d)", code);
         rc = code == 2 ? PD_ERR_INVALID : PD_ERR_IO;
     } else {
@@ -182,7 +194,7 @@ out:
             close(out[i]);
     }
     if (rc != 0)
-        OPENSSL_cleanse(key, PD_BACKUP_KEY_LEN);
+        OPENSSL_cleanse(keys, want);
     return rc;
 }
 
@@ -370,6 +382,68 @@ sync_dir(const char *dir)
     return r;
 }
 
+/* "YYYY-MM-DD HH:MM:SS.mmm UTC" */
+static const char *
+utc(char *out, size_t cap, int64_t ms)
+{
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000);
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03d UTC", (int)(ms % 1000));
+    return out;
+}
+
+/* --until: the payments copy rolled forward from its WAL position (the archive's walpos part) */
+static int
+roll_forward(const pd_backup_restore_opts_t *o, const char *work, const pd_bk_wal_t *wal, pd_backup_report_t *rep,
+             char *err, size_t cap)
+{
+    char path[4600], line[200], t1[64], t2[64];
+    pd_wal_pos_t from;
+    int64_t at_ms = 0;
+    ssize_t n = -1;
+    if (pd_bk_path(path, sizeof(path), "%s/%s", work, PD_BACKUP_WALPOS) != 0)
+        return PD_ERR_TOOBIG;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        n = read(fd, line, sizeof(line));
+        close(fd);
+    }
+    if (fd < 0) {
+        snprintf(err, cap, "this archive holds no WAL position (made while payd was stopped, or by an older payctl): it "
+                           "restores to its own time only, without --until");
+        return PD_ERR_STATE;
+    }
+    if (n <= 0 || pd_backup_walpos_dec(line, (size_t)n, &from, &at_ms) != 0) {
+        snprintf(err, cap, "the archive's %s is malformed", PD_BACKUP_WALPOS);
+        return PD_ERR_INVALID;
+    }
+    if (o->until_ms < at_ms) {
+        snprintf(err, cap, "--until %s is before this backup's copy of the payments store (%s): restore an older backup",
+                 utc(t1, sizeof(t1), o->until_ms), utc(t2, sizeof(t2), at_ms));
+        return PD_ERR_RANGE;
+    }
+    pd_bk_replay_t st;
+    if (pd_bk_path(path, sizeof(path), "%s/payd.db", work) != 0)
+        return PD_ERR_TOOBIG;
+    int rc = pd_bk_wal_replay(wal, path, &from, o->until_ms, &st, err, cap);
+    if (rc != 0)
+        return rc;
+    if (st.chain_ended_ms != 0) {
+        snprintf(err, cap, "the WAL archive's chain from this backup ends at %s (payd started a new chain then, "
+                           "docs/backup.md): a restore to a later time needs a backup taken after it",
+                 utc(t1, sizeof(t1), st.chain_ended_ms));
+        return PD_ERR_RANGE;
+    }
+    rep->wal_records = st.records;
+    rep->wal_frames = st.frames;
+    rep->rolled_to_ms = st.last_ms != 0 ? st.last_ms : at_ms;
+    say(o, "payd.db rolled forward: %lld records, %lld frames of the WAL archive, to %s", (long long)st.records,
+        (long long)st.frames, utc(t1, sizeof(t1), rep->rolled_to_ms));
+    return 0;
+}
+
 int
 pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, char *err, size_t cap)
 {
@@ -378,11 +452,23 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
     pd_bk_in_t in = {.cancel = o->cancel};
     pd_view_t id, wrapped;
     pd_backup_header_t h;
+    pd_bk_wal_t wal = {0};
+    uint8_t *wrapped_all = NULL, *keys = NULL;
+    size_t nkeys = 1;
     int rc;
 
     memset(rep, 0, sizeof(*rep));
     if (o->target != NULL && (rc = target_free(o->target, err, cap)) != 0)
         return rc;
+    /* --until: the segments that may matter, whose keys payd-vault unwraps with the archive's */
+    if (o->until_ms > 0 && o->target != NULL) {
+        if ((rc = pd_bk_wal_open(&wal, o->wal_dir, o->until_ms, err, cap)) != 0) {
+            pd_bk_wal_free(&wal);
+            return rc;
+        }
+        nkeys += wal.n;
+        say(o, "WAL archive %s: %zu segments made before the time", o->wal_dir, wal.n);
+    }
     if ((rc = pd_file_reader_open(&in.r, o->archive, &id, &wrapped)) != 0) {
         if (rc == PD_ERR_INVALID || rc == PD_ERR_TRUNCATED)
             snprintf(err, cap, "%s is not a payd backup archive (%s)", o->archive,
@@ -464,8 +550,20 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
         pass_file = pass;
         say(o, "dev archive: unsealing with the dev passphrase it carries");
     }
-    if ((rc = unwrap(o, unseal, pass_file, h.wrapped, key, err, cap)) != 0)
+    if ((wrapped_all = malloc(nkeys * PD_BACKUP_WRAPPED_LEN)) == NULL ||
+        (keys = malloc(nkeys * PD_BACKUP_KEY_LEN)) == NULL) {
+        rc = PD_ERR_NOMEM;
         goto out;
+    }
+    memcpy(wrapped_all, h.wrapped.p, PD_BACKUP_WRAPPED_LEN);
+    for (size_t i = 0; i < wal.n; i++)
+        memcpy(wrapped_all + (i + 1) * PD_BACKUP_WRAPPED_LEN, wal.segs[i].wrapped, PD_BACKUP_WRAPPED_LEN);
+    if ((rc = unwrap(o, unseal, pass_file, wrapped_all, nkeys, keys, err, cap)) != 0)
+        goto out;
+    memcpy(key, keys, PD_BACKUP_KEY_LEN);
+    if (wal.n > 0)
+        memcpy(wal.keys, keys + PD_BACKUP_KEY_LEN, wal.n * PD_WAL_KEY_LEN);
+    OPENSSL_cleanse(keys, nkeys * PD_BACKUP_KEY_LEN);
     pd_file_reader_key(in.r, key);
     OPENSSL_cleanse(key, sizeof(key));
     rm_tree(unseal);
@@ -474,7 +572,14 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
         rc = PD_ERR_NOMEM;
         goto out;
     }
-    if ((rc = extract(o, &in, work, rep, err, cap)) != 0 || (rc = check(o, work, rep, err, cap)) != 0)
+    if ((rc = extract(o, &in, work, rep, err, cap)) != 0)
+        goto out;
+    if (wal.n > 0 && (rc = roll_forward(o, work, &wal, rep, err, cap)) != 0)
+        goto out;
+    /* the WAL position is the archive's, not a file of a data dir */
+    if (pd_bk_path(pass, sizeof(pass), "%s/%s", work, PD_BACKUP_WALPOS) == 0)
+        (void)unlink(pass);
+    if ((rc = check(o, work, rep, err, cap)) != 0)
         goto out;
     if (o->target == NULL) {
         say(o, "archive verified: %lld parts, %llu bytes", (long long)rep->parts, (unsigned long long)rep->bytes);
@@ -507,6 +612,11 @@ out:
         OPENSSL_cleanse(in.buf, PD_FILE_CHUNK);
         free(in.buf);
     }
+    if (keys != NULL)
+        OPENSSL_cleanse(keys, nkeys * PD_BACKUP_KEY_LEN);
+    free(keys);
+    free(wrapped_all);
+    pd_bk_wal_free(&wal);
     pd_file_reader_close(in.r);
     rm_tree(work);
     return rc;

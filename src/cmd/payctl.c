@@ -135,6 +135,9 @@ payctl_store_open(payctl_t *ctx)
     pd_store_config_t c = ctx->store;
     c.writers = 1; /* a tool's few writes: one connection */
     c.readers = 0; /* and its reads on its own thread */
+    /* while payd archives the WAL, only payd checkpoints (payd/wal_archive.h) */
+    if (pd_backup_config()->wal_archive && c.backend == PD_STORE_SQLITE)
+        pd_sqlite_wal_archive(PD_WAL_ARCHIVE_HOLD, NULL);
     pd_store_t *s = NULL;
     int r = pd_store_open(&s, &c, ctx->data_dir);
     if (r != 0)

@@ -434,13 +434,48 @@ vault_bin(char *out, size_t cap)
     return n < 0 || (size_t)n >= cap || access(out, X_OK) != 0 ? PD_ERR_NOTFOUND : 0;
 }
 
+/* "2026-12-04T03:15:00Z", "2026-12-04T03:15:00.250Z" or Unix seconds into Unix ms */
+static int
+parse_until(const char *s, int64_t *ms)
+{
+    struct tm tm = {0};
+    char *end = NULL;
+    if (s[0] >= '0' && s[0] <= '9' && strchr(s, '-') == NULL) {
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno != 0 || *end != '\0' || v <= 0 || v > 253402300799LL)
+            return PD_ERR_INVALID;
+        *ms = v * 1000;
+        return 0;
+    }
+    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == NULL)
+        return PD_ERR_INVALID;
+    int frac = 0;
+    if (*end == '.') {
+        if (!(end[1] >= '0' && end[1] <= '9' && end[2] >= '0' && end[2] <= '9' && end[3] >= '0' && end[3] <= '9'))
+            return PD_ERR_INVALID;
+        frac = (end[1] - '0') * 100 + (end[2] - '0') * 10 + (end[3] - '0');
+        end += 4;
+    }
+    if (strcmp(end, "Z") != 0)
+        return PD_ERR_INVALID;
+    time_t t = timegm(&tm);
+    if (t <= 0)
+        return PD_ERR_INVALID;
+    *ms = (int64_t)t * 1000 + frac;
+    return 0;
+}
+
 /* verify (target NULL) or restore */
 static int
 open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
 {
     static const char *const known_v[] = {"--passphrase-file", "--share-file", NULL};
-    static const char *const known_r[] = {"--passphrase-file", "--share-file", "--data-dir", NULL};
-    const char *usage = restore ? "payctl backup restore FILE --data-dir NEW [--passphrase-file F | --share-file F...]"
+    static const char *const known_r[] = {"--passphrase-file", "--share-file", "--data-dir", "--until", "--wal-dir",
+                                          NULL};
+    const char *usage = restore ? "payctl backup restore FILE --data-dir NEW [--passphrase-file F | --share-file F...] "
+                                  "[--until TIME [--wal-dir DIR]]"
                                 : "payctl backup verify FILE [--passphrase-file F | --share-file F...]";
     const char *shares[MAX_SHARE_FILES];
     char bin[4200], err[1024];
@@ -458,6 +493,24 @@ open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
                 return payctl_fail(ctx, "at most %d --share-file", MAX_SHARE_FILES);
             shares[nshares++] = argv[++i];
         }
+    /* --until: the time the payments store is rolled forward to, with the WAL archive */
+    int64_t until_ms = 0;
+    char wal_dir[4200] = "";
+    const char *until = restore ? flag(argc, argv, "--until") : NULL, *wd = restore ? flag(argc, argv, "--wal-dir") : NULL;
+    if (wd != NULL && until == NULL)
+        return payctl_fail(ctx, "--wal-dir goes with --until (usage: %s)", usage);
+    if (until != NULL) {
+        if (parse_until(until, &until_ms) != 0)
+            return payctl_fail(ctx, "--until %s: give a UTC time as 2026-12-04T03:15:00Z (or with .mmm), or Unix "
+                                    "seconds",
+                               until);
+        if (until_ms > pd_real_ms())
+            return payctl_fail(ctx, "--until %s is in the future", until);
+        if (wd != NULL)
+            snprintf(wal_dir, sizeof(wal_dir), "%s", wd);
+        else if (pd_backup_wal_dir(wal_dir, sizeof(wal_dir), ctx->data_dir) != 0)
+            return payctl_fail(ctx, "the WAL archive's path is too long");
+    }
     if (vault_bin(bin, sizeof(bin)) != 0)
         return payctl_fail(ctx, "cannot find payd-vault next to payctl: it unwraps the archive's key");
     char path[4300];
@@ -466,7 +519,7 @@ open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
     pd_backup_restore_opts_t o = {.archive = path, .target = target,
                                   .passphrase_file = flag(argc, argv, "--passphrase-file"), .share_files = shares,
                                   .nshares = nshares, .vault_bin = bin, .progress = progress, .arg = ctx,
-                                  .cancel = &interrupted};
+                                  .cancel = &interrupted, .until_ms = until_ms, .wal_dir = wal_dir};
     catch_signals();
     if (restore && geteuid() == 0) {
         /* as payd --dev and payd-vault expect at their start: the vault's files are its user's */
@@ -498,9 +551,17 @@ open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
         free(s);
         json_decref(j);
     } else if (restore) {
-        printf("restored %s into %s (%lld parts; ledger and audit chain verified, %.2f s); start it with: payd --dev "
+        char to[80] = "";
+        if (until_ms > 0) {
+            time_t t = (time_t)(rep.rolled_to_ms / 1000);
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            size_t n = strftime(to, sizeof(to), "; payments store as of %Y-%m-%dT%H:%M:%S", &tm);
+            snprintf(to + n, sizeof(to) - n, ".%03dZ", (int)(rep.rolled_to_ms % 1000));
+        }
+        printf("restored %s into %s (%lld parts%s; ledger and audit chain verified, %.2f s); start it with: payd --dev "
                "--data-dir %s\n",
-               file, target, (long long)rep.parts, secs, target);
+               file, target, (long long)rep.parts, to, secs, target);
     } else {
         printf("backup verified: %s (%lld parts, %llu bytes; ledger: %lld entries; audit chain: %lld records; %.2f s)\n",
                file, (long long)rep.parts, (unsigned long long)rep.bytes, (long long)rep.ledger_entries,

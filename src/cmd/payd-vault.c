@@ -225,18 +225,22 @@ read_shares(const char *const *files, int n, char text[][PD_SHARE_TEXT], const c
 
 /*
  * --unwrap-backup-key (payctl backup verify/restore): unseals DIR's root key as a start
- * would (DIR/root.key with the passphrase, or the shares), reads a wrapped backup key
- * (exactly PD_BACKUP_WRAPPED_LEN bytes) on stdin, writes the 32-byte data key to stdout
- * and exits. Nothing else is opened (no vault.db, no lock, no socket); stdout must not
- * be a terminal. Exit codes: 0, 2 (usage, bad input), 3 (the passphrase or shares do
- * not open the key file, or the wrapped key is not this root key's), 1 (other).
+ * would (DIR/root.key with the passphrase, or the shares), reads wrapped backup keys
+ * (1 to UNWRAP_MAX of PD_BACKUP_WRAPPED_LEN bytes each: the archive's, then those of the
+ * WAL archive's segments a restore --until replays) on stdin, writes their 32-byte data
+ * keys to stdout in the same order and exits. Nothing else is opened (no vault.db, no
+ * lock, no socket); stdout must not be a terminal. Exit codes: 0, 2 (usage, bad input),
+ * 3 (the passphrase or shares do not open the key file, or a wrapped key is not this
+ * root key's), 1 (other).
  */
+#define UNWRAP_MAX 4097
 static int
 unwrap_backup_key(pd_unseal_opts_t *uo, const char *dir, const char *const *share_files, int nshares)
 {
     char share_text[MAX_SHARES][PD_SHARE_TEXT], err[4400];
     const char *share_ptrs[MAX_SHARES];
-    uint8_t wrapped[PD_BACKUP_WRAPPED_LEN + 1], root[PD_KEY_LEN], key[PD_BACKUP_KEY_LEN];
+    static uint8_t wrapped[UNWRAP_MAX * PD_BACKUP_WRAPPED_LEN + 1];
+    uint8_t root[PD_KEY_LEN], key[PD_BACKUP_KEY_LEN];
     size_t n = 0;
     bool created = false;
     int rc = 1;
@@ -252,9 +256,10 @@ unwrap_backup_key(pd_unseal_opts_t *uo, const char *dir, const char *const *shar
             break;
         n += (size_t)k;
     }
-    if (n != PD_BACKUP_WRAPPED_LEN) {
-        fprintf(stderr, "payd-vault: --unwrap-backup-key expects the %d-byte wrapped key on stdin, got %s%zu bytes\n",
-                PD_BACKUP_WRAPPED_LEN, n > PD_BACKUP_WRAPPED_LEN ? "more than " : "", n > PD_BACKUP_WRAPPED_LEN ? PD_BACKUP_WRAPPED_LEN : n);
+    if (n == 0 || n % PD_BACKUP_WRAPPED_LEN != 0 || n > UNWRAP_MAX * PD_BACKUP_WRAPPED_LEN) {
+        fprintf(stderr, "payd-vault: --unwrap-backup-key expects 1 to %d wrapped keys of %d bytes on stdin, got %s%zu "
+                        "bytes\n",
+                UNWRAP_MAX, PD_BACKUP_WRAPPED_LEN, n == sizeof(wrapped) ? "more than " : "", n);
         return 2;
     }
     if (!read_shares(share_files, nshares, share_text, share_ptrs))
@@ -270,21 +275,25 @@ unwrap_backup_key(pd_unseal_opts_t *uo, const char *dir, const char *const *shar
         fprintf(stderr, "payd-vault: cannot unseal: %s\n", err);
         return r == PD_ERR_AUTH ? 3 : 1;
     }
-    if ((r = pd_vault_backup_unwrap(root, (pd_view_t){wrapped, PD_BACKUP_WRAPPED_LEN}, key)) != 0) {
-        fprintf(stderr, "payd-vault: the backup's key was not wrapped by this root key (another vault's archive, or "
-                        "shares of another vault)\n");
-        rc = 3;
-        goto out;
-    }
-    for (size_t off = 0; off < sizeof(key);) {
-        ssize_t k = write(STDOUT_FILENO, key + off, sizeof(key) - off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            fprintf(stderr, "payd-vault: cannot write the key to stdout: %s\n", strerror(errno));
+    for (size_t i = 0; i < n / PD_BACKUP_WRAPPED_LEN; i++) {
+        pd_view_t w = {wrapped + i * PD_BACKUP_WRAPPED_LEN, PD_BACKUP_WRAPPED_LEN};
+        if ((r = pd_vault_backup_unwrap(root, w, key)) != 0) {
+            fprintf(stderr, "payd-vault: %s key was not wrapped by this root key (another vault's archive, or "
+                            "shares of another vault)\n",
+                    i == 0 ? "the backup's" : "a WAL archive segment's");
+            rc = 3;
             goto out;
         }
-        off += (size_t)k;
+        for (size_t off = 0; off < sizeof(key);) {
+            ssize_t k = write(STDOUT_FILENO, key + off, sizeof(key) - off);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                fprintf(stderr, "payd-vault: cannot write the key to stdout: %s\n", strerror(errno));
+                goto out;
+            }
+            off += (size_t)k;
+        }
     }
     rc = 0;
 out:

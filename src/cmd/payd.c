@@ -407,6 +407,34 @@ open_metrics(void)
     return pd_mx_open(PAYD_VERSION, currencies, n);
 }
 
+/* [backup] wal_archive (docs/backup.md, "Point in time"): the SQLite store's checkpoints
+ * wait for the WAL archive, whose segment keys come from the vault */
+static int
+wal_archive_setup(app_t *app)
+{
+    static char dir[4200];
+    const pd_backup_config_t *bc = pd_backup_config();
+    if (!bc->wal_archive)
+        return 0;
+    if (app->store.backend != PD_STORE_SQLITE) {
+        pd_log_error("[backup] wal_archive = true archives the SQLite store's WAL; PostgreSQL archives its own "
+                     "(archive_command, docs/postgres.md)");
+        return PD_ERR_CONFIG;
+    }
+    if (pd_backup_wal_dir(dir, sizeof(dir), app->svc.data_dir) != 0)
+        return PD_ERR_TOOBIG;
+    pd_wal_archive_opts_t o = {.dir = dir,
+                               .keep_ms = (bc->keep_days + 1) * 86400000LL, /* the oldest backup's roll-forward */
+                               .segment_ms = 3600000,
+                               .segment_max = 64u << 20,
+                               .key = pd_backup_wal_key,
+                               .key_arg = app->vault_link.api};
+    pd_sqlite_wal_archive(PD_WAL_ARCHIVE_ON, &o);
+    pd_log_info("wal archive on: every commit of the store is kept until it is older than keep_days + 1",
+                PD_LS("dir", dir), PD_LI("keep_days", bc->keep_days));
+    return 0;
+}
+
 /* storage, vault, processor and the payments API; in dev mode also the demo merchant */
 static int
 start_services(app_t *app, pd_router_t *router)
@@ -445,6 +473,8 @@ start_services(app_t *app, pd_router_t *router)
         (r = pd_server_add_filter(g_server, PD_STAGE_PARSED, pd_waf_filter, app->waf)) != 0)
         return r;
     pd_server_on_refused(g_server, pd_waf_ip_count_refused, app->waf_ip); /* malformed requests count too */
+    if ((r = wal_archive_setup(app)) != 0)
+        return r;
     if ((r = pd_store_open(&app->db, &app->store, app->svc.data_dir)) != 0) {
         pd_log_error("cannot open the store", PD_LERR(r));
         return r;

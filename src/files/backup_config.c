@@ -13,10 +13,13 @@ static const pd_config_key_t keys[] = {
     {"keep_days", PD_CT_INT, C(keep_days), "7", 7, 35,
      .help = "scheduled backups older than this many days are removed"},
     {"dir", PD_CT_PATH, C(dir), "", .help = "directory of the scheduled backups (empty: the file store)"},
+    {"wal_archive", PD_CT_BOOL, C(wal_archive), "false",
+     .help = "keep the SQLite store's WAL between backups (in DIR/wal, or DATA_DIR/wal-archive), for restores to a "
+             "point in time (payctl backup restore --until)"},
 #undef C
 };
 
-static pd_backup_config_t g_cfg = {"03:00", 7, ""};
+static pd_backup_config_t g_cfg = {"03:00", 7, "", false};
 
 int
 pd_backup_config_register(pd_config_t *cfg)
@@ -28,6 +31,13 @@ const pd_backup_config_t *
 pd_backup_config(void)
 {
     return &g_cfg;
+}
+
+int
+pd_backup_wal_dir(char *out, size_t cap, const char *data_dir)
+{
+    int n = g_cfg.dir[0] != '\0' ? snprintf(out, cap, "%s/wal", g_cfg.dir) : snprintf(out, cap, "%s/wal-archive", data_dir);
+    return n < 0 || (size_t)n >= cap ? PD_ERR_TOOBIG : 0;
 }
 
 int

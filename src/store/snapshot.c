@@ -36,14 +36,59 @@ uri(char *out, size_t cap, const char *path, bool immutable)
     return w < 0 || (size_t)w >= cap - n ? PD_ERR_TOOBIG : 0;
 }
 
+/*
+ * The snapshot's WAL position (a restore rolls the copy forward from it, docs/backup.md
+ * "Point in time"): the read transaction of s begins while lock holds the write lock, so
+ * no commit is under way and the WAL's last commit is the one the snapshot sees.
+ * Leaves s in that read transaction, which the backup's step then uses. Nothing here
+ * checkpoints as it closes (the owner's WAL archive needs every frame).
+ */
+static int
+begin_at(const char *u, sqlite3 *s, const char *wal, pd_wal_pos_t *pos, char *err, size_t cap)
+{
+    sqlite3 *lock = NULL;
+    int r = PD_ERR_IO;
+    if (sqlite3_open_v2(u, &lock, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+        r = fail(lock, "cannot open the store to read its WAL position", err, cap);
+        goto out;
+    }
+    (void)sqlite3_db_config(lock, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    sqlite3_busy_timeout(lock, BUSY_MS);
+    if (sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        r = fail(lock, "cannot take the store's write lock", err, cap);
+        goto out;
+    }
+    if (sqlite3_exec(s, "BEGIN; SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+        r = fail(s, "cannot begin the snapshot", err, cap);
+        goto out;
+    }
+    if ((r = pd_wal_tail(wal, pos)) != 0)
+        snprintf(err, cap, "cannot read the WAL position of %s: %s", wal, pd_strerror(r));
+out:
+    if (lock != NULL) {
+        (void)sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(lock);
+    }
+    return r;
+}
+
 int
 pd_sqlite_snapshot(const char *src, const char *dst, int64_t *pages, char *err, size_t cap)
 {
-    char u[8400], wal[4200];
+    return pd_sqlite_snapshot_at(src, dst, pages, NULL, NULL, err, cap);
+}
+
+int
+pd_sqlite_snapshot_at(const char *src, const char *dst, int64_t *pages, pd_wal_pos_t *pos, bool *have_pos, char *err,
+                      size_t cap)
+{
+    char u[8400], wal[4200], shm[4200];
     sqlite3 *s = NULL, *d = NULL;
     sqlite3_stmt *st = NULL;
     int r = PD_ERR_IO;
     bool created = false;
+    if (have_pos != NULL)
+        *have_pos = false;
 
     snprintf(wal, sizeof(wal), "%s-wal", src);
     if (access(src, R_OK) != 0) {
@@ -69,6 +114,15 @@ pd_sqlite_snapshot(const char *src, const char *dst, int64_t *pages, char *err, 
         goto out;
     }
     sqlite3_busy_timeout(s, BUSY_MS);
+    (void)sqlite3_db_config(s, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    /* with its owner's -wal and -shm there (as root, SQLite would make a -shm of root's) */
+    snprintf(shm, sizeof(shm), "%s-shm", src);
+    if (pos != NULL && access(wal, F_OK) == 0 && access(shm, F_OK) == 0) {
+        if ((r = begin_at(u, s, wal, pos, err, cap)) != 0)
+            goto out;
+        *have_pos = true;
+        r = PD_ERR_IO;
+    }
     if (sqlite3_open_v2(dst, &d, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         r = fail(d, dst, err, cap);
         goto out;
@@ -116,8 +170,10 @@ out:
     sqlite3_finalize(st);
     if (d != NULL)
         sqlite3_close(d);
-    if (s != NULL)
+    if (s != NULL) {
+        (void)sqlite3_exec(s, "ROLLBACK", NULL, NULL, NULL); /* begin_at's read transaction */
         sqlite3_close(s);
+    }
     if (r != 0 && created)
         unlink(dst);
     return r;

@@ -20,6 +20,7 @@
 
 #include "payd/log.h"
 #include "payd/time.h"
+#include "payd/wal_archive.h"
 #include "store/internal.h"
 
 #define CACHE_SLOTS 256
@@ -271,7 +272,50 @@ struct pd_checkpointer {
     char *wal; /* path of the WAL file */
     int interval_ms;
     pthread_mutex_t writer_mu; /* held by the writer's transactions and by a rewind */
+    pd_wal_archiver_t *archive; /* [backup] wal_archive: every checkpoint waits for it (NULL: off) */
 };
+
+/* [backup] wal_archive (payd/wal_archive.h): how this process's connections checkpoint */
+static struct {
+    pd_wal_archive_mode_t mode;
+    pd_wal_archive_opts_t opts;
+    char dir[4200];
+    char path[4200]; /* the payments store's file (pd_sqlite_wal_archive_bind) */
+} g_archive;
+
+void
+pd_sqlite_wal_archive(pd_wal_archive_mode_t mode, const pd_wal_archive_opts_t *opts)
+{
+    g_archive.mode = mode;
+    if (opts != NULL) {
+        g_archive.opts = *opts;
+        snprintf(g_archive.dir, sizeof(g_archive.dir), "%s", opts->dir);
+        g_archive.opts.dir = g_archive.dir;
+    }
+}
+
+void
+pd_sqlite_wal_archive_bind(const char *path)
+{
+    snprintf(g_archive.path, sizeof(g_archive.path), "%s", path);
+}
+
+/* whether path is the payments store while archiving is on (other databases, such as
+ * the simulator's, checkpoint as always) */
+static bool
+archived(const char *path)
+{
+    return g_archive.mode != PD_WAL_ARCHIVE_OFF && g_archive.path[0] != '\0' && strcmp(path, g_archive.path) == 0;
+}
+
+/* no connection to it checkpoints as it closes: the last one to close would copy (and
+ * remove) frames the archive may not hold */
+static void
+hold_on_close(sqlite3 *db, const char *path)
+{
+    if (archived(path))
+        (void)sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+}
 
 static void ckpt_hold(pd_checkpointer_t *c) { pthread_mutex_lock(&c->writer_mu); }
 static void ckpt_release(pd_checkpointer_t *c) { pthread_mutex_unlock(&c->writer_mu); }
@@ -331,6 +375,21 @@ guard_end(sqlite3 *guard)
     (void)sqlite3_exec(guard, "COMMIT", NULL, NULL, NULL);
 }
 
+/* The guard, then the archive: a checkpoint under this guard copies no frame past the
+ * guard's snapshot, and the archive holds every commit up to it and beyond. false (no
+ * checkpoint) when either fails. */
+static bool
+guard_archived(pd_checkpointer_t *d, sqlite3 *guard)
+{
+    if (!guard_begin(guard))
+        return false;
+    if (d->archive != NULL && pd_wal_archiver_step(d->archive) != 0) {
+        guard_end(guard);
+        return false;
+    }
+    return true;
+}
+
 static void *
 checkpointer(void *arg)
 {
@@ -344,6 +403,8 @@ checkpointer(void *arg)
         sqlite3_close(guard);
         return NULL;
     }
+    hold_on_close(c, d->path);
+    hold_on_close(guard, d->path);
     sqlite3_busy_handler(guard, busy_retry, (void *)(intptr_t)1000);
     /* a connection learns that the database is in WAL mode on its first read;
      * until then a checkpoint is a no-op that reports a log size of -1 */
@@ -352,7 +413,7 @@ checkpointer(void *arg)
     while (!atomic_load(&d->stop)) {
         struct timespec ts = {d->interval_ms / 1000, (long)(d->interval_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
-        if (!guard_begin(guard))
+        if (!guard_archived(d, guard))
             continue;
         int logsz = 0, done = 0;
         /* PASSIVE: copies what it can without blocking the writer or readers (no busy
@@ -376,14 +437,14 @@ checkpointer(void *arg)
         bool oversized = file_size(d->wal) > WAL_TRUNCATE_BYTES;
         if (rc == SQLITE_OK && (logsz >= WAL_RESTART_FRAMES || oversized) && done == logsz) {
             ckpt_hold(d);
-            if (guard_begin(guard)) {
+            if (guard_archived(d, guard)) {
                 /* once more, so the RESTART finds only the frames of the last moments */
                 (void)sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, &logsz, &done);
                 guard_end(guard);
             }
             if (dbfd >= 0)
                 (void)fdatasync(dbfd);
-            if (guard_begin(guard)) {
+            if (guard_archived(d, guard)) {
                 /* bounds how long a RESTART may wait for readers */
                 sqlite3_busy_handler(c, busy_retry, (void *)(intptr_t)20);
                 rewind_wal(d, c, oversized);
@@ -392,6 +453,9 @@ checkpointer(void *arg)
             ckpt_release(d);
         }
     }
+    /* the last commits into the archive (the WAL stays: the next start goes on from it) */
+    if (d->archive != NULL && guard_archived(d, guard))
+        guard_end(guard);
     if (dbfd >= 0)
         close(dbfd);
     sqlite3_close(guard);
@@ -414,15 +478,20 @@ pd_checkpointer_start_every(pd_checkpointer_t **out, const char *path, int inter
         pthread_mutex_init(&c->writer_mu, NULL);
     }
     size_t n = strlen(path) + sizeof("-wal");
+    int r = PD_ERR_NOMEM;
     if (c == NULL || (c->path = strdup(path)) == NULL || (c->wal = malloc(n)) == NULL ||
-        snprintf(c->wal, n, "%s-wal", path) < 0 || pthread_create(&c->thread, NULL, checkpointer, c) != 0) {
+        snprintf(c->wal, n, "%s-wal", path) < 0 ||
+        (archived(path) && g_archive.mode == PD_WAL_ARCHIVE_ON &&
+         (r = pd_wal_archiver_new(&c->archive, c->wal, &g_archive.opts)) != 0) ||
+        pthread_create(&c->thread, NULL, checkpointer, c) != 0) {
         if (c != NULL) {
             pthread_mutex_destroy(&c->writer_mu);
+            pd_wal_archiver_free(c->archive);
             free(c->path);
             free(c->wal);
         }
         free(c);
-        return PD_ERR_NOMEM;
+        return r;
     }
     *out = c;
     return 0;
@@ -436,6 +505,7 @@ pd_checkpointer_stop(pd_checkpointer_t *c)
     atomic_store(&c->stop, true);
     pthread_join(c->thread, NULL);
     pthread_mutex_destroy(&c->writer_mu);
+    pd_wal_archiver_free(c->archive);
     free(c->path);
     free(c->wal);
     free(c);
@@ -599,6 +669,7 @@ pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
         return PD_ERR_IO;
     }
     sqlite3_busy_handler(d->db, busy_retry, (void *)(intptr_t)10000);
+    hold_on_close(d->db, path);
     /* the writer's page cache stays small: SQLite 3.40 scans the whole page-cache hash
      * table at the end of every write transaction (pcache1TruncateUnsafe), so a 64 MiB
      * cache spent ~80 us per commit there; pages it misses come from the OS cache */
@@ -612,9 +683,14 @@ pd_db_open_sqlite(pd_db_t **out, const char *path, bool writer)
         s_close(&d->super);
         return PD_ERR_IO;
     }
-    if (writer && ((d->path = strdup(path)) == NULL || pd_checkpointer_start(&d->ckpt, path) != 0)) {
+    /* HOLD (payctl while payd archives): this process never checkpoints */
+    int r = 0;
+    if (writer && ((d->path = strdup(path)) == NULL ||
+                   (!(archived(path) && g_archive.mode == PD_WAL_ARCHIVE_HOLD) &&
+                    (r = pd_checkpointer_start(&d->ckpt, path)) != 0))) {
+        r = d->path == NULL ? PD_ERR_NOMEM : r;
         s_close(&d->super);
-        return PD_ERR_NOMEM;
+        return r;
     }
     *out = &d->super;
     return 0;

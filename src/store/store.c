@@ -16,6 +16,7 @@
 #include "payd/log.h"
 #include "payd/metrics_payd.h"
 #include "payd/time.h"
+#include "payd/wal_archive.h"
 #include "store/internal.h"
 
 typedef struct job {
@@ -537,6 +538,8 @@ pd_store_open(pd_store_t **out, const pd_store_config_t *c, const char *data_dir
         snprintf(s->path, sizeof(s->path), "%s", c->path);
     else
         snprintf(s->path, sizeof(s->path), "%s/payd.db", data_dir);
+    if (c->backend == PD_STORE_SQLITE)
+        pd_sqlite_wal_archive_bind(s->path); /* [backup] wal_archive concerns this file */
     s->max_batch = c->max_batch;
     s->max_queue = c->max_queue;
     s->read_timeout_ms = c->read_timeout_ms;

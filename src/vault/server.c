@@ -100,7 +100,8 @@ static const pd_vault_dispatch_t dispatch[] = {
      pd_h_secrets_create},
     {PD_MSG_SECRETS_ROTATE, "secrets.rotate", A, SECRET_MIN, SECRET_MAX, pd_h_secrets_rotate, .own_txn = true},
     {PD_MSG_AUDIT_VERIFY, "audit.verify", A, 0, 0, pd_h_audit_verify},
-    {PD_MSG_BACKUP_KEY, "backup.key", A, 0, 0, pd_h_backup_key},
+    /* payctl backup create, and payd's WAL archive (a key per segment, [backup] wal_archive) */
+    {PD_MSG_BACKUP_KEY, "backup.key", A | PD_PRINCIPAL_API, 0, 0, pd_h_backup_key},
     /* after the batch's commit, so the copy holds everything acknowledged before it */
     {PD_MSG_BACKUP_SNAPSHOT, "backup.snapshot", A, 0, 0, pd_h_backup_snapshot, .own_txn = true},
 };
