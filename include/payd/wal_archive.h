@@ -13,13 +13,14 @@
  * The archive is a directory of segments, `wal-<created ms>-<seq>.pdwal`:
  *   segment  "PDWALSG1" | 16-byte chain id | u64 seq | i64 created ms | u16 wrapped_len
  *            | the segment's data key wrapped by the vault's root key (backup.key)
- *   record   "PDWR" | u32 salt1 | u32 salt2 | u32 page size | u32 first frame | u32 frames
+ *   record   "PDWR" (or "PDWJ") | u32 salt1 | u32 salt2 | u32 page size | u32 first frame | u32 frames
  *            | u32 checksum 0 | u32 checksum 1 (after its last frame) | i64 stamp ms
  *            | 12-byte nonce | AES-256-GCM of the frames as the WAL has them | 16-byte tag
  * All integers big-endian. A record's frames end with a commit frame, all of its commits
  * were made by its stamp, and its additional data is the segment header, the record
  * header and the record's index. Records of one chain follow each other without a gap:
- * the next frame of the same generation, or frame 1 of the next one. A chain starts
+ * the next frame of the same generation, or frame 1 of the next one, whose salt 1 is the
+ * last one's + 1 ("PDWJ": any, the first generation after a WAL found empty). A chain starts
  * when payd cannot prove that the WAL it finds continues the archive (docs/backup.md).
  *
  * The archiver (payd, in its checkpoint thread) appends and fsyncs a record before any
@@ -124,6 +125,7 @@ typedef struct {
     int64_t stamp_ms;
     uint64_t offset; /* of the record in its segment */
     uint64_t index;  /* in its segment */
+    bool jump;       /* the first of a generation after an empty WAL: its salts are new ("PDWJ") */
 } pd_wal_record_t;
 
 /* The segments of dir, oldest first (*n of them, at most cap; a missing dir has none);

@@ -109,14 +109,15 @@ is_anchor(const pd_wal_record_t *r, const pd_wal_pos_t *from)
     return from->frame + 1 >= r->first && from->frame + 1 <= r->first + r->frames - 1;
 }
 
-/* r follows the last record of the chain: the next frame of its generation, or frame 1 of another */
+/* r follows the last record of the chain: the next frame of its generation, or frame 1 of
+ * the next generation (salt 1 + 1, as SQLite resets the WAL; any after an empty WAL) */
 static bool
 follows(const walk_t *k, const pd_wal_record_t *r)
 {
     const pd_wal_record_t *p = &k->prev;
     if (r->salt1 == p->salt1 && r->salt2 == p->salt2)
         return r->first == p->first + p->frames;
-    return r->first == 1;
+    return r->first == 1 && (r->salt1 == p->salt1 + 1 || r->jump);
 }
 
 /* the record's frames into db, each checked against the chain */

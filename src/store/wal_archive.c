@@ -24,6 +24,7 @@
 
 #define SEG_MAGIC "PDWALSG1"
 #define REC_MAGIC "PDWR"
+#define REC_MAGIC_JUMP "PDWJ" /* the first record of a generation whose salt 1 is not the last one's + 1 */
 #define SEGS_MAX 4096      /* segments a directory may hold (hourly: half a year) */
 #define WARN_EVERY_MS 60000
 #define PRUNE_EVERY_MS 60000
@@ -99,7 +100,7 @@ record_len(const pd_wal_record_t *r)
 static void
 record_hdr(uint8_t h[PD_WAL_REC_HDR], const pd_wal_record_t *r)
 {
-    memcpy(h, REC_MAGIC, 4);
+    memcpy(h, r->jump ? REC_MAGIC_JUMP : REC_MAGIC, 4);
     put32(h + 4, r->salt1);
     put32(h + 8, r->salt2);
     put32(h + 12, r->page_size);
@@ -276,8 +277,9 @@ pd_wal_reader_next(pd_wal_reader_t *rd, pd_wal_record_t *r, bool *end, bool *tor
     r->stamp_ms = (int64_t)get64(h + 32);
     r->offset = rd->off;
     r->index = rd->index;
+    r->jump = memcmp(h, REC_MAGIC_JUMP, 4) == 0;
     uint32_t ps = r->page_size;
-    if (memcmp(h, REC_MAGIC, 4) != 0 || ps < 512 || ps > 65536 || (ps & (ps - 1)) != 0 || r->frames == 0 ||
+    if ((memcmp(h, REC_MAGIC, 4) != 0 && !r->jump) || ps < 512 || ps > 65536 || (ps & (ps - 1)) != 0 || r->frames == 0 ||
         r->first == 0 || r->first > UINT32_MAX - r->frames)
         return PD_ERR_INVALID;
     if (record_len(r) > rd->size - rd->off) {
@@ -334,6 +336,7 @@ struct pd_wal_archiver {
     uint64_t seg_bytes, rec_index;
     bool have_pos;   /* pos: the archive's last frame */
     bool any_next;   /* the WAL was empty: its next generation continues the chain, whatever its salts */
+    bool jump;       /* ... and it did: the next record says so (the restore checks salt 1 + 1 otherwise) */
     pd_wal_pos_t pos;
     uint8_t *frame, *out; /* one frame, and its ciphertext */
     size_t frame_cap;
@@ -436,7 +439,7 @@ append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to)
     }
     pd_wal_record_t rec = {.salt1 = to->salt1, .salt2 = to->salt2, .page_size = to->page_size,
                            .first = a->pos.frame + 1, .frames = to->frame - a->pos.frame,
-                           .ck = {to->ck[0], to->ck[1]}, .stamp_ms = pd_real_ms()};
+                           .ck = {to->ck[0], to->ck[1]}, .stamp_ms = pd_real_ms(), .jump = a->jump};
     uint8_t h[PD_WAL_REC_HDR], nonce[PD_WAL_NONCE], tag[PD_WAL_TAG];
     size_t fsz = (size_t)frame_bytes(to->page_size);
     record_hdr(h, &rec);
@@ -480,6 +483,7 @@ append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to)
     a->seg_bytes += record_len(&rec);
     a->rec_index++;
     a->pos = at;
+    a->jump = false;
     return 0;
 }
 
@@ -524,9 +528,10 @@ pd_wal_archiver_step(pd_wal_archiver_t *a)
     }
     if (a->have_pos && (h.salt1 != a->pos.salt1 || h.salt2 != a->pos.salt2)) {
         /* a new generation: it continues the chain only right after the last one */
-        if (h.salt1 == a->pos.salt1 + 1 || a->any_next)
+        if (h.salt1 == a->pos.salt1 + 1 || a->any_next) {
+            a->jump = h.salt1 != a->pos.salt1 + 1;
             a->pos = h;
-        else
+        } else
             new_chain(a, "the WAL was reset outside payd's checkpoints");
     }
     if (!a->have_pos) {
@@ -641,6 +646,7 @@ resume(pd_wal_archiver_t *a)
             truncate(path, (off_t)prev.offset) == 0) {
             follows = true;
             a->pos = before;
+            a->jump = prev.jump; /* written again as it was */
         }
         free(buf);
     }
