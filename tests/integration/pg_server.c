@@ -28,6 +28,7 @@
 static pid_t g_pid, g_standby_pid;
 static uint16_t g_port, g_standby_port;
 static char g_dir[64];
+static char g_conf[1024]; /* pd_pg_set_conf's lines */
 static bool g_atexit;
 
 bool
@@ -48,6 +49,27 @@ bindir(void)
 {
     const char *b = getenv("PAYD_TEST_PG_BIN");
     return b != NULL && b[0] != '\0' ? b : "/usr/lib/postgresql/15/bin";
+}
+
+const char *
+pd_pg_bindir(void)
+{
+    return bindir();
+}
+
+void
+pd_pg_set_conf(const char *lines)
+{
+    snprintf(g_conf, sizeof(g_conf), "%s", lines != NULL ? lines : "");
+}
+
+int
+pd_pg_chown(const char *path)
+{
+    if (geteuid() != 0)
+        return 0;
+    struct passwd *pw = getpwnam("postgres");
+    return pw != NULL && chown(path, pw->pw_uid, pw->pw_gid) == 0 ? 0 : -1;
 }
 
 static void
@@ -110,6 +132,12 @@ run_as_pg(const char *const *argv, const char *log)
     if (waitpid(pid, &st, 0) != pid)
         return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int
+pd_pg_run(const char *const *argv, const char *log)
+{
+    return run_as_pg(argv, log);
 }
 
 static void
@@ -221,10 +249,56 @@ spawn_postmaster(const char *data, const char *portarg, const char *log)
     _exit(127);
 }
 
+/* the postmaster on data on a free port (up to attempts times, another port each time it
+ * exits at once: the port was taken meanwhile); 0 once it accepts connections, else -1
+ * (g_pid set while it runs) */
+static int
+launch(const char *data, const char *log, int attempts)
+{
+    char portarg[16], info[256];
+    for (int attempt = 0; attempt < attempts; attempt++) {
+        g_port = free_port();
+        snprintf(portarg, sizeof(portarg), "%u", g_port);
+        pid_t pid = spawn_postmaster(data, portarg, log);
+        if (pid < 0)
+            return -1;
+        g_pid = pid;
+        conninfo(info, sizeof(info), "postgres", "postgres");
+        for (int i = 0; i < 600; i++) { /* 30 s */
+            int st;
+            if (waitpid(pid, &st, WNOHANG) == pid) {
+                g_pid = 0;
+                break;
+            }
+            if (PQping(info) == PQPING_OK)
+                return 0;
+            nap_ms(50);
+        }
+        if (g_pid > 0)
+            break;
+    }
+    return -1;
+}
+
+/* appends the lines pd_pg_set_conf gave to data's postgresql.conf */
+static int
+append_conf(const char *data)
+{
+    char path[128];
+    if (g_conf[0] == '\0')
+        return 0;
+    snprintf(path, sizeof(path), "%s/postgresql.conf", data);
+    FILE *f = fopen(path, "a");
+    if (f == NULL)
+        return -1;
+    int ok = fprintf(f, "\n%s\n", g_conf) > 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 int
 pd_pg_start(void)
 {
-    char data[96], pwfile[96], log[96], portarg[16], info[256];
+    char data[96], pwfile[96], log[96];
     if (g_pid > 0)
         return 0;
     snprintf(g_dir, sizeof(g_dir), "/tmp/payd-pg-XXXXXX");
@@ -242,12 +316,9 @@ pd_pg_start(void)
     snprintf(log, sizeof(log), "%s/pg.log", g_dir);
     if (write_file(pwfile, PD_PG_PASSWORD "\n") != 0)
         goto fail;
-    if (geteuid() == 0) {
-        struct passwd *pw = getpwnam("postgres");
-        if (pw == NULL || chown(g_dir, pw->pw_uid, pw->pw_gid) != 0 || chown(pwfile, pw->pw_uid, pw->pw_gid) != 0) {
-            fprintf(stderr, "pg_server: no postgres system user to run the server as\n");
-            goto fail;
-        }
+    if (pd_pg_chown(g_dir) != 0 || pd_pg_chown(pwfile) != 0) {
+        fprintf(stderr, "pg_server: no postgres system user to run the server as\n");
+        goto fail;
     }
     char initdb[300];
     snprintf(initdb, sizeof(initdb), "%s/initdb", bindir());
@@ -258,34 +329,40 @@ pd_pg_start(void)
         print_log();
         goto fail;
     }
-    for (int attempt = 0; attempt < 5; attempt++) {
-        g_port = free_port();
-        snprintf(portarg, sizeof(portarg), "%u", g_port);
-        pid_t pid = spawn_postmaster(data, portarg, log);
-        if (pid < 0)
+    if (append_conf(data) != 0) {
+        fprintf(stderr, "pg_server: cannot add to %s/postgresql.conf\n", data);
+        goto fail;
+    }
+    if (launch(data, log, 5) == 0) {
+        if (pd_pg_sql("postgres", "CREATE ROLE payd LOGIN PASSWORD '" PD_PG_PASSWORD "'") != 0)
             goto fail;
-        g_pid = pid;
-        conninfo(info, sizeof(info), "postgres", "postgres");
-        for (int i = 0; i < 600; i++) { /* 30 s */
-            int st;
-            if (waitpid(pid, &st, WNOHANG) == pid) {
-                g_pid = 0;
-                break; /* e.g. the port was taken meanwhile: another port */
-            }
-            if (PQping(info) == PQPING_OK) {
-                if (pd_pg_sql("postgres", "CREATE ROLE payd LOGIN PASSWORD '" PD_PG_PASSWORD "'") != 0)
-                    goto fail;
-                return 0;
-            }
-            nap_ms(50);
-        }
-        if (g_pid > 0)
-            break;
+        return 0;
     }
     fprintf(stderr, "pg_server: the server did not start\n");
     print_log();
 fail:
     pd_pg_stop();
+    return -1;
+}
+
+void
+pd_pg_shutdown(void)
+{
+    stop_pid(&g_pid);
+}
+
+int
+pd_pg_start_on(const char *data)
+{
+    char log[96];
+    if (g_pid > 0 || g_dir[0] == '\0')
+        return -1; /* the old server first (pd_pg_shutdown), and its dir for the socket and log */
+    snprintf(log, sizeof(log), "%s/pg.log", g_dir);
+    /* once: a recovery that stops the server (a target it never reached) would again */
+    if (launch(data, log, 1) == 0)
+        return 0;
+    fprintf(stderr, "pg_server: the server on %s did not start\n", data);
+    print_log();
     return -1;
 }
 

@@ -39,6 +39,26 @@ void pd_pg_kill_primary(void);
 /* Promotes the standby (pg_promote) and waits until it takes writes; from then on it is
  * the server (pd_pg_port, pd_pg_sql, pd_pg_stop). 0 on success. */
 int pd_pg_promote(void);
+/* Point-in-time recovery (test_pg_pitr.c). Lines added to the postgresql.conf of the
+ * next pd_pg_start, after initdb's (e.g. archive_mode and archive_command); NULL:
+ * none. The text is copied (at most 1023 bytes). */
+void pd_pg_set_conf(const char *lines);
+/* The directory of PostgreSQL's binaries (pg_basebackup, psql, ...). */
+const char *pd_pg_bindir(void);
+/* Runs argv to its end as the server's system user (postgres when root), its output
+ * appended to the file log; its exit status, -1 when it could not run. */
+int pd_pg_run(const char *const *argv, const char *log);
+/* Gives path to the postgres system user when the tests run as root (a dir the server
+ * writes, a file it must own); 0 on success, and always when not root. */
+int pd_pg_chown(const char *path);
+/* A fast shutdown of the server (SIGINT, by its pid: sessions are aborted, then a
+ * shutdown checkpoint) and waits for it; its temp dir stays until pd_pg_stop. */
+void pd_pg_shutdown(void);
+/* Starts a server on the existing data dir data (a restored base backup, with its
+ * recovery settings) on a new free loopback port, after pd_pg_shutdown; from then on
+ * it is the server (pd_pg_port, pd_pg_sql, pd_pg_stop). 0 once it accepts connections:
+ * a server in archive recovery accepts them (read-only) once it is consistent. */
+int pd_pg_start_on(const char *data);
 /* Stops the server and the standby (also run at exit). */
 void pd_pg_stop(void);
 
