@@ -15,10 +15,12 @@
  *            | the segment's data key wrapped by the vault's root key (backup.key)
  *   record   "PDWR" (or "PDWJ") | u32 salt1 | u32 salt2 | u32 page size | u32 first frame | u32 frames
  *            | u32 checksum 0 | u32 checksum 1 (after its last frame) | i64 stamp ms
- *            | 12-byte nonce | AES-256-GCM of the frames as the WAL has them | 16-byte tag
- * All integers big-endian. A record's frames end with a commit frame, all of its commits
- * were made by its stamp, and its additional data is the segment header, the record
- * header and the record's index. Records of one chain follow each other without a gap:
+ *            | u32 pages | u32 database size in pages after its last commit
+ *            | 12-byte nonce | AES-256-GCM of `pages` entries (u32 page number | page) | 16-byte tag
+ * All integers big-endian. A record covers frames first..first+frames-1 of a generation,
+ * which end with a commit frame, all of whose commits were made by its stamp; it holds
+ * each page they wrote once, at its last version (a record is applied whole). Its
+ * additional data is the segment header, the record header and the record's index. Records of one chain follow each other without a gap:
  * the next frame of the same generation, or frame 1 of the next one, whose salt 1 is the
  * last one's + 1 ("PDWJ": any, the first generation after a WAL found empty). A chain starts
  * when payd cannot prove that the WAL it finds continues the archive (docs/backup.md).
@@ -43,7 +45,7 @@
 #define PD_WAL_KEY_LEN 32
 #define PD_WAL_WRAPPED_LEN 60 /* PD_BACKUP_WRAPPED_LEN */
 #define PD_WAL_SEG_HDR (8 + 16 + 8 + 8 + 2 + PD_WAL_WRAPPED_LEN)
-#define PD_WAL_REC_HDR 40
+#define PD_WAL_REC_HDR 48
 #define PD_WAL_NONCE 12
 #define PD_WAL_TAG 16
 
@@ -123,6 +125,7 @@ typedef struct {
     uint32_t salt1, salt2, page_size, first, frames;
     uint32_t ck[2];
     int64_t stamp_ms;
+    uint32_t pages, db_size;
     uint64_t offset; /* of the record in its segment */
     uint64_t index;  /* in its segment */
     bool jump;       /* the first of a generation after an empty WAL: its salts are new ("PDWJ") */
@@ -140,8 +143,8 @@ typedef struct {
 } pd_wal_reader_t;
 int pd_wal_reader_open(pd_wal_reader_t *rd, const char *dir, const pd_wal_segment_t *s) PD_WUR;
 int pd_wal_reader_next(pd_wal_reader_t *rd, pd_wal_record_t *r, bool *end, bool *torn) PD_WUR;
-/* The frames of record r (read with the reader), decrypted and authenticated into out
- * (r->frames * (24 + page size) bytes). PD_ERR_AUTH when they do not open. */
+/* The entries of record r (read with the reader), decrypted and authenticated into out
+ * (r->pages * (4 + page size) bytes). PD_ERR_AUTH when they do not open. */
 int pd_wal_record_open(const pd_wal_reader_t *rd, const pd_wal_segment_t *s, const pd_wal_record_t *r,
                        const uint8_t key[PD_WAL_KEY_LEN], uint8_t *out) PD_WUR;
 void pd_wal_reader_close(pd_wal_reader_t *rd);

@@ -81,7 +81,7 @@ typedef struct {
 } pd_bk_wal_t;
 
 typedef struct {
-    int64_t records, frames;
+    int64_t records, frames, pages; /* the frames the records cover, the pages they hold */
     int64_t last_ms;        /* the stamp of the last record applied (0: none) */
     int64_t chain_ended_ms; /* a new chain began here, before the time (0: the chain goes on) */
 } pd_bk_replay_t;

@@ -439,8 +439,8 @@ roll_forward(const pd_backup_restore_opts_t *o, const char *work, const pd_bk_wa
     rep->wal_records = st.records;
     rep->wal_frames = st.frames;
     rep->rolled_to_ms = st.last_ms != 0 ? st.last_ms : at_ms;
-    say(o, "payd.db rolled forward: %lld records, %lld frames of the WAL archive, to %s", (long long)st.records,
-        (long long)st.frames, utc(t1, sizeof(t1), rep->rolled_to_ms));
+    say(o, "payd.db rolled forward: %lld records of the WAL archive (%lld frames, %lld pages), to %s",
+        (long long)st.records, (long long)st.frames, (long long)st.pages, utc(t1, sizeof(t1), rep->rolled_to_ms));
     return 0;
 }
 

@@ -3,10 +3,13 @@
  * time"): the archive's payments copy rolled forward with the WAL archive's records,
  * from the copy's own WAL position up to the last record archived by the chosen time.
  *
- * Each frame is a whole page, so writing the frames of every commit after the copy's,
- * in order, into the copy gives the store as of the last of those commits. Frames the
- * copy already holds may be written again (a record that straddles the copy's position
- * is written whole): they are the same pages, and later frames overwrite them.
+ * Each frame is a whole page, so writing the pages of every commit after the copy's, in
+ * order, into the copy gives the store as of the last of those commits. Pages the copy
+ * already holds may be written again (a record that straddles the copy's position is
+ * written whole): no page of it is older than the copy's, and later records overwrite
+ * them. The records are authenticated (AES-GCM) and must follow each other without a
+ * gap; their pages are not checked against the WAL's checksums (a record keeps only
+ * each page's last version, not the frames).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,8 +97,6 @@ db_page_size(int fd, uint32_t *ps)
 typedef struct {
     bool started, done;
     pd_wal_record_t prev; /* the last record applied (or passed) */
-    pd_wal_pos_t pos;     /* the frame chain: salts and checksum after the last frame */
-    bool ck_known;        /* pos.ck chains to the next frame (else its stored one seeds it) */
     uint8_t chain[16];
     uint32_t commit_size; /* pages after the last commit applied (0: none) */
 } walk_t;
@@ -120,52 +121,25 @@ follows(const walk_t *k, const pd_wal_record_t *r)
     return r->first == 1 && (r->salt1 == p->salt1 + 1 || r->jump);
 }
 
-/* the record's frames into db, each checked against the chain */
+/* the record's pages into db (authenticated already: pd_wal_record_open) */
 static int
-apply(walk_t *k, int db, const pd_wal_record_t *r, const uint8_t *frames, char *err, size_t cap)
+apply(walk_t *k, int db, const pd_wal_record_t *r, const uint8_t *entries, char *err, size_t cap)
 {
-    size_t fsz = PD_WAL_FRAME_HDR + (size_t)r->page_size;
-    uint32_t size = 0;
-    if (!k->ck_known || r->salt1 != k->pos.salt1 || r->salt2 != k->pos.salt2 || r->first == 1) {
-        /* a new generation: its header's checksum is not archived; frame 1's own seeds the chain */
-        k->pos = (pd_wal_pos_t){.page_size = r->page_size, .salt1 = r->salt1, .salt2 = r->salt2,
-                                .big_endian = k->pos.big_endian, .frame = r->first - 1};
-        k->ck_known = false;
-    }
-    for (uint32_t i = 0; i < r->frames; i++) {
-        const uint8_t *f = frames + (size_t)i * fsz;
-        size = 0;
-        if (!k->ck_known) {
-            k->pos.ck[0] = be32(f + 16);
-            k->pos.ck[1] = be32(f + 20);
-            k->pos.frame++;
-            size = be32(f + 4);
-            k->ck_known = be32(f + 8) == r->salt1 && be32(f + 12) == r->salt2;
-            if (!k->ck_known) {
-                snprintf(err, cap, "a frame of the WAL archive does not carry its record's salts");
-                return PD_ERR_INVALID;
-            }
-        } else if (!pd_wal_frame_next(&k->pos, f, &size)) {
-            snprintf(err, cap, "the WAL archive's frames do not chain (frame %u of a generation)", k->pos.frame + 1);
+    size_t esz = 4 + (size_t)r->page_size;
+    for (uint32_t i = 0; i < r->pages; i++) {
+        const uint8_t *e = entries + (size_t)i * esz;
+        uint32_t pgno = be32(e);
+        if (pgno == 0 || pgno > r->db_size) {
+            snprintf(err, cap, "a record of the WAL archive names page %u of a %u-page database", pgno, r->db_size);
             return PD_ERR_INVALID;
         }
-        uint32_t pgno = be32(f);
-        int e = pwrite_all(db, f + PD_WAL_FRAME_HDR, r->page_size, (off_t)(pgno - 1) * r->page_size);
-        if (e != 0) {
-            snprintf(err, cap, "cannot write the restored payd.db: %s", pd_strerror(e));
-            return e;
+        int rc = pwrite_all(db, e + 4, r->page_size, (off_t)(pgno - 1) * r->page_size);
+        if (rc != 0) {
+            snprintf(err, cap, "cannot write the restored payd.db: %s", pd_strerror(rc));
+            return rc;
         }
-        if (size != 0)
-            k->commit_size = size;
     }
-    if (k->pos.ck[0] != r->ck[0] || k->pos.ck[1] != r->ck[1]) {
-        snprintf(err, cap, "a record of the WAL archive does not end where its header says");
-        return PD_ERR_INVALID;
-    }
-    if (size == 0) { /* the archiver cuts records at commits only */
-        snprintf(err, cap, "a record of the WAL archive does not end with a commit");
-        return PD_ERR_INVALID;
-    }
+    k->commit_size = r->db_size;
     return 0;
 }
 
@@ -173,7 +147,7 @@ int
 pd_bk_wal_replay(const pd_bk_wal_t *w, const char *db_path, const pd_wal_pos_t *from, int64_t until_ms,
                  pd_bk_replay_t *st, char *err, size_t cap)
 {
-    walk_t k = {.pos = {.big_endian = from->big_endian}};
+    walk_t k = {0};
     uint8_t *buf = NULL;
     size_t buf_cap = 0;
     int rc = 0;
@@ -210,14 +184,11 @@ pd_bk_wal_replay(const pd_bk_wal_t *w, const char *db_path, const pd_wal_pos_t *
                         k.started = true;
                         k.prev = r;
                         memcpy(k.chain, s->chain, 16);
-                        k.pos = *from;
-                        k.ck_known = true;
                     }
                     continue;
                 }
                 k.started = true;
                 memcpy(k.chain, s->chain, 16);
-                k.ck_known = false;
             } else if (!follows(&k, &r)) {
                 snprintf(err, cap, "the WAL archive has a gap before %s (record %llu): frames are missing", s->name,
                          (unsigned long long)r.index);
@@ -234,7 +205,7 @@ pd_bk_wal_replay(const pd_bk_wal_t *w, const char *db_path, const pd_wal_pos_t *
                 rc = PD_ERR_INVALID;
                 break;
             }
-            size_t need = (size_t)r.frames * (PD_WAL_FRAME_HDR + r.page_size);
+            size_t need = (size_t)r.pages * (4 + (size_t)r.page_size);
             if (need > buf_cap) {
                 uint8_t *nb = realloc(buf, need);
                 if (nb == NULL) {
@@ -255,6 +226,7 @@ pd_bk_wal_replay(const pd_bk_wal_t *w, const char *db_path, const pd_wal_pos_t *
             k.prev = r;
             st->records++;
             st->frames += r.frames;
+            st->pages += r.pages;
             st->last_ms = r.stamp_ms;
         }
         pd_wal_reader_close(&rd);

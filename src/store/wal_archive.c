@@ -91,10 +91,17 @@ frame_bytes(uint32_t page_size)
     return PD_WAL_FRAME_HDR + (uint64_t)page_size;
 }
 
+/* a page's entry in a record's body: its number and its bytes */
+static uint64_t
+entry_bytes(uint32_t page_size)
+{
+    return 4 + (uint64_t)page_size;
+}
+
 static uint64_t
 record_len(const pd_wal_record_t *r)
 {
-    return PD_WAL_REC_HDR + PD_WAL_NONCE + (uint64_t)r->frames * frame_bytes(r->page_size) + PD_WAL_TAG;
+    return PD_WAL_REC_HDR + PD_WAL_NONCE + (uint64_t)r->pages * entry_bytes(r->page_size) + PD_WAL_TAG;
 }
 
 static void
@@ -109,6 +116,8 @@ record_hdr(uint8_t h[PD_WAL_REC_HDR], const pd_wal_record_t *r)
     put32(h + 24, r->ck[0]);
     put32(h + 28, r->ck[1]);
     put64(h + 32, (uint64_t)r->stamp_ms);
+    put32(h + 40, r->pages);
+    put32(h + 44, r->db_size);
 }
 
 /* the cipher of one record: its key, nonce and additional data set */
@@ -275,12 +284,14 @@ pd_wal_reader_next(pd_wal_reader_t *rd, pd_wal_record_t *r, bool *end, bool *tor
     r->ck[0] = get32(h + 24);
     r->ck[1] = get32(h + 28);
     r->stamp_ms = (int64_t)get64(h + 32);
+    r->pages = get32(h + 40);
+    r->db_size = get32(h + 44);
     r->offset = rd->off;
     r->index = rd->index;
     r->jump = memcmp(h, REC_MAGIC_JUMP, 4) == 0;
     uint32_t ps = r->page_size;
     if ((memcmp(h, REC_MAGIC, 4) != 0 && !r->jump) || ps < 512 || ps > 65536 || (ps & (ps - 1)) != 0 || r->frames == 0 ||
-        r->first == 0 || r->first > UINT32_MAX - r->frames)
+        r->first == 0 || r->first > UINT32_MAX - r->frames || r->pages == 0 || r->pages > r->frames || r->db_size == 0)
         return PD_ERR_INVALID;
     if (record_len(r) > rd->size - rd->off) {
         *end = *torn = true;
@@ -296,7 +307,7 @@ pd_wal_record_open(const pd_wal_reader_t *rd, const pd_wal_segment_t *s, const p
                    const uint8_t key[PD_WAL_KEY_LEN], uint8_t *out)
 {
     uint8_t h[PD_WAL_REC_HDR], nonce[PD_WAL_NONCE], tag[PD_WAL_TAG];
-    uint64_t n = (uint64_t)r->frames * frame_bytes(r->page_size);
+    uint64_t n = (uint64_t)r->pages * entry_bytes(r->page_size);
     int e;
     record_hdr(h, r);
     if ((e = pread_all(rd->fd, nonce, sizeof(nonce), (off_t)(r->offset + PD_WAL_REC_HDR))) != 0 ||
@@ -426,7 +437,53 @@ new_chain(pd_wal_archiver_t *a, const char *why)
                 PD_LS("reason", why), PD_LS("dir", a->dir));
 }
 
-/* appends the frames after a->pos up to to (a commit) as one record, synced */
+/* the frames' page numbers (pgno -> the last frame of it, among n), open addressing */
+typedef struct {
+    uint32_t *pgno, *last;
+    size_t cap;
+} pagemap_t;
+
+static int
+pagemap_init(pagemap_t *m, uint32_t n)
+{
+    m->cap = 16;
+    while (m->cap < 2 * (size_t)n)
+        m->cap *= 2;
+    m->pgno = calloc(m->cap, sizeof(*m->pgno));
+    m->last = calloc(m->cap, sizeof(*m->last));
+    return m->pgno != NULL && m->last != NULL ? 0 : PD_ERR_NOMEM;
+}
+
+static uint32_t *
+pagemap_slot(pagemap_t *m, uint32_t pgno)
+{
+    size_t i = (pgno * 2654435761u) & (m->cap - 1);
+    while (m->pgno[i] != 0 && m->pgno[i] != pgno)
+        i = (i + 1) & (m->cap - 1);
+    m->pgno[i] = pgno;
+    return &m->last[i];
+}
+
+static void
+pagemap_free(pagemap_t *m)
+{
+    free(m->pgno);
+    free(m->last);
+}
+
+/* frame i (1-based) of the WAL into a->frame */
+static int
+read_frame(pd_wal_archiver_t *a, int wal_fd, uint32_t i, size_t fsz)
+{
+    return pread_all(wal_fd, a->frame, fsz, PD_WAL_HDR + (off_t)(i - 1) * (off_t)fsz);
+}
+
+/*
+ * Appends the commits after a->pos up to to as one record, synced. A record is applied
+ * whole, so it keeps each page once, at its last version among the frames (under load
+ * the same pages are rewritten by commit after commit): the frames are read twice,
+ * once to check their chain and find each page's last frame, then for those.
+ */
 static int
 append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to)
 {
@@ -440,31 +497,50 @@ append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to)
     pd_wal_record_t rec = {.salt1 = to->salt1, .salt2 = to->salt2, .page_size = to->page_size,
                            .first = a->pos.frame + 1, .frames = to->frame - a->pos.frame,
                            .ck = {to->ck[0], to->ck[1]}, .stamp_ms = pd_real_ms(), .jump = a->jump};
-    uint8_t h[PD_WAL_REC_HDR], nonce[PD_WAL_NONCE], tag[PD_WAL_TAG];
     size_t fsz = (size_t)frame_bytes(to->page_size);
-    record_hdr(h, &rec);
-    if (RAND_bytes(nonce, sizeof(nonce)) != 1)
-        return PD_ERR_CRYPTO;
-    EVP_CIPHER_CTX *c = record_cipher(true, a->key, nonce, a->seg.hdr, h, a->rec_index);
-    if (c == NULL)
-        return PD_ERR_CRYPTO;
-    off_t start = (off_t)a->seg_bytes;
+    pagemap_t map;
     pd_wal_pos_t at = a->pos;
+    if ((r = pagemap_init(&map, rec.frames)) != 0) {
+        pagemap_free(&map);
+        return r;
+    }
+    /* read again: frames up to a commit do not change until a checkpoint, which waits for this */
+    for (uint32_t i = rec.first; r == 0 && i <= to->frame; i++) {
+        uint32_t size = 0;
+        if ((r = read_frame(a, wal_fd, i, fsz)) == 0 && !pd_wal_frame_next(&at, a->frame, &size))
+            r = PD_ERR_STATE;
+        if (r == 0) {
+            uint32_t *last = pagemap_slot(&map, get32(a->frame));
+            rec.pages += *last == 0;
+            *last = i;
+            rec.db_size = size;
+        }
+    }
+    uint8_t h[PD_WAL_REC_HDR], nonce[PD_WAL_NONCE], tag[PD_WAL_TAG];
+    EVP_CIPHER_CTX *c = NULL;
+    off_t start = (off_t)a->seg_bytes;
     int len = 0;
-    r = write_all(a->seg_fd, h, sizeof(h));
+    record_hdr(h, &rec);
+    if (r == 0 && (RAND_bytes(nonce, sizeof(nonce)) != 1 ||
+                   (c = record_cipher(true, a->key, nonce, a->seg.hdr, h, a->rec_index)) == NULL))
+        r = PD_ERR_CRYPTO;
+    if (r == 0)
+        r = write_all(a->seg_fd, h, sizeof(h));
     if (r == 0)
         r = write_all(a->seg_fd, nonce, sizeof(nonce));
-    for (uint32_t i = 0; r == 0 && i < rec.frames; i++) {
-        uint32_t size = 0;
-        /* read again: frames up to a commit do not change until a checkpoint, which waits for this */
-        r = pread_all(wal_fd, a->frame, fsz, PD_WAL_HDR + (off_t)at.frame * (off_t)fsz);
-        if (r == 0 && !pd_wal_frame_next(&at, a->frame, &size))
-            r = PD_ERR_STATE;
-        if (r == 0 && (EVP_EncryptUpdate(c, a->out, &len, a->frame, (int)fsz) != 1 || len != (int)fsz))
+    for (uint32_t i = rec.first; r == 0 && i <= to->frame; i++) {
+        if ((r = read_frame(a, wal_fd, i, fsz)) != 0 || *pagemap_slot(&map, get32(a->frame)) != i)
+            continue; /* a later frame has this page */
+        /* the entry: the frame's page number (its first 4 bytes) and its page */
+        memmove(a->frame + PD_WAL_FRAME_HDR - 4, a->frame, 4);
+        const uint8_t *e = a->frame + PD_WAL_FRAME_HDR - 4;
+        int n = (int)entry_bytes(to->page_size);
+        if (EVP_EncryptUpdate(c, a->out, &len, e, n) != 1 || len != n)
             r = PD_ERR_CRYPTO;
-        if (r == 0)
-            r = write_all(a->seg_fd, a->out, fsz);
+        else
+            r = write_all(a->seg_fd, a->out, (size_t)n);
     }
+    pagemap_free(&map);
     if (r == 0 && (EVP_EncryptFinal_ex(c, a->out, &len) != 1 ||
                    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, PD_WAL_TAG, tag) != 1))
         r = PD_ERR_CRYPTO;
