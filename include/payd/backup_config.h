@@ -32,9 +32,12 @@ int64_t pd_backup_last_slot(int minute, int64_t now);
 /* The WAL archive's directory: [backup] dir/wal, or DATA_DIR/wal-archive without one */
 int pd_backup_wal_dir(char *out, size_t cap, const char *data_dir) PD_WUR;
 
-/* A WAL archive segment's key from the vault's backup.key (a pd_wal_key_fn; vault is a
- * pd_vault_client_t of payd's) */
-int pd_backup_wal_key(void *vault, uint8_t key[PD_WAL_KEY_LEN], uint8_t wrapped[PD_WAL_WRAPPED_LEN]) PD_WUR;
+/* A WAL archive segment's key from the vault's backup.key (a pd_wal_key_fn; arg unused),
+ * through the client set by pd_backup_wal_key_source; NULL (before the vault closes)
+ * waits for a call in flight, and later calls fail with PD_ERR_UNAVAILABLE. */
+typedef struct pd_vault_client pd_vault_client_t;
+void pd_backup_wal_key_source(pd_vault_client_t *vault);
+int pd_backup_wal_key(void *arg, uint8_t key[PD_WAL_KEY_LEN], uint8_t wrapped[PD_WAL_WRAPPED_LEN]) PD_WUR;
 
 /* The worker_cursors rows of the scheduled backup: Unix seconds of the last success and
  * the last failure (0: none) */

@@ -427,8 +427,8 @@ wal_archive_setup(app_t *app)
                                .keep_ms = (bc->keep_days + 1) * 86400000LL, /* the oldest backup's roll-forward */
                                .segment_ms = 3600000,
                                .segment_max = 64u << 20,
-                               .key = pd_backup_wal_key,
-                               .key_arg = app->vault_link.api};
+                               .key = pd_backup_wal_key};
+    pd_backup_wal_key_source(app->vault_link.api);
     pd_sqlite_wal_archive(PD_WAL_ARCHIVE_ON, &o);
     pd_log_info("wal archive on: every commit of the store is kept until it is older than keep_days + 1",
                 PD_LS("dir", dir), PD_LI("keep_days", bc->keep_days));
@@ -609,6 +609,7 @@ stop_services(app_t *app)
     app->alarms = NULL;
     pd_api_stop(app->payments_api);
     pd_cluster_stop(); /* the workers have stopped: their leases go to the other nodes now */
+    pd_backup_wal_key_source(NULL); /* the WAL archive's keys came from the link */
     pd_vault_link_close(&app->vault_link);
     if (app->simulator != NULL)
         app->simulator->free(app->simulator);

@@ -479,13 +479,14 @@ read_frame(pd_wal_archiver_t *a, int wal_fd, uint32_t i, size_t fsz)
 }
 
 /*
- * Appends the commits after a->pos up to to as one record, synced. A record is applied
- * whole, so it keeps each page once, at its last version among the frames (under load
- * the same pages are rewritten by commit after commit): the frames are read twice,
- * once to check their chain and find each page's last frame, then for those.
+ * Appends the commits after a->pos up to to, all made by seen_ms, as one record, synced.
+ * A record is applied whole, so it keeps each page once, at its last version among the
+ * frames (under load the same pages are rewritten by commit after commit): the frames
+ * are read twice, once to check their chain and find each page's last frame, then for
+ * those.
  */
 static int
-append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to)
+append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to, int64_t seen_ms)
 {
     int r;
     if (a->seg_fd < 0 || pd_real_ms() - a->seg.created_ms >= a->o.segment_ms || a->seg_bytes >= a->o.segment_max) {
@@ -496,7 +497,7 @@ append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to)
     }
     pd_wal_record_t rec = {.salt1 = to->salt1, .salt2 = to->salt2, .page_size = to->page_size,
                            .first = a->pos.frame + 1, .frames = to->frame - a->pos.frame,
-                           .ck = {to->ck[0], to->ck[1]}, .stamp_ms = pd_real_ms(), .jump = a->jump};
+                           .ck = {to->ck[0], to->ck[1]}, .stamp_ms = seen_ms, .jump = a->jump};
     size_t fsz = (size_t)frame_bytes(to->page_size);
     pagemap_t map;
     pd_wal_pos_t at = a->pos;
@@ -636,7 +637,9 @@ pd_wal_archiver_step(pd_wal_archiver_t *a)
             r = pd_wal_scan(fd, &to, UINT32_MAX, a->frame, &n);
         if (r != 0 || n == 0)
             break;
-        if ((r = append_record(a, fd, &to)) != 0)
+        /* the record's time: its commits were all made by now (not when it is written,
+         * which may wait on the vault for a segment's key) */
+        if ((r = append_record(a, fd, &to, pd_real_ms())) != 0)
             break;
     }
     close(fd);
