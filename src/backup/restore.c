@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "backup/internal.h"
+#include "payd/fileio.h"
 #include "payd/audit.h"
 #include "payd/db.h"
 #include "payd/records.h"
@@ -371,17 +372,6 @@ settle(const pd_backup_restore_opts_t *o, const char *work, char *err, size_t ca
     return 0;
 }
 
-static int
-sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int r = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return r;
-}
-
 /* "YYYY-MM-DD HH:MM:SS.mmm UTC" */
 static const char *
 utc(char *out, size_t cap, int64_t ms)
@@ -601,7 +591,7 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
         goto out;
     }
     work[0] = '\0';
-    if ((rc = sync_dir(parent)) != 0) {
+    if ((rc = pd_fsync_dir(parent)) != 0) {
         snprintf(err, cap, "restored, but cannot sync %s: %s", parent, pd_strerror(rc));
         goto out;
     }

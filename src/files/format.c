@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "payd/fileio.h"
 #include "payd/files.h"
 
 #define MAGIC "PDF1"
@@ -41,23 +42,6 @@ static uint32_t
 get32(const uint8_t *p)
 {
     return get16(p) << 16 | get16(p + 2);
-}
-
-/* write all of n bytes, or an error */
-static int
-write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t k = write(fd, b, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? -errno : PD_ERR_IO;
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
 }
 
 /* read exactly n bytes: 0, PD_ERR_TRUNCATED at an end before them, or an error */
@@ -163,7 +147,7 @@ pd_file_writer_open(pd_file_writer_t **out, const char *dir, const char *name, c
     put32(h + o, PD_FILE_CHUNK), o += 4;
     w->prefix_len = o;
     memset(h + o, 0, 32); /* the SHA-256, written at commit */
-    int r = write_all(w->fd, h, o + 32);
+    int r = pd_write_all(w->fd, h, o + 32);
     if (r != 0) {
         pd_file_writer_abort(w);
         return r;
@@ -180,8 +164,8 @@ flush_chunk(pd_file_writer_t *w, uint8_t flags, const uint8_t sha[32])
     put32(rec, (uint32_t)w->used);
     rec[4] = flags;
     int r = chunk_crypt(true, w->key, w->header, w->prefix_len, w->idx, flags, sha, w->buf, w->used, tag);
-    if (r == 0 && (r = write_all(w->fd, rec, sizeof(rec))) == 0 && (r = write_all(w->fd, w->buf, w->used)) == 0)
-        r = write_all(w->fd, tag, TAG_LEN);
+    if (r == 0 && (r = pd_write_all(w->fd, rec, sizeof(rec))) == 0 && (r = pd_write_all(w->fd, w->buf, w->used)) == 0)
+        r = pd_write_all(w->fd, tag, TAG_LEN);
     w->idx++;
     w->used = 0;
     return r;
@@ -210,18 +194,6 @@ pd_file_writer_write(pd_file_writer_t *w, const void *p, size_t n)
     return 0;
 }
 
-/* fsync of the directory that holds path, so the rename is durable */
-static int
-sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int r = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return r;
-}
-
 int
 pd_file_writer_commit(pd_file_writer_t *w, uint8_t sha[32], uint64_t *size)
 {
@@ -238,7 +210,7 @@ pd_file_writer_commit(pd_file_writer_t *w, uint8_t sha[32], uint64_t *size)
         r = -errno;
     if (r == 0) {
         w->tmp[0] = '\0'; /* it has its name now */
-        r = sync_dir(w->dir);
+        r = pd_fsync_dir(w->dir);
     }
     if (r == 0 && sha != NULL)
         memcpy(sha, digest, 32);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "payd/fileio.h"
 #include "payd/wal_archive.h"
 
 #define WAL_MAGIC 0x377f0682u
@@ -36,28 +37,11 @@ checksum(bool big_endian, const uint8_t *d, size_t n, uint32_t ck[2])
     ck[1] = s1;
 }
 
-static int
-read_at(int fd, void *buf, size_t n, off_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = pread(fd, (uint8_t *)buf + got, n - got, off + (off_t)got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        if (k == 0)
-            return PD_ERR_TRUNCATED;
-        got += (size_t)k;
-    }
-    return 0;
-}
-
 int
 pd_wal_header(int fd, pd_wal_pos_t *p)
 {
     uint8_t h[PD_WAL_HDR];
-    int r = read_at(fd, h, sizeof(h), 0);
+    int r = pd_pread_all(fd, h, sizeof(h), 0);
     if (r == PD_ERR_TRUNCATED)
         return PD_ERR_NOTFOUND;
     if (r != 0)
@@ -100,7 +84,7 @@ pd_wal_scan(int fd, pd_wal_pos_t *p, uint32_t max_frames, uint8_t *buf, uint32_t
     size_t fsz = PD_WAL_FRAME_HDR + (size_t)p->page_size;
     *frames = 0;
     for (uint32_t i = 0; i < max_frames; i++) {
-        int r = read_at(fd, buf, fsz, PD_WAL_HDR + (off_t)at.frame * (off_t)fsz);
+        int r = pd_pread_all(fd, buf, fsz, PD_WAL_HDR + (off_t)at.frame * (off_t)fsz);
         if (r == PD_ERR_TRUNCATED)
             break;
         if (r != 0)

@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "payd/fileio.h"
 #include "payd/log.h"
 #include "payd/time.h"
 #include "payd/wal_archive.h"
@@ -52,37 +53,6 @@ static uint64_t
 get64(const uint8_t *p)
 {
     return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
-static int
-write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t k = write(fd, b, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return errno == ENOSPC ? -ENOSPC : -errno;
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int
-pread_all(int fd, void *p, size_t n, off_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = pread(fd, (uint8_t *)p + got, n - got, off + (off_t)got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k == 0 ? PD_ERR_TRUNCATED : -errno;
-        got += (size_t)k;
-    }
-    return 0;
 }
 
 static uint64_t
@@ -167,7 +137,7 @@ read_segment(const char *dir, pd_wal_segment_t *s, char *err, size_t cap)
         snprintf(err, cap, "cannot read %s/%s: %s", dir, s->name, pd_strerror(fd));
         return fd;
     }
-    int r = pread_all(fd, s->hdr, PD_WAL_SEG_HDR, 0);
+    int r = pd_pread_all(fd, s->hdr, PD_WAL_SEG_HDR, 0);
     close(fd);
     if (r != 0 || memcmp(s->hdr, SEG_MAGIC, 8) != 0 || (s->hdr[40] << 8 | s->hdr[41]) != PD_WAL_WRAPPED_LEN) {
         snprintf(err, cap, "%s/%s is not a WAL archive segment%s", dir, s->name,
@@ -272,7 +242,7 @@ pd_wal_reader_next(pd_wal_reader_t *rd, pd_wal_record_t *r, bool *end, bool *tor
         *end = *torn = true;
         return 0;
     }
-    int e = pread_all(rd->fd, h, sizeof(h), (off_t)rd->off);
+    int e = pd_pread_all(rd->fd, h, sizeof(h), (off_t)rd->off);
     if (e != 0)
         return e;
     memset(r, 0, sizeof(*r));
@@ -310,9 +280,9 @@ pd_wal_record_open(const pd_wal_reader_t *rd, const pd_wal_segment_t *s, const p
     uint64_t n = (uint64_t)r->pages * entry_bytes(r->page_size);
     int e;
     record_hdr(h, r);
-    if ((e = pread_all(rd->fd, nonce, sizeof(nonce), (off_t)(r->offset + PD_WAL_REC_HDR))) != 0 ||
-        (e = pread_all(rd->fd, out, n, (off_t)(r->offset + PD_WAL_REC_HDR + PD_WAL_NONCE))) != 0 ||
-        (e = pread_all(rd->fd, tag, sizeof(tag), (off_t)(r->offset + PD_WAL_REC_HDR + PD_WAL_NONCE + n))) != 0)
+    if ((e = pd_pread_all(rd->fd, nonce, sizeof(nonce), (off_t)(r->offset + PD_WAL_REC_HDR))) != 0 ||
+        (e = pd_pread_all(rd->fd, out, n, (off_t)(r->offset + PD_WAL_REC_HDR + PD_WAL_NONCE))) != 0 ||
+        (e = pd_pread_all(rd->fd, tag, sizeof(tag), (off_t)(r->offset + PD_WAL_REC_HDR + PD_WAL_NONCE + n))) != 0)
         return e;
     EVP_CIPHER_CTX *c = record_cipher(false, key, nonce, s->hdr, h, r->index);
     int len = 0, ok = c != NULL;
@@ -366,17 +336,6 @@ warn(pd_wal_archiver_t *a, const char *what, int r)
     }
 }
 
-static int
-sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int r = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return r;
-}
-
 static void
 close_segment(pd_wal_archiver_t *a)
 {
@@ -410,8 +369,8 @@ open_segment(pd_wal_archiver_t *a)
     a->seg_fd = open_in(a->dir, s->name, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (a->seg_fd < 0)
         return a->seg_fd;
-    if ((r = write_all(a->seg_fd, s->hdr, PD_WAL_SEG_HDR)) != 0 || (fdatasync(a->seg_fd) != 0 && (r = -errno)) ||
-        (r = sync_dir(a->dir)) != 0) {
+    if ((r = pd_write_all(a->seg_fd, s->hdr, PD_WAL_SEG_HDR)) != 0 || (fdatasync(a->seg_fd) != 0 && (r = -errno)) ||
+        (r = pd_fsync_dir(a->dir)) != 0) {
         char path[4300];
         close_segment(a);
         snprintf(path, sizeof(path), "%s/%s", a->dir, s->name);
@@ -475,7 +434,7 @@ pagemap_free(pagemap_t *m)
 static int
 read_frame(pd_wal_archiver_t *a, int wal_fd, uint32_t i, size_t fsz)
 {
-    return pread_all(wal_fd, a->frame, fsz, PD_WAL_HDR + (off_t)(i - 1) * (off_t)fsz);
+    return pd_pread_all(wal_fd, a->frame, fsz, PD_WAL_HDR + (off_t)(i - 1) * (off_t)fsz);
 }
 
 /*
@@ -526,9 +485,9 @@ append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to, int64_t 
                    (c = record_cipher(true, a->key, nonce, a->seg.hdr, h, a->rec_index)) == NULL))
         r = PD_ERR_CRYPTO;
     if (r == 0)
-        r = write_all(a->seg_fd, h, sizeof(h));
+        r = pd_write_all(a->seg_fd, h, sizeof(h));
     if (r == 0)
-        r = write_all(a->seg_fd, nonce, sizeof(nonce));
+        r = pd_write_all(a->seg_fd, nonce, sizeof(nonce));
     for (uint32_t i = rec.first; r == 0 && i <= to->frame; i++) {
         if ((r = read_frame(a, wal_fd, i, fsz)) != 0 || *pagemap_slot(&map, get32(a->frame)) != i)
             continue; /* a later frame has this page */
@@ -539,7 +498,7 @@ append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to, int64_t 
         if (EVP_EncryptUpdate(c, a->out, &len, e, n) != 1 || len != n)
             r = PD_ERR_CRYPTO;
         else
-            r = write_all(a->seg_fd, a->out, (size_t)n);
+            r = pd_write_all(a->seg_fd, a->out, (size_t)n);
     }
     pagemap_free(&map);
     if (r == 0 && (EVP_EncryptFinal_ex(c, a->out, &len) != 1 ||
@@ -547,7 +506,7 @@ append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to, int64_t 
         r = PD_ERR_CRYPTO;
     EVP_CIPHER_CTX_free(c);
     if (r == 0)
-        r = write_all(a->seg_fd, tag, sizeof(tag));
+        r = pd_write_all(a->seg_fd, tag, sizeof(tag));
     if (r == 0 && fdatasync(a->seg_fd) != 0)
         r = -errno;
     if (r != 0) {
