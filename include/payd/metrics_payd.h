@@ -37,6 +37,9 @@ enum {
     PD_MX_STREAM_BACKLOG,     /* payd_stream_backlog (collected) */
     PD_MX_RECOVERY_RESOLVED,  /* payd_recovery_resolved_total{kind} */
     PD_MX_BACKUP_LAST_SUCCESS, /* payd_backup_last_success_timestamp_seconds (read every 30 s) */
+    PD_MX_WAL_ARCHIVE_RECORDS, /* payd_wal_archive_records_total ([backup] wal_archive) */
+    PD_MX_WAL_ARCHIVE_FAILURES, /* payd_wal_archive_failures_total */
+    PD_MX_WAL_ARCHIVE_LAST,   /* payd_wal_archive_last_record_timestamp_seconds */
     PD_MX_BUILD_INFO,         /* payd_build_info{version} (collected: 1) */
     /* counters the components kept before the registry existed (collected) */
     PD_MX_EDGE_REFUSALS,      /* payd_edge_refusals_total{reason} */

@@ -20,6 +20,7 @@
 
 #include "payd/fileio.h"
 #include "payd/log.h"
+#include "payd/metrics_payd.h"
 #include "payd/time.h"
 #include "payd/wal_archive.h"
 
@@ -322,6 +323,7 @@ struct pd_wal_archiver {
     uint8_t *frame, *out; /* one frame, and its ciphertext */
     size_t frame_cap;
     int64_t last_warn, last_prune;
+    int64_t last_gauge_s; /* what payd_wal_archive_last_record_timestamp_seconds says */
     char why[300];
 };
 
@@ -329,6 +331,7 @@ static void
 warn(pd_wal_archiver_t *a, const char *what, int r)
 {
     int64_t now = pd_real_ms();
+    pd_mx_inc(PD_MX_WAL_ARCHIVE_FAILURES, 0);
     if (a->last_warn == 0 || now - a->last_warn >= WARN_EVERY_MS) {
         pd_log_error("wal archive: cannot archive the WAL; nothing is checkpointed until it can (the WAL grows)",
                      PD_LS("step", what), PD_LERR(r), PD_LS("dir", a->dir));
@@ -520,6 +523,10 @@ append_record(pd_wal_archiver_t *a, int wal_fd, const pd_wal_pos_t *to, int64_t 
     a->rec_index++;
     a->pos = at;
     a->jump = false;
+    pd_mx_inc(PD_MX_WAL_ARCHIVE_RECORDS, 0);
+    int64_t now_s = pd_real_ms() / 1000;
+    pd_metric_gauge_add(pd_mx, PD_MX_WAL_ARCHIVE_LAST, 0, now_s - a->last_gauge_s); /* the gauge moves to now */
+    a->last_gauge_s = now_s;
     return 0;
 }
 

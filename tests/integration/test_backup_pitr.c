@@ -161,6 +161,9 @@ rolls_forward_to_a_point_in_time(void **state)
     usleep(300 * 1000);
     pay_set(&q, pm, 1004, c);
     let_archive();
+    assert_true(api_metric(&q, "payd_wal_archive_records_total") >= 1);
+    assert_true(api_metric(&q, "payd_wal_archive_last_record_timestamp_seconds") >= (double)(until / 1000));
+    assert_true(api_metric(&q, "payd_wal_archive_failures_total") == 0);
 
     /* the refusals: nothing is written into NEW */
     snprintf(newdir, sizeof(newdir), "%s-pitr-restored", p.dir);
