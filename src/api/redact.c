@@ -16,10 +16,11 @@
 #include <openssl/crypto.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 #include "payd/crypto.h"
 #include "payd/log.h"
 
-#define SECRET_MAX 512 /* a whsec_ value or a cardholder name (≤ 256 bytes) */
+#define SECRET_MAX 4096 /* a whsec_ value, a cardholder name (≤ 256 bytes), a customer's personal data (PD_PII_MAX) */
 
 void
 pd_pii_context(char *out, size_t cap, const char *merchant, const char *pm_id)
@@ -82,7 +83,8 @@ pd_secret_open(pd_req_t *r, const char *context, const char *env_hex, pd_secret_
 
 typedef struct {
     pd_op_t *op;
-    bool pm; /* the cardholder name (else a webhook endpoint's secret) */
+    bool pm;  /* the cardholder name (else a webhook endpoint's secret) */
+    bool cus; /* a customer's personal data */
     char ctx[200];   /* its encryption context */
     const char *env; /* its envelope (hex, in the request's arena) */
 } replay_t;
@@ -99,6 +101,35 @@ replay_fail(pd_req_t *r, int rc)
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
 }
 
+/* the stored customer (without personal data) gets it back from the opened JSON */
+static int
+put_customer_pii(json_t *o, const char *value)
+{
+    static const char *const addr[] = {"city", "country", "line1", "line2", "postal_code", "state"};
+    json_error_t je;
+    json_t *p = json_loads(value, 0, &je);
+    if (p == NULL || !json_is_object(p)) {
+        json_decref(p);
+        return -1;
+    }
+    const char *keys[] = {"email", "name", "phone"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(p, keys[i]);
+        json_object_set(o, keys[i], v != NULL ? v : json_null());
+    }
+    json_t *pa = json_object_get(p, "address");
+    if (json_is_object(pa)) {
+        json_t *a = json_object();
+        for (size_t i = 0; i < sizeof(addr) / sizeof(addr[0]); i++) {
+            json_t *v = json_object_get(pa, addr[i]);
+            json_object_set(a, addr[i], v != NULL ? v : json_null());
+        }
+        json_object_set_new(o, "address", a);
+    }
+    json_decref(p);
+    return 0;
+}
+
 static void
 replay_done(pd_req_t *r, void *arg, int rc, const char *value)
 {
@@ -112,7 +143,9 @@ replay_done(pd_req_t *r, void *arg, int rc, const char *value)
         replay_fail(r, rc != 0 ? rc : PD_ERR_INVALID);
         return;
     }
-    if (x->pm)
+    if (x->cus)
+        rc = put_customer_pii(o, value);
+    else if (x->pm)
         rc = (bd = json_object_get(o, "billing_details")) != NULL && json_is_object(bd)
                  ? json_object_set_new(bd, "name", json_string(value))
                  : -1;
@@ -153,6 +186,13 @@ replay_read(pd_db_t *db, pd_req_t *r, void *arg)
         rc = pd_pm_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, id, &pm);
         x->env = rc == 0 ? pm.billing_name_enc : NULL;
         pd_pii_context(x->ctx, sizeof(x->ctx), op->auth->merchant_id, id);
+    } else if (strncmp(red, "cus_pii:", 8) == 0) {
+        pd_customer_rec_t cus;
+        id = red + 8;
+        x->cus = true;
+        rc = pd_customer_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, id, &cus);
+        x->env = rc == 0 ? cus.pii_enc : NULL; /* erased when the customer was deleted since */
+        pd_pii_customer_context(x->ctx, sizeof(x->ctx), op->auth->merchant_id, id);
     }
     return rc == 0 && x->env == NULL ? PD_ERR_NOTFOUND : rc;
 }
