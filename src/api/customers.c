@@ -425,7 +425,7 @@ get_opened(pd_req_t *r, void *arg, int rc)
     cus_get_t *g = arg;
     pd_buf_t b;
     pd_jw_t w;
-    if (rc == 0)
+    if (rc == 0 && g->slot.out != NULL) /* else it has none (or was deleted) */
         rc = pd_pii_decode(&r->arena, g->slot.out, g->slot.len, &g->cus);
     if (rc != 0) {
         pd_log_error("cannot open a customer's personal data", PD_LS("customer", g->id), PD_LERR(rc));
