@@ -92,7 +92,7 @@ const pd_route_t pd_api_routes[] = {
     {PD_M_GET, "/v1/customers/:id", pd_h_customer_get, API, 0, &pd_schema_retrieve, "customers"},
     {PD_M_POST, "/v1/customers/:id", pd_h_customer_update, API, BODY, &pd_schema_customer_update, "customers"},
     {PD_M_DELETE, "/v1/customers/:id", pd_h_customer_delete, API, 0, &pd_schema_retrieve, "customers"},
-    {PD_M_GET, "/v1/customers/:id/payment_methods", pd_h_customer_pm_list, API, 0, &pd_schema_list_pms, "customers"},
+    {PD_M_GET, "/v1/customers/:id/payment_methods", pd_h_customer_pm_list, API, 0, &pd_schema_list_customer_pms, "customers"},
     {PD_M_POST, "/v1/tokens", pd_h_token_create, API, BODY, &pd_schema_token_create, "tokens"},
     {PD_M_POST, "/v1/payment_intents", pd_h_pi_create, API, BODY, &pd_schema_pi_create, "payment_intents"},
     {PD_M_GET, "/v1/payment_intents", pd_h_pi_list, API, 0, &pd_schema_list_pis, "payment_intents"},

@@ -297,7 +297,7 @@ extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_
     pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve,
     pd_schema_report_run_create, pd_schema_list_report_runs, pd_schema_list_files, pd_schema_list_disputes,
     pd_schema_dispute_update, pd_schema_customer_create, pd_schema_customer_update, pd_schema_list_customers,
-    pd_schema_pm_attach, pd_schema_list_pms, pd_schema_list_pis;
+    pd_schema_pm_attach, pd_schema_list_pms, pd_schema_list_customer_pms, pd_schema_list_pis;
 
 /* workers */
 /* authentication filter */
