@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 
 #define PD_EXPAND_DEPTH 4
 #define PATH_MAX_LEN 200
@@ -148,6 +149,7 @@ load(ctx_t *c, otype_t t, const char *id, int *rc)
     pd_charge_rec_t ch;
     pd_pm_rec_t pm;
     pd_customer_rec_t cus;
+    const char *sealed = NULL; /* an expanded customer's envelope */
     int r = PD_ERR_NOTFOUND;
     pd_buf_init(&b, RESP_MAX);
     pd_jw_init(&w, &b);
@@ -172,11 +174,13 @@ load(ctx_t *c, otype_t t, const char *id, int *rc)
             pd_render_pm(&w, &pm);
         break;
     case T_CUSTOMER:
-        /* the personal data is sealed under alias/pii, which an expansion does not ask
-         * the vault to open: email, name, phone and address read null here, as a payment
-         * method's cardholder name does (GET /v1/customers/:id has them) */
-        if ((r = pd_customer_get(c->db, c->a, c->au->merchant_id, c->au->livemode, id, &cus)) == 0)
+        /* the personal data is sealed under alias/pii: the expansion carries the envelope
+         * (PD_PII_MARK), and the response is opened on the loop before it is sent
+         * (pd_pii_respond); a stored response keeps the envelope, never the clear data */
+        if ((r = pd_customer_get(c->db, c->a, c->au->merchant_id, c->au->livemode, id, &cus)) == 0) {
             pd_render_customer(&w, &cus);
+            sealed = cus.deleted ? NULL : cus.pii_enc;
+        }
         break;
     default:
         break;
@@ -185,6 +189,8 @@ load(ctx_t *c, otype_t t, const char *id, int *rc)
     if (r == 0 && (r = pd_jw_finish(&w)) == 0) {
         json_error_t e;
         if ((o = json_loadb((const char *)b.p, b.len, 0, &e)) == NULL)
+            r = PD_ERR_NOMEM;
+        else if (sealed != NULL && json_object_set_new(o, PD_PII_MARK, json_string(sealed)) != 0)
             r = PD_ERR_NOMEM;
     }
     pd_buf_free(&b);

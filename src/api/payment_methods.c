@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 #include "payd/crypto.h"
 #include "payd/log.h"
 #include "payd/time.h"
@@ -287,7 +288,7 @@ name_opened(pd_req_t *r, void *arg, int rc, const char *name)
         pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
         return;
     }
-    pd_resp_json(r, 200, pd_view_cstr(text));
+    pd_pii_respond(r, 200, pd_view_cstr(text)); /* parsed before it returns */
     OPENSSL_cleanse(text, strlen(text));
     free(text);
 }
@@ -322,7 +323,7 @@ pm_get_then(pd_req_t *r, void *arg, int rc)
         return;
     }
     if (p->billing_name_enc == NULL) {
-        pd_resp_json(r, 200, g->json);
+        pd_pii_respond(r, 200, g->json); /* an expanded customer opened */
         return;
     }
     pd_pii_context(ctx, sizeof(ctx), au->merchant_id, p->id);

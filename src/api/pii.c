@@ -306,3 +306,114 @@ pd_pii_seal(pd_req_t *r, const char *context, const char *pt, size_t len, pd_pii
     return pd_vault_encrypt(pd_api_of(r)->vault->api, "alias/pii", pd_view_cstr(context), pd_view(pt, len), on_sealed,
                             x);
 }
+
+/* --- expanded customers --- */
+
+int
+pd_pii_put_json(json_t *o, const char *text, size_t len)
+{
+    static const char *const addr[] = {"city", "country", "line1", "line2", "postal_code", "state"};
+    static const char *const keys[] = {"email", "name", "phone"};
+    json_error_t je;
+    json_t *p = json_loadb(text, len, 0, &je);
+    if (p == NULL || !json_is_object(p)) {
+        json_decref(p);
+        return PD_ERR_INVALID;
+    }
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *v = json_object_get(p, keys[i]);
+        json_object_set(o, keys[i], v != NULL ? v : json_null());
+    }
+    json_t *pa = json_object_get(p, "address");
+    if (json_is_object(pa)) {
+        json_t *a = json_object();
+        for (size_t i = 0; i < sizeof(addr) / sizeof(addr[0]); i++) {
+            json_t *v = json_object_get(pa, addr[i]);
+            json_object_set(a, addr[i], v != NULL ? v : json_null());
+        }
+        json_object_set_new(o, "address", a);
+    }
+    json_decref(p);
+    return 0;
+}
+
+#define EXPANDED_MAX 512 /* expanded customers in one response (100 items, each at most a few) */
+
+typedef struct {
+    json_t *root;
+    json_t *objs[EXPANDED_MAX];
+    pd_pii_slot_t slots[EXPANDED_MAX];
+    char ctx[EXPANDED_MAX][160];
+    size_t n;
+    int status;
+} expanded_t;
+
+/* the customers expand.c put under a "customer" key, with their envelope in PD_PII_MARK */
+static void
+collect_expanded(expanded_t *x, json_t *v)
+{
+    const char *k;
+    json_t *m;
+    size_t i;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, m) collect_expanded(x, m);
+        return;
+    }
+    if (!json_is_object(v))
+        return;
+    json_object_foreach(v, k, m)
+    {
+        json_t *mark = json_is_object(m) ? json_object_get(m, PD_PII_MARK) : NULL;
+        if (strcmp(k, "customer") == 0 && json_is_string(mark) && x->n < EXPANDED_MAX &&
+            json_is_string(json_object_get(m, "id")))
+            x->objs[x->n++] = m;
+        else
+            collect_expanded(x, m);
+    }
+}
+
+static void
+expanded_opened(pd_req_t *r, void *arg, int rc)
+{
+    expanded_t *x = arg;
+    for (size_t i = 0; rc == 0 && i < x->n; i++) {
+        rc = pd_pii_put_json(x->objs[i], x->slots[i].out, x->slots[i].len);
+        json_object_del(x->objs[i], PD_PII_MARK);
+    }
+    char *text = rc == 0 ? json_dumps(x->root, JSON_COMPACT) : NULL;
+    json_decref(x->root); /* jansson does not wipe: the values lived in its heap only as long as here */
+    if (rc != 0 || text == NULL) {
+        pd_log_error("cannot open expanded customers' personal data", PD_LERR(rc != 0 ? rc : PD_ERR_NOMEM));
+        pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
+        return;
+    }
+    pd_resp_json(r, x->status, pd_view_cstr(text));
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+}
+
+void
+pd_pii_respond(pd_req_t *r, int status, pd_view_t json)
+{
+    static const char mark[] = "\"" PD_PII_MARK "\":";
+    if (json.len < sizeof(mark) || memmem(json.p, json.len, mark, sizeof(mark) - 1) == NULL) {
+        pd_resp_json(r, status, json);
+        return;
+    }
+    expanded_t *x = pd_arena_calloc(&r->arena, sizeof(*x));
+    json_error_t e;
+    if (x == NULL || (x->root = json_loadb((const char *)json.p, json.len, 0, &e)) == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    x->status = status;
+    collect_expanded(x, x->root);
+    const pd_auth_t *au = r->auth;
+    for (size_t i = 0; i < x->n; i++) {
+        pd_pii_customer_context(x->ctx[i], sizeof(x->ctx[i]), au->merchant_id,
+                                json_string_value(json_object_get(x->objs[i], "id")));
+        x->slots[i].context = x->ctx[i];
+        x->slots[i].env_hex = json_string_value(json_object_get(x->objs[i], PD_PII_MARK));
+    }
+    pd_pii_open_many(r, x->slots, x->n, expanded_opened, x);
+}

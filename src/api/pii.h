@@ -2,6 +2,8 @@
 #ifndef PAYD_API_PII_H
 #define PAYD_API_PII_H
 
+#include <jansson.h>
+
 #include "api/internal.h"
 
 #define PD_PII_MAX 4096       /* the personal data of one customer as JSON (the vault's Encrypt bound) */
@@ -39,5 +41,15 @@ void pd_pii_open_many(pd_req_t *r, pd_pii_slot_t *slots, size_t n, pd_pii_done_f
  * envelope (in r's arena; NULL when rc != 0). 0 when under way; else fn is not called. */
 typedef void (*pd_pii_sealed_fn)(pd_req_t *r, void *arg, int rc, const char *env_hex);
 int pd_pii_seal(pd_req_t *r, const char *context, const char *pt, size_t len, pd_pii_sealed_fn fn, void *arg) PD_WUR;
+
+/* An expanded customer (expand.c) carries its envelope in this member until the response
+ * leaves: pd_pii_respond opens it. */
+#define PD_PII_MARK "__pii"
+/* Sets o's email, name, phone and address from the personal data's JSON text. */
+int pd_pii_put_json(json_t *o, const char *text, size_t len) PD_WUR;
+/* pd_resp_json for a response that may hold expanded customers: their personal data is
+ * opened through the vault first (json is parsed before this returns: the caller may
+ * free it). Without any, it is pd_resp_json. */
+void pd_pii_respond(pd_req_t *r, int status, pd_view_t json);
 
 #endif

@@ -101,35 +101,6 @@ replay_fail(pd_req_t *r, int rc)
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
 }
 
-/* the stored customer (without personal data) gets it back from the opened JSON */
-static int
-put_customer_pii(json_t *o, const char *value)
-{
-    static const char *const addr[] = {"city", "country", "line1", "line2", "postal_code", "state"};
-    json_error_t je;
-    json_t *p = json_loads(value, 0, &je);
-    if (p == NULL || !json_is_object(p)) {
-        json_decref(p);
-        return -1;
-    }
-    const char *keys[] = {"email", "name", "phone"};
-    for (size_t i = 0; i < 3; i++) {
-        json_t *v = json_object_get(p, keys[i]);
-        json_object_set(o, keys[i], v != NULL ? v : json_null());
-    }
-    json_t *pa = json_object_get(p, "address");
-    if (json_is_object(pa)) {
-        json_t *a = json_object();
-        for (size_t i = 0; i < sizeof(addr) / sizeof(addr[0]); i++) {
-            json_t *v = json_object_get(pa, addr[i]);
-            json_object_set(a, addr[i], v != NULL ? v : json_null());
-        }
-        json_object_set_new(o, "address", a);
-    }
-    json_decref(p);
-    return 0;
-}
-
 static void
 replay_done(pd_req_t *r, void *arg, int rc, const char *value)
 {
@@ -144,7 +115,7 @@ replay_done(pd_req_t *r, void *arg, int rc, const char *value)
         return;
     }
     if (x->cus)
-        rc = put_customer_pii(o, value);
+        rc = pd_pii_put_json(o, value, strlen(value));
     else if (x->pm)
         rc = (bd = json_object_get(o, "billing_details")) != NULL && json_is_object(bd)
                  ? json_object_set_new(bd, "name", json_string(value))
@@ -159,7 +130,7 @@ replay_done(pd_req_t *r, void *arg, int rc, const char *value)
         return;
     }
     pd_resp_header(r, "Idempotent-Replayed", "true");
-    pd_resp_json(r, e->status, pd_view_cstr(text));
+    pd_pii_respond(r, e->status, pd_view_cstr(text));
     OPENSSL_cleanse(text, strlen(text));
     free(text);
 }

@@ -613,7 +613,7 @@ expand_turns_the_customer_into_an_object(void **state)
     (void)state;
     char cus[64], body[300], path[300], pi[64], pm[64];
     json_t *o;
-    create_customer("email=exp%40example.com&description=expanded", cus, sizeof(cus), NULL);
+    create_customer("email=exp%40example.com&description=expanded&address[city]=Expandville", cus, sizeof(cus), NULL);
     snprintf(body, sizeof(body), "amount=900&currency=usd&customer=%s&expand[]=customer", cus);
     expect(api_call(&payd, "POST", "/v1/payment_intents", body, &o), 200, o);
     if (jstr(o, "customer.id") == NULL)
@@ -621,14 +621,21 @@ expand_turns_the_customer_into_an_object(void **state)
     assert_string_equal(jstr(o, "customer.id"), cus);
     assert_string_equal(jstr(o, "customer.object"), "customer");
     snprintf(pi, sizeof(pi), "%s", jstr(o, "id"));
+    /* the expanded customer's personal data is opened, its envelope not shown */
+    assert_string_equal(jstr(o, "customer.email"), "exp@example.com");
+    assert_null(json_object_get(json_object_get(o, "customer"), "__pii"));
     json_decref(o);
     snprintf(path, sizeof(path), "/v1/payment_intents/%s?expand[]=customer", pi);
     assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
     assert_string_equal(jstr(o, "customer.description"), "expanded");
+    assert_string_equal(jstr(o, "customer.email"), "exp@example.com");
+    assert_string_equal(jstr(o, "customer.address.city"), "Expandville");
+    assert_null(json_object_get(json_object_get(o, "customer"), "__pii"));
     json_decref(o);
     snprintf(path, sizeof(path), "/v1/payment_intents?customer=%s&expand[]=data.customer", cus);
     assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
     assert_string_equal(jstr(json_array_get(json_object_get(o, "data"), 0), "customer.id"), cus);
+    assert_string_equal(jstr(json_array_get(json_object_get(o, "data"), 0), "customer.email"), "exp@example.com");
     json_decref(o);
     /* on a payment method, and nested from an intent */
     assert_int_equal(api_card_pm(&payd, "4242424242424242", pm, sizeof(pm)), 200);
@@ -637,12 +644,26 @@ expand_turns_the_customer_into_an_object(void **state)
     snprintf(path, sizeof(path), "/v1/payment_methods/%s?expand[]=customer", pm);
     assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
     assert_string_equal(jstr(o, "customer.id"), cus);
+    assert_string_equal(jstr(o, "customer.email"), "exp@example.com");
     json_decref(o);
+    /* a write with an idempotency key: the replay opens it again; the stored response
+     * holds the envelope, not the email */
     snprintf(path, sizeof(path), "/v1/payment_intents/%s", pi);
     snprintf(body, sizeof(body), "payment_method=%s&expand[]=payment_method.customer", pm);
-    assert_int_equal(api_call(&payd, "POST", path, body, &o), 200);
-    assert_string_equal(jstr(o, "payment_method.customer.id"), cus);
-    json_decref(o);
+    char idem[64];
+    unique(idem, sizeof(idem), "idem-exp-");
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(api_call_as(&payd, api_sk, "POST", path, body, idem, &o), 200);
+        assert_string_equal(jstr(o, "payment_method.customer.id"), cus);
+        assert_string_equal(jstr(o, "payment_method.customer.email"), "exp@example.com");
+        assert_null(json_object_get(json_object_get(json_object_get(o, "payment_method"), "customer"), "__pii"));
+        json_decref(o);
+    }
+    assert_int_equal(api_sql_long(&payd, "payd.db",
+                                  "SELECT count(*) FROM idempotency_keys WHERE body LIKE '%exp@example.com%'"),
+                     0);
+    assert_int_equal(api_sql_long(&payd, "payd.db", "SELECT count(*) FROM idempotency_keys WHERE body LIKE '%__pii%'"),
+                     1);
 }
 
 int
