@@ -266,7 +266,8 @@ int pd_pm_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, c
 int pd_pm_mark_used(pd_db_t *tx, const char *id) PD_WUR;
 
 /* Attaches a payment method to a customer: PD_ERR_CONFLICT unless it is attached to no
- * one and was never detached (read inside the write that decides). */
+ * one, was never detached and the customer is not deleted (read inside the write that
+ * decides). */
 int pd_pm_attach(pd_db_t *tx, const char *id, const char *customer) PD_WUR;
 /* Detaches it from `customer` (for good: detached is set); PD_ERR_CONFLICT if it is not attached to it. */
 int pd_pm_detach(pd_db_t *tx, const char *id, const char *customer) PD_WUR;

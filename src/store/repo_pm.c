@@ -74,8 +74,9 @@ pd_pm_attach(pd_db_t *tx, const char *id, const char *customer)
     int64_t n = 0;
     int r = pd_db_exec(tx,
                        "UPDATE payment_methods SET customer = ? WHERE id = ? AND object = 'payment_method' AND "
-                       "customer IS NULL AND detached = 0",
-                       PD_SQL_ARGS(PD_SQL_S(customer), PD_SQL_S(id)), &n);
+                       "customer IS NULL AND detached = 0 AND "
+                       "EXISTS (SELECT 1 FROM customers WHERE id = ? AND deleted = 0)",
+                       PD_SQL_ARGS(PD_SQL_S(customer), PD_SQL_S(id), PD_SQL_S(customer)), &n);
     return r != 0 ? r : n == 1 ? 0 : PD_ERR_CONFLICT;
 }
 

@@ -8,6 +8,7 @@
  * expand[]=customer.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -666,6 +667,146 @@ expand_turns_the_customer_into_an_object(void **state)
                      1);
 }
 
+
+/* --- concurrency --- */
+
+#define RACERS 10
+
+typedef struct {
+    char path[200], body[300], key[80];
+    pthread_barrier_t *go;
+    pd_h_client_t *client;
+    long status, final_status;
+    char code[64];
+} racer_t;
+
+static long
+post_as(pd_h_client_t *c, const char *path, const char *body, const char *key, char *code, size_t cap)
+{
+    char auth[200], idh[120];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", api_sk);
+    snprintf(idh, sizeof(idh), "Idempotency-Key: %s", key);
+    const char *hdrs[] = {auth, "Content-Type: application/x-www-form-urlencoded", idh, NULL};
+    pd_h_req_t rq = {.headers = hdrs, .body = body, .timeout_ms = 20000};
+    pd_h_resp_t r;
+    long st = pd_h_do(c, "POST", path, &rq, &r) == 0 ? r.status : -1;
+    json_error_t e;
+    json_t *o = r.body != NULL ? json_loads(r.body, 0, &e) : NULL;
+    const char *v = o != NULL ? jstr(o, "error.code") : NULL;
+    snprintf(code, cap, "%s", v != NULL ? v : "");
+    json_decref(o);
+    pd_h_resp_free(&r);
+    return st;
+}
+
+static void *
+racer_main(void *arg)
+{
+    racer_t *x = arg;
+    pthread_barrier_wait(x->go);
+    x->final_status = x->status = post_as(x->client, x->path, x->body, x->key, x->code, sizeof(x->code));
+    /* a conflict is not stored under the key: the same key runs anew */
+    for (int i = 0; i < 100 && x->final_status == 409; i++) {
+        usleep(20000);
+        x->final_status = post_as(x->client, x->path, x->body, x->key, x->code, sizeof(x->code));
+    }
+    return NULL;
+}
+
+static void
+race(racer_t *xs, int n)
+{
+    pthread_barrier_t go;
+    pthread_t th[RACERS];
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+        xs[i].go = &go;
+        xs[i].client = pd_h_client_new(&payd);
+        pd_h_resp_t r;
+        pd_h_req_t rq = {0};
+        assert_int_equal(pd_h_do(xs[i].client, "GET", "/healthz", &rq, &r), 0); /* connected before the race */
+        pd_h_resp_free(&r);
+        unique(xs[i].key, sizeof(xs[i].key), "race-");
+    }
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, racer_main, &xs[i]);
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        pd_h_client_free(xs[i].client);
+    }
+    pthread_barrier_destroy(&go);
+}
+
+/* n attaches of one payment method to n customers at once: one wins, for good */
+static void
+parallel_attaches(int n)
+{
+    racer_t xs[RACERS];
+    char pm[64], cus[RACERS][64], path[200];
+    json_t *o;
+    memset(xs, 0, sizeof(xs));
+    assert_int_equal(api_card_pm(&payd, "4242424242424242", pm, sizeof(pm)), 200);
+    for (int i = 0; i < n; i++) {
+        create_customer("name=Racer", cus[i], sizeof(cus[i]), NULL);
+        snprintf(xs[i].path, sizeof(xs[i].path), "/v1/payment_methods/%s/attach", pm);
+        snprintf(xs[i].body, sizeof(xs[i].body), "customer=%s", cus[i]);
+    }
+    race(xs, n);
+    int won = -1;
+    for (int i = 0; i < n; i++) {
+        if (xs[i].final_status == 200) {
+            if (won >= 0)
+                fail_msg("two attaches won: %d and %d", won, i);
+            won = i;
+        } else if (xs[i].final_status != 400 || strcmp(xs[i].code, "payment_method_unexpected_state") != 0) {
+            fail_msg("attach %d: %ld %s", i, xs[i].final_status, xs[i].code);
+        }
+    }
+    assert_true(won >= 0);
+    snprintf(path, sizeof(path), "/v1/payment_methods/%s", pm);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
+    assert_string_equal(jstr(o, "customer"), cus[won]);
+    json_decref(o);
+}
+
+/* n updates of one customer at once, each adding a metadata key: none is lost */
+static void
+parallel_updates(int n)
+{
+    racer_t xs[RACERS];
+    char cus[64], path[200];
+    json_t *o;
+    memset(xs, 0, sizeof(xs));
+    create_customer("email=racing%40example.com&name=Start", cus, sizeof(cus), NULL);
+    for (int i = 0; i < n; i++) {
+        snprintf(xs[i].path, sizeof(xs[i].path), "/v1/customers/%s", cus);
+        snprintf(xs[i].body, sizeof(xs[i].body), "metadata[k%d]=v%d&phone=%d", i, i, 1000 + i);
+    }
+    race(xs, n);
+    for (int i = 0; i < n; i++)
+        if (xs[i].final_status != 200)
+            fail_msg("update %d: %ld %s", i, xs[i].final_status, xs[i].code);
+    snprintf(path, sizeof(path), "/v1/customers/%s", cus);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
+    assert_int_equal(json_object_size(json_object_get(o, "metadata")), (size_t)n);
+    assert_string_equal(jstr(o, "email"), "racing@example.com");
+    assert_string_equal(jstr(o, "name"), "Start");
+    assert_non_null(jstr(o, "phone"));
+    json_decref(o);
+}
+
+static void
+concurrent_attaches_and_updates(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        parallel_attaches(2);
+        parallel_attaches(10);
+        parallel_updates(2);
+        parallel_updates(10);
+    }
+}
+
 int
 main(void)
 {
@@ -677,6 +818,7 @@ main(void)
         cmocka_unit_test(setup_future_usage_saves_the_card),
         cmocka_unit_test(bad_requests_get_stripe_errors),
         cmocka_unit_test(expand_turns_the_customer_into_an_object),
+        cmocka_unit_test(concurrent_attaches_and_updates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

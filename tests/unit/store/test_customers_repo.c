@@ -19,7 +19,7 @@
 #include "store_fixture.h"
 
 static pd_store_t *store;
-static char cus0[] = "cus_0", cus2[] = "cus_2", pma[] = "pm_a", pmb[] = "pm_b";
+static char cus0[] = "cus_0", cus2[] = "cus_2", pma[] = "pm_a", pmb[] = "pm_b", pmc[] = "pm_c";
 
 static int
 setup(void **state)
@@ -217,6 +217,10 @@ payment_methods_attach_once_and_detach_for_good(void **state)
     assert_int_equal(pd_pm_get(pd_store_reader(store), &a, "acct_c", false, "pm_b", &p), 0);
     assert_string_equal(p.customer, "");
     assert_true(p.detached);
+    /* nothing is attached to a deleted customer */
+    assert_int_equal(pd_store_write_sync(store, insert_pm, pmc), 0);
+    att_t c2 = {"pm_c", "cus_2", false};
+    assert_int_equal(pd_store_write_sync(store, attach, &c2), PD_ERR_CONFLICT);
     pd_arena_free(&a);
 }
 
