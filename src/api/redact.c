@@ -85,6 +85,7 @@ typedef struct {
     pd_op_t *op;
     bool pm;  /* the cardholder name (else a webhook endpoint's secret) */
     bool cus; /* a customer's personal data */
+    bool erased; /* ... erased since (the customer was deleted or its data removed): the body as stored */
     char ctx[200];   /* its encryption context */
     const char *env; /* its envelope (hex, in the request's arena) */
 } replay_t;
@@ -162,7 +163,10 @@ replay_read(pd_db_t *db, pd_req_t *r, void *arg)
         id = red + 8;
         x->cus = true;
         rc = pd_customer_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, id, &cus);
-        x->env = rc == 0 ? cus.pii_enc : NULL; /* erased when the customer was deleted since */
+        x->env = rc == 0 ? cus.pii_enc : NULL;
+        x->erased = rc == 0 && x->env == NULL; /* deleted since, or its data removed */
+        if (x->erased)
+            return 0;
         pd_pii_customer_context(x->ctx, sizeof(x->ctx), op->auth->merchant_id, id);
     }
     return rc == 0 && x->env == NULL ? PD_ERR_NOTFOUND : rc;
@@ -174,6 +178,12 @@ replay_then(pd_req_t *r, void *arg, int rc)
     replay_t *x = arg;
     if (rc == PD_ERR_UNAVAILABLE || rc == PD_ERR_AGAIN) {
         pd_resp_read_failed(r, rc);
+        return;
+    }
+    if (rc == 0 && x->erased) {
+        /* nothing to put back: the stored response, without the personal data */
+        pd_resp_header(r, "Idempotent-Replayed", "true");
+        pd_pii_respond(r, x->op->existing.status, pd_view_cstr(x->op->existing.body));
         return;
     }
     if (rc == 0)

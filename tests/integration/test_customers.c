@@ -301,6 +301,20 @@ personal_data_is_stored_sealed_and_never_logged(void **state)
     snprintf(email, sizeof(email), "%s@example.org", email_local);
     assert_string_equal(jstr(o, "email"), email);
     json_decref(o);
+    /* a replay after the customer's deletion: the stored response, its personal data gone */
+    char idem2[80], gone[64];
+    unique(idem2, sizeof(idem2), "idem-gone-");
+    assert_int_equal(api_call_as(&payd, api_sk, "POST", "/v1/customers", "email=gone%40example.com", idem2, &o), 200);
+    snprintf(gone, sizeof(gone), "%s", jstr(o, "id"));
+    json_decref(o);
+    snprintf(path, sizeof(path), "/v1/customers/%s", gone);
+    assert_int_equal(api_call(&payd, "DELETE", path, NULL, &o), 200);
+    json_decref(o);
+    assert_int_equal(api_call_as(&payd, api_sk, "POST", "/v1/customers", "email=gone%40example.com", idem2, &o), 200);
+    assert_string_equal(jstr(o, "id"), gone);
+    assert_true(json_is_null(json_object_get(o, "email")));
+    json_decref(o);
+
     snprintf(path, sizeof(path), "/v1/customers?email=%s", email);
     assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200); /* the email in a query string */
     assert_int_equal(json_array_size(json_object_get(o, "data")), 1);
