@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "api/pii.h"
+#include "api/pm_resolve.h"
 #include "payd/log.h"
 
 typedef struct {
@@ -24,6 +25,8 @@ typedef struct {
     const char *dpm; /* invoice_settings[default_payment_method]: NULL absent, "" unset */
     pd_pm_rec_t pm;
     int pm_rc;
+    const char *pm_param; /* create: payment_method, attached to the new customer */
+    bool pm_new;          /* ... a test id made into a new method */
     pd_pii_slot_t slot;
     char ctx[200];
     char *pt; /* the personal data as JSON while it is sealed */
@@ -90,6 +93,12 @@ apply_params(pd_req_t *r, cus_ctx_t *c)
     return true;
 }
 
+static void
+render_pm_cb(pd_jw_t *w, const void *rec)
+{
+    pd_render_pm(w, rec);
+}
+
 /* the customer without its personal data (events, stored idempotent responses) */
 static void
 render_shown(pd_jw_t *w, const pd_customer_rec_t *cus)
@@ -125,11 +134,35 @@ respond_with(pd_db_t *tx, pd_op_t *op, const pd_customer_rec_t *cus, const char 
     return 0;
 }
 
+/* inside the creation's write, after the customer's insert: its payment_method attached */
+static int
+attach_created(pd_db_t *tx, pd_op_t *op)
+{
+    cus_ctx_t *c = op->ctx;
+    pd_pm_rec_t *p = &c->pm;
+    int r;
+    if (c->pm_new) {
+        snprintf(p->customer, sizeof(p->customer), "%s", c->cus.id);
+        r = pd_pm_insert(tx, p);
+    } else {
+        r = pd_pm_attach(tx, p->id, c->cus.id); /* PD_ERR_CONFLICT: attached or detached meanwhile (409) */
+        snprintf(p->customer, sizeof(p->customer), "%s", c->cus.id);
+    }
+    if (r != 0)
+        return r;
+    pd_pm_rec_t shown = *p;
+    shown.billing_name = NULL; /* events never carry it */
+    pd_view_t js = pd_render_to_arena(&op->r->arena, render_pm_cb, &shown);
+    return js.p == NULL ? PD_ERR_NOMEM : pd_emit(tx, op, "payment_method.attached", js);
+}
+
 static int
 write_create(pd_db_t *tx, pd_op_t *op)
 {
     cus_ctx_t *c = op->ctx;
     int r = pd_customer_insert(tx, &c->cus);
+    if (r == 0 && c->pm_param != NULL)
+        r = attach_created(tx, op);
     return r != 0 ? r : respond_with(tx, op, &c->cus, "customer.created");
 }
 
@@ -213,9 +246,47 @@ ctx_new(pd_req_t *r, bool with_id)
 }
 
 static void
+create_pm_resolved(pd_op_t *op)
+{
+    cus_ctx_t *c = op->ctx;
+    pd_req_t *r = op->r;
+    pd_pm_rec_t *p = &c->pm;
+    if (strcmp(p->object, "payment_method") != 0) {
+        pd_resp_invalid(r, "resource_missing", "payment_method", "No such PaymentMethod: '%.80s'", c->pm_param);
+        return;
+    }
+    if (p->detached) {
+        pd_resp_invalid(r, "payment_method_unexpected_state", "payment_method", "%s", pd_pm_detached_message);
+        return;
+    }
+    if (p->customer[0] != '\0') {
+        pd_resp_invalid(r, "payment_method_unexpected_state", "payment_method",
+                        "The payment method you provided has already been attached to a customer.");
+        return;
+    }
+    if (c->dpm != NULL && c->dpm[0] != '\0') /* it names this method (checked before): its id */
+        snprintf(c->cus.default_payment_method, sizeof(c->cus.default_payment_method), "%s", p->id);
+    seal_and_commit(c);
+}
+
+static int
+load_create(pd_db_t *db, pd_op_t *op)
+{
+    cus_ctx_t *c = op->ctx;
+    c->pm_rc = pd_pm_resolve_read(db, op, c->pm_param, &c->pm);
+    return c->pm_rc == PD_ERR_NOTFOUND ? 0 : c->pm_rc;
+}
+
+static void
 create_checked(pd_op_t *op)
 {
-    seal_and_commit(op->ctx);
+    cus_ctx_t *c = op->ctx;
+    if (c->pm_param == NULL) {
+        seal_and_commit(c);
+        return;
+    }
+    /* a stored method, or (test mode) one of Stripe's test ids made into a new one */
+    pd_pm_resolve_with(op, c->pm_rc, c->pm_param, &c->pm, &c->pm_new, create_pm_resolved);
 }
 
 void
@@ -227,8 +298,9 @@ pd_h_customer_create(pd_req_t *r)
     pd_customer_rec_t *u = &c->cus;
     if (!apply_params(r, c))
         return;
-    if (c->dpm != NULL && c->dpm[0] != '\0') {
-        /* a new customer has no payment method attached yet */
+    c->pm_param = pd_param_str(r, "payment_method");
+    if (c->dpm != NULL && c->dpm[0] != '\0' && (c->pm_param == NULL || strcmp(c->dpm, c->pm_param) != 0)) {
+        /* a new customer has no payment method attached but the one it is created with */
         pd_resp_invalid(r, "resource_missing", "invoice_settings[default_payment_method]",
                         "The customer does not have a payment method with the ID %.80s. The payment method must be "
                         "attached to the customer.",
@@ -245,7 +317,8 @@ pd_h_customer_create(pd_req_t *r)
     u->seq = pd_next_seq();
     u->version = 1;
     c->pii_changed = true; /* a new customer's index is computed even without personal data */
-    pd_op_load(c->op, NULL, create_checked); /* the idempotency key's record first */
+    /* the idempotency key's record first, and the payment method to attach */
+    pd_op_load(c->op, c->pm_param != NULL ? load_create : NULL, create_checked);
 }
 
 /* --- update --- */

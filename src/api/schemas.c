@@ -162,7 +162,7 @@ const pd_schema_t pd_schema_pm_attach = PD_SCHEMA(pm_attach);
         {"address[country]", PD_FT_STRING, PD_FF_UNSET, 0, 64}, {"metadata", PD_FT_MAP, PD_FF_UNSET},               \
         {"invoice_settings[default_payment_method]", PD_FT_ID, PD_FF_UNSET}, EXPAND
 
-static const pd_field_t customer_create[] = {CUSTOMER_FIELDS};
+static const pd_field_t customer_create[] = {CUSTOMER_FIELDS, {"payment_method", PD_FT_ID, 0}};
 const pd_schema_t pd_schema_customer_create = PD_SCHEMA(customer_create);
 static const pd_field_t customer_update[] = {CUSTOMER_FIELDS};
 const pd_schema_t pd_schema_customer_update = PD_SCHEMA(customer_update);

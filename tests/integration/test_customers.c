@@ -470,6 +470,23 @@ payment_methods_are_attached_and_detached_for_good(void **state)
     api_expect_error(o, "parameter_invalid", "payment_method");
     json_decref(o);
 
+    /* created with a payment method: attached, and its default */
+    char pm3[64], cus3[64];
+    assert_int_equal(api_card_pm(&payd, "4000056655665556", pm3, sizeof(pm3)), 200);
+    snprintf(body, sizeof(body), "name=With+card&payment_method=%s&invoice_settings[default_payment_method]=%s", pm3,
+             pm3);
+    create_customer(body, cus3, sizeof(cus3), &o);
+    assert_string_equal(jstr(o, "invoice_settings.default_payment_method"), pm3);
+    json_decref(o);
+    snprintf(path, sizeof(path), "/v1/payment_methods/%s", pm3);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
+    assert_string_equal(jstr(o, "customer"), cus3);
+    json_decref(o);
+    snprintf(body, sizeof(body), "payment_method=%s", pm3); /* attached already */
+    assert_int_equal(api_call(&payd, "POST", "/v1/customers", body, &o), 400);
+    api_expect_error(o, "payment_method_unexpected_state", "payment_method");
+    json_decref(o);
+
     /* deleting the customer detaches its methods */
     snprintf(path, sizeof(path), "/v1/customers/%s", cus);
     assert_int_equal(api_call(&payd, "DELETE", path, NULL, &o), 200);
@@ -578,6 +595,10 @@ bad_requests_get_stripe_errors(void **state)
         {"POST", "/v1/customers", "invoice_settings[default_payment_method]=pm_abcdef", 400, "resource_missing",
          "invoice_settings[default_payment_method]"},
         {"POST", "/v1/customers", "colour=blue", 400, "parameter_unknown", "colour"},
+        {"POST", "/v1/customers", "payment_method=pm_AAAAAAAAAAAAAAAAAAAAAAAA", 400, "resource_missing",
+         "payment_method"},
+        {"POST", "/v1/customers", "name=x&invoice_settings[default_payment_method]=pm_card_visa&payment_method=pm_card_amex",
+         400, "resource_missing", "invoice_settings[default_payment_method]"},
         {"GET", "/v1/customers/cus_AAAAAAAAAAAAAAAAAAAAAAAA", NULL, 404, "resource_missing", "id"},
         {"GET", "/v1/customers?limit=0", NULL, 400, NULL, "limit"},
         {"GET", "/v1/customers?starting_after=cus_AAAAAAAAAAAAAAAAAAAAAAAA", NULL, 404, "resource_missing",
