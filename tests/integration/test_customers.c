@@ -215,6 +215,24 @@ the_email_filter_and_pagination(void **state)
     assert_int_equal(api_call(&payd, "GET", q, NULL, &o), 200);
     assert_int_equal(json_array_size(json_object_get(o, "data")), 0);
     json_decref(o);
+    /* names as people have them: an apostrophe, non-ASCII letters, JSON bodies */
+    char odd[64];
+    create_customer("name=Shaquille+O%27Neal&address[line1]=12+Rue+de+l%27%C3%89glise", odd, sizeof(odd), &o);
+    assert_string_equal(jstr(o, "name"), "Shaquille O'Neal");
+    assert_string_equal(jstr(o, "address.line1"), "12 Rue de l'\xc3\x89glise");
+    json_decref(o);
+    create_customer("{\"name\":\"J\u00f6rg\",\"address\":{\"city\":\"K\u00f6ln\",\"country\":\"DE\"},"
+                    "\"metadata\":{\"a\":\"b\"}}",
+                    odd, sizeof(odd), &o);
+    assert_string_equal(jstr(o, "name"), "J\xc3\xb6rg");
+    assert_string_equal(jstr(o, "address.city"), "K\xc3\xb6ln");
+    json_decref(o);
+    snprintf(q, sizeof(q), "/v1/customers/%s", odd);
+    assert_int_equal(api_call(&payd, "POST", q, "{\"address\":null}", &o), 200);
+    assert_true(json_is_null(json_object_get(o, "address")));
+    assert_string_equal(jstr(o, "name"), "J\xc3\xb6rg");
+    json_decref(o);
+
     assert_int_equal(api_call(&payd, "GET", "/v1/customers?limit=100", NULL, &o), 200);
     assert_true(json_array_size(json_object_get(o, "data")) >= 4);
     json_decref(o);
