@@ -139,7 +139,8 @@ static const pd_field_t list_pis[] = {LIST_FIELDS, {"customer", PD_FT_ID, 0}};
 const pd_schema_t pd_schema_list_pis = PD_SCHEMA(list_pis);
 
 static const char *const pm_types[] = {"card", NULL};
-static const pd_field_t list_pms[] = {LIST_FIELDS, {"customer", PD_FT_ID, 0}, {"type", PD_FT_ENUM, 0, .choices = pm_types}};
+static const pd_field_t list_pms[] = {LIST_FIELDS, {"customer", PD_FT_ID, 0},
+                                      {"type", PD_FT_ENUM, 0, .choices = pm_types}};
 const pd_schema_t pd_schema_list_pms = PD_SCHEMA(list_pms);
 static const pd_field_t list_customer_pms[] = {LIST_FIELDS, {"type", PD_FT_ENUM, 0, .choices = pm_types}};
 const pd_schema_t pd_schema_list_customer_pms = PD_SCHEMA(list_customer_pms);
