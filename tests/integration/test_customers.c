@@ -722,6 +722,78 @@ expand_turns_the_customer_into_an_object(void **state)
 }
 
 
+/* payctl's JSON (after anything it prints first) */
+static json_t *
+payctl_json(const char *const *args)
+{
+    char *out = NULL;
+    if (pd_h_payctl(&payd, args, &out) != 0 || out == NULL || strchr(out, '{') == NULL)
+        fail_msg("payctl %s %s: %s", args[0], args[1], out != NULL ? out : "");
+    json_error_t e;
+    json_t *o = json_loads(strchr(out, '{'), JSON_DISABLE_EOF_CHECK, &e);
+    free(out);
+    assert_non_null(o);
+    return o;
+}
+
+static void
+customers_belong_to_one_merchant_and_mode(void **state)
+{
+    (void)state;
+    char cus[64], path[200], body[300], other_sk[160], live_sk[160], pm[64];
+    json_t *o;
+    create_customer("email=shared%40example.com&name=Mine", cus, sizeof(cus), NULL);
+    const char *ma[] = {"merchant", "create", "--name", "Other shop", NULL};
+    json_t *m = payctl_json(ma);
+    snprintf(other_sk, sizeof(other_sk), "%s", jstr(m, "secret_key"));
+    json_decref(m);
+    const char *ka[] = {"keys", "create", "--merchant", api_merchant, "--type", "secret", "--live", NULL};
+    json_t *k = payctl_json(ka);
+    snprintf(live_sk, sizeof(live_sk), "%s", jstr(k, "key"));
+    json_decref(k);
+
+    const char *keys[] = {other_sk, live_sk};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "/v1/customers/%s", cus);
+        assert_int_equal(api_call_as(&payd, keys[i], "GET", path, NULL, NULL, &o), 404);
+        api_expect_error(o, "resource_missing", "id");
+        json_decref(o);
+        assert_int_equal(api_call_as(&payd, keys[i], "POST", path, "name=Stolen", NULL, &o), 404);
+        json_decref(o);
+        assert_int_equal(api_call_as(&payd, keys[i], "DELETE", path, NULL, NULL, &o), 404);
+        json_decref(o);
+        snprintf(body, sizeof(body), "amount=500&currency=usd&customer=%s", cus);
+        assert_int_equal(api_call_as(&payd, keys[i], "POST", "/v1/payment_intents", body, NULL, &o), 400);
+        api_expect_error(o, "resource_missing", "customer");
+        json_decref(o);
+        /* the same email elsewhere: its own index */
+        assert_int_equal(api_call_as(&payd, keys[i], "GET", "/v1/customers?email=shared%40example.com", NULL, NULL,
+                                     &o),
+                         200);
+        assert_int_equal(json_array_size(json_object_get(o, "data")), 0);
+        json_decref(o);
+    }
+    /* the other merchant's payment method cannot go to this customer */
+    char pmbody[200];
+    snprintf(pmbody, sizeof(pmbody), "type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2031");
+    assert_int_equal(api_call_as(&payd, other_sk, "POST", "/v1/payment_methods", pmbody, NULL, &o), 200);
+    snprintf(pm, sizeof(pm), "%s", jstr(o, "id"));
+    json_decref(o);
+    snprintf(path, sizeof(path), "/v1/payment_methods/%s/attach", pm);
+    snprintf(body, sizeof(body), "customer=%s", cus);
+    assert_int_equal(api_call_as(&payd, other_sk, "POST", path, body, NULL, &o), 400);
+    api_expect_error(o, "resource_missing", "customer");
+    json_decref(o);
+    assert_int_equal(api_call(&payd, "POST", path, body, &o), 404); /* and this merchant does not see it */
+    api_expect_error(o, "resource_missing", "payment_method");
+    json_decref(o);
+    /* the customer is as it was */
+    snprintf(path, sizeof(path), "/v1/customers/%s", cus);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
+    assert_string_equal(jstr(o, "name"), "Mine");
+    json_decref(o);
+}
+
 /* --- concurrency --- */
 
 #define RACERS 10
@@ -872,6 +944,7 @@ main(void)
         cmocka_unit_test(setup_future_usage_saves_the_card),
         cmocka_unit_test(bad_requests_get_stripe_errors),
         cmocka_unit_test(expand_turns_the_customer_into_an_object),
+        cmocka_unit_test(customers_belong_to_one_merchant_and_mode),
         cmocka_unit_test(concurrent_attaches_and_updates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
