@@ -121,6 +121,7 @@ typedef struct {
     int64_t created, seq, version;
     int64_t updated; /* Unix seconds of the last insert or update (set by the repository) */
     int disputed;    /* read: 0 none, 1 disputed (not refundable), 2 its dispute was won */
+    char customer[PD_ID_MAX]; /* its intent's customer when it was made, "" if none */
 } pd_charge_rec_t;
 
 /* a dispute (chargeback), Stripe's dispute object */

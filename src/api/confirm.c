@@ -84,6 +84,7 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
     ch->livemode = pi->livemode;
     snprintf(ch->payment_intent, sizeof(ch->payment_intent), "%s", pi->id);
     snprintf(ch->payment_method, sizeof(ch->payment_method), "%s", pm_id);
+    snprintf(ch->customer, sizeof(ch->customer), "%s", pi->customer);
     ch->amount = pi->amount;
     snprintf(ch->currency, sizeof(ch->currency), "%s", pi->currency);
     snprintf(ch->status, sizeof(ch->status), "pending");

@@ -34,6 +34,7 @@ static const struct {
     {T_REFUND, "charge", T_CHARGE},        {T_REFUND, "payment_intent", T_PI},
     {T_DISPUTE, "charge", T_CHARGE},       {T_DISPUTE, "payment_intent", T_PI},
     {T_PI, "customer", T_CUSTOMER},        {T_PM, "customer", T_CUSTOMER},
+    {T_CHARGE, "customer", T_CUSTOMER},
 };
 
 static otype_t

@@ -129,6 +129,7 @@ pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm)
     pd_jw_kbool(w, "captured", c->captured);
     pd_jw_kint(w, "created", c->created);
     pd_jw_kstr(w, "currency", c->currency);
+    kopt(w, "customer", c->customer);
     kopt(w, "description", c->description);
     pd_jw_kbool(w, "disputed", c->disputed != 0);
     kopt(w, "failure_code", c->failure_code);

@@ -252,7 +252,7 @@ static const char *const migrations[] = {
      * list's email filter is an index lookup with nothing decrypted; a deleted customer
      * keeps its row (deleted = 1) without either. payment_methods.customer: the customer
      * a method is attached to; detached: it was detached and is never used again.
-     * payment_intents.customer and setup_future_usage: Stripe's fields */
+     * payment_intents.customer and setup_future_usage, charges.customer: Stripe's fields */
     "CREATE TABLE customers ("
     "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, pii_enc TEXT,"
     "  email_index TEXT, description TEXT, metadata TEXT NOT NULL, default_payment_method TEXT,"
@@ -264,7 +264,8 @@ static const char *const migrations[] = {
     "ALTER TABLE payment_methods ADD COLUMN detached INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX payment_methods_customer ON payment_methods(customer, seq) WHERE customer IS NOT NULL;"
     "ALTER TABLE payment_intents ADD COLUMN customer TEXT;"
-    "ALTER TABLE payment_intents ADD COLUMN setup_future_usage TEXT;",
+    "ALTER TABLE payment_intents ADD COLUMN setup_future_usage TEXT;"
+    "ALTER TABLE charges ADD COLUMN customer TEXT;",
 };
 
 int

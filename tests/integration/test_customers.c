@@ -535,10 +535,18 @@ setup_future_usage_saves_the_card(void **state)
     assert_string_equal(jstr(o, "customer"), cus);
     assert_string_equal(jstr(o, "setup_future_usage"), "off_session");
     snprintf(pm, sizeof(pm), "%s", jstr(o, "payment_method"));
+    char ch[64];
+    snprintf(ch, sizeof(ch), "%s", jstr(o, "latest_charge"));
     json_decref(o);
     snprintf(path, sizeof(path), "/v1/payment_methods/%s", pm);
     assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
     assert_string_equal(jstr(o, "customer"), cus);
+    json_decref(o);
+    /* the charge is the customer's too, expandable */
+    snprintf(path, sizeof(path), "/v1/charges/%s?expand[]=customer", ch);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
+    assert_string_equal(jstr(o, "customer.id"), cus);
+    assert_string_equal(jstr(o, "customer.name"), "Saver");
     json_decref(o);
     assert_int_equal(api_call(&payd, "GET", "/v1/events?type=payment_method.attached", NULL, &o), 200);
     assert_string_equal(jstr(json_array_get(json_object_get(o, "data"), 0), "data.object.id"), pm);
