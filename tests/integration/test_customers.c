@@ -941,6 +941,84 @@ concurrent_attaches_and_updates(void **state)
     }
 }
 
+/* --- recovery --- */
+
+typedef struct {
+    pd_h_payd_t *p;
+    const char *body, *key;
+    long status;
+} call_t;
+
+static void *
+call_main(void *arg)
+{
+    call_t *c = arg;
+    json_t *j = NULL;
+    c->status = api_call_as(c->p, api_sk, "POST", "/v1/payment_intents", c->body, c->key, &j);
+    json_decref(j);
+    return NULL;
+}
+
+/* setup_future_usage on a payment whose node is killed after the processor authorized
+ * it: the recovery worker's phase 2 attaches the card, as the request's would have */
+static void
+recovery_saves_the_card_of_a_killed_payment(void **state)
+{
+    (void)state;
+    pd_h_payd_t p;
+    const char *slow[] = {"--set", "processor.simulator_latency_ms=10s", NULL};
+    pd_h_opts_t o = {.args = slow};
+    assert_int_equal(pd_h_start(&p, &o), 0);
+    api_load_credentials(&p);
+    json_t *j;
+    assert_int_equal(api_call(&p, "POST", "/v1/customers", "name=Recovered", &j), 200);
+    char cus[64], body[300];
+    snprintf(cus, sizeof(cus), "%s", jstr(j, "id"));
+    json_decref(j);
+    snprintf(body, sizeof(body),
+             "amount=2600&currency=usd&confirm=true&payment_method=pm_card_visa&customer=%s"
+             "&setup_future_usage=off_session",
+             cus);
+    call_t c = {&p, body, "killed-sfu-1", 0};
+    pthread_t th;
+    pthread_create(&th, NULL, call_main, &c);
+    long authorized = 0;
+    for (int i = 0; i < 400 && authorized != 1; i++) {
+        usleep(20000);
+        authorized = api_sql_long(&p, "simulator.db", "SELECT count(*) FROM auths WHERE amount = 2600");
+    }
+    assert_int_equal(authorized, 1);
+    assert_int_equal(pd_h_stop(&p, SIGKILL, 5000), 128 + SIGKILL);
+    pthread_join(th, NULL);
+    assert_true(c.status <= 0); /* no answer: payd died between the phases */
+
+    pd_h_opts_t again = {.reuse_dir = p.dir};
+    assert_int_equal(pd_h_start(&p, &again), 0);
+    long st = 409;
+    for (int i = 0; i < 120 && st == 409; i++) {
+        if ((st = api_call_as(&p, api_sk, "POST", "/v1/payment_intents", body, "killed-sfu-1", &j)) == 409) {
+            json_decref(j);
+            usleep(250000);
+        }
+    }
+    assert_int_equal(st, 200);
+    assert_string_equal(jstr(j, "status"), "succeeded");
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/payment_methods/%s", jstr(j, "payment_method"));
+    json_decref(j);
+    assert_int_equal(api_call(&p, "GET", path, NULL, &j), 200);
+    assert_string_equal(jstr(j, "customer"), cus);
+    json_decref(j);
+    snprintf(path, sizeof(path), "/v1/customers/%s/payment_methods", cus);
+    assert_int_equal(api_call(&p, "GET", path, NULL, &j), 200);
+    assert_int_equal(json_array_size(json_object_get(j, "data")), 1);
+    json_decref(j);
+    assert_true(api_ledger_verifies(&p));
+    assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    pd_h_cleanup(&p);
+    api_load_credentials(&payd); /* the suite's payd again */
+}
+
 int
 main(void)
 {
@@ -954,6 +1032,7 @@ main(void)
         cmocka_unit_test(expand_turns_the_customer_into_an_object),
         cmocka_unit_test(customers_belong_to_one_merchant_and_mode),
         cmocka_unit_test(concurrent_attaches_and_updates),
+        cmocka_unit_test(recovery_saves_the_card_of_a_killed_payment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
