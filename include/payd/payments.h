@@ -33,6 +33,8 @@ void pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p);
 /* Stripe's customer; the personal data as c holds it (NULL: null); a deleted customer
  * is {id, object, deleted: true} */
 void pd_render_customer(pd_jw_t *w, const pd_customer_rec_t *c);
+/* pd_render_customer with one more string member last (extra_key NULL: none) */
+void pd_render_customer_x(pd_jw_t *w, const pd_customer_rec_t *c, const char *extra_key, const char *extra_value);
 void pd_render_we(pd_jw_t *w, const pd_we_rec_t *we, const char *secret_once);
 void pd_render_btxn(pd_jw_t *w, const pd_btxn_rec_t *b);
 /* renders into a fresh buffer: returns its view (arena-owned) or an empty view */

@@ -467,66 +467,44 @@ pd_h_customer_delete(pd_req_t *r)
         pd_op_load(c->op, load_customer, delete_loaded);
 }
 
-/* --- retrieve and list --- */
-
-/* responds with w's JSON and wipes it (it holds personal data) */
-static void
-respond_secure(pd_req_t *r, pd_buf_t *b, pd_jw_t *w)
-{
-    pd_resp_jw(r, 200, w);
-    pd_buf_free_secure(b);
-}
+/* --- retrieve and list ---
+ * Rendered on the reader thread with each customer's envelope in PD_PII_MARK (and
+ * expanded there, expand[]=invoice_settings.default_payment_method), then opened through
+ * the vault on the loop, the page's envelopes at once (pd_pii_respond). */
 
 typedef struct {
     char id[PD_ID_MAX];
-    pd_customer_rec_t cus;
-    pd_pii_slot_t slot;
-    char ctx[200];
+    pd_view_t json;
 } cus_get_t;
+
+static void
+render_sealed_cb(pd_jw_t *w, const void *rec)
+{
+    pd_pii_render_sealed(w, rec);
+}
 
 static int
 get_read(pd_db_t *db, pd_req_t *r, void *arg)
 {
     cus_get_t *g = arg;
     const pd_auth_t *au = r->auth;
-    return pd_customer_get(db, &r->arena, au->merchant_id, au->livemode, g->id, &g->cus);
-}
-
-static void
-get_opened(pd_req_t *r, void *arg, int rc)
-{
-    cus_get_t *g = arg;
-    pd_buf_t b;
-    pd_jw_t w;
-    if (rc == 0 && g->slot.out != NULL) /* else it has none (or was deleted) */
-        rc = pd_pii_decode(&r->arena, g->slot.out, g->slot.len, &g->cus);
-    if (rc != 0) {
-        pd_log_error("cannot open a customer's personal data", PD_LS("customer", g->id), PD_LERR(rc));
-        vault_unavailable(r);
-        return;
-    }
-    pd_buf_init(&b, RESP_MAX);
-    pd_jw_init(&w, &b);
-    pd_render_customer(&w, &g->cus);
-    respond_secure(r, &b, &w);
+    pd_customer_rec_t cus;
+    int rc = pd_customer_get(db, &r->arena, au->merchant_id, au->livemode, g->id, &cus);
+    if (rc != 0)
+        return rc;
+    if ((g->json = pd_render_to_arena(&r->arena, render_sealed_cb, &cus)).p == NULL)
+        return PD_ERR_NOMEM;
+    return pd_expand_wanted(r) && !cus.deleted ? pd_expand(db, r, &r->arena, &g->json) : 0;
 }
 
 static void
 get_then(pd_req_t *r, void *arg, int rc)
 {
     cus_get_t *g = arg;
-    if (rc != 0) {
+    if (rc != 0)
         pd_resp_read_error(r, rc, "customer", "id", g->id);
-        return;
-    }
-    if (g->cus.pii_enc == NULL || g->cus.deleted) {
-        get_opened(r, g, 0);
-        return;
-    }
-    pd_pii_customer_context(g->ctx, sizeof(g->ctx), g->cus.merchant_id, g->id);
-    g->slot.context = g->ctx;
-    g->slot.env_hex = g->cus.pii_enc;
-    pd_pii_open_many(r, &g->slot, 1, get_opened, g);
+    else
+        pd_pii_respond(r, 200, g->json);
 }
 
 void
@@ -547,21 +525,13 @@ pd_h_customer_get(pd_req_t *r)
 typedef struct {
     pd_list_q_t q;
     char email_index[65];
-    pd_customer_rec_t **recs;
-    size_t n;
-    bool more;
-    pd_pii_slot_t *slots; /* per record with personal data, in order */
-    size_t *slot_of;      /* record -> its slot, or SIZE_MAX */
-    size_t nslots;
-    char (*ctx)[200];
+    pd_view_t json;
 } cus_list_t;
 
 static int
-collect(void *rec, void *arg)
+each_sealed(void *rec, void *arg)
 {
-    cus_list_t *l = arg;
-    if (l->n < (size_t)l->q.limit)
-        l->recs[l->n++] = rec;
+    pd_pii_render_sealed(arg, rec);
     return 0;
 }
 
@@ -570,65 +540,42 @@ list_read(pd_db_t *db, pd_req_t *r, void *arg)
 {
     cus_list_t *l = arg;
     const pd_auth_t *au = r->auth;
-    if ((l->recs = pd_arena_calloc(&r->arena, sizeof(*l->recs) * (size_t)l->q.limit)) == NULL)
-        return PD_ERR_NOMEM;
-    return pd_customer_list(db, &r->arena, au->merchant_id, au->livemode, &l->q, collect, l, &l->more);
-}
-
-static void
-list_opened(pd_req_t *r, void *arg, int rc)
-{
-    cus_list_t *l = arg;
-    for (size_t i = 0; rc == 0 && i < l->n; i++)
-        if (l->slot_of[i] != SIZE_MAX)
-            rc = pd_pii_decode(&r->arena, l->slots[l->slot_of[i]].out, l->slots[l->slot_of[i]].len, l->recs[i]);
-    if (rc != 0) {
-        pd_log_error("cannot open customers' personal data", PD_LERR(rc));
-        vault_unavailable(r);
-        return;
-    }
     pd_buf_t b;
     pd_jw_t w;
+    bool more = false;
     pd_buf_init(&b, RESP_MAX * 4);
     pd_jw_init(&w, &b);
     pd_list_begin(&w, "/v1/customers");
-    for (size_t i = 0; i < l->n; i++)
-        pd_render_customer(&w, l->recs[i]);
-    pd_list_end(&w, l->more);
-    respond_secure(r, &b, &w);
+    int rc = pd_customer_list(db, &r->arena, au->merchant_id, au->livemode, &l->q, each_sealed, &w, &more);
+    pd_list_end(&w, more);
+    if (rc == 0 && pd_jw_finish(&w) != 0)
+        rc = PD_ERR_TOOBIG;
+    if (rc == 0) {
+        char *p = pd_arena_strndup(&r->arena, (const char *)b.p, b.len);
+        if (p == NULL)
+            rc = PD_ERR_NOMEM;
+        else
+            l->json = pd_view(p, b.len);
+    }
+    pd_buf_free(&b);
+    if (rc == 0 && pd_expand_wanted(r))
+        rc = pd_expand(db, r, &r->arena, &l->json);
+    return rc;
 }
 
 static void
 list_then(pd_req_t *r, void *arg, int rc)
 {
     cus_list_t *l = arg;
-    if (rc == PD_ERR_NOTFOUND) {
+    if (rc == 0)
+        pd_pii_respond(r, 200, l->json);
+    else if (rc == PD_ERR_NOTFOUND)
         pd_resp_missing(r, "customer", l->q.starting_after ? "starting_after" : "ending_before",
                         l->q.starting_after ? l->q.starting_after : l->q.ending_before);
-        return;
-    }
-    if (rc != 0) {
+    else if (rc == PD_ERR_TOOBIG)
+        pd_resp_error(r, 500, "api_error", NULL, "The response is too large.", NULL);
+    else
         pd_resp_read_failed(r, rc);
-        return;
-    }
-    l->slots = pd_arena_calloc(&r->arena, sizeof(*l->slots) * (l->n + 1));
-    l->slot_of = pd_arena_calloc(&r->arena, sizeof(*l->slot_of) * (l->n + 1));
-    l->ctx = pd_arena_calloc(&r->arena, sizeof(*l->ctx) * (l->n + 1));
-    if (l->slots == NULL || l->slot_of == NULL || l->ctx == NULL) {
-        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
-        return;
-    }
-    for (size_t i = 0; i < l->n; i++) {
-        pd_customer_rec_t *c = l->recs[i];
-        l->slot_of[i] = SIZE_MAX;
-        if (c->pii_enc == NULL)
-            continue;
-        pd_pii_customer_context(l->ctx[l->nslots], sizeof(l->ctx[0]), c->merchant_id, c->id);
-        l->slots[l->nslots].context = l->ctx[l->nslots];
-        l->slots[l->nslots].env_hex = c->pii_enc;
-        l->slot_of[i] = l->nslots++;
-    }
-    pd_pii_open_many(r, l->slots, l->nslots, list_opened, l);
 }
 
 void

@@ -337,7 +337,7 @@ pd_pii_put_json(json_t *o, const char *text, size_t len)
     return 0;
 }
 
-#define EXPANDED_MAX 512 /* expanded customers in one response (100 items, each at most a few) */
+#define EXPANDED_MAX 512 /* sealed customers in one response (100 items, each with a few expanded) */
 
 typedef struct {
     json_t *root;
@@ -348,7 +348,17 @@ typedef struct {
     int status;
 } expanded_t;
 
-/* the customers expand.c put under a "customer" key, with their envelope in PD_PII_MARK */
+/* the customers with their envelope in PD_PII_MARK (expand.c's, customers.c's): payd
+ * renders every object of a response (metadata and evidence hold strings only), so an
+ * object with the mark is a customer payd rendered */
+static bool
+is_sealed_customer(json_t *m)
+{
+    json_t *obj = json_object_get(m, "object");
+    return json_is_string(json_object_get(m, PD_PII_MARK)) && json_is_string(json_object_get(m, "id")) &&
+           json_is_string(obj) && strcmp(json_string_value(obj), "customer") == 0;
+}
+
 static void
 collect_expanded(expanded_t *x, json_t *v)
 {
@@ -361,15 +371,9 @@ collect_expanded(expanded_t *x, json_t *v)
     }
     if (!json_is_object(v))
         return;
-    json_object_foreach(v, k, m)
-    {
-        json_t *mark = json_is_object(m) ? json_object_get(m, PD_PII_MARK) : NULL;
-        if (strcmp(k, "customer") == 0 && json_is_string(mark) && x->n < EXPANDED_MAX &&
-            json_is_string(json_object_get(m, "id")))
-            x->objs[x->n++] = m;
-        else
-            collect_expanded(x, m);
-    }
+    if (is_sealed_customer(v) && x->n < EXPANDED_MAX)
+        x->objs[x->n++] = v;
+    json_object_foreach(v, k, m) collect_expanded(x, m);
 }
 
 static void
@@ -416,4 +420,13 @@ pd_pii_respond(pd_req_t *r, int status, pd_view_t json)
         x->slots[i].env_hex = json_string_value(json_object_get(x->objs[i], PD_PII_MARK));
     }
     pd_pii_open_many(r, x->slots, x->n, expanded_opened, x);
+}
+
+void
+pd_pii_render_sealed(pd_jw_t *w, const pd_customer_rec_t *c)
+{
+    pd_customer_rec_t shown = *c;
+    shown.email = shown.name = shown.phone = NULL;
+    memset(&shown.address, 0, sizeof(shown.address));
+    pd_render_customer_x(w, &shown, PD_PII_MARK, c->deleted ? NULL : c->pii_enc);
 }

@@ -42,14 +42,17 @@ void pd_pii_open_many(pd_req_t *r, pd_pii_slot_t *slots, size_t n, pd_pii_done_f
 typedef void (*pd_pii_sealed_fn)(pd_req_t *r, void *arg, int rc, const char *env_hex);
 int pd_pii_seal(pd_req_t *r, const char *context, const char *pt, size_t len, pd_pii_sealed_fn fn, void *arg) PD_WUR;
 
-/* An expanded customer (expand.c) carries its envelope in this member until the response
- * leaves: pd_pii_respond opens it. */
+/* A customer rendered on a reader thread or in a write (customers.c, expand.c) carries
+ * its envelope in this member until the response leaves: pd_pii_respond opens it. */
 #define PD_PII_MARK "__pii"
 /* Sets o's email, name, phone and address from the personal data's JSON text. */
 int pd_pii_put_json(json_t *o, const char *text, size_t len) PD_WUR;
-/* pd_resp_json for a response that may hold expanded customers: their personal data is
- * opened through the vault first (json is parsed before this returns: the caller may
- * free it). Without any, it is pd_resp_json. */
+/* Renders c without its personal data, its envelope (if any) in PD_PII_MARK. */
+void pd_pii_render_sealed(pd_jw_t *w, const pd_customer_rec_t *c);
+/* pd_resp_json for a response that may hold sealed customers (objects with PD_PII_MARK):
+ * their personal data is opened through the vault first, all at once, and the mark
+ * removed (json is parsed before this returns: the caller may free it). Without any, it
+ * is pd_resp_json. */
 void pd_pii_respond(pd_req_t *r, int status, pd_view_t json);
 
 #endif

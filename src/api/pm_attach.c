@@ -9,7 +9,11 @@
  * only (as GET /v1/payment_methods/:id does); events never carry it.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "api/pii.h"
 #include "api/pm_resolve.h"
@@ -225,28 +229,48 @@ pd_h_pm_detach(pd_req_t *r)
     att_start(r, true);
 }
 
-/* --- lists --- */
+/* --- lists ---
+ * Rendered on the reader thread without the cardholder names (and expanded there:
+ * data.customer), then each name opened through the vault at once and put into its item
+ * on the loop, and an expanded customer's personal data with it (pd_pii_respond). */
 
 typedef struct {
     pd_list_q_t q;
-    const char *customer;    /* NULL: every payment method */
-    const char *cus_param;   /* the parameter naming it, for the 404 */
-    pd_pm_rec_t **recs;
-    size_t n;
-    bool more;
+    const char *customer;  /* NULL: every payment method */
+    const char *cus_param; /* the parameter naming it, for the 404 */
+    const char *url;
+    pd_view_t json;
     int cus_rc;
+    /* the page's names to open: item index and envelope */
+    size_t n, nslots;
+    size_t item[100];
+    const char *env[100];
     pd_pii_slot_t *slots;
-    size_t *slot_of;
-    size_t nslots;
     char (*ctx)[200];
+    char ids[100][PD_ID_MAX];
+    const char *merchant;
 } pm_list_t;
 
+typedef struct {
+    pm_list_t *l;
+    pd_jw_t *w;
+} each_t;
+
 static int
-collect(void *rec, void *arg)
+each_pm(void *rec, void *arg)
 {
-    pm_list_t *l = arg;
-    if (l->n < (size_t)l->q.limit)
-        l->recs[l->n++] = rec;
+    each_t *e = arg;
+    pm_list_t *l = e->l;
+    pd_pm_rec_t *p = rec;
+    if (p->billing_name_enc != NULL && l->nslots < sizeof(l->item) / sizeof(l->item[0])) {
+        l->item[l->nslots] = l->n;
+        l->env[l->nslots] = p->billing_name_enc;
+        snprintf(l->ids[l->nslots], sizeof(l->ids[0]), "%s", p->id);
+        l->nslots++;
+    }
+    l->n++;
+    p->billing_name = NULL; /* a row from before version 12 may hold it in clear: shown from its envelope only */
+    pd_render_pm(e->w, p);
     return 0;
 }
 
@@ -265,38 +289,52 @@ list_read(pd_db_t *db, pd_req_t *r, void *arg)
             return l->cus_rc;
     }
     l->q.filter = l->customer;
-    if ((l->recs = pd_arena_calloc(&r->arena, sizeof(*l->recs) * (size_t)l->q.limit)) == NULL)
-        return PD_ERR_NOMEM;
-    return pd_pm_list(db, &r->arena, au->merchant_id, au->livemode, &l->q, collect, l, &l->more);
+    pd_buf_t b;
+    pd_jw_t w;
+    bool more = false;
+    pd_buf_init(&b, RESP_MAX * 4);
+    pd_jw_init(&w, &b);
+    pd_list_begin(&w, l->url);
+    each_t e = {l, &w};
+    int rc = pd_pm_list(db, &r->arena, au->merchant_id, au->livemode, &l->q, each_pm, &e, &more);
+    pd_list_end(&w, more);
+    if (rc == 0 && pd_jw_finish(&w) != 0)
+        rc = PD_ERR_TOOBIG;
+    if (rc == 0) {
+        char *p = pd_arena_strndup(&r->arena, (const char *)b.p, b.len);
+        if (p == NULL)
+            rc = PD_ERR_NOMEM;
+        else
+            l->json = pd_view(p, b.len);
+    }
+    pd_buf_free(&b);
+    if (rc == 0 && pd_expand_wanted(r))
+        rc = pd_expand(db, r, &r->arena, &l->json);
+    return rc;
 }
 
 static void
 list_opened(pd_req_t *r, void *arg, int rc)
 {
     pm_list_t *l = arg;
-    if (rc != 0) {
-        pd_log_error("cannot decrypt cardholder names", PD_LERR(rc));
+    json_error_t e;
+    json_t *o = rc == 0 ? json_loadb((const char *)l->json.p, l->json.len, 0, &e) : NULL;
+    json_t *data = json_object_get(o, "data");
+    for (size_t i = 0; o != NULL && i < l->nslots; i++) {
+        json_t *bd = json_object_get(json_array_get(data, l->item[i]), "billing_details");
+        if (json_is_object(bd))
+            json_object_set_new(bd, "name", json_stringn(l->slots[i].out, l->slots[i].len));
+    }
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o); /* jansson does not wipe: the names lived in its heap only as long as here */
+    if (text == NULL) {
+        pd_log_error("cannot decrypt cardholder names", PD_LERR(rc != 0 ? rc : PD_ERR_NOMEM));
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
         return;
     }
-    for (size_t i = 0; i < l->n; i++)
-        if (l->slot_of[i] != SIZE_MAX)
-            l->recs[i]->billing_name = l->slots[l->slot_of[i]].out;
-    pd_buf_t b;
-    pd_jw_t w;
-    pd_buf_init(&b, RESP_MAX * 4);
-    pd_jw_init(&w, &b);
-    char url[PD_ID_MAX + 40];
-    if (l->cus_param != NULL && strcmp(l->cus_param, "id") == 0)
-        snprintf(url, sizeof(url), "/v1/customers/%s/payment_methods", l->customer);
-    else
-        snprintf(url, sizeof(url), "/v1/payment_methods");
-    pd_list_begin(&w, url);
-    for (size_t i = 0; i < l->n; i++)
-        pd_render_pm(&w, l->recs[i]);
-    pd_list_end(&w, l->more);
-    pd_resp_jw(r, 200, &w);
-    pd_buf_free_secure(&b);
+    pd_pii_respond(r, 200, pd_view_cstr(text)); /* parsed before it returns */
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
 }
 
 static void
@@ -315,27 +353,28 @@ list_then(pd_req_t *r, void *arg, int rc)
                         l->q.starting_after ? l->q.starting_after : l->q.ending_before);
         return;
     }
+    if (rc == PD_ERR_TOOBIG) {
+        pd_resp_error(r, 500, "api_error", NULL, "The response is too large.", NULL);
+        return;
+    }
     if (rc != 0) {
         pd_resp_read_failed(r, rc);
         return;
     }
-    l->slots = pd_arena_calloc(&r->arena, sizeof(*l->slots) * (l->n + 1));
-    l->slot_of = pd_arena_calloc(&r->arena, sizeof(*l->slot_of) * (l->n + 1));
-    l->ctx = pd_arena_calloc(&r->arena, sizeof(*l->ctx) * (l->n + 1));
-    if (l->slots == NULL || l->slot_of == NULL || l->ctx == NULL) {
+    if (l->nslots == 0) {
+        pd_pii_respond(r, 200, l->json);
+        return;
+    }
+    l->slots = pd_arena_calloc(&r->arena, sizeof(*l->slots) * l->nslots);
+    l->ctx = pd_arena_calloc(&r->arena, sizeof(*l->ctx) * l->nslots);
+    if (l->slots == NULL || l->ctx == NULL) {
         pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
         return;
     }
-    for (size_t i = 0; i < l->n; i++) {
-        pd_pm_rec_t *p = l->recs[i];
-        l->slot_of[i] = SIZE_MAX;
-        p->billing_name = NULL; /* a row from before version 12 may hold it in clear: never shown unsealed */
-        if (p->billing_name_enc == NULL)
-            continue;
-        pd_pii_context(l->ctx[l->nslots], sizeof(l->ctx[0]), p->merchant_id, p->id);
-        l->slots[l->nslots].context = l->ctx[l->nslots];
-        l->slots[l->nslots].env_hex = p->billing_name_enc;
-        l->slot_of[i] = l->nslots++;
+    for (size_t i = 0; i < l->nslots; i++) {
+        pd_pii_context(l->ctx[i], sizeof(l->ctx[0]), l->merchant, l->ids[i]);
+        l->slots[i].context = l->ctx[i];
+        l->slots[i].env_hex = l->env[i];
     }
     pd_pii_open_many(r, l->slots, l->nslots, list_opened, l);
 }
@@ -352,6 +391,17 @@ list_start(pd_req_t *r, const char *customer, const char *param)
         return;
     l->customer = customer;
     l->cus_param = param;
+    l->merchant = ((const pd_auth_t *)r->auth)->merchant_id;
+    char *url = pd_arena_alloc(&r->arena, PD_ID_MAX + 40);
+    if (url == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    if (strcmp(param, "id") == 0)
+        snprintf(url, PD_ID_MAX + 40, "/v1/customers/%.*s/payment_methods", PD_ID_MAX - 1, customer);
+    else
+        snprintf(url, PD_ID_MAX + 40, "/v1/payment_methods");
+    l->url = url;
     pd_api_read(r, list_read, list_then, l);
 }
 

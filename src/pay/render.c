@@ -256,6 +256,12 @@ render_address(pd_jw_t *w, const pd_address_t *a)
 void
 pd_render_customer(pd_jw_t *w, const pd_customer_rec_t *c)
 {
+    pd_render_customer_x(w, c, NULL, NULL);
+}
+
+void
+pd_render_customer_x(pd_jw_t *w, const pd_customer_rec_t *c, const char *extra_key, const char *extra_value)
+{
     pd_jw_obj_begin(w);
     pd_jw_kstr(w, "id", c->id);
     pd_jw_kstr(w, "object", "customer");
@@ -290,6 +296,8 @@ pd_render_customer(pd_jw_t *w, const pd_customer_rec_t *c)
     pd_jw_knull(w, "shipping");
     pd_jw_kstr(w, "tax_exempt", "none");
     pd_jw_knull(w, "test_clock");
+    if (extra_key != NULL && extra_value != NULL)
+        pd_jw_kstr(w, extra_key, extra_value);
     pd_jw_obj_end(w);
 }
 

@@ -727,6 +727,50 @@ expand_turns_the_customer_into_an_object(void **state)
                      0);
     assert_int_equal(api_sql_long(&payd, "payd.db", "SELECT count(*) FROM idempotency_keys WHERE body LIKE '%__pii%'"),
                      1);
+
+    /* on the customer: its default payment method (alone, invoice_settings is refused);
+     * in a payment method list: each item's customer, and the cardholder names */
+    snprintf(path, sizeof(path), "/v1/customers/%s", cus);
+    snprintf(body, sizeof(body), "invoice_settings[default_payment_method]=%s", pm);
+    assert_int_equal(api_call(&payd, "POST", path, body, &o), 200);
+    json_decref(o);
+    snprintf(path, sizeof(path), "/v1/customers/%s?expand[]=invoice_settings.default_payment_method", cus);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
+    assert_string_equal(jstr(o, "invoice_settings.default_payment_method.id"), pm);
+    assert_string_equal(jstr(o, "invoice_settings.default_payment_method.card.last4"), "4242");
+    assert_string_equal(jstr(o, "email"), "exp@example.com");
+    json_decref(o);
+    snprintf(path, sizeof(path), "/v1/customers/%s?expand[]=invoice_settings", cus);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 400);
+    api_expect_error(o, "parameter_invalid", "expand");
+    json_decref(o);
+    assert_int_equal(api_call(&payd, "GET",
+                              "/v1/customers?email=exp%40example.com&expand[]=data.invoice_settings.default_payment_method",
+                              NULL, &o),
+                     200);
+    assert_string_equal(jstr(json_array_get(json_object_get(o, "data"), 0), "invoice_settings.default_payment_method.id"),
+                        pm);
+    json_decref(o);
+    char named[64];
+    assert_int_equal(api_call(&payd, "POST", "/v1/payment_methods",
+                              "type=card&card[number]=4242424242424242&card[exp_month]=12&card[exp_year]=2031"
+                              "&billing_details[name]=Card+Holder",
+                              &o),
+                     200);
+    snprintf(named, sizeof(named), "%s", jstr(o, "id"));
+    json_decref(o);
+    attach_and_detach(&payd, named, cus, "attach", 200, &o);
+    assert_string_equal(jstr(o, "billing_details.name"), "Card Holder");
+    json_decref(o);
+    snprintf(path, sizeof(path), "/v1/customers/%s/payment_methods?expand[]=data.customer", cus);
+    assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
+    json_t *d0 = json_array_get(json_object_get(o, "data"), 0), *d1 = json_array_get(json_object_get(o, "data"), 1);
+    assert_string_equal(jstr(d0, "id"), named);
+    assert_string_equal(jstr(d0, "billing_details.name"), "Card Holder");
+    assert_string_equal(jstr(d0, "customer.email"), "exp@example.com");
+    assert_true(json_is_null(json_object_get(json_object_get(d1, "billing_details"), "name")));
+    assert_string_equal(jstr(d1, "customer.id"), cus);
+    json_decref(o);
 }
 
 
