@@ -337,14 +337,14 @@ pd_pii_put_json(json_t *o, const char *text, size_t len)
     return 0;
 }
 
-#define EXPANDED_MAX 512 /* sealed customers in one response (100 items, each with a few expanded) */
+#define EXPANDED_MAX 1024 /* sealed customers in one response (100 items, each with a few expanded) */
 
 typedef struct {
     json_t *root;
-    json_t *objs[EXPANDED_MAX];
-    pd_pii_slot_t slots[EXPANDED_MAX];
-    char ctx[EXPANDED_MAX][160];
-    size_t n;
+    json_t **objs; /* counted first, then collected */
+    pd_pii_slot_t *slots;
+    char (*ctx)[160];
+    size_t n, cap;
     int status;
 } expanded_t;
 
@@ -371,8 +371,14 @@ collect_expanded(expanded_t *x, json_t *v)
     }
     if (!json_is_object(v))
         return;
-    if (is_sealed_customer(v) && x->n < EXPANDED_MAX)
-        x->objs[x->n++] = v;
+    if (is_sealed_customer(v)) {
+        if (x->objs == NULL)
+            x->n++; /* counting */
+        else if (x->n < x->cap)
+            x->objs[x->n++] = v;
+        else
+            json_object_del(v, PD_PII_MARK); /* past the bound: shown without its personal data */
+    }
     json_object_foreach(v, k, m) collect_expanded(x, m);
 }
 
@@ -411,7 +417,18 @@ pd_pii_respond(pd_req_t *r, int status, pd_view_t json)
         return;
     }
     x->status = status;
-    collect_expanded(x, x->root);
+    collect_expanded(x, x->root); /* counts */
+    x->cap = x->n < EXPANDED_MAX ? x->n : EXPANDED_MAX;
+    x->n = 0;
+    if (x->cap > 0 && ((x->objs = pd_arena_calloc(&r->arena, sizeof(*x->objs) * x->cap)) == NULL ||
+                       (x->slots = pd_arena_calloc(&r->arena, sizeof(*x->slots) * x->cap)) == NULL ||
+                       (x->ctx = pd_arena_calloc(&r->arena, sizeof(*x->ctx) * x->cap)) == NULL)) {
+        json_decref(x->root);
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    if (x->cap > 0)
+        collect_expanded(x, x->root);
     const pd_auth_t *au = r->auth;
     for (size_t i = 0; i < x->n; i++) {
         pd_pii_customer_context(x->ctx[i], sizeof(x->ctx[i]), au->merchant_id,
