@@ -1010,12 +1010,14 @@ recovery_saves_the_card_of_a_killed_payment(void **state)
 {
     (void)state;
     pd_h_payd_t p;
-    const char *slow[] = {"--set", "processor.simulator_latency_ms=10s", NULL};
+    /* at the debug level: not even its most detailed log holds the personal data */
+    const char *slow[] = {"--set", "processor.simulator_latency_ms=10s", "--set", "server.log_level=debug", NULL};
     pd_h_opts_t o = {.args = slow};
     assert_int_equal(pd_h_start(&p, &o), 0);
     api_load_credentials(&p);
     json_t *j;
-    assert_int_equal(api_call(&p, "POST", "/v1/customers", "name=Recovered", &j), 200);
+    assert_int_equal(api_call(&p, "POST", "/v1/customers", "name=Recovered+Person&email=recovered%40example.net", &j),
+                     200);
     char cus[64], body[300];
     snprintf(cus, sizeof(cus), "%s", jstr(j, "id"));
     json_decref(j);
@@ -1036,7 +1038,8 @@ recovery_saves_the_card_of_a_killed_payment(void **state)
     pthread_join(th, NULL);
     assert_true(c.status <= 0); /* no answer: payd died between the phases */
 
-    pd_h_opts_t again = {.reuse_dir = p.dir};
+    const char *debug[] = {"--set", "server.log_level=debug", NULL};
+    pd_h_opts_t again = {.reuse_dir = p.dir, .args = debug};
     assert_int_equal(pd_h_start(&p, &again), 0);
     long st = 409;
     for (int i = 0; i < 120 && st == 409; i++) {
@@ -1058,7 +1061,20 @@ recovery_saves_the_card_of_a_killed_payment(void **state)
     assert_int_equal(json_array_size(json_object_get(j, "data")), 1);
     json_decref(j);
     assert_true(api_ledger_verifies(&p));
+    snprintf(path, sizeof(path), "/v1/customers/%s", cus);
+    assert_int_equal(api_call(&p, "GET", path, NULL, &j), 200);
+    assert_string_equal(jstr(j, "email"), "recovered@example.net");
+    json_decref(j);
     assert_int_equal(pd_h_stop(&p, SIGTERM, 20000), 0);
+    char *log = pd_h_log(&p);
+    assert_non_null(log);
+    assert_null(strstr(log, "recovered@example.net"));
+    assert_null(strstr(log, "Recovered Person"));
+    free(log);
+    char hit[1024] = "";
+    find_in_dir(p.dir, "recovered@example.net", hit, sizeof(hit));
+    if (hit[0] != '\0')
+        fail_msg("the email is in %s", hit);
     pd_h_cleanup(&p);
     api_load_credentials(&payd); /* the suite's payd again */
 }
