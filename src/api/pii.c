@@ -9,9 +9,10 @@
  * The list's email filter needs no decryption: email_index is HMAC-SHA256 of the
  * normalized email (trimmed, ASCII lower-cased), with the merchant and mode, under a
  * key derived from the vault's pepper (HMAC(pepper, label)), which payd reads from the
- * vault at start as it does for client secrets. The pepper never rotates (API key
- * hashes depend on it too), so the index stays valid; without the vault's pepper the
- * index of a guessed address cannot be computed.
+ * vault at start as it does for client secrets; without the vault's pepper the index of a
+ * guessed address cannot be computed. The pepper is rotated on demand only (that
+ * invalidates every API key): after a rotation and a restart, an index written before it
+ * no longer matches (no re-indexing yet, docs/payments.md).
  */
 #include <ctype.h>
 #include <stdatomic.h>
