@@ -219,7 +219,7 @@ step('Stripe-Version is answered', async () => {
   assert.equal(pi.lastResponse.headers['stripe-version'], '2023-10-16');
 });
 
-step('customers: create, retrieve, update, list by email, delete', async () => {
+step('customers: create, retrieve, update, list by email (auto-paginated), delete', async () => {
   const email = `sdk.${Date.now()}@example.com`;
   const cus = await stripe.customers.create({
     email, name: 'Sdk Person', phone: '+15555550100',
@@ -235,6 +235,13 @@ step('customers: create, retrieve, update, list by email, delete', async () => {
   assert.equal((await stripe.customers.retrieve(cus.id)).phone, '+15555550100');
   const found = await stripe.customers.list({ email: email.toUpperCase() });
   assert.deepEqual(found.data.map((c) => c.id), [cus.id]);
+  assert.equal(found.data[0].name, 'Sdk Renamed');
+  const tagged = new Set([cus.id]);
+  for (let i = 0; i < 4; i++) tagged.add((await stripe.customers.create({ email, name: `Page ${i}` })).id);
+  const seen = new Map();
+  for await (const c of stripe.customers.list({ email, limit: 2 })) seen.set(c.id, (seen.get(c.id) || 0) + 1);
+  for (const id of tagged) assert.equal(seen.get(id), 1, `${id} visited ${seen.get(id) || 0} times`);
+  assert.equal(seen.size, tagged.size);
   const del = await stripe.customers.del(cus.id);
   assert.equal(del.deleted, true);
   assert.equal((await stripe.customers.retrieve(cus.id)).deleted, true);
