@@ -30,6 +30,11 @@ void pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *p
 void pd_render_refund(pd_jw_t *w, const pd_refund_rec_t *f);
 void pd_render_dispute(pd_jw_t *w, const pd_dispute_rec_t *d);
 void pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p);
+/* Stripe's customer; the personal data as c holds it (NULL: null); a deleted customer
+ * is {id, object, deleted: true} */
+void pd_render_customer(pd_jw_t *w, const pd_customer_rec_t *c);
+/* pd_render_customer with one more string member last (extra_key NULL: none) */
+void pd_render_customer_x(pd_jw_t *w, const pd_customer_rec_t *c, const char *extra_key, const char *extra_value);
 void pd_render_we(pd_jw_t *w, const pd_we_rec_t *we, const char *secret_once);
 void pd_render_btxn(pd_jw_t *w, const pd_btxn_rec_t *b);
 /* renders into a fresh buffer: returns its view (arena-owned) or an empty view */
@@ -57,6 +62,10 @@ typedef struct {
     pd_charge_rec_t ch;
     pd_pi_rec_t pi;
     bool approved, automatic;
+    /* setup_future_usage with a customer: the approved payment's method is attached to
+     * the intent's customer (when it is attached to no one), pm_json its rendering then */
+    bool attach;
+    pd_view_t pm_json;
     pd_posting_t authorization, capture;
     pd_btxn_rec_t bt;
     pd_view_t ch_json, pi_json;

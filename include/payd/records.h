@@ -51,6 +51,8 @@ typedef struct {
                              * "merchant=M;purpose=billing_name;id=PM" (NULL if none) */
     const char *metadata;     /* JSON object text */
     bool used;          /* tokens are single-use */
+    char customer[PD_ID_MAX]; /* the customer it is attached to, "" if none */
+    bool detached;      /* was detached from a customer: never used or attached again (Stripe's rule) */
     int64_t created, seq;
 } pd_pm_rec_t;
 
@@ -68,8 +70,34 @@ typedef struct {
     char latest_charge[PD_ID_MAX];
     const char *last_payment_error; /* JSON object text or NULL */
     char cancellation_reason[40];
+    char customer[PD_ID_MAX];         /* "" if none */
+    char setup_future_usage[16];      /* "", on_session or off_session */
     int64_t canceled_at, created, seq, version;
 } pd_pi_rec_t;
+
+/* a customer's address; NULL members are null (and all NULL: the address is null) */
+typedef struct {
+    const char *line1, *line2, *city, *state, *postal_code, *country;
+} pd_address_t;
+
+/* a customer (Stripe's customer object). The personal data (email, name, phone,
+ * address) is held in clear in memory only: what is stored is pii_enc, one envelope
+ * under alias/pii, and email_index, a keyed hash of the normalized email for the
+ * list's email filter (src/api/customers.c). */
+typedef struct {
+    char id[PD_ID_MAX];           /* cus_… */
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    const char *email, *name, *phone; /* clear, memory only; NULL = null */
+    pd_address_t address;             /* clear, memory only */
+    const char *pii_enc;   /* stored: hex envelope of the personal data as JSON, context
+                            * "merchant=M;purpose=customer;id=CUS" (NULL: none) */
+    char email_index[65];  /* stored: hex HMAC of the normalized email, "" if no email */
+    const char *description, *metadata; /* metadata: JSON object text */
+    char default_payment_method[PD_ID_MAX]; /* invoice_settings.default_payment_method, "" if none */
+    bool deleted;          /* a deleted customer keeps its id only: its personal data is erased */
+    int64_t created, updated, seq, version;
+} pd_customer_rec_t;
 
 typedef struct {
     char id[PD_ID_MAX];
@@ -93,6 +121,7 @@ typedef struct {
     int64_t created, seq, version;
     int64_t updated; /* Unix seconds of the last insert or update (set by the repository) */
     int disputed;    /* read: 0 none, 1 disputed (not refundable), 2 its dispute was won */
+    char customer[PD_ID_MAX]; /* its intent's customer when it was made, "" if none */
 } pd_charge_rec_t;
 
 /* a dispute (chargeback), Stripe's dispute object */
@@ -236,6 +265,35 @@ int pd_key_list(pd_db_t *db, const char *merchant_id, pd_rec_fn fn, void *arg) P
 int pd_pm_insert(pd_db_t *tx, const pd_pm_rec_t *p) PD_WUR;
 int pd_pm_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id, pd_pm_rec_t *out) PD_WUR;
 int pd_pm_mark_used(pd_db_t *tx, const char *id) PD_WUR;
+
+/* Attaches a payment method to a customer: PD_ERR_CONFLICT unless it is attached to no
+ * one, was never detached and the customer is not deleted (read inside the write that
+ * decides). */
+int pd_pm_attach(pd_db_t *tx, const char *id, const char *customer) PD_WUR;
+/* Detaches it from `customer` (for good: detached is set); PD_ERR_CONFLICT if it is not attached to it. */
+int pd_pm_detach(pd_db_t *tx, const char *id, const char *customer) PD_WUR;
+/* Every payment method attached to a customer detached (the customer's deletion). */
+int pd_pm_detach_all(pd_db_t *tx, const char *customer) PD_WUR;
+/* payment methods (not tokens), newest first; the list filter is the customer (NULL: all) */
+int pd_pm_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+               void *arg, bool *has_more) PD_WUR;
+
+/* --- customers (repo_customers.c) --- */
+int pd_customer_insert(pd_db_t *tx, const pd_customer_rec_t *c) PD_WUR;
+/* every stored column when the stored version equals c->version - 1 and the customer is
+ * not deleted; PD_ERR_CONFLICT otherwise */
+int pd_customer_update(pd_db_t *tx, const pd_customer_rec_t *c) PD_WUR;
+/* a deleted customer is found too (deleted set, its personal data gone) */
+int pd_customer_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                    pd_customer_rec_t *out) PD_WUR;
+/* live customers, newest first; the list filter is the email index (NULL: all) */
+int pd_customer_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q,
+                     pd_rec_fn fn, void *arg, bool *has_more) PD_WUR;
+/* Marks a live customer deleted and erases its personal data, its email index and
+ * default payment method; PD_ERR_NOTFOUND if it is absent or deleted already. */
+int pd_customer_delete(pd_db_t *tx, const char *merchant, bool livemode, const char *id, int64_t now) PD_WUR;
+/* Clears invoice_settings.default_payment_method where it is pm (a detach). */
+int pd_customer_clear_default_pm(pd_db_t *tx, const char *customer, const char *pm) PD_WUR;
 
 /* --- payment intents --- */
 int pd_pi_insert(pd_db_t *tx, const pd_pi_rec_t *p) PD_WUR;

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 #include "payd/log.h"
 #include "payd/backup_config.h"
 #include "payd/file_store.h"
@@ -82,10 +83,19 @@ pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c)
 #define BODY PD_ROUTE_BODY
 const pd_route_t pd_api_routes[] = {
     {PD_M_POST, "/v1/payment_methods", pd_h_pm_create, API, BODY, &pd_schema_pm_create, "payment_methods"},
+    {PD_M_GET, "/v1/payment_methods", pd_h_pm_list, API, 0, &pd_schema_list_pms, "payment_methods"},
     {PD_M_GET, "/v1/payment_methods/:id", pd_h_pm_get, API, 0, &pd_schema_retrieve, "payment_methods"},
+    {PD_M_POST, "/v1/payment_methods/:id/attach", pd_h_pm_attach, API, BODY, &pd_schema_pm_attach, "payment_methods"},
+    {PD_M_POST, "/v1/payment_methods/:id/detach", pd_h_pm_detach, API, BODY, &pd_schema_retrieve, "payment_methods"},
+    {PD_M_POST, "/v1/customers", pd_h_customer_create, API, BODY, &pd_schema_customer_create, "customers"},
+    {PD_M_GET, "/v1/customers", pd_h_customer_list, API, 0, &pd_schema_list_customers, "customers"},
+    {PD_M_GET, "/v1/customers/:id", pd_h_customer_get, API, 0, &pd_schema_retrieve, "customers"},
+    {PD_M_POST, "/v1/customers/:id", pd_h_customer_update, API, BODY, &pd_schema_customer_update, "customers"},
+    {PD_M_DELETE, "/v1/customers/:id", pd_h_customer_delete, API, 0, &pd_schema_retrieve, "customers"},
+    {PD_M_GET, "/v1/customers/:id/payment_methods", pd_h_customer_pm_list, API, 0, &pd_schema_list_customer_pms, "customers"},
     {PD_M_POST, "/v1/tokens", pd_h_token_create, API, BODY, &pd_schema_token_create, "tokens"},
     {PD_M_POST, "/v1/payment_intents", pd_h_pi_create, API, BODY, &pd_schema_pi_create, "payment_intents"},
-    {PD_M_GET, "/v1/payment_intents", pd_h_pi_list, API, 0, &pd_schema_list, "payment_intents"},
+    {PD_M_GET, "/v1/payment_intents", pd_h_pi_list, API, 0, &pd_schema_list_pis, "payment_intents"},
     {PD_M_GET, "/v1/payment_intents/:id", pd_h_pi_get, API, 0, &pd_schema_retrieve, "payment_intents"},
     {PD_M_POST, "/v1/payment_intents/:id", pd_h_pi_update, API, BODY, &pd_schema_pi_update, "payment_intents"},
     {PD_M_POST, "/v1/payment_intents/:id/confirm", pd_h_pi_confirm, API, BODY, &pd_schema_pi_confirm, "payment_intents"},
@@ -174,6 +184,8 @@ pd_api_start(pd_api_t *a)
     int r = pd_vault_link_pepper(a->vault, pepper, sizeof(pepper), &pl);
     if (r == 0)
         r = pd_render_set_client_secret_key(pepper, pl);
+    if (r == 0)
+        r = pd_pii_set_index_key(pepper, pl); /* customers' email index (pii.c) */
     OPENSSL_cleanse(pepper, sizeof(pepper));
     if (r != 0)
         return r;

@@ -450,8 +450,10 @@ auth_decide(pd_req_t *r, auth_t *x, int rc)
     }
     bool write = !pd_view_eq_cstr(r->method, "GET") && !pd_view_eq_cstr(r->method, "HEAD");
     if (strcmp(rec->kind, "publishable") == 0) {
+        /* what Stripe.js does: create payment methods and tokens (not attach or detach them) */
         bool ok = r->route->resource != NULL && write &&
-                  (strcmp(r->route->resource, "payment_methods") == 0 || strcmp(r->route->resource, "tokens") == 0);
+                  ((strcmp(r->route->resource, "payment_methods") == 0 && strchr(r->route->pattern, ':') == NULL) ||
+                   strcmp(r->route->resource, "tokens") == 0);
         if (!ok) {
             pd_resp_error(r, 403, "invalid_request_error", "secret_key_required",
                           "This API call cannot be made with a publishable API key. Please use a secret API key.", NULL);

@@ -51,6 +51,28 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
 {
     pi_ctx_t *c = op->ctx;
     pd_charge_rec_t *ch = &c->ch;
+    /* saved cards (Stripe's rules): a detached method is never used again, an attached
+     * one only for its customer, and saving one needs a customer to save it to */
+    if (c->pm.detached) {
+        pd_resp_invalid(op->r, "payment_method_unexpected_state", "payment_method", "%s", pd_pm_detached_message);
+        return;
+    }
+    if (c->pm.customer[0] != '\0' && strcmp(c->pm.customer, pi->customer) != 0) {
+        if (pi->customer[0] == '\0')
+            pd_resp_invalid(op->r, "parameter_missing", "customer",
+                            "The provided PaymentMethod is attached to a Customer: pass that Customer's id in "
+                            "customer to use it.");
+        else
+            pd_resp_invalid(op->r, "parameter_invalid", "payment_method",
+                            "The provided PaymentMethod belongs to a different Customer than this PaymentIntent's.");
+        return;
+    }
+    if (pi->setup_future_usage[0] != '\0' && pi->customer[0] == '\0') {
+        pd_resp_invalid(op->r, "parameter_missing", "customer",
+                        "setup_future_usage saves the payment method to the PaymentIntent's Customer: provide a "
+                        "customer.");
+        return;
+    }
     if (pd_velocity_check(op->api, op->r, pi->merchant_id, c->pm.fingerprint) != 0)
         return; /* card testing: refused before anything is written or sent */
     memset(ch, 0, sizeof(*ch));
@@ -62,6 +84,7 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
     ch->livemode = pi->livemode;
     snprintf(ch->payment_intent, sizeof(ch->payment_intent), "%s", pi->id);
     snprintf(ch->payment_method, sizeof(ch->payment_method), "%s", pm_id);
+    snprintf(ch->customer, sizeof(ch->customer), "%s", pi->customer);
     ch->amount = pi->amount;
     snprintf(ch->currency, sizeof(ch->currency), "%s", pi->currency);
     snprintf(ch->status, sizeof(ch->status), "pending");
@@ -282,6 +305,10 @@ confirm_loaded(pd_op_t *op)
                  strcmp(capture, "manual") == 0 ? "manual" : "automatic");
     if (pd_params_get(&r->params, "receipt_email") != NULL)
         c->pi.receipt_email = pd_param_str(r, "receipt_email");
+    if (pd_params_get(&r->params, "setup_future_usage") != NULL) {
+        const char *sfu = pd_param_str(r, "setup_future_usage");
+        snprintf(c->pi.setup_future_usage, sizeof(c->pi.setup_future_usage), "%s", sfu != NULL ? sfu : "");
+    }
     if (pm == c->pm_read) /* read with the intent (the same choice, made on the reader thread) */
         pd_pm_resolve_with(c->op, c->pm_rc, pm, &c->pm, &c->pm_new, confirm_resolved);
     else

@@ -17,11 +17,14 @@
 #include <jansson.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 
 #define PD_EXPAND_DEPTH 4
 #define PATH_MAX_LEN 200
 
-typedef enum { T_NONE, T_PI, T_CHARGE, T_PM, T_REFUND, T_DISPUTE } otype_t;
+/* T_INVSET is a customer's invoice_settings: an object of its own, not an id, which a path
+ * goes through to its default_payment_method */
+typedef enum { T_NONE, T_PI, T_CHARGE, T_PM, T_REFUND, T_DISPUTE, T_CUSTOMER, T_INVSET } otype_t;
 
 static const struct {
     otype_t on;
@@ -32,6 +35,9 @@ static const struct {
     {T_CHARGE, "payment_intent", T_PI},    {T_CHARGE, "payment_method", T_PM},
     {T_REFUND, "charge", T_CHARGE},        {T_REFUND, "payment_intent", T_PI},
     {T_DISPUTE, "charge", T_CHARGE},       {T_DISPUTE, "payment_intent", T_PI},
+    {T_PI, "customer", T_CUSTOMER},        {T_PM, "customer", T_CUSTOMER},
+    {T_CHARGE, "customer", T_CUSTOMER},    {T_CUSTOMER, "invoice_settings", T_INVSET},
+    {T_INVSET, "default_payment_method", T_PM},
 };
 
 static otype_t
@@ -51,7 +57,7 @@ resource_type(const char *resource)
         const char *resource;
         otype_t t;
     } roots[] = {{"payment_intents", T_PI}, {"charges", T_CHARGE}, {"payment_methods", T_PM},
-                 {"refunds", T_REFUND},     {"disputes", T_DISPUTE}};
+                 {"refunds", T_REFUND},     {"disputes", T_DISPUTE}, {"customers", T_CUSTOMER}};
     for (size_t i = 0; resource != NULL && i < sizeof(roots) / sizeof(roots[0]); i++)
         if (strcmp(roots[i].resource, resource) == 0)
             return roots[i].t;
@@ -62,7 +68,14 @@ resource_type(const char *resource)
 static otype_t
 root_type(const pd_req_t *r, bool *list)
 {
-    *list = r->route->method == PD_M_GET && strchr(r->route->pattern, ':') == NULL;
+    static const char pms[] = "/payment_methods";
+    const char *pat = r->route->pattern;
+    size_t n = strlen(pat);
+    *list = r->route->method == PD_M_GET && strchr(pat, ':') == NULL;
+    if (r->route->method == PD_M_GET && n > sizeof(pms) && strcmp(pat + n - (sizeof(pms) - 1), pms) == 0) {
+        *list = true; /* GET /v1/customers/:id/payment_methods: a list of payment methods */
+        return T_PM;
+    }
     return resource_type(r->route->resource);
 }
 
@@ -102,7 +115,7 @@ path_valid(otype_t t, bool list, pd_view_t path)
         if (dot != NULL && p == end)
             return false; /* a trailing dot */
     }
-    return true;
+    return t != T_INVSET; /* an object, not an id: only what is inside it expands */
 }
 
 bool
@@ -146,6 +159,7 @@ load(ctx_t *c, otype_t t, const char *id, int *rc)
     pd_pi_rec_t pi;
     pd_charge_rec_t ch;
     pd_pm_rec_t pm;
+    pd_customer_rec_t cus;
     int r = PD_ERR_NOTFOUND;
     pd_buf_init(&b, RESP_MAX);
     pd_jw_init(&w, &b);
@@ -168,6 +182,13 @@ load(ctx_t *c, otype_t t, const char *id, int *rc)
          * billing_details.name reads null here (GET /v1/payment_methods/:id has it) */
         if ((r = pd_pm_get(c->db, c->a, c->au->merchant_id, c->au->livemode, id, &pm)) == 0)
             pd_render_pm(&w, &pm);
+        break;
+    case T_CUSTOMER:
+        /* the personal data is sealed under alias/pii: the expansion carries the envelope
+         * (PD_PII_MARK), and the response is opened on the loop before it is sent
+         * (pd_pii_respond); a stored response keeps the envelope, never the clear data */
+        if ((r = pd_customer_get(c->db, c->a, c->au->merchant_id, c->au->livemode, id, &cus)) == 0)
+            pd_pii_render_sealed(&w, &cus);
         break;
     default:
         break;

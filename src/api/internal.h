@@ -277,6 +277,17 @@ void pd_h_dispute_get(pd_req_t *r);
 void pd_h_dispute_list(pd_req_t *r);
 void pd_h_dispute_update(pd_req_t *r);
 void pd_h_dispute_close(pd_req_t *r);
+void pd_h_customer_create(pd_req_t *r);
+void pd_h_customer_get(pd_req_t *r);
+void pd_h_customer_update(pd_req_t *r);
+void pd_h_customer_delete(pd_req_t *r);
+void pd_h_customer_list(pd_req_t *r);
+void pd_h_customer_pm_list(pd_req_t *r);
+void pd_h_pm_attach(pd_req_t *r);
+void pd_h_pm_detach(pd_req_t *r);
+void pd_h_pm_list(pd_req_t *r);
+/* Stripe's refusal of a payment method detached from its customer (pm_attach.c) */
+extern const char *pd_pm_detached_message;
 
 /* confirmation (shared by create with confirm=true, /confirm, and the recovery worker) */
 void pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id);
@@ -285,7 +296,8 @@ extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_
     pd_schema_pi_confirm, pd_schema_pi_capture, pd_schema_pi_cancel, pd_schema_list, pd_schema_list_charges,
     pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve,
     pd_schema_report_run_create, pd_schema_list_report_runs, pd_schema_list_files, pd_schema_list_disputes,
-    pd_schema_dispute_update;
+    pd_schema_dispute_update, pd_schema_customer_create, pd_schema_customer_update, pd_schema_list_customers,
+    pd_schema_pm_attach, pd_schema_list_pms, pd_schema_list_customer_pms, pd_schema_list_pis;
 
 /* workers */
 /* authentication filter */

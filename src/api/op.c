@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 #include "payd/log.h"
 #include "payd/pay.h"
 #include "payd/time.h"
@@ -257,7 +258,7 @@ replay(pd_op_t *op)
     }
     pd_resp_header(r, "Idempotent-Replayed", "true");
     r->status = e->status;
-    pd_resp_json(r, e->status, pd_view_cstr(e->body));
+    pd_pii_respond(r, e->status, pd_view_cstr(e->body)); /* expanded customers opened */
 }
 
 void
@@ -269,7 +270,7 @@ pd_op_finish(pd_op_t *op)
     } else if (op->rc == 0 && op->status != 0) {
         if (op->has_idem)
             pd_resp_header(r, "Idempotent-Replayed", "false");
-        pd_resp_json(r, op->status, pd_buf_view(&op->body));
+        pd_pii_respond(r, op->status, pd_buf_view(&op->body)); /* parsed before the body is freed */
     } else if (op->rc == PD_ERR_CONFLICT || op->rc == PD_ERR_BUSY) {
         /* nothing of the request was written, its idempotency claim included: the
          * same key retried later runs anew */

@@ -19,12 +19,41 @@ pd_pi_ctx_new(pd_req_t *r)
     return c;
 }
 
+int
+pd_pi_customer_read(pd_db_t *db, pi_ctx_t *c)
+{
+    pd_op_t *op = c->op;
+    pd_customer_rec_t cus;
+    c->cus_rc = 0;
+    if (c->cus_param == NULL || c->cus_param[0] == '\0')
+        return 0;
+    c->cus_rc = pd_customer_get(db, &op->r->arena, op->auth->merchant_id, op->auth->livemode, c->cus_param, &cus);
+    if (c->cus_rc == 0 && cus.deleted)
+        c->cus_rc = PD_ERR_NOTFOUND;
+    return c->cus_rc == PD_ERR_NOTFOUND ? 0 : c->cus_rc;
+}
+
+bool
+pd_pi_customer_checked(pi_ctx_t *c)
+{
+    if (c->cus_param == NULL)
+        return true;
+    if (c->cus_rc != 0) {
+        pd_resp_invalid(c->op->r, "resource_missing", "customer", "No such customer: '%.80s'", c->cus_param);
+        return false;
+    }
+    snprintf(c->pi.customer, sizeof(c->pi.customer), "%s", c->cus_param);
+    return true;
+}
+
 /* on a reader thread */
 static int
 load_pi(pd_db_t *db, pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
     int rc = pd_pi_get(db, &op->r->arena, op->auth->merchant_id, op->auth->livemode, c->id, &c->pi);
+    if (rc == 0 && (rc = pd_pi_customer_read(db, c)) != 0)
+        return rc;
     c->ch_rc = PD_ERR_NOTFOUND;
     if (rc == 0 && c->with_pm) {
         /* the payment method a confirmation will use, in the same hop */
@@ -147,6 +176,9 @@ static int
 load_create(pd_db_t *db, pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
+    int rc = pd_pi_customer_read(db, c);
+    if (rc != 0)
+        return rc;
     c->pm_rc = c->pm_param != NULL ? pd_pm_resolve_read(db, op, c->pm_param, &c->pm) : 0;
     return c->pm_rc == PD_ERR_NOTFOUND ? 0 : c->pm_rc;
 }
@@ -155,6 +187,8 @@ static void
 create_checked(pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
+    if (!pd_pi_customer_checked(c))
+        return;
     if (c->pm_param != NULL)
         pd_pm_resolve_with(op, c->pm_rc, c->pm_param, &c->pm, &c->pm_new, create_resolved);
     else
@@ -197,7 +231,10 @@ pd_h_pi_create(pd_req_t *r)
         return;
     }
     c->pm_param = pm;
-    pd_op_load(c->op, pm != NULL ? load_create : NULL, create_checked);
+    c->cus_param = pd_param_str(r, "customer");
+    const char *sfu = pd_param_str(r, "setup_future_usage");
+    snprintf(p->setup_future_usage, sizeof(p->setup_future_usage), "%s", sfu != NULL ? sfu : "");
+    pd_op_load(c->op, pm != NULL || c->cus_param != NULL ? load_create : NULL, create_checked);
 }
 
 static int
@@ -239,6 +276,14 @@ update_loaded(pd_op_t *op)
     }
     if (!read_amount(r, "amount", &p->amount) || !read_currency(r, p->currency))
         return;
+    if (c->cus_param != NULL && c->cus_param[0] == '\0')
+        p->customer[0] = '\0'; /* customer="" removes it */
+    else if (!pd_pi_customer_checked(c))
+        return;
+    if (pd_params_get(&r->params, "setup_future_usage") != NULL) {
+        const char *sfu = pd_param_str(r, "setup_future_usage");
+        snprintf(p->setup_future_usage, sizeof(p->setup_future_usage), "%s", sfu != NULL ? sfu : "");
+    }
     const char *capture = pd_param_str(r, "capture_method");
     if (capture != NULL)
         snprintf(p->capture_method, sizeof(p->capture_method), "%s", strcmp(capture, "manual") == 0 ? "manual" : "automatic");
@@ -265,8 +310,13 @@ void
 pd_h_pi_update(pd_req_t *r)
 {
     pi_ctx_t *c = pd_pi_ctx_new(r);
-    if (c != NULL)
-        pd_pi_load(c, false, update_loaded);
+    if (c == NULL)
+        return;
+    if (pd_params_get(&r->params, "customer") != NULL) {
+        const char *v = pd_param_str(r, "customer");
+        c->cus_param = v != NULL ? v : "";
+    }
+    pd_pi_load(c, false, update_loaded);
 }
 
 static int
@@ -296,5 +346,5 @@ each_pi(void *rec, void *arg)
 void
 pd_h_pi_list(pd_req_t *r)
 {
-    pd_list_respond(r, "/v1/payment_intents", "payment_intent", NULL, pd_pi_list, each_pi);
+    pd_list_respond(r, "/v1/payment_intents", "payment_intent", "customer", pd_pi_list, each_pi);
 }

@@ -4,12 +4,15 @@
  * fields only. The PAN and CVC are wiped from the request's memory after use.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 #include "payd/crypto.h"
 #include "payd/log.h"
 #include "payd/time.h"
@@ -260,39 +263,52 @@ render_pm_cb(pd_jw_t *w, const void *rec)
     pd_render_pm(w, rec);
 }
 
-static void
-name_opened(pd_req_t *r, void *arg, int rc, const char *name)
-{
-    pd_pm_rec_t *p = arg;
-    if (rc != 0) {
-        pd_log_error("cannot decrypt a cardholder name", PD_LS("payment_method", p->id), PD_LERR(rc));
-        pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
-        return;
-    }
-    p->billing_name = name;
-    pd_buf_t b;
-    pd_jw_t w;
-    pd_buf_init(&b, RESP_MAX);
-    pd_jw_init(&w, &b);
-    pd_render_pm(&w, p);
-    p->billing_name = NULL;
-    pd_resp_jw(r, 200, &w);
-    pd_buf_free_secure(&b);
-}
-
 typedef struct {
     char id[PD_ID_MAX];
     pd_pm_rec_t pm;
+    pd_view_t json; /* rendered (and expanded) on the reader thread, without the name */
 } pm_get_t;
 
-/* on a reader thread */
+static void
+name_opened(pd_req_t *r, void *arg, int rc, const char *name)
+{
+    pm_get_t *g = arg;
+    if (rc != 0) {
+        pd_log_error("cannot decrypt a cardholder name", PD_LS("payment_method", g->pm.id), PD_LERR(rc));
+        pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
+        return;
+    }
+    json_error_t e;
+    json_t *o = json_loadb((const char *)g->json.p, g->json.len, 0, &e), *bd = json_object_get(o, "billing_details");
+    char *text = NULL;
+    if (json_is_object(bd) && json_object_set_new(bd, "name", json_string(name)) == 0)
+        text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o); /* jansson does not wipe: the name lived in its heap only as long as here */
+    if (text == NULL) {
+        pd_resp_error(r, 500, "api_error", NULL, "Out of memory.", NULL);
+        return;
+    }
+    pd_pii_respond(r, 200, pd_view_cstr(text)); /* parsed before it returns */
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+}
+
+/* on a reader thread: the method, rendered and expanded */
 static int
 pm_get_read(pd_db_t *db, pd_req_t *r, void *ctx)
 {
     pm_get_t *g = ctx;
     const pd_auth_t *au = r->auth;
     int rc = pd_pm_get(db, &r->arena, au->merchant_id, au->livemode, g->id, &g->pm);
-    return rc == 0 && strcmp(g->pm.object, "payment_method") != 0 ? PD_ERR_NOTFOUND : rc;
+    if (rc == 0 && strcmp(g->pm.object, "payment_method") != 0)
+        rc = PD_ERR_NOTFOUND;
+    if (rc != 0)
+        return rc;
+    g->pm.billing_name = NULL; /* shown from its envelope only */
+    g->json = pd_render_to_arena(&r->arena, render_pm_cb, &g->pm);
+    if (g->json.p == NULL)
+        return PD_ERR_NOMEM;
+    return pd_expand_wanted(r) ? pd_expand(db, r, &r->arena, &g->json) : 0;
 }
 
 static void
@@ -307,11 +323,11 @@ pm_get_then(pd_req_t *r, void *arg, int rc)
         return;
     }
     if (p->billing_name_enc == NULL) {
-        pd_resp_json(r, 200, pd_render_to_arena(&r->arena, render_pm_cb, p));
+        pd_pii_respond(r, 200, g->json); /* an expanded customer opened */
         return;
     }
     pd_pii_context(ctx, sizeof(ctx), au->merchant_id, p->id);
-    if (pd_secret_open(r, ctx, p->billing_name_enc, name_opened, p) != 0)
+    if (pd_secret_open(r, ctx, p->billing_name_enc, name_opened, g) != 0)
         pd_resp_error(r, 503, "api_error", "vault_unavailable", "The vault is unavailable. Retry later.", NULL);
 }
 

@@ -35,6 +35,8 @@ typedef struct {
     pd_op_next_fn pi_loaded;
     const char *pm_param; /* create: the payment_method parameter */
     int pm_rc;            /* create: its read (pd_pm_resolve_read) */
+    const char *cus_param; /* create, update: the customer parameter (NULL: absent, "": unset) ... */
+    int cus_rc;            /* ... its read: 0 when it names a live customer of this merchant and mode */
     bool with_pm;         /* pd_pi_load also reads the payment method to confirm with (confirm.c) ... */
     const char *pm_read;  /* ... this one (pm_param, else the intent's), result in pm_rc; NULL: none */
 } pi_ctx_t;
@@ -47,6 +49,11 @@ pi_ctx_t *pd_pi_ctx_new(pd_req_t *r);
 void pd_pi_load(pi_ctx_t *c, bool with_charge, pd_op_next_fn next);
 /* 400 payment_intent_unexpected_state with the intent in the error */
 void pd_pi_refuse(pd_req_t *r, const pd_pi_rec_t *pi, pd_pi_action_t action);
+/* On the loop: false after answering 400 when the customer parameter names no live
+ * customer (c->cus_rc from the load); else sets c->pi.customer from it. */
+bool pd_pi_customer_checked(pi_ctx_t *c);
+/* reads the customer parameter's customer (on a reader thread): c->cus_rc */
+int pd_pi_customer_read(pd_db_t *db, pi_ctx_t *c);
 /* renders p into a fresh arena string (for error bodies and events) */
 pd_view_t pd_pi_json(pd_arena_t *a, const pd_pi_rec_t *p);
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 
 typedef struct {
     pd_task_t task; /* first: the task is the job */
@@ -120,7 +121,7 @@ get_then(pd_req_t *r, void *ctx, int rc)
     if (rc == 0 && g->json.p == NULL)
         pd_resp_error(r, 500, "api_error", NULL, "The response is too large.", NULL);
     else if (rc == 0)
-        pd_resp_json(r, 200, g->json);
+        pd_pii_respond(r, 200, g->json); /* expanded customers opened */
     else
         pd_resp_read_error(r, rc, g->what, "id", g->id);
 }

@@ -16,10 +16,11 @@
 #include <openssl/crypto.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 #include "payd/crypto.h"
 #include "payd/log.h"
 
-#define SECRET_MAX 512 /* a whsec_ value or a cardholder name (≤ 256 bytes) */
+#define SECRET_MAX 4096 /* a whsec_ value, a cardholder name (≤ 256 bytes), a customer's personal data (PD_PII_MAX) */
 
 void
 pd_pii_context(char *out, size_t cap, const char *merchant, const char *pm_id)
@@ -82,7 +83,9 @@ pd_secret_open(pd_req_t *r, const char *context, const char *env_hex, pd_secret_
 
 typedef struct {
     pd_op_t *op;
-    bool pm; /* the cardholder name (else a webhook endpoint's secret) */
+    bool pm;  /* the cardholder name (else a webhook endpoint's secret) */
+    bool cus; /* a customer's personal data */
+    bool erased; /* ... erased since (the customer was deleted or its data removed): the body as stored */
     char ctx[200];   /* its encryption context */
     const char *env; /* its envelope (hex, in the request's arena) */
 } replay_t;
@@ -112,7 +115,9 @@ replay_done(pd_req_t *r, void *arg, int rc, const char *value)
         replay_fail(r, rc != 0 ? rc : PD_ERR_INVALID);
         return;
     }
-    if (x->pm)
+    if (x->cus)
+        rc = pd_pii_put_json(o, value, strlen(value));
+    else if (x->pm)
         rc = (bd = json_object_get(o, "billing_details")) != NULL && json_is_object(bd)
                  ? json_object_set_new(bd, "name", json_string(value))
                  : -1;
@@ -126,7 +131,7 @@ replay_done(pd_req_t *r, void *arg, int rc, const char *value)
         return;
     }
     pd_resp_header(r, "Idempotent-Replayed", "true");
-    pd_resp_json(r, e->status, pd_view_cstr(text));
+    pd_pii_respond(r, e->status, pd_view_cstr(text));
     OPENSSL_cleanse(text, strlen(text));
     free(text);
 }
@@ -153,6 +158,16 @@ replay_read(pd_db_t *db, pd_req_t *r, void *arg)
         rc = pd_pm_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, id, &pm);
         x->env = rc == 0 ? pm.billing_name_enc : NULL;
         pd_pii_context(x->ctx, sizeof(x->ctx), op->auth->merchant_id, id);
+    } else if (strncmp(red, "cus_pii:", 8) == 0) {
+        pd_customer_rec_t cus;
+        id = red + 8;
+        x->cus = true;
+        rc = pd_customer_get(db, &r->arena, op->auth->merchant_id, op->auth->livemode, id, &cus);
+        x->env = rc == 0 ? cus.pii_enc : NULL;
+        x->erased = rc == 0 && x->env == NULL; /* deleted since, or its data removed */
+        if (x->erased)
+            return 0;
+        pd_pii_customer_context(x->ctx, sizeof(x->ctx), op->auth->merchant_id, id);
     }
     return rc == 0 && x->env == NULL ? PD_ERR_NOTFOUND : rc;
 }
@@ -163,6 +178,12 @@ replay_then(pd_req_t *r, void *arg, int rc)
     replay_t *x = arg;
     if (rc == PD_ERR_UNAVAILABLE || rc == PD_ERR_AGAIN) {
         pd_resp_read_failed(r, rc);
+        return;
+    }
+    if (rc == 0 && x->erased) {
+        /* nothing to put back: the stored response, without the personal data */
+        pd_resp_header(r, "Idempotent-Replayed", "true");
+        pd_pii_respond(r, x->op->existing.status, pd_view_cstr(x->op->existing.body));
         return;
     }
     if (rc == 0)

@@ -11,6 +11,7 @@ static const char *const capture_methods[] = {"automatic", "automatic_async", "m
 static const char *const cancel_reasons[] = {"duplicate", "fraudulent", "requested_by_customer", "abandoned", NULL};
 static const char *const refund_reasons[] = {"duplicate", "fraudulent", "requested_by_customer", NULL};
 static const char *const redirects[] = {"always", "never", NULL};
+static const char *const future_usages[] = {"on_session", "off_session", NULL};
 static const char *const event_types[] = {
     "*",
     "payment_intent.created",
@@ -26,6 +27,10 @@ static const char *const event_types[] = {
     "charge.updated",
     "refund.created",
     "payment_method.attached",
+    "payment_method.detached",
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
     "charge.dispute.created",
     "charge.dispute.updated",
     "charge.dispute.closed",
@@ -75,6 +80,8 @@ static const pd_field_t pi_create[] = {
     {"automatic_payment_methods[allow_redirects]", PD_FT_ENUM, 0, .choices = redirects},
     {"return_url", PD_FT_URL, 0},
     {"off_session", PD_FT_BOOL, 0},
+    {"customer", PD_FT_ID, 0},
+    {"setup_future_usage", PD_FT_ENUM, 0, .choices = future_usages},
     EXPAND,
 };
 const pd_schema_t pd_schema_pi_create = PD_SCHEMA(pi_create);
@@ -88,6 +95,8 @@ static const pd_field_t pi_update[] = {
     {"metadata", PD_FT_MAP, PD_FF_UNSET},
     {"statement_descriptor", PD_FT_STRING, PD_FF_UNSET, 1, 22},
     {"receipt_email", PD_FT_EMAIL, PD_FF_UNSET},
+    {"customer", PD_FT_ID, PD_FF_UNSET},
+    {"setup_future_usage", PD_FT_ENUM, PD_FF_UNSET, .choices = future_usages},
     EXPAND,
 };
 const pd_schema_t pd_schema_pi_update = PD_SCHEMA(pi_update);
@@ -98,6 +107,7 @@ static const pd_field_t pi_confirm[] = {
     {"return_url", PD_FT_URL, 0},
     {"capture_method", PD_FT_ENUM, 0, .choices = capture_methods},
     {"off_session", PD_FT_BOOL, 0},
+    {"setup_future_usage", PD_FT_ENUM, PD_FF_UNSET, .choices = future_usages},
     EXPAND,
 };
 const pd_schema_t pd_schema_pi_confirm = PD_SCHEMA(pi_confirm);
@@ -124,6 +134,39 @@ const pd_schema_t pd_schema_pi_cancel = PD_SCHEMA(pi_cancel);
 
 static const pd_field_t list[] = {LIST_FIELDS, {"type", PD_FT_STRING, 0, 1, 64}};
 const pd_schema_t pd_schema_list = PD_SCHEMA(list);
+
+static const pd_field_t list_pis[] = {LIST_FIELDS, {"customer", PD_FT_ID, 0}};
+const pd_schema_t pd_schema_list_pis = PD_SCHEMA(list_pis);
+
+static const char *const pm_types[] = {"card", NULL};
+static const pd_field_t list_pms[] = {LIST_FIELDS, {"customer", PD_FT_ID, 0},
+                                      {"type", PD_FT_ENUM, 0, .choices = pm_types}};
+const pd_schema_t pd_schema_list_pms = PD_SCHEMA(list_pms);
+static const pd_field_t list_customer_pms[] = {LIST_FIELDS, {"type", PD_FT_ENUM, 0, .choices = pm_types}};
+const pd_schema_t pd_schema_list_customer_pms = PD_SCHEMA(list_customer_pms);
+
+static const pd_field_t list_customers[] = {LIST_FIELDS, {"email", PD_FT_STRING, 0, 1, 512}};
+const pd_schema_t pd_schema_list_customers = PD_SCHEMA(list_customers);
+
+static const pd_field_t pm_attach[] = {{"customer", PD_FT_ID, PD_FF_REQUIRED}, EXPAND};
+const pd_schema_t pd_schema_pm_attach = PD_SCHEMA(pm_attach);
+
+/* Stripe's customer fields; the personal data's bounds keep its JSON within the vault's
+ * 4096 bytes of one Encrypt (src/api/pii.h) */
+#define CUSTOMER_FIELDS                                                                                                \
+    {"email", PD_FT_EMAIL, PD_FF_UNSET}, {"name", PD_FT_STRING, PD_FF_UNSET, 0, 256},                                \
+        {"phone", PD_FT_STRING, PD_FF_UNSET, 0, 32}, {"description", PD_FT_STRING, PD_FF_UNSET, 0, 1000},            \
+        {"address", PD_FT_STRING, PD_FF_UNSET, 0, 0}, {"address[line1]", PD_FT_STRING, PD_FF_UNSET, 0, 200},         \
+        {"address[line2]", PD_FT_STRING, PD_FF_UNSET, 0, 200}, {"address[city]", PD_FT_STRING, PD_FF_UNSET, 0, 200}, \
+        {"address[state]", PD_FT_STRING, PD_FF_UNSET, 0, 200},                                                        \
+        {"address[postal_code]", PD_FT_STRING, PD_FF_UNSET, 0, 20},                                                   \
+        {"address[country]", PD_FT_STRING, PD_FF_UNSET, 0, 64}, {"metadata", PD_FT_MAP, PD_FF_UNSET},               \
+        {"invoice_settings[default_payment_method]", PD_FT_ID, PD_FF_UNSET}, EXPAND
+
+static const pd_field_t customer_create[] = {CUSTOMER_FIELDS, {"payment_method", PD_FT_ID, 0}};
+const pd_schema_t pd_schema_customer_create = PD_SCHEMA(customer_create);
+static const pd_field_t customer_update[] = {CUSTOMER_FIELDS};
+const pd_schema_t pd_schema_customer_update = PD_SCHEMA(customer_update);
 
 static const pd_field_t list_charges[] = {LIST_FIELDS, {"payment_intent", PD_FT_ID, 0}};
 const pd_schema_t pd_schema_list_charges = PD_SCHEMA(list_charges);

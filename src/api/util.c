@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/pii.h"
 
 pd_api_t *
 pd_api_of(pd_req_t *r)
@@ -208,7 +209,7 @@ list_then(pd_req_t *r, void *ctx, int rc)
 {
     list_t *l = ctx;
     if (rc == 0)
-        pd_resp_json(r, 200, l->json);
+        pd_pii_respond(r, 200, l->json); /* expanded customers opened */
     else if (rc == PD_ERR_NOTFOUND)
         pd_resp_missing(r, l->what, l->q.starting_after ? "starting_after" : "ending_before",
                         l->q.starting_after ? l->q.starting_after : l->q.ending_before);

@@ -142,6 +142,14 @@ pd_outcome_plan(pd_arena_t *a, const pd_charge_rec_t *ch_in, const pd_pi_rec_t *
         pi->last_payment_error = payment_error_json(a, res, ch, pd_render_to_arena(a, render_pm_cb, &pm));
     o->pi_json = pd_pi_json(a, pi);
     render_charge_json(a, ch, &pm, &o->ch_json);
+    if (o->approved && pi->customer[0] != '\0' && pi->setup_future_usage[0] != '\0' && pm.customer[0] == '\0' &&
+        !pm.detached && strcmp(pm.object, "payment_method") == 0) {
+        o->attach = true;
+        snprintf(pm.customer, sizeof(pm.customer), "%s", pi->customer);
+        pm.billing_name = NULL; /* events never hold personal data */
+        if ((o->pm_json = pd_render_to_arena(a, render_pm_cb, &pm)).p == NULL)
+            return PD_ERR_NOMEM;
+    }
     /* the response the confirming request gets (and that its idempotency key replays) */
     pd_buf_reset(body_out);
     if (o->approved) {
@@ -176,7 +184,15 @@ pd_outcome_write(pd_db_t *tx, const pd_outcome_t *o, int64_t now)
                                           : "payment_intent.amount_capturable_updated";
     if ((r = emit(tx, ch, ch_event, o->ch_json, now)) != 0 || (r = emit(tx, ch, pi_event, o->pi_json, now)) != 0)
         return r;
-    return 0;
+    if (o->attach) {
+        /* the money moved: a method attached meanwhile (to anyone) is left as it is */
+        r = pd_pm_attach(tx, ch->payment_method, o->pi.customer);
+        if (r == 0)
+            r = emit(tx, ch, "payment_method.attached", o->pm_json, now);
+        else if (r == PD_ERR_CONFLICT)
+            r = 0;
+    }
+    return r;
 }
 
 int

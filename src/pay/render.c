@@ -77,6 +77,7 @@ pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p)
     pd_jw_kstr(w, "confirmation_method", "automatic");
     pd_jw_kint(w, "created", p->created);
     pd_jw_kstr(w, "currency", p->currency);
+    kopt(w, "customer", p->customer);
     kopt(w, "description", p->description);
     kraw_or(w, "last_payment_error", p->last_payment_error, NULL);
     kopt(w, "latest_charge", p->latest_charge);
@@ -89,6 +90,7 @@ pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p)
     pd_jw_str(w, "card");
     pd_jw_arr_end(w);
     kopt(w, "receipt_email", p->receipt_email);
+    kopt(w, "setup_future_usage", p->setup_future_usage);
     kopt(w, "statement_descriptor", p->statement_descriptor);
     pd_jw_kstr(w, "status", pd_pi_status_name(p->status));
     pd_jw_obj_end(w);
@@ -127,6 +129,7 @@ pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm)
     pd_jw_kbool(w, "captured", c->captured);
     pd_jw_kint(w, "created", c->created);
     pd_jw_kstr(w, "currency", c->currency);
+    kopt(w, "customer", c->customer);
     kopt(w, "description", c->description);
     pd_jw_kbool(w, "disputed", c->disputed != 0);
     kopt(w, "failure_code", c->failure_code);
@@ -219,6 +222,8 @@ pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p)
     pd_jw_key(w, "card");
     card_details(w, p);
     pd_jw_kint(w, "created", p->created);
+    if (!token)
+        kopt(w, "customer", p->customer);
     pd_jw_kbool(w, "livemode", p->livemode);
     if (token) {
         pd_jw_kstr(w, "type", "card");
@@ -227,6 +232,72 @@ pd_render_pm(pd_jw_t *w, const pd_pm_rec_t *p)
         kraw_or(w, "metadata", p->metadata, "{}");
         pd_jw_kstr(w, "type", "card");
     }
+    pd_jw_obj_end(w);
+}
+
+static void
+render_address(pd_jw_t *w, const pd_address_t *a)
+{
+    if (a->line1 == NULL && a->line2 == NULL && a->city == NULL && a->state == NULL && a->postal_code == NULL &&
+        a->country == NULL) {
+        pd_jw_null(w);
+        return;
+    }
+    pd_jw_obj_begin(w);
+    kopt(w, "city", a->city);
+    kopt(w, "country", a->country);
+    kopt(w, "line1", a->line1);
+    kopt(w, "line2", a->line2);
+    kopt(w, "postal_code", a->postal_code);
+    kopt(w, "state", a->state);
+    pd_jw_obj_end(w);
+}
+
+void
+pd_render_customer(pd_jw_t *w, const pd_customer_rec_t *c)
+{
+    pd_render_customer_x(w, c, NULL, NULL);
+}
+
+void
+pd_render_customer_x(pd_jw_t *w, const pd_customer_rec_t *c, const char *extra_key, const char *extra_value)
+{
+    pd_jw_obj_begin(w);
+    pd_jw_kstr(w, "id", c->id);
+    pd_jw_kstr(w, "object", "customer");
+    if (c->deleted) {
+        pd_jw_kbool(w, "deleted", true);
+        pd_jw_obj_end(w);
+        return;
+    }
+    pd_jw_key(w, "address");
+    render_address(w, &c->address);
+    pd_jw_kint(w, "balance", 0);
+    pd_jw_kint(w, "created", c->created);
+    pd_jw_knull(w, "currency");
+    pd_jw_knull(w, "default_source");
+    pd_jw_kbool(w, "delinquent", false);
+    kopt(w, "description", c->description);
+    pd_jw_knull(w, "discount");
+    kopt(w, "email", c->email);
+    pd_jw_key(w, "invoice_settings");
+    pd_jw_obj_begin(w);
+    pd_jw_knull(w, "custom_fields");
+    kopt(w, "default_payment_method", c->default_payment_method);
+    pd_jw_knull(w, "footer");
+    pd_jw_knull(w, "rendering_options");
+    pd_jw_obj_end(w);
+    pd_jw_kbool(w, "livemode", c->livemode);
+    kraw_or(w, "metadata", c->metadata, "{}");
+    kopt(w, "name", c->name);
+    kopt(w, "phone", c->phone);
+    pd_jw_key(w, "preferred_locales");
+    pd_jw_raw(w, PD_VIEW_LIT("[]"));
+    pd_jw_knull(w, "shipping");
+    pd_jw_kstr(w, "tax_exempt", "none");
+    pd_jw_knull(w, "test_clock");
+    if (extra_key != NULL && extra_value != NULL)
+        pd_jw_kstr(w, extra_key, extra_value);
     pd_jw_obj_end(w);
 }
 

@@ -10,7 +10,7 @@
     "capture_requested, amount_captured, amount_refunded, COALESCE(processor_ref, ''), COALESCE(failure_code, ''), " \
     "COALESCE(failure_message, ''), COALESCE(decline_code, ''), outcome, description, idempotency_key, "              \
     "COALESCE(request_id, ''), created, seq, version, void_requested, pending_idempotency_key, capture_amount, "      \
-    "updated, disputed"
+    "updated, disputed, COALESCE(customer, '')"
 
 static int
 decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -45,6 +45,7 @@ decode_charge(const pd_row_t *r, pd_arena_t *a, void *rec)
     c->capture_amount = pd_row_int(r, 26);
     c->updated = pd_row_int(r, 27);
     c->disputed = (int)pd_row_int(r, 28);
+    COPY(r, 29, c->customer);
     return 0;
 }
 
@@ -65,7 +66,8 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
         "INSERT INTO charges (id, merchant_id, livemode, payment_intent, payment_method, amount, currency, status, "
         "captured, processing, capture_requested, amount_captured, amount_refunded, processor_ref, failure_code, "
         "failure_message, decline_code, outcome, description, idempotency_key, request_id, created, seq, version, "
-        "void_requested, capture_amount, updated, node_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "void_requested, capture_amount, updated, node_id, customer) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         PD_SQL_ARGS(PD_SQL_S(c->id), PD_SQL_S(c->merchant_id), PD_SQL_I(c->livemode), PD_SQL_S(c->payment_intent),
                     PD_SQL_S(c->payment_method), PD_SQL_I(c->amount), PD_SQL_S(c->currency), PD_SQL_S(c->status),
                     PD_SQL_I(c->captured), PD_SQL_I(c->processing), PD_SQL_I(c->capture_requested),
@@ -74,7 +76,7 @@ pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
                     PD_SQL_S(c->outcome), PD_SQL_S(c->description), PD_SQL_S(c->idempotency_key),
                     pd_repo_opt(c->request_id), PD_SQL_I(c->created), PD_SQL_I(c->seq), PD_SQL_I(c->version),
                     PD_SQL_I(c->void_requested), PD_SQL_I(c->capture_amount), PD_SQL_I(pd_unix_now()),
-                    pd_repo_opt(g_node)));
+                    pd_repo_opt(g_node), pd_repo_opt(c->customer)));
 }
 
 int

@@ -6,7 +6,7 @@
     "id, merchant_id, livemode, amount, currency, status, capture_method, COALESCE(payment_method, ''), "             \
     "description, metadata, statement_descriptor, receipt_email, amount_capturable, amount_received, "                \
     "COALESCE(latest_charge, ''), last_payment_error, COALESCE(cancellation_reason, ''), COALESCE(canceled_at, 0), " \
-    "created, seq, version"
+    "created, seq, version, COALESCE(customer, ''), COALESCE(setup_future_usage, '')"
 
 static int
 decode_pi(const pd_row_t *r, pd_arena_t *a, void *rec)
@@ -35,6 +35,8 @@ decode_pi(const pd_row_t *r, pd_arena_t *a, void *rec)
     p->created = pd_row_int(r, 18);
     p->seq = pd_row_int(r, 19);
     p->version = pd_row_int(r, 20);
+    COPY(r, 21, p->customer);
+    COPY(r, 22, p->setup_future_usage);
     return 0;
 }
 
@@ -45,15 +47,16 @@ pd_pi_insert(pd_db_t *tx, const pd_pi_rec_t *p)
         tx,
         "INSERT INTO payment_intents (id, merchant_id, livemode, amount, currency, status, capture_method, "
         "payment_method, description, metadata, statement_descriptor, receipt_email, amount_capturable, "
-        "amount_received, latest_charge, last_payment_error, cancellation_reason, canceled_at, created, seq, version) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "amount_received, latest_charge, last_payment_error, cancellation_reason, canceled_at, created, seq, version, "
+        "customer, setup_future_usage) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         PD_SQL_ARGS(PD_SQL_S(p->id), PD_SQL_S(p->merchant_id), PD_SQL_I(p->livemode), PD_SQL_I(p->amount),
                     PD_SQL_S(p->currency), PD_SQL_S(pd_pi_status_name(p->status)), PD_SQL_S(p->capture_method),
                     pd_repo_opt(p->payment_method), PD_SQL_S(p->description), PD_SQL_S(p->metadata ? p->metadata : "{}"),
                     PD_SQL_S(p->statement_descriptor), PD_SQL_S(p->receipt_email), PD_SQL_I(p->amount_capturable),
                     PD_SQL_I(p->amount_received), pd_repo_opt(p->latest_charge), PD_SQL_S(p->last_payment_error),
                     pd_repo_opt(p->cancellation_reason), p->canceled_at ? PD_SQL_I(p->canceled_at) : PD_SQL_NIL,
-                    PD_SQL_I(p->created), PD_SQL_I(p->seq), PD_SQL_I(p->version)));
+                    PD_SQL_I(p->created), PD_SQL_I(p->seq), PD_SQL_I(p->version), pd_repo_opt(p->customer),
+                    pd_repo_opt(p->setup_future_usage)));
 }
 
 int
@@ -65,13 +68,14 @@ pd_pi_update(pd_db_t *tx, const pd_pi_rec_t *p)
         "UPDATE payment_intents SET amount = ?, currency = ?, status = ?, capture_method = ?, payment_method = ?, "
         "description = ?, metadata = ?, statement_descriptor = ?, receipt_email = ?, amount_capturable = ?, "
         "amount_received = ?, latest_charge = ?, last_payment_error = ?, cancellation_reason = ?, canceled_at = ?, "
-        "version = ? WHERE id = ? AND version = ?",
+        "customer = ?, setup_future_usage = ?, version = ? WHERE id = ? AND version = ?",
         PD_SQL_ARGS(PD_SQL_I(p->amount), PD_SQL_S(p->currency), PD_SQL_S(pd_pi_status_name(p->status)),
                     PD_SQL_S(p->capture_method), pd_repo_opt(p->payment_method), PD_SQL_S(p->description),
                     PD_SQL_S(p->metadata ? p->metadata : "{}"), PD_SQL_S(p->statement_descriptor),
                     PD_SQL_S(p->receipt_email), PD_SQL_I(p->amount_capturable), PD_SQL_I(p->amount_received),
                     pd_repo_opt(p->latest_charge), PD_SQL_S(p->last_payment_error), pd_repo_opt(p->cancellation_reason),
-                    p->canceled_at ? PD_SQL_I(p->canceled_at) : PD_SQL_NIL, PD_SQL_I(p->version), PD_SQL_S(p->id),
+                    p->canceled_at ? PD_SQL_I(p->canceled_at) : PD_SQL_NIL, pd_repo_opt(p->customer),
+                    pd_repo_opt(p->setup_future_usage), PD_SQL_I(p->version), PD_SQL_S(p->id),
                     PD_SQL_I(p->version - 1)),
         &n);
     return r != 0 ? r : n == 1 ? 0 : PD_ERR_CONFLICT;
@@ -85,9 +89,9 @@ pd_pi_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const
 }
 
 static const pd_list_def_t pi_list = {
-    "SELECT " PI_COLS " FROM payment_intents WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR ? = '') "
+    "SELECT " PI_COLS " FROM payment_intents WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR customer = ?) "
     "AND created >= ? AND created <= ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
-    "SELECT " PI_COLS " FROM payment_intents WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR ? = '') "
+    "SELECT " PI_COLS " FROM payment_intents WHERE merchant_id = ? AND livemode = ? AND (? IS NULL OR customer = ?) "
     "AND created >= ? AND created <= ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ?",
     "SELECT seq FROM payment_intents WHERE id = ? AND merchant_id = ? AND livemode = ?",
     decode_pi,

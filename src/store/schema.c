@@ -247,6 +247,25 @@ static const char *const migrations[] = {
     "CREATE INDEX disputes_charge ON disputes(charge);"
     "ALTER TABLE charges ADD COLUMN disputed INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE worker_cursors (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    /* 19: customers (src/api/customers.c). Their personal data is one envelope under
+     * alias/pii (pii_enc); email_index is a keyed hash of the normalized email, so the
+     * list's email filter is an index lookup with nothing decrypted; a deleted customer
+     * keeps its row (deleted = 1) without either. payment_methods.customer: the customer
+     * a method is attached to; detached: it was detached and is never used again.
+     * payment_intents.customer and setup_future_usage, charges.customer: Stripe's fields */
+    "CREATE TABLE customers ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, pii_enc TEXT,"
+    "  email_index TEXT, description TEXT, metadata TEXT NOT NULL, default_payment_method TEXT,"
+    "  deleted INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL, version INTEGER NOT NULL);"
+    "CREATE INDEX customers_list ON customers(merchant_id, livemode, seq);"
+    "CREATE INDEX customers_email ON customers(merchant_id, livemode, email_index) WHERE email_index IS NOT NULL;"
+    "ALTER TABLE payment_methods ADD COLUMN customer TEXT;"
+    "ALTER TABLE payment_methods ADD COLUMN detached INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX payment_methods_customer ON payment_methods(customer, seq) WHERE customer IS NOT NULL;"
+    "ALTER TABLE payment_intents ADD COLUMN customer TEXT;"
+    "ALTER TABLE payment_intents ADD COLUMN setup_future_usage TEXT;"
+    "ALTER TABLE charges ADD COLUMN customer TEXT;",
 };
 
 int

@@ -219,6 +219,69 @@ step('Stripe-Version is answered', async () => {
   assert.equal(pi.lastResponse.headers['stripe-version'], '2023-10-16');
 });
 
+step('customers: create, retrieve, update, list by email (auto-paginated), delete', async () => {
+  const email = `sdk.${Date.now()}@example.com`;
+  const cus = await stripe.customers.create({
+    email, name: 'Sdk Person', phone: '+15555550100',
+    address: { line1: '1 Main St', city: 'Springfield', country: 'US' }, metadata: { crm: '7' },
+  });
+  assert.match(cus.id, /^cus_/);
+  assert.equal(cus.email, email);
+  assert.equal(cus.address.city, 'Springfield');
+  const up = await stripe.customers.update(cus.id, { name: 'Sdk Renamed', metadata: { tier: 'gold' } });
+  assert.equal(up.name, 'Sdk Renamed');
+  assert.equal(up.email, email);
+  assert.equal(up.metadata.crm, '7');
+  assert.equal((await stripe.customers.retrieve(cus.id)).phone, '+15555550100');
+  const found = await stripe.customers.list({ email: email.toUpperCase() });
+  assert.deepEqual(found.data.map((c) => c.id), [cus.id]);
+  assert.equal(found.data[0].name, 'Sdk Renamed');
+  const tagged = new Set([cus.id]);
+  for (let i = 0; i < 4; i++) tagged.add((await stripe.customers.create({ email, name: `Page ${i}` })).id);
+  const seen = new Map();
+  for await (const c of stripe.customers.list({ email, limit: 2 })) seen.set(c.id, (seen.get(c.id) || 0) + 1);
+  for (const id of tagged) assert.equal(seen.get(id), 1, `${id} visited ${seen.get(id) || 0} times`);
+  assert.equal(seen.size, tagged.size);
+  const del = await stripe.customers.del(cus.id);
+  assert.equal(del.deleted, true);
+  assert.equal((await stripe.customers.retrieve(cus.id)).deleted, true);
+  await assert.rejects(stripe.customers.retrieve('cus_doesnotexist0000'),
+    (e) => e.type === 'StripeInvalidRequestError' && e.statusCode === 404 && e.param === 'id');
+});
+
+step('a saved card: setup_future_usage, an off-session payment, attach and detach', async () => {
+  const cus = await stripe.customers.create({ email: `saver.${Date.now()}@example.com` });
+  const first = await stripe.paymentIntents.create({
+    amount: 1200, currency: 'usd', customer: cus.id, payment_method: 'pm_card_visa',
+    setup_future_usage: 'off_session', confirm: true, expand: ['customer'],
+  });
+  assert.equal(first.status, 'succeeded');
+  assert.equal(first.customer.id, cus.id);
+  assert.equal(first.setup_future_usage, 'off_session');
+  const saved = await stripe.customers.listPaymentMethods(cus.id);
+  assert.deepEqual(saved.data.map((p) => p.id), [first.payment_method]);
+  const later = await stripe.paymentIntents.create({
+    amount: 800, currency: 'usd', customer: cus.id, payment_method: first.payment_method,
+    off_session: true, confirm: true,
+  });
+  assert.equal(later.status, 'succeeded');
+
+  const pm = await stripe.paymentMethods.create({
+    type: 'card', card: { number: '5555555555554444', exp_month: 12, exp_year: 2034, cvc: '123' },
+  });
+  const attached = await stripe.paymentMethods.attach(pm.id, { customer: cus.id });
+  assert.equal(attached.customer, cus.id);
+  const cards = await stripe.paymentMethods.list({ customer: cus.id, type: 'card' });
+  assert.equal(cards.data.length, 2);
+  const detached = await stripe.paymentMethods.detach(pm.id);
+  assert.equal(detached.customer, null);
+  await assert.rejects(stripe.paymentMethods.attach(pm.id, { customer: cus.id }),
+    (e) => e.type === 'StripeInvalidRequestError' && e.code === 'payment_method_unexpected_state');
+  await assert.rejects(stripe.paymentIntents.create({
+    amount: 500, currency: 'usd', payment_method: 'pm_card_visa', setup_future_usage: 'on_session', confirm: true,
+  }), (e) => e.type === 'StripeInvalidRequestError' && e.param === 'customer');
+});
+
 (async () => {
   let failed = 0;
   for (const s of steps) {
