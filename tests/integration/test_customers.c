@@ -927,7 +927,7 @@ parallel_attaches(int n)
     for (int i = 0; i < n; i++) {
         create_customer("name=Racer", cus[i], sizeof(cus[i]), NULL);
         snprintf(xs[i].path, sizeof(xs[i].path), "/v1/payment_methods/%s/attach", pm);
-        snprintf(xs[i].body, sizeof(xs[i].body), "customer=%s", cus[i]);
+        snprintf(xs[i].body, sizeof(xs[i].body), "customer=%.63s", cus[i]);
     }
     race(xs, n);
     int won = -1;
