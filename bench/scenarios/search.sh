@@ -1,5 +1,5 @@
-# GET /v1/payment_intents/search over a store of 1,000,000 payment intents
-# (BENCH_SEARCH_ROWS): payd --dev makes the schema and the merchant, is stopped, the rows
+# GET /v1/payment_intents/search over a store of 100,000 then 1,000,000 payment intents
+# (BENCH_SEARCH_ROWS, the sizes to run): payd --dev makes the schema and the merchant, is stopped, the rows
 # are inserted by sqlite3 in one transaction (1 ms of seq apart, every 10th succeeded,
 # amounts 100..1099, usd/eur, metadata {"order":"oN"}), and payd is started again. Then:
 #   - a selective search near the newest rows (status:'succeeded' AND amount>500: a match
@@ -8,10 +8,17 @@
 #     [payments] search_scan_limit rows (10,000) and answers has_more with a next_page;
 #   - a paged one: status:'succeeded', limit=100, 20 pages followed through next_page;
 # each with wrk (the first two) or curl (the paged one), and payd's memory before and after
-# (VmRSS, and the peak VmHWM from /proc/PID/status): the peak must not follow the table.
+# (VmRSS, and the peak VmHWM from /proc/PID/status): the peak must not follow the table
+# (the same at both sizes).
 scenario_search() {
-  local rows=${BENCH_SEARCH_ROWS:-1000000}
-  start_payd search --set payments.rate_per_s=1000000 --set payments.burst=10000000 \
+  local rows
+  for rows in ${BENCH_SEARCH_ROWS:-100000 1000000}; do search_store "$rows" "$@" || return 1; done
+}
+
+# search_store ROWS [payd args...]: one store of ROWS intents, its searches and memory
+search_store() {
+  local rows=$1; shift
+  start_payd search-$rows --set payments.rate_per_s=1000000 --set payments.burst=10000000 \
     --set waf.ip_rate_limit=100000000 "$@"
   local sk merchant
   sk=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_key"])' "$PAYD_DIR/credentials.json")
@@ -20,7 +27,7 @@ scenario_search() {
   local now_ms t0 t1
   now_ms=$(($(date +%s%3N) - 1000))
   t0=$(date +%s.%N)
-  sqlite3 "$PAYD_DIR/payd.db" <<SQL
+  sqlite3 "$PAYD_DIR/payd.db" >/dev/null <<SQL
 PRAGMA journal_mode=WAL;
 BEGIN;
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $rows)
@@ -36,7 +43,7 @@ SQL
   local count size
   count=$(sqlite3 -readonly "$PAYD_DIR/payd.db" "SELECT count(*) FROM payment_intents")
   size=$(du -m "$PAYD_DIR/payd.db" | cut -f1)
-  start_payd search --set payments.rate_per_s=1000000 --set payments.burst=10000000 \
+  start_payd search-$rows --set payments.rate_per_s=1000000 --set payments.burst=10000000 \
     --set waf.ip_rate_limit=100000000 "$@"
   local base="https://127.0.0.1:$PAYD_PORT/v1/payment_intents/search"
   local c=(curl -fsS --cacert "$PAYD_DIR/tls/ca.pem" -u "$sk:")
@@ -59,19 +66,25 @@ SQL
   r=$(BENCH_CONNS=${BENCH_SEARCH_CONNS:-8} run_wrk "$base?$q" -H "Authorization: Bearer $sk")
   read -r rps p50 p99 <<<"$r"
   printf '%-52s %12s %9s %9s\n' "  metadata['order']:'none' (0 of 10,000 rows: the bound)" "$rps" "$p50" "$p99"
-  # a paged one
-  local page="" n=0 total=0 ts te
-  ts=$(date +%s%N)
+  # one request at a time: curl's time_total, the median of 5
+  one() { # query string -> ms
+    for _ in 1 2 3 4 5; do "${c[@]}" -o /dev/null -w '%{time_total}\n' "$base?$1"; done | sort -n | sed -n 3p |
+      awk '{printf "%.1f", $1 * 1000}'
+  }
+  printf '  one at a time (curl, median of 5, TLS handshake included): selective %s ms, none %s ms\n' \
+    "$(one "query=status%3A%27succeeded%27%20AND%20amount%3E500")" "$(one "query=metadata%5B%27order%27%5D%3A%27none%27")"
+  # a paged one: the time of each page's request (curl's time_total), not of the tools around it
+  local page="" n=0 total=0 ms=0
   for _ in $(seq 1 20); do
-    local body
-    body=$("${c[@]}" "$base?query=status%3A%27succeeded%27&limit=100${page:+&page=$page}")
-    read -r got page < <(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["data"]), d["next_page"] or "")' <<<"$body")
+    local t
+    t=$("${c[@]}" -o "$BENCH_TMP/page.json" -w '%{time_total}' "$base?query=status%3A%27succeeded%27&limit=100${page:+&page=$page}")
+    read -r got page < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["data"]), d["next_page"] or "")' "$BENCH_TMP/page.json")
     total=$((total + got)); n=$((n + 1))
+    ms=$(awk -v a="$ms" -v t="$t" 'BEGIN{printf "%.1f", a + t * 1000}')
     [[ -n "$page" ]] || break
   done
-  te=$(date +%s%N)
-  printf '  status:%s limit=100, %d pages through next_page: %d results in %d ms (%d ms a page)\n' "'succeeded'" \
-    "$n" "$total" $(((te - ts) / 1000000)) $(((te - ts) / 1000000 / n))
+  printf '  status:%s limit=100, %d pages through next_page (~1,000 rows read each): %d results, %s ms in all, %s ms a page\n' \
+    "'succeeded'" "$n" "$total" "$ms" "$(awk -v a="$ms" -v n="$n" 'BEGIN{printf "%.1f", a / n}')"
   printf '  payd memory before the searches: %s\n' "$mem_before"
   printf '  payd memory after the searches:  %s\n' "$(mem)"
   stop_payd
