@@ -51,6 +51,8 @@ SQL
   local mem_before
   mem_before=$(mem)
   printf '%-52s %12s %9s %9s\n' "search ($count payment intents, ${size} MiB, inserted in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s)" "req/s" "p50 ms" "p99 ms"
+  printf '  (wrk: %s connections, %s threads, %s s; the scan bound is search_scan_limit = 10,000 rows)\n' \
+    "${BENCH_SEARCH_CONNS:-8}" "$BENCH_THREADS" "$BENCH_SECONDS"
   local q r
   # a selective one near the newest rows
   q="query=status%3A%27succeeded%27%20AND%20amount%3E500"
