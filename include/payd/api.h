@@ -37,6 +37,7 @@ typedef struct {
     int64_t webhook_concurrency_per_endpoint; /* ... and to one endpoint */
     bool webhook_live_rules_in_test; /* test-mode endpoints too: https only, no private addresses */
     bool refuse_card_numbers_in_text; /* a Luhn-valid 13-19 digit run in description/metadata: 400 */
+    int64_t search_scan_limit; /* rows one search request reads at most (then has_more with a resuming next_page) */
 } pd_api_config_t;
 
 int pd_api_config_register(pd_config_t *cfg, pd_api_config_t *c) PD_WUR;

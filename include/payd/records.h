@@ -242,6 +242,30 @@ typedef struct {
 
 typedef int (*pd_rec_fn)(void *rec, void *arg);
 
+/* --- search scans (repo_search.c): newest first along the list index, a window at a time ---
+ * Reads at most `limit` rows of the merchant and mode strictly older than (after_seq,
+ * after_id) in (seq, id) order, newest first, and calls fn for each: rec is the decoded
+ * record (pd_pi_rec_t, pd_charge_rec_t, pd_customer_rec_t; valid during the call only,
+ * its strings in an arena freed after it) when the row passes the pre-filter, which the
+ * database checks, else NULL (the row only moves the scan's position). fn returns as a
+ * pd_row_fn (1 stops). *rows gets the number of rows read. */
+typedef struct {
+    const char *merchant;
+    bool livemode;
+    int64_t after_seq;
+    const char *after_id;
+    int64_t limit;
+    /* the pre-filter: NULL / the full range checks nothing; text compared lower-cased */
+    const char *status, *currency, *customer;
+    int64_t amount_gte, amount_lte, created_gte, created_lte;
+    const char *email_index; /* customers: only this index, read through customers_email */
+} pd_search_q_t;
+typedef int (*pd_search_fn)(const void *rec, int64_t seq, const char *id, void *arg);
+int pd_pi_search(pd_db_t *db, const pd_search_q_t *q, pd_search_fn fn, void *arg, int64_t *rows) PD_WUR;
+int pd_charge_search(pd_db_t *db, const pd_search_q_t *q, pd_search_fn fn, void *arg, int64_t *rows) PD_WUR;
+/* live customers only (a deleted one is not searched, as it is not listed) */
+int pd_customer_search(pd_db_t *db, const pd_search_q_t *q, pd_search_fn fn, void *arg, int64_t *rows) PD_WUR;
+
 /* --- merchants and keys --- */
 int pd_merchant_insert(pd_db_t *tx, const pd_merchant_rec_t *m) PD_WUR;
 int pd_merchant_get(pd_db_t *db, const char *id, pd_merchant_rec_t *out) PD_WUR;

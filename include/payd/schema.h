@@ -31,6 +31,8 @@ typedef enum {
 enum {
     PD_FF_REQUIRED = 1 << 0, /* must be present */
     PD_FF_UNSET = 1 << 1,    /* an empty value / JSON null means "unset" and is allowed */
+    PD_FF_NOSCAN = 1 << 2,   /* a language of its own that the handler parses (a search query):
+                              * the WAF's signatures do not scan it */
 };
 
 typedef struct {

@@ -60,6 +60,9 @@ static const pd_config_key_t keys[] = {
     {"refuse_card_numbers_in_text", PD_CT_BOOL, C(refuse_card_numbers_in_text), "true",
      .help = "refuse (400) a description, statement descriptor or metadata holding a Luhn-valid run of 13 to 19 "
              "digits: card data is not stored in free text"},
+    {"search_scan_limit", PD_CT_INT, C(search_scan_limit), "10000", 10, 10000000,
+     .help = "rows one search request (/v1/*/search) reads at most: past it the answer has what matched so far, "
+             "has_more=true and a next_page that resumes the scan"},
 };
 #undef C
 
@@ -89,6 +92,7 @@ const pd_route_t pd_api_routes[] = {
     {PD_M_POST, "/v1/payment_methods/:id/detach", pd_h_pm_detach, API, BODY, &pd_schema_retrieve, "payment_methods"},
     {PD_M_POST, "/v1/customers", pd_h_customer_create, API, BODY, &pd_schema_customer_create, "customers"},
     {PD_M_GET, "/v1/customers", pd_h_customer_list, API, 0, &pd_schema_list_customers, "customers"},
+    {PD_M_GET, "/v1/customers/search", pd_h_customer_search, API, 0, &pd_schema_search, "customers"},
     {PD_M_GET, "/v1/customers/:id", pd_h_customer_get, API, 0, &pd_schema_retrieve, "customers"},
     {PD_M_POST, "/v1/customers/:id", pd_h_customer_update, API, BODY, &pd_schema_customer_update, "customers"},
     {PD_M_DELETE, "/v1/customers/:id", pd_h_customer_delete, API, 0, &pd_schema_retrieve, "customers"},
@@ -96,12 +100,14 @@ const pd_route_t pd_api_routes[] = {
     {PD_M_POST, "/v1/tokens", pd_h_token_create, API, BODY, &pd_schema_token_create, "tokens"},
     {PD_M_POST, "/v1/payment_intents", pd_h_pi_create, API, BODY, &pd_schema_pi_create, "payment_intents"},
     {PD_M_GET, "/v1/payment_intents", pd_h_pi_list, API, 0, &pd_schema_list_pis, "payment_intents"},
+    {PD_M_GET, "/v1/payment_intents/search", pd_h_pi_search, API, 0, &pd_schema_search, "payment_intents"},
     {PD_M_GET, "/v1/payment_intents/:id", pd_h_pi_get, API, 0, &pd_schema_retrieve, "payment_intents"},
     {PD_M_POST, "/v1/payment_intents/:id", pd_h_pi_update, API, BODY, &pd_schema_pi_update, "payment_intents"},
     {PD_M_POST, "/v1/payment_intents/:id/confirm", pd_h_pi_confirm, API, BODY, &pd_schema_pi_confirm, "payment_intents"},
     {PD_M_POST, "/v1/payment_intents/:id/capture", pd_h_pi_capture, API, BODY, &pd_schema_pi_capture, "payment_intents"},
     {PD_M_POST, "/v1/payment_intents/:id/cancel", pd_h_pi_cancel, API, BODY, &pd_schema_pi_cancel, "payment_intents"},
     {PD_M_GET, "/v1/charges", pd_h_charge_list, API, 0, &pd_schema_list_charges, "charges"},
+    {PD_M_GET, "/v1/charges/search", pd_h_charge_search, API, 0, &pd_schema_search, "charges"},
     {PD_M_GET, "/v1/charges/:id", pd_h_charge_get, API, 0, &pd_schema_retrieve, "charges"},
     {PD_M_POST, "/v1/refunds", pd_h_refund_create, API, BODY, &pd_schema_refund_create, "refunds"},
     {PD_M_GET, "/v1/refunds", pd_h_refund_list, API, 0, &pd_schema_list_disputes, "refunds"},

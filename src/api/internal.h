@@ -286,6 +286,10 @@ void pd_h_customer_pm_list(pd_req_t *r);
 void pd_h_pm_attach(pd_req_t *r);
 void pd_h_pm_detach(pd_req_t *r);
 void pd_h_pm_list(pd_req_t *r);
+/* search (search.c) */
+void pd_h_pi_search(pd_req_t *r);
+void pd_h_charge_search(pd_req_t *r);
+void pd_h_customer_search(pd_req_t *r);
 /* Stripe's refusal of a payment method detached from its customer (pm_attach.c) */
 extern const char *pd_pm_detached_message;
 
@@ -297,7 +301,7 @@ extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_
     pd_schema_list_events, pd_schema_refund_create, pd_schema_we_create, pd_schema_we_update, pd_schema_retrieve,
     pd_schema_report_run_create, pd_schema_list_report_runs, pd_schema_list_files, pd_schema_list_disputes,
     pd_schema_dispute_update, pd_schema_customer_create, pd_schema_customer_update, pd_schema_list_customers,
-    pd_schema_pm_attach, pd_schema_list_pms, pd_schema_list_customer_pms, pd_schema_list_pis;
+    pd_schema_pm_attach, pd_schema_list_pms, pd_schema_list_customer_pms, pd_schema_list_pis, pd_schema_search;
 
 /* workers */
 /* authentication filter */

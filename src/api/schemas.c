@@ -138,6 +138,15 @@ const pd_schema_t pd_schema_list = PD_SCHEMA(list);
 static const pd_field_t list_pis[] = {LIST_FIELDS, {"customer", PD_FT_ID, 0}};
 const pd_schema_t pd_schema_list_pis = PD_SCHEMA(list_pis);
 
+/* the query is parsed by the handler's own grammar (search_query.c), which refuses
+ * anything else, and its values are only ever bound as SQL parameters: the WAF does not
+ * scan it (a Stripe query such as status:'succeeded' OR amount>100 reads as SQL) */
+static const pd_field_t search[] = {{"query", PD_FT_STRING, PD_FF_REQUIRED | PD_FF_NOSCAN, 1, 2000},
+                                    {"limit", PD_FT_INT, 0, 1, 100},
+                                    {"page", PD_FT_STRING, 0, 1, 512},
+                                    EXPAND};
+const pd_schema_t pd_schema_search = PD_SCHEMA(search);
+
 static const char *const pm_types[] = {"card", NULL};
 static const pd_field_t list_pms[] = {LIST_FIELDS, {"customer", PD_FT_ID, 0},
                                       {"type", PD_FT_ENUM, 0, .choices = pm_types}};

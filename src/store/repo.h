@@ -35,6 +35,21 @@ typedef struct {
 int pd_list_run(pd_db_t *db, pd_arena_t *a, const pd_list_def_t *def, const char *merchant, bool livemode,
                 const pd_list_q_t *q, pd_rec_fn fn, void *arg, bool *has_more);
 
+/* A search window (records.h, pd_search_q_t): runs sql (its last two columns the row's
+ * pre-filter flag and nothing else after it; seq at seq_col, id at 0) with args, decoding
+ * each row that passed into a record of rec_size in an arena of its own, freed after fn. */
+int pd_search_run(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int seq_col, int flag_col,
+                  pd_decode_fn decode, size_t rec_size, pd_search_fn fn, void *arg, int64_t *rows);
+/* the pre-filter's text value: lower-case in the caller's buffer, or NULL */
+#define PD_SEARCH_PRE_ARGS(q)                                                                                          \
+    PD_SQL_S((q)->status), PD_SQL_S((q)->status), PD_SQL_S((q)->currency), PD_SQL_S((q)->currency),                  \
+        PD_SQL_S((q)->customer), PD_SQL_S((q)->customer), PD_SQL_I((q)->amount_gte), PD_SQL_I((q)->amount_lte),      \
+        PD_SQL_I((q)->created_gte), PD_SQL_I((q)->created_lte)
+#define PD_SEARCH_PRE_SQL                                                                                              \
+    "CASE WHEN (? IS NULL OR LOWER(status) = ?) AND (? IS NULL OR LOWER(currency) = ?) AND "                           \
+    "(? IS NULL OR LOWER(customer) = ?) AND amount >= ? AND amount <= ? AND created >= ? AND created <= ? "           \
+    "THEN 1 ELSE 0 END"
+
 /* get one row by (id, merchant, livemode) with decode; PD_ERR_NOTFOUND if none */
 int pd_get_one(pd_db_t *db, const char *sql, pd_decode_fn decode, pd_arena_t *a, void *rec, const char *merchant,
                bool livemode, const char *id);

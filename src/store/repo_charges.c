@@ -117,6 +117,17 @@ static const pd_list_def_t charge_list = {
 };
 
 int
+pd_charge_search(pd_db_t *db, const pd_search_q_t *q, pd_search_fn fn, void *arg, int64_t *rows)
+{
+    return pd_search_run(db,
+                         "SELECT " CH_COLS ", " PD_SEARCH_PRE_SQL " FROM charges WHERE merchant_id = ? AND "
+                         "livemode = ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+                         PD_SQL_ARGS(PD_SEARCH_PRE_ARGS(q), PD_SQL_S(q->merchant), PD_SQL_I(q->livemode),
+                                     PD_SQL_I(q->after_seq), PD_SQL_S(q->after_id), PD_SQL_I(q->limit)),
+                         22, 30, decode_charge, sizeof(pd_charge_rec_t), fn, arg, rows);
+}
+
+int
 pd_charge_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
                void *arg, bool *has_more)
 {

@@ -102,3 +102,28 @@ pd_customer_clear_default_pm(pd_db_t *tx, const char *customer, const char *pm)
                       "WHERE id = ? AND default_payment_method = ?",
                       PD_SQL_ARGS(PD_SQL_S(customer), PD_SQL_S(pm)), NULL);
 }
+
+int
+pd_customer_search(pd_db_t *db, const pd_search_q_t *q, pd_search_fn fn, void *arg, int64_t *rows)
+{
+    /* the email's index names the few rows to read: +seq keeps the planner off the list
+     * index (which would spare the sort of those rows but read all the merchant's) */
+    if (q->email_index != NULL)
+        return pd_search_run(
+            db,
+            "SELECT " CUS_COLS ", CASE WHEN created >= ? AND created <= ? THEN 1 ELSE 0 END FROM customers "
+            "WHERE merchant_id = ? AND livemode = ? AND email_index = ? AND deleted = 0 AND (+seq, id) < (?, ?) "
+            "ORDER BY +seq DESC, id DESC LIMIT ?",
+            PD_SQL_ARGS(PD_SQL_I(q->created_gte), PD_SQL_I(q->created_lte), PD_SQL_S(q->merchant),
+                        PD_SQL_I(q->livemode), PD_SQL_S(q->email_index), PD_SQL_I(q->after_seq),
+                        PD_SQL_S(q->after_id), PD_SQL_I(q->limit)),
+            11, 13, decode_customer, sizeof(pd_customer_rec_t), fn, arg, rows);
+    return pd_search_run(db,
+                         "SELECT " CUS_COLS ", CASE WHEN created >= ? AND created <= ? THEN 1 ELSE 0 END FROM "
+                         "customers WHERE merchant_id = ? AND livemode = ? AND deleted = 0 AND (seq, id) < (?, ?) "
+                         "ORDER BY seq DESC, id DESC LIMIT ?",
+                         PD_SQL_ARGS(PD_SQL_I(q->created_gte), PD_SQL_I(q->created_lte), PD_SQL_S(q->merchant),
+                                     PD_SQL_I(q->livemode), PD_SQL_I(q->after_seq), PD_SQL_S(q->after_id),
+                                     PD_SQL_I(q->limit)),
+                         11, 13, decode_customer, sizeof(pd_customer_rec_t), fn, arg, rows);
+}

@@ -104,3 +104,14 @@ pd_pi_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, cons
 {
     return pd_list_run(db, a, &pi_list, merchant, livemode, q, fn, arg, has_more);
 }
+
+int
+pd_pi_search(pd_db_t *db, const pd_search_q_t *q, pd_search_fn fn, void *arg, int64_t *rows)
+{
+    return pd_search_run(db,
+                         "SELECT " PI_COLS ", " PD_SEARCH_PRE_SQL " FROM payment_intents WHERE merchant_id = ? AND "
+                         "livemode = ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ?",
+                         PD_SQL_ARGS(PD_SEARCH_PRE_ARGS(q), PD_SQL_S(q->merchant), PD_SQL_I(q->livemode),
+                                     PD_SQL_I(q->after_seq), PD_SQL_S(q->after_id), PD_SQL_I(q->limit)),
+                         19, 23, decode_pi, sizeof(pd_pi_rec_t), fn, arg, rows);
+}

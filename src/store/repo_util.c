@@ -107,3 +107,43 @@ pd_get_one(pd_db_t *db, const char *sql, pd_decode_fn decode, pd_arena_t *a, voi
         return r;
     return o.found ? 0 : PD_ERR_NOTFOUND;
 }
+
+typedef struct {
+    int seq_col, flag_col;
+    pd_decode_fn decode;
+    size_t rec_size;
+    pd_search_fn fn;
+    void *arg;
+    int64_t rows;
+} search_run_t;
+
+static int
+search_row(const pd_row_t *r, void *arg)
+{
+    search_run_t *s = arg;
+    s->rows++;
+    pd_view_t id = pd_row_text(r, 0);
+    int64_t seq = pd_row_int(r, s->seq_col);
+    if (pd_row_int(r, s->flag_col) == 0)
+        return s->fn(NULL, seq, (const char *)id.p, s->arg);
+    /* each record in an arena of its own: a window of rows that do not match keeps
+     * nothing, whatever its length */
+    pd_arena_t a;
+    pd_arena_init(&a, 4u << 20);
+    void *rec = pd_arena_calloc(&a, s->rec_size);
+    int rc = rec != NULL ? s->decode(r, &a, rec) : PD_ERR_NOMEM;
+    if (rc == 0)
+        rc = s->fn(rec, seq, (const char *)id.p, s->arg);
+    pd_arena_free(&a);
+    return rc;
+}
+
+int
+pd_search_run(pd_db_t *db, const char *sql, const pd_sqlval_t *args, size_t nargs, int seq_col, int flag_col,
+              pd_decode_fn decode, size_t rec_size, pd_search_fn fn, void *arg, int64_t *rows)
+{
+    search_run_t s = {seq_col, flag_col, decode, rec_size, fn, arg, 0};
+    int r = pd_db_query(db, sql, args, nargs, search_row, &s);
+    *rows = s.rows;
+    return r;
+}

@@ -135,6 +135,8 @@ closed_type(const pd_req_t *r, pd_view_t key)
     const pd_field_t *f = r->route != NULL ? pd_schema_field(r->route->schema, key) : NULL;
     if (f == NULL)
         return false;
+    if (f->flags & PD_FF_NOSCAN)
+        return true; /* parsed by the handler's grammar, bound as parameters (a search query) */
     switch (f->type) {
     case PD_FT_INT:
     case PD_FT_BOOL:

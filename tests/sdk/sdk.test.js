@@ -282,6 +282,46 @@ step('a saved card: setup_future_usage, an off-session payment, attach and detac
   }), (e) => e.type === 'StripeInvalidRequestError' && e.param === 'customer');
 });
 
+step('search: paymentIntents.search auto-paginated (each once, newest first), charges and customers, errors', async () => {
+  const tag = `s${Date.now()}`;
+  const made = [];
+  for (let i = 0; i < 7; i++) {
+    made.push((await stripe.paymentIntents.create({
+      amount: 3000 + i, currency: i % 2 ? 'eur' : 'usd', metadata: { tag, n: String(i) },
+      ...(i === 3 ? { payment_method: 'pm_card_visa', confirm: true } : {}),
+    })).id);
+  }
+  const first = await stripe.paymentIntents.search({ query: `metadata['tag']:'${tag}'`, limit: 3 });
+  assert.equal(first.object, 'search_result');
+  assert.equal(first.url, '/v1/payment_intents/search');
+  assert.equal(first.data.length, 3);
+  assert.equal(first.has_more, true);
+  assert.equal(typeof first.next_page, 'string');
+  const seen = [];
+  for await (const pi of stripe.paymentIntents.search({ query: `metadata['tag']:'${tag}'`, limit: 2 })) seen.push(pi.id);
+  assert.deepEqual(seen, [...made].reverse());
+  const some = await stripe.paymentIntents.search({
+    query: `metadata['tag']:'${tag}' AND currency:'eur' AND -amount:3005`,
+  });
+  assert.deepEqual(some.data.map((p) => p.amount), [3003, 3001]);
+  const either = await stripe.paymentIntents.search({ query: `amount:3006 OR amount:3000` });
+  assert.deepEqual(either.data.map((p) => p.id), [made[6], made[0]]);
+  const ch = await stripe.charges.search({ query: `amount:3003 status:'succeeded'`, expand: ['data.payment_intent'] });
+  assert.equal(ch.data.length, 1);
+  assert.equal(ch.data[0].payment_intent.id, made[3]);
+  const email = `search.${tag}@example.com`;
+  const cus = await stripe.customers.create({ email, name: 'Searched' });
+  const found = await stripe.customers.search({ query: `email:'${email}'` });
+  assert.deepEqual(found.data.map((c) => c.id), [cus.id]);
+  assert.equal(found.data[0].name, 'Searched');
+  await assert.rejects(stripe.paymentIntents.search({ query: 'status:succeeded' }),
+    (e) => e.type === 'StripeInvalidRequestError' && e.statusCode === 400 && e.param === 'query');
+  await assert.rejects(stripe.customers.search({ query: `email~'search'` }),
+    (e) => e.type === 'StripeInvalidRequestError' && e.param === 'query' && /encrypted/.test(e.message));
+  await assert.rejects(stripe.paymentIntents.search({ query: 'amount>0', page: 'nope' }),
+    (e) => e.type === 'StripeInvalidRequestError' && e.param === 'page');
+});
+
 (async () => {
   let failed = 0;
   for (const s of steps) {
