@@ -105,6 +105,11 @@ int pd_cancel_unauthorized(pd_db_t *tx, pd_pi_rec_t *pi, int64_t now, const char
 /* --- setup intents (setup.c) --- */
 /* Stripe's setup_intent */
 void pd_render_seti(pd_jw_t *w, const pd_seti_rec_t *s);
+/* The processor reference of a setup intent's verification: "<id>-<version>", the version
+ * its confirmation's phase 1 wrote (each confirmation is its own authorization, and the
+ * recovery worker finds it from the stored intent). out holds PD_SETI_REF_MAX. */
+#define PD_SETI_REF_MAX (PD_ID_MAX + 24)
+void pd_seti_proc_ref(const pd_seti_rec_t *s, char *out, size_t cap);
 /* Phase 2 of a setup intent's confirmation, shared by the request and the recovery
  * worker, inside a write: loads the intent, which must be processing (else
  * PD_ERR_STATE: resolved already), and records the verification's outcome res. Approved:

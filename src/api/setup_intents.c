@@ -3,7 +3,7 @@
  * and /cancel (Stripe's shapes; docs/payments.md, "Setup intents").
  *
  * Confirming verifies the card with the processor, a zero-amount authorization keyed by
- * the intent's id, through the two-phase step (proc_step.c) as a payment's confirmation:
+ * the intent's id and version (pd_seti_proc_ref: each confirmation is its own), through the two-phase step (proc_step.c) as a payment's confirmation:
  *
  *   phase 1 (one durable write): the intent in `processing` with its payment method and
  *           the confirming request's idempotency key (and claim)
@@ -14,7 +14,7 @@
  *           requires_payment_method with last_setup_error; events; the response
  *
  * A crash between the phases leaves the intent processing: the recovery worker asks the
- * processor (query by the intent's id) and records that with the same phase-2 code.
+ * processor (query by that reference) and records that with the same phase-2 code.
  * 3-D Secure is not done: no card leads to requires_action yet.
  */
 #include <stdio.h>
@@ -239,9 +239,11 @@ verify(seti_ctx_t *c)
         decline_unsent(c, "An error occurred while processing your card. Try again in a little bit.");
         return;
     }
+    char ref[PD_SETI_REF_MAX];
+    pd_seti_proc_ref(&c->si, ref, sizeof(ref));
     pd_proc_auth_t req = {
         .merchant_id = c->si.merchant_id,
-        .charge_id = c->si.id,
+        .charge_id = ref,
         .pan = c->card.pan,
         .pan_len = strlen(c->card.pan),
         .exp_month = c->card.exp_month,

@@ -296,7 +296,9 @@ resolve_seti(void *rec, void *arg)
     pd_buf_init(&f.body, PD_OBJECT_MAX);
     if (f.si.idempotency_key != NULL)
         f.si.idempotency_key = pd_arena_strndup(&f.arena, f.si.idempotency_key, strlen(f.si.idempotency_key));
-    pd_proc_query_sync(a->proc, f.si.id, &f.res);
+    char ref[PD_SETI_REF_MAX];
+    pd_seti_proc_ref(&f.si, ref, sizeof(ref));
+    pd_proc_query_sync(a->proc, ref, &f.res);
     if (f.res.outcome == PD_PROC_NOT_FOUND) {
         f.res.outcome = PD_PROC_DECLINED;
         snprintf(f.res.error_code, sizeof(f.res.error_code), "processing_error");

@@ -2,13 +2,19 @@
  * SetupIntents in the domain: their Stripe shape, and phase 2 of their confirmation
  * (the verification's outcome recorded), which the confirming request and the recovery
  * worker share. The verification is a zero-amount authorization at the processor whose
- * reference (pd_proc_auth_t.charge_id) is the intent's id: nothing moves, so there are
+ * reference (pd_proc_auth_t.charge_id) is pd_seti_proc_ref's: nothing moves, so there are
  * no postings nor balance transactions.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "payd/payments.h"
+
+void
+pd_seti_proc_ref(const pd_seti_rec_t *s, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s-%lld", s->id, (long long)s->version);
+}
 
 static void
 kopt(pd_jw_t *w, const char *k, const char *v)
