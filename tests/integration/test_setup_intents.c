@@ -4,7 +4,8 @@
  * to the customer and then charged off-session; a declined card (last_setup_error, 402)
  * then another that succeeds; cancel; updates refused in a terminal state; the list's
  * filters and pagination; idempotent replays; the setup_intent.* events; Stripe's errors
- * with their param; other merchants' intents invisible; expand[]; and an intent whose
+ * with their param; other merchants' intents invisible; expand[]; N confirmations at once
+ * verified once; and an intent whose
  * node is killed between the phases finished by the recovery worker after the restart.
  */
 #include <pthread.h>
@@ -465,6 +466,55 @@ typedef struct {
 } call_t;
 
 static void *
+confirm_main(void *arg)
+{
+    call_t *c = arg;
+    json_t *j = NULL;
+    c->status = api_call_as(c->p, api_sk, "POST", c->path, NULL, NULL, &j);
+    json_decref(j);
+    return NULL;
+}
+
+/* N confirmations of one intent at once (N = 2, 10): one verification at the processor,
+ * one answered 200, the others refused (400 unexpected state or 409 concurrent change) */
+static void
+concurrent_confirmations_verify_once(void **state)
+{
+    (void)state;
+    const int ns[] = {2, 10};
+    for (int round = 0; round < 2; round++) {
+        int n = ns[round];
+        char cus[64], body[200], path[200], q[200];
+        json_t *o;
+        new_customer(cus, sizeof(cus));
+        snprintf(body, sizeof(body), "customer=%s&payment_method=pm_card_visa", cus);
+        EXPECT(api_call(&payd, "POST", "/v1/setup_intents", body, &o), 200, o);
+        snprintf(path, sizeof(path), "/v1/setup_intents/%s/confirm", jstr(o, "id"));
+        snprintf(q, sizeof(q), "SELECT count(*) FROM auths WHERE charge_id LIKE '%s-%%'", jstr(o, "id"));
+        json_decref(o);
+        call_t c[10];
+        pthread_t th[10];
+        for (int i = 0; i < n; i++) {
+            c[i] = (call_t){&payd, path, 0};
+            pthread_create(&th[i], NULL, confirm_main, &c[i]);
+        }
+        int ok = 0, refused = 0;
+        for (int i = 0; i < n; i++) {
+            pthread_join(th[i], NULL);
+            ok += c[i].status == 200;
+            refused += c[i].status == 400 || c[i].status == 409;
+        }
+        assert_int_equal(ok, 1);
+        assert_int_equal(refused, n - 1);
+        assert_int_equal(api_sql_long(&payd, "simulator.db", q), 1);
+        snprintf(path, sizeof(path), "/v1/customers/%s/payment_methods", cus);
+        assert_int_equal(api_call(&payd, "GET", path, NULL, &o), 200);
+        assert_int_equal(json_array_size(json_object_get(o, "data")), 1);
+        json_decref(o);
+    }
+}
+
+static void *
 call_main(void *arg)
 {
     call_t *c = arg;
@@ -556,6 +606,7 @@ main(void)
         cmocka_unit_test(lists_filter_and_paginate),
         cmocka_unit_test(idempotent_replays),
         cmocka_unit_test(bad_requests_get_stripe_errors),
+        cmocka_unit_test(concurrent_confirmations_verify_once),
         cmocka_unit_test(recovery_finishes_a_killed_confirmation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
