@@ -349,12 +349,14 @@ int pd_charge_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemo
 /* Makes a charge with an operation requested (processing, capture or void requested)
  * due for recovery at once (its updated time to 0); none such: nothing, 0. */
 int pd_charge_expedite(pd_db_t *tx, const char *id) PD_WUR;
-/* This node's id, stamped on every charge it inserts or updates (charges.node_id). Set
- * once at start, before the first write. */
+/* This node's id, stamped on every charge and setup intent it inserts or updates
+ * (charges.node_id, setup_intents.node_id). Set once at start, before the first write. */
 void pd_charge_set_node(const char *node_id);
-/* A node starting again: the charges its previous run left with an operation requested
- * (no request of that run can still be in flight) are made due for recovery at once;
- * *n (may be NULL) gets their number. */
+/* that id ("" before it is set) */
+const char *pd_charge_node(void);
+/* A node starting again: the charges its previous run left with an operation requested,
+ * and its setup intents left processing (no request of that run can still be in flight),
+ * are made due for recovery at once; *n (may be NULL) gets their number. */
 int pd_charge_expedite_node(pd_db_t *tx, const char *node_id, int64_t *n) PD_WUR;
 int pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
 /* a charge by id alone, any merchant (reconciliation: the processor names charges by id) */

@@ -36,14 +36,14 @@ pd_seti_insert(pd_db_t *tx, const pd_seti_rec_t *s)
     return pd_db_exec(tx,
                       "INSERT INTO setup_intents (id, merchant_id, livemode, status, customer, payment_method, usage, "
                       "description, metadata, last_setup_error, cancellation_reason, idempotency_key, created, "
-                      "updated, seq, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      "updated, seq, version, node_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       PD_SQL_ARGS(PD_SQL_S(s->id), PD_SQL_S(s->merchant_id), PD_SQL_I(s->livemode),
                                   PD_SQL_S(s->status), pd_repo_opt(s->customer), pd_repo_opt(s->payment_method),
                                   PD_SQL_S(s->usage), PD_SQL_S(s->description),
                                   PD_SQL_S(s->metadata != NULL ? s->metadata : "{}"), PD_SQL_S(s->last_setup_error),
                                   pd_repo_opt(s->cancellation_reason), pd_repo_opt(s->idempotency_key),
                                   PD_SQL_I(s->created), PD_SQL_I(pd_unix_now()), PD_SQL_I(s->seq),
-                                  PD_SQL_I(s->version)),
+                                  PD_SQL_I(s->version), pd_repo_opt(pd_charge_node())),
                       NULL);
 }
 
@@ -54,12 +54,13 @@ pd_seti_update(pd_db_t *tx, const pd_seti_rec_t *s)
     int r = pd_db_exec(tx,
                        "UPDATE setup_intents SET status = ?, customer = ?, payment_method = ?, usage = ?, "
                        "description = ?, metadata = ?, last_setup_error = ?, cancellation_reason = ?, "
-                       "idempotency_key = ?, updated = ?, version = ? WHERE id = ? AND version = ?",
+                       "idempotency_key = ?, updated = ?, version = ?, node_id = ? WHERE id = ? AND version = ?",
                        PD_SQL_ARGS(PD_SQL_S(s->status), pd_repo_opt(s->customer), pd_repo_opt(s->payment_method),
                                    PD_SQL_S(s->usage), PD_SQL_S(s->description),
                                    PD_SQL_S(s->metadata != NULL ? s->metadata : "{}"), PD_SQL_S(s->last_setup_error),
                                    pd_repo_opt(s->cancellation_reason), pd_repo_opt(s->idempotency_key),
-                                   PD_SQL_I(pd_unix_now()), PD_SQL_I(s->version), PD_SQL_S(s->id),
+                                   PD_SQL_I(pd_unix_now()), PD_SQL_I(s->version), pd_repo_opt(pd_charge_node()),
+                                   PD_SQL_S(s->id),
                                    PD_SQL_I(s->version - 1)),
                        &n);
     return r != 0 ? r : n == 1 ? 0 : PD_ERR_CONFLICT;
