@@ -8,12 +8,14 @@
  * verified once; and an intent whose node is killed between the phases finished by the
  * recovery worker after the restart.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -465,6 +467,25 @@ typedef struct {
     long status;
 } call_t;
 
+/* waits (up to 10 s) until the killed payd's vault, which ends with its parent but not at
+ * the same instant, has let go of its directory's lock: a restart before that is refused */
+static void
+wait_vault_released(const char *dir)
+{
+    char lock[600];
+    snprintf(lock, sizeof(lock), "%s/vault/vault.lock", dir);
+    for (int i = 0; i < 200; i++) {
+        int fd = open(lock, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            return;
+        bool free_now = flock(fd, LOCK_EX | LOCK_NB) == 0;
+        close(fd); /* releases the lock taken */
+        if (free_now)
+            return;
+        usleep(50000);
+    }
+}
+
 static void *
 confirm_main(void *arg)
 {
@@ -558,6 +579,7 @@ recovery_finishes_a_killed_confirmation(void **state)
     assert_int_equal(pd_h_stop(&p, SIGKILL, 5000), 128 + SIGKILL);
     pthread_join(th, NULL);
     assert_true(c.status <= 0); /* no answer: payd died between the phases */
+    wait_vault_released(p.dir);
 
     /* with the default recovery_after_ms (60 s): the node's restart makes what its previous
      * run left processing due at once (setup_intents.node_id) */
