@@ -51,15 +51,20 @@ pd_render_seti(pd_jw_t *w, const pd_seti_rec_t *s)
     pd_jw_kint(w, "created", s->created);
     kopt(w, "customer", s->customer);
     kopt(w, "description", s->description);
+    pd_jw_knull(w, "flow_directions");
     kraw(w, "last_setup_error", s->last_setup_error, NULL);
+    pd_jw_knull(w, "latest_attempt"); /* no SetupAttempt objects (yet) */
     pd_jw_kbool(w, "livemode", s->livemode);
+    pd_jw_knull(w, "mandate");
     kraw(w, "metadata", s->metadata, "{}");
     pd_jw_knull(w, "next_action");
+    pd_jw_knull(w, "on_behalf_of");
     kopt(w, "payment_method", s->payment_method);
     pd_jw_key(w, "payment_method_types");
     pd_jw_arr_begin(w);
     pd_jw_str(w, "card");
     pd_jw_arr_end(w);
+    pd_jw_knull(w, "single_use_mandate");
     pd_jw_kstr(w, "status", s->status);
     pd_jw_kstr(w, "usage", s->usage);
     pd_jw_obj_end(w);
