@@ -27,6 +27,8 @@ faults=(
     int r = 0;"
   "skip-refund-cap|src/api/refunds.c|        if (f->amount > remaining) {|        if (0 && f->amount > remaining) {"
   "skip-refund-cap-in-the-write|src/pay/transitions.c|f->amount > ch->amount_captured - ch->amount_refunded)|0)"
+  "setup-decline-saves-the-card|src/pay/setup.c|bool approved = res->outcome == PD_PROC_APPROVED;|bool approved = res->outcome != PD_PROC_UNKNOWN;"
+  "recovery-skips-setup-intents|src/pay/recovery.c|        r = pd_seti_list_processing(db, &arena, older_than, resolve_seti, &a);|        (void)resolve_seti, r = 0;"
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -26,6 +26,9 @@
 void pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p);
 /* derives the key that makes client_secret values unguessable; called at start */
 int pd_render_set_client_secret_key(const uint8_t *pepper, size_t len) PD_WUR;
+/* "<id>_secret_<24 base62 chars of HMAC(key, id)>": an intent's client_secret (payment
+ * and setup intents) */
+void pd_render_client_secret(const char *id, char *out, size_t cap);
 void pd_render_charge(pd_jw_t *w, const pd_charge_rec_t *c, const pd_pm_rec_t *pm);
 void pd_render_refund(pd_jw_t *w, const pd_refund_rec_t *f);
 void pd_render_dispute(pd_jw_t *w, const pd_dispute_rec_t *d);
@@ -98,6 +101,27 @@ int pd_confirm_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, b
 /* The intent canceled when nothing was authorized (nothing to void). */
 int pd_cancel_unauthorized(pd_db_t *tx, pd_pi_rec_t *pi, int64_t now, const char *request_id, const char *idem_key,
                            pd_buf_t *body) PD_WUR;
+
+/* --- setup intents (setup.c) --- */
+/* Stripe's setup_intent */
+void pd_render_seti(pd_jw_t *w, const pd_seti_rec_t *s);
+/* The processor reference of a setup intent's verification: "<id>-<version>", the version
+ * its confirmation's phase 1 wrote (each confirmation is its own authorization, and the
+ * recovery worker finds it from the stored intent). out holds PD_SETI_REF_MAX. */
+#define PD_SETI_REF_MAX (PD_ID_MAX + 24)
+void pd_seti_proc_ref(const pd_seti_rec_t *s, char *out, size_t cap);
+/* Phase 2 of a setup intent's confirmation, shared by the request and the recovery
+ * worker, inside a write: loads the intent, which must be processing (else
+ * PD_ERR_STATE: resolved already), and records the verification's outcome res. Approved:
+ * succeeded, its payment method attached to its customer (when it has one and the method
+ * is attached to no one), events payment_method.attached and setup_intent.succeeded,
+ * 200 and the intent. Declined: requires_payment_method with last_setup_error and no
+ * payment method, setup_intent.setup_failed, 402 card_error with the intent. The
+ * response goes to status_out/body_out; events carry request_id and the intent's
+ * confirming idempotency key. */
+int pd_seti_apply_outcome(pd_db_t *tx, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                          const pd_proc_result_t *res, int64_t now, const char *request_id, int *status_out,
+                          pd_buf_t *body_out) PD_WUR;
 
 /* processor calls waited for (proc_sync.c): for the workers, never on an event loop */
 void pd_proc_query_sync(pd_processor_t *p, const char *charge_id, pd_proc_result_t *out);

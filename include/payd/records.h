@@ -99,6 +99,25 @@ typedef struct {
     int64_t created, updated, seq, version;
 } pd_customer_rec_t;
 
+/* a SetupIntent (Stripe's setup_intent): a card verified with the processor (a
+ * zero-amount authorization whose processor reference is the intent's id) and saved to
+ * its customer. status is one of pd_seti_status_names' */
+typedef struct {
+    char id[PD_ID_MAX];           /* seti_… */
+    char merchant_id[PD_ID_MAX];
+    bool livemode;
+    char status[24];              /* requires_payment_method, requires_confirmation, requires_action,
+                                   * processing, canceled, succeeded */
+    char customer[PD_ID_MAX];     /* "" if none */
+    char payment_method[PD_ID_MAX]; /* "" if none */
+    char usage[16];               /* on_session | off_session */
+    const char *description, *metadata; /* NULL = null; metadata is JSON object text */
+    const char *last_setup_error; /* JSON object text or NULL */
+    char cancellation_reason[32]; /* "" if none */
+    const char *idempotency_key;  /* of the confirming request in flight, so recovery can complete it */
+    int64_t created, updated, seq, version;
+} pd_seti_rec_t;
+
 typedef struct {
     char id[PD_ID_MAX];
     char merchant_id[PD_ID_MAX];
@@ -236,6 +255,7 @@ typedef struct {
     const char *starting_after; /* NULL or an id */
     const char *ending_before;
     const char *filter;         /* per list: events type, charge payment_intent, refunds charge, ... */
+    const char *filter2;        /* a second filter, for the lists that have two (setup intents) */
     bool created_range;               /* created[gt|gte|lt|lte] given: only creation times in ... */
     int64_t created_gte, created_lte; /* ... [created_gte, created_lte] are listed */
 } pd_list_q_t;
@@ -319,6 +339,19 @@ int pd_customer_delete(pd_db_t *tx, const char *merchant, bool livemode, const c
 /* Clears invoice_settings.default_payment_method where it is pm (a detach). */
 int pd_customer_clear_default_pm(pd_db_t *tx, const char *customer, const char *pm) PD_WUR;
 
+/* --- setup intents (repo_setup_intents.c) --- */
+int pd_seti_insert(pd_db_t *tx, const pd_seti_rec_t *s) PD_WUR;
+/* every mutable column when the stored version equals s->version - 1; PD_ERR_CONFLICT otherwise */
+int pd_seti_update(pd_db_t *tx, const pd_seti_rec_t *s) PD_WUR;
+int pd_seti_get(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const char *id,
+                pd_seti_rec_t *out) PD_WUR;
+/* newest first; q->filter is the customer, q->filter2 the payment method (NULL: any) */
+int pd_seti_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemode, const pd_list_q_t *q, pd_rec_fn fn,
+                 void *arg, bool *has_more) PD_WUR;
+/* setup intents left processing (a verification asked and not recorded) whose last change
+ * is at or before older_than (recovery); any merchant, oldest first, at most 500 */
+int pd_seti_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
+
 /* --- payment intents --- */
 int pd_pi_insert(pd_db_t *tx, const pd_pi_rec_t *p) PD_WUR;
 /* updates every mutable column when the stored version equals p->version - 1;
@@ -340,12 +373,14 @@ int pd_charge_list(pd_db_t *db, pd_arena_t *a, const char *merchant, bool livemo
 /* Makes a charge with an operation requested (processing, capture or void requested)
  * due for recovery at once (its updated time to 0); none such: nothing, 0. */
 int pd_charge_expedite(pd_db_t *tx, const char *id) PD_WUR;
-/* This node's id, stamped on every charge it inserts or updates (charges.node_id). Set
- * once at start, before the first write. */
+/* This node's id, stamped on every charge and setup intent it inserts or updates
+ * (charges.node_id, setup_intents.node_id). Set once at start, before the first write. */
 void pd_charge_set_node(const char *node_id);
-/* A node starting again: the charges its previous run left with an operation requested
- * (no request of that run can still be in flight) are made due for recovery at once;
- * *n (may be NULL) gets their number. */
+/* that id ("" before it is set) */
+const char *pd_charge_node(void);
+/* A node starting again: the charges its previous run left with an operation requested,
+ * and its setup intents left processing (no request of that run can still be in flight),
+ * are made due for recovery at once; *n (may be NULL) gets their number. */
 int pd_charge_expedite_node(pd_db_t *tx, const char *node_id, int64_t *n) PD_WUR;
 int pd_charge_list_processing(pd_db_t *db, pd_arena_t *a, int64_t older_than, pd_rec_fn fn, void *arg) PD_WUR;
 /* a charge by id alone, any merchant (reconciliation: the processor names charges by id) */

@@ -24,7 +24,7 @@
 
 /* T_INVSET is a customer's invoice_settings: an object of its own, not an id, which a path
  * goes through to its default_payment_method */
-typedef enum { T_NONE, T_PI, T_CHARGE, T_PM, T_REFUND, T_DISPUTE, T_CUSTOMER, T_INVSET } otype_t;
+typedef enum { T_NONE, T_PI, T_CHARGE, T_PM, T_REFUND, T_DISPUTE, T_CUSTOMER, T_INVSET, T_SETI } otype_t;
 
 static const struct {
     otype_t on;
@@ -38,6 +38,7 @@ static const struct {
     {T_PI, "customer", T_CUSTOMER},        {T_PM, "customer", T_CUSTOMER},
     {T_CHARGE, "customer", T_CUSTOMER},    {T_CUSTOMER, "invoice_settings", T_INVSET},
     {T_INVSET, "default_payment_method", T_PM},
+    {T_SETI, "payment_method", T_PM},      {T_SETI, "customer", T_CUSTOMER},
 };
 
 static otype_t
@@ -57,7 +58,8 @@ resource_type(const char *resource)
         const char *resource;
         otype_t t;
     } roots[] = {{"payment_intents", T_PI}, {"charges", T_CHARGE}, {"payment_methods", T_PM},
-                 {"refunds", T_REFUND},     {"disputes", T_DISPUTE}, {"customers", T_CUSTOMER}};
+                 {"refunds", T_REFUND},     {"disputes", T_DISPUTE}, {"customers", T_CUSTOMER},
+                 {"setup_intents", T_SETI}};
     for (size_t i = 0; resource != NULL && i < sizeof(roots) / sizeof(roots[0]); i++)
         if (strcmp(roots[i].resource, resource) == 0)
             return roots[i].t;

@@ -187,6 +187,9 @@ bool pd_list_query(pd_req_t *r, pd_list_q_t *q);
 typedef int (*pd_list_fn)(pd_db_t *, pd_arena_t *, const char *, bool, const pd_list_q_t *, pd_rec_fn, void *, bool *);
 void pd_list_respond(pd_req_t *r, const char *url, const char *what, const char *filter_param, pd_list_fn fn,
                      pd_rec_fn each);
+/* pd_list_respond with a second filter (q->filter2) */
+void pd_list_respond2(pd_req_t *r, const char *url, const char *what, const char *filter_param,
+                      const char *filter2_param, pd_list_fn fn, pd_rec_fn each);
 /* writes the list envelope around items rendered by the callback */
 void pd_list_begin(pd_jw_t *w, const char *url);
 void pd_list_end(pd_jw_t *w, bool has_more);
@@ -290,6 +293,13 @@ void pd_h_pm_list(pd_req_t *r);
 void pd_h_pi_search(pd_req_t *r);
 void pd_h_charge_search(pd_req_t *r);
 void pd_h_customer_search(pd_req_t *r);
+/* setup intents (setup_intents.c) */
+void pd_h_seti_create(pd_req_t *r);
+void pd_h_seti_get(pd_req_t *r);
+void pd_h_seti_update(pd_req_t *r);
+void pd_h_seti_confirm(pd_req_t *r);
+void pd_h_seti_cancel(pd_req_t *r);
+void pd_h_seti_list(pd_req_t *r);
 /* Stripe's refusal of a payment method detached from its customer (pm_attach.c) */
 extern const char *pd_pm_detached_message;
 
@@ -302,6 +312,8 @@ extern const pd_schema_t pd_schema_pm_create, pd_schema_token_create, pd_schema_
     pd_schema_report_run_create, pd_schema_list_report_runs, pd_schema_list_files, pd_schema_list_disputes,
     pd_schema_dispute_update, pd_schema_customer_create, pd_schema_customer_update, pd_schema_list_customers,
     pd_schema_pm_attach, pd_schema_list_pms, pd_schema_list_customer_pms, pd_schema_list_pis, pd_schema_search;
+extern const pd_schema_t pd_schema_seti_create, pd_schema_seti_update, pd_schema_seti_confirm, pd_schema_seti_cancel,
+    pd_schema_list_setis;
 
 /* workers */
 /* authentication filter */

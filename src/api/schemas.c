@@ -31,6 +31,10 @@ static const char *const event_types[] = {
     "customer.created",
     "customer.updated",
     "customer.deleted",
+    "setup_intent.created",
+    "setup_intent.succeeded",
+    "setup_intent.setup_failed",
+    "setup_intent.canceled",
     "charge.dispute.created",
     "charge.dispute.updated",
     "charge.dispute.closed",
@@ -154,6 +158,35 @@ const pd_schema_t pd_schema_list_pms = PD_SCHEMA(list_pms);
 static const pd_field_t list_customer_pms[] = {LIST_FIELDS, {"type", PD_FT_ENUM, 0, .choices = pm_types}};
 const pd_schema_t pd_schema_list_customer_pms = PD_SCHEMA(list_customer_pms);
 
+/* setup intents (setup_intents.c) */
+static const char *const seti_cancel_reasons[] = {"abandoned", "requested_by_customer", "duplicate", NULL};
+static const pd_field_t seti_create[] = {
+    {"customer", PD_FT_ID, 0},
+    {"payment_method", PD_FT_ID, 0},
+    {"usage", PD_FT_ENUM, 0, .choices = future_usages},
+    {"confirm", PD_FT_BOOL, 0},
+    {"description", PD_FT_STRING, PD_FF_UNSET, 0, 1000},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    {"payment_method_types", PD_FT_LIST, 0, .choices = card_only, .max_items = 1},
+    {"return_url", PD_FT_URL, 0},
+    EXPAND,
+};
+const pd_schema_t pd_schema_seti_create = PD_SCHEMA(seti_create);
+static const pd_field_t seti_update[] = {
+    {"customer", PD_FT_ID, PD_FF_UNSET},
+    {"payment_method", PD_FT_ID, 0},
+    {"description", PD_FT_STRING, PD_FF_UNSET, 0, 1000},
+    {"metadata", PD_FT_MAP, PD_FF_UNSET},
+    EXPAND,
+};
+const pd_schema_t pd_schema_seti_update = PD_SCHEMA(seti_update);
+static const pd_field_t seti_confirm[] = {{"payment_method", PD_FT_ID, 0}, {"return_url", PD_FT_URL, 0}, EXPAND};
+const pd_schema_t pd_schema_seti_confirm = PD_SCHEMA(seti_confirm);
+static const pd_field_t seti_cancel[] = {{"cancellation_reason", PD_FT_ENUM, 0, .choices = seti_cancel_reasons},
+                                         EXPAND};
+const pd_schema_t pd_schema_seti_cancel = PD_SCHEMA(seti_cancel);
+static const pd_field_t list_setis[] = {LIST_FIELDS, {"customer", PD_FT_ID, 0}, {"payment_method", PD_FT_ID, 0}};
+const pd_schema_t pd_schema_list_setis = PD_SCHEMA(list_setis);
 static const pd_field_t list_customers[] = {LIST_FIELDS, {"email", PD_FT_STRING, 0, 1, 512}};
 const pd_schema_t pd_schema_list_customers = PD_SCHEMA(list_customers);
 

@@ -222,6 +222,13 @@ list_then(pd_req_t *r, void *ctx, int rc)
 void
 pd_list_respond(pd_req_t *r, const char *url, const char *what, const char *filter_param, pd_list_fn fn, pd_rec_fn each)
 {
+    pd_list_respond2(r, url, what, filter_param, NULL, fn, each);
+}
+
+void
+pd_list_respond2(pd_req_t *r, const char *url, const char *what, const char *filter_param, const char *filter2_param,
+                 pd_list_fn fn, pd_rec_fn each)
+{
     const pd_auth_t *au = r->auth;
     list_t *l = pd_arena_calloc(&r->arena, sizeof(*l));
     if (l == NULL) {
@@ -232,6 +239,8 @@ pd_list_respond(pd_req_t *r, const char *url, const char *what, const char *filt
         return;
     if (filter_param != NULL)
         l->q.filter = pd_param_str(r, filter_param);
+    if (filter2_param != NULL)
+        l->q.filter2 = pd_param_str(r, filter2_param);
     l->url = url;
     l->what = what;
     l->fn = fn;

@@ -261,7 +261,66 @@ resolve_refund(void *rec, void *arg)
     return 0;
 }
 
-/* one pass over stuck charges and refunds */
+typedef struct {
+    pd_seti_rec_t si;
+    pd_proc_result_t res;
+    pd_arena_t arena;
+    int status;
+    pd_buf_t body;
+} seti_fix_t;
+
+static int
+write_seti(pd_db_t *tx, void *arg)
+{
+    seti_fix_t *f = arg;
+    int r = pd_seti_apply_outcome(tx, &f->arena, f->si.merchant_id, f->si.livemode, f->si.id, &f->res, pd_unix_now(),
+                                  NULL, &f->status, &f->body);
+    if (r == 0 && f->si.idempotency_key != NULL && f->si.idempotency_key[0])
+        r = pd_idem_complete(tx, f->si.merchant_id, f->si.livemode, f->si.idempotency_key, f->status,
+                             pd_buf_view(&f->body));
+    return r;
+}
+
+/* a setup intent left processing: its verification (keyed by the intent's id at the
+ * processor) applied as the processor has it, or failed when it never got there */
+static int
+resolve_seti(void *rec, void *arg)
+{
+    pass_t *a = arg;
+    seti_fix_t f;
+    if (!pd_lease_held(PD_LEASE_RECOVERY))
+        return 1;
+    memset(&f, 0, sizeof(f));
+    f.si = *(pd_seti_rec_t *)rec;
+    pd_arena_init(&f.arena, 4u << 20);
+    pd_buf_init(&f.body, PD_OBJECT_MAX);
+    if (f.si.idempotency_key != NULL)
+        f.si.idempotency_key = pd_arena_strndup(&f.arena, f.si.idempotency_key, strlen(f.si.idempotency_key));
+    char ref[PD_SETI_REF_MAX];
+    pd_seti_proc_ref(&f.si, ref, sizeof(ref));
+    pd_proc_query_sync(a->proc, ref, &f.res);
+    if (f.res.outcome == PD_PROC_NOT_FOUND) {
+        f.res.outcome = PD_PROC_DECLINED;
+        snprintf(f.res.error_code, sizeof(f.res.error_code), "processing_error");
+        snprintf(f.res.decline_code, sizeof(f.res.decline_code), "processing_error");
+        snprintf(f.res.message, sizeof(f.res.message),
+                 "An error occurred while processing your card. Try again in a little bit.");
+    }
+    int r = 0;
+    if (f.res.outcome != PD_PROC_UNKNOWN && (r = pd_store_write_sync(a->store, write_seti, &f)) == 0) {
+        pd_mx_inc(PD_MX_RECOVERY_RESOLVED, PD_MX_RECOVERY_AUTHORIZATION);
+        pd_log_warn("recovered an interrupted setup intent", PD_LS("setup_intent", f.si.id),
+                    PD_LS("outcome", f.res.outcome == PD_PROC_APPROVED ? "succeeded" : "failed"));
+    } else if (r != 0 && r != PD_ERR_STATE) {
+        pd_log_error("recovery of a setup intent failed", PD_LS("setup_intent", f.si.id), PD_LERR(r));
+    }
+    pd_buf_free(&f.body);
+    pd_arena_free(&f.arena);
+    pd_relay_kick(a->relay);
+    return 0;
+}
+
+/* one pass over stuck charges, refunds and setup intents */
 int
 pd_recovery_once(pd_store_t *store, pd_processor_t *proc, pd_relay_t *relay, int64_t older_than)
 {
@@ -272,6 +331,8 @@ pd_recovery_once(pd_store_t *store, pd_processor_t *proc, pd_relay_t *relay, int
     int r = db != NULL ? pd_charge_list_processing(db, &arena, older_than, resolve, &a) : PD_ERR_UNAVAILABLE;
     if (r == 0)
         r = pd_refund_list_pending(db, &arena, older_than, resolve_refund, &a);
+    if (r == 0)
+        r = pd_seti_list_processing(db, &arena, older_than, resolve_seti, &a);
     pd_arena_free(&arena);
     return r;
 }

@@ -19,8 +19,8 @@ pd_render_set_client_secret_key(const uint8_t *pepper, size_t len)
 }
 
 /* "<id>_secret_<24 base62 chars of HMAC(key, id)>": stable for an intent, not derivable from its id */
-static void
-client_secret(const char *id, char *out, size_t cap)
+void
+pd_render_client_secret(const char *id, char *out, size_t cap)
 {
     static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     uint8_t mac[32];
@@ -72,7 +72,7 @@ pd_render_pi(pd_jw_t *w, const pd_pi_rec_t *p)
     kopt(w, "cancellation_reason", p->status == PD_PI_CANCELED ? p->cancellation_reason : "");
     pd_jw_kstr(w, "capture_method", p->capture_method);
     char secret[PD_ID_MAX + 40];
-    client_secret(p->id, secret, sizeof(secret));
+    pd_render_client_secret(p->id, secret, sizeof(secret));
     pd_jw_kstr(w, "client_secret", secret);
     pd_jw_kstr(w, "confirmation_method", "automatic");
     pd_jw_kint(w, "created", p->created);

@@ -30,6 +30,7 @@ typedef struct {
     const char *sql_seq;  /* SELECT seq FROM t WHERE id = ? AND merchant_id = ? AND livemode = ? */
     pd_decode_fn decode;
     size_t rec_size;
+    bool filter2; /* the SQL has (? IS NULL OR f2 = ?) after the filter's, bound to q->filter2 */
 } pd_list_def_t;
 
 int pd_list_run(pd_db_t *db, pd_arena_t *a, const pd_list_def_t *def, const char *merchant, bool livemode,

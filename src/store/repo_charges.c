@@ -58,6 +58,12 @@ pd_charge_set_node(const char *node_id)
     snprintf(g_node, sizeof(g_node), "%s", node_id != NULL ? node_id : "");
 }
 
+const char *
+pd_charge_node(void)
+{
+    return g_node;
+}
+
 int
 pd_charge_insert(pd_db_t *tx, const pd_charge_rec_t *c)
 {
@@ -164,9 +170,17 @@ pd_charge_expedite(pd_db_t *tx, const char *id)
 int
 pd_charge_expedite_node(pd_db_t *tx, const char *node_id, int64_t *n)
 {
-    return pd_db_exec(tx,
-                      "UPDATE charges SET updated = 0 WHERE node_id = ? AND updated > 0 AND " CH_REQUESTED,
-                      PD_SQL_ARGS(PD_SQL_S(node_id)), n);
+    int64_t charges = 0, setis = 0;
+    int r = pd_db_exec(tx, "UPDATE charges SET updated = 0 WHERE node_id = ? AND updated > 0 AND " CH_REQUESTED,
+                       PD_SQL_ARGS(PD_SQL_S(node_id)), &charges);
+    if (r == 0)
+        r = pd_db_exec(tx,
+                       "UPDATE setup_intents SET updated = 0 WHERE node_id = ? AND updated > 0 AND "
+                       "status = 'processing'",
+                       PD_SQL_ARGS(PD_SQL_S(node_id)), &setis);
+    if (r == 0 && n != NULL)
+        *n = charges + setis;
+    return r;
 }
 
 int

@@ -62,12 +62,19 @@ pd_list_run(pd_db_t *db, pd_arena_t *a, const pd_list_def_t *def, const char *me
     collect_t c = {def->decode, a, def->rec_size, NULL, 0, (size_t)q->limit + 1, 0};
     if ((c.recs = pd_arena_alloc(a, sizeof(void *) * c.cap)) == NULL)
         return PD_ERR_NOMEM;
-    r = pd_db_query(db, asc ? def->sql_asc : def->sql_desc,
-                    PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(q->filter), PD_SQL_S(q->filter),
-                                PD_SQL_I(q->created_range ? q->created_gte : INT64_MIN),
-                                PD_SQL_I(q->created_range ? q->created_lte : INT64_MAX), PD_SQL_I(cursor),
-                                PD_SQL_S(cid != NULL ? cid : ""), PD_SQL_I(q->limit + 1)),
-                    collect_row, &c);
+    int64_t gte = q->created_range ? q->created_gte : INT64_MIN, lte = q->created_range ? q->created_lte : INT64_MAX;
+    if (def->filter2)
+        r = pd_db_query(db, asc ? def->sql_asc : def->sql_desc,
+                        PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(q->filter), PD_SQL_S(q->filter),
+                                    PD_SQL_S(q->filter2), PD_SQL_S(q->filter2), PD_SQL_I(gte), PD_SQL_I(lte),
+                                    PD_SQL_I(cursor), PD_SQL_S(cid != NULL ? cid : ""), PD_SQL_I(q->limit + 1)),
+                        collect_row, &c);
+    else
+        r = pd_db_query(db, asc ? def->sql_asc : def->sql_desc,
+                        PD_SQL_ARGS(PD_SQL_S(merchant), PD_SQL_I(livemode), PD_SQL_S(q->filter), PD_SQL_S(q->filter),
+                                    PD_SQL_I(gte), PD_SQL_I(lte), PD_SQL_I(cursor), PD_SQL_S(cid != NULL ? cid : ""),
+                                    PD_SQL_I(q->limit + 1)),
+                        collect_row, &c);
     if (r != 0)
         return r;
     *has_more = c.n > (size_t)q->limit;

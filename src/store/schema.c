@@ -266,6 +266,18 @@ static const char *const migrations[] = {
     "ALTER TABLE payment_intents ADD COLUMN customer TEXT;"
     "ALTER TABLE payment_intents ADD COLUMN setup_future_usage TEXT;"
     "ALTER TABLE charges ADD COLUMN customer TEXT;",
+    /* 20: setup intents (src/api/setup_intents.c). A confirmation leaves one processing
+     * (phase 1) until its verification is recorded; the recovery worker finds those by
+     * setup_intents_processing. idempotency_key: the confirming request's, completed by
+     * recovery; node_id: the node that last wrote it, as charges.node_id */
+    "CREATE TABLE setup_intents ("
+    "  id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL, livemode INTEGER NOT NULL, status TEXT NOT NULL,"
+    "  customer TEXT, payment_method TEXT, usage TEXT NOT NULL, description TEXT, metadata TEXT NOT NULL,"
+    "  last_setup_error TEXT, cancellation_reason TEXT, idempotency_key TEXT, created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL, seq INTEGER NOT NULL, version INTEGER NOT NULL, node_id TEXT);"
+    "CREATE INDEX setup_intents_list ON setup_intents(merchant_id, livemode, seq);"
+    "CREATE INDEX setup_intents_customer ON setup_intents(customer, seq) WHERE customer IS NOT NULL;"
+    "CREATE INDEX setup_intents_processing ON setup_intents(updated) WHERE status = 'processing';",
 };
 
 int

@@ -322,6 +322,38 @@ step('search: paymentIntents.search auto-paginated (each once, newest first), ch
     (e) => e.type === 'StripeInvalidRequestError' && e.param === 'page');
 });
 
+step('setup intents: a card saved, charged off-session; a decline, a cancel, the list', async () => {
+  const cus = await stripe.customers.create({ name: 'Setup Sdk' });
+  let si = await stripe.setupIntents.create({ customer: cus.id, usage: 'off_session', metadata: { k: 'v' } });
+  assert.match(si.id, /^seti_/);
+  assert.ok(si.client_secret.startsWith(`${si.id}_secret_`));
+  assert.equal(si.status, 'requires_payment_method');
+  si = await stripe.setupIntents.confirm(si.id, { payment_method: 'pm_card_visa', expand: ['payment_method'] });
+  assert.equal(si.status, 'succeeded');
+  assert.equal(si.payment_method.customer, cus.id);
+  const saved = await stripe.customers.listPaymentMethods(cus.id);
+  assert.deepEqual(saved.data.map((p) => p.id), [si.payment_method.id]);
+  const later = await stripe.paymentIntents.create({
+    amount: 1200, currency: 'usd', customer: cus.id, payment_method: si.payment_method.id,
+    off_session: true, confirm: true,
+  });
+  assert.equal(later.status, 'succeeded');
+
+  const declined = await stripe.setupIntents.create({ customer: cus.id });
+  await assert.rejects(stripe.setupIntents.confirm(declined.id, { payment_method: 'pm_card_chargeDeclined' }),
+    (e) => e.type === 'StripeCardError' && e.code === 'card_declined' && e.raw.setup_intent.id === declined.id);
+  const after = await stripe.setupIntents.retrieve(declined.id);
+  assert.equal(after.status, 'requires_payment_method');
+  assert.equal(after.last_setup_error.code, 'card_declined');
+  const canceled = await stripe.setupIntents.cancel(declined.id, { cancellation_reason: 'abandoned' });
+  assert.equal(canceled.status, 'canceled');
+  await assert.rejects(stripe.setupIntents.update(declined.id, { description: 'late' }),
+    (e) => e.type === 'StripeInvalidRequestError' && e.code === 'setup_intent_unexpected_state');
+  const seen = [];
+  for await (const s of stripe.setupIntents.list({ customer: cus.id, limit: 1 })) seen.push(s.id);
+  assert.deepEqual(seen, [declined.id, si.id]);
+});
+
 (async () => {
   let failed = 0;
   for (const s of steps) {
