@@ -494,9 +494,13 @@ main(int argc, char **argv)
         return 1;
     }
     /* one vault per directory: a second one would sign audit records and write keys
-     * into the same database (the lock is held until the process ends) */
-    int lock_fd = -1;
-    if (pd_dir_lock(dir, "vault.lock", &lock_fd, err, sizeof(err)) != 0) {
+     * into the same database (the lock is held until the process ends). The vault of a
+     * payd that was just killed ends on its own moments later (its socket pair closes):
+     * a restart in that window waits for it, up to 5 s, rather than refusing */
+    int lock_fd = -1, lr;
+    for (int i = 0; (lr = pd_dir_lock(dir, "vault.lock", &lock_fd, err, sizeof(err))) == PD_ERR_BUSY && i < 100; i++)
+        usleep(50 * 1000);
+    if (lr != 0) {
         fprintf(stderr, "payd-vault: refusing to start: %s\n", err);
         return 1;
     }
