@@ -51,6 +51,8 @@ typedef enum {
  * "walpos 1 salt1 salt2 page_size frame ck0 ck1 big_endian at_ms\n", decimal, at_ms the
  * time the copy was taken (Unix ms). */
 #define PD_BACKUP_WALPOS "payd.db.walpos"
+/* the same for the vault's copy of vault.db (the part vault/vault.db.walpos) */
+#define PD_BACKUP_VAULT_WALPOS "vault.db.walpos"
 /* The line into out: its length, or PD_ERR_TOOBIG */
 int pd_backup_walpos_enc(char *out, size_t cap, const pd_wal_pos_t *p, int64_t at_ms);
 /* PD_ERR_INVALID unless in is exactly such a line */
@@ -131,6 +133,7 @@ typedef struct {
      * (restore only; docs/backup.md "Point in time") */
     int64_t until_ms;
     const char *wal_dir;
+    const char *vault_wal_dir; /* the vault's WAL archive (may be NULL or hold none: vault.db as of the backup) */
 } pd_backup_restore_opts_t;
 
 typedef struct {

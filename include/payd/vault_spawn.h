@@ -32,6 +32,8 @@ typedef struct {
     char *processor_tls_cert, *processor_tls_key;
     int64_t timeout_ms;     /* per request */
     char *metrics_listen;   /* child: loopback host:port of the vault's own /metrics ("" = none) */
+    bool wal_archive;       /* child: archive vault.db's WAL in its DIR/wal-archive (set by payd from
+                             * [backup] wal_archive, not a key of [vault]) */
 } pd_vault_config_t;
 
 int pd_vault_config_register(pd_config_t *cfg, pd_vault_config_t *c) PD_WUR;

@@ -50,6 +50,9 @@ slurp(const char *path, uint8_t *out, size_t cap, size_t *n, char *err, size_t e
     return 0;
 }
 
+/* the vault's WAL position in the work dir, before it goes into the archive as vault/... */
+#define VAULT_WALPOS_FILE "vault-" PD_BACKUP_VAULT_WALPOS
+
 /* a new file (0600) holding n bytes, synced */
 static int
 write_small(const char *path, const char *p, size_t n)
@@ -148,6 +151,24 @@ get_vault_snapshot(const pd_backup_create_opts_t *o, job_t *j, char *err, size_t
         snprintf(j->snapshot, sizeof(j->snapshot), "%s", path);
         snprintf(j->vault_dir, sizeof(j->vault_dir), "%s", dir);
         say(o, "vault store: %lld pages copied by the vault", (long long)json_integer_value(json_object_get(js, "pages")));
+    }
+    /* the copy's place in vault.db's WAL, when the vault archives it ([backup] wal_archive) */
+    json_t *wal = rc == 0 ? json_object_get(js, "wal") : NULL;
+    if (wal != NULL) {
+        static const char *const f[] = {"salt1", "salt2", "page_size", "frame", "ck0", "ck1", "big_endian"};
+        json_int_t v[7];
+        bool ok = json_is_object(wal);
+        for (size_t i = 0; ok && i < 7; i++) {
+            json_t *x = json_object_get(wal, f[i]);
+            ok = json_is_integer(x) && (v[i] = json_integer_value(x)) >= 0 && v[i] <= UINT32_MAX;
+        }
+        pd_wal_pos_t pos = {.salt1 = (uint32_t)v[0], .salt2 = (uint32_t)v[1], .page_size = (uint32_t)v[2],
+                            .frame = (uint32_t)v[3], .ck = {(uint32_t)v[4], (uint32_t)v[5]}, .big_endian = v[6] != 0};
+        char line[200], walpos[4400];
+        int n = ok ? pd_backup_walpos_enc(line, sizeof(line), &pos, pd_real_ms()) : PD_ERR_PROTOCOL;
+        snprintf(walpos, sizeof(walpos), "%s/%s", j->work, VAULT_WALPOS_FILE);
+        if ((rc = n < 0 ? n : write_small(walpos, line, (size_t)n)) != 0)
+            snprintf(err, cap, "the vault's WAL position: %s", pd_strerror(rc));
     }
     json_decref(js);
     pd_vault_reply_free(&r);
@@ -280,6 +301,9 @@ put_parts(const pd_backup_create_opts_t *o, job_t *j, pd_bk_out_t *out, char *er
         return rc;
     if ((rc = pd_bk_put_file(out, "vault/vault.db", j->snapshot, err, cap)) != 0)
         return rc;
+    snprintf(path, sizeof(path), "%s/%s", j->work, VAULT_WALPOS_FILE);
+    if (exists(path) && (rc = pd_bk_put_file(out, "vault/" PD_BACKUP_VAULT_WALPOS, path, err, cap)) != 0)
+        return rc;
     static const char *const vault_files[] = {"root.key", "dev-passphrase"};
     for (size_t i = 0; i < 2; i++) {
         snprintf(path, sizeof(path), "%s/%s", j->vault_dir, vault_files[i]);
@@ -300,8 +324,8 @@ static void
 cleanup(job_t *j)
 {
     char path[4400];
-    static const char *const work_files[] = {"payd.db", "simulator.db", PD_BACKUP_WALPOS};
-    for (size_t i = 0; j->work[0] != '\0' && i < 3; i++) {
+    static const char *const work_files[] = {"payd.db", "simulator.db", PD_BACKUP_WALPOS, VAULT_WALPOS_FILE};
+    for (size_t i = 0; j->work[0] != '\0' && i < 4; i++) {
         snprintf(path, sizeof(path), "%s/%s", j->work, work_files[i]);
         (void)unlink(path);
     }

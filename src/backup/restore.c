@@ -384,54 +384,77 @@ utc(char *out, size_t cap, int64_t ms)
     return out;
 }
 
-/* --until: the payments copy rolled forward from its WAL position (the archive's walpos part) */
+/* --until: a database of the archive (payd.db, or vault/vault.db) rolled forward from its
+ * WAL position (the part NAME.walpos) with the WAL archive wal. 0 with *missing when the
+ * archive holds no position for it. */
 static int
-roll_forward(const pd_backup_restore_opts_t *o, const char *work, const pd_bk_wal_t *wal, pd_backup_report_t *rep,
-             char *err, size_t cap)
+roll_one(const pd_backup_restore_opts_t *o, const char *work, const char *db, const pd_bk_wal_t *wal,
+         pd_bk_replay_t *st, int64_t *at_ms, bool *missing, char *err, size_t cap)
 {
     char path[4600], line[200], t1[64], t2[64];
     pd_wal_pos_t from;
-    int64_t at_ms = 0;
     ssize_t n = -1;
-    if (pd_bk_path(path, sizeof(path), "%s/%s", work, PD_BACKUP_WALPOS) != 0)
+    *missing = false;
+    if (pd_bk_path(path, sizeof(path), "%s/%s.walpos", work, db) != 0)
         return PD_ERR_TOOBIG;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0) {
-        n = read(fd, line, sizeof(line));
-        close(fd);
-    }
     if (fd < 0) {
-        snprintf(err, cap, "this archive holds no WAL position (made while payd was stopped, or by an older payctl): it "
-                           "restores to its own time only, without --until");
-        return PD_ERR_STATE;
+        *missing = true;
+        return 0;
     }
-    if (n <= 0 || pd_backup_walpos_dec(line, (size_t)n, &from, &at_ms) != 0) {
-        snprintf(err, cap, "the archive's %s is malformed", PD_BACKUP_WALPOS);
+    n = read(fd, line, sizeof(line));
+    close(fd);
+    (void)unlink(path); /* the archive's, not a file of a data dir */
+    if (n <= 0 || pd_backup_walpos_dec(line, (size_t)n, &from, at_ms) != 0) {
+        snprintf(err, cap, "the archive's %s.walpos is malformed", db);
         return PD_ERR_INVALID;
     }
-    if (o->until_ms < at_ms) {
-        snprintf(err, cap, "--until %s is before this backup's copy of the payments store (%s): restore an older backup",
-                 utc(t1, sizeof(t1), o->until_ms), utc(t2, sizeof(t2), at_ms));
+    if (o->until_ms < *at_ms) {
+        snprintf(err, cap, "--until %s is before this backup's copy of %s (%s): restore an older backup",
+                 utc(t1, sizeof(t1), o->until_ms), db, utc(t2, sizeof(t2), *at_ms));
         return PD_ERR_RANGE;
     }
-    pd_bk_replay_t st;
-    if (pd_bk_path(path, sizeof(path), "%s/payd.db", work) != 0)
+    if (pd_bk_path(path, sizeof(path), "%s/%s", work, db) != 0)
         return PD_ERR_TOOBIG;
-    int rc = pd_bk_wal_replay(wal, path, &from, o->until_ms, &st, err, cap);
+    int rc = pd_bk_wal_replay(wal, path, &from, o->until_ms, st, err, cap);
     if (rc != 0)
         return rc;
-    if (st.chain_ended_ms != 0) {
-        snprintf(err, cap, "the WAL archive's chain from this backup ends at %s (payd started a new chain then, "
+    if (st->chain_ended_ms != 0) {
+        snprintf(err, cap, "the WAL archive %s: its chain from this backup ends at %s (a new chain started then, "
                            "docs/backup.md): a restore to a later time needs a backup taken after it",
-                 utc(t1, sizeof(t1), st.chain_ended_ms));
+                 wal->dir, utc(t1, sizeof(t1), st->chain_ended_ms));
         return PD_ERR_RANGE;
     }
+    say(o, "%s rolled forward: %lld records of the WAL archive (%lld frames, %lld pages), to %s", db,
+        (long long)st->records, (long long)st->frames, (long long)st->pages,
+        utc(t1, sizeof(t1), st->last_ms != 0 ? st->last_ms : *at_ms));
+    return 0;
+}
+
+/* --until: the payments copy, and the vault's when the vault archives its WAL too */
+static int
+roll_forward(const pd_backup_restore_opts_t *o, const char *work, const pd_bk_wal_t *wal, const pd_bk_wal_t *vwal,
+             pd_backup_report_t *rep, char *err, size_t cap)
+{
+    pd_bk_replay_t st, vst;
+    int64_t at_ms = 0, vat_ms = 0;
+    bool missing = false;
+    int rc = roll_one(o, work, "payd.db", wal, &st, &at_ms, &missing, err, cap);
+    if (rc == 0 && missing) {
+        snprintf(err, cap, "this archive holds no WAL position (made while payd was stopped, or by an older payctl): it "
+                           "restores to its own time only, without --until");
+        rc = PD_ERR_STATE;
+    }
+    if (rc != 0)
+        return rc;
     rep->wal_records = st.records;
     rep->wal_frames = st.frames;
     rep->rolled_to_ms = st.last_ms != 0 ? st.last_ms : at_ms;
-    say(o, "payd.db rolled forward: %lld records of the WAL archive (%lld frames, %lld pages), to %s",
-        (long long)st.records, (long long)st.frames, (long long)st.pages, utc(t1, sizeof(t1), rep->rolled_to_ms));
-    return 0;
+    if (vwal->n == 0 || (rc = roll_one(o, work, "vault/vault.db", vwal, &vst, &vat_ms, &missing, err, cap)) != 0 ||
+        missing)
+        say(o, "vault/vault.db: as of the backup (%s)", vwal->n == 0 ? "its WAL archive has no segment before the time"
+                                                                   : "the archive holds no WAL position for it");
+    return rc;
 }
 
 int
@@ -442,7 +465,7 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
     pd_bk_in_t in = {.cancel = o->cancel};
     pd_view_t id, wrapped;
     pd_backup_header_t h;
-    pd_bk_wal_t wal = {0};
+    pd_bk_wal_t wal = {0}, vwal = {0};
     uint8_t *wrapped_all = NULL, *keys = NULL;
     size_t nkeys = 1;
     int rc;
@@ -458,6 +481,14 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
         }
         nkeys += wal.n;
         say(o, "WAL archive %s: %zu segments made before the time", o->wal_dir, wal.n);
+        /* the vault's, when it archives too: optional (a vault without it is restored as of the backup) */
+        char verr[512];
+        if (o->vault_wal_dir != NULL && pd_bk_wal_open(&vwal, o->vault_wal_dir, o->until_ms, verr, sizeof(verr)) == 0) {
+            nkeys += vwal.n;
+            say(o, "vault WAL archive %s: %zu segments made before the time", o->vault_wal_dir, vwal.n);
+        } else {
+            pd_bk_wal_free(&vwal);
+        }
     }
     if ((rc = pd_file_reader_open(&in.r, o->archive, &id, &wrapped)) != 0) {
         if (rc == PD_ERR_INVALID || rc == PD_ERR_TRUNCATED)
@@ -548,11 +579,15 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
     memcpy(wrapped_all, h.wrapped.p, PD_BACKUP_WRAPPED_LEN);
     for (size_t i = 0; i < wal.n; i++)
         memcpy(wrapped_all + (i + 1) * PD_BACKUP_WRAPPED_LEN, wal.segs[i].wrapped, PD_BACKUP_WRAPPED_LEN);
+    for (size_t i = 0; i < vwal.n; i++)
+        memcpy(wrapped_all + (1 + wal.n + i) * PD_BACKUP_WRAPPED_LEN, vwal.segs[i].wrapped, PD_BACKUP_WRAPPED_LEN);
     if ((rc = unwrap(o, unseal, pass_file, wrapped_all, nkeys, keys, err, cap)) != 0)
         goto out;
     memcpy(key, keys, PD_BACKUP_KEY_LEN);
     if (wal.n > 0)
         memcpy(wal.keys, keys + PD_BACKUP_KEY_LEN, wal.n * PD_WAL_KEY_LEN);
+    if (vwal.n > 0)
+        memcpy(vwal.keys, keys + (1 + wal.n) * PD_BACKUP_KEY_LEN, vwal.n * PD_WAL_KEY_LEN);
     OPENSSL_cleanse(keys, nkeys * PD_BACKUP_KEY_LEN);
     pd_file_reader_key(in.r, key);
     OPENSSL_cleanse(key, sizeof(key));
@@ -564,10 +599,12 @@ pd_backup_restore(const pd_backup_restore_opts_t *o, pd_backup_report_t *rep, ch
     }
     if ((rc = extract(o, &in, work, rep, err, cap)) != 0)
         goto out;
-    if (wal.n > 0 && (rc = roll_forward(o, work, &wal, rep, err, cap)) != 0)
+    if (wal.n > 0 && (rc = roll_forward(o, work, &wal, &vwal, rep, err, cap)) != 0)
         goto out;
-    /* the WAL position is the archive's, not a file of a data dir */
+    /* the WAL positions are the archive's, not files of a data dir */
     if (pd_bk_path(pass, sizeof(pass), "%s/%s", work, PD_BACKUP_WALPOS) == 0)
+        (void)unlink(pass);
+    if (pd_bk_path(pass, sizeof(pass), "%s/vault/%s", work, PD_BACKUP_VAULT_WALPOS) == 0)
         (void)unlink(pass);
     if ((rc = check(o, work, rep, err, cap)) != 0)
         goto out;
@@ -607,6 +644,7 @@ out:
     free(keys);
     free(wrapped_all);
     pd_bk_wal_free(&wal);
+    pd_bk_wal_free(&vwal);
     pd_file_reader_close(in.r);
     rm_tree(work);
     return rc;

@@ -473,9 +473,9 @@ open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
 {
     static const char *const known_v[] = {"--passphrase-file", "--share-file", NULL};
     static const char *const known_r[] = {"--passphrase-file", "--share-file", "--data-dir", "--until", "--wal-dir",
-                                          NULL};
+                                          "--vault-wal-dir", NULL};
     const char *usage = restore ? "payctl backup restore FILE --data-dir NEW [--passphrase-file F | --share-file F...] "
-                                  "[--until TIME [--wal-dir DIR]]"
+                                  "[--until TIME [--wal-dir DIR] [--vault-wal-dir DIR]]"
                                 : "payctl backup verify FILE [--passphrase-file F | --share-file F...]";
     const char *shares[MAX_SHARE_FILES];
     char bin[4200], err[1024];
@@ -495,10 +495,11 @@ open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
         }
     /* --until: the time the payments store is rolled forward to, with the WAL archive */
     int64_t until_ms = 0;
-    char wal_dir[4200] = "";
+    char wal_dir[4200] = "", vault_wal_dir[4200] = "";
     const char *until = restore ? flag(argc, argv, "--until") : NULL, *wd = restore ? flag(argc, argv, "--wal-dir") : NULL;
-    if (wd != NULL && until == NULL)
-        return payctl_fail(ctx, "--wal-dir goes with --until (usage: %s)", usage);
+    const char *vwd = restore ? flag(argc, argv, "--vault-wal-dir") : NULL;
+    if ((wd != NULL || vwd != NULL) && until == NULL)
+        return payctl_fail(ctx, "%s goes with --until (usage: %s)", wd != NULL ? "--wal-dir" : "--vault-wal-dir", usage);
     if (until != NULL) {
         if (parse_until(until, &until_ms) != 0)
             return payctl_fail(ctx, "--until %s: give a UTC time as 2026-12-04T03:15:00Z (or with .mmm), or Unix "
@@ -510,6 +511,11 @@ open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
             snprintf(wal_dir, sizeof(wal_dir), "%s", wd);
         else if (pd_backup_wal_dir(wal_dir, sizeof(wal_dir), ctx->data_dir) != 0)
             return payctl_fail(ctx, "the WAL archive's path is too long");
+        /* the vault's own: in its directory (payd --dev's child vault: DATA_DIR/vault) */
+        int vn = vwd != NULL ? snprintf(vault_wal_dir, sizeof(vault_wal_dir), "%s", vwd)
+                             : snprintf(vault_wal_dir, sizeof(vault_wal_dir), "%s/vault/wal-archive", ctx->data_dir);
+        if (vn < 0 || (size_t)vn >= sizeof(vault_wal_dir))
+            return payctl_fail(ctx, "the vault's WAL archive's path is too long");
     }
     if (vault_bin(bin, sizeof(bin)) != 0)
         return payctl_fail(ctx, "cannot find payd-vault next to payctl: it unwraps the archive's key");
@@ -519,7 +525,8 @@ open_archive(payctl_t *ctx, int argc, char **argv, bool restore)
     pd_backup_restore_opts_t o = {.archive = path, .target = target,
                                   .passphrase_file = flag(argc, argv, "--passphrase-file"), .share_files = shares,
                                   .nshares = nshares, .vault_bin = bin, .progress = progress, .arg = ctx,
-                                  .cancel = &interrupted, .until_ms = until_ms, .wal_dir = wal_dir};
+                                  .cancel = &interrupted, .until_ms = until_ms, .wal_dir = wal_dir,
+                                  .vault_wal_dir = vault_wal_dir};
     catch_signals();
     if (restore && geteuid() == 0) {
         /* as payd --dev and payd-vault expect at their start: the vault's files are its user's */

@@ -33,6 +33,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "payd/wal_archive.h"
 #include "payd/config.h"
 #include "payd/lockfile.h"
 #include "payd/log.h"
@@ -40,6 +41,7 @@
 #include "payd/sdnotify.h"
 #include "payd/vault_files.h"
 #include "vault/backup.h"
+#include "vault/internal.h" /* pd_secmem_region */
 #include "vault/metrics.h"
 #include "vault/privs.h"
 #include "vault/server.h"
@@ -67,7 +69,7 @@ usage(FILE *f)
                "                   [--pkcs11-pin-file FILE]] [--log-level LEVEL]\n"
                "                  [--listen HOST:PORT --tls-cert F --tls-key F --tls-client-ca F]\n"
                "                  [--store-url URL [--store-password-file FILE]]\n"
-               "                  [--metrics 127.0.0.1:PORT]\n"
+               "                  [--metrics 127.0.0.1:PORT] [--wal-archive DIR]\n"
                "       payd-vault --data-dir DIR --init-shares N --threshold T\n"
                "       payd-vault --unwrap-backup-key --data-dir DIR [--passphrase-file F | --share-file F...]\n");
 }
@@ -79,6 +81,7 @@ typedef struct {
     char *listen, *tls_cert, *tls_key, *tls_client_ca;
     char *store_url, *store_password_file;
     char *metrics_listen;
+    char *wal_archive;
     int log_level;
 } daemon_config_t;
 
@@ -105,6 +108,9 @@ static const pd_config_key_t daemon_keys[] = {
      .help = "file holding the password of store_url's role (overrides a password in the URL)"},
     {"metrics_listen", PD_CT_ADDR, C(metrics_listen), "",
      .help = "loopback host:port where the vault serves GET /metrics (plain HTTP/1.0; \"\": none)"},
+    {"wal_archive", PD_CT_PATH, C(wal_archive), "",
+     .help = "directory where vault.db's WAL is archived for restores to a point in time (payd's [backup] "
+             "wal_archive; \"\": none)"},
 };
 #undef C
 
@@ -112,6 +118,35 @@ static const char *
 opt(const char *s)
 {
     return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+/*
+ * [vault] wal_archive (payd's [backup] wal_archive, docs/backup.md "Point in time"):
+ * vault.db's checkpoint thread archives its WAL as payd's does for payd.db, each
+ * segment's data key wrapped by the root key here, in the vault (a copy of the root in
+ * locked memory, for that thread).
+ */
+static uint8_t *g_wal_root;
+
+static int
+wal_key(void *arg, uint8_t key[PD_WAL_KEY_LEN], uint8_t wrapped[PD_WAL_WRAPPED_LEN])
+{
+    (void)arg;
+    return pd_vault_backup_wrap(g_wal_root, key, wrapped);
+}
+
+static int
+wal_archive_setup(const char *dir, const char *db, const uint8_t root[PD_KEY_LEN])
+{
+    bool locked = false;
+    if ((g_wal_root = pd_secmem_region(PD_KEY_LEN, &locked)) == NULL)
+        return PD_ERR_NOMEM;
+    memcpy(g_wal_root, root, PD_KEY_LEN);
+    pd_wal_archive_opts_t o = {.dir = dir, .keep_ms = 36LL * 86400000, /* the longest [backup] keep_days + 1 */
+                               .segment_ms = 3600000, .segment_max = 64u << 20, .key = wal_key};
+    pd_sqlite_wal_archive(PD_WAL_ARCHIVE_ON, &o);
+    pd_sqlite_wal_archive_bind(db);
+    return 0;
 }
 
 /* a whole number option from min to max; exits the start (code 2) with a message otherwise */
@@ -352,6 +387,7 @@ main(int argc, char **argv)
         {"tls-client-ca", required_argument, NULL, 'A'}, {"store-url", required_argument, NULL, 'U'},
         {"store-password-file", required_argument, NULL, 'W'},
         {"metrics", required_argument, NULL, 'm'},
+        {"wal-archive", required_argument, NULL, 'w'},
         {"unwrap-backup-key", no_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
@@ -363,7 +399,7 @@ main(int argc, char **argv)
                   {'M', "pkcs11_module"}, {'T', "pkcs11_token"},  {'K', "pkcs11_key"},   {'P', "pkcs11_pin_file"},
                   {'l', "log_level"},     {'L', "listen"},        {'C', "tls_cert"},     {'k', "tls_key"},
                   {'A', "tls_client_ca"}, {'U', "store_url"},   {'W', "store_password_file"},
-                  {'m', "metrics_listen"}};
+                  {'m', "metrics_listen"}, {'w', "wal_archive"}};
     static daemon_config_t dc; /* static: reachable until exit, also on early returns */
     static pd_config_t *cfg;
     const char *dir = NULL, *sock = NULL, *user = NULL;
@@ -585,9 +621,14 @@ main(int argc, char **argv)
     }
     snprintf(db, sizeof(db), "%s/vault.db", dir);
     store.sqlite_path = db;
+    if (opt(dc.wal_archive) != NULL && store.pg_url == NULL && (r = wal_archive_setup(dc.wal_archive, db, root)) != 0) {
+        OPENSSL_cleanse(root, sizeof(root));
+        fprintf(stderr, "payd-vault: cannot set up the WAL archive %s: %s\n", dc.wal_archive, pd_strerror(r));
+        return 1;
+    }
     pd_vault_state_t *v = NULL;
     r = pd_vault_state_open_store(&v, &store, root);
-    OPENSSL_cleanse(root, sizeof(root)); /* the copy in locked memory is the only one now */
+    OPENSSL_cleanse(root, sizeof(root)); /* the copies in locked memory are the only ones now */
     OPENSSL_cleanse(store_pw, sizeof(store_pw));
     if (r != 0)
         return open_failed(r, &store, db);

@@ -750,6 +750,8 @@ run(app_t *app)
         fprintf(stderr, "payd: refusing to start: %s\n", files_err);
         return r;
     }
+    /* [backup] wal_archive: the child vault archives vault.db's WAL too (docs/backup.md) */
+    app->vault.wal_archive = pd_backup_config()->wal_archive && app->store.backend == PD_STORE_SQLITE;
     if ((r = pd_vault_link_prepare(&app->vault_link, &app->vault, app->svc.data_dir, app->dev)) != 0) {
         pd_log_error("cannot start the vault's privileged parent", PD_LERR(r));
         return r;

@@ -81,7 +81,9 @@ pd_h_backup_snapshot(pd_hctx_t *h)
     snprintf(path, sizeof(path), "%s/%s", dir, PD_VAULT_SNAPSHOT_NAME);
     snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, PD_VAULT_SNAPSHOT_NAME);
     (void)unlink(tmp); /* left by a snapshot that stopped half-way */
-    int r = pd_sqlite_snapshot(h->v->db_path, tmp, &pages, err, sizeof(err));
+    pd_wal_pos_t pos;
+    bool have_pos = false;
+    int r = pd_sqlite_snapshot_at(h->v->db_path, tmp, &pages, &pos, &have_pos, err, sizeof(err));
     if (r == 0 && rename(tmp, path) != 0) {
         r = -errno;
         snprintf(err, sizeof(err), "cannot rename the snapshot to %.300s: %.100s", path, strerror(errno));
@@ -97,6 +99,18 @@ pd_h_backup_snapshot(pd_hctx_t *h)
     pd_jw_kstr(&w, "path", path);
     pd_jw_kstr(&w, "dir", dir);
     pd_jw_kint(&w, "pages", pages);
+    if (have_pos) { /* the copy's place in vault.db's WAL: a restore --until rolls it forward from there */
+        pd_jw_key(&w, "wal");
+        pd_jw_obj_begin(&w);
+        pd_jw_kint(&w, "salt1", pos.salt1);
+        pd_jw_kint(&w, "salt2", pos.salt2);
+        pd_jw_kint(&w, "page_size", pos.page_size);
+        pd_jw_kint(&w, "frame", pos.frame);
+        pd_jw_kint(&w, "ck0", pos.ck[0]);
+        pd_jw_kint(&w, "ck1", pos.ck[1]);
+        pd_jw_kint(&w, "big_endian", pos.big_endian);
+        pd_jw_obj_end(&w);
+    }
     pd_jw_obj_end(&w);
     if ((r = pd_jw_finish(&w)) == 0)
         r = pd_msg_data_enc(h->reply, pd_buf_view(&out), PD_VIEW_NULL, "", 0, 0);

@@ -112,7 +112,7 @@ pd_vault_link_prepare(pd_vault_link_t *l, const pd_vault_config_t *c, const char
     snprintf(sock, sizeof(sock), "%s/vault.sock", dir);
     /* the command line is fixed here, in the parent's copy of this memory: payd can
      * later ask for a vault, not say which */
-    const char *argv[20];
+    const char *argv[24];
     int n = 0;
     argv[n++] = bin;
     argv[n++] = "--data-dir";
@@ -132,6 +132,12 @@ pd_vault_link_prepare(pd_vault_link_t *l, const pd_vault_config_t *c, const char
     if (c->metrics_listen[0] != '\0') {
         argv[n++] = "--metrics";
         argv[n++] = c->metrics_listen;
+    }
+    char wal[4300];
+    if (c->wal_archive) {
+        snprintf(wal, sizeof(wal), "%s/wal-archive", dir);
+        argv[n++] = "--wal-archive";
+        argv[n++] = wal;
     }
     bool root = geteuid() == 0;
     if (root && c->user[0] != '\0') {

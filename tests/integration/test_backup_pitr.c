@@ -4,7 +4,8 @@
  * backup is made, more payments (B), payd is killed with SIGKILL and started again on
  * its dir (the archive's chain goes on), more payments (B2), a time T is noted, more
  * payments (C). `payctl backup restore --until T` gives a store with A, B and B2 and
- * none of C, whose ledger verifies, on which payd --dev starts and pays; a clean stop
+ * none of C, whose ledger verifies, on which payd --dev starts and pays, also with a
+ * card saved after the backup (the vault's WAL is archived and rolled forward too); a clean stop
  * leaves the WAL and the chain goes on. The refusals: a time before the backup or before
  * the archive, a malformed time, a time in the future, a WAL directory without segments,
  * --wal-dir without --until; nothing is written into NEW.
@@ -102,14 +103,26 @@ expect_fail(const pd_h_payd_t *p, const char *const *cmd, const char *says)
     free(out);
 }
 
+/* the log lines of the archiver of payd's store (what = its message) and of the vault's
+ * (their "dir" or "after" is the vault's archive), counted apart: *vault gets the latter */
 static int
-count_in_log(const pd_h_payd_t *p, const char *what)
+count_in_log(const pd_h_payd_t *p, const char *what, int *vault)
 {
-    char *log = pd_h_log(p);
-    int n = 0;
-    for (const char *s = log; s != NULL && (s = strstr(s, what)) != NULL; s++)
-        n++;
+    char *log = pd_h_log(p), vdir[400];
+    int n = 0, v = 0;
+    snprintf(vdir, sizeof(vdir), "%s/vault/wal-archive", p->dir);
+    for (char *line = log; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        if (strstr(line, what) != NULL && strstr(line, vdir) != NULL)
+            v++;
+        else if (strstr(line, what) != NULL)
+            n++;
+        line = nl != NULL ? nl + 1 : NULL;
+    }
     free(log);
+    *vault = v;
     return n;
 }
 
@@ -152,9 +165,15 @@ rolls_forward_to_a_point_in_time(void **state)
     pd_h_opts_t qo = {.args = args, .reuse_dir = p.dir};
     assert_int_equal(pd_h_start(&q, &qo), 0);
     /* the log goes on from the first run's, which started the chain */
-    assert_int_equal(count_in_log(&q, "wal archive: the chain goes on"), 1);
-    assert_int_equal(count_in_log(&q, "a new chain starts"), 1);
+    int vault = 0;
+    assert_int_equal(count_in_log(&q, "wal archive: the chain goes on", &vault), 1);
+    assert_int_equal(vault, 1);
+    assert_int_equal(count_in_log(&q, "a new chain starts", &vault), 1);
+    assert_int_equal(vault, 1);
     pay_set(&q, pm, 1003, b2);
+    /* a card saved after the backup: the vault rolls forward too */
+    char late_pm[64];
+    assert_int_equal(api_card_pm(&q, "5555555555554444", late_pm, sizeof(late_pm)), 200);
     let_archive();
     int64_t until = now_ms();
     iso_ms(t, sizeof(t), until);
@@ -186,13 +205,14 @@ rolls_forward_to_a_point_in_time(void **state)
     char before[64];
     iso_ms(before, sizeof(before), before_backup);
     expect_fail(&q, (const char *const[]){"backup", "restore", archive, "--data-dir", newdir, "--until", before, NULL},
-                "is before this backup's copy of the payments store");
+                "is before this backup's copy of payd.db");
     struct stat st;
     assert_int_not_equal(stat(newdir, &st), 0);
 
     const char *restore[] = {"backup", "restore", archive, "--data-dir", newdir, "--until", t, NULL};
     rc = payctl(&q, &out, restore);
-    if (rc != 0 || strstr(out, "payd.db rolled forward") == NULL || strstr(out, "payments store as of") == NULL)
+    if (rc != 0 || strstr(out, "payd.db rolled forward") == NULL || strstr(out, "payments store as of") == NULL ||
+        strstr(out, "vault/vault.db rolled forward") == NULL)
         fail_msg("backup restore --until %s: exit %d:\n%s", t, rc, out);
     printf("%s", strstr(out, "payd.db rolled forward"));
     free(out);
@@ -218,6 +238,9 @@ rolls_forward_to_a_point_in_time(void **state)
     json_t *j = NULL;
     assert_int_equal(api_charge(&r, pm, 4242, "usd", &j), 200); /* the restored card pays */
     json_decref(j);
+    assert_int_equal(api_charge(&r, late_pm, 4243, "usd", &j), 200); /* and the one saved after the backup */
+    assert_string_equal(jstr(j, "status"), "succeeded");
+    json_decref(j);
     assert_int_equal(pd_h_stop(&r, SIGTERM, 15000), 0);
     pd_h_cleanup(&r);
 
@@ -230,8 +253,10 @@ rolls_forward_to_a_point_in_time(void **state)
     assert_int_equal(stat(walfile, &st), 0);
     pd_h_payd_t q2;
     assert_int_equal(pd_h_start(&q2, &qo), 0);
-    assert_int_equal(count_in_log(&q2, "wal archive: the chain goes on"), 2);
-    assert_int_equal(count_in_log(&q2, "a new chain starts"), 1);
+    assert_int_equal(count_in_log(&q2, "wal archive: the chain goes on", &vault), 2);
+    assert_int_equal(vault, 2);
+    assert_int_equal(count_in_log(&q2, "a new chain starts", &vault), 1);
+    assert_int_equal(vault, 1);
     assert_int_equal(pd_h_stop(&q2, SIGTERM, 15000), 0);
     const char *rm[] = {"/bin/rm", "-rf", newdir, NULL};
     assert_int_equal(pd_h_run(rm, &out), 0);
