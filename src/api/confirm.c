@@ -23,6 +23,7 @@
 #include "payd/log.h"
 #include "payd/money.h"
 
+static void advance(pd_op_t *op);
 static void on_phase1(pd_op_t *op);
 static int write_phase2(pd_db_t *tx, pd_op_t *op);
 static int plan_outcome(pd_step_t *s);
@@ -115,6 +116,7 @@ pd_confirm_start(pd_op_t *op, pd_pi_rec_t *pi, const char *pm_id)
     pd_step_init(&c->step, op, NULL, plan_outcome, write_phase2, "payment", "PaymentIntent");
     c->step.amount = ch->amount, c->step.currency = ch->currency; /* for the metrics */
     c->step.charge_id = ch->id;
+    pd_card_fetch_init(&c->card, op, advance);
     pd_op_commit_early(op, write_phase1, op->auth->livemode ? NULL : read_card, on_phase1);
 }
 
@@ -207,19 +209,16 @@ authorize(pi_ctx_t *c)
     api->proc->authorize(api->proc, &req, pd_step_answer, &c->step);
     /* the processor copied what it needs */
     OPENSSL_cleanse(&req, sizeof(req));
-    OPENSSL_cleanse(&c->card, sizeof(c->card));
+    pd_card_fetch_wipe(&c->card);
 }
 
-/* runs on the loop when phase 1 is answered and when the card arrives; acts once both
- * have happened (or phase 1 alone, when no card was asked for) */
+/* on the loop once phase 1 is answered and the card, if asked for, is here (pd_card_fetch_t) */
 static void
-advance(pi_ctx_t *c)
+advance(pd_op_t *op)
 {
-    pd_op_t *op = c->op;
-    if (!c->phase1_answered || (c->card.asked && !c->card.arrived))
-        return;
+    pi_ctx_t *c = op->ctx;
     if (op->rc != 0 || op->status != 0) {
-        OPENSSL_cleanse(&c->card, sizeof(c->card));
+        pd_card_fetch_wipe(&c->card);
         pd_op_finish(op); /* replay, conflict, an error response, or a failed sync */
         return;
     }
@@ -231,48 +230,20 @@ advance(pi_ctx_t *c)
     authorize(c);
 }
 
-static void
-card_arrived(pd_task_t *t)
-{
-    pi_ctx_t *c = (pi_ctx_t *)((char *)t - offsetof(pi_ctx_t, card_task));
-    c->card.arrived = true;
-    advance(c);
-}
-
-/* on the vault client's thread: the card is copied for the loop, which wipes it after
- * the processor call (the vault client wipes its own copy after this callback) */
-static void
-on_card(void *arg, int rc, pd_vault_pan_t *pan)
-{
-    pi_ctx_t *c = arg;
-    c->card.rc = rc;
-    if (rc == 0) {
-        snprintf(c->card.pan, sizeof(c->card.pan), "%s", pan->pan);
-        snprintf(c->card.cvc, sizeof(c->card.cvc), "%s", pan->cvc);
-        c->card.exp_month = pan->exp_month;
-        c->card.exp_year = pan->exp_year;
-    }
-    c->card_task.fn = card_arrived;
-    pd_loop_post(c->op->r->loop, &c->card_task);
-}
-
 /* on the store's writer thread: phase 1 is committed (its fsync still runs), so the
  * card is read now and the processor is asked as soon as phase 1 is durable */
 static void
 read_card(pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
-    c->card.asked = true;
-    if (pd_vault_detokenize(op->api->vault->processor, c->ch.merchant_id, c->pm.vault_token, on_card, c) != 0)
-        on_card(c, PD_ERR_CLOSED, NULL);
+    pd_card_fetch_read(&c->card, c->ch.merchant_id, c->pm.vault_token);
 }
 
 static void
 on_phase1(pd_op_t *op)
 {
     pi_ctx_t *c = op->ctx;
-    c->phase1_answered = true;
-    advance(c);
+    pd_card_fetch_phase1(&c->card);
 }
 
 static void

@@ -113,6 +113,26 @@ void pd_op_commit(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn next);
  * the write is committed without an error response, before it is durable (see
  * pd_store_submit_ex); next still runs once it is durable. */
 void pd_op_commit_early(pd_op_t *op, pd_op_write_fn write, pd_op_next_fn committed, pd_op_next_fn next);
+
+/* The card of a two-phase processor step (card_fetch.c), read from the vault while phase
+ * 1's fsync runs: pd_card_fetch_read on the writer thread once phase 1 is committed (the
+ * `committed` of pd_op_commit_early), pd_card_fetch_phase1 on the loop when phase 1 is
+ * answered; ready(op) runs on the loop once both have happened, or phase 1 alone when no
+ * card was asked for. The caller wipes the card after the processor call or when the
+ * request ends without one (pd_card_fetch_wipe). */
+typedef struct {
+    char pan[20], cvc[5];
+    int exp_month, exp_year;
+    int rc;                                /* 0, or why the vault could not give it */
+    bool asked, arrived, phase1_answered; /* detokenize sent (writer thread); its answer on the loop */
+    pd_op_t *op;
+    pd_task_t task;
+    void (*ready)(pd_op_t *op);
+} pd_card_fetch_t;
+void pd_card_fetch_init(pd_card_fetch_t *f, pd_op_t *op, void (*ready)(pd_op_t *op));
+void pd_card_fetch_read(pd_card_fetch_t *f, const char *merchant, const char *vault_token);
+void pd_card_fetch_phase1(pd_card_fetch_t *f);
+void pd_card_fetch_wipe(pd_card_fetch_t *f);
 /* Sends op's outcome: a replay, the stored status/body, or the error of op->rc. */
 void pd_op_finish(pd_op_t *op);
 /* Inside a write: sets the final response (rendered JSON) to store with the idempotency key. */

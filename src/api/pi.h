@@ -15,16 +15,7 @@ typedef struct {
     bool pm_new;
     pd_charge_rec_t ch;
     pd_view_t created_json; /* payment_intent.created of a new intent, rendered before phase 1 */
-    /* the card, read from the vault while phase 1's fsync runs; wiped after the
-     * processor call or when the request ends without one */
-    struct {
-        char pan[20], cvc[5];
-        int exp_month, exp_year;
-        int rc;              /* 0, or why the vault could not give it */
-        bool asked, arrived; /* detokenize sent (writer thread); its answer is on the loop */
-    } card;
-    pd_task_t card_task;
-    bool phase1_answered;
+    pd_card_fetch_t card; /* read from the vault while phase 1's fsync runs */
     pd_outcome_t outcome;   /* phase 2, planned on the loop thread */
     int64_t amount_to_capture;
     bool confirm;

@@ -40,16 +40,10 @@ typedef struct {
     int cus_rc;
     bool confirm;
     pd_view_t created_json; /* setup_intent.created of a new intent confirmed at once */
-    struct {
-        char pan[20], cvc[5];
-        int exp_month, exp_year;
-        int rc;
-        bool asked, arrived;
-    } card;
-    pd_task_t card_task;
-    bool phase1_answered;
+    pd_card_fetch_t card; /* read from the vault while phase 1's fsync runs */
 } seti_ctx_t;
 
+static void advance(pd_op_t *op);
 static seti_ctx_t *
 ctx_new(pd_req_t *r)
 {
@@ -255,18 +249,16 @@ verify(seti_ctx_t *c)
     };
     api->proc->authorize(api->proc, &req, pd_step_answer, &c->step);
     OPENSSL_cleanse(&req, sizeof(req));
-    OPENSSL_cleanse(&c->card, sizeof(c->card));
+    pd_card_fetch_wipe(&c->card);
 }
 
-/* on the loop when phase 1 is answered and when the card arrives; acts once both have */
+/* on the loop once phase 1 is answered and the card, if asked for, is here (pd_card_fetch_t) */
 static void
-advance(seti_ctx_t *c)
+advance(pd_op_t *op)
 {
-    pd_op_t *op = c->op;
-    if (!c->phase1_answered || (c->card.asked && !c->card.arrived))
-        return;
+    seti_ctx_t *c = op->ctx;
     if (op->rc != 0 || op->status != 0) {
-        OPENSSL_cleanse(&c->card, sizeof(c->card));
+        pd_card_fetch_wipe(&c->card);
         pd_op_finish(op); /* replay, conflict, an error response, or a failed sync */
         return;
     }
@@ -277,46 +269,19 @@ advance(seti_ctx_t *c)
     verify(c);
 }
 
-static void
-card_arrived(pd_task_t *t)
-{
-    seti_ctx_t *c = (seti_ctx_t *)((char *)t - offsetof(seti_ctx_t, card_task));
-    c->card.arrived = true;
-    advance(c);
-}
-
-/* on the vault client's thread: the card copied for the loop, wiped after the call */
-static void
-on_card(void *arg, int rc, pd_vault_pan_t *pan)
-{
-    seti_ctx_t *c = arg;
-    c->card.rc = rc;
-    if (rc == 0) {
-        snprintf(c->card.pan, sizeof(c->card.pan), "%s", pan->pan);
-        snprintf(c->card.cvc, sizeof(c->card.cvc), "%s", pan->cvc);
-        c->card.exp_month = pan->exp_month;
-        c->card.exp_year = pan->exp_year;
-    }
-    c->card_task.fn = card_arrived;
-    pd_loop_post(c->op->r->loop, &c->card_task);
-}
-
 /* on the store's writer thread once phase 1 is committed (its fsync still runs) */
 static void
 read_card(pd_op_t *op)
 {
     seti_ctx_t *c = op->ctx;
-    c->card.asked = true;
-    if (pd_vault_detokenize(op->api->vault->processor, c->si.merchant_id, c->pm.vault_token, on_card, c) != 0)
-        on_card(c, PD_ERR_CLOSED, NULL);
+    pd_card_fetch_read(&c->card, c->si.merchant_id, c->pm.vault_token);
 }
 
 static void
 on_phase1(pd_op_t *op)
 {
     seti_ctx_t *c = op->ctx;
-    c->phase1_answered = true;
-    advance(c);
+    pd_card_fetch_phase1(&c->card);
 }
 
 static void
@@ -342,6 +307,7 @@ confirm_start(pd_op_t *op)
     s->last_setup_error = NULL;
     s->idempotency_key = op->has_idem ? op->idem_key : NULL;
     pd_step_init(&c->step, op, NULL, after_answer, write_phase2, "setup", "SetupIntent");
+    pd_card_fetch_init(&c->card, op, advance);
     pd_op_commit_early(op, write_phase1, op->auth->livemode ? NULL : read_card, on_phase1);
 }
 
